@@ -1,0 +1,156 @@
+"""The call vocabulary: what a provider asks a wallet, and what can come back.
+
+``WalletCall`` is one request in protocol-neutral form; ``Outcome`` is one of
+``Ok``, ``Rejected`` (a definitive refusal that changed nothing) or ``Unknown``
+(timeout, reset, 5xx, garbage: the call may or may not have happened).  Rounds,
+the ledger, dialects and the reference wallet all speak these types, so a rule
+is written against them once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from .codes import ErrorCode
+from .money import Money
+
+
+class Op(StrEnum):
+    AUTHENTICATE = "authenticate"
+    BALANCE = "balance"
+    BET = "bet"
+    WIN = "win"
+    ROLLBACK = "rollback"
+
+
+class WinReason(StrEnum):
+    REGULAR = "regular"
+    FREE_SPIN = "free_spin"
+    BONUS = "bonus"
+    JACKPOT = "jackpot"
+    PROMO = "promo"
+    TOURNAMENT = "tournament"
+    CASHBACK = "cashback"
+
+
+MONEY_OPS: Final = frozenset({Op.BET, Op.WIN, Op.ROLLBACK})
+"""Operations that carry a ``tx_id`` and may move money."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalletCall:
+    """One provider → wallet request, independent of any wire format.
+
+    Which fields are set depends on ``op`` (see PROTOCOL.md); the dialects
+    enforce that on the wire, the constructors below make it easy in code.
+    """
+
+    op: Op
+    player_id: str | None = None
+    session_token: str | None = None
+    token: str | None = None
+    game_id: str | None = None
+    tx_id: str | None = None
+    round_id: str | None = None
+    amount: Money | None = None
+    ref_tx_id: str | None = None
+    reason: WinReason | None = None
+    round_closed: bool | None = None
+
+    @classmethod
+    def authenticate(cls, token: str, game_id: str) -> WalletCall:
+        return cls(Op.AUTHENTICATE, token=token, game_id=game_id)
+
+    @classmethod
+    def balance(cls, player_id: str, session_token: str) -> WalletCall:
+        return cls(Op.BALANCE, player_id=player_id, session_token=session_token)
+
+    @classmethod
+    def bet(
+        cls, tx_id: str, player_id: str, session_token: str, game_id: str, round_id: str, amount: Money
+    ) -> WalletCall:
+        return cls(
+            Op.BET,
+            tx_id=tx_id,
+            player_id=player_id,
+            session_token=session_token,
+            game_id=game_id,
+            round_id=round_id,
+            amount=amount,
+        )
+
+    @classmethod
+    def win(
+        cls,
+        tx_id: str,
+        player_id: str,
+        session_token: str,
+        game_id: str,
+        round_id: str,
+        amount: Money,
+        reason: WinReason = WinReason.REGULAR,
+        round_closed: bool = False,
+    ) -> WalletCall:
+        return cls(
+            Op.WIN,
+            tx_id=tx_id,
+            player_id=player_id,
+            session_token=session_token,
+            game_id=game_id,
+            round_id=round_id,
+            amount=amount,
+            reason=reason,
+            round_closed=round_closed,
+        )
+
+    @classmethod
+    def rollback(
+        cls, tx_id: str, ref_tx_id: str, player_id: str, session_token: str, game_id: str, round_id: str
+    ) -> WalletCall:
+        return cls(
+            Op.ROLLBACK,
+            tx_id=tx_id,
+            ref_tx_id=ref_tx_id,
+            player_id=player_id,
+            session_token=session_token,
+            game_id=game_id,
+            round_id=round_id,
+        )
+
+    def replay_key(self) -> tuple[object, ...]:
+        """The fields that decide replay vs ``DUPLICATE_MISMATCH`` (PROTOCOL.md rule 1)."""
+        amount = (self.amount.minor, self.amount.currency.code) if self.amount else (None, None)
+        return (self.op, self.player_id, self.round_id, *amount, self.ref_tx_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    """A success.  ``balance`` is the balance after the call (current, for a replay)."""
+
+    balance: Money
+    wallet_tx_id: str | None = None
+    player_id: str | None = None
+    session_token: str | None = None
+    replay: bool = field(default=False, compare=False)
+    """Known only inside the reference wallet; the wire does not say."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A definitive refusal: nothing changed."""
+
+    code: ErrorCode
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """No definitive answer: timeout, reset, 5xx or an answer we cannot read."""
+
+    reason: str
+    status: int | None = None
+
+
+Outcome = Ok | Rejected | Unknown

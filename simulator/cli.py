@@ -1,0 +1,88 @@
+"""The ``croupier`` command line.
+
+Exit codes: 0 success, 1 the job ran and found a problem, 2 bad usage or
+configuration (what CI pipelines branch on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be 0..65535")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="croupier", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--version", action="version", version=f"croupier {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    wallet = sub.add_parser("wallet", help="the reference wallet")
+    wsub = wallet.add_subparsers(dest="wallet_command", required=True)
+    serve = wsub.add_parser("serve", help="serve the reference wallet (canonical protocol + admin API)")
+    serve.add_argument("--db", default="croupier-wallet.db", help="SQLite file (default: %(default)s)")
+    serve.add_argument("--memory", action="store_true", help="keep everything in memory (nothing survives)")
+    serve.add_argument("--sync", choices=("normal", "full"), default="normal",
+                       help="SQLite durability: normal survives a process crash, full also a power loss")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=8080)
+    serve.add_argument("--secret", help="HMAC secret shared with providers (env CROUPIER_SECRET)")
+    serve.add_argument("--admin-token", help="bearer token of the admin API (env CROUPIER_ADMIN_TOKEN)")
+    serve.add_argument("--session-ttl", type=_positive_int, default=3600, help="session lifetime in seconds")
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false", help="no JSON access lines")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--shutdown-timeout", type=float, default=30.0,
+                       help="seconds to let in-flight calls finish on SIGTERM")
+
+    demo = sub.add_parser("demo", help="start a wallet on embedded defaults, provision players, play a little")
+    demo.add_argument("--db", default="croupier-demo.db", help="SQLite file (default: %(default)s)")
+    demo.add_argument("--players", type=_positive_int, default=5)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--json", dest="json_path", help="also write the summary as JSON to this file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "wallet" and args.wallet_command == "serve":
+        from .wallet.server import ConfigError, ServeOptions, serve
+
+        opts = ServeOptions(
+            host=args.host, port=args.port, db=args.db, memory=args.memory, sync=args.sync,
+            secret=args.secret, admin_token=args.admin_token, session_ttl=args.session_ttl,
+            access_log=args.access_log, log_level=args.log_level, shutdown_timeout=args.shutdown_timeout,
+        )
+        try:
+            serve(opts)
+        except ConfigError as exc:
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"croupier: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(db=args.db, players=args.players, seed=args.seed, json_path=args.json_path)
+    return 2  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(os.sys.argv[1:]))

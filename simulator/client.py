@@ -1,0 +1,143 @@
+"""The thin aiohttp driver around a dialect: send a WalletCall, get an Outcome.
+
+Everything protocol-specific is in the dialect; here a timeout, a reset or an
+unreadable answer become ``Unknown`` (the call may have happened), never an
+exception the caller has to interpret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import orjson
+
+from .calls import Outcome, Unknown, WalletCall
+from .dialects import Dialect, HttpResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One call and what came back, with timing: the evidence a report shows."""
+
+    call: WalletCall
+    outcome: Outcome
+    latency_ms: float
+    request_body: bytes = b""
+    status: int | None = None
+    response_body: bytes = b""
+
+
+@dataclass
+class WalletClient:
+    """Sends calls to one wallet base URL (for the canonical dialect: ``http://host:port/wallet``)."""
+
+    base_url: str
+    dialect: Dialect
+    session: aiohttp.ClientSession
+    timeout_s: float = 5.0
+    clock: Callable[[], float] = time.time
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    async def exchange(self, call: WalletCall) -> Exchange:
+        req = self.dialect.encode_call(call, self.clock())
+        url = f"{self.base_url.rstrip('/')}/{req.path}"
+        started = time.perf_counter()
+        try:
+            async with self.session.request(
+                req.method, url, data=req.body, headers={**req.headers, **self.extra_headers},
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+                headers = dict(resp.headers)
+        except (asyncio.TimeoutError, TimeoutError):
+            return Exchange(call, Unknown("timeout"), _ms(started), req.body)
+        except aiohttp.ClientError as exc:
+            return Exchange(call, Unknown(f"{type(exc).__name__}: {exc}"), _ms(started), req.body)
+        outcome = self.dialect.decode_response(call, HttpResponse(status, headers, body))
+        return Exchange(call, outcome, _ms(started), req.body, status, body)
+
+    async def send(self, call: WalletCall) -> Outcome:
+        return (await self.exchange(call)).outcome
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+class AdminError(RuntimeError):
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"admin API answered {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class AdminClient:
+    """The reference wallet's admin API (``http://host:port``), for provisioning and reports."""
+
+    base_url: str
+    admin_token: str
+    session: aiohttp.ClientSession
+
+    async def _call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        async with self.session.request(
+            method, f"{self.base_url.rstrip('/')}{path}", params=params,
+            data=orjson.dumps(body) if body is not None else None,
+            headers={"Authorization": f"Bearer {self.admin_token}", "Content-Type": "application/json"},
+        ) as resp:
+            raw = await resp.read()
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                data = raw.decode("utf-8", "replace")
+            if resp.status >= 400:
+                raise AdminError(resp.status, data)
+            return data
+
+    async def create_player(self, player_id: str, currency: str, balance: int) -> dict[str, Any]:
+        return await self._call("POST", "/admin/players", {"player_id": player_id, "currency": currency, "balance": balance})  # type: ignore[no-any-return]
+
+    async def player(self, player_id: str) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        return await self._call("GET", f"/admin/players/{quote(player_id, safe='')}")  # type: ignore[no-any-return]
+
+    async def deposit(self, player_id: str, amount: int) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        return await self._call("POST", f"/admin/players/{quote(player_id, safe='')}/deposit", {"amount": amount})  # type: ignore[no-any-return]
+
+    async def block(self, player_id: str, blocked: bool = True) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        verb = "block" if blocked else "unblock"
+        return await self._call("POST", f"/admin/players/{quote(player_id, safe='')}/{verb}", {})  # type: ignore[no-any-return]
+
+    async def token(self, player_id: str, ttl_s: int | None = None) -> str:
+        body: dict[str, Any] = {"player_id": player_id}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        return (await self._call("POST", "/admin/tokens", body))["token"]  # type: ignore[no-any-return]
+
+    async def transactions(self, player_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"format": "jsonl"}
+        if player_id:
+            params["player_id"] = player_id
+        async with self.session.get(
+            f"{self.base_url.rstrip('/')}/admin/transactions", params=params,
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+        ) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                raise AdminError(resp.status, raw.decode("utf-8", "replace"))
+        return [orjson.loads(line) for line in raw.splitlines() if line]
+
+    async def ggr(self, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in (("from", since), ("to", until)) if v}
+        return await self._call("GET", "/admin/reports/ggr", params=params)  # type: ignore[no-any-return]

@@ -1,0 +1,118 @@
+"""Serving the reference wallet: configuration from flags and environment, graceful shutdown.
+
+On SIGTERM or SIGINT aiohttp stops accepting connections, lets in-flight calls
+finish (up to ``shutdown_timeout``), then the store drains its queue and closes:
+no acknowledged call is lost and no accepted call is left half-done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from .accesslog import JsonAccessLogger, configure
+from .http import WalletConfig
+from .memory import MemoryStore
+from .service import make_app
+from .sqlite import SQLiteStore
+from .store import Store
+
+log = logging.getLogger("croupier.wallet")
+
+DEV_SECRET = "croupier-dev-secret"
+DEV_ADMIN_TOKEN = "croupier-dev-admin"
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db: str = "croupier-wallet.db"
+    memory: bool = False
+    sync: str = "normal"
+    secret: str | None = None
+    admin_token: str | None = None
+    session_ttl: int = 3600
+    access_log: bool = True
+    log_level: str = "info"
+    shutdown_timeout: float = 30.0
+
+
+class ConfigError(ValueError):
+    """A configuration the wallet refuses to start with (exit code 2)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_secrets(opts: ServeOptions) -> tuple[str, str]:
+    """Flags, then the environment, then development defaults — but only on a loopback address."""
+    secret = opts.secret or os.environ.get("CROUPIER_SECRET")
+    admin = opts.admin_token or os.environ.get("CROUPIER_ADMIN_TOKEN")
+    if (secret is None or admin is None) and not is_loopback(opts.host):
+        raise ConfigError(
+            "listening beyond loopback needs --secret and --admin-token "
+            "(or CROUPIER_SECRET and CROUPIER_ADMIN_TOKEN)"
+        )
+    if secret is None:
+        log.warning("no --secret given: using the development secret %r (loopback only)", DEV_SECRET)
+    if admin is None:
+        log.warning("no --admin-token given: using the development token %r (loopback only)", DEV_ADMIN_TOKEN)
+    return secret or DEV_SECRET, admin or DEV_ADMIN_TOKEN
+
+
+def make_store(opts: ServeOptions) -> Store:
+    if opts.memory:
+        return MemoryStore()
+    Path(opts.db).parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteStore(opts.db, sync=opts.sync)
+
+
+def build(opts: ServeOptions) -> web.Application:
+    configure(opts.log_level, opts.access_log)
+    secret, admin = resolve_secrets(opts)
+    if opts.session_ttl < 1:
+        raise ConfigError("--session-ttl must be at least 1 second")
+    return make_app(make_store(opts), WalletConfig(secret=secret, admin_token=admin, session_ttl=opts.session_ttl))
+
+
+def serve(opts: ServeOptions) -> None:
+    """Run until SIGTERM/SIGINT, then shut down gracefully."""
+    app = build(opts)
+    where = "memory" if opts.memory else f"{opts.db} (sync={opts.sync})"
+
+    async def announce(_: web.Application) -> None:
+        log.info("croupier wallet on http://%s:%d/wallet (store: %s)", opts.host, opts.port, where)
+
+    app.on_startup.append(announce)
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop | None = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is optional
+        loop = None
+    sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((opts.host, opts.port))
+    web.run_app(
+        app,
+        sock=sock,
+        access_log_class=JsonAccessLogger,
+        access_log=logging.getLogger("croupier.access"),
+        shutdown_timeout=opts.shutdown_timeout,
+        print=None,
+        loop=loop,
+    )

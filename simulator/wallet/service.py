@@ -1,0 +1,126 @@
+"""The reference wallet as an aiohttp application: protocol, admin API, health, OpenAPI.
+
+The handlers only move bytes: the dialect decodes and encodes, the store
+decides and commits.  A handler answers after the store returns, so every
+"ok" on the wire is already durable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ..calls import Op, Rejected, Unknown
+from ..codes import ErrorCode, http_status
+from ..dialects import Dialect, HttpRequest
+from ..dialects.canonical import MAX_BODY, CanonicalDialect
+from . import admin
+from .http import CONFIG, DIALECT, STORE, WalletConfig, error_response, read_bounded
+from .store import Store
+
+__all__ = ["WalletConfig", "make_app"]
+
+log = logging.getLogger("croupier.wallet")
+
+
+def protocol_handler(op: Op) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        app = request.app
+        config = app[CONFIG]
+        dialect = app[DIALECT]
+        info: dict[str, object] = {"op": str(op)}
+        request["croupier"] = info
+        body = await read_bounded(request)
+        now = config.clock()
+        if body is None:
+            outcome: object = Rejected(ErrorCode.BAD_REQUEST, f"body larger than {MAX_BODY} bytes")
+            call = None
+        else:
+            req = HttpRequest(request.method, str(op), dict(request.headers), body)
+            decoded = dialect.decode_request(req, now)
+            if isinstance(decoded, Rejected):
+                outcome, call = decoded, None
+            else:
+                call = decoded
+                info["tx_id"] = call.tx_id
+                info["player_id"] = call.player_id
+                try:
+                    outcome = await app[STORE].execute(call, now)
+                except Exception:  # noqa: BLE001 - unknown outcome, never a definitive answer
+                    log.exception("store failed on %s", op)
+                    outcome = Unknown("store failure")
+        if isinstance(outcome, Rejected):
+            info["code"] = str(outcome.code)
+        elif getattr(outcome, "replay", False):
+            info["replay"] = True
+        resp = dialect.encode_response(call, outcome)  # type: ignore[arg-type]
+        return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
+
+    return handle
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error the framework raises becomes a JSON error with a code; nothing leaks as HTML."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return error_response(ErrorCode.NOT_FOUND, f"no route {request.method} {request.path[:200]}")
+    except web.HTTPMethodNotAllowed as exc:
+        resp = error_response(ErrorCode.BAD_REQUEST, f"method {request.method} not allowed")
+        resp.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+        resp.set_status(405)
+        return resp
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(ErrorCode.BAD_REQUEST, "body too large")
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            code = ErrorCode.UNAVAILABLE if exc.status >= 500 else ErrorCode.BAD_REQUEST
+            resp = error_response(code, exc.reason)
+            resp.set_status(exc.status)
+            return resp
+        raise
+    except Exception:  # noqa: BLE001 - a bug must still answer "unknown", in JSON
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(ErrorCode.INTERNAL, "internal error: outcome unknown")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    ready = await store.ready()
+    return web.json_response(
+        {"status": "ok" if ready else "unavailable", "store": store.name}, status=200 if ready else 503
+    )
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    from . import openapi
+
+    return web.json_response(openapi.document())
+
+
+def make_app(store: Store, config: WalletConfig, dialect: Dialect | None = None) -> web.Application:
+    """The wallet application; the store is opened on startup and closed on cleanup."""
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
+    app[STORE] = store
+    app[CONFIG] = config
+    app[DIALECT] = dialect or CanonicalDialect(config.secret)
+    for op in Op:
+        app.router.add_post(f"/wallet/{op}", protocol_handler(op))
+    admin.add_routes(app)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi_json)
+
+    async def open_store(_: web.Application) -> None:
+        await store.open()
+
+    async def close_store(_: web.Application) -> None:
+        await store.close()
+
+    app.on_startup.append(open_store)
+    app.on_cleanup.append(close_store)
+    return app
