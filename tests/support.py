@@ -1,0 +1,146 @@
+"""Helpers the tests share: a movable clock, free ports, wallets served in-process or as processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from simulator.client import AdminClient, WalletClient
+from simulator.dialects.canonical import CanonicalDialect
+from simulator.wallet.http import WalletConfig
+from simulator.wallet.memory import MemoryStore
+from simulator.wallet.service import make_app
+from simulator.wallet.sqlite import SQLiteStore
+from simulator.wallet.store import Store
+
+SECRET = "test-secret"
+ADMIN_TOKEN = "test-admin"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeClock:
+    """Time that moves only when a test says so (sessions, signature windows)."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_store(kind: str, tmp_path: Path) -> Store:
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / f"wallet-{time.monotonic_ns()}.db")
+    raise ValueError(kind)
+
+
+@dataclass
+class Served:
+    """A wallet served on 127.0.0.1 with clients for both of its APIs."""
+
+    base: str
+    wallet: WalletClient
+    admin: AdminClient
+    session: aiohttp.ClientSession
+    clock: FakeClock | None
+    store: Store
+
+
+@contextlib.asynccontextmanager
+async def serve_wallet(
+    store: Store, clock: FakeClock | None = None, session_ttl: int = 3600
+) -> AsyncIterator[Served]:
+    """Serve the wallet app on a real socket in this event loop."""
+    config = WalletConfig(SECRET, ADMIN_TOKEN, session_ttl, clock or time.time)
+    app: web.Application = make_app(store, config)
+    server = TestServer(app, host="127.0.0.1", port=free_port())
+    await server.start_server()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+            wallet = WalletClient(f"{base}/wallet", CanonicalDialect(SECRET), session, clock=clock or time.time)
+            yield Served(base, wallet, AdminClient(base, ADMIN_TOKEN, session), session, clock, store)
+    finally:
+        await server.close()
+
+
+class WalletProcess:
+    """``croupier wallet serve`` as a child process on a free port (for crash and shutdown tests)."""
+
+    def __init__(self, db: Path, *extra: str, port: int | None = None) -> None:
+        self.db = db
+        self.port = port or free_port()
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> WalletProcess:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "wallet", "serve", "--db", str(self.db), "--port", str(self.port),
+             "--secret", SECRET, "--admin-token", ADMIN_TOKEN, "--no-access-log", *self.extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                _, err = self.proc.communicate()
+                raise RuntimeError(f"wallet exited with {self.proc.returncode}: {err.decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.kill()
+        raise TimeoutError("wallet did not become ready")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def __enter__(self) -> WalletProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+        if self.proc:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream:
+                    stream.close()
+
+
+@contextlib.contextmanager
+def wallet_process(db: Path, *extra: str) -> Iterator[WalletProcess]:
+    with WalletProcess(db, *extra) as proc:
+        yield proc
