@@ -1,0 +1,109 @@
+"""The asyncio driver: runs round generators, delivers their calls with the faults they carry.
+
+Every exchange — including answers the provider chose not to wait for or never
+read — is reported to the ledger and the run statistics; the round sees only
+what a real provider would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import zlib
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+from .calls import Ok, Outcome, Rejected, Unknown
+from .client import Exchange, WalletClient
+from .faults import Delivery, FaultPlan
+from .ledger import Ledger
+from .rounds import Parallel, Send, Sleep, Step
+from .stats import RunStats
+
+
+def _result(outcome: Outcome) -> str:
+    if isinstance(outcome, Ok):
+        return "ok"
+    if isinstance(outcome, Rejected):
+        return str(outcome.code)
+    return "unknown"
+
+
+@dataclass
+class Driver:
+    client: WalletClient
+    ledger: Ledger
+    stats: RunStats
+    faults: FaultPlan
+    bad_signer: WalletClient | None = None
+    started: float = field(default_factory=time.monotonic)
+    background: set[asyncio.Task[Exchange]] = field(default_factory=set)
+
+    async def _one(self, send: Send, *, visible: bool = True, client: WalletClient | None = None) -> Exchange:
+        token = self.ledger.begin(send.call)
+        ex = await (client or self.client).exchange(send.call)
+        self.ledger.end(token, send.call, ex.outcome, expect=send.expect, visible=visible, latency_ms=ex.latency_ms,
+                        status=ex.status, response=ex.response_body)
+        self.stats.record(str(send.call.op), _result(ex.outcome), ex.latency_ms, int(time.monotonic() - self.started))
+        return ex
+
+    async def deliver(self, send: Send) -> Outcome:
+        d = send.delivery
+        if d is not Delivery.NORMAL:
+            self.stats.faults[str(d)] += 1
+        if send.expect is not None:
+            self.stats.faults[f"invalid:{send.purpose.split(':', 1)[-1]}"] += 1
+        if d is Delivery.NORMAL:
+            return (await self._one(send)).outcome
+        if d is Delivery.DUPLICATE:
+            first = await self._one(send)
+            await self._one(send)
+            return first.outcome
+        if d in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
+            n = 2 if d is Delivery.CONCURRENT_DUPLICATE else max(2, self.faults.storm_size)
+            exchanges = await asyncio.gather(*(self._one(send) for _ in range(n)))
+            for ex in exchanges:
+                if not isinstance(ex.outcome, Unknown):
+                    return ex.outcome
+            return exchanges[0].outcome
+        if d is Delivery.LOST_RESPONSE:
+            await self._one(send, visible=False)
+            return Unknown("lost response (fault)")
+        if d is Delivery.BAD_SIGNATURE:
+            return (await self._one(send, client=self.bad_signer)).outcome
+        if d is Delivery.TIMEOUT:
+            # Seeded by the tx_id so the same run draws the same deadlines.
+            deadline = self.faults.deadline_ms(random.Random(zlib.crc32((send.call.tx_id or "").encode()))) / 1000
+            task = asyncio.ensure_future(self._one(send))
+            try:
+                return (await asyncio.wait_for(asyncio.shield(task), deadline)).outcome
+            except TimeoutError:
+                self.background.add(task)
+                task.add_done_callback(self.background.discard)
+                return Unknown("provider stopped waiting (fault)")
+        raise AssertionError(f"unknown delivery {d}")  # pragma: no cover
+
+    async def drive(self, gen: Generator[Step, object, object]) -> object:
+        """Run a round generator to its end and return its result."""
+        reply: object = None
+        while True:
+            try:
+                step = gen.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(step, Send):
+                reply = await self.deliver(step)
+            elif isinstance(step, Sleep):
+                if step.seconds > 0:
+                    await asyncio.sleep(step.seconds)
+                reply = None
+            elif isinstance(step, Parallel):
+                reply = list(await asyncio.gather(*(self.drive(g) for g in step.rounds)))
+            else:  # pragma: no cover
+                raise TypeError(f"a round yielded {step!r}")
+
+    async def quiesce(self) -> None:
+        """Wait for the answers the provider stopped waiting for (they still count for the ledger)."""
+        while self.background:
+            await asyncio.gather(*list(self.background), return_exceptions=True)

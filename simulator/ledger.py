@@ -1,0 +1,439 @@
+"""The ledger: the oracle that knows what a wallet must say, and every way it did not.
+
+For each player it keeps the balance the wallet must hold (``expected``), the
+transactions whose effect is in doubt (an Unknown outcome: the call may or may
+not have landed, Jepsen's *info*), and the anomalies seen, each with its
+evidence (the exact calls, answers and timings).  It is pure: drivers tell it
+what was sent (:meth:`Ledger.begin`) and what came back (:meth:`Ledger.end`),
+including answers the provider itself never read (a lost response), which only
+make the oracle sharper.
+
+A balance is compared exactly only when nothing about it can be in doubt: no
+in-doubt effect, and no other transaction of the player in flight during the
+call (a concurrent duplicate of the *same* transaction does not count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from .calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
+from .codes import ErrorCode
+
+
+class Anomaly(StrEnum):
+    DOUBLE_APPLY = "double_apply"
+    LOST_UPDATE = "lost_update"
+    BALANCE_MISMATCH = "balance_mismatch"
+    NEGATIVE_BALANCE = "negative_balance"
+    ROLLBACK_NOT_APPLIED = "rollback_not_applied"
+    ROLLBACK_APPLIED_TWICE = "rollback_applied_twice"
+    ACCEPTED_AFTER_ROLLBACK = "accepted_after_rollback"
+    REPLAY_CONTRADICTS_ORIGINAL = "replay_contradicts_original"
+    ACCEPTED_INVALID_CALL = "accepted_invalid_call"
+    REFUSED_VALID_CALL = "refused_valid_call"
+    PROTOCOL_VIOLATION = "protocol_violation"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One exchange as the report shows it."""
+
+    call: dict[str, Any]
+    outcome: str
+    latency_ms: float | None = None
+    status: int | None = None
+    response: str | None = None
+    visible: bool = True
+
+
+@dataclass(slots=True)
+class Finding:
+    kind: Anomaly
+    player_id: str
+    message: str
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "player_id": self.player_id,
+            "message": self.message,
+            "evidence": [dataclasses.asdict(e) for e in self.evidence],
+        }
+
+
+class TxState(StrEnum):
+    DOUBT = "doubt"
+    APPLIED = "applied"
+    REFUSED = "refused"
+    ROLLED_BACK = "rolled_back"
+    """A bet whose effect a rollback has cancelled (it may or may not have landed)."""
+    TOMBSTONED = "tombstoned"
+    """A bet rolled back before it was (known to be) sent: it must never be accepted."""
+
+
+@dataclass(slots=True)
+class Tx:
+    call: WalletCall
+    state: TxState
+    delta: int
+    wallet_tx_id: str | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    expect: ErrorCode | None = None
+
+
+@dataclass(slots=True)
+class Book:
+    """One player's account as the wallet must keep it."""
+
+    player_id: str
+    currency: str | None = None
+    expected: int | None = None
+    doubt: dict[str, int] = field(default_factory=dict)
+    """tx_id → delta of transactions that may or may not have landed."""
+    txs: dict[str, Tx] = field(default_factory=dict)
+    rollbacks_of: dict[str, str] = field(default_factory=dict)
+    """bet tx_id → tx_id of the first acknowledged rollback."""
+    in_flight: dict[int, str] = field(default_factory=dict)
+    """token → tx_id (or "" for balance/authenticate)."""
+    overlapped: set[int] = field(default_factory=set)
+    tainted: bool = False
+    """An accepted invalid call moved money we cannot account for: stop judging balances."""
+    last_reported: int | None = None
+
+
+def _call_json(call: WalletCall) -> dict[str, Any]:
+    out: dict[str, Any] = {"op": str(call.op)}
+    for name in ("tx_id", "ref_tx_id", "player_id", "round_id", "game_id", "reason", "round_closed"):
+        value = getattr(call, name)
+        if value is not None:
+            out[name] = str(value) if name == "reason" else value
+    if call.amount is not None:
+        out["amount"] = call.amount.minor
+        out["currency"] = call.amount.currency.code
+    return out
+
+
+def describe(outcome: Outcome) -> str:
+    if isinstance(outcome, Ok):
+        extra = f" wallet_tx_id={outcome.wallet_tx_id}" if outcome.wallet_tx_id else ""
+        return f"ok balance={outcome.balance.minor} {outcome.balance.currency.code}{extra}"
+    if isinstance(outcome, Rejected):
+        return f"rejected {outcome.code}: {outcome.message}"
+    return f"unknown ({outcome.reason})"
+
+
+class Ledger:
+    """Expected balances, in-doubt transactions and anomalies for every player."""
+
+    def __init__(self, max_evidence_per_kind: int = 20) -> None:
+        self.books: dict[str, Book] = {}
+        self.findings: list[Finding] = []
+        self.counts: dict[Anomaly, int] = {a: 0 for a in Anomaly}
+        self.max_evidence_per_kind = max_evidence_per_kind
+        self._tokens = itertools.count(1)
+
+    # -- set-up -----------------------------------------------------------------------
+    def open(self, player_id: str, currency: str, balance: int) -> Book:
+        """A player whose opening balance we know (provisioned, or read before play)."""
+        book = self.books.setdefault(player_id, Book(player_id))
+        book.currency = currency
+        book.expected = balance
+        return book
+
+    def book(self, player_id: str) -> Book:
+        return self.books.setdefault(player_id, Book(player_id))
+
+    @property
+    def anomaly_count(self) -> int:
+        return sum(self.counts.values())
+
+    def flag(self, kind: Anomaly, player_id: str, message: str, evidence: list[Evidence]) -> None:
+        self.counts[kind] += 1
+        if self.counts[kind] <= self.max_evidence_per_kind:
+            self.findings.append(Finding(kind, player_id, message, list(evidence)))
+
+    # -- observation ------------------------------------------------------------------
+    def begin(self, call: WalletCall) -> int:
+        """A call is about to be sent; returns the token to pass to :meth:`end`."""
+        token = next(self._tokens)
+        if call.player_id is None:
+            return token
+        book = self.book(call.player_id)
+        key = call.tx_id or ""
+        for other, other_key in book.in_flight.items():
+            if other_key != key or not key:
+                book.overlapped.add(other)
+                book.overlapped.add(token)
+        book.in_flight[token] = key
+        return token
+
+    def end(
+        self,
+        token: int,
+        call: WalletCall,
+        outcome: Outcome,
+        *,
+        expect: ErrorCode | None = None,
+        visible: bool = True,
+        latency_ms: float | None = None,
+        status: int | None = None,
+        response: bytes | None = None,
+    ) -> None:
+        """What came back for the call sent under ``token`` (``visible=False``: the provider never read it)."""
+        ev = Evidence(_call_json(call), describe(outcome), None if latency_ms is None else round(latency_ms, 3),
+                      status, None if response is None else response[:500].decode("utf-8", "replace"), visible)
+        if call.player_id is None:  # authenticate: the player is in the answer
+            if isinstance(outcome, Ok) and outcome.player_id:
+                book = self.book(outcome.player_id)
+                self._check_reported(book, outcome, ev, solo=not book.in_flight and not book.doubt)
+            return
+        book = self.book(call.player_id)
+        book.in_flight.pop(token, None)
+        solo = token not in book.overlapped
+        book.overlapped.discard(token)
+        if isinstance(outcome, Unknown) and outcome.status is not None and outcome.status < 500:
+            self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id, f"unreadable answer: {outcome.reason}", [ev])
+        if isinstance(outcome, Ok) and book.currency and outcome.balance.currency.code != book.currency:
+            self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
+                      f"answer in {outcome.balance.currency.code}, player's currency is {book.currency}", [ev])
+        if call.op is Op.BALANCE:
+            if isinstance(outcome, Ok):
+                self._check_reported(book, outcome, ev, solo and not book.doubt)
+            return
+        if call.op is Op.AUTHENTICATE:
+            return
+        if expect is not None:
+            self._invalid(book, call, outcome, expect, ev)
+            return
+        if call.op is Op.ROLLBACK:
+            self._rollback(book, call, outcome, ev, solo)
+        else:
+            self._debit_credit(book, call, outcome, ev, solo)
+
+    # -- rules ------------------------------------------------------------------------
+    def _check_reported(self, book: Book, ok: Ok, ev: Evidence, solo: bool, *, hint: Anomaly | None = None,
+                        hint_delta: int = 0, extra: list[Evidence] | None = None) -> None:
+        reported = ok.balance.minor
+        book.last_reported = reported
+        if reported < 0:
+            self.flag(Anomaly.NEGATIVE_BALANCE, book.player_id, f"wallet reported a balance of {reported}", [ev])
+        if book.expected is None:
+            if solo and not book.doubt:
+                book.expected = reported
+            return
+        if not solo or book.doubt or book.tainted or reported == book.expected:
+            return
+        diff = reported - book.expected
+        kind = hint if hint is not None and diff == hint_delta else Anomaly.BALANCE_MISMATCH
+        self.flag(kind, book.player_id, f"wallet reported {reported}, it must hold {book.expected} (off by {diff})",
+                  [*(extra or []), ev])
+        book.expected = reported  # judge what follows on its own, not as the same error again
+
+    def _debit_credit(self, book: Book, call: WalletCall, outcome: Outcome, ev: Evidence, solo: bool) -> None:
+        assert call.tx_id is not None and call.amount is not None
+        delta = -call.amount.minor if call.op is Op.BET else call.amount.minor
+        tx = book.txs.get(call.tx_id)
+        if tx is None:
+            tx = book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta)
+            fresh = True
+        else:
+            fresh = False
+        tx.evidence.append(ev)
+        if isinstance(outcome, Unknown):
+            if tx.state is TxState.DOUBT and call.tx_id not in book.doubt and fresh:
+                book.doubt[call.tx_id] = delta
+            return
+        if isinstance(outcome, Rejected):
+            self._refused(book, tx, outcome, ev)
+            return
+        # Ok
+        if tx.wallet_tx_id is not None:
+            self._replay(book, tx, outcome, ev, solo)
+            return
+        tx.wallet_tx_id = outcome.wallet_tx_id
+        if tx.state is TxState.TOMBSTONED:
+            self.flag(Anomaly.ACCEPTED_AFTER_ROLLBACK, book.player_id,
+                      f"bet {call.tx_id} accepted after its rollback was acknowledged", tx.evidence[-3:])
+            tx.state = TxState.APPLIED
+            if book.expected is not None:
+                book.expected += delta
+            book.tainted = True
+            return
+        if tx.state is TxState.ROLLED_BACK:
+            return  # landed before its rollback: the rollback already cancelled it
+        book.doubt.pop(call.tx_id, None)
+        tx.state = TxState.APPLIED
+        if book.expected is not None:
+            book.expected += delta
+        self._check_reported(book, outcome, ev, solo)
+
+    def _replay(self, book: Book, tx: Tx, outcome: Ok, ev: Evidence, solo: bool) -> None:
+        """An answer for a transaction already acknowledged: must be the original, with no new effect."""
+        if outcome.wallet_tx_id != tx.wallet_tx_id:
+            double = solo and not book.doubt and book.expected is not None and \
+                outcome.balance.minor == book.expected + tx.delta and tx.delta != 0
+            kind = Anomaly.DOUBLE_APPLY if double else Anomaly.REPLAY_CONTRADICTS_ORIGINAL
+            self.flag(kind, book.player_id,
+                      f"replay of {tx.call.tx_id} answered wallet_tx_id {outcome.wallet_tx_id}, "
+                      f"the original was {tx.wallet_tx_id}", [tx.evidence[0], ev])
+            if double and book.expected is not None:
+                book.expected += tx.delta
+            return
+        self._check_reported(book, outcome, ev, solo, hint=Anomaly.DOUBLE_APPLY, hint_delta=tx.delta,
+                             extra=tx.evidence[:1])
+
+    def _refused(self, book: Book, tx: Tx, outcome: Rejected, ev: Evidence) -> None:
+        call = tx.call
+        assert call.tx_id is not None
+        if tx.state is TxState.TOMBSTONED:
+            if outcome.code is not ErrorCode.TX_ROLLED_BACK:
+                self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
+                          f"bet after its rollback refused with {outcome.code}, due: TX_ROLLED_BACK", [ev])
+            return
+        if tx.state is TxState.APPLIED:
+            self.flag(Anomaly.REPLAY_CONTRADICTS_ORIGINAL, book.player_id,
+                      f"replay of accepted {call.tx_id} refused with {outcome.code}", [tx.evidence[0], ev])
+            return
+        if tx.state is TxState.ROLLED_BACK:
+            # The rollback came first (or the bet never landed): TX_ROLLED_BACK is right; so is nothing else.
+            if outcome.code not in (ErrorCode.TX_ROLLED_BACK, ErrorCode.INSUFFICIENT_FUNDS, ErrorCode.ROUND_CLOSED):
+                self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
+                          f"rolled-back bet refused with {outcome.code}", [ev])
+            return
+        book.doubt.pop(call.tx_id, None)
+        tx.state = TxState.REFUSED
+        if call.op is Op.WIN:
+            self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"win refused with {outcome.code}", tx.evidence[-2:])
+        elif outcome.code is ErrorCode.INSUFFICIENT_FUNDS and book.expected is not None and not book.doubt \
+                and call.amount is not None and call.amount.minor <= book.expected and not book.tainted:
+            self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id,
+                      f"bet of {call.amount.minor} refused for funds; balance must be {book.expected}", [ev])
+        elif outcome.code in (ErrorCode.TX_ROLLED_BACK, ErrorCode.DUPLICATE_MISMATCH, ErrorCode.ROLLBACK_NOT_ALLOWED,
+                              ErrorCode.INVALID_SIGNATURE, ErrorCode.BAD_REQUEST, ErrorCode.CURRENCY_MISMATCH,
+                              ErrorCode.ROUND_CLOSED, ErrorCode.ROUND_NOT_FOUND, ErrorCode.PLAYER_NOT_FOUND):
+            self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"valid bet refused with {outcome.code}", [ev])
+
+    def _rollback(self, book: Book, call: WalletCall, outcome: Outcome, ev: Evidence, solo: bool) -> None:
+        assert call.tx_id is not None and call.ref_tx_id is not None
+        rb = book.txs.get(call.tx_id)
+        if rb is None:
+            rb = book.txs[call.tx_id] = Tx(call, TxState.DOUBT, 0)
+        rb.evidence.append(ev)
+        if isinstance(outcome, Unknown):
+            return
+        if isinstance(outcome, Rejected):
+            if rb.state is TxState.DOUBT:
+                rb.state = TxState.REFUSED
+                self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id,
+                          f"rollback of bet {call.ref_tx_id} refused with {outcome.code}", [ev])
+            return
+        if rb.wallet_tx_id is not None:
+            if outcome.wallet_tx_id != rb.wallet_tx_id:
+                self.flag(Anomaly.REPLAY_CONTRADICTS_ORIGINAL, book.player_id,
+                          f"replay of rollback {call.tx_id} answered {outcome.wallet_tx_id}, original {rb.wallet_tx_id}",
+                          [rb.evidence[0], ev])
+            bet = book.txs.get(call.ref_tx_id)
+            refund = -bet.delta if bet is not None else 0
+            self._check_reported(book, outcome, ev, solo, hint=Anomaly.ROLLBACK_APPLIED_TWICE, hint_delta=refund)
+            return
+        rb.wallet_tx_id = outcome.wallet_tx_id
+        rb.state = TxState.APPLIED
+        bet = book.txs.get(call.ref_tx_id)
+        first = call.ref_tx_id not in book.rollbacks_of
+        book.rollbacks_of.setdefault(call.ref_tx_id, call.tx_id)
+        if bet is None:
+            # Rollback before its bet: nothing to refund; the bet must now be refused.
+            book.txs[call.ref_tx_id] = Tx(
+                WalletCall(Op.BET, player_id=call.player_id, tx_id=call.ref_tx_id), TxState.TOMBSTONED, 0)
+            self._check_reported(book, outcome, ev, solo)
+            return
+        refund = -bet.delta
+        if bet.state is TxState.APPLIED and first:
+            bet.state = TxState.ROLLED_BACK
+            if book.expected is not None:
+                book.expected += refund
+            self._check_reported(book, outcome, ev, solo, hint=Anomaly.ROLLBACK_NOT_APPLIED, hint_delta=-refund,
+                                 extra=bet.evidence[:1])
+        elif bet.state is TxState.DOUBT:
+            # Landed or not, the rollback leaves it with no effect.
+            bet.state = TxState.ROLLED_BACK
+            book.doubt.pop(call.ref_tx_id, None)
+            self._check_reported(book, outcome, ev, solo, hint=Anomaly.ROLLBACK_NOT_APPLIED, hint_delta=-refund,
+                                 extra=bet.evidence[:1])
+        elif bet.state is TxState.REFUSED:
+            bet.state = TxState.TOMBSTONED
+            self._check_reported(book, outcome, ev, solo)
+        else:  # already rolled back or tombstoned: must change nothing
+            self._check_reported(book, outcome, ev, solo, hint=Anomaly.ROLLBACK_APPLIED_TWICE, hint_delta=refund,
+                                 extra=bet.evidence[:1])
+
+    def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, expect: ErrorCode, ev: Evidence) -> None:
+        """A call the wallet must refuse with ``expect``."""
+        if isinstance(outcome, Rejected):
+            if outcome.code is not expect:
+                self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
+                          f"refused with {outcome.code}, the protocol says {expect}", [ev])
+            return
+        if isinstance(outcome, Unknown):
+            if call.op is Op.BET and call.tx_id and expect is not ErrorCode.DUPLICATE_MISMATCH:
+                # The provider rolls it back next; track it like any bet in doubt.
+                book.txs.setdefault(call.tx_id, Tx(call, TxState.DOUBT, -(call.amount.minor if call.amount else 0),
+                                                   evidence=[ev], expect=expect))
+                book.doubt.setdefault(call.tx_id, -(call.amount.minor if call.amount else 0))
+            return
+        self.flag(Anomaly.ACCEPTED_INVALID_CALL, book.player_id, f"accepted a call due to be refused with {expect}", [ev])
+        if expect is ErrorCode.DUPLICATE_MISMATCH or call.op is not Op.BET or call.tx_id is None or call.amount is None:
+            book.tainted = True
+            return
+        same_currency = book.currency is None or call.amount.currency.code == book.currency
+        if not same_currency:
+            book.tainted = True
+        tx = Tx(call, TxState.APPLIED, -call.amount.minor if same_currency else 0, outcome.wallet_tx_id, [ev], expect)
+        book.txs[call.tx_id] = tx
+        if book.expected is not None and same_currency:
+            book.expected += tx.delta
+
+    # -- the end of a run -------------------------------------------------------------
+    def in_doubt(self) -> list[tuple[Book, Tx]]:
+        """Transactions still in doubt, for the runner to settle (roll back bets, re-send wins)."""
+        return [(b, b.txs[t]) for b in self.books.values() for t in b.doubt if t in b.txs]
+
+    def reconcile(self, player_id: str, reported: Ok, ev_latency_ms: float | None = None) -> bool:
+        """The final, solo balance read: True when it matches (or cannot be judged)."""
+        book = self.book(player_id)
+        ev = Evidence({"op": "balance", "player_id": player_id}, describe(reported), ev_latency_ms)
+        before = self.counts[Anomaly.BALANCE_MISMATCH] + self.counts[Anomaly.LOST_UPDATE]
+        if book.expected is not None and not book.doubt and not book.tainted \
+                and reported.balance.minor != book.expected:
+            diff = reported.balance.minor - book.expected
+            concurrent = [t for t in book.txs.values() if t.state is TxState.APPLIED and t.delta == -diff]
+            after_rb = [t for t in book.txs.values()
+                        if t.state is TxState.ROLLED_BACK and t.delta == diff and t.wallet_tx_id is not None]
+            if after_rb:
+                kind = Anomaly.ACCEPTED_AFTER_ROLLBACK
+                extra = after_rb[0].evidence[:3]
+            elif concurrent:
+                kind = Anomaly.LOST_UPDATE
+                extra = concurrent[0].evidence[:2]
+            else:
+                kind = Anomaly.BALANCE_MISMATCH
+                extra = []
+            self.flag(kind, player_id,
+                      f"final balance {reported.balance.minor}, it must be {book.expected} (off by {diff})", [*extra, ev])
+            book.expected = reported.balance.minor
+        if reported.balance.minor < 0:
+            self.flag(Anomaly.NEGATIVE_BALANCE, player_id, f"final balance {reported.balance.minor}", [ev])
+        return before == self.counts[Anomaly.BALANCE_MISMATCH] + self.counts[Anomaly.LOST_UPDATE]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "anomalies": {str(k): v for k, v in self.counts.items()},
+            "findings": [f.to_json() for f in self.findings],
+            "in_doubt": len(self.in_doubt()),
+        }

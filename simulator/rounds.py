@@ -1,0 +1,303 @@
+"""Rounds as sans-I/O generators: they yield steps and receive outcomes.
+
+``call = gen.send(outcome)`` — a round plays one game round the way a real
+provider does (PROTOCOL.md, "How the provider side behaves"): a bet without a
+definitive answer is rolled back and the rollback retried; a win without one is
+sent again with the same ``tx_id`` until answered; retries back off with full
+jitter up to a cap.  The aiohttp runner, the Locust users and the tests drive
+the same generators, so this behaviour is written once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .calls import Ok, Outcome, Rejected, Unknown, WalletCall, WinReason
+from .codes import ErrorCode
+from .faults import Delivery, FaultPlan, Invalid
+from .money import CURRENCIES, INT64_MAX, Currency, Money
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``call`` the way ``delivery`` says; ``expect`` is the rejection that is due, if any."""
+
+    call: WalletCall
+    delivery: Delivery = Delivery.NORMAL
+    expect: ErrorCode | None = None
+    purpose: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """Drive these rounds at once; the driver sends back the list of their results."""
+
+    rounds: tuple[Generator[Step, object, object], ...]
+
+
+Step = Send | Sleep | Parallel
+RoundGen = Generator[Step, object, "RoundOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped; ``max_attempts`` counts the first try."""
+
+    max_attempts: int = 8
+    base_s: float = 0.02
+    cap_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1 or self.base_s < 0 or self.cap_s < 0:
+            raise ValueError("retry: max_attempts >= 1, base_s >= 0, cap_s >= 0")
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
+
+
+@dataclass(slots=True)
+class Seat:
+    """A player with a live session, as the provider knows them."""
+
+    player_id: str
+    session_token: str
+    currency: Currency
+    balance: int | None = None
+    """The last balance the wallet reported (the provider shows it to the player)."""
+
+
+class TxIds:
+    """Deterministic transaction and round ids: one seed, the same ids."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.n = 0
+
+    def tx(self) -> str:
+        self.n += 1
+        return f"{self.prefix}-t{self.n}"
+
+    def round(self) -> str:
+        self.n += 1
+        return f"{self.prefix}-r{self.n}"
+
+
+class PayoutLike(Protocol):
+    amount: int
+    reason: WinReason
+
+
+class StakeLike(Protocol):
+    amount: int
+
+
+class PlanLike(Protocol):
+    """What a game decided for one round: what is staked, what is paid and why."""
+
+    stakes: Sequence[StakeLike]
+    payouts: Sequence[PayoutLike]
+
+
+@dataclass(frozen=True, slots=True)
+class Pay:
+    amount: int
+    reason: WinReason = WinReason.REGULAR
+
+
+@dataclass(frozen=True, slots=True)
+class Stake:
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    stakes: tuple[Stake, ...]
+    payouts: tuple[Pay, ...] = ()
+
+
+@dataclass(slots=True)
+class RoundOutcome:
+    """How a round ended, from the provider's side."""
+
+    status: str
+    """settled | cancelled (rolled back) | refused (a bet was refused) | unresolved (retries exhausted)"""
+    round_id: str
+    staked: int = 0
+    paid: int = 0
+    invalid: Invalid | None = None
+    refusal: ErrorCode | None = None
+    """The code a bet was refused with (``status == "refused"``)."""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RoundContext:
+    seat: Seat
+    game_id: str
+    rng: random.Random
+    ids: TxIds
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def _seen(seat: Seat, outcome: object) -> None:
+    if isinstance(outcome, Ok):
+        seat.balance = outcome.balance.minor
+
+
+def settle(ctx: RoundContext, send: Send) -> Generator[Step, object, Outcome]:
+    """Send until a definitive answer or the attempts run out (then the last Unknown)."""
+    attempt = 1
+    while True:
+        outcome = yield send
+        assert isinstance(outcome, (Ok, Rejected, Unknown))
+        _seen(ctx.seat, outcome)
+        if not isinstance(outcome, Unknown) or attempt >= ctx.retry.max_attempts:
+            return outcome
+        yield Sleep(ctx.retry.backoff(attempt, ctx.rng))
+        attempt += 1
+        send = Send(send.call, ctx.faults.delivery(ctx.rng), send.expect, f"{send.purpose}:retry")
+
+
+def _bet(ctx: RoundContext, round_id: str, amount: int, tx_id: str | None = None) -> WalletCall:
+    s = ctx.seat
+    return WalletCall.bet(tx_id or ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, round_id,
+                          Money(amount, s.currency))
+
+
+def _rollback(ctx: RoundContext, bet: WalletCall) -> WalletCall:
+    s = ctx.seat
+    assert bet.tx_id is not None and bet.round_id is not None
+    return WalletCall.rollback(ctx.ids.tx(), bet.tx_id, s.player_id, s.session_token, ctx.game_id, bet.round_id)
+
+
+def cancel(ctx: RoundContext, bets: Sequence[WalletCall]) -> Generator[Step, object, bool]:
+    """Roll back every bet that may have landed; True when each rollback was acknowledged."""
+    done = True
+    for bet in bets:
+        outcome = yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback"))
+        done = done and not isinstance(outcome, Unknown)
+    return done
+
+
+def bet_phase(ctx: RoundContext, round_id: str, stakes: Sequence[int], result: RoundOutcome) -> Generator[
+        Step, object, list[WalletCall] | None]:
+    """Place the round's bets; on a refusal or no answer, roll back what may have landed (None)."""
+    bets: list[WalletCall] = []
+    for amount in stakes:
+        bet = _bet(ctx, round_id, amount)
+        outcome = yield Send(bet, ctx.faults.delivery(ctx.rng), purpose="bet")
+        _seen(ctx.seat, outcome)
+        if isinstance(outcome, Ok):
+            bets.append(bet)
+            result.staked += amount
+            continue
+        if isinstance(outcome, Unknown):
+            bets.append(bet)
+        acknowledged = yield from cancel(ctx, bets)
+        result.status = "refused" if isinstance(outcome, Rejected) else ("cancelled" if acknowledged else "unresolved")
+        if isinstance(outcome, Rejected):
+            result.refusal = outcome.code
+        result.staked = 0
+        return None
+    return bets
+
+
+def win_phase(ctx: RoundContext, round_id: str, payouts: Sequence[PayoutLike], result: RoundOutcome) -> Generator[
+        Step, object, bool]:
+    """Pay the round's wins, the last one closing it (a zero win for a lost round)."""
+    wins = [p for p in payouts if p.amount > 0] or [Pay(0, WinReason.REGULAR)]
+    for i, pay in enumerate(wins):
+        last = i == len(wins) - 1
+        if last and ctx.faults.late_win(ctx.rng):
+            result.notes.append("late_win")
+            yield Sleep(ctx.faults.late_win_delay_s)
+        s = ctx.seat
+        win = WalletCall.win(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, round_id,
+                             Money(pay.amount, s.currency), pay.reason, round_closed=last)
+        outcome = yield from settle(ctx, Send(win, ctx.faults.delivery(ctx.rng), purpose=f"win:{pay.reason}"))
+        if isinstance(outcome, Ok):
+            result.paid += pay.amount
+        else:
+            result.status = "unresolved" if isinstance(outcome, Unknown) else "refused"
+            return False
+    return True
+
+
+def play_round(ctx: RoundContext, plan: PlanLike, round_id: str | None = None) -> RoundGen:
+    """One round of a single-player game: bets, then wins, then perhaps an invalid call."""
+    round_id = round_id or ctx.ids.round()
+    stakes = [s.amount for s in plan.stakes]
+    result = RoundOutcome("settled", round_id)
+    if stakes and ctx.faults.reorder(ctx.rng):
+        # The rollback overtakes its bet: the wallet must tombstone it and refuse the bet.
+        bet = _bet(ctx, round_id, stakes[0])
+        yield from settle(ctx, Send(_rollback(ctx, bet), purpose="reorder:rollback"))
+        outcome = yield Send(bet, expect=ErrorCode.TX_ROLLED_BACK, purpose="reorder:bet")
+        _seen(ctx.seat, outcome)
+        if isinstance(outcome, Ok):  # accepted after its rollback: take the money back out
+            yield from cancel(ctx, [bet])
+        result.status = "cancelled"
+        result.notes.append("reorder")
+        return result
+    bets = yield from bet_phase(ctx, round_id, stakes, result)
+    if bets is None:
+        return result
+    if not (yield from win_phase(ctx, round_id, plan.payouts, result)):
+        return result
+    kind = ctx.faults.invalid(ctx.rng)
+    if kind is not None:
+        result.invalid = kind
+        yield from invalid_call(ctx, kind, round_id, bets[0] if bets else None)
+    return result
+
+
+def live_round(
+    table: str, seats: Sequence[tuple[RoundContext, PlanLike]], round_id: str
+) -> Generator[Step, object, list[RoundOutcome]]:
+    """A live-table round: one shared round, a betting window where every seated player bets
+    at once, then every win settled in one burst (the load real live tables put on a wallet)."""
+    results = [RoundOutcome("settled", round_id, notes=[f"live:{table}"]) for _ in seats]
+    placed = yield Parallel(tuple(
+        bet_phase(ctx, round_id, [s.amount for s in plan.stakes], res) for (ctx, plan), res in zip(seats, results)))
+    assert isinstance(placed, list)
+    yield Parallel(tuple(
+        win_phase(ctx, round_id, plan.payouts, res)
+        for ((ctx, plan), res, bets) in zip(seats, results, placed) if bets is not None))
+    return results
+
+
+def invalid_call(
+    ctx: RoundContext, kind: Invalid, closed_round: str, first_bet: WalletCall | None
+) -> Generator[Step, object, Outcome | None]:
+    """A call the wallet must refuse; if it accepts a debit, the provider takes it back."""
+    s = ctx.seat
+    if kind is Invalid.BAD_SIGNATURE:
+        send = Send(_bet(ctx, ctx.ids.round(), 1), Delivery.BAD_SIGNATURE, ErrorCode.INVALID_SIGNATURE, "invalid:signature")
+    elif kind is Invalid.WRONG_CURRENCY:
+        other = ctx.rng.choice([c for c in CURRENCIES.values() if c != s.currency])
+        call = WalletCall.bet(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, ctx.ids.round(), Money(1, other))
+        send = Send(call, expect=ErrorCode.CURRENCY_MISMATCH, purpose="invalid:currency")
+    elif kind is Invalid.OVERDRAFT and s.balance is not None and s.balance < INT64_MAX:
+        send = Send(_bet(ctx, ctx.ids.round(), s.balance + 1), expect=ErrorCode.INSUFFICIENT_FUNDS,
+                    purpose="invalid:overdraft")
+    elif kind is Invalid.CLOSED_ROUND:
+        send = Send(_bet(ctx, closed_round, 1), expect=ErrorCode.ROUND_CLOSED, purpose="invalid:closed_round")
+    elif kind is Invalid.MISMATCHED_REPLAY and first_bet is not None and first_bet.amount is not None:
+        changed = _bet(ctx, closed_round, first_bet.amount.minor + 1, tx_id=first_bet.tx_id)
+        send = Send(changed, expect=ErrorCode.DUPLICATE_MISMATCH, purpose="invalid:mismatched_replay")
+    else:
+        return None
+    outcome = yield send
+    _seen(ctx.seat, outcome)
+    if isinstance(outcome, (Ok, Unknown)) and send.expect is not ErrorCode.DUPLICATE_MISMATCH:
+        yield from cancel(ctx, [send.call])
+    return outcome  # type: ignore[return-value]
