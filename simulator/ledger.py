@@ -208,7 +208,7 @@ class Ledger:
             return
         if call.op is Op.AUTHENTICATE:
             return
-        if expect is not None:
+        if expect is not None and expect is not ErrorCode.TX_ROLLED_BACK:
             self._invalid(book, call, outcome, expect, ev)
             return
         if call.op is Op.ROLLBACK:
@@ -263,7 +263,8 @@ class Ledger:
             tx.state = TxState.APPLIED
             if book.expected is not None:
                 book.expected += delta
-            book.tainted = True
+            # The provider now rolls it back; that rollback is the first real refund.
+            book.rollbacks_of.pop(call.tx_id, None)
             return
         if tx.state is TxState.ROLLED_BACK:
             return  # landed before its rollback: the rollback already cancelled it

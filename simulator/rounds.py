@@ -185,6 +185,9 @@ def cancel(ctx: RoundContext, bets: Sequence[WalletCall]) -> Generator[Step, obj
     for bet in bets:
         outcome = yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback"))
         done = done and not isinstance(outcome, Unknown)
+        if isinstance(outcome, Ok) and ctx.faults.rates.duplicate and ctx.rng.random() < ctx.faults.rates.duplicate:
+            # A second retry loop cancels the same bet under a new tx_id: it must change nothing.
+            yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback:second"))
     return done
 
 
