@@ -7,7 +7,6 @@ configuration (what CI pipelines branch on).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -50,11 +49,18 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--shutdown-timeout", type=float, default=30.0,
                        help="seconds to let in-flight calls finish on SIGTERM")
 
-    demo = sub.add_parser("demo", help="start a wallet on embedded defaults, provision players, play a little")
-    demo.add_argument("--db", default="croupier-demo.db", help="SQLite file (default: %(default)s)")
-    demo.add_argument("--players", type=_positive_int, default=5)
+    from .runcmd import add_run_parser
+
+    add_run_parser(sub)
+
+    demo = sub.add_parser("demo", help="reference wallet on a temporary SQLite file + the chaos scenario, then the summary")
+    demo.add_argument("--scenario", default="chaos")
+    demo.add_argument("--duration", type=float, default=20.0, help="seconds (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--json", dest="json_path", help="also write the summary as JSON to this file")
+    demo.add_argument("--db", help="keep the wallet's SQLite file here (default: a temporary file)")
+    demo.add_argument("--json", dest="json_path")
+    demo.add_argument("--junit", dest="junit_path")
+    demo.add_argument("--html", dest="html_path")
     return p
 
 
@@ -77,12 +83,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"croupier: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "run":
+        from .runcmd import run_command
+
+        return run_command(args)
+    if args.command == "scenarios":
+        from .runcmd import list_scenarios
+
+        return list_scenarios(args.json)
     if args.command == "demo":
         from .demo import run_demo
+        from .scenario import ScenarioError
 
-        return run_demo(db=args.db, players=args.players, seed=args.seed, json_path=args.json_path)
+        try:
+            return run_demo(db=args.db, scenario=args.scenario, duration=args.duration, seed=args.seed,
+                            json_path=args.json_path, junit_path=args.junit_path, html_path=args.html_path)
+        except ScenarioError as exc:
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
     return 2  # pragma: no cover - argparse requires a command
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(os.sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))

@@ -52,8 +52,8 @@ class Driver:
         d = send.delivery
         if d is not Delivery.NORMAL:
             self.stats.faults[str(d)] += 1
-        if send.expect is not None:
-            self.stats.faults[f"invalid:{send.purpose.split(':', 1)[-1]}"] += 1
+        if send.purpose.startswith("invalid:"):
+            self.stats.faults[send.purpose] += 1
         if d is Delivery.NORMAL:
             return (await self._one(send)).outcome
         if d is Delivery.DUPLICATE:

@@ -293,7 +293,7 @@ class Ledger:
         call = tx.call
         assert call.tx_id is not None
         if tx.state is TxState.TOMBSTONED:
-            if outcome.code is not ErrorCode.TX_ROLLED_BACK:
+            if outcome.code not in (ErrorCode.TX_ROLLED_BACK, ErrorCode.SESSION_EXPIRED):
                 self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
                           f"bet after its rollback refused with {outcome.code}, due: TX_ROLLED_BACK", [ev])
             return
@@ -377,7 +377,8 @@ class Ledger:
     def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, expect: ErrorCode, ev: Evidence) -> None:
         """A call the wallet must refuse with ``expect``."""
         if isinstance(outcome, Rejected):
-            if outcome.code is not expect:
+            # An expired session refuses any bet first (docs/wallet-rules.md): still a refusal.
+            if outcome.code is not expect and outcome.code is not ErrorCode.SESSION_EXPIRED:
                 self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
                           f"refused with {outcome.code}, the protocol says {expect}", [ev])
             return

@@ -214,13 +214,16 @@ def bet_phase(ctx: RoundContext, round_id: str, stakes: Sequence[int], result: R
     return bets
 
 
-def win_phase(ctx: RoundContext, round_id: str, payouts: Sequence[PayoutLike], result: RoundOutcome) -> Generator[
-        Step, object, bool]:
-    """Pay the round's wins, the last one closing it (a zero win for a lost round)."""
+def win_phase(ctx: RoundContext, round_id: str, payouts: Sequence[PayoutLike], result: RoundOutcome,
+              late: bool = True) -> Generator[Step, object, bool]:
+    """Pay the round's wins, the last one closing it (a zero win for a lost round).
+
+    ``late=False`` for shared rounds: a live table settles everyone together and never
+    holds one player's win back."""
     wins = [p for p in payouts if p.amount > 0] or [Pay(0, WinReason.REGULAR)]
     for i, pay in enumerate(wins):
         last = i == len(wins) - 1
-        if last and ctx.faults.late_win(ctx.rng):
+        if late and last and ctx.faults.late_win(ctx.rng):
             result.notes.append("late_win")
             yield Sleep(ctx.faults.late_win_delay_s)
         s = ctx.seat
@@ -273,7 +276,7 @@ def live_round(
         bet_phase(ctx, round_id, [s.amount for s in plan.stakes], res) for (ctx, plan), res in zip(seats, results)))
     assert isinstance(placed, list)
     yield Parallel(tuple(
-        win_phase(ctx, round_id, plan.payouts, res)
+        win_phase(ctx, round_id, plan.payouts, res, late=False)
         for ((ctx, plan), res, bets) in zip(seats, results, placed) if bets is not None))
     return results
 

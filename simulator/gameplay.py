@@ -1,0 +1,52 @@
+"""Which game a round is, and what it stakes and pays: the bridge from players to rounds.
+
+Picks a game of the kind a scenario (or a player) asks for from the catalog and
+lets it decide the round; slot rounds carry the process-wide progressive
+jackpot, so jackpot wins appear as a real provider's would.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from .games import catalog
+from .games.base import RoundResult
+from .games.jackpot import JackpotGame
+from .games.roulette import random_bets
+
+LIVE_GAME_ID: Final = "live-roulette"
+
+_jackpot: JackpotGame | None = None
+
+
+def jackpot_slot() -> JackpotGame:
+    """The slot with the progressive jackpot attached (one pool per currency, per process)."""
+    global _jackpot
+    if _jackpot is None:
+        _jackpot = catalog.with_jackpot()
+    return _jackpot
+
+
+def plan_single(kind: str, rng: random.Random, stake: int, currency: str) -> tuple[str, RoundResult]:
+    """A round of a single-player game of ``kind`` for ``stake`` minor units."""
+    if kind == "slot":
+        game = jackpot_slot()
+        return game.game_id, game.play(rng, stake, currency)
+    games = catalog.of_kind(kind)  # type: ignore[arg-type]
+    if not games:
+        raise ValueError(f"no game of kind {kind!r} in the catalog")
+    game = games[rng.randrange(len(games))]
+    return game.game_id, game.play_round(rng, stake)  # type: ignore[attr-defined]
+
+
+def plan_live(rng: random.Random, stakes: Mapping[str, Sequence[int]]) -> dict[str, RoundResult]:
+    """One shared live-roulette round: every player's bets in one window, one spin, all settled."""
+    table = catalog.get(LIVE_GAME_ID)
+    live = table.open_round(rng)  # type: ignore[attr-defined]
+    for player_id, amounts in stakes.items():
+        for amount in amounts:
+            for bet in random_bets(rng, amount, max_bets=1):
+                live.place(player_id, bet)
+    return live.settle(rng)  # type: ignore[no-any-return]

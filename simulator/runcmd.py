@@ -1,0 +1,217 @@
+"""The ``croupier run`` and ``croupier scenarios`` commands: options, progress, reports, exit codes.
+
+Exit codes: 0 no anomaly, 1 anomalies (or calls left in doubt), 2 bad usage or an
+unreachable wallet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import scenario as scenarios
+from .ledger import Anomaly, Ledger
+from .report.html import render
+from .report.junit import junit_xml
+from .report.summary import print_summary
+from .runner import RunError, RunOptions, read_accounts, result_json, run
+from .stats import RunStats
+
+DEV_SECRET = "croupier-dev-secret"
+DEV_ADMIN = "croupier-dev-admin"
+
+
+def add_run_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="play realistic, faulty provider traffic at a wallet and reconcile")
+    p.add_argument("scenario", help="a built-in scenario name (see `croupier scenarios`) or a .toml file")
+    p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
+    p.add_argument("--dialect", default="canonical")
+    p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
+    p.add_argument("--admin-url", help="reference-wallet admin API to provision players (default: the wallet's host)")
+    p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
+    p.add_argument("--players", dest="players_file", help="CSV of test accounts: player_id,token,currency")
+    p.add_argument("--player-count", type=int, help="override the scenario's number of players")
+    p.add_argument("--seed", type=int, default=1, help="one seed reproduces every player's sequence of calls")
+    p.add_argument("--run-id", help="prefix of player and transaction ids (default: random, so runs never collide)")
+    p.add_argument("--duration", type=float, help="seconds (overrides the scenario)")
+    p.add_argument("--rounds", type=int, help="rounds per player (overrides the scenario)")
+    p.add_argument("--workers", type=int, default=1, help="processes to shard players across")
+    p.add_argument("--concurrency", type=int, default=256, help="rounds in flight at once per process")
+    p.add_argument("--json", dest="json_path")
+    p.add_argument("--junit", dest="junit_path")
+    p.add_argument("--html", dest="html_path")
+    p.add_argument("--quiet", action="store_true", help="no progress line and no summary")
+    p.add_argument("--shard", help=argparse.SUPPRESS)
+    p.add_argument("--partial", help=argparse.SUPPRESS)
+
+    s = sub.add_parser("scenarios", help="list the built-in scenarios")
+    s.add_argument("--json", action="store_true")
+
+
+def list_scenarios(as_json: bool) -> int:
+    found = scenarios.builtin()
+    if as_json:
+        print(orjson.dumps({k: scenarios.header(v) for k, v in found.items()}).decode())
+        return 0
+    console = Console()
+    for name, path in found.items():
+        first = scenarios.header(path).splitlines()
+        console.print(f"[bold]{name:24}[/] {first[0] if first else ''}")
+    return 0
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    scenario = scenarios.load(args.scenario)
+    overrides: dict[str, Any] = {}
+    if args.duration is not None:
+        if args.duration <= 0:
+            raise scenarios.ScenarioError("--duration must be positive")
+        overrides["duration_s"] = args.duration
+    if args.rounds is not None:
+        if args.rounds < 1:
+            raise scenarios.ScenarioError("--rounds must be at least 1")
+        overrides["rounds"] = args.rounds
+        if args.duration is None:
+            overrides["duration_s"] = None
+    if args.player_count is not None:
+        if args.player_count < 0:
+            raise scenarios.ScenarioError("--player-count must be >= 0")
+        overrides["players"] = args.player_count
+    if overrides:
+        import dataclasses
+
+        scenario = dataclasses.replace(scenario, **overrides)
+    accounts = read_accounts(args.players_file) if args.players_file else None
+    admin_url = args.admin_url
+    if admin_url is None and accounts is None:
+        parts = urlsplit(args.wallet)
+        admin_url = f"{parts.scheme}://{parts.netloc}"
+    shard = (0, 1)
+    if args.shard:
+        k, n = args.shard.split("/")
+        shard = (int(k), int(n))
+    return RunOptions(
+        scenario=scenario, wallet_url=args.wallet,
+        secret=args.secret or os.environ.get("CROUPIER_SECRET") or DEV_SECRET,
+        dialect=args.dialect, admin_url=admin_url,
+        admin_token=args.admin_token or os.environ.get("CROUPIER_ADMIN_TOKEN") or DEV_ADMIN,
+        accounts=accounts, seed=args.seed, run_id=args.run_id or secrets.token_hex(3), shard=shard,
+        concurrency=args.concurrency,
+    )
+
+
+def _progress(console: Console, duration: float | None) -> tuple[Progress, Any]:
+    progress = Progress(TextColumn("[bold]croupier run[/]"), BarColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[line]}"), console=console, transient=True)
+    task = progress.add_task("run", total=duration or None, line="")
+
+    def tick(stats: RunStats, ledger: Ledger, elapsed: float) -> None:
+        calls = sum(stats.calls.values())
+        line = (f"{calls} calls  {calls / elapsed if elapsed else 0:,.0f}/s  rounds {sum(stats.rounds.values())}  "
+                f"anomalies {ledger.anomaly_count}")
+        progress.update(task, completed=min(elapsed, duration) if duration else None, line=line)
+
+    return progress, tick
+
+
+def run_command(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        options = _options(args)
+    except (scenarios.ScenarioError, RunError, ValueError) as exc:
+        console.print(f"[red]croupier:[/] {exc}")
+        return 2
+    if args.workers < 1:
+        console.print("[red]croupier:[/] --workers must be at least 1")
+        return 2
+    if args.workers > 1 and not args.shard:
+        return _run_workers(args, options, console)
+    show = not args.quiet and not args.partial and console.is_terminal
+    progress, tick = _progress(console, options.scenario.duration_s)
+    if show:
+        options.on_tick = tick
+    try:
+        if show:
+            with progress:
+                result = asyncio.run(run(options))
+        else:
+            result = asyncio.run(run(options))
+    except RunError as exc:
+        console.print(f"[red]croupier:[/] {exc}")
+        return 2
+    report = result_json(result)
+    if args.partial:
+        Path(args.partial).write_bytes(orjson.dumps({"report": report, "stats": result.stats.to_json()}))
+        return 0
+    return _finish(args, report, result.stats, console)
+
+
+def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, console: Console) -> int:
+    if args.json_path:
+        Path(args.json_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    if args.junit_path:
+        Path(args.junit_path).write_bytes(junit_xml(report))
+    if args.html_path:
+        Path(args.html_path).write_text(render(report, stats.timeline), encoding="utf-8")
+    if not args.quiet:
+        print_summary(report, Console())
+    if report["players"] == 0:
+        console.print("[red]croupier:[/] no player could be provisioned or authenticated")
+        return 2
+    return 1 if report["verdict"] != "pass" or report["unsettled"] else 0
+
+
+def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console) -> int:
+    """Shard players over processes (one seed, one run id), then merge their reports exactly."""
+    n = args.workers
+    with tempfile.TemporaryDirectory(prefix="croupier-") as tmp:
+        procs = []
+        for k in range(n):
+            argv = [sys.executable, "-m", "simulator", *_passthrough(args), "--run-id", options.run_id,
+                    "--shard", f"{k}/{n}", "--partial", str(Path(tmp) / f"{k}.json"), "--quiet", "--workers", "1"]
+            procs.append(subprocess.Popen(argv))
+        codes = [p.wait() for p in procs]
+        if any(c not in (0,) for c in codes):
+            console.print(f"[red]croupier:[/] a worker failed (exit codes {codes})")
+            return 2
+        parts = [orjson.loads((Path(tmp) / f"{k}.json").read_bytes()) for k in range(n)]
+    stats = RunStats()
+    for part in parts:
+        stats.merge(RunStats.from_json(part["stats"]))
+    reports = [p["report"] for p in parts]
+    merged = dict(reports[0])
+    elapsed = max(r["elapsed_s"] for r in reports)
+    merged.update(
+        elapsed_s=elapsed, players=sum(r["players"] for r in reports), calls=dict(stats.calls),
+        results=dict(stats.results), rounds=dict(stats.rounds), faults=dict(stats.faults),
+        calls_per_s=round(sum(stats.calls.values()) / elapsed, 1) if elapsed else 0.0,
+        latency_ms={op: h.summary() for op, h in sorted(stats.latency.items())},
+        anomalies={str(k): sum(r["anomalies"].get(str(k), 0) for r in reports) for k in Anomaly},
+        findings=[f for r in reports for f in r["findings"]], unsettled=sum(r["unsettled"] for r in reports),
+        errors=[e for r in reports for e in r["errors"]], workers=n,
+    )
+    merged["verdict"] = "fail" if any(merged["anomalies"].values()) else "pass"
+    return _finish(args, merged, stats, console)
+
+
+def _passthrough(args: argparse.Namespace) -> list[str]:
+    argv = ["run", args.scenario, "--wallet", args.wallet, "--dialect", args.dialect, "--seed", str(args.seed),
+            "--concurrency", str(args.concurrency)]
+    for flag, value in (("--secret", args.secret), ("--admin-url", args.admin_url), ("--admin-token", args.admin_token),
+                        ("--players", args.players_file), ("--player-count", args.player_count),
+                        ("--duration", args.duration), ("--rounds", args.rounds)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv

@@ -1,0 +1,461 @@
+"""``croupier run``: realistic, faulty provider traffic at any wallet, reconciled at the end.
+
+The runner is the asyncio driver around the pure core: players (:mod:`.players`)
+choose stakes and games, games (:mod:`.games`) decide what is staked and paid,
+rounds (:mod:`.rounds`) turn that into wallet calls as a provider would, faults
+(:mod:`.faults`) bend delivery, and the ledger (:mod:`.ledger`) judges every
+answer.  At the end every call still in doubt is settled the way PROTOCOL.md
+says a provider must (bets rolled back, wins re-sent) and every balance is read
+once more, alone, and compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from . import dialects, gameplay
+from .calls import Ok, Rejected, Unknown, WalletCall
+from .client import AdminClient, AdminError, WalletClient
+from .codes import ErrorCode
+from .driver import Driver
+from .ledger import Ledger
+from .money import currency
+from .players import PlayerProfile, choose_stake, make_players, think_time
+from .faults import FaultPlan
+from .rounds import (
+    Parallel,
+    RetryPolicy,
+    RoundContext,
+    RoundOutcome,
+    Seat,
+    Send,
+    TxIds,
+    live_round,
+    play_round,
+    settle,
+)
+from .scenario import Scenario
+from .stats import RunStats
+
+
+class RunError(RuntimeError):
+    """The run could not start (unreachable wallet, bad player file...): exit code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class TestAccount:
+    player_id: str
+    token: str
+    currency: str
+
+
+@dataclass
+class RunOptions:
+    scenario: Scenario
+    wallet_url: str
+    secret: str
+    dialect: str = "canonical"
+    admin_url: str | None = None
+    admin_token: str | None = None
+    accounts: list[TestAccount] | None = None
+    seed: int = 1
+    run_id: str = "run"
+    shard: tuple[int, int] = (0, 1)
+    concurrency: int = 256
+    on_tick: Callable[[RunStats, Ledger, float], None] | None = None
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    options: RunOptions
+    stats: RunStats
+    ledger: Ledger
+    elapsed_s: float
+    players: int
+    unsettled: int
+    provision_errors: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if self.ledger.anomaly_count else "pass"
+
+
+def read_accounts(path: str) -> list[TestAccount]:
+    """A CSV of test accounts with a header: player_id,token,currency (a launch token each)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise RunError(f"cannot read {path}: {exc.strerror}") from None
+    accounts = []
+    for n, row in enumerate(rows, start=2):
+        try:
+            acc = TestAccount(row["player_id"].strip(), row["token"].strip(), row["currency"].strip())
+            currency(acc.currency)
+        except (KeyError, AttributeError):
+            raise RunError(f"{path}:{n}: needs columns player_id,token,currency") from None
+        except ValueError as exc:
+            raise RunError(f"{path}:{n}: {exc}") from None
+        accounts.append(acc)
+    if not accounts:
+        raise RunError(f"{path}: no accounts")
+    return accounts
+
+
+async def preflight(url: str, timeout: float = 3.0) -> None:
+    """Fail fast (exit 2) when nothing listens at the wallet's address."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RunError(f"not an http(s) URL: {url}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        raise RunError(f"wallet unreachable at {parts.hostname}:{port}: {exc}") from None
+    writer.close()
+
+
+class Runner:
+    def __init__(self, options: RunOptions) -> None:
+        self.o = options
+        self.s = options.scenario
+        self.stats = RunStats()
+        self.ledger = Ledger()
+        self.stop = asyncio.Event()
+        self.seats: dict[str, Seat] = {}
+        self.errors: list[str] = []
+        self.sem = asyncio.Semaphore(max(1, options.concurrency))
+
+    # -- players ----------------------------------------------------------------------
+    def _profiles(self) -> list[tuple[int, PlayerProfile]]:
+        total = self.s.players + self.s.live.tables * self.s.live.seats
+        if self.o.accounts is not None:
+            total = len(self.o.accounts)
+        k, n = self.o.shard
+        profiles = make_players(self.o.seed, total, currencies=self.s.currencies, id_prefix=self.o.run_id)
+        return [(i, p) for i, p in enumerate(profiles) if i % n == k]
+
+    async def _seat(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile) -> Seat | None:
+        """Provision (or take a test account), then authenticate as a real launch would."""
+        try:
+            if self.o.accounts is not None:
+                acc = self.o.accounts[index]
+                player_id, token, code, opening = acc.player_id, acc.token, acc.currency, None
+            else:
+                assert admin is not None
+                player_id, code, opening = profile.player_id, profile.currency, profile.bankroll
+                await admin.create_player(player_id, code, opening)
+                token = await admin.token(player_id, self.s.session_ttl_s)
+        except AdminError as exc:
+            self.errors.append(f"{profile.player_id}: admin API answered {exc.status}: {exc.body}")
+            return None
+        except aiohttp.ClientError as exc:
+            self.errors.append(f"{profile.player_id}: admin API unreachable: {exc}")
+            return None
+        if opening is not None:
+            self.ledger.open(player_id, code, opening)
+        else:
+            self.ledger.book(player_id).currency = code
+        outcome = await driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
+        if not isinstance(outcome, Ok) or not outcome.session_token:
+            self.errors.append(f"{player_id}: authenticate failed: {outcome}")
+            return None
+        if outcome.player_id != player_id:
+            self.errors.append(f"{player_id}: authenticate answered player {outcome.player_id!r}")
+            return None
+        seat = Seat(player_id, outcome.session_token, currency(code), outcome.balance.minor)
+        self.seats[player_id] = seat
+        if opening is None:
+            self.ledger.open(player_id, code, outcome.balance.minor)
+        return seat
+
+    def _kind(self, rng: random.Random) -> str:
+        kinds = [k for k, w in self.s.game_mix.items() if w > 0]
+        return rng.choices(kinds, weights=[self.s.game_mix[k] for k in kinds])[0]
+
+    def _think(self, profile: PlayerProfile, rng: random.Random) -> float:
+        if self.s.think_time_ms is not None:
+            lo, hi = self.s.think_time_ms
+            return rng.randint(lo, hi) / 1000
+        return think_time(profile, rng) / 1000
+
+    async def _player(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile,
+                      max_rounds: int | None) -> None:
+        rng = random.Random(f"{self.o.seed}:{index}")
+        seat = await self._seat(driver, admin, index, profile)
+        if seat is None:
+            return
+        ids = TxIds(f"{seat.player_id}")
+        played = 0
+        while not self.stop.is_set() and (max_rounds is None or played < max_rounds):
+            balance = seat.balance if seat.balance is not None else 0
+            stake = choose_stake(profile, rng, balance)
+            if stake is None:
+                self.stats.rounds["player_broke"] += 1
+                break
+            ctx = RoundContext(seat, "", rng, ids, self.s.faults, self.s.retry)
+            game_id, plan = gameplay.plan_single(self._kind(rng), rng, stake, seat.currency.code)
+            ctx.game_id = game_id
+            if self.s.faults.concurrent_rounds(rng) and balance >= 2 * stake:
+                # Two tables open at once: two rounds of one player in flight together.
+                other_id, other_plan = gameplay.plan_single(self._kind(rng), rng, stake, seat.currency.code)
+                other = RoundContext(seat, other_id, random.Random(rng.random()), ids, self.s.faults, self.s.retry)
+                self.stats.faults["concurrent_rounds"] += 1
+                async with self.sem:
+                    results = await driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
+                for r in results:  # type: ignore[attr-defined]
+                    self._count(r)
+            else:
+                async with self.sem:
+                    result = await driver.drive(play_round(ctx, plan))
+                assert isinstance(result, RoundOutcome)
+                self._count(result)
+                if result.refusal is ErrorCode.SESSION_EXPIRED:
+                    # The session ran out (perhaps waiting for a late win): relaunch the game.
+                    if admin is None or await self._relaunch(driver, admin, seat) is False:
+                        break
+            played += 1
+            pause = self._think(profile, rng)
+            if pause > 0:
+                try:
+                    await asyncio.wait_for(self.stop.wait(), pause)
+                except TimeoutError:
+                    pass
+
+    async def _relaunch(self, driver: Driver, admin: AdminClient, seat: Seat) -> bool:
+        try:
+            token = await admin.token(seat.player_id, self.s.session_ttl_s)
+        except (AdminError, aiohttp.ClientError) as exc:
+            self.errors.append(f"{seat.player_id}: relaunch failed: {exc}")
+            return False
+        outcome = await driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
+        if not isinstance(outcome, Ok) or not outcome.session_token:
+            self.errors.append(f"{seat.player_id}: re-authenticate failed: {outcome}")
+            return False
+        seat.session_token = outcome.session_token
+        self.stats.rounds["relaunched"] += 1
+        return True
+
+    def _count(self, result: RoundOutcome) -> None:
+        self.stats.rounds[result.status] += 1
+        if "reorder" in result.notes:
+            self.stats.faults["reorder"] += 1
+        if "late_win" in result.notes:
+            self.stats.faults["late_win"] += 1
+
+    async def _table(self, driver: Driver, admin: AdminClient | None, table: int,
+                     players: list[tuple[int, PlayerProfile]], max_rounds: int | None) -> None:
+        """A live table: the same seated players play one shared round after another."""
+        rng = random.Random(f"{self.o.seed}:table:{table}")
+        seated = [(p, await self._seat(driver, admin, i, p)) for i, p in players]
+        ctxs = [(p, RoundContext(s, gameplay.LIVE_GAME_ID, random.Random(rng.random()), TxIds(s.player_id),
+                                 self.s.faults, self.s.retry)) for p, s in seated if s is not None]
+        ids = TxIds(f"{self.o.run_id}-table{table}")
+        played = 0
+        while ctxs and not self.stop.is_set() and (max_rounds is None or played < max_rounds):
+            stakes: dict[str, list[int]] = {}
+            for profile, ctx in ctxs:
+                chosen: list[int] = []
+                left = ctx.seat.balance or 0
+                for _ in range(self.s.live.bets_per_player):
+                    stake = choose_stake(profile, rng, left)
+                    if stake is None:
+                        break
+                    chosen.append(stake)
+                    left -= stake
+                if chosen:
+                    stakes[ctx.seat.player_id] = chosen
+            if not stakes:
+                break
+            plans = gameplay.plan_live(rng, stakes)
+            seats = [(ctx, plans[ctx.seat.player_id]) for _, ctx in ctxs if ctx.seat.player_id in plans]
+            results = await driver.drive(live_round(f"table{table}", seats, ids.round()))
+            assert isinstance(results, list)
+            for (ctx, _), r in zip(seats, results):
+                self._count(r)
+                if r.refusal is ErrorCode.SESSION_EXPIRED and admin is not None:
+                    await self._relaunch(driver, admin, ctx.seat)
+            self.stats.rounds["live_rounds"] += 1
+            played += 1
+            try:
+                await asyncio.wait_for(self.stop.wait(), self.s.live.window_ms / 1000)
+            except TimeoutError:
+                pass
+
+    # -- the run ----------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        await preflight(self.o.wallet_url)
+        if self.o.accounts is None and not (self.o.admin_url and self.o.admin_token):
+            raise RunError("players come from the admin API (--admin-url, --admin-token) or --players FILE")
+        started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=self.s.timeout_s)
+        connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            dialect = dialects.get(self.o.dialect, self.o.secret)
+            client = WalletClient(self.o.wallet_url, dialect, session, timeout_s=self.s.timeout_s)
+            bad = WalletClient(self.o.wallet_url, dialects.get(self.o.dialect, self.o.secret + "-not-the-secret"),
+                               session, timeout_s=self.s.timeout_s)
+            driver = Driver(client, self.ledger, self.stats, self.s.faults, bad)
+            admin = AdminClient(self.o.admin_url, self.o.admin_token, session) \
+                if self.o.admin_url and self.o.admin_token else None
+            if admin is not None and self.o.accounts is None:
+                try:
+                    async with session.get(f"{self.o.admin_url.rstrip('/')}/healthz") as resp:  # type: ignore[union-attr]
+                        await resp.read()
+                except aiohttp.ClientError as exc:
+                    raise RunError(f"admin API unreachable at {self.o.admin_url}: {exc}") from None
+            profiles = self._profiles()
+            n_live = self.s.live.tables * self.s.live.seats if self.o.accounts is None else 0
+            if self.o.accounts is not None:  # test accounts all play single-player games
+                singles, live = profiles, []
+            else:  # the first `players` play alone; the next tables × seats sit at live tables
+                singles = [(i, p) for i, p in profiles if i < self.s.players]
+                live = [(i, p) for i, p in profiles if self.s.players <= i < self.s.players + n_live]
+            tasks: list[asyncio.Task[None]] = []
+            if self.s.model == "open":
+                tasks.append(asyncio.create_task(self._arrivals(driver, admin, singles, tasks)))
+            else:
+                for n, (i, p) in enumerate(singles):
+                    tasks.append(asyncio.create_task(self._delayed(n, self._player(driver, admin, i, p, self.s.rounds))))
+            for t in range(self.s.live.tables):
+                mine = [(i, p) for i, p in live if (i - self.s.players) // self.s.live.seats == t]
+                if mine:
+                    tasks.append(asyncio.create_task(self._table(driver, admin, t, mine, self.s.rounds)))
+            ticker = asyncio.create_task(self._tick(started))
+            await self._until_done(tasks, started)
+            await driver.quiesce()
+            unsettled = await self._settle(driver)
+            await self._reconcile(driver)
+            ticker.cancel()
+        elapsed = time.monotonic() - started
+        return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors)
+
+    async def _delayed(self, n: int, coro: Awaitable[None]) -> None:
+        # Spread the first calls over the first second rather than a thundering herd at t=0.
+        await asyncio.sleep(min(1.0, n * 0.002))
+        await coro
+
+    async def _arrivals(self, driver: Driver, admin: AdminClient | None, pool: list[tuple[int, PlayerProfile]],
+                        tasks: list[asyncio.Task[None]]) -> None:
+        """The open model: players arrive at ``arrival_rate`` per second and play one session each."""
+        rng = random.Random(f"{self.o.seed}:arrivals")
+        for i, p in pool:
+            if self.stop.is_set():
+                break
+            rounds = p.session_rounds if self.s.rounds is None else min(p.session_rounds, self.s.rounds)
+            tasks.append(asyncio.create_task(self._player(driver, admin, i, p, rounds)))
+            try:
+                await asyncio.wait_for(self.stop.wait(), rng.expovariate(self.s.arrival_rate))
+            except TimeoutError:
+                pass
+
+    async def _until_done(self, tasks: list[asyncio.Task[None]], started: float) -> None:
+        deadline = None if self.s.duration_s is None else started + self.s.duration_s
+        try:
+            while True:
+                pending = [t for t in tasks if not t.done()]
+                if not pending:
+                    break
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if wait == 0.0:
+                    break
+                await asyncio.wait(pending, timeout=min(wait or 0.5, 0.5), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.stop.set()
+            # Rounds in progress finish (a round is never abandoned half-way); then we settle.
+            pending = [t for t in tasks if not t.done()]
+            if pending:
+                done, still = await asyncio.wait(pending, timeout=max(30.0, self.s.timeout_s * 4))
+                for t in still:
+                    t.cancel()
+            for t in tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    self.errors.append(f"player task failed: {t.exception()!r}")
+
+    async def _tick(self, started: float) -> None:
+        if self.o.on_tick is None:
+            return
+        while True:
+            self.o.on_tick(self.stats, self.ledger, time.monotonic() - started)
+            await asyncio.sleep(0.25)
+
+    async def _settle(self, driver: Driver) -> int:
+        """Settle every call still in doubt as a provider must: roll bets back, re-send wins."""
+        patient = RetryPolicy(max_attempts=20, base_s=0.05, cap_s=2.0)
+        calm = FaultPlan()
+        for _ in range(3):
+            doubtful = self.ledger.in_doubt()
+            if not doubtful:
+                return 0
+            for book, tx in doubtful:
+                seat = self.seats.get(book.player_id)
+                if seat is None:
+                    continue
+                ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), TxIds(f"{seat.player_id}-settle"),
+                                   calm, patient)
+                if tx.call.op == "bet":
+                    call = WalletCall.rollback(ctx.ids.tx(), tx.call.tx_id or "", seat.player_id, seat.session_token,
+                                               tx.call.game_id or "", tx.call.round_id or "")
+                else:
+                    call = tx.call
+                self.stats.rounds["settled_at_end"] += 1
+                await driver.drive(settle(ctx, Send(call, purpose="settle")))
+            await driver.quiesce()
+        return len(self.ledger.in_doubt())
+
+    async def _reconcile(self, driver: Driver) -> None:
+        """Read every balance once more, alone, and compare with what the wallet must hold."""
+        for player_id, seat in self.seats.items():
+            call = WalletCall.balance(player_id, seat.session_token)
+            ex = await driver.client.exchange(call)
+            self.stats.record("balance", "ok" if isinstance(ex.outcome, Ok) else
+                              (str(ex.outcome.code) if isinstance(ex.outcome, Rejected) else "unknown"),
+                              ex.latency_ms, int(time.monotonic() - driver.started))
+            if isinstance(ex.outcome, Ok):
+                self.ledger.reconcile(player_id, ex.outcome, ex.latency_ms)
+            elif isinstance(ex.outcome, (Rejected, Unknown)):
+                self.errors.append(f"{player_id}: final balance read failed: {ex.outcome}")
+
+
+def _both(a: Any, b: Any) -> Any:
+    results = yield Parallel((a, b))
+    return results
+
+
+async def run(options: RunOptions) -> RunResult:
+    return await Runner(options).run()
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    """The machine-readable report (``--json``)."""
+    s = result.stats
+    return {
+        "verdict": result.verdict,
+        "scenario": result.scenario.name,
+        "wallet": result.options.wallet_url,
+        "seed": result.options.seed,
+        "run_id": result.options.run_id,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "players": result.players,
+        "calls": dict(s.calls),
+        "results": dict(s.results),
+        "calls_per_s": round(sum(s.calls.values()) / result.elapsed_s, 1) if result.elapsed_s else 0.0,
+        "rounds": dict(s.rounds),
+        "faults": dict(s.faults),
+        "latency_ms": {op: h.summary() for op, h in sorted(s.latency.items())},
+        "anomalies": {str(k): v for k, v in result.ledger.counts.items()},
+        "findings": [f.to_json() for f in result.ledger.findings],
+        "unsettled": result.unsettled,
+        "errors": result.provision_errors[:50],
+    }
+
