@@ -68,7 +68,7 @@ def list_scenarios(as_json: bool) -> int:
     console = Console()
     for name, path in found.items():
         first = scenarios.header(path).splitlines()
-        console.print(f"[bold]{name:24}[/] {first[0] if first else ''}")
+        console.print(f"[bold]{name:24}[/] {first[0].split(':', 1)[-1].strip() if first else ''}")
     return 0
 
 
