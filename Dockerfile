@@ -8,6 +8,8 @@ RUN pip install --no-cache-dir --prefix=/install .
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 croupier && mkdir /data && chown croupier /data
 COPY --from=build /install /usr/local
+COPY scenarios /usr/share/croupier/scenarios
+ENV CROUPIER_SCENARIOS=/usr/share/croupier/scenarios
 USER croupier
 WORKDIR /data
 VOLUME ["/data"]

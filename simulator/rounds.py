@@ -91,19 +91,26 @@ class TxIds:
 
 
 class PayoutLike(Protocol):
-    amount: int
-    reason: WinReason
+    @property
+    def amount(self) -> int: ...
+
+    @property
+    def reason(self) -> WinReason: ...
 
 
 class StakeLike(Protocol):
-    amount: int
+    @property
+    def amount(self) -> int: ...
 
 
 class PlanLike(Protocol):
     """What a game decided for one round: what is staked, what is paid and why."""
 
-    stakes: Sequence[StakeLike]
-    payouts: Sequence[PayoutLike]
+    @property
+    def stakes(self) -> Sequence[StakeLike]: ...
+
+    @property
+    def payouts(self) -> Sequence[PayoutLike]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,11 +280,11 @@ def live_round(
     at once, then every win settled in one burst (the load real live tables put on a wallet)."""
     results = [RoundOutcome("settled", round_id, notes=[f"live:{table}"]) for _ in seats]
     placed = yield Parallel(tuple(
-        bet_phase(ctx, round_id, [s.amount for s in plan.stakes], res) for (ctx, plan), res in zip(seats, results)))
+        bet_phase(ctx, round_id, [s.amount for s in plan.stakes], res) for (ctx, plan), res in zip(seats, results, strict=True)))
     assert isinstance(placed, list)
     yield Parallel(tuple(
         win_phase(ctx, round_id, plan.payouts, res, late=False)
-        for ((ctx, plan), res, bets) in zip(seats, results, placed) if bets is not None))
+        for ((ctx, plan), res, bets) in zip(seats, results, placed, strict=True) if bets is not None))
     return results
 
 

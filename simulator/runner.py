@@ -281,7 +281,7 @@ class Runner:
             seats = [(ctx, plans[ctx.seat.player_id]) for _, ctx in ctxs if ctx.seat.player_id in plans]
             results = await driver.drive(live_round(f"table{table}", seats, ids.round()))
             assert isinstance(results, list)
-            for (ctx, _), r in zip(seats, results):
+            for (ctx, _), r in zip(seats, results, strict=True):
                 self._count(r)
                 if r.refusal is ErrorCode.SESSION_EXPIRED and admin is not None:
                     await self._relaunch(driver, admin, ctx.seat)

@@ -150,8 +150,12 @@ def parse_time(value: str | None, name: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(int(value)) if value.isdigit() else _iso(value)
-    except ValueError:
+        if value.isascii() and value.isdigit():
+            if len(value) > 12:  # beyond year 33658: not a time anyone means
+                raise ValueError(value)
+            return float(int(value))
+        return _iso(value)
+    except (ValueError, OverflowError):
         raise _Bad(ErrorCode.BAD_REQUEST, f"{name} must be unix seconds or an ISO-8601 date/time") from None
 
 
@@ -172,8 +176,8 @@ async def transactions(request: web.Request) -> web.StreamResponse:
     since = parse_time(q.get("since"), "since")
     until = parse_time(q.get("until"), "until")
     after_raw = q.get("after", "0")
-    if not after_raw.isdigit() or len(after_raw) > 19:
-        raise _Bad(ErrorCode.BAD_REQUEST, "after must be a wallet_tx_id (a non-negative integer)")
+    if not (after_raw.isascii() and after_raw.isdigit()) or len(after_raw) > 19 or int(after_raw) > INT64_MAX:
+        raise _Bad(ErrorCode.BAD_REQUEST, "after must be a wallet_tx_id (an integer from 0 to 2^63-1)")
     rows = _store(request).transactions(player_id, since, until, int(after_raw))
     resp = web.StreamResponse(
         headers={"Content-Type": "application/x-ndjson" if fmt == "jsonl" else "text/csv; charset=utf-8"}

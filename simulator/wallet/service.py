@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..calls import Op, Rejected, Unknown
-from ..codes import ErrorCode, http_status
+from ..codes import ErrorCode
 from ..dialects import Dialect, HttpRequest
 from ..dialects.canonical import MAX_BODY, CanonicalDialect
 from . import admin

@@ -346,7 +346,7 @@ class SQLiteStore(RepoStore):
             sql = f"{_TX_SELECT} WHERE {' AND '.join(where)} ORDER BY seq LIMIT {int(page)}"
             cursor = after
             while True:
-                rows = await asyncio.to_thread(lambda: conn.execute(sql, (cursor, *base)).fetchall())
+                rows = await asyncio.to_thread(lambda c=cursor: conn.execute(sql, (c, *base)).fetchall())
                 for r in rows:
                     yield _tx_row(r)
                 if len(rows) < page:
