@@ -49,6 +49,21 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--shutdown-timeout", type=float, default=30.0,
                        help="seconds to let in-flight calls finish on SIGTERM")
 
+    provider = sub.add_parser("provider", help="the mock game provider (operator-facing)")
+    psub = provider.add_subparsers(dest="provider_command", required=True)
+    pserve = psub.add_parser("serve", help="serve the mock provider: catalog, launch, game page, play, reports")
+    pserve.add_argument("--wallet", required=True, help="the operator wallet's protocol base URL")
+    pserve.add_argument("--dialect", default="canonical")
+    pserve.add_argument("--secret", help="HMAC secret shared with the wallet (env CROUPIER_SECRET)")
+    pserve.add_argument("--host", default="127.0.0.1")
+    pserve.add_argument("--port", type=_port, default=8081)
+    pserve.add_argument("--seed", type=int, help="seeds every session's game draws (default: random)")
+    pserve.add_argument("--api-key", help="bearer key of the operator-facing calls (env CROUPIER_PROVIDER_KEY)")
+    pserve.add_argument("--no-access-log", dest="access_log", action="store_false", help="no JSON access lines")
+    pserve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    pserve.add_argument("--shutdown-timeout", type=float, default=30.0,
+                        help="seconds to let in-flight rounds finish on SIGTERM")
+
     from .runcmd import add_run_parser
 
     add_run_parser(sub)
@@ -77,6 +92,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             serve(opts)
         except ConfigError as exc:
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "provider" and args.provider_command == "serve":
+        from .provider.server import ConfigError as ProviderConfigError
+        from .provider.server import ProviderServeOptions
+        from .provider.server import serve as serve_provider
+
+        popts = ProviderServeOptions(
+            wallet=args.wallet, dialect=args.dialect, secret=args.secret, host=args.host, port=args.port,
+            seed=args.seed, api_key=args.api_key, access_log=args.access_log, log_level=args.log_level,
+            shutdown_timeout=args.shutdown_timeout,
+        )
+        try:
+            serve_provider(popts)
+        except ProviderConfigError as exc:
             print(f"croupier: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:

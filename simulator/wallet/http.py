@@ -5,8 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+from aiohttp.web_server import Server
 
 from ..codes import ErrorCode, http_status
 from ..dialects import Dialect
@@ -48,3 +54,38 @@ async def read_bounded(request: web.Request, limit: int = MAX_BODY) -> bytes | N
     return b"".join(chunks)
 
 
+
+
+class _JsonErrorRequestHandler(RequestHandler):
+    """aiohttp answers a request it cannot parse (a head over its limits, a broken request
+    line) itself, in plain text, echoing the input.  The protocol promises a JSON error
+    with a code for every rejection, so we answer those in JSON too."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs, and refuses if a response began
+        code = ErrorCode.INTERNAL if status >= 500 else ErrorCode.BAD_REQUEST
+        text = "internal error: outcome unknown" if status >= 500 else "malformed HTTP request (line or header too long, or invalid)"
+        resp = web.Response(status=status, body=orjson.dumps({"status": "error", "code": str(code), "message": text}),
+                            content_type="application/json")
+        resp.force_close()
+        return resp
+
+
+class _JsonErrorServer(Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+def json_parser_errors(app: web.Application) -> web.Application:
+    """Make the app's low-level server answer unparseable requests with JSON errors."""
+    make = app._make_handler
+
+    def make_handler(**kwargs: Any) -> Server:
+        server = make(**kwargs)
+        server.__class__ = _JsonErrorServer
+        return server
+
+    app._make_handler = make_handler  # type: ignore[method-assign]
+    return app

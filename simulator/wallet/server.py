@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 import socket
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from .accesslog import JsonAccessLogger, configure
 from .http import WalletConfig
 from .memory import MemoryStore
 from .service import make_app
-from .sqlite import SQLiteStore
+from .sqlite import SQLiteStore, migrate
+from .sqlite import connect as sqlite_connect
 from .store import Store
 
 log = logging.getLogger("croupier.wallet")
@@ -77,7 +79,16 @@ def resolve_secrets(opts: ServeOptions) -> tuple[str, str]:
 def make_store(opts: ServeOptions) -> Store:
     if opts.memory:
         return MemoryStore()
-    Path(opts.db).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Path(opts.db).parent.mkdir(parents=True, exist_ok=True)
+        # Open and migrate once up front, so a bad path is a clear exit 2, not a traceback.
+        conn = sqlite_connect(opts.db, opts.sync)
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        raise ConfigError(f"cannot open database {opts.db}: {exc}") from None
     return SQLiteStore(opts.db, sync=opts.sync)
 
 
@@ -106,7 +117,11 @@ def serve(opts: ServeOptions) -> None:
         loop = None
     sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((opts.host, opts.port))
+    try:
+        sock.bind((opts.host, opts.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {opts.host}:{opts.port}: {exc.strerror}") from None
     web.run_app(
         app,
         sock=sock,

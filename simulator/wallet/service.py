@@ -17,7 +17,7 @@ from ..codes import ErrorCode
 from ..dialects import Dialect, HttpRequest
 from ..dialects.canonical import MAX_BODY, CanonicalDialect
 from . import admin
-from .http import CONFIG, DIALECT, STORE, WalletConfig, error_response, read_bounded
+from .http import CONFIG, DIALECT, STORE, WalletConfig, error_response, json_parser_errors, read_bounded
 from .store import Store
 
 __all__ = ["WalletConfig", "make_app"]
@@ -123,4 +123,4 @@ def make_app(store: Store, config: WalletConfig, dialect: Dialect | None = None)
 
     app.on_startup.append(open_store)
     app.on_cleanup.append(close_store)
-    return app
+    return json_parser_errors(app)
