@@ -11,9 +11,6 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-LOG_KEY: web.AppKey[dict[str, Any]] = web.AppKey("croupier_log_defaults", dict)
-
-
 class JsonAccessLogger(AbstractAccessLogger):
     """Writes method, path, status, latency and what the wallet decided (op, code, replay)."""
 
@@ -28,7 +25,9 @@ class JsonAccessLogger(AbstractAccessLogger):
             "status": response.status,
             "ms": round(time_s * 1000, 3),
         }
-        extra = request.get("croupier")
+        from .http import LOG_INFO
+
+        extra = request.get(LOG_INFO)
         if extra:
             record.update(extra)
         self.logger.info(orjson.dumps(record).decode())

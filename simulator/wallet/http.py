@@ -19,6 +19,9 @@ from ..dialects import Dialect
 from ..dialects.canonical import MAX_BODY
 from .store import Store
 
+# Per-request facts for the access log (op, tx_id, code, replay); a RequestKey where aiohttp has them.
+LOG_INFO: Any = web.RequestKey("croupier", dict) if hasattr(web, "RequestKey") else "croupier"
+
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 CONFIG: web.AppKey["WalletConfig"] = web.AppKey("config", object)  # type: ignore[arg-type]
 DIALECT: web.AppKey[Dialect] = web.AppKey("dialect", object)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from ..codes import ErrorCode
 from ..dialects import Dialect, HttpRequest
 from ..dialects.canonical import MAX_BODY, CanonicalDialect
 from . import admin
-from .http import CONFIG, DIALECT, STORE, WalletConfig, error_response, json_parser_errors, read_bounded
+from .http import CONFIG, DIALECT, LOG_INFO, STORE, WalletConfig, error_response, json_parser_errors, read_bounded
 from .store import Store
 
 __all__ = ["WalletConfig", "make_app"]
@@ -31,7 +31,7 @@ def protocol_handler(op: Op) -> Callable[[web.Request], Awaitable[web.StreamResp
         config = app[CONFIG]
         dialect = app[DIALECT]
         info: dict[str, object] = {"op": str(op)}
-        request["croupier"] = info
+        request[LOG_INFO] = info
         body = await read_bounded(request)
         now = config.clock()
         if body is None:

@@ -1,0 +1,115 @@
+"""Launching and playing: the provider's two conversations with the operator's wallet.
+
+Both go through the same :class:`~simulator.driver.Driver`, round generators and
+:class:`~simulator.ledger.Ledger` as ``croupier run``: a bet without an answer is
+rolled back, a win re-sent until acknowledged, and every exchange judged.  This
+module only decides what to play and records what happened.
+
+The provider does not own the player's balance: the cashier and the operator's
+other games move it between rounds.  So before a launch and before each round
+the ledger forgets the expected balance (when nothing is in doubt) and takes
+the wallet's next answer as the new opening; within a round every answer is
+judged exactly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp
+
+from ..calls import Ok, Rejected, WalletCall
+from ..codes import ErrorCode
+from ..dialects import Dialect
+from ..driver import Driver
+from ..faults import FaultPlan
+from ..money import Money
+from ..money import currency as currency_of
+from ..players import GameKind
+from ..rounds import RoundContext, RoundOutcome, Send, play_round
+from .errors import GAME_NOT_FOUND, PLAYER_MISMATCH, WALLET_UNAVAILABLE, ProviderError
+from .lobby import LobbyGame, plan, plan_kind, resolve
+from .state import CallRecord, ProviderConfig, ProviderState, RecordingClient, RoundRecord, Session, plain
+
+
+class Provider:
+    """The mock provider's behaviour, over one aiohttp client session to the wallet."""
+
+    def __init__(self, config: ProviderConfig, state: ProviderState, dialect: Dialect,
+                 http: aiohttp.ClientSession | None = None) -> None:
+        self.config = config
+        self.state = state
+        self.dialect = dialect
+        self.http = http
+        """Set when the application starts (a client session belongs to a running loop)."""
+        self.faults = FaultPlan()
+        """No injected faults: an operator's integration sees a well-behaved provider."""
+
+    def _driver(self, session_id: str | None, player_id: str, currency: str,
+                calls: list[CallRecord] | None = None) -> Driver:
+        assert self.http is not None, "the provider application has not started"
+        client = RecordingClient(self.config.wallet_url, self.dialect, self.http, timeout_s=self.config.timeout_s,
+                                 sink=self.state.recorder(session_id, player_id, currency, calls))
+        return Driver(client, self.state.ledger, self.state.stats, self.faults, started=self.state.started)
+
+    def _forget_balance(self, player_id: str) -> None:
+        book = self.state.ledger.book(player_id)
+        if not book.doubt and not book.in_flight:
+            book.expected = None
+
+    async def launch(self, player_id: str, currency: str, language: str, token: str, game: LobbyGame) -> Session:
+        """Turn the operator's launch token into a provider session (``authenticate`` on the wallet)."""
+        self._forget_balance(player_id)
+        driver = self._driver(None, player_id, currency)
+        outcome = await driver.deliver(Send(WalletCall.authenticate(token, game.game_id), purpose="authenticate"))
+        if isinstance(outcome, Rejected):
+            raise ProviderError.from_wallet(outcome.code, f"the wallet refused the launch token: {outcome.code}"
+                                            + (f" ({outcome.message})" if outcome.message else ""))
+        if not isinstance(outcome, Ok) or not outcome.session_token:
+            raise ProviderError(WALLET_UNAVAILABLE, 502, f"the wallet gave no usable answer to authenticate: {outcome}")
+        if outcome.player_id != player_id:
+            raise ProviderError(PLAYER_MISMATCH, 409,
+                                f"the launch token belongs to player {outcome.player_id!r}, not {player_id!r}")
+        if outcome.balance.currency.code != currency:
+            raise ProviderError(str(ErrorCode.CURRENCY_MISMATCH), 422,
+                                f"the player's wallet is in {outcome.balance.currency.code}, not {currency}")
+        self.state.ledger.book(player_id).currency = currency
+        return self.state.open_session(player_id, currency_of(currency), language, game.game_id,
+                                       outcome.session_token, outcome.balance.minor)
+
+    async def play(self, session: Session, stake: int, game: LobbyGame | None = None,
+                   kind: GameKind | None = None) -> RoundRecord:
+        """One round for ``stake`` minor units of the session's currency, one at a time per session."""
+        async with session.lock:
+            started = time.time()
+            code = session.currency.code
+            try:
+                if kind is not None:
+                    game, result = plan_kind(kind, session.rng, stake, code)
+                else:
+                    if game is None:
+                        game = resolve(session.game_id)
+                        if game is None:  # pragma: no cover - launched games stay in the lobby
+                            raise ProviderError(GAME_NOT_FOUND, 404, f"unknown game {session.game_id!r}")
+                    result = plan(game, session.rng, stake, code)
+            except ValueError as exc:
+                raise ProviderError.bad(f"stake of {Money(stake, session.currency)} not playable: {exc}") from None
+            self._forget_balance(session.player_id)
+            calls: list[CallRecord] = []
+            driver = self._driver(session.session_id, session.player_id, code, calls)
+            ctx = RoundContext(session.seat, game.game_id, session.rng, session.ids, self.faults, self.config.retry)
+            outcome = await driver.drive(play_round(ctx, result))
+            await driver.quiesce()
+            assert isinstance(outcome, RoundOutcome)
+            self.state.stats.rounds[outcome.status] += 1
+            record = RoundRecord(
+                round_id=outcome.round_id, session_id=session.session_id, game_id=game.game_id, kind=game.kind,
+                stake=stake, status=outcome.status, staked=outcome.staked, paid=outcome.paid,
+                balance=session.seat.balance, currency=code, at=started,
+                refusal=str(outcome.refusal) if outcome.refusal else None, calls=calls,
+                detail=plain(result.detail) if outcome.status == "settled" else {}, notes=list(outcome.notes),
+            )
+            session.rounds.append(record)
+            if outcome.status == "settled":
+                session.last_stake = stake  # the page offers it again; a refused stake it does not
+            return record

@@ -1,0 +1,102 @@
+"""Serving the mock provider: configuration from flags and environment, the same rules as the wallet's.
+
+Secrets (the wallet's HMAC secret, the operator's API key) come from flags,
+then the environment, then development defaults — and the defaults only on a
+loopback address, so a provider reachable from elsewhere is never guarded by a
+published key.  A bad configuration is a :class:`ConfigError` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ..wallet.accesslog import JsonAccessLogger, configure
+from ..wallet.server import DEV_SECRET, ConfigError, is_loopback
+from .service import make_app
+from .state import ProviderConfig
+
+log = logging.getLogger("croupier.provider")
+
+DEV_API_KEY = "croupier-dev-provider-key"
+
+__all__ = ["DEV_API_KEY", "ConfigError", "ProviderServeOptions", "build", "config_from", "serve"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderServeOptions:
+    wallet: str
+    dialect: str = "canonical"
+    secret: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8081
+    seed: int | None = None
+    api_key: str | None = None
+    access_log: bool = True
+    log_level: str = "info"
+    shutdown_timeout: float = 30.0
+
+
+def _public_url(host: str, port: int) -> str | None:
+    """Where a browser reaches us, when the listening address says so (not 0.0.0.0 or ::)."""
+    try:
+        if ipaddress.ip_address(host).is_unspecified:
+            return None
+    except ValueError:
+        pass
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def config_from(opts: ProviderServeOptions) -> ProviderConfig:
+    parts = urlsplit(opts.wallet)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--wallet must be the wallet's http(s) base URL, got {opts.wallet!r}")
+    secret = opts.secret or os.environ.get("CROUPIER_SECRET")
+    api_key = opts.api_key or os.environ.get("CROUPIER_PROVIDER_KEY")
+    if (secret is None or api_key is None) and not is_loopback(opts.host):
+        raise ConfigError(
+            "listening beyond loopback needs --secret and --api-key (or CROUPIER_SECRET and CROUPIER_PROVIDER_KEY)")
+    if secret is None:
+        log.warning("no --secret given: using the development secret %r (loopback only)", DEV_SECRET)
+    if api_key is None:
+        log.warning("no --api-key given: using the development key %r (loopback only)", DEV_API_KEY)
+    return ProviderConfig(wallet_url=opts.wallet, secret=secret or DEV_SECRET, api_key=api_key or DEV_API_KEY,
+                          dialect=opts.dialect, seed=opts.seed, public_url=_public_url(opts.host, opts.port))
+
+
+def build(opts: ProviderServeOptions) -> web.Application:
+    configure(opts.log_level, opts.access_log)
+    config = config_from(opts)
+    try:
+        return make_app(config)
+    except ValueError as exc:  # an unknown dialect
+        raise ConfigError(str(exc)) from None
+
+
+def serve(opts: ProviderServeOptions) -> None:
+    """Run until SIGTERM/SIGINT; in-flight rounds get ``shutdown_timeout`` seconds to finish."""
+    app = build(opts)
+
+    async def announce(_: web.Application) -> None:
+        log.info("croupier provider on http://%s:%d (wallet: %s, dialect: %s)", opts.host, opts.port, opts.wallet,
+                 opts.dialect)
+
+    app.on_startup.append(announce)
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop | None = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is optional
+        loop = None
+    sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((opts.host, opts.port))
+    web.run_app(app, sock=sock, access_log_class=JsonAccessLogger, access_log=logging.getLogger("croupier.access"),
+                shutdown_timeout=opts.shutdown_timeout, print=None, loop=loop)
