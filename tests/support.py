@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from simulator.client import AdminClient, WalletClient
 from simulator.dialects.canonical import CanonicalDialect
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
+from simulator.wallet.postgres import PostgresStore
 from simulator.wallet.service import make_app
 from simulator.wallet.sqlite import SQLiteStore
 from simulator.wallet.store import Store
@@ -50,12 +53,57 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PG_DSN = os.environ.get("CROUPIER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+_pg_reason: list[str | None] = []
+
+
+def pg_unavailable() -> str | None:
+    """Why PostgreSQL tests cannot run here (None when they can); checked once per session."""
+    if not _pg_reason:
+        async def probe() -> None:
+            import asyncpg
+
+            conn = await asyncpg.connect(PG_DSN, timeout=3)
+            await conn.close()
+
+        try:
+            asyncio.run(probe())
+            _pg_reason.append(None)
+        except Exception as exc:  # noqa: BLE001 - any failure means: skip, and say why
+            _pg_reason.append(f"no PostgreSQL at {PG_DSN} ({type(exc).__name__}: {exc}); set CROUPIER_TEST_PG_DSN")
+    return _pg_reason[0]
+
+
+def skip_without_pg() -> None:
+    import pytest
+
+    if reason := pg_unavailable():
+        pytest.skip(reason)
+
+
+class ScratchPostgresStore(PostgresStore):
+    """A PostgreSQL store in a schema of its own, dropped when the store closes."""
+
+    def __init__(self) -> None:
+        super().__init__(PG_DSN, schema=f"croupier_t_{uuid.uuid4().hex[:16]}", pool_size=8)
+
+    async def close(self) -> None:
+        await super().close()
+        await self.drop_schema()
+
+
 def make_store(kind: str, tmp_path: Path) -> Store:
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
         return SQLiteStore(tmp_path / f"wallet-{time.monotonic_ns()}.db")
+    if kind == "postgres":
+        skip_without_pg()
+        return ScratchPostgresStore()
     raise ValueError(kind)
+
+
+STORE_KINDS = ["memory", "sqlite", "postgres"]
 
 
 @dataclass

@@ -32,11 +32,11 @@ from simulator.calls import Ok, Op, WalletCall
 from simulator.codes import ErrorCode, http_status
 from simulator.dialects.canonical import FIELDS, MAX_BODY
 from simulator.money import INT64_MAX, Money
-from tests.support import ADMIN_TOKEN, SECRET, FakeClock, Served, make_store, serve_wallet
+from tests.support import ADMIN_TOKEN, SECRET, STORE_KINDS, FakeClock, Served, make_store, serve_wallet
 
 T = TypeVar("T")
 TIMEOUT_S = 30.0
-STORES = ["memory", "sqlite"]
+STORES = STORE_KINDS
 ID_FIELDS = frozenset({"tx_id", "ref_tx_id", "player_id", "session_token", "token", "game_id", "round_id"})
 ALL_FIELDS = sorted({f for fields in FIELDS.values() for f in fields})
 BAD = (400, "BAD_REQUEST")

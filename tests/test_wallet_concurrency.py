@@ -23,12 +23,12 @@ import pytest
 from simulator.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
 from simulator.codes import ErrorCode
 from simulator.money import Money
-from tests.support import FakeClock, Served, make_store, serve_wallet
+from tests.support import STORE_KINDS, FakeClock, Served, make_store, serve_wallet
 
 GAME = "g-conc"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=STORE_KINDS)
 async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
     async with serve_wallet(make_store(request.param, tmp_path), FakeClock()) as s:
         yield s

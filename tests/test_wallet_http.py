@@ -27,7 +27,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from simulator.calls import Op, WalletCall
 from simulator.client import AdminError
 from simulator.codes import ErrorCode, http_status
-from tests.support import FakeClock, make_store, serve_wallet
+from tests.support import FakeClock, make_store, serve_wallet, skip_without_pg
 from tests.test_wallet_machine import Driver, PlayerView, Sent, WalletMachine
 
 T = TypeVar("T")
@@ -142,6 +142,13 @@ class HttpSQLiteMachine(HttpMachine):
     kind = "sqlite"
 
 
-@pytest.mark.parametrize("machine", [HttpMemoryMachine, HttpSQLiteMachine], ids=["memory", "sqlite"])
+class HttpPostgresMachine(HttpMachine):
+    kind = "postgres"
+
+
+@pytest.mark.parametrize("machine", [HttpMemoryMachine, HttpSQLiteMachine, HttpPostgresMachine],
+                         ids=["memory", "sqlite", "postgres"])
 def test_served_wallet_against_model(machine: type[WalletMachine]) -> None:
+    if machine.kind == "postgres":
+        skip_without_pg()
     run_state_machine_as_test(machine, settings=settings())

@@ -33,7 +33,7 @@ from simulator.dialects.canonical import MAX_ID_LENGTH
 from simulator.money import INT64_MAX, Money
 from simulator.wallet.store import Store
 from tests.model import WalletModel
-from tests.support import FakeClock, make_store
+from tests.support import FakeClock, make_store, skip_without_pg
 
 T = TypeVar("T")
 
@@ -686,6 +686,13 @@ class SQLiteMachine(InProcessMachine):
     kind = "sqlite"
 
 
-@pytest.mark.parametrize("machine", [MemoryMachine, SQLiteMachine], ids=["memory", "sqlite"])
+class PostgresMachine(InProcessMachine):
+    kind = "postgres"
+
+
+@pytest.mark.parametrize("machine", [MemoryMachine, SQLiteMachine, PostgresMachine],
+                         ids=["memory", "sqlite", "postgres"])
 def test_store_against_model(machine: type[WalletMachine]) -> None:
+    if machine.kind == "postgres":
+        skip_without_pg()
     run_state_machine_as_test(machine, settings=settings())

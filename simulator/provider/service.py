@@ -71,7 +71,10 @@ async def _raw(request: web.Request) -> bytes:
 
 
 async def _json(request: web.Request, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    raw = await _raw(request)
+    return _json_object(await _raw(request), required, optional)
+
+
+def _json_object(raw: bytes, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -202,8 +205,10 @@ async def play(request: web.Request) -> web.StreamResponse:
     """Play one round: JSON in and out, or the game page's form (answered with the page)."""
     fields = ("session_id", "stake")
     optional = ("kind", "game_id", "currency")
-    if request.content_type == FORM:
-        data = _form(await _raw(request), fields, optional)
+    raw = await _raw(request)
+    if request.content_type == FORM and raw.lstrip()[:1] not in (b"{", b"["):
+        # The game page's form.  (A JSON body labelled as a form is what `curl -d` sends: taken as JSON.)
+        data = _form(raw, fields, optional)
         session = _session(request, data["session_id"])
         stake = data["stake"]
         if stake.isascii() and stake.isdigit() and len(stake) <= 19:
@@ -213,7 +218,7 @@ async def play(request: web.Request) -> web.StreamResponse:
         except ProviderError as exc:
             return _page(session, exc.status, (exc.code, exc.message))
         raise web.HTTPSeeOther(f"/game/{session.session_id}")
-    data = await _json(request, fields, optional)
+    data = _json_object(raw, fields, optional)
     session = _session(request, data["session_id"])
     record = await _play(request, data, session)
     return json_response({

@@ -9,6 +9,7 @@ writes exactly what :mod:`.rules` decided.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..calls import Ok, Op, Outcome, Rejected, WalletCall
@@ -76,25 +77,45 @@ def _authenticate(repo: Repo, call: WalletCall, now: float) -> Outcome:
     return Ok(ok.balance, player_id=player.player_id, session_token=session.session_token)
 
 
-def _money(repo: Repo, call: WalletCall, now: float) -> Outcome:
+@dataclass(frozen=True, slots=True)
+class FactKeys:
+    """The rows a money call's decision reads (so a store can fetch them in one query)."""
+
+    tx_id: str
+    player_id: str
+    session_token: str | None
+    round_id: str
+    ref_tx_id: str | None
+    tombstone_key: str | None
+    """bet: its own tx_id; rollback: ref_tx_id; win: None."""
+
+
+def fact_keys(call: WalletCall) -> FactKeys:
     assert call.tx_id is not None and call.player_id is not None and call.round_id is not None
-    existing = repo.tx(call.tx_id)
-    player = repo.player(call.player_id)
-    session = repo.session(call.session_token) if call.session_token else None
-    round_ = repo.round(call.player_id, call.round_id)
-    ref = repo.tx(call.ref_tx_id) if call.op is Op.ROLLBACK and call.ref_tx_id else None
-    if call.op is Op.BET:
-        tombstoned = repo.is_tombstoned(call.tx_id)
-    elif call.op is Op.ROLLBACK and call.ref_tx_id is not None:
-        tombstoned = repo.is_tombstoned(call.ref_tx_id)
-    else:
-        tombstoned = False
-    decision = rules.decide(call, rules.Facts(existing, player, session, round_, tombstoned, ref), now)
-    if isinstance(decision, Rejected):
-        return decision
-    assert player is not None
-    if isinstance(decision, rules.Replay):
-        return Ok(rules.ok_for(player).balance, wallet_tx_id=decision.original.wallet_tx_id, replay=True)
+    ref = call.ref_tx_id if call.op is Op.ROLLBACK else None
+    tomb = call.tx_id if call.op is Op.BET else ref
+    return FactKeys(call.tx_id, call.player_id, call.session_token, call.round_id, ref, tomb)
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """Everything a store writes for an applied call, in one transaction."""
+
+    row: TxRow
+    """The transaction to record (its wallet_tx_id is assigned by the store)."""
+    new_balance: int | None
+    """The player's new balance, or None when it does not change."""
+    roll_back: str | None
+    tombstone: str | None
+    round: RoundRow | None
+    """The round as it must be saved (None: untouched)."""
+
+
+def effects(call: WalletCall, facts: rules.Facts, decision: rules.Apply, now: float) -> Effects:
+    """What to write for ``decision`` (pure: the same for every store)."""
+    player = facts.player
+    assert player is not None and call.tx_id is not None and call.player_id is not None
+    assert call.round_id is not None
     row = TxRow(
         wallet_tx_id="",
         tx_id=call.tx_id,
@@ -112,25 +133,54 @@ def _money(repo: Repo, call: WalletCall, now: float) -> Outcome:
         rolled_back=False,
         created_at=now,
     )
-    wallet_tx_id = repo.insert_tx(row)
-    if decision.delta:
-        repo.set_balance(player.player_id, decision.new_balance)
-    if decision.roll_back:
-        repo.mark_rolled_back(decision.roll_back)
-    if decision.tombstone:
-        repo.insert_tombstone(decision.tombstone, call.tx_id, now)
+    round_row = None
     if decision.open_bet or decision.close_round:
-        base = round_ or RoundRow(call.player_id, call.round_id, call.game_id or "", False, 0)
-        repo.save_round(
-            RoundRow(
-                base.player_id,
-                base.round_id,
-                base.game_id,
-                base.closed or decision.close_round,
-                base.live_bets + decision.open_bet,
-            )
-        )
-    return Ok(Money(decision.new_balance, currency(player.currency)), wallet_tx_id=wallet_tx_id)
+        base = facts.round or RoundRow(call.player_id, call.round_id, call.game_id or "", False, 0)
+        round_row = RoundRow(base.player_id, base.round_id, base.game_id, base.closed or decision.close_round,
+                             base.live_bets + decision.open_bet)
+    return Effects(row, decision.new_balance if decision.delta else None, decision.roll_back, decision.tombstone,
+                   round_row)
+
+
+def judge(call: WalletCall, facts: rules.Facts, now: float) -> Outcome | Effects:
+    """Decide a money call: an answer now (rejection or replay), or the effects to write."""
+    decision = rules.decide(call, facts, now)
+    if isinstance(decision, Rejected):
+        return decision
+    assert facts.player is not None
+    if isinstance(decision, rules.Replay):
+        return Ok(rules.ok_for(facts.player).balance, wallet_tx_id=decision.original.wallet_tx_id, replay=True)
+    return effects(call, facts, decision, now)
+
+
+def applied(effects_: Effects, wallet_tx_id: str) -> Ok:
+    """The answer to an applied call, once its effects are written under ``wallet_tx_id``."""
+    return Ok(Money(effects_.row.balance_after, currency(effects_.row.currency)), wallet_tx_id=wallet_tx_id)
+
+
+def _money(repo: Repo, call: WalletCall, now: float) -> Outcome:
+    keys = fact_keys(call)
+    facts = rules.Facts(
+        existing=repo.tx(keys.tx_id),
+        player=repo.player(keys.player_id),
+        session=repo.session(keys.session_token) if keys.session_token else None,
+        round=repo.round(keys.player_id, keys.round_id),
+        tombstoned=repo.is_tombstoned(keys.tombstone_key) if keys.tombstone_key else False,
+        ref=repo.tx(keys.ref_tx_id) if keys.ref_tx_id else None,
+    )
+    verdict = judge(call, facts, now)
+    if not isinstance(verdict, Effects):
+        return verdict
+    wallet_tx_id = repo.insert_tx(verdict.row)
+    if verdict.new_balance is not None:
+        repo.set_balance(keys.player_id, verdict.new_balance)
+    if verdict.roll_back:
+        repo.mark_rolled_back(verdict.roll_back)
+    if verdict.tombstone:
+        repo.insert_tombstone(verdict.tombstone, keys.tx_id, now)
+    if verdict.round is not None:
+        repo.save_round(verdict.round)
+    return applied(verdict, wallet_tx_id)
 
 
 # -- the admin operations (not part of the protocol) ----------------------------------

@@ -18,7 +18,7 @@ from ..dialects import Dialect, HttpRequest
 from ..dialects.canonical import MAX_BODY, CanonicalDialect
 from . import admin
 from .http import CONFIG, DIALECT, LOG_INFO, STORE, WalletConfig, error_response, json_parser_errors, read_bounded
-from .store import Store
+from .store import Store, StoreUnavailable
 
 __all__ = ["WalletConfig", "make_app"]
 
@@ -48,6 +48,10 @@ def protocol_handler(op: Op) -> Callable[[web.Request], Awaitable[web.StreamResp
                 info["player_id"] = call.player_id
                 try:
                     outcome = await app[STORE].execute(call, now)
+                except StoreUnavailable as exc:
+                    log.warning("store unavailable on %s: %s", op, exc)
+                    info["code"] = "UNAVAILABLE"
+                    return error_response(ErrorCode.UNAVAILABLE, "storage unavailable: outcome unknown, retry")
                 except Exception:  # noqa: BLE001 - unknown outcome, never a definitive answer
                     log.exception("store failed on %s", op)
                     outcome = Unknown("store failure")
@@ -77,6 +81,9 @@ async def json_errors(
         return resp
     except web.HTTPRequestEntityTooLarge:
         return error_response(ErrorCode.BAD_REQUEST, "body too large")
+    except StoreUnavailable as exc:
+        log.warning("store unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(ErrorCode.UNAVAILABLE, "storage unavailable, retry")
     except web.HTTPException as exc:
         if exc.status >= 400:
             code = ErrorCode.UNAVAILABLE if exc.status >= 500 else ErrorCode.BAD_REQUEST

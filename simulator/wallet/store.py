@@ -18,6 +18,10 @@ from .records import PlayerRow, TxRow
 T = TypeVar("T")
 
 
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached right now (database down, restarting): outcome unknown, answer 503."""
+
+
 class Store(abc.ABC):
     """What the wallet service needs from storage."""
 
