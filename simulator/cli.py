@@ -7,6 +7,8 @@ configuration (what CI pipelines branch on).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,6 +50,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--shutdown-timeout", type=float, default=30.0,
                        help="seconds to let in-flight calls finish on SIGTERM")
+    serve.add_argument("--dsn", default=None,
+                       help="PostgreSQL DSN instead of SQLite, e.g. postgresql://user@host/db (env CROUPIER_DSN)")
+    serve.add_argument("--pg-schema", default="public", help="PostgreSQL schema to use (default: %(default)s)")
+    serve.add_argument("--workers", type=_positive_int, default=1,
+                       help="wallet processes on one port (PostgreSQL only)")
+    serve.add_argument("--worker-of-pool", action="store_true", help=argparse.SUPPRESS)
 
     provider = sub.add_parser("provider", help="the mock game provider (operator-facing)")
     psub = provider.add_subparsers(dest="provider_command", required=True)
@@ -82,14 +90,19 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "wallet" and args.wallet_command == "serve":
-        from .wallet.server import ConfigError, ServeOptions, serve
+        from .wallet.server import ConfigError, ServeOptions, serve, serve_workers
 
         opts = ServeOptions(
             host=args.host, port=args.port, db=args.db, memory=args.memory, sync=args.sync,
             secret=args.secret, admin_token=args.admin_token, session_ttl=args.session_ttl,
             access_log=args.access_log, log_level=args.log_level, shutdown_timeout=args.shutdown_timeout,
+            dsn=args.dsn or os.environ.get("CROUPIER_DSN"), pg_schema=args.pg_schema,
+            workers=1 if args.worker_of_pool else args.workers, reuse_port=args.worker_of_pool,
         )
         try:
+            if args.workers > 1 and not args.worker_of_pool:
+                argv = [a for a in (sys.argv[1:] if argv is None else list(argv))]
+                return serve_workers(dataclasses.replace(opts, workers=args.workers), argv)
             serve(opts)
         except ConfigError as exc:
             print(f"croupier: {exc}", file=sys.stderr)

@@ -41,7 +41,7 @@ class Driver:
     background: set[asyncio.Task[Exchange]] = field(default_factory=set)
 
     async def _one(self, send: Send, *, visible: bool = True, client: WalletClient | None = None) -> Exchange:
-        token = self.ledger.begin(send.call)
+        token = self.ledger.begin(send.call, send.expect)
         ex = await (client or self.client).exchange(send.call)
         self.ledger.end(token, send.call, ex.outcome, expect=send.expect, visible=visible, latency_ms=ex.latency_ms,
                         status=ex.status, response=ex.response_body)

@@ -99,6 +99,8 @@ class Book:
     txs: dict[str, Tx] = field(default_factory=dict)
     rollbacks_of: dict[str, str] = field(default_factory=dict)
     """bet tx_id → tx_id of the first acknowledged rollback."""
+    rollbacks_sent: set[str] = field(default_factory=set)
+    """bet tx_ids a rollback has been sent for (acknowledged or not)."""
     in_flight: dict[int, str] = field(default_factory=dict)
     """token → tx_id (or "" for balance/authenticate)."""
     overlapped: set[int] = field(default_factory=set)
@@ -159,8 +161,12 @@ class Ledger:
             self.findings.append(Finding(kind, player_id, message, list(evidence)))
 
     # -- observation ------------------------------------------------------------------
-    def begin(self, call: WalletCall) -> int:
-        """A call is about to be sent; returns the token to pass to :meth:`end`."""
+    def begin(self, call: WalletCall, expect: ErrorCode | None = None) -> int:
+        """A call is about to be sent; returns the token to pass to :meth:`end`.
+
+        A money call is in doubt from the moment it is sent: its answer may come
+        after a later call's (another connection, another wallet process), or never.
+        """
         token = next(self._tokens)
         if call.player_id is None:
             return token
@@ -171,6 +177,18 @@ class Ledger:
                 book.overlapped.add(other)
                 book.overlapped.add(token)
         book.in_flight[token] = key
+        if call.tx_id and call.tx_id not in book.txs and call.op in (Op.BET, Op.WIN, Op.ROLLBACK):
+            if call.op is Op.ROLLBACK:
+                assert call.ref_tx_id is not None
+                book.rollbacks_sent.add(call.ref_tx_id)
+                bet = book.txs.get(call.ref_tx_id)
+                refund = -bet.delta if bet is not None and bet.state is TxState.APPLIED else 0
+                book.txs[call.tx_id] = Tx(call, TxState.DOUBT, 0, expect=expect)
+                book.doubt[call.tx_id] = refund
+            elif call.amount is not None:
+                delta = -call.amount.minor if call.op is Op.BET else call.amount.minor
+                book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta, expect=expect)
+                book.doubt[call.tx_id] = delta
         return token
 
     def end(
@@ -239,15 +257,11 @@ class Ledger:
         assert call.tx_id is not None and call.amount is not None
         delta = -call.amount.minor if call.op is Op.BET else call.amount.minor
         tx = book.txs.get(call.tx_id)
-        if tx is None:
+        if tx is None:  # an answer for a call we were not told about: judge it all the same
             tx = book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta)
-            fresh = True
-        else:
-            fresh = False
+            book.doubt[call.tx_id] = delta
         tx.evidence.append(ev)
         if isinstance(outcome, Unknown):
-            if tx.state is TxState.DOUBT and call.tx_id not in book.doubt and fresh:
-                book.doubt[call.tx_id] = delta
             return
         if isinstance(outcome, Rejected):
             self._refused(book, tx, outcome, ev)
@@ -301,11 +315,13 @@ class Ledger:
             self.flag(Anomaly.REPLAY_CONTRADICTS_ORIGINAL, book.player_id,
                       f"replay of accepted {call.tx_id} refused with {outcome.code}", [tx.evidence[0], ev])
             return
+        if tx.state is TxState.DOUBT and outcome.code is ErrorCode.TX_ROLLED_BACK and call.tx_id in book.rollbacks_sent:
+            # Its rollback overtook it on the way (another connection): refused, as it must be.
+            book.doubt.pop(call.tx_id, None)
+            tx.state = TxState.TOMBSTONED
+            return
         if tx.state is TxState.ROLLED_BACK:
-            # The rollback came first (or the bet never landed): TX_ROLLED_BACK is right; so is nothing else.
-            if outcome.code not in (ErrorCode.TX_ROLLED_BACK, ErrorCode.INSUFFICIENT_FUNDS, ErrorCode.ROUND_CLOSED):
-                self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
-                          f"rolled-back bet refused with {outcome.code}", [ev])
+            # Its rollback was acknowledged already: whatever refused it, it has no effect. Fine.
             return
         book.doubt.pop(call.tx_id, None)
         tx.state = TxState.REFUSED
@@ -328,6 +344,7 @@ class Ledger:
         rb.evidence.append(ev)
         if isinstance(outcome, Unknown):
             return
+        book.doubt.pop(call.tx_id, None)
         if isinstance(outcome, Rejected):
             if rb.state is TxState.DOUBT:
                 rb.state = TxState.REFUSED
@@ -376,29 +393,33 @@ class Ledger:
 
     def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, expect: ErrorCode, ev: Evidence) -> None:
         """A call the wallet must refuse with ``expect``."""
+        mine = expect is not ErrorCode.DUPLICATE_MISMATCH and call.tx_id is not None
+        tx = book.txs.get(call.tx_id or "") if mine else None
+        if tx is not None:
+            tx.evidence.append(ev)
         if isinstance(outcome, Rejected):
             # An expired session refuses any bet first (docs/wallet-rules.md): still a refusal.
             if outcome.code is not expect and outcome.code is not ErrorCode.SESSION_EXPIRED:
                 self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
                           f"refused with {outcome.code}, the protocol says {expect}", [ev])
+            if tx is not None and tx.state is TxState.DOUBT:
+                tx.state = TxState.REFUSED
+                book.doubt.pop(tx.call.tx_id or "", None)
             return
         if isinstance(outcome, Unknown):
-            if call.op is Op.BET and call.tx_id and expect is not ErrorCode.DUPLICATE_MISMATCH:
-                # The provider rolls it back next; track it like any bet in doubt.
-                book.txs.setdefault(call.tx_id, Tx(call, TxState.DOUBT, -(call.amount.minor if call.amount else 0),
-                                                   evidence=[ev], expect=expect))
-                book.doubt.setdefault(call.tx_id, -(call.amount.minor if call.amount else 0))
-            return
+            return  # in doubt since it was sent; the provider rolls it back next
         self.flag(Anomaly.ACCEPTED_INVALID_CALL, book.player_id, f"accepted a call due to be refused with {expect}", [ev])
-        if expect is ErrorCode.DUPLICATE_MISMATCH or call.op is not Op.BET or call.tx_id is None or call.amount is None:
+        if tx is None or call.op is not Op.BET or call.amount is None:
             book.tainted = True
             return
+        book.doubt.pop(call.tx_id or "", None)
         same_currency = book.currency is None or call.amount.currency.code == book.currency
         if not same_currency:
             book.tainted = True
-        tx = Tx(call, TxState.APPLIED, -call.amount.minor if same_currency else 0, outcome.wallet_tx_id, [ev], expect)
-        book.txs[call.tx_id] = tx
-        if book.expected is not None and same_currency:
+            tx.delta = 0
+        tx.state = TxState.APPLIED
+        tx.wallet_tx_id = outcome.wallet_tx_id
+        if book.expected is not None:
             book.expected += tx.delta
 
     # -- the end of a run -------------------------------------------------------------

@@ -11,8 +11,11 @@ import asyncio
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +48,10 @@ class ServeOptions:
     access_log: bool = True
     log_level: str = "info"
     shutdown_timeout: float = 30.0
+    dsn: str | None = None
+    pg_schema: str = "public"
+    workers: int = 1
+    reuse_port: bool = False
 
 
 class ConfigError(ValueError):
@@ -77,6 +84,15 @@ def resolve_secrets(opts: ServeOptions) -> tuple[str, str]:
 
 
 def make_store(opts: ServeOptions) -> Store:
+    if opts.dsn:
+        from .postgres import PostgresStore
+
+        try:
+            return PostgresStore(opts.dsn, schema=opts.pg_schema)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    if opts.workers > 1:
+        raise ConfigError("--workers needs PostgreSQL (--dsn): SQLite and memory have one writer")
     if opts.memory:
         return MemoryStore()
     try:
@@ -100,10 +116,34 @@ def build(opts: ServeOptions) -> web.Application:
     return make_app(make_store(opts), WalletConfig(secret=secret, admin_token=admin, session_ttl=opts.session_ttl))
 
 
+def serve_workers(opts: ServeOptions, argv: list[str]) -> int:
+    """``--workers N``: N wallet processes on one port (SO_REUSEPORT) sharing one PostgreSQL.
+
+    The kernel spreads connections over the processes; the database serializes each
+    player.  SIGTERM/SIGINT are passed on, and each worker shuts down gracefully.
+    """
+    if not opts.dsn:
+        raise ConfigError("--workers needs PostgreSQL (--dsn): SQLite and memory have one writer")
+    configure(opts.log_level, opts.access_log)
+    resolve_secrets(opts)
+    children = [subprocess.Popen([sys.executable, "-m", "simulator", *argv, "--worker-of-pool"])
+                for _ in range(opts.workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes) if any(codes) else 0
+
+
 def serve(opts: ServeOptions) -> None:
     """Run until SIGTERM/SIGINT, then shut down gracefully."""
     app = build(opts)
-    where = "memory" if opts.memory else f"{opts.db} (sync={opts.sync})"
+    where = ("postgres" if opts.dsn else "memory" if opts.memory else f"{opts.db} (sync={opts.sync})")
 
     async def announce(_: web.Application) -> None:
         log.info("croupier wallet on http://%s:%d/wallet (store: %s)", opts.host, opts.port, where)
@@ -117,6 +157,8 @@ def serve(opts: ServeOptions) -> None:
         loop = None
     sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if opts.reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((opts.host, opts.port))
     except OSError as exc:
