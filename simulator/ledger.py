@@ -275,6 +275,7 @@ class Ledger:
             self.flag(Anomaly.ACCEPTED_AFTER_ROLLBACK, book.player_id,
                       f"bet {call.tx_id} accepted after its rollback was acknowledged", tx.evidence[-3:])
             tx.state = TxState.APPLIED
+            tx.call, tx.delta = call, delta  # the placeholder the early rollback left knew no amount
             if book.expected is not None:
                 book.expected += delta
             # The provider now rolls it back; that rollback is the first real refund.
