@@ -170,6 +170,9 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, c
     if report["players"] == 0:
         console.print("[red]croupier:[/] no player could be provisioned or authenticated")
         return 2
+    if not report["calls"].get("bet") and not report["calls"].get("win"):
+        console.print("[red]croupier:[/] no round was played: nothing was checked")
+        return 2
     return 1 if report["verdict"] != "pass" or report["unsettled"] else 0
 
 

@@ -297,6 +297,8 @@ class Runner:
         await preflight(self.o.wallet_url)
         if self.o.accounts is None and not (self.o.admin_url and self.o.admin_token):
             raise RunError("players come from the admin API (--admin-url, --admin-token) or --players FILE")
+        # Players are made (Faker: CPU-bound) before the clock starts: duration_s is play time.
+        profiles = await asyncio.to_thread(self._profiles)
         started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=self.s.timeout_s)
         connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False)
@@ -314,7 +316,6 @@ class Runner:
                         await resp.read()
                 except aiohttp.ClientError as exc:
                     raise RunError(f"admin API unreachable at {self.o.admin_url}: {exc}") from None
-            profiles = self._profiles()
             n_live = self.s.live.tables * self.s.live.seats if self.o.accounts is None else 0
             if self.o.accounts is not None:  # test accounts all play single-player games
                 singles, live = profiles, []

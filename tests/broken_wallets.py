@@ -132,20 +132,23 @@ class FloatMoneyDialect(CanonicalDialect):
 
 @dataclass(frozen=True)
 class Broken:
-    """One broken wallet: how to build it and the anomaly ``croupier run`` must report."""
+    """One broken wallet: how to build it, and the anomaly kinds any of which proves the bug."""
 
     store: Callable[[], MemoryStore]
-    anomaly: Anomaly
+    anomalies: frozenset[Anomaly]
     dialect: Callable[[str], CanonicalDialect] | None = None
 
 
 BROKEN: dict[str, Broken] = {
-    "forgets_tx_ids": Broken(ForgetsTxIds, Anomaly.DOUBLE_APPLY),
-    "ignores_tombstones": Broken(IgnoresTombstones, Anomaly.ACCEPTED_AFTER_ROLLBACK),
-    "racy_balance": Broken(RacyBalance, Anomaly.LOST_UPDATE),
-    "second_rollback_refunds": Broken(SecondRollbackRefunds, Anomaly.ROLLBACK_APPLIED_TWICE),
-    "refuses_late_wins": Broken(RefusesLateWins, Anomaly.REFUSED_VALID_CALL),
-    "float_money": Broken(MemoryStore, Anomaly.PROTOCOL_VIOLATION, FloatMoneyDialect),
+    "forgets_tx_ids": Broken(ForgetsTxIds, frozenset({Anomaly.DOUBLE_APPLY})),
+    "ignores_tombstones": Broken(IgnoresTombstones, frozenset({Anomaly.ACCEPTED_AFTER_ROLLBACK})),
+    # A lost update is seen as whatever first exposes the overwritten balance: the final
+    # read (lost_update), the next solo answer (balance_mismatch) or a replay's answer.
+    "racy_balance": Broken(RacyBalance, frozenset({Anomaly.LOST_UPDATE, Anomaly.BALANCE_MISMATCH,
+                                                   Anomaly.DOUBLE_APPLY})),
+    "second_rollback_refunds": Broken(SecondRollbackRefunds, frozenset({Anomaly.ROLLBACK_APPLIED_TWICE})),
+    "refuses_late_wins": Broken(RefusesLateWins, frozenset({Anomaly.REFUSED_VALID_CALL})),
+    "float_money": Broken(MemoryStore, frozenset({Anomaly.PROTOCOL_VIOLATION}), FloatMoneyDialect),
 }
 
 

@@ -1,0 +1,277 @@
+"""How the checker reaches a wallet: a synchronous bridge to aiohttp, signing modes, players.
+
+Hypothesis rules are synchronous, so every HTTP exchange runs on an event loop
+that lives in a helper thread for the whole check (:class:`Bridge`); a rule
+submits a coroutine and waits for its result.  Two calls "in flight at once"
+are two coroutines gathered on that loop.
+
+Players come from the reference wallet's admin API (fresh players for every
+example) or from a CSV of test accounts (``player_id,token,currency``), which
+are authenticated once and reused; see docs/check.md for what the second mode
+cannot check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from .. import dialects
+from ..calls import Ok, Op, Outcome, Unknown, WalletCall
+from ..client import AdminClient, AdminError, WalletClient
+from ..dialects import Dialect, HttpRequest, HttpResponse
+from ..runner import RunError, TestAccount, preflight
+
+T = TypeVar("T")
+
+SIGN_MODES = ("ok", "wrong-secret", "stale", "future", "unsigned")
+"""How a call is signed: correctly, with another secret, an hour in the past or future, or not at all."""
+STALE_S = 3600
+"""Far outside the 300 s window PROTOCOL.md allows, so clock skew between us and the wallet cannot matter."""
+
+
+class CheckError(RuntimeError):
+    """The check cannot run (unreachable wallet, refused provisioning, bad accounts): exit code 2."""
+
+
+class Bridge:
+    """An event loop in a helper thread; :meth:`run` waits for a coroutine from synchronous code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="croupier-check-bridge", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@dataclass
+class Target:
+    """The wallet under test and how to provision its players."""
+
+    wallet_url: str
+    secret: str
+    dialect: str = "canonical"
+    admin_url: str | None = None
+    admin_token: str | None = None
+    accounts: list[TestAccount] | None = None
+    timeout_s: float = 10.0
+
+    @property
+    def admin(self) -> bool:
+        return self.accounts is None
+
+    def describe(self) -> dict[str, Any]:
+        return {"wallet": self.wallet_url, "dialect": self.dialect,
+                "players": "admin API" if self.admin else f"{len(self.accounts or [])} test accounts"}
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One request and what came back."""
+
+    outcome: Outcome
+    status: int | None
+    request_body: bytes
+    response_body: bytes
+    sign: str = "ok"
+
+
+class Connection:
+    """Clients for one wallet, shared by every example of a check (the wallet's state is not)."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.dialect: Dialect = dialects.get(target.dialect, target.secret)
+        self.bridge: Bridge | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.clients: dict[str, WalletClient] = {}
+        self.admin: AdminClient | None = None
+        self.account_sessions: list[str] = []
+        """Test-accounts mode: the session of each account, authenticated once per check."""
+
+    # -- life cycle -------------------------------------------------------------------
+    def open(self) -> Connection:
+        t = self.target
+        if t.accounts is None and not (t.admin_url and t.admin_token):
+            raise CheckError("players come from the admin API (--admin-url, --admin-token) or --players FILE")
+        self.bridge = Bridge()
+        try:
+            self.bridge.run(self._open(), 60)
+        except RunError as exc:
+            self.close()
+            raise CheckError(str(exc)) from None
+        except CheckError:
+            self.close()
+            raise
+        return self
+
+    async def _open(self) -> None:
+        t = self.target
+        await preflight(t.wallet_url)
+        connector = aiohttp.TCPConnector(limit=64, limit_per_host=0)
+        self.session = aiohttp.ClientSession(connector=connector)
+        wrong = dialects.get(t.dialect, t.secret + "-not-the-secret")
+        self.clients = {
+            "ok": WalletClient(t.wallet_url, self.dialect, self.session, t.timeout_s),
+            "wrong-secret": WalletClient(t.wallet_url, wrong, self.session, t.timeout_s),
+            "stale": WalletClient(t.wallet_url, self.dialect, self.session, t.timeout_s,
+                                  clock=lambda: time.time() - STALE_S),
+            "future": WalletClient(t.wallet_url, self.dialect, self.session, t.timeout_s,
+                                   clock=lambda: time.time() + STALE_S),
+        }
+        if t.accounts is None:
+            assert t.admin_url and t.admin_token
+            self.admin = AdminClient(t.admin_url, t.admin_token, self.session)
+            try:
+                async with self.session.get(f"{t.admin_url.rstrip('/')}/healthz") as resp:
+                    await resp.read()
+            except aiohttp.ClientError as exc:
+                raise CheckError(f"admin API unreachable at {t.admin_url}: {exc}") from None
+            return
+        for acc in t.accounts:
+            ex = await self.clients["ok"].exchange(WalletCall.authenticate(acc.token, "croupier-check"))
+            out = ex.outcome
+            if not isinstance(out, Ok) or not out.session_token:
+                raise CheckError(f"test account {acc.player_id}: authenticate answered {_short(ex)}")
+            if out.player_id != acc.player_id or out.balance.currency.code != acc.currency:
+                raise CheckError(f"test account {acc.player_id} ({acc.currency}): authenticate answered player "
+                                 f"{out.player_id!r} in {out.balance.currency.code}")
+            self.account_sessions.append(out.session_token)
+
+    def close(self) -> None:
+        if self.bridge is None:
+            return
+        if self.session is not None:
+            try:
+                self.bridge.run(self.session.close(), 10)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+        self.bridge.close()
+        self.bridge = None
+
+    def __enter__(self) -> Connection:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- protocol calls ---------------------------------------------------------------
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self.bridge is not None, "connection not open"
+        return self.bridge.run(coro, self.target.timeout_s * 3 + 30)
+
+    async def _send(self, call: WalletCall, sign: str) -> Sent:
+        if sign == "unsigned":
+            return await self._unsigned(call)
+        ex = await self.clients[sign].exchange(call)
+        return Sent(ex.outcome, ex.status, ex.request_body, ex.response_body, sign)
+
+    async def _unsigned(self, call: WalletCall) -> Sent:
+        """The dialect's request without the headers that carry its signature (they change with the secret)."""
+        now = time.time()
+        signed = self.dialect.encode_call(call, now)
+        other = dialects.get(self.target.dialect, self.target.secret + "-other").encode_call(call, now)
+        headers = {k: v for k, v in signed.headers.items() if other.headers.get(k) == v}
+        return await self._post(HttpRequest(signed.method, signed.path, headers, signed.body), call, "unsigned")
+
+    async def _post(self, req: HttpRequest, call: WalletCall, sign: str) -> Sent:
+        assert self.session is not None
+        url = f"{self.target.wallet_url.rstrip('/')}/{req.path}"
+        try:
+            async with self.session.request(req.method, url, data=req.body, headers=req.headers,
+                                            timeout=aiohttp.ClientTimeout(total=self.target.timeout_s)) as resp:
+                body = await resp.read()
+                status, headers = resp.status, dict(resp.headers)
+        except (asyncio.TimeoutError, TimeoutError):
+            return Sent(Unknown("timeout"), None, req.body, b"", sign)
+        except aiohttp.ClientError as exc:
+            return Sent(Unknown(f"{type(exc).__name__}: {exc}"), None, req.body, b"", sign)
+        return Sent(self.dialect.decode_response(call, HttpResponse(status, headers, body)), status, req.body, body, sign)
+
+    def send(self, call: WalletCall, sign: str = "ok") -> Sent:
+        return self.run(self._send(call, sign))
+
+    def send_all(self, calls: list[WalletCall]) -> list[Sent]:
+        """Every call in flight at once (correctly signed), answers in the order given."""
+        async def all_of() -> list[Sent]:
+            return list(await asyncio.gather(*(self._send(c, "ok") for c in calls)))
+
+        return self.run(all_of())
+
+    def raw(self, op: Op, body: bytes, call: WalletCall) -> Sent:
+        """A hand-made body for ``op``, signed as the canonical dialect signs (for malformed requests)."""
+        from .. import signing
+
+        headers = {"Content-Type": "application/json",
+                   signing.HEADER: signing.sign(self.target.secret, body, int(time.time()))}
+        return self.run(self._post(HttpRequest("POST", str(op), headers, body), call, "ok"))
+
+    # -- admin API (reference-compatible wallets) -------------------------------------
+    def _admin(self) -> AdminClient:
+        if self.admin is None:
+            raise CheckError("this step needs the admin API")
+        return self.admin
+
+    def admin_call(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            return self.run(coro)
+        except AdminError as exc:
+            raise CheckError(f"admin API answered {exc.status}: {exc.body}") from None
+        except aiohttp.ClientError as exc:
+            raise CheckError(f"admin API unreachable: {exc}") from None
+
+    def create_player(self, player_id: str, currency: str, balance: int) -> None:
+        self.admin_call(self._admin().create_player(player_id, currency, balance))
+
+    def launch_token(self, player_id: str, ttl_s: int) -> str:
+        return self.admin_call(self._admin().token(player_id, ttl_s))
+
+    def block(self, player_id: str, blocked: bool) -> None:
+        self.admin_call(self._admin().block(player_id, blocked))
+
+    def deposit(self, player_id: str, amount: int) -> int:
+        return int(self.admin_call(self._admin().deposit(player_id, amount))["balance"])
+
+    def balances(self, player_ids: list[str]) -> list[int | None]:
+        """Each player's balance from the admin API, read at once (None: the wallet does not know the player)."""
+        admin = self._admin()
+
+        async def one(pid: str) -> int | None:
+            try:
+                return int((await admin.player(pid))["balance"])
+            except AdminError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        async def all_of() -> list[int | None]:
+            return list(await asyncio.gather(*(one(p) for p in player_ids)))
+
+        return self.admin_call(all_of())
+
+
+def admin_url_for(wallet_url: str) -> str:
+    """The reference wallet serves its admin API on the protocol's host: ``http://h:p/wallet`` → ``http://h:p``."""
+    parts = urlsplit(wallet_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _short(ex: Any) -> str:
+    body = ex.response_body[:200].decode("utf-8", "replace") if ex.response_body else ""
+    return f"HTTP {ex.status} {body}" if ex.status is not None else str(ex.outcome)
