@@ -227,7 +227,7 @@ class Ledger:
         if call.op is Op.AUTHENTICATE:
             return
         if expect is not None and expect is not ErrorCode.TX_ROLLED_BACK:
-            self._invalid(book, call, outcome, expect, ev)
+            self._invalid(book, call, outcome, expect, ev, solo)
             return
         if call.op is Op.ROLLBACK:
             self._rollback(book, call, outcome, ev, solo)
@@ -392,7 +392,8 @@ class Ledger:
             self._check_reported(book, outcome, ev, solo, hint=Anomaly.ROLLBACK_APPLIED_TWICE, hint_delta=refund,
                                  extra=bet.evidence[:1])
 
-    def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, expect: ErrorCode, ev: Evidence) -> None:
+    def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, expect: ErrorCode, ev: Evidence,
+                 solo: bool) -> None:
         """A call the wallet must refuse with ``expect``."""
         mine = expect is not ErrorCode.DUPLICATE_MISMATCH and call.tx_id is not None
         tx = book.txs.get(call.tx_id or "") if mine else None
@@ -409,6 +410,17 @@ class Ledger:
             return
         if isinstance(outcome, Unknown):
             return  # in doubt since it was sent; the provider rolls it back next
+        if expect is ErrorCode.INSUFFICIENT_FUNDS and tx is not None and call.amount is not None:
+            # "More than the balance" is only certain when nothing else of the player's was in
+            # flight or in doubt: the provider chose the amount from the last balance it saw.
+            others = any(t != call.tx_id for t in book.doubt)
+            if not solo or others or book.expected is None or call.amount.minor <= book.expected:
+                book.doubt.pop(call.tx_id or "", None)
+                tx.state, tx.wallet_tx_id = TxState.APPLIED, outcome.wallet_tx_id
+                if book.expected is not None:
+                    book.expected += tx.delta
+                self._check_reported(book, outcome, ev, solo)
+                return
         self.flag(Anomaly.ACCEPTED_INVALID_CALL, book.player_id, f"accepted a call due to be refused with {expect}", [ev])
         if tx is None or call.op is not Op.BET or call.amount is None:
             book.tainted = True
