@@ -394,6 +394,7 @@ class Runner:
         """Settle every call still in doubt as a provider must: roll bets back, re-send wins."""
         patient = RetryPolicy(max_attempts=20, base_s=0.05, cap_s=2.0)
         calm = FaultPlan()
+        ids: dict[str, TxIds] = {}  # one id sequence per player for the whole settlement
         for _ in range(3):
             doubtful = self.ledger.in_doubt()
             if not doubtful:
@@ -402,8 +403,8 @@ class Runner:
                 seat = self.seats.get(book.player_id)
                 if seat is None:
                     continue
-                ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), TxIds(f"{seat.player_id}-settle"),
-                                   calm, patient)
+                mine = ids.setdefault(seat.player_id, TxIds(f"{seat.player_id}-settle"))
+                ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), mine, calm, patient)
                 if tx.call.op == "bet":
                     call = WalletCall.rollback(ctx.ids.tx(), tx.call.tx_id or "", seat.player_id, seat.session_token,
                                                tx.call.game_id or "", tx.call.round_id or "")

@@ -66,8 +66,12 @@ def pg_unavailable() -> str | None:
             conn = await asyncpg.connect(PG_DSN, timeout=3)
             await conn.close()
 
+        import concurrent.futures
+
         try:
-            asyncio.run(probe())
+            # In a thread of its own: the caller may already be inside a running event loop.
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, probe()).result()
             _pg_reason.append(None)
         except Exception as exc:  # noqa: BLE001 - any failure means: skip, and say why
             _pg_reason.append(f"no PostgreSQL at {PG_DSN} ({type(exc).__name__}: {exc}); set CROUPIER_TEST_PG_DSN")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from .http import CONFIG, STORE, error_response, read_bounded
 from .store import Store
 from .records import TX_COLUMNS, PlayerRow
 
+log = logging.getLogger("croupier.wallet.admin")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -178,7 +180,12 @@ async def transactions(request: web.Request) -> web.StreamResponse:
     after_raw = q.get("after", "0")
     if not (after_raw.isascii() and after_raw.isdigit()) or len(after_raw) > 19 or int(after_raw) > INT64_MAX:
         raise _Bad(ErrorCode.BAD_REQUEST, "after must be a wallet_tx_id (an integer from 0 to 2^63-1)")
-    rows = _store(request).transactions(player_id, since, until, int(after_raw))
+    rows = _store(request).transactions(player_id, since, until, int(after_raw)).__aiter__()
+    # Read the first row before any header goes out: a store that is away is then a clean 503.
+    try:
+        first: Any = await rows.__anext__()
+    except StopAsyncIteration:
+        first = None
     resp = web.StreamResponse(
         headers={"Content-Type": "application/x-ndjson" if fmt == "jsonl" else "text/csv; charset=utf-8"}
     )
@@ -186,19 +193,29 @@ async def transactions(request: web.Request) -> web.StreamResponse:
     buf: list[bytes] = []
     if fmt == "csv":
         buf.append((",".join(TX_COLUMNS) + "\r\n").encode())
-    async for row in rows:
+
+    def render(row: Any) -> bytes:
         if fmt == "jsonl":
-            buf.append(orjson.dumps(row.to_json()) + b"\n")
-        else:
-            out = io.StringIO()
-            csv.writer(out).writerow(["" if v is None else v for v in row.to_json().values()])
-            buf.append(out.getvalue().encode())
-        if len(buf) >= 500:
+            return orjson.dumps(row.to_json()) + b"\n"
+        out = io.StringIO()
+        csv.writer(out).writerow(["" if v is None else v for v in row.to_json().values()])
+        return out.getvalue().encode()
+
+    try:
+        if first is not None:
+            buf.append(render(first))
+            async for row in rows:
+                buf.append(render(row))
+                if len(buf) >= 500:
+                    await resp.write(b"".join(buf))
+                    buf.clear()
+        if buf:
             await resp.write(b"".join(buf))
-            buf.clear()
-    if buf:
-        await resp.write(b"".join(buf))
-    await resp.write_eof()
+        await resp.write_eof()
+    except Exception:  # noqa: BLE001 - headers are out: end the transfer unfinished, never a 2nd response
+        log.exception("transaction log stream failed")
+        if request.transport is not None:
+            request.transport.close()
     return resp
 
 
