@@ -154,3 +154,15 @@ class Unknown:
 
 
 Outcome = Ok | Rejected | Unknown
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One call and what came back, with timing: the evidence a report shows."""
+
+    call: WalletCall
+    outcome: Outcome
+    latency_ms: float
+    request_body: bytes = b""
+    status: int | None = None
+    response_body: bytes = b""

@@ -76,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_run_parser(sub)
 
+    from .loadcmd import add_load_parser
+
+    add_load_parser(sub)
+
     demo = sub.add_parser("demo", help="reference wallet on a temporary SQLite file + the chaos scenario, then the summary")
     demo.add_argument("--scenario", default="chaos")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds (default: %(default)s)")
@@ -131,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .runcmd import run_command
 
         return run_command(args)
+    if args.command == "load":
+        from .loadcmd import load_command
+
+        return load_command(args)
     if args.command == "scenarios":
         from .runcmd import list_scenarios
 

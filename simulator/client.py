@@ -16,20 +16,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from .calls import Outcome, Unknown, WalletCall
+from .calls import Exchange, Outcome, Unknown, WalletCall
 from .dialects import Dialect, HttpResponse
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One call and what came back, with timing: the evidence a report shows."""
-
-    call: WalletCall
-    outcome: Outcome
-    latency_ms: float
-    request_body: bytes = b""
-    status: int | None = None
-    response_body: bytes = b""
 
 
 @dataclass

@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
-from .calls import Outcome, Unknown, WalletCall
-from .client import Exchange
+from .calls import Exchange, Outcome, Unknown, WalletCall
 from .dialects import Dialect, HttpRequest, HttpResponse
 from .dialects.canonical import CanonicalDialect
 from .faults import Delivery

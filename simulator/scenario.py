@@ -136,6 +136,8 @@ def parse(data: Mapping[str, Any], where: str) -> Scenario:
                     values[key][sub] = SCHEMA[key][sub](f"{key}.{sub}", v)
                 except ScenarioError as exc:
                     raise ScenarioError(f"{where}: {exc}") from None
+        elif key == "load" and isinstance(value, dict):
+            continue  # Locust's table (users, shape, thresholds): validated by loadtests/settings.py
         elif key in SCHEMA[""]:
             values[""][key] = SCHEMA[""][key](key, value)
         else:

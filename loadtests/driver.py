@@ -1,0 +1,228 @@
+"""The gevent driver: runs the core's round generators over Locust's fast HTTP client.
+
+The shape of :class:`simulator.inprocess.SyncDriver` and of the asyncio
+:class:`simulator.driver.Driver` — a round yields ``Send``, ``Sleep`` or ``Parallel``, the
+driver delivers each ``Send`` the way its fault says and feeds the ``Outcome`` back — with
+greenlets where the asyncio driver has tasks.  Every exchange goes to the process's ledger
+(even answers the provider "never read") and to Locust's statistics, named by operation,
+as a success or a failure:
+
+* ok, or a refusal that was due (``Send.expect``: an overdraft's ``INSUFFICIENT_FUNDS``, …),
+  or one a provider meets in normal play (an expired session, a bet its rollback overtook):
+  success;
+* a refusal nobody asked for, an acceptance where a refusal was due, an answer that is no
+  answer (timeout, reset, 5xx, garbage), or an answer the ledger finds an anomaly in: failure.
+
+Anomalies also get a row of their own (type ``ANOMALY``, one per kind).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, Final
+
+import gevent
+from gevent.pool import Group
+
+from simulator.calls import Ok, Outcome, Rejected, Unknown, WalletCall
+from simulator.codes import ErrorCode
+from simulator.dialects import Dialect, HttpResponse
+from simulator.faults import Delivery, FaultPlan
+from simulator.rounds import Parallel, RetryPolicy, RoundContext, Seat, Send, Sleep, Step, settle
+
+if TYPE_CHECKING:
+    from .process import Croupier
+
+WALLET: Final = "wallet"
+BENIGN: Final = frozenset({ErrorCode.SESSION_EXPIRED, ErrorCode.TX_ROLLED_BACK})
+"""Refusals a provider meets in normal play: a session that ran out (the game relaunches), a
+bet whose rollback overtook it on another connection."""
+
+
+def label(outcome: Outcome) -> str:
+    if isinstance(outcome, Ok):
+        return "ok"
+    if isinstance(outcome, Rejected):
+        return str(outcome.code)
+    return "unknown"
+
+
+def judge(outcome: Outcome, expect: ErrorCode | None, flagged: list[str]) -> str | None:
+    """Why this exchange is a failure in Locust's statistics (None: a success)."""
+    if flagged:
+        return f"anomaly: {', '.join(flagged)}"
+    if isinstance(outcome, Unknown):
+        return f"no definitive answer: {outcome.reason}"
+    if isinstance(outcome, Rejected):
+        if expect is not None and outcome.code in (expect, ErrorCode.SESSION_EXPIRED):
+            return None
+        if expect is None and outcome.code in BENIGN:
+            return None
+        return f"refused {outcome.code}" + (f" ({expect} was due)" if expect else " (not due)")
+    if expect is not None and expect is not ErrorCode.TX_ROLLED_BACK:
+        return f"accepted ({expect} was due)"
+    return None
+
+
+class GeventDriver:
+    """Delivers the calls of round generators through one Locust ``FastHttpSession``."""
+
+    def __init__(self, croupier: Croupier, http: Any, request_type: str = WALLET) -> None:
+        self.c = croupier
+        self.http = http
+        self.request_type = request_type
+        self.base = croupier.settings.wallet_url
+        self.background: set[gevent.Greenlet] = set()
+
+    # -- one exchange ---------------------------------------------------------------------
+    def _one(self, send: Send, *, visible: bool = True, dialect: Dialect | None = None) -> Outcome:
+        ledger = self.c.ledger
+        token = ledger.begin(send.call, send.expect)
+        req = (dialect or self.c.dialect).encode_call(send.call, time.time())
+        started = time.perf_counter()
+        with self.http.request(req.method, f"{self.base}/{req.path}", name=str(send.call.op), data=req.body,
+                               headers=req.headers, catch_response=True) as resp:
+            resp.request_meta["request_type"] = self.request_type
+            latency = (time.perf_counter() - started) * 1000
+            status = resp.status_code or None
+            body = b""
+            if not status:
+                error = getattr(resp, "error", None)
+                outcome: Outcome = Unknown(type(error).__name__ if error is not None else "no response")
+            else:
+                body = resp.content or b""
+                outcome = (dialect or self.c.dialect).decode_response(send.call, HttpResponse(status, {}, body))
+            before = dict(ledger.counts)
+            ledger.end(token, send.call, outcome, expect=send.expect, visible=visible, latency_ms=latency,
+                       status=status, response=body)
+            flagged = [str(k) for k, n in ledger.counts.items() if n > before[k]]
+            why = judge(outcome, send.expect, flagged)
+            if why is None:
+                resp.success()
+            else:
+                resp.failure(why)
+        self.c.count_call(str(send.call.op), label(outcome))
+        self.c.publish_anomalies()
+        return outcome
+
+    # -- deliveries -----------------------------------------------------------------------
+    def deliver(self, send: Send) -> Outcome:
+        d = send.delivery
+        if d is not Delivery.NORMAL:
+            self.c.faults[str(d)] += 1
+        if send.purpose.startswith("invalid:"):
+            self.c.faults[send.purpose] += 1
+        if d is Delivery.NORMAL:
+            return self._one(send)
+        if d is Delivery.DUPLICATE:
+            first = self._one(send)
+            self._one(send)
+            return first
+        if d in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
+            n = 2 if d is Delivery.CONCURRENT_DUPLICATE else max(2, self.c.scenario.faults.storm_size)
+            copies = [gevent.spawn(self._one, send) for _ in range(n)]
+            gevent.joinall(copies, raise_error=True)
+            outcomes: list[Outcome] = [g.value for g in copies]
+            return next((o for o in outcomes if not isinstance(o, Unknown)), outcomes[0])
+        if d is Delivery.LOST_RESPONSE:
+            self._one(send, visible=False)
+            return Unknown("lost response (fault)")
+        if d is Delivery.BAD_SIGNATURE:
+            return self._one(send, dialect=self.c.bad_dialect)
+        if d is Delivery.TIMEOUT:
+            # Seeded by the tx_id, as the asyncio driver does: the same run draws the same deadlines.
+            faults: FaultPlan = self.c.scenario.faults
+            deadline = faults.deadline_ms(random.Random(zlib.crc32((send.call.tx_id or "").encode()))) / 1000
+            g = gevent.spawn(self._one, send)
+            g.join(deadline)
+            if g.ready():
+                outcome: Outcome = g.get()
+                return outcome
+            self.background.add(g)
+            g.link(self.background.discard)
+            return Unknown("provider stopped waiting (fault)")
+        raise AssertionError(f"unknown delivery {d}")  # pragma: no cover
+
+    def drive(self, gen: Generator[Step, object, object]) -> object:
+        """Run a round generator to its end and return its result."""
+        reply: object = None
+        while True:
+            try:
+                step = gen.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(step, Send):
+                reply = self.deliver(step)
+            elif isinstance(step, Sleep):
+                if step.seconds > 0:
+                    gevent.sleep(step.seconds)
+                reply = None
+            elif isinstance(step, Parallel):
+                group = Group()
+                greenlets = [group.spawn(self.drive, g) for g in step.rounds]
+                gevent.joinall(greenlets, raise_error=True)
+                reply = [g.value for g in greenlets]
+            else:  # pragma: no cover
+                raise TypeError(f"a round yielded {step!r}")
+
+    def quiesce(self, timeout: float | None = None) -> None:
+        """Wait for the answers the provider stopped waiting for (they still count for the ledger)."""
+        if self.background:
+            gevent.joinall(list(self.background), timeout=timeout)
+
+    # -- the end of a player ----------------------------------------------------------------
+    def settle_in_doubt(self, seats: dict[str, Seat]) -> int:
+        """Settle these players' calls still in doubt as a provider must (PROTOCOL.md): roll bets
+        back, re-send wins and rollbacks, each until answered.  Returns what is still in doubt.
+
+        The same steps as the asyncio runner's end of run (``Runner._settle``), on the core's
+        ``settle`` generator, with patient retries and no injected faults."""
+        patient = RetryPolicy(max_attempts=20, base_s=0.05, cap_s=2.0)
+        calm = FaultPlan()
+        for _ in range(3):
+            doubtful = [(b, tx) for b, tx in self.c.ledger.in_doubt() if b.player_id in seats]
+            if not doubtful:
+                return 0
+            for book, tx in doubtful:
+                seat = seats[book.player_id]
+                ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), self.c.settle_ids(seat.player_id),
+                                   calm, patient)
+                if tx.call.op == "bet":
+                    call = WalletCall.rollback(ctx.ids.tx(), tx.call.tx_id or "", seat.player_id, seat.session_token,
+                                               tx.call.game_id or "", tx.call.round_id or "")
+                else:
+                    call = tx.call
+                self.c.rounds["settled_at_end"] += 1
+                self.drive(settle(ctx, Send(call, purpose="settle")))
+            self.quiesce()
+        return len([1 for b, _ in self.c.ledger.in_doubt() if b.player_id in seats])
+
+    def reconcile(self, seat: Seat) -> None:
+        """Read the balance once more, alone, and compare it with what the wallet must hold."""
+        call = WalletCall.balance(seat.player_id, seat.session_token)
+        req = self.c.dialect.encode_call(call, time.time())
+        started = time.perf_counter()
+        with self.http.request(req.method, f"{self.base}/{req.path}", name="balance", data=req.body,
+                               headers=req.headers, catch_response=True) as resp:
+            resp.request_meta["request_type"] = self.request_type
+            latency = (time.perf_counter() - started) * 1000
+            if not resp.status_code:
+                outcome: Outcome = Unknown("no response")
+            else:
+                outcome = self.c.dialect.decode_response(call, HttpResponse(resp.status_code, {}, resp.content or b""))
+            if isinstance(outcome, Ok):
+                before = self.c.ledger.anomaly_count
+                self.c.ledger.reconcile(seat.player_id, outcome, latency)
+                if self.c.ledger.anomaly_count > before:
+                    resp.failure("anomaly: the final balance disagrees with the ledger")
+                else:
+                    resp.success()
+            else:
+                self.c.errors.append(f"{seat.player_id}: final balance read failed: {outcome}")
+                resp.failure(f"final balance read failed: {label(outcome)}")
+        self.c.count_call("balance", label(outcome))
+        self.c.publish_anomalies()
+

@@ -1,0 +1,403 @@
+"""One Locust process's share of a croupier run, and the event hooks that tie the processes together.
+
+Every process that runs users (the local runner, or each worker) has one :class:`Croupier`:
+the scenario, one :class:`~simulator.ledger.Ledger` for all its players (each player belongs to
+exactly one user, so ledgers never need to agree across processes), the dialects, counters,
+and the players seated so far.  Its snapshot travels to the master with every statistics
+report (Locust's ``report_to_master``), so the master's latest copy is always complete.
+
+The end of a run, in order (a round is never abandoned half-way; nothing stays in doubt):
+
+1. users are stopped (``--stop-timeout`` lets a round in progress finish); each user's
+   ``on_stop`` settles its players' calls still in doubt and reads their balances once more;
+2. the process's ``test_stop`` sweeps up what a user killed in its ``on_stop`` left;
+3. distributed: when the master stops it asks every worker to finish (``croupier_finish``) and
+   waits for each worker's final report before it lets Locust send ``quit``;
+4. the master (or the local runner) builds the report at ``quitting``, checks the thresholds,
+   writes ``--croupier-summary`` and sets Locust's exit code: 0 pass, 1 fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import sys
+import time
+import urllib.request
+import zlib
+from collections import Counter
+from typing import Any
+
+import gevent
+import orjson
+from gevent.event import Event
+from locust.contrib.fasthttp import FastHttpSession
+from locust.exception import CatchResponseError
+from locust.runners import (
+    STATE_CLEANUP,
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    STATE_STOPPED,
+    STATE_STOPPING,
+    MasterRunner,
+    WorkerRunner,
+)
+from locust.stats import CSV_STATS_INTERVAL_SEC
+
+from simulator import dialects
+from simulator.ledger import Anomaly, Ledger
+from simulator.players import PlayerProfile, make_players
+from simulator.rounds import Seat, TxIds
+from simulator.scenario import ScenarioError
+
+from . import report, verdict
+from . import settings as cfg
+
+log = logging.getLogger("croupier.load")
+
+FINISH = "croupier_finish"
+current: Croupier | None = None
+"""This process's share of the running test (None before the first test starts)."""
+
+
+class AnomalyFound(CatchResponseError):
+    """What an ``ANOMALY`` row's failures say (the evidence is in croupier's summary)."""
+
+
+class Croupier:
+    def __init__(self, environment: Any, settings: cfg.Settings) -> None:
+        self.env = environment
+        self.settings = settings
+        self.scenario = settings.scenario
+        self.ledger = Ledger(max_evidence_per_kind=report.MAX_FINDINGS_PER_KIND)
+        self.dialect = dialects.get(settings.dialect, settings.secret)
+        self.bad_dialect = dialects.get(settings.dialect, settings.secret + "-not-the-secret")
+        self.calls: Counter[str] = Counter()
+        self.results: Counter[str] = Counter()
+        self.rounds: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.seats: dict[str, Seat] = {}
+        self.retired: set[str] = set()
+        self.unsettled = 0
+        self.final = False
+        self.finished = Event()
+        self.inflight: set[gevent.Greenlet] = set()
+        """Rounds in progress, each in its own greenlet (see :func:`loadtests.users.guarded`)."""
+        self._published = {k: 0 for k in Anomaly}
+        self._settle_ids: dict[str, TxIds] = {}
+        runner = environment.runner
+        self.node = f"w{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
+
+    # -- players ----------------------------------------------------------------------------
+    def new_profile(self) -> tuple[PlayerProfile, random.Random]:
+        """The next player of this process: a pure function of (seed, node, n), unique by its id."""
+        n = next(_player_numbers)
+        s = self.settings
+        codes = list(self.scenario.currencies) if self.scenario.currencies else None
+        seed = zlib.crc32(f"{s.seed}:{self.node}:{n}".encode())
+        profile = make_players(seed, 1, currencies=[codes[n % len(codes)]] if codes else None,
+                               id_prefix=f"{s.run_id}-{self.node}-{n}")[0]
+        return profile, random.Random(f"{s.seed}:{self.node}:{n}")
+
+    def settle_ids(self, player_id: str) -> TxIds:
+        ids = self._settle_ids.get(player_id)
+        if ids is None:
+            ids = self._settle_ids[player_id] = TxIds(f"{player_id}-settle")
+        return ids
+
+    # -- statistics -------------------------------------------------------------------------
+    def count_call(self, op: str, result: str) -> None:
+        self.calls[op] += 1
+        self.results[f"{op}:{result}"] += 1
+
+    def publish_anomalies(self) -> None:
+        """A failure in the ``ANOMALY`` row of each kind, once per anomaly the ledger has found."""
+        for kind, n in self.ledger.counts.items():
+            while self._published[kind] < n:
+                self._published[kind] += 1
+                self.env.events.request.fire(
+                    request_type=verdict.ANOMALY_TYPE, name=str(kind), response_time=0, response_length=0,
+                    exception=AnomalyFound(f"{kind} (evidence in croupier's summary)"), context={})
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "node": self.node, "final": self.final, "players": len(self.seats),
+            "calls": dict(self.calls), "results": dict(self.results), "rounds": dict(self.rounds),
+            "faults": dict(self.faults), "anomalies": {str(k): v for k, v in self.ledger.counts.items() if v},
+            "findings": [f.to_json() for f in self.ledger.findings], "unsettled": self.unsettled,
+            "errors": self.errors[:50],
+        }
+
+    # -- the end ----------------------------------------------------------------------------
+    def retire(self, player_id: str) -> None:
+        """A player has left, settled and reconciled: forget its transactions (long runs stay small;
+        its anomalies and their evidence are kept in the ledger's counts and findings)."""
+        self.retired.add(player_id)
+        book = self.ledger.books.get(player_id)
+        if book is not None and not book.doubt:  # what stayed in doubt is counted as unsettled, and kept
+            del self.ledger.books[player_id]
+            self._settle_ids.pop(player_id, None)
+
+    def wait_inflight(self) -> None:
+        """Let rounds in progress finish (bounded: every call has a timeout, retries a cap)."""
+        if self.inflight:
+            gevent.joinall(list(self.inflight), timeout=max(60.0, self.scenario.timeout_s * 10))
+
+    def sweep(self) -> None:
+        """Settle and reconcile the players no user's ``on_stop`` finished with."""
+        from .driver import GeventDriver
+
+        self.wait_inflight()
+        left = {pid: seat for pid, seat in self.seats.items() if pid not in self.retired}
+        if left and not self.settings.provider_url:
+            http = FastHttpSession(None, self.env.events.request, None,
+                                   network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s)
+            driver = GeventDriver(self, http)
+            self.unsettled += driver.settle_in_doubt(left)
+            for seat in left.values():
+                driver.reconcile(seat)
+                self.retire(seat.player_id)
+        self.final = True
+        self.finished.set()
+
+
+_player_numbers = itertools.count()
+
+
+def require() -> Croupier:
+    if current is None:  # pragma: no cover - Locust fires test_start before it spawns users
+        raise RuntimeError("croupier: no test running in this process")
+    return current
+
+
+# -- the master's side ------------------------------------------------------------------
+class Master:
+    """What the master (or the local runner) gathers: workers' snapshots, the provider's findings."""
+
+    def __init__(self, environment: Any, settings: cfg.Settings) -> None:
+        self.env = environment
+        self.settings = settings
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.provider_baseline: dict[str, int] | None = None
+        self.provider_extra: dict[str, Any] = {"anomalies": {}, "findings": [], "errors": []}
+        self.workers_seen: set[str] = set()
+
+    def provider_report(self) -> dict[str, Any] | None:
+        url = f"{self.settings.provider_url}/reports/anomalies"
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.settings.provider_key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return orjson.loads(resp.read())  # type: ignore[no-any-return]
+        except (OSError, ValueError) as exc:
+            self.provider_extra["errors"].append(f"provider anomaly report unavailable: {exc}")
+            return None
+
+    def collect_provider(self) -> None:
+        """What the provider's own ledger found during this run (counts since the start)."""
+        if not self.settings.provider_url or self.provider_baseline is None:
+            return
+        data = self.provider_report()
+        if data is None:
+            return
+        counts = {k: int(v) - self.provider_baseline.get(k, 0) for k, v in data.get("anomalies", {}).items()}
+        counts = {k: v for k, v in counts.items() if v > 0}
+        prefix = f"{self.settings.run_id}-"
+        findings = [f for f in data.get("findings", []) if str(f.get("player_id", "")).startswith(prefix)]
+        self.provider_extra = {"anomalies": counts, "findings": findings, "errors": self.provider_extra["errors"]}
+        for kind, n in counts.items():
+            for _ in range(n):
+                self.env.events.request.fire(
+                    request_type=verdict.ANOMALY_TYPE, name=kind, response_time=0, response_length=0,
+                    exception=AnomalyFound(f"{kind} (found by the provider's ledger)"), context={})
+
+    def wait_for_workers(self, runner: MasterRunner) -> None:
+        """Ask every worker to finish (stop users, settle, reconcile) and wait for its final report."""
+        ids = [c.id for c in runner.clients.values() if c.state != STATE_MISSING]
+        for cid in ids:
+            runner.send_message(FINISH, None, client_id=cid)
+        deadline = time.monotonic() + self.env.stop_timeout + 120
+        while time.monotonic() < deadline:
+            if all(self.snapshots.get(cid, {}).get("final") for cid in ids):
+                return
+            gevent.sleep(0.1)
+        missing = [cid for cid in ids if not self.snapshots.get(cid, {}).get("final")]
+        log.error("croupier: no final report from %d worker(s); their last reports are used", len(missing))
+
+    def stats(self) -> dict[str, Any]:
+        st = self.env.runner.stats
+        entries = [verdict.entry(e.method or "", e.name, e.num_requests, e.num_failures, e.response_times,
+                                 e.total_response_time, e.max_response_time, e.min_response_time or 0.0)
+                   for e in st.entries.values()]
+        total = st.total
+        duration = max(0.0, (total.last_request_timestamp or 0) - (total.start_time or 0))
+        errors = [{"type": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
+                  for e in st.errors.values()]
+        return {"entries": entries, "duration_s": duration, "errors": errors}
+
+    def finalize(self) -> dict[str, Any]:
+        snaps = list(self.snapshots.values())
+        if current is not None and not isinstance(self.env.runner, MasterRunner):
+            snaps = [current.snapshot()]
+        merged = report.merge_snapshots(snaps)
+        extra = self.provider_extra
+        for k, v in extra["anomalies"].items():
+            merged["anomalies"][k] = merged["anomalies"].get(k, 0) + v
+        merged["findings"].extend(extra["findings"][:report.MAX_FINDINGS_PER_KIND * 4])
+        merged["errors"].extend(extra["errors"])
+        s = self.settings
+        runner = self.env.runner
+        workers = len(self.workers_seen) if isinstance(runner, MasterRunner) else 0
+        return report.build(
+            self.stats(), merged, s.thresholds, scenario=s.scenario.name,
+            target=s.provider_url or s.wallet_url, seed=s.seed, run_id=s.run_id, workers=workers,
+            topology="provider" if s.provider_url else "wallet", exceptions=len(runner.exceptions))
+
+
+master: Master | None = None
+
+
+# -- hooks ------------------------------------------------------------------------------
+def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
+    """Wire croupier into Locust: choose the users, listen for the run's events."""
+    global master
+    runner = environment.runner
+    options = environment.parsed_options
+    if options is None:  # pragma: no cover - Locust as a library
+        return
+    if not isinstance(runner, WorkerRunner):
+        try:
+            settings = cfg.from_options(options, environment.host)
+        except (ScenarioError, verdict.ThresholdError, ValueError) as exc:
+            log.error("croupier: %s", exc)
+            sys.exit(2)
+        master = Master(environment, settings)
+        _choose_users(environment, settings, user_classes)
+    _listen(environment)
+
+
+def _choose_users(environment: Any, settings: cfg.Settings, user_classes: dict[str, Any]) -> None:
+    """The scenario decides who plays, unless users were named on the command line."""
+    if environment.parsed_options.user_classes:
+        return
+    sc = settings.scenario
+    if settings.provider_url:
+        chosen = [user_classes["ProviderPlayer"]]
+        if sc.live.tables:
+            log.warning("croupier: live tables are played on the wallet directly; through the provider they are skipped")
+        if any(getattr(sc.faults.rates, n) for n in type(sc.faults.rates).names()):
+            log.warning("croupier: the mock provider injects no faults; the scenario's [faults] apply to the wallet directly")
+    else:
+        chosen = []
+        if sc.players or not sc.live.tables:
+            chosen.append(user_classes["WalletPlayer"])
+        if sc.live.tables:
+            table = user_classes["LiveTable"]
+            if chosen:
+                table.fixed_count = sc.live.tables  # the rest of the users play alone
+            chosen.append(table)
+    environment.user_classes = chosen
+
+
+def _listen(environment: Any) -> None:
+    events = environment.events
+    runner = environment.runner
+
+    def test_start(environment: Any, **_: Any) -> None:
+        global current
+        if isinstance(runner, MasterRunner):
+            assert master is not None
+            try:
+                master.settings = cfg.from_options(environment.parsed_options, environment.host)
+            except (ScenarioError, ValueError) as exc:
+                log.error("croupier: %s (keeping the previous settings)", exc)
+            master.snapshots.clear()
+            master.workers_seen.clear()
+            if master.settings.provider_url:
+                data = master.provider_report()
+                master.provider_baseline = {k: int(v) for k, v in (data or {}).get("anomalies", {}).items()}
+            return
+        if master is not None:  # the local runner: the options may have changed in the web UI
+            try:
+                master.settings = cfg.from_options(environment.parsed_options, environment.host)
+            except (ScenarioError, ValueError) as exc:
+                log.error("croupier: %s (keeping the previous settings)", exc)
+            settings = master.settings
+        else:
+            settings = cfg.from_options(environment.parsed_options, environment.host)
+        current = Croupier(environment, settings)
+        _size_users(environment, settings)
+        if master is not None and settings.provider_url:
+            data = master.provider_report()
+            master.provider_baseline = {k: int(v) for k, v in (data or {}).get("anomalies", {}).items()}
+
+    def test_stop(environment: Any, **_: Any) -> None:
+        if isinstance(runner, MasterRunner):
+            assert master is not None
+            master.wait_for_workers(runner)
+            master.collect_provider()
+            return
+        if current is not None:
+            current.sweep()
+            if master is not None:
+                master.collect_provider()
+
+    def report_to_master(client_id: str, data: dict[str, Any]) -> None:
+        if current is not None:
+            data["croupier"] = current.snapshot()
+
+    def worker_report(client_id: str, data: dict[str, Any]) -> None:
+        if master is not None and "croupier" in data:
+            master.snapshots[client_id] = data["croupier"]
+            master.workers_seen.add(client_id)
+
+    def finish(environment: Any, msg: Any, **_: Any) -> None:
+        """A worker, asked by the master to finish: stop users, settle, reconcile, report."""
+        if runner.state not in (STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED):
+            runner.stop()
+        if current is not None:
+            current.finished.wait(environment.stop_timeout + 90)
+        send_stats = getattr(runner, "_send_stats", None)  # Locust's own flush of a worker's statistics
+        if send_stats is not None:
+            send_stats()  # the final report, with the final snapshot
+
+    def quitting(environment: Any, **_: Any) -> None:
+        if isinstance(runner, WorkerRunner) or master is None:
+            return
+        if runner.state in (STATE_SPAWNING, STATE_RUNNING):
+            runner.stop()  # interrupted (web UI, Ctrl+C): finish the test properly first
+        result = master.finalize()
+        path = master.settings.summary_path
+        if path:
+            with open(path, "wb") as f:
+                f.write(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        for r in result["thresholds"]:
+            (log.info if r["passed"] else log.error)("croupier threshold %s", r["message"])
+        anomalies = {k: v for k, v in result["anomalies"].items() if v}
+        log.log(logging.INFO if result["verdict"] == "pass" else logging.ERROR,
+                "croupier verdict: %s%s (anomalies: %s)", result["verdict"].upper(),
+                f" — {', '.join(result['reasons'])}" if result["reasons"] else "", anomalies or "none")
+        environment.process_exit_code = 0 if result["verdict"] == "pass" else 1
+        if getattr(environment.parsed_options, "csv_prefix", None):
+            # Locust rewrites its CSV files once a second: let it write them once more, with the
+            # final figures (the settlement's calls and the last anomalies came after its last write).
+            gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.25)
+
+    events.test_start.add_listener(test_start)
+    events.test_stop.add_listener(test_stop)
+    events.report_to_master.add_listener(report_to_master)
+    events.worker_report.add_listener(worker_report)
+    events.quitting.add_listener(quitting)
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(FINISH, finish, concurrent=True)
+
+
+def _size_users(environment: Any, settings: cfg.Settings) -> None:
+    """Timeouts and connection pools from the scenario (before this test's users are made)."""
+    sc = settings.scenario
+    for cls in environment.user_classes:
+        cls.network_timeout = sc.timeout_s
+        cls.connection_timeout = sc.timeout_s
+        cls.concurrency = max(10, sc.faults.storm_size + 2, sc.live.seats + 2 if cls.__name__ == "LiveTable" else 0)

@@ -1,0 +1,253 @@
+"""Pass/fail thresholds for CI, checked against a run's statistics: parse, measure, judge.
+
+A threshold states when the run *fails*::
+
+    p99(bet)>250ms        the 99th percentile of bet latency above 250 ms
+    p95>100ms             … of every request (anomaly rows excluded)
+    avg(wallet win)>20ms  a row picked by type and name ("wallet", "via-provider", "provider", "admin")
+    error_rate>0.1%       failed requests / requests (also 0.001); error_rate(bet) for one row
+    rps<500               fewer than 500 requests per second over the run
+    failures(rollback)>0  a count; also requests(...)
+    anomalies>0           ledger anomalies (anomalies(double_apply) for one kind); unsettled>0
+
+Latency metrics: pNN or pNN.N (p50, p99, p99.9), median, avg (or mean), min, max; values in
+ms (the default) or s.  Comparisons: ``>``, ``>=``, ``<``, ``<=``.  A threshold whose rows saw
+no request fails ("not measured"): a typo never passes a CI gate silently.
+
+Statistics come as plain dictionaries (see :func:`entry`), made from Locust's in the Locust
+process; nothing here imports Locust, so the command line validates ``--fail-on`` before it
+starts anything.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+ANOMALY_TYPE: Final = "ANOMALY"
+"""The request type of the rows that count ledger anomalies in Locust's statistics."""
+
+_COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
+    ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+}
+_LATENCY: Final = ("median", "avg", "mean", "min", "max")
+_COUNTS: Final = ("requests", "failures", "anomalies", "unsettled")
+_RATES: Final = ("error_rate", "fail_ratio")
+_PATTERN: Final = re.compile(
+    r"^\s*(?P<metric>[a-z_]+|p\d{1,2}(?:\.\d+)?)\s*(?:\(\s*(?P<selector>[^()]*?)\s*\))?\s*"
+    r"(?P<op>>=|<=|>|<)\s*(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|%|/s)?\s*$"
+)
+
+
+class ThresholdError(ValueError):
+    """A threshold that cannot be parsed (exit code 2 on the command line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    text: str
+    metric: str
+    selector: str | None
+    op: str
+    limit: float
+    """In ms for latencies, a fraction for rates, a count or requests per second otherwise."""
+
+    @property
+    def unit(self) -> str:
+        if self.is_latency:
+            return "ms"
+        if self.metric in _RATES:
+            return "%"
+        return "/s" if self.metric == "rps" else ""
+
+    @property
+    def is_latency(self) -> bool:
+        return self.metric in _LATENCY or self.metric.startswith("p")
+
+    def show(self, value: float) -> str:
+        if self.metric in _RATES:
+            return f"{value * 100:.3g}%"
+        if self.is_latency:
+            return f"{value:.1f}ms"
+        if self.metric == "rps":
+            return f"{value:.1f}/s"
+        return f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    threshold: Threshold
+    passed: bool
+    measured: float | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"threshold": self.threshold.text, "passed": self.passed, "measured": self.measured,
+                "message": self.message}
+
+
+def parse(text: str) -> Threshold:
+    m = _PATTERN.match(text)
+    if m is None:
+        raise ThresholdError(f"cannot read threshold {text!r}: expected e.g. 'p99(bet)>250ms' or 'error_rate>0.1%'")
+    metric, selector, op, value, unit = m["metric"], m["selector"], m["op"], float(m["value"]), m["unit"]
+    if selector == "":
+        selector = None
+    if metric.startswith("p") and metric[1:2].isdigit():
+        pct = float(metric[1:])
+        if not 0 < pct < 100:
+            raise ThresholdError(f"{text!r}: a percentile is between p0 and p100 (exclusive)")
+        kind = "latency"
+    elif metric in _LATENCY:
+        kind = "latency"
+    elif metric in _RATES:
+        kind = "rate"
+    elif metric in _COUNTS:
+        kind = "count"
+    elif metric == "rps":
+        kind = "rps"
+    else:
+        known = "pNN, median, avg, min, max, rps, requests, failures, error_rate, anomalies, unsettled"
+        raise ThresholdError(f"{text!r}: unknown metric {metric!r} (known: {known})")
+    if kind == "latency":
+        if unit not in (None, "ms", "s"):
+            raise ThresholdError(f"{text!r}: a latency is in ms or s")
+        value = value * 1000 if unit == "s" else value
+    elif kind == "rate":
+        if unit not in (None, "%"):
+            raise ThresholdError(f"{text!r}: a rate is a fraction (0.001) or a percentage (0.1%)")
+        value = value / 100 if unit == "%" else value
+        if value > 1:
+            raise ThresholdError(f"{text!r}: a rate is at most 100%")
+    elif kind == "rps":
+        if unit not in (None, "/s"):
+            raise ThresholdError(f"{text!r}: rps is requests per second")
+    elif unit is not None:
+        raise ThresholdError(f"{text!r}: {metric} is a count, without a unit")
+    if metric == "unsettled" and selector:
+        raise ThresholdError(f"{text!r}: unsettled takes no row")
+    return Threshold(text.strip(), metric, selector, op, value)
+
+
+def parse_all(texts: Iterable[str]) -> list[Threshold]:
+    return [parse(t) for t in texts]
+
+
+# -- statistics as plain data ---------------------------------------------------------
+def entry(type_: str, name: str, requests: int, failures: int, response_times: Mapping[Any, int],
+          total_ms: float, max_ms: float, min_ms: float) -> dict[str, Any]:
+    """One row of the statistics: ``response_times`` maps a (rounded) latency in ms to a count."""
+    return {"type": type_, "name": name, "requests": requests, "failures": failures,
+            "response_times": {str(k): int(v) for k, v in response_times.items()},
+            "total_ms": total_ms, "max_ms": max_ms, "min_ms": min_ms}
+
+
+def percentile(response_times: Mapping[str, int], pct: float) -> float:
+    """The nearest-rank percentile of a latency histogram (0.0 when it is empty)."""
+    items = sorted((float(k), n) for k, n in response_times.items())
+    total = sum(n for _, n in items)
+    if not total:
+        return 0.0
+    rank = max(1, math.ceil(pct / 100 * total))
+    seen = 0
+    for ms, n in items:
+        seen += n
+        if seen >= rank:
+            return ms
+    return items[-1][0]  # pragma: no cover
+
+
+def merge(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several rows as one (exact: the histograms add up)."""
+    hist: dict[str, int] = {}
+    requests = failures = 0
+    total_ms = max_ms = 0.0
+    min_ms: float | None = None
+    for r in rows:
+        requests += r["requests"]
+        failures += r["failures"]
+        total_ms += r["total_ms"]
+        max_ms = max(max_ms, r["max_ms"])
+        if r["requests"]:
+            min_ms = r["min_ms"] if min_ms is None else min(min_ms, r["min_ms"])
+        for k, n in r["response_times"].items():
+            hist[k] = hist.get(k, 0) + n
+    return {"requests": requests, "failures": failures, "response_times": hist, "total_ms": total_ms,
+            "max_ms": max_ms, "min_ms": min_ms or 0.0}
+
+
+def latency_summary(row: Mapping[str, Any]) -> dict[str, float | int]:
+    """count, mean, p50, p95, p99, max of a row: the shape ``croupier run`` reports latencies in."""
+    n = int(row["requests"])
+    return {"count": n, "mean": round(row["total_ms"] / n, 3) if n else 0.0,
+            "p50": percentile(row["response_times"], 50), "p95": percentile(row["response_times"], 95),
+            "p99": percentile(row["response_times"], 99), "max": round(row["max_ms"], 3)}
+
+
+def select(entries: Iterable[Mapping[str, Any]], selector: str | None, *, anomalies: bool = False) -> list[Mapping[str, Any]]:
+    """The rows a selector names: ``None`` every row, ``NAME`` rows of that name, ``TYPE NAME`` one row.
+
+    Anomaly rows are counted requests in Locust's table, but never part of a latency, a rate or
+    a throughput (``anomalies=True`` selects them instead)."""
+    rows = [e for e in entries if (e["type"] == ANOMALY_TYPE) == anomalies]
+    if selector is None or selector == "*":
+        return rows
+    if " " in selector:
+        type_, _, name = selector.partition(" ")
+        return [e for e in rows if e["type"] == type_ and e["name"] == name.strip()]
+    return [e for e in rows if e["name"] == selector]
+
+
+def measure(t: Threshold, stats: Mapping[str, Any], anomaly_counts: Mapping[str, int], unsettled: int) -> float | None:
+    """The value ``t`` compares (None: nothing was measured)."""
+    if t.metric == "unsettled":
+        return float(unsettled)
+    if t.metric == "anomalies":
+        if t.selector is None:
+            return float(sum(anomaly_counts.values()))
+        return float(anomaly_counts.get(t.selector, 0))
+    rows = select(stats["entries"], t.selector)
+    if not rows:
+        return None
+    row = merge(rows)
+    n = int(row["requests"])
+    if t.metric == "requests":
+        return float(n)
+    if t.metric == "failures":
+        return float(row["failures"])
+    if not n:
+        return None
+    if t.metric in _RATES:
+        return float(row["failures"]) / n
+    if t.metric == "rps":
+        duration = stats.get("duration_s") or 0.0
+        return float(n / duration) if duration > 0 else None
+    if t.metric in ("avg", "mean"):
+        return float(row["total_ms"]) / n
+    if t.metric == "max":
+        return float(row["max_ms"])
+    if t.metric == "min":
+        return float(row["min_ms"])
+    pct = 50.0 if t.metric == "median" else float(t.metric[1:])
+    return percentile(row["response_times"], pct)
+
+
+def evaluate(thresholds: Iterable[Threshold], stats: Mapping[str, Any], anomaly_counts: Mapping[str, int],
+             unsettled: int = 0) -> list[Result]:
+    results = []
+    for t in thresholds:
+        value = measure(t, stats, anomaly_counts, unsettled)
+        if value is None:
+            results.append(Result(t, False, None, f"{t.text}: not measured (no request matched "
+                                                  f"{t.selector!r})" if t.selector else f"{t.text}: not measured"))
+            continue
+        failed = _COMPARE[t.op](value, t.limit)
+        what = f"{t.metric}({t.selector})" if t.selector else t.metric
+        verdict = "FAIL" if failed else "ok"
+        results.append(Result(t, not failed, value,
+                              f"{verdict}: {what} = {t.show(value)} (fails when {t.op} {t.show(t.limit)})"))
+    return results

@@ -1,0 +1,234 @@
+"""``croupier load``: Locust users that are players, against real wallets in subprocesses.
+
+The pure parts (thresholds, shapes, the scenario's ``[load]`` table, merging snapshots) are
+tested here directly; Locust itself only ever runs in child processes (gevent must never
+patch the test process).  The runs are short and marked slow: a headless run, a distributed
+run with two workers, a broken wallet, a threshold that cannot be met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from loadtests import curves, report, settings, verdict
+from simulator import loadcmd
+from simulator.scenario import ScenarioError
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port
+
+
+# -- pure parts -------------------------------------------------------------------------
+def _stats() -> dict[str, Any]:
+    return {"duration_s": 10.0, "entries": [
+        verdict.entry("wallet", "bet", 100, 1, {1: 50, 2: 40, 300: 10}, 3190.0, 301.0, 0.5),
+        verdict.entry("wallet", "win", 100, 0, {1: 100}, 100.0, 1.4, 0.4),
+        verdict.entry("admin", "token", 10, 0, {3: 10}, 30.0, 3.0, 3.0),
+        verdict.entry("ANOMALY", "double_apply", 2, 2, {0: 2}, 0.0, 0.0, 0.0),
+    ]}
+
+
+def test_thresholds_parse_units_and_reject_nonsense() -> None:
+    assert verdict.parse("p99(bet)>250ms").limit == 250
+    assert verdict.parse("p99.9 > 0.5s").limit == 500
+    assert verdict.parse("error_rate>0.1%").limit == pytest.approx(0.001)
+    assert verdict.parse("avg(wallet win)>=20").selector == "wallet win"
+    for bad in ("p99(bet)>>2", "p100>1ms", "error_rate>5ms", "requests>3ms", "speed>1", "p99(bet)"):
+        with pytest.raises(verdict.ThresholdError):
+            verdict.parse(bad)
+
+
+def test_thresholds_measure_rows_merge_and_exclude_anomaly_rows() -> None:
+    stats, anomalies = _stats(), {"double_apply": 2}
+    got = {r.threshold.text: r for r in verdict.evaluate(verdict.parse_all([
+        "p99(bet)>250ms", "p50(bet)>5ms", "p99>1000ms", "error_rate>0.1%", "error_rate(win)>0", "rps<100",
+        "requests(token)<10", "anomalies>0", "anomalies(lost_update)>0", "p99(roulette)>1ms", "unsettled>0",
+    ]), stats, anomalies)}
+    assert not got["p99(bet)>250ms"].passed and got["p99(bet)>250ms"].measured == 300
+    assert got["p50(bet)>5ms"].passed
+    assert got["p99>1000ms"].passed  # every row but the anomaly rows
+    assert not got["error_rate>0.1%"].passed and got["error_rate>0.1%"].measured == pytest.approx(1 / 210)
+    assert got["error_rate(win)>0"].passed
+    assert got["rps<100"].measured == pytest.approx(21.0) and not got["rps<100"].passed
+    assert got["requests(token)<10"].passed
+    assert not got["anomalies>0"].passed and got["anomalies(lost_update)>0"].passed
+    assert not got["p99(roulette)>1ms"].passed and "not measured" in got["p99(roulette)>1ms"].message
+    assert got["unsettled>0"].passed
+
+
+def test_shapes_follow_their_curves_and_end() -> None:
+    assert tuple(curves.SHAPES) == loadcmd.SHAPES
+    d, peak = 100.0, 50
+    assert [curves.users_at("step", t, d, peak) for t in (0, 25, 45, 65, 85, 99)] == [10, 20, 30, 40, 50, 50]
+    assert curves.users_at("spike", 10, d, peak) == 10 and curves.users_at("spike", 45, d, peak) == 50
+    assert curves.users_at("spike", 60, d, peak) == 10
+    ramp = [curves.users_at("ramp", t, d, peak) for t in range(0, 100, 5)]
+    assert ramp == sorted(ramp) and ramp[0] == 1 and ramp[-1] == peak
+    assert curves.users_at("soak", 5, d, peak) == 25 and curves.users_at("soak", 50, d, peak) == peak
+    evening = [curves.users_at("evening-peak", t, d, peak) for t in range(100)]
+    assert max(evening) == peak and evening.index(peak) in range(55, 70) and min(evening) >= 1
+    assert curves.users_at("ramp", d, d, peak) is None
+    with pytest.raises(ValueError):
+        curves.check("sawtooth")
+
+
+def test_a_scenario_load_table_is_validated_and_the_rest_is_the_core_scenario(tmp_path: Path) -> None:
+    good = tmp_path / "gated.toml"
+    good.write_text('name = "gated"\n[run]\nduration_s = 3\nplayers = 4\n'
+                    '[load]\nfail_on = ["p99(bet)>250ms"]\nshape = "spike"\nusers = 20\n', encoding="utf-8")
+    sc, load = settings.load_scenario(str(good))
+    assert sc.name == "gated" and sc.players == 4
+    assert load.fail_on == ("p99(bet)>250ms",) and load.shape == "spike" and load.users == 20
+    for body, words in (('[load]\nfail_on = ["p99>>1"]\n', "fail_on"), ('[load]\nshape = "zigzag"\n', "shape"),
+                        ('[load]\nramp = 1\n', "load.ramp"), ('[run]\nplayerz = 1\n', "run.playerz")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(body, encoding="utf-8")
+        with pytest.raises(ScenarioError, match=words):
+            settings.load_scenario(str(bad))
+
+
+def test_snapshots_merge_and_the_report_names_its_reasons() -> None:
+    a = {"node": "w0", "final": True, "players": 2, "calls": {"bet": 5}, "anomalies": {"double_apply": 1},
+         "findings": [{"kind": "double_apply", "player_id": "p", "message": "m", "evidence": []}], "unsettled": 0}
+    b = {"node": "w1", "final": True, "players": 3, "calls": {"bet": 7}, "anomalies": {}, "unsettled": 2}
+    merged = report.merge_snapshots([a, b])
+    assert merged["players"] == 5 and merged["calls"] == {"bet": 12} and merged["unsettled"] == 2
+    built = report.build(_stats(), merged, verdict.parse_all(["p99(bet)>250ms"]), scenario="s", target="t",
+                         seed=1, run_id="r", workers=2, topology="wallet")
+    assert built["verdict"] == "fail"
+    assert built["reasons"] == ["1 anomalies", "2 calls still in doubt", "1 of 1 thresholds"]
+    assert built["calls"] == {"bet": 100, "win": 100} and built["latency_ms"]["bet"]["p99"] == 300
+    xml = ET.fromstring(loadcmd.junit(built))
+    failed = {c.get("name") for c in xml.iter("testcase") if c.find("failure") is not None}
+    assert failed == {"double_apply", "settlement", "p99(bet)>250ms"}
+
+
+def test_durations_in_locust_syntax() -> None:
+    assert [loadcmd.seconds(t) for t in ("90", "90s", "5m", "1h30m", "2m30s")] == [90, 90, 300, 5400, 150]
+    for bad in ("", "soon", "0s", "5x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            loadcmd.seconds(bad)
+
+
+def test_the_croupier_process_never_imports_gevent() -> None:
+    code = ("import sys; import simulator.cli, simulator.loadcmd; simulator.loadcmd._import_loadtests(); "
+            "import loadtests.report, loadtests.curves; "
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust')], 'gevent imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_an_unreachable_wallet_is_exit_2_before_locust_starts(tmp_path: Path) -> None:
+    proc = _croupier(tmp_path, "smoke", "--wallet", f"http://127.0.0.1:{free_port()}/wallet")
+    assert proc.returncode == 2 and "unreachable" in proc.stderr
+
+
+# -- real runs (Locust in subprocesses) ------------------------------------------------
+def _croupier(cwd: Path, *argv: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "simulator", "load", *argv], check=False, cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def _load(base: str, cwd: Path, scenario: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    proc = _croupier(cwd, scenario, "--wallet", f"{base}/wallet", "--secret", SECRET, "--admin-token", ADMIN_TOKEN,
+                     "--report-dir", str(cwd / "report"), *extra)
+    summary = cwd / "report" / "summary.json"
+    assert summary.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, orjson.loads(summary.read_bytes())
+
+
+def _rows(cwd: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with open(cwd / "report" / "locust_stats.csv", newline="", encoding="utf-8") as f:
+        return {(r["Type"], r["Name"]): r for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def wallet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalletProcess]:
+    with WalletProcess(tmp_path_factory.mktemp("wallet") / "unused.db", "--memory") as proc:
+        yield proc
+
+
+@pytest.mark.slow
+def test_a_short_headless_run_has_rows_per_operation_and_no_anomaly(wallet: WalletProcess, tmp_path: Path) -> None:
+    proc, rep = _load(wallet.base, tmp_path, "smoke", "--users", "8", "--run-time", "8s",
+                      "--fail-on", "p99(bet)>5s", "--junit", str(tmp_path / "junit.xml"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert rep["verdict"] == "pass" and not any(rep["anomalies"].values()) and rep["unsettled"] == 0
+    assert rep["players"] == 8 and rep["thresholds"][0]["passed"]
+    rows = _rows(tmp_path)
+    for op in ("authenticate", "bet", "win", "balance"):
+        assert int(rows[("wallet", op)]["Request Count"]) > 0, op
+        assert int(rows[("wallet", op)]["Failure Count"]) == 0, op
+    assert not [k for k in rows if k[0] == "ANOMALY"]
+    assert int(rows[("wallet", "bet")]["Request Count"]) == rep["calls"]["bet"]
+    assert (tmp_path / "report" / "locust.html").stat().st_size > 10_000
+    junit = ET.parse(tmp_path / "junit.xml").getroot()
+    assert not list(junit.iter("failure")) and len(list(junit.iter("testcase"))) == 11 + 2 + 1
+    assert "verdict: PASS" in proc.stdout
+
+
+@pytest.mark.slow
+def test_two_workers_each_play_and_the_master_counts_the_calls_of_both(wallet: WalletProcess, tmp_path: Path) -> None:
+    proc, rep = _load(wallet.base, tmp_path, "chaos", "--users", "6", "--run-time", "5s", "--workers", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    nodes = rep["nodes"]
+    assert rep["workers"] == 2 and sorted(nodes) == ["w0", "w1"] and all(n["final"] for n in nodes.values())
+    assert all(n["calls"].get("bet", 0) > 0 for n in nodes.values())
+    rows = _rows(tmp_path)
+    for op in ("bet", "win", "authenticate"):
+        assert int(rows[("wallet", op)]["Request Count"]) == sum(n["calls"].get(op, 0) for n in nodes.values()), op
+    assert rep["players"] == sum(n["players"] for n in nodes.values()) >= 6
+    assert not any(rep["anomalies"].values()) and rep["unsettled"] == 0
+
+
+@pytest.mark.slow
+def test_a_wallet_that_double_applies_replays_fails_the_run(tmp_path: Path) -> None:
+    port = free_port()
+    broken = subprocess.Popen([sys.executable, "-m", "tests.broken_wallets", "forgets_tx_ids", "--port", str(port)],
+                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and broken.poll() is None, "broken wallet did not start"
+                time.sleep(0.05)
+        proc, rep = _load(base, tmp_path, "duplicates", "--users", "5", "--run-time", "4s",
+                          "--junit", str(tmp_path / "junit.xml"))
+    finally:
+        broken.terminate()
+        broken.wait(10)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert rep["verdict"] == "fail" and rep["anomalies"]["double_apply"] > 0
+    assert any(f["kind"] == "double_apply" and f["evidence"] for f in rep["findings"])
+    rows = _rows(tmp_path)
+    assert int(rows[("ANOMALY", "double_apply")]["Failure Count"]) == rep["anomalies"]["double_apply"]
+    failed = {c.get("name") for c in ET.parse(tmp_path / "junit.xml").iter("testcase") if c.find("failure") is not None}
+    assert "double_apply" in failed
+    assert "verdict: FAIL" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_threshold_that_cannot_be_met_fails_the_run_and_is_named(wallet: WalletProcess, tmp_path: Path) -> None:
+    proc, rep = _load(wallet.base, tmp_path, "smoke", "--users", "3", "--run-time", "3s",
+                      "--fail-on", "rps<1000000", "--fail-on", "p99(bet)>10s")
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert rep["reasons"] == ["1 of 2 thresholds"] and not any(rep["anomalies"].values())
+    by = {r["threshold"]: r for r in rep["thresholds"]}
+    assert not by["rps<1000000"]["passed"] and by["p99(bet)>10s"]["passed"]
+    assert "rps<1000000" in proc.stdout and "FAIL" in proc.stdout
