@@ -335,18 +335,7 @@ class LiveTable(FastHttpUser):
             self._seat_all()
             return
         c, sc = self.c, self.c.scenario
-        stakes: dict[str, list[int]] = {}
-        for profile, ctx in self.seated:
-            chosen: list[int] = []
-            left = ctx.seat.balance or 0
-            for _ in range(sc.live.bets_per_player):
-                stake = choose_stake(profile, self.rng, left)
-                if stake is None:
-                    break
-                chosen.append(stake)
-                left -= stake
-            if chosen:
-                stakes[ctx.seat.player_id] = chosen
+        stakes = gameplay.live_stakes([(p, ctx.seat) for p, ctx in self.seated], self.rng, sc.live.bets_per_player)
         if not stakes:
             c.rounds["table_broke"] += 1
             self._leave_all()

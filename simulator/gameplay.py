@@ -15,6 +15,8 @@ from .games import catalog
 from .games.base import RoundResult
 from .games.jackpot import JackpotGame
 from .games.roulette import random_bets
+from .players import PlayerProfile, choose_stake
+from .rounds import Seat
 
 LIVE_GAME_ID: Final = "live-roulette"
 
@@ -50,3 +52,21 @@ def plan_live(rng: random.Random, stakes: Mapping[str, Sequence[int]]) -> dict[s
             for bet in random_bets(rng, amount, max_bets=1):
                 live.place(player_id, bet)
     return live.settle(rng)  # type: ignore[no-any-return]
+
+
+def live_stakes(seated: Sequence[tuple[PlayerProfile, Seat]], rng: random.Random,
+                bets_per_player: int) -> dict[str, list[int]]:
+    """What each seated player stakes in one live round: up to ``bets_per_player`` chips they can pay."""
+    stakes: dict[str, list[int]] = {}
+    for profile, seat in seated:
+        chosen: list[int] = []
+        left = seat.balance or 0
+        for _ in range(bets_per_player):
+            stake = choose_stake(profile, rng, left)
+            if stake is None:
+                break
+            chosen.append(stake)
+            left -= stake
+        if chosen:
+            stakes[seat.player_id] = chosen
+    return stakes

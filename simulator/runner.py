@@ -263,18 +263,7 @@ class Runner:
         ids = TxIds(f"{self.o.run_id}-table{table}")
         played = 0
         while ctxs and not self.stop.is_set() and (max_rounds is None or played < max_rounds):
-            stakes: dict[str, list[int]] = {}
-            for profile, ctx in ctxs:
-                chosen: list[int] = []
-                left = ctx.seat.balance or 0
-                for _ in range(self.s.live.bets_per_player):
-                    stake = choose_stake(profile, rng, left)
-                    if stake is None:
-                        break
-                    chosen.append(stake)
-                    left -= stake
-                if chosen:
-                    stakes[ctx.seat.player_id] = chosen
+            stakes = gameplay.live_stakes([(p, ctx.seat) for p, ctx in ctxs], rng, self.s.live.bets_per_player)
             if not stakes:
                 break
             plans = gameplay.plan_live(rng, stakes)
