@@ -15,7 +15,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from .calls import Ok, Outcome, Rejected, Unknown
-from .client import Exchange, WalletClient
+from .calls import Exchange
+from .client import WalletClient
 from .faults import Delivery, FaultPlan
 from .ledger import Ledger
 from .rounds import Parallel, Send, Sleep, Step

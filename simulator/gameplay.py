@@ -39,8 +39,8 @@ def plan_single(kind: str, rng: random.Random, stake: int, currency: str) -> tup
     games = catalog.of_kind(kind)  # type: ignore[arg-type]
     if not games:
         raise ValueError(f"no game of kind {kind!r} in the catalog")
-    game = games[rng.randrange(len(games))]
-    return game.game_id, game.play_round(rng, stake)  # type: ignore[attr-defined]
+    chosen = games[rng.randrange(len(games))]
+    return chosen.game_id, chosen.play_round(rng, stake)
 
 
 def plan_live(rng: random.Random, stakes: Mapping[str, Sequence[int]]) -> dict[str, RoundResult]:

@@ -129,11 +129,11 @@ class Money:
         """
         shift = factor_exponent - self.currency.exponent
         if shift >= 0:
-            return self.minor * 10**shift
-        q, r = divmod(self.minor, 10**-shift)
+            return int(self.minor * 10**shift)
+        q, r = divmod(self.minor, int(10**-shift))
         if r:
             raise MoneyError(f"{self} cannot be expressed with {factor_exponent} decimals")
-        return q
+        return int(q)
 
     @classmethod
     def from_scaled(cls, value: int, factor_exponent: int, code: str | Currency) -> Money:

@@ -30,10 +30,9 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from faker import Faker
-from faker.generator import Generator
 
 from .money import CURRENCIES, currency
 
@@ -264,7 +263,7 @@ def _pick(rng: random.Random, cum: Sequence[int]) -> int:
     return bisect_right(cum, rng.randrange(cum[-1]))
 
 
-_FAKERS: dict[str, Generator] = {}
+_FAKERS: dict[str, Any] = {}
 _FAKER_LOCK = threading.Lock()
 
 
@@ -275,7 +274,7 @@ def _name(locale: str, seed: int) -> str:
     reseed-then-draw pair atomic when several threads make players at once.
     """
     with _FAKER_LOCK:
-        gen = _FAKERS.get(locale)
+        gen: Any = _FAKERS.get(locale)
         if gen is None:
             gen = _FAKERS[locale] = Faker(locale)[locale]
         gen.seed_instance(seed)

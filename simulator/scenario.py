@@ -157,14 +157,14 @@ def parse(data: Mapping[str, Any], where: str) -> Scenario:
         name=name, description=values[""].get("description", ""),
         duration_s=run.get("duration_s"), rounds=run.get("rounds"), players=run.get("players", 10),
         model=run.get("model", "closed"), arrival_rate=float(run.get("arrival_rate", 5.0)),
-        currencies=values["players"].get("currencies"), game_mix=values["games"].get("mix", Scenario.__dataclass_fields__["game_mix"].default_factory()),  # type: ignore[misc]
+        currencies=values["players"].get("currencies"), game_mix=values["games"].get("mix") or {"slot": 6, "roulette": 3, "crash": 1},
         session_ttl_s=run.get("session_ttl_s", 3600), think_time_ms=values["players"].get("think_time_ms"),
         timeout_s=float(run.get("timeout_s", 5.0)), faults=plan, retry=retry, live=LiveSettings(**lv), path=where,
     )
 
 
 def search_path() -> list[Path]:
-    paths = []
+    paths: list[Path] = []
     if env := os.environ.get("CROUPIER_SCENARIOS"):
         paths.extend(Path(p) for p in env.split(os.pathsep) if p)
     paths.append(Path.cwd() / "scenarios")

@@ -48,8 +48,8 @@ def verify(
     t = int(ts[0])
     if abs(now - t) > tolerance:
         raise SignatureError(f"signature timestamp is more than {tolerance}s from the wallet's clock")
-    key = secret.encode() if isinstance(secret, str) else secret
-    expected = _mac(key, t, body)
+    raw_key: bytes = secret.encode() if isinstance(secret, str) else secret
+    expected = _mac(raw_key, t, body)
     for candidate in parts.get("v1", []):
         if hmac.compare_digest(candidate.encode("ascii", "replace"), expected.encode()):
             return t

@@ -118,7 +118,7 @@ def call_from_json(op: Op, data: Mapping[str, Any]) -> WalletCall:
         return WalletCall.authenticate(_id(data, "token"), _id(data, "game_id"))
     if op is Op.BALANCE:
         return WalletCall.balance(_id(data, "player_id"), _id(data, "session_token"))
-    common = dict(
+    common: dict[str, Any] = dict(
         tx_id=_id(data, "tx_id"),
         player_id=_id(data, "player_id"),
         session_token=_id(data, "session_token"),

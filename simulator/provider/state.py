@@ -22,7 +22,8 @@ from typing import Any
 import orjson
 
 from ..calls import Ok, Outcome, Rejected, WalletCall
-from ..client import Exchange, WalletClient
+from ..calls import Exchange
+from ..client import WalletClient
 from ..ledger import Ledger
 from ..money import Currency
 from ..rounds import RetryPolicy, Seat, TxIds

@@ -38,4 +38,4 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
             ET.SubElement(case, "failure", type="unsettled", message=f"{report['unsettled']} calls still in doubt")
         elif extra:
             ET.SubElement(case, "failure", type=name, message=f"{len(extra)} errors").text = "\n".join(extra[:20])
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

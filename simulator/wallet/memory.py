@@ -66,10 +66,13 @@ class MemoryRepo:
     def insert_tx(self, row: TxRow) -> str:
         wallet_tx_id = str(len(self.txs) + 1)
         self.txs.append(dataclasses.replace(row, wallet_tx_id=wallet_tx_id))
-        self.journal.append(self.txs.pop)
+        self.journal.append(self._drop_last_tx)
         if row.tx_id is not None:
             self._put(self.by_tx_id, row.tx_id, len(self.txs) - 1)
         return wallet_tx_id
+
+    def _drop_last_tx(self) -> None:
+        self.txs.pop()
 
     def mark_rolled_back(self, tx_id: str) -> None:
         i = self.by_tx_id[tx_id]
@@ -98,7 +101,7 @@ class MemoryStore(RepoStore):
     def __init__(self) -> None:
         self.repo = MemoryRepo()
 
-    async def run(self, fn: Callable[[MemoryRepo], T]) -> T:  # type: ignore[override]
+    async def run(self, fn: Callable[[MemoryRepo], T]) -> T:
         self.repo.journal.clear()
         try:
             return fn(self.repo)

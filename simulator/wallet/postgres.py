@@ -395,7 +395,8 @@ class PostgresStore(Store):
     ) -> AsyncIterator[TxRow]:
         if self._pool is None:
             raise StoreUnavailable("store is not open")
-        where, args = ["seq > $1"], [after]
+        where: list[str] = ["seq > $1"]
+        args: list[Any] = [after]
         for cond, value in (("player_id = ${}", player_id), ("created_at >= ${}", since), ("created_at < ${}", until)):
             if value is not None:
                 args.append(value)

@@ -259,7 +259,7 @@ class SQLiteStore(RepoStore):
     async def ready(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self._failed is None
 
-    async def run(self, fn: Callable[[SQLiteRepo], T]) -> T:  # type: ignore[override]
+    async def run(self, fn: Callable[[SQLiteRepo], T]) -> T:
         if self._thread is None or self._loop is None:
             raise RuntimeError("store is not open")
         fut: asyncio.Future[T] = self._loop.create_future()
@@ -346,7 +346,7 @@ class SQLiteStore(RepoStore):
             sql = f"{_TX_SELECT} WHERE {' AND '.join(where)} ORDER BY seq LIMIT {int(page)}"
             cursor = after
             while True:
-                rows = await asyncio.to_thread(lambda c=cursor: conn.execute(sql, (c, *base)).fetchall())
+                rows: list[Any] = await asyncio.to_thread(_fetch, conn, sql, (cursor, *base))
                 for r in rows:
                     yield _tx_row(r)
                 if len(rows) < page:
@@ -356,7 +356,11 @@ class SQLiteStore(RepoStore):
             conn.close()
 
 
-def _settle(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _fetch(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...]) -> list[Any]:
+    return conn.execute(sql, args).fetchall()
+
+
+def _settle(results: list[Any]) -> None:
     for fut, value, exc in results:
         if fut.done():  # the caller went away (cancelled); its call is committed all the same
             continue
