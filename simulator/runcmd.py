@@ -170,6 +170,10 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, c
     if report["players"] == 0:
         console.print("[red]croupier:[/] no player could be provisioned or authenticated")
         return 2
+    if report.get("unseated"):
+        console.print(f"[red]croupier:[/] {report['unseated']} players could not be seated (see errors): "
+                      "the run checked fewer players than asked")
+        return 2
     if not report["calls"].get("bet") and not report["calls"].get("win"):
         console.print("[red]croupier:[/] no round was played: nothing was checked")
         return 2
@@ -204,6 +208,7 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
         anomalies={str(k): sum(r["anomalies"].get(str(k), 0) for r in reports) for k in Anomaly},
         findings=[f for r in reports for f in r["findings"]], unsettled=sum(r["unsettled"] for r in reports),
         errors=[e for r in reports for e in r["errors"]], workers=n,
+        unseated=sum(r.get("unseated", 0) for r in reports),
     )
     merged["verdict"] = "fail" if any(merged["anomalies"].values()) else "pass"
     return _finish(args, merged, stats, console)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import gc
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -84,6 +85,8 @@ class RunResult:
     players: int
     unsettled: int
     provision_errors: list[str] = field(default_factory=list)
+    unseated: int = 0
+    """Players that could not be provisioned or authenticated (the run then checked fewer)."""
 
     @property
     def verdict(self) -> str:
@@ -135,6 +138,9 @@ class Runner:
         self.seats: dict[str, Seat] = {}
         self.errors: list[str] = []
         self.sem = asyncio.Semaphore(max(1, options.concurrency))
+        # Players are seated a few dozen at a time: queued ones wait here, not inside a client timeout.
+        self.seating = asyncio.Semaphore(max(1, min(options.concurrency, 64)))
+        self.unseated = 0
 
     # -- players ----------------------------------------------------------------------
     def _profiles(self) -> list[tuple[int, PlayerProfile]]:
@@ -147,6 +153,14 @@ class Runner:
 
     async def _seat(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile) -> Seat | None:
         """Provision (or take a test account), then authenticate as a real launch would."""
+        async with self.seating:
+            seat = await self._seat_now(driver, admin, index, profile)
+        if seat is None:
+            self.unseated += 1
+        return seat
+
+    async def _seat_now(self, driver: Driver, admin: AdminClient | None, index: int,
+                        profile: PlayerProfile) -> Seat | None:
         try:
             if self.o.accounts is not None:
                 acc = self.o.accounts[index]
@@ -159,8 +173,8 @@ class Runner:
         except AdminError as exc:
             self.errors.append(f"{profile.player_id}: admin API answered {exc.status}: {exc.body}")
             return None
-        except aiohttp.ClientError as exc:
-            self.errors.append(f"{profile.player_id}: admin API unreachable: {exc}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.errors.append(f"{profile.player_id}: admin API unreachable: {type(exc).__name__} {exc}")
             return None
         if opening is not None:
             self.ledger.open(player_id, code, opening)
@@ -235,7 +249,7 @@ class Runner:
     async def _relaunch(self, driver: Driver, admin: AdminClient, seat: Seat) -> bool:
         try:
             token = await admin.token(seat.player_id, self.s.session_ttl_s)
-        except (AdminError, aiohttp.ClientError) as exc:
+        except (AdminError, aiohttp.ClientError, TimeoutError) as exc:
             self.errors.append(f"{seat.player_id}: relaunch failed: {exc}")
             return False
         outcome = await driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
@@ -288,6 +302,18 @@ class Runner:
             raise RunError("players come from the admin API (--admin-url, --admin-token) or --players FILE")
         # Players are made (Faker: CPU-bound) before the clock starts: duration_s is play time.
         profiles = await asyncio.to_thread(self._profiles)
+        # The ledger keeps every call: move what exists to the permanent generation and collect
+        # less often, or collections cost a third of the runner's time per call (bench/runner.py).
+        gc.freeze()
+        thresholds = gc.get_threshold()
+        gc.set_threshold(50_000, 20, 100)
+        try:
+            return await self._run(profiles)
+        finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
+
+    async def _run(self, profiles: list[tuple[int, PlayerProfile]]) -> RunResult:
         started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=self.s.timeout_s)
         connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False)
@@ -328,7 +354,8 @@ class Runner:
             await self._reconcile(driver)
             ticker.cancel()
         elapsed = time.monotonic() - started
-        return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors)
+        return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors,
+                         self.unseated)
 
     async def _delayed(self, n: int, coro: Awaitable[None]) -> None:
         # Spread the first calls over the first second rather than a thundering herd at t=0.
@@ -406,16 +433,19 @@ class Runner:
 
     async def _reconcile(self, driver: Driver) -> None:
         """Read every balance once more, alone, and compare with what the wallet must hold."""
-        for player_id, seat in self.seats.items():
+        await asyncio.gather(*(self._reconcile_one(driver, pid, seat) for pid, seat in self.seats.items()))
+
+    async def _reconcile_one(self, driver: Driver, player_id: str, seat: Seat) -> None:
+        async with self.sem:  # many players at once; each player's read is alone for that player
             call = WalletCall.balance(player_id, seat.session_token)
             ex = await driver.client.exchange(call)
-            self.stats.record("balance", "ok" if isinstance(ex.outcome, Ok) else
-                              (str(ex.outcome.code) if isinstance(ex.outcome, Rejected) else "unknown"),
-                              ex.latency_ms, int(time.monotonic() - driver.started))
-            if isinstance(ex.outcome, Ok):
-                self.ledger.reconcile(player_id, ex.outcome, ex.latency_ms)
-            elif isinstance(ex.outcome, (Rejected, Unknown)):
-                self.errors.append(f"{player_id}: final balance read failed: {ex.outcome}")
+        self.stats.record("balance", "ok" if isinstance(ex.outcome, Ok) else
+                          (str(ex.outcome.code) if isinstance(ex.outcome, Rejected) else "unknown"),
+                          ex.latency_ms, int(time.monotonic() - driver.started))
+        if isinstance(ex.outcome, Ok):
+            self.ledger.reconcile(player_id, ex.outcome, ex.latency_ms)
+        elif isinstance(ex.outcome, (Rejected, Unknown)):
+            self.errors.append(f"{player_id}: final balance read failed: {ex.outcome}")
 
 
 def _both(a: Any, b: Any) -> Any:
@@ -447,6 +477,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "anomalies": {str(k): v for k, v in result.ledger.counts.items()},
         "findings": [f.to_json() for f in result.ledger.findings],
         "unsettled": result.unsettled,
+        "unseated": result.unseated,
         "errors": result.provision_errors[:50],
     }
 
