@@ -261,6 +261,7 @@ class Slot:
         payouts = [Payout(base_win, WinReason.REGULAR, "spin")] if base_win else []
 
         played = free_win = 0
+        screens: list[tuple[int, ...]] = []
         if base.scatters >= self.free_spins_trigger:
             awarded = remaining = min(self.free_spins, self.free_spins_cap)
             factor = self.free_spin_multiplier
@@ -268,6 +269,7 @@ class Slot:
                 remaining -= 1
                 played += 1
                 spin = self._spin(rng)
+                screens.append(spin.stops)
                 win = factor * (line_bet * spin.line_multiple + wagered * self._scatter_table[spin.scatters])
                 if win:
                     free_win += win
@@ -285,6 +287,7 @@ class Slot:
             "scatters": base.scatters,
             "free_spins": played,
             "free_spin_win": free_win,
+            "free_spin_stops": tuple(screens),
         }
         return RoundResult(self.game_id, (Stake(wagered, "spin"),), tuple(payouts), detail)
 

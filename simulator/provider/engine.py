@@ -14,7 +14,9 @@ judged exactly.
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Callable
 
 import aiohttp
 
@@ -23,6 +25,7 @@ from ..codes import ErrorCode
 from ..dialects import Dialect
 from ..driver import Driver
 from ..faults import FaultPlan
+from ..games.base import RoundResult
 from ..money import Money
 from ..money import currency as currency_of
 from ..players import GameKind
@@ -78,13 +81,24 @@ class Provider:
                                        outcome.session_token, outcome.balance.minor)
 
     async def play(self, session: Session, stake: int, game: LobbyGame | None = None,
-                   kind: GameKind | None = None) -> RoundRecord:
-        """One round for ``stake`` minor units of the session's currency, one at a time per session."""
+                   kind: GameKind | None = None,
+                   planner: Callable[[random.Random], RoundResult] | None = None) -> RoundRecord:
+        """One round for ``stake`` minor units of the session's currency, one at a time per session.
+
+        ``planner`` draws the round from the session's seeded draws when the player chose more
+        than a stake (the sandbox's roulette bets, a crash cash-out target); by default the
+        lobby's game plays its typical round, as the runner does."""
         async with session.lock:
             started = time.time()
             code = session.currency.code
             try:
-                if kind is not None:
+                if planner is not None:
+                    if game is None:
+                        game = resolve(session.game_id)
+                        if game is None:  # pragma: no cover - launched games stay in the lobby
+                            raise ProviderError(GAME_NOT_FOUND, 404, f"unknown game {session.game_id!r}")
+                    result = planner(session.rng)
+                elif kind is not None:
                     game, result = plan_kind(kind, session.rng, stake, code)
                 else:
                     if game is None:

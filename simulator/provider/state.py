@@ -21,8 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..calls import Ok, Outcome, Rejected, WalletCall
-from ..calls import Exchange
+from ..calls import Exchange, Ok, Outcome, Rejected, WalletCall
 from ..client import WalletClient
 from ..ledger import Ledger
 from ..money import Currency
@@ -159,6 +158,8 @@ class ProviderState:
         self.started = time.monotonic()
         self.sessions: dict[str, Session] = {}
         self.log: list[CallRecord] = []
+        self.observers: list[Callable[[CallRecord, Exchange], None]] = []
+        """Told of every exchange as it is logged (the sandbox's live panel shows them as they happen)."""
         self._sessions_made = 0
 
     def open_session(self, player_id: str, currency: Currency, language: str, game_id: str,
@@ -192,6 +193,8 @@ class ProviderState:
             self.log.append(record)
             if also is not None:
                 also.append(record)
+            for observe in self.observers:
+                observe(record, ex)
 
         return sink
 
