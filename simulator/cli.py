@@ -76,6 +76,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_run_parser(sub)
 
+    from .checkcmd import add_check_parsers
+
+    add_check_parsers(sub)
+
     from .loadcmd import add_load_parser
 
     add_load_parser(sub)
@@ -139,6 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .loadcmd import load_command
 
         return load_command(args)
+    if args.command == "check":
+        from .checkcmd import check_command
+
+        return check_command(args)
+    if args.command == "replay":
+        from .checkcmd import replay_command
+
+        return replay_command(args)
     if args.command == "scenarios":
         from .runcmd import list_scenarios
 

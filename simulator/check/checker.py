@@ -92,13 +92,18 @@ class _Judged:
     expected: Expected
     alternatives: frozenset[ErrorCode]
     rule: str
+    """The rule an answer other than the expected one breaks."""
     player_balance: int | None = None
+    refused_rule: str = ""
+    """The rule a rejection breaks where a success was due (a win refused for an expired session...)."""
 
 
 @dataclass
 class Problem:
     rule: str
     message: str
+    kind: str = "decision"
+    """decision (ok/rejected/code wrong), balance (right decision, wrong balance), id, wire"""
 
 
 def _text(body: bytes, limit: int = 4000) -> str:
@@ -114,7 +119,7 @@ class Checker:
     prefix: str
     strict_codes: bool = False
     clock: Callable[[], float] = time.time
-    on_violation: Callable[[str], None] | None = None
+    on_violation: Callable[[Violation], None] | None = None
     model: WalletModel = field(default_factory=WalletModel)
     players: dict[str, str] = field(default_factory=dict)
     """player alias → concrete player_id"""
@@ -357,36 +362,37 @@ class Checker:
             if expected[1] is ErrorCode.INVALID_TOKEN and call.op is Op.BET:
                 rule = "sessions-bet-needs-live-session"
         elif call.op is Op.ROLLBACK:
-            rule = ("sessions-money-owed-is-paid" if expired else
-                    "idempotency-4-rollback-once" if ref_known else "idempotency-5-tombstone")
-        elif call.op is Op.WIN:
-            rule = ("sessions-money-owed-is-paid" if expired else
-                    "sessions-blocked-player" if blocked else "operations-effect")
+            rule = "idempotency-4-rollback-once" if ref_known else "idempotency-5-tombstone"
         else:
             rule = "operations-effect"
+        refused = rule
+        if expected[0] == "ok" and call.op in (Op.WIN, Op.ROLLBACK) and seen is None:
+            refused = ("sessions-money-owed-is-paid" if expired else
+                       "sessions-blocked-player" if blocked else rule)
         if expected[0] == "ok" and seen is None and call.tx_id in self.rejected:
-            rule = "idempotency-3-rejected-not-recorded"
+            rule = refused = "idempotency-3-rejected-not-recorded"
         return _Judged(call, expected, alternatives | ({expected[1]} if expected[0] == "rejected" else set()),
-                       rule, before)
+                       rule, before, refused)
 
     def _problem(self, j: _Judged, sent: Sent, ids: set[str]) -> Problem | None:
         """What is wrong with ``sent`` as the answer to ``j`` (None: nothing)."""
         out, expected = sent.outcome, j.expected
         wire = _wire_problem(sent)
         if wire is not None:
-            return Problem(_wire_rule(sent, j), wire)
+            return Problem(_wire_rule(sent, j), wire, "wire")
         if expected[0] == "rejected":
             code = expected[1]
             if isinstance(out, Rejected):
                 if out.code == code or out.code in j.alternatives:
                     return None
-                return Problem(j.rule, f"expected {_codes(code, j.alternatives)}, got {out.code}")
+                return Problem(self._invented(j, out.code), f"expected {_codes(code, j.alternatives)}, got {out.code}")
             assert isinstance(out, Ok)
             return Problem(j.rule, f"expected {_codes(code, j.alternatives)}, got 200 ok (balance "
                                    f"{out.balance.minor})")
         _, balance, original = expected
         if isinstance(out, Rejected):
-            return Problem(j.rule, f"expected 200 ok with balance {balance}, got {out.code}")
+            refused = j.refused_rule if out.code in _SESSION_CODES else j.rule
+            return Problem(refused, f"expected 200 ok with balance {balance}, got {out.code}")
         assert isinstance(out, Ok)
         player = self._model_player(j)
         if player is not None and out.balance.currency.code != player:
@@ -395,15 +401,28 @@ class Checker:
             return Problem("idempotency-7-never-negative", f"answered a negative balance {out.balance.minor}")
         if out.balance.minor != balance:
             return Problem(j.rule, f"answered balance {out.balance.minor}; the model holds {balance}"
-                                   + (f" (it was {j.player_balance} before)" if j.player_balance is not None else ""))
+                                   + (f" (it was {j.player_balance} before)" if j.player_balance is not None else ""),
+                           "balance")
         if j.call.op in MONEY_OPS:
             if original is not None and out.wallet_tx_id != original:
                 return Problem("idempotency-1-original-id",
-                               f"a replay answered wallet_tx_id {out.wallet_tx_id!r}; the original was {original!r}")
+                               f"a replay answered wallet_tx_id {out.wallet_tx_id!r}; the original was {original!r}", "id")
             if original is None and out.wallet_tx_id in ids:
                 return Problem("operations-success-shape",
-                               f"wallet_tx_id {out.wallet_tx_id!r} was already given to another transaction")
+                               f"wallet_tx_id {out.wallet_tx_id!r} was already given to another transaction", "id")
         return None
+
+    def _invented(self, j: _Judged, code: ErrorCode) -> str:
+        """The rule broken by answering ``code`` where its condition does not hold (another rejection was due)."""
+        if j.call.tx_id in self.rejected:
+            return "idempotency-3-rejected-not-recorded"
+        if code is ErrorCode.SESSION_EXPIRED and j.call.op is not Op.BET:
+            return "sessions-money-owed-is-paid"
+        if code is ErrorCode.PLAYER_BLOCKED and j.call.op is not Op.BET:
+            return "sessions-blocked-player"
+        if code is ErrorCode.INVALID_TOKEN and j.call.op is Op.BET:
+            return "sessions-bet-needs-live-session"
+        return _CODE_RULE.get(code, j.rule)
 
     def _model_player(self, j: _Judged) -> str | None:
         p = self.model.players.get(j.call.player_id or "")
@@ -446,7 +465,7 @@ class Checker:
         return sent
 
     def _judge_unsigned(self, call: WalletCall, sent: Sent, step: dict[str, Any]) -> Sent:
-        entry = self._entry(call, sent, f"401 INVALID_SIGNATURE (changes nothing)")
+        entry = self._entry(call, sent, "401 INVALID_SIGNATURE (changes nothing)")
         entry.note = step.get("note", "")
         self.rule = "transport-signature"
         out = sent.outcome
@@ -508,14 +527,20 @@ class Checker:
         if chosen is None:
             for e in self.entries[-len(calls):]:
                 e.bad = True
-            rules = {p.rule for p in problems}
-            rule = rules.pop() if len(rules) == 1 and "operations-effect" not in rules else "idempotency-7-serialized"
-            self._fail(Problem(rule, "the answers fit no serial order of the calls sent at once: "
-                               + "; ".join(f"in order {n + 1}: {p.message}" for n, p in enumerate(problems))),
+            self._fail(Problem(self._race_rule(calls, sents, problems), "the answers fit no serial order of the "
+                               "calls sent at once: " + "; ".join(f"in order {n + 1}: {p.message}"
+                                                                   for n, p in enumerate(problems))),
                        self.entries[-1].n)
         assert chosen is not None
         self.model, _, self.wallet_tx_ids = chosen
         return sents
+
+    def _race_rule(self, calls: list[WalletCall], sents: list[Sent], problems: list[Problem]) -> str:
+        """Serialization, unless every order fails on the same wrong decision (a bug that needs no race)."""
+        rules = {p.rule for p in problems}
+        if len(rules) == 1 and all(p.kind != "balance" for p in problems) and "operations-effect" not in rules:
+            return rules.pop()
+        return "idempotency-7-serialized"
 
     def _expect_in_order(self, calls: list[WalletCall]) -> dict[int, _Judged]:
         m = copy.deepcopy(self.model)
@@ -538,7 +563,8 @@ class Checker:
                 e.bad = p is not None
             found = [p for p in problems if p]
             rules = {p.rule for p in found}
-            if len(found) == n and len(rules) == 1 and "operations-effect" not in rules:
+            if len(found) == n and len(rules) == 1 and all(p.kind != "balance" for p in found) \
+                    and "operations-effect" not in rules:
                 rule = rules.pop()  # every copy wrong alike: not a concurrency bug
             else:
                 rule = "idempotency-7-concurrent-duplicates"
@@ -586,7 +612,7 @@ class Checker:
         exc = violation(problem.rule, problem.message, call_number)
         exc.evidence = self.evidence()
         if self.on_violation is not None:
-            self.on_violation(problem.rule)
+            self.on_violation(exc)
         raise exc
 
     def evidence(self) -> dict[str, Any]:
@@ -596,6 +622,7 @@ class Checker:
 
 # -- helpers ------------------------------------------------------------------------------
 
+_SESSION_CODES = frozenset({ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN, ErrorCode.PLAYER_BLOCKED})
 _SIGN_TEXT = {"wrong-secret": "with a wrong secret", "stale": "an hour ago", "future": "an hour ahead",
               "unsigned": "not at all", "ok": "correctly"}
 

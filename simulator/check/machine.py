@@ -13,6 +13,7 @@ so nothing leaks from one example into the next and Hypothesis can shrink.
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from ..money import INT64_MAX
 from .checker import MUTATIONS, Checker
+from .protocol import Violation
 from .target import Connection
 
 CURRENCY_CODES = ("EUR", "JPY", "KWD", "USDT", "BTC")
@@ -61,6 +63,27 @@ PLAYER_IDS = st.sampled_from([h for h in HOSTILE if "{" not in h and "}" not in 
 """The reference wallet's admin API cannot address a player id with braces (its route pattern excludes them)."""
 
 
+def _calls(exc: Violation) -> int:
+    return sum(1 for e in exc.evidence.get("entries", []) if e["kind"] == "call")
+
+
+def _final_run() -> bool:
+    """Whether Hypothesis is rerunning a minimal example to report it (that run must happen)."""
+    from hypothesis.control import current_build_context
+
+    try:
+        return bool(current_build_context().is_final)
+    except Exception:  # noqa: BLE001 - outside a Hypothesis run
+        return False
+
+
+class BudgetSpent(KeyboardInterrupt):
+    """Raised at the start of an example once the budget is spent.
+
+    Hypothesis stops at once on a KeyboardInterrupt without recording the cut example (any other
+    exception would be a failure to shrink, or a "flaky data generation" error); the runner catches it."""
+
+
 @dataclass
 class RunContext:
     """What every example of one check shares: the connection, the options, and the clock of the run."""
@@ -72,7 +95,23 @@ class RunContext:
     started: float = field(default_factory=time.monotonic)
     first_found: dict[str, tuple[float, int]] = field(default_factory=dict)
     """rule id → (seconds since the start, examples run) when a wallet first broke it."""
+    best: dict[str, Any] = field(default_factory=dict)
+    """rule id → the shortest violation seen so far (reported if the budget cuts shrinking short)."""
+    deadline: float | None = None
+    """monotonic time after which no new example starts (unless shrinking a counterexample, see shrink_s)"""
+    shrink_s: float = 30.0
+    """how long after the first counterexample examples may still run (to shrink it, to find other rules)"""
+    enough: Callable[[dict[str, Violation]], bool] | None = None
     _ids: Any = field(default_factory=itertools.count)
+
+    def out_of_budget(self) -> bool:
+        if self.enough is not None and self.best and self.enough(self.best):
+            return True
+        now = time.monotonic()
+        if self.first_found:
+            first = self.started + min(t for t, _ in self.first_found.values())
+            return now > first + self.shrink_s
+        return self.deadline is not None and now >= self.deadline
 
     @property
     def admin(self) -> bool:
@@ -86,8 +125,13 @@ class RunContext:
     def max_players(self) -> int:
         return MAX_PLAYERS if self.admin else min(MAX_PLAYERS, len(self.conn.target.accounts or []))
 
-    def violated(self, rule_id: str) -> None:
-        self.first_found.setdefault(rule_id, (time.monotonic() - self.started, self.examples))
+    def violated(self, exc: Violation) -> None:
+        self.first_found.setdefault(exc.rule.id, (time.monotonic() - self.started, self.examples))
+        old = self.best.get(exc.rule.id)
+        if old is None or _calls(exc) <= _calls(old):
+            if os.environ.get("CROUPIER_CHECK_TRACE") and (old is None or _calls(exc) < _calls(old)):
+                print(f"  trace {time.monotonic() - self.started:6.2f}s {exc.rule.id} {_calls(exc)} calls", flush=True)
+            self.best[exc.rule.id] = exc
 
     def checker(self) -> Checker:
         return Checker(self.conn, f"ck{self.run_id}e{next(self._ids)}-", self.strict_codes,
@@ -101,6 +145,8 @@ class CheckMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
+        if self.ctx.out_of_budget() and not _final_run():
+            raise BudgetSpent("budget spent")
         self.ctx.examples += 1
         self.ck = self.ctx.checker()
         self.players: list[str] = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import get_state_machine_test
 
-from .machine import CheckMachine, RunContext, machine_for
+from .machine import BudgetSpent, CheckMachine, RunContext, machine_for
 from .protocol import RULES, Rule, Violation
 from .target import CheckError, Connection, Target
 
@@ -37,10 +38,15 @@ class CheckOptions:
     budget_s: float | None = 60.0
     seed: int | None = None
     db_dir: str | None = DEFAULT_DB_DIR
-    steps: int = 30
+    steps: int = 10
     """Rules per example (Hypothesis' stateful_step_count)."""
+    shrink_s: float = 30.0
+    """How long to keep shrinking (and looking for other broken rules) after the first counterexample;
+    then the shortest sequence seen for each rule is reported."""
     strict_codes: bool = False
     """Judge rejection codes in the reference wallet's order (docs/wallet-rules.md) instead of any code that applies."""
+    enough: Callable[[dict[str, Violation]], bool] | None = None
+    """Stop as soon as this says the violations seen so far (shortest per rule) are enough (tests, benchmarks)."""
 
 
 @dataclass
@@ -131,7 +137,9 @@ def check(target: Target, options: CheckOptions | None = None, conn: Connection 
     try:
         if conn is None:
             conn = Connection(target).open()
-        ctx = RunContext(conn, options.strict_codes, started=started)
+        ctx = RunContext(conn, options.strict_codes, started=started,
+                         deadline=None if options.budget_s is None else started + options.budget_s,
+                         shrink_s=options.shrink_s, enough=options.enough)
         _run(ctx, options, seed, result)
     except CheckError as exc:
         result.errors.append(str(exc))
@@ -162,7 +170,12 @@ def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult)
             run_machine(machine, options, size, chunk_seed)
         except CheckError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - what Hypothesis raises is the counterexample
+        except BudgetSpent:
+            result.stopped_by = "budget"
+            if ctx.best:  # shrinking was cut short: report the shortest sequence seen for each rule
+                result.failures = _ordered([Failure.from_violation(v, ctx) for v in ctx.best.values()])
+            break
+        except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             _collect(exc, ctx, result)
@@ -187,5 +200,9 @@ def _collect(exc: BaseException, ctx: RunContext, result: CheckResult) -> None:
             result.errors.append(str(leaf))
         else:
             result.errors.append("".join(traceback.format_exception(leaf)).strip())
+    result.failures = _ordered(list(best.values()))
+
+
+def _ordered(failures: list[Failure]) -> list[Failure]:
     order = list(RULES)
-    result.failures = sorted(best.values(), key=lambda f: order.index(f.rule.id))
+    return sorted(failures, key=lambda f: order.index(f.rule.id))

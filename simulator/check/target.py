@@ -14,11 +14,12 @@ cannot check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -95,10 +96,12 @@ class Sent:
 class Connection:
     """Clients for one wallet, shared by every example of a check (the wallet's state is not)."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, bridge: Bridge | None = None) -> None:
         self.target = target
         self.dialect: Dialect = dialects.get(target.dialect, target.secret)
-        self.bridge: Bridge | None = None
+        self.bridge: Bridge | None = bridge
+        """Given: a bridge the caller owns (a test may serve its wallet on the same loop); else our own."""
+        self.own_bridge = bridge is None
         self.session: aiohttp.ClientSession | None = None
         self.clients: dict[str, WalletClient] = {}
         self.admin: AdminClient | None = None
@@ -106,11 +109,12 @@ class Connection:
         """Test-accounts mode: the session of each account, authenticated once per check."""
 
     # -- life cycle -------------------------------------------------------------------
-    def open(self) -> Connection:
+    def open(self) -> Self:
         t = self.target
         if t.accounts is None and not (t.admin_url and t.admin_token):
             raise CheckError("players come from the admin API (--admin-url, --admin-token) or --players FILE")
-        self.bridge = Bridge()
+        if self.bridge is None:
+            self.bridge = Bridge()
         try:
             self.bridge.run(self._open(), 60)
         except RunError as exc:
@@ -158,14 +162,13 @@ class Connection:
         if self.bridge is None:
             return
         if self.session is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing is best effort
                 self.bridge.run(self.session.close(), 10)
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-        self.bridge.close()
+        if self.own_bridge:
+            self.bridge.close()
         self.bridge = None
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> Self:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -198,7 +201,7 @@ class Connection:
                                             timeout=aiohttp.ClientTimeout(total=self.target.timeout_s)) as resp:
                 body = await resp.read()
                 status, headers = resp.status, dict(resp.headers)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             return Sent(Unknown("timeout"), None, req.body, b"", sign)
         except aiohttp.ClientError as exc:
             return Sent(Unknown(f"{type(exc).__name__}: {exc}"), None, req.body, b"", sign)

@@ -1,0 +1,35 @@
+"""``croupier check``: Hypothesis finds a wallet's money bugs and shrinks each to a minimal replayable sequence.
+
+Use it from Python (or your own test suite)::
+
+    from simulator.check import CheckOptions, Target, check, assert_passes
+
+    target = Target("http://127.0.0.1:8080/wallet", secret="...",
+                    admin_url="http://127.0.0.1:8080", admin_token="...")
+    result = check(target, CheckOptions(budget_s=30, seed=1))
+    assert_passes(result)          # AssertionError with every minimal sequence if a rule broke
+
+or with pytest through :mod:`simulator.check.pytest_plugin` (``--croupier-wallet URL``).
+The state machine itself is :class:`~simulator.check.machine.CheckMachine`; the
+rules it judges by are :data:`~simulator.check.protocol.RULES`.
+"""
+
+from __future__ import annotations
+
+from ..runner import TestAccount, read_accounts
+from .protocol import RULES, Rule, Violation
+from .runner import CheckOptions, CheckResult, Failure, check
+from .target import CheckError, Target
+
+__all__ = [
+    "RULES", "CheckError", "CheckOptions", "CheckResult", "Failure", "Rule", "Target", "TestAccount", "Violation",
+    "assert_passes", "check", "read_accounts",
+]
+
+
+def assert_passes(result: CheckResult) -> None:
+    """Raise AssertionError (with the report) unless the check found no counterexample and ran without errors."""
+    if result.verdict != "pass":
+        from .report import render_text
+
+        raise AssertionError(render_text(result))

@@ -1,0 +1,313 @@
+"""What ``croupier check`` and ``croupier replay`` print and write: text, JSON, JUnit, replay files, curl.
+
+For each broken rule: the minimal sequence as numbered calls (request body,
+expected and actual answer), the PROTOCOL.md rule it breaks, a replay file
+(the sequence as steps that ``croupier replay FILE`` runs again) and the same
+sequence as a bash script of curl commands (fresh ids on every run, signatures
+computed with openssl).
+"""
+
+from __future__ import annotations
+
+import shlex
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from ..calls import WalletCall
+from ..dialects.canonical import call_to_json
+from .checker import GAME, malformed_body
+from .protocol import RULES
+from .runner import CheckResult, Failure
+
+REPLAY_VERSION = 1
+RUN = "__RUN__"
+"""Placeholder for the id prefix in curl scripts (replaced by a fresh one on every run of the script)."""
+
+
+# -- text ------------------------------------------------------------------------------------
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def failure_text(f: Failure, paths: dict[str, str] | None = None, wallet: str = "URL") -> str:
+    r = f.rule
+    lines = [f"✗ {r.id} — {r.title}  (PROTOCOL.md, {r.section})", f'  "{r.text}"']
+    found = ""
+    if f.found_after_s is not None:
+        found = f"first found after {f.found_after_s:.2f} s ({f.found_after_examples} examples); "
+    lines.append(f"  {found}minimal sequence: {f.length} calls" + ("  (did not fail again when rerun: "
+                                                                    "timing-dependent)" if f.flaky else ""))
+    for e in f.entries:
+        if e["kind"] == "admin":
+            lines.append(f"       admin: {_clip(e['request'], 200)}")
+            continue
+        if e["kind"] == "check":
+            lines.append(f"   ✗ check: {e['request']}: expected {e['expected']}, found {e['response']}")
+            continue
+        mark = " ✗" if e["bad"] else "  "
+        extra = []
+        if e["group"] is not None:
+            extra.append(f"sent at once (group {e['group']})")
+        if e["sign"] != "ok":
+            extra.append(f"signature: {e['sign']}")
+        if e["note"]:
+            extra.append(e["note"])
+        lines.append(f" {mark}{e['n']:>3}. {e['op']:<12} {_clip(e['request'])}" + (f"   ({'; '.join(extra)})"
+                                                                                   if extra else ""))
+        lines.append(f"          expected  {e['expected']}")
+        actual = f"{e['status']} {_clip(e['response'])}" if e["status"] is not None else e["response"]
+        lines.append(f"          actual    {actual}")
+    where = f"call {f.call_number}: " if f.call_number else ""
+    lines.append(f"  → {where}{f.message}")
+    if paths:
+        lines.append(f"  replay: croupier replay {shlex.quote(paths['replay'])} --wallet {wallet}")
+        lines.append(f"  curl:   bash {shlex.quote(paths['curl'])}")
+    return "\n".join(lines)
+
+
+def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = None, command: str = "check") -> str:
+    t = result.target
+    head = (f"croupier {command}: {t['wallet']} ({t['dialect']}, players from {t['players']}): "
+            f"{result.examples} examples in {result.elapsed_s:.1f} s ({result.examples_per_s:.1f}/s)")
+    if command == "check":
+        head += f", seed {result.seed}, stopped by {result.stopped_by or 'error'}"
+    out = [head]
+    for f in result.failures:
+        out.append("")
+        out.append(failure_text(f, (paths or {}).get(f.rule.id), t["wallet"]))
+    for e in result.errors:
+        out.append("")
+        out.append(f"error: {e}")
+    out.append("")
+    if result.verdict == "pass":
+        out.append(f"no counterexample in {result.examples} {'sequences' if command == 'check' else 'run'}"
+                   if command == "check" else "the sequence passes now")
+    elif result.verdict == "fail":
+        out.append(f"{len(result.failures)} broken rule(s): " + ", ".join(f.rule.id for f in result.failures))
+    else:
+        out.append("the check could not run")
+    return "\n".join(out)
+
+
+# -- JSON and JUnit ----------------------------------------------------------------------------
+
+def failure_json(f: Failure, paths: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "rule": f.rule.id, "title": f.rule.title, "section": f.rule.section, "protocol": f.rule.text,
+        "message": f.message, "call": f.call_number, "length": f.length, "flaky": f.flaky,
+        "found_after_s": None if f.found_after_s is None else round(f.found_after_s, 3),
+        "found_after_examples": f.found_after_examples,
+        "calls": f.entries, "steps": f.steps, **({"files": paths} if paths else {}),
+    }
+
+
+def result_json(result: CheckResult, paths: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    return {
+        "verdict": result.verdict, **result.target, "examples": result.examples,
+        "elapsed_s": round(result.elapsed_s, 3), "examples_per_s": round(result.examples_per_s, 1),
+        "seed": result.seed, "stopped_by": result.stopped_by,
+        "failures": [failure_json(f, (paths or {}).get(f.rule.id)) for f in result.failures],
+        "errors": result.errors,
+    }
+
+
+def junit_xml(result: CheckResult, suite: str = "croupier.check") -> bytes:
+    """One test case per rule of PROTOCOL.md the checker judges; a broken one carries its minimal sequence."""
+    broken = {f.rule.id: f for f in result.failures}
+    root = ET.Element("testsuites")
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(RULES) + 1), failures=str(len(broken)),
+                       errors=str(1 if result.errors else 0), time=f"{result.elapsed_s:.3f}")
+    props = ET.SubElement(ts, "properties")
+    for key, value in (("wallet", result.target["wallet"]), ("seed", result.seed), ("examples", result.examples)):
+        ET.SubElement(props, "property", name=key, value=str(value))
+    for rule_id, rule in RULES.items():
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.{rule.section.split(',')[0].lower()}", name=rule_id)
+        if rule_id in broken:
+            f = broken[rule_id]
+            ET.SubElement(case, "failure", type=rule_id, message=f.message).text = failure_text(f)
+    case = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="run")
+    if result.errors:
+        ET.SubElement(case, "error", type="error", message=result.errors[0][:500]).text = "\n\n".join(result.errors)
+    xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return xml
+
+
+# -- replay files and curl scripts ---------------------------------------------------------------
+
+def replay_document(f: Failure, target: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "croupier_replay": REPLAY_VERSION,
+        "rule": f.rule.id, "title": f.rule.title, "section": f.rule.section, "protocol": f.rule.text,
+        "message": f.message, "dialect": target["dialect"],
+        "players": "accounts" if any(s["kind"] == "account" for s in f.steps) else "admin",
+        "steps": f.steps,
+        "evidence": {"wallet": target["wallet"], "prefix": f.prefix, "calls": f.entries},
+    }
+
+
+def write_failures(result: CheckResult, out_dir: str | Path) -> dict[str, dict[str, str]]:
+    """A replay file and a curl script per broken rule, in ``out_dir``; returns their paths by rule."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, dict[str, str]] = {}
+    for f in result.failures:
+        replay = out / f"{f.rule.id}.json"
+        curl = out / f"{f.rule.id}.sh"
+        replay.write_bytes(orjson.dumps(replay_document(f, result.target), option=orjson.OPT_INDENT_2))
+        curl.write_text(curl_script(f, result.target), encoding="utf-8")
+        curl.chmod(0o755)
+        paths[f.rule.id] = {"replay": str(replay), "curl": str(curl)}
+    return paths
+
+
+_PRELUDE = r'''#!/usr/bin/env bash
+# croupier check: the minimal sequence that breaks {rule} ({title}).
+# PROTOCOL.md, {section}: {text}
+# Every run uses fresh ids (RUN=...); needs curl, openssl and python3.
+set -u
+WALLET="${{WALLET:-{wallet}}}"
+ADMIN_URL="${{ADMIN_URL:-{admin}}}"
+SECRET="${{CROUPIER_SECRET:-croupier-dev-secret}}"
+ADMIN_TOKEN="${{CROUPIER_ADMIN_TOKEN:-croupier-dev-admin}}"
+RUN="${{RUN:-c$(date +%s)$RANDOM}}"
+
+call() {{  # call OP BODY [ok|wrong-secret|stale|future|unsigned]: prints the answer and its HTTP status
+  local op=$1 body=$2 mode=${{3:-ok}} key=$SECRET t sig
+  t=$(date +%s)
+  case $mode in stale) t=$((t - 3600));; future) t=$((t + 3600));; wrong-secret) key="$SECRET-not-the-secret";; esac
+  sig=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$key" -r | cut -d' ' -f1)
+  local hdr=(-H "X-Signature: t=$t,v1=$sig")
+  if [ "$mode" = unsigned ]; then hdr=(); fi
+  curl -sS -X POST "$WALLET/$op" -H 'Content-Type: application/json' "${{hdr[@]}}" --data-binary "$body" \
+       -w '  [HTTP %{{http_code}}]\n'
+}}
+admin() {{  # admin METHOD PATH [BODY]
+  curl -sS -X "$1" "$ADMIN_URL$2" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+       ${{3:+--data-binary "$3"}}; echo
+}}
+field() {{  # field NAME < answer: one field of a JSON answer
+  python3 -c 'import json,sys; print(json.loads(sys.stdin.read().rsplit("  [HTTP",1)[0])[sys.argv[1]])' "$1"
+}}
+'''
+
+
+class _Curl:
+    """Turns a failure's steps into bash lines; ids get the placeholder prefix, sessions shell variables."""
+
+    def __init__(self, f: Failure) -> None:
+        self.expected = [e for e in f.entries if e["kind"] == "call"]
+        self.players: dict[str, str] = {}
+        self.sessions: dict[str, str] = {}
+        self.subs: dict[str, str] = {RUN: "RUN"}
+        """placeholder → shell variable it stands for"""
+        self.n = 0
+        self.lines: list[str] = []
+
+    def concrete(self, spec: dict[str, Any]) -> WalletCall:
+        from .checker import Checker
+
+        fake = Checker.__new__(Checker)
+        fake.prefix = RUN + "-"
+        fake.players, fake.sessions = dict(self.players), dict(self.sessions)
+        return Checker.concrete(fake, spec)
+
+    def assign(self, var: str, text: str, tail: str = "") -> None:
+        subs = "".join(f"; {var}=${{{var}//{ph}/${v}}}" for ph, v in self.subs.items() if ph in text)
+        self.lines.append(f"{var}={shlex.quote(text)}{subs}{tail}")
+
+    def comment(self) -> None:
+        self.n += 1
+        e = self.expected[self.n - 1] if self.n <= len(self.expected) else None
+        self.lines.append("echo " + shlex.quote(f"# {self.n}. " + (f"expected: {e['expected']}" if e else "")))
+
+    def send(self, spec: dict[str, Any], mode: str = "ok") -> None:
+        self.comment()
+        self.assign("body", orjson.dumps(call_to_json(self.concrete(spec))).decode())
+        self.lines.append(f'call {spec["op"]} "$body" {mode}')
+
+    def step(self, step: dict[str, Any]) -> None:
+        kind = step["kind"]
+        if kind == "player":
+            alias = step["alias"]
+            self.players[alias] = f"{RUN}-{alias}{step.get('suffix', '')}"
+            self.lines.append(f"# player {alias}")
+            self.assign("body", orjson.dumps({"player_id": self.players[alias], "currency": step["currency"],
+                                              "balance": step["balance"]}).decode())
+            self.lines.append('admin POST /admin/players "$body"')
+        elif kind == "account":
+            k, sess = step["account"] + 1, step["session"]
+            self.players[step["alias"]] = f"__ACCOUNT_{k}_ID__"
+            self.subs[f"__ACCOUNT_{k}_ID__"] = f"ACCOUNT_{k}_ID"
+            self.sessions[sess] = f"__{sess}__"
+            self.subs[f"__{sess}__"] = sess
+            self.lines.append(f"# test account {step['alias']}: export ACCOUNT_{k}_ID and ACCOUNT_{k}_TOKEN "
+                              "(its launch token)")
+            self.assign("body", orjson.dumps({"token": f"__ACCOUNT_{k}_TOKEN__", "game_id": GAME}).decode())
+            self.lines[-1] += f"; body=${{body//__ACCOUNT_{k}_TOKEN__/$ACCOUNT_{k}_TOKEN}}"
+            self.lines.append(f'{sess}=$(call authenticate "$body" | field session_token)')
+            self.comment()
+            self.send_balance(step["alias"], sess)
+        elif kind == "login":
+            alias, sess = step["player"], step["session"]
+            self.sessions[sess] = f"__{sess}__"
+            self.subs[f"__{sess}__"] = sess
+            self.assign("body", orjson.dumps({"player_id": self.players[alias], "ttl_s": step["ttl"]}).decode())
+            self.lines.append('TOKEN=$(admin POST /admin/tokens "$body" | field token)')
+            self.comment()
+            self.subs["__TOKEN__"] = "TOKEN"
+            self.assign("body", orjson.dumps({"token": "__TOKEN__", "game_id": GAME}).decode())
+            self.lines.append(f'ANSWER=$(call authenticate "$body"); echo "$ANSWER"; '
+                              f'{sess}=$(printf "%s" "$ANSWER" | field session_token)')
+        elif kind in ("block", "deposit"):
+            path = quote(self.players[step["player"]], safe="").replace(RUN, "$RUN")
+            if kind == "block":
+                self.lines.append(f'admin POST "/admin/players/{path}/{"block" if step["blocked"] else "unblock"}" '
+                                  "'{}'")
+            else:
+                self.lines.append(f'admin POST "/admin/players/{path}/deposit" \'{{"amount":{step["amount"]}}}\'')
+        elif kind == "call":
+            self.send(step["call"], step.get("sign", "ok"))
+        elif kind == "raw":
+            self.comment()
+            mutation = step["mutation"]
+            raw = malformed_body(self.concrete(step["call"]), mutation).decode("utf-8", "replace")
+            if mutation == "oversized":
+                self.assign("body", raw.rstrip(" "), "; body=\"$body$(printf '%*s' 65600 '')\"")
+            else:
+                self.assign("body", raw)
+            self.lines.append(f'call {step["call"]["op"]} "$body"   # malformed: {mutation}')
+        elif kind in ("race", "burst"):
+            specs = step["calls"] if kind == "race" else [step["call"]] * step["n"]
+            self.lines.append(f"# {len(specs)} calls at once")
+            names = []
+            for spec in specs:
+                self.comment()
+                names.append(f"body{self.n}")
+                self.assign(names[-1], orjson.dumps(call_to_json(self.concrete(spec))).decode())
+            self.lines.append("(" + " ".join(f'call {s["op"]} "${v}" &' for s, v in zip(specs, names, strict=True))
+                              + " wait)")
+
+    def send_balance(self, alias: str, sess: str) -> None:
+        self.assign("body", orjson.dumps({"player_id": self.players[alias], "session_token": f"__{sess}__"}).decode())
+        self.lines.append('call balance "$body"')
+
+
+def curl_script(f: Failure, target: dict[str, Any]) -> str:
+    wallet = target["wallet"]
+    admin = wallet.rsplit("/wallet", 1)[0] if wallet.endswith("/wallet") else wallet
+    c = _Curl(f)
+    c.lines.append(_PRELUDE.format(rule=f.rule.id, title=f.rule.title, section=f.rule.section, text=f.rule.text,
+                                   wallet=wallet, admin=admin))
+    for step in f.steps:
+        if step["kind"] != "check":
+            c.step(step)
+    c.lines.append("# the balances now")
+    for p in c.players.values():
+        if not p.startswith("__ACCOUNT"):
+            c.lines.append(f'admin GET "/admin/players/{quote(p, safe="").replace(RUN, "$RUN")}"')
+    return "\n".join(c.lines) + "\n"

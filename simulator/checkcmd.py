@@ -1,0 +1,157 @@
+"""The ``croupier check`` and ``croupier replay`` commands: options, report files, exit codes.
+
+Exit codes: 0 no counterexample (replay: the sequence passes now), 1 a counterexample
+(replay: it still fails), 2 bad usage, an unreadable file or an unreachable wallet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .check.runner import DEFAULT_DB_DIR, CheckOptions, CheckResult
+from .check.target import CheckError, Target, admin_url_for
+from .runner import RunError, read_accounts
+
+DEV_SECRET = "croupier-dev-secret"
+DEV_ADMIN = "croupier-dev-admin"
+DEFAULT_OUT = ".croupier/check"
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError("must be positive")
+        return value
+
+    return parse
+
+
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
+    p.add_argument("--dialect", default="canonical")
+    p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
+    p.add_argument("--admin-url", help="reference-wallet admin API for fresh players (default: the wallet's host)")
+    p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
+    p.add_argument("--players", dest="players_file",
+                   help="CSV of test accounts player_id,token,currency, for a wallet without the admin API")
+    p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per call (default: %(default)s)")
+    p.add_argument("--strict-codes", action="store_true",
+                   help="expect the reference wallet's order of checks (docs/wallet-rules.md) when a call breaks "
+                        "two rules, instead of accepting any code that applies")
+    p.add_argument("--json", dest="json_path", help="write the report as JSON")
+    p.add_argument("--junit", dest="junit_path", help="write a JUnit XML report (one test case per rule)")
+    p.add_argument("--quiet", action="store_true", help="print nothing (exit code and files only)")
+
+
+def add_check_parsers(sub: Any) -> None:
+    c = sub.add_parser("check", help="find a wallet's money bugs with Hypothesis, each shrunk to a minimal sequence",
+                       description="Drive a Hypothesis state machine against a wallet over HTTP; report each broken "
+                                   "rule of PROTOCOL.md with its minimal sequence, a replay file and curl commands.")
+    _target_args(c)
+    c.add_argument("--max-examples", type=_positive(int), default=1000,
+                   help="sequences to try at most (default: %(default)s)")
+    c.add_argument("--budget", type=float, default=60.0,
+                   help="seconds to search for a counterexample, 0 for no limit (default: %(default)s)")
+    c.add_argument("--shrink-time", type=_positive(float), default=30.0,
+                   help="seconds to shrink once a counterexample is found (default: %(default)s)")
+    c.add_argument("--seed", type=int, help="reproduce a run's search (default: random, printed)")
+    c.add_argument("--steps", type=_positive(int), default=10, help="rules per sequence (default: %(default)s)")
+    c.add_argument("--db-dir", default=DEFAULT_DB_DIR,
+                   help="Hypothesis example database: a failure found once is tried first next time "
+                        "(default: %(default)s)")
+    c.add_argument("--no-db", action="store_true", help="keep no example database")
+    c.add_argument("--out", default=DEFAULT_OUT,
+                   help="where each failure's replay file and curl script go (default: %(default)s)")
+
+    r = sub.add_parser("replay", help="run a replay file from `croupier check` again",
+                       description="Run a minimal sequence saved by `croupier check` against a wallet: exit 1 if it "
+                                   "still breaks the rule, 0 if it passes now.")
+    r.add_argument("file", help="a replay file (JSON) written by croupier check")
+    _target_args(r)
+
+
+def _target(args: argparse.Namespace) -> Target:
+    accounts = read_accounts(args.players_file) if args.players_file else None
+    admin_url = args.admin_url
+    if admin_url is None and accounts is None:
+        admin_url = admin_url_for(args.wallet)
+    from . import dialects
+
+    dialects.get(args.dialect, "x")  # an unknown dialect is bad usage
+    return Target(
+        args.wallet, args.secret or os.environ.get("CROUPIER_SECRET") or DEV_SECRET, args.dialect,
+        admin_url if accounts is None else None,
+        (args.admin_token or os.environ.get("CROUPIER_ADMIN_TOKEN") or DEV_ADMIN) if accounts is None else None,
+        accounts, args.timeout,
+    )
+
+
+def _fail_usage(message: str) -> int:
+    print(f"croupier: {message}", file=sys.stderr)
+    return 2
+
+
+def check_command(args: argparse.Namespace) -> int:
+    from .check.runner import check
+
+    try:
+        target = _target(args)
+    except (RunError, ValueError) as exc:
+        return _fail_usage(str(exc))
+    options = CheckOptions(
+        max_examples=args.max_examples, budget_s=args.budget if args.budget > 0 else None, seed=args.seed,
+        db_dir=None if args.no_db else args.db_dir, steps=args.steps, shrink_s=args.shrink_time,
+        strict_codes=args.strict_codes,
+    )
+    if not args.quiet and sys.stderr.isatty():
+        budget = f"{options.budget_s:.0f} s" if options.budget_s else "no time limit"
+        print(f"croupier check: {target.wallet_url}: up to {options.max_examples} sequences, {budget}…",
+              file=sys.stderr)
+    result = check(target, options)
+    paths = {}
+    if result.failures:
+        from .check.report import write_failures
+
+        try:
+            paths = write_failures(result, args.out)
+        except OSError as exc:
+            result.errors.append(f"cannot write to {args.out}: {exc.strerror}")
+    return _finish(args, result, paths, "check")
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from .check.replay import load, replay
+
+    try:
+        target = _target(args)
+        doc = load(args.file)
+    except (RunError, CheckError, ValueError) as exc:
+        return _fail_usage(str(exc))
+    result = replay(doc, target, args.strict_codes)
+    if not args.quiet and result.verdict != "error":
+        print(f"replaying {args.file}: {doc.get('rule')} — {doc.get('message', '')}")
+    return _finish(args, result, {}, "replay")
+
+
+def _finish(args: argparse.Namespace, result: CheckResult, paths: dict[str, dict[str, str]], command: str) -> int:
+    from .check.report import junit_xml, render_text, result_json
+
+    try:
+        if args.json_path:
+            Path(args.json_path).write_bytes(orjson.dumps(result_json(result, paths), option=orjson.OPT_INDENT_2))
+        if args.junit_path:
+            Path(args.junit_path).write_bytes(junit_xml(result, f"croupier.{command}"))
+    except OSError as exc:
+        result.errors.append(f"cannot write the report: {exc.strerror}")
+    if not args.quiet:
+        text = render_text(result, paths, command)
+        stream = sys.stderr if result.verdict == "error" else sys.stdout
+        print(text, file=stream)
+    return result.exit_code

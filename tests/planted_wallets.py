@@ -1,0 +1,390 @@
+"""Wallets with one planted bug each, for ``croupier check`` to find: the reference wallet, broken once.
+
+Each bug is a small subclass of :class:`MemoryStore` (or of the canonical dialect)
+served with the reference wallet's ``make_app``, so signatures, decoding and the
+admin API stay correct and only the named rule of PROTOCOL.md is broken.
+:data:`PLANTED` maps a bug's name to how to build it and the rule the checker must
+report for it.
+
+Serve one by hand::
+
+    python -m tests.planted_wallets lost_update --port 8099
+    croupier check --wallet http://127.0.0.1:8099/wallet --secret test-secret --admin-token test-admin
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from simulator import signing
+from simulator.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall, WinReason
+from simulator.codes import ErrorCode
+from simulator.dialects import HttpRequest
+from simulator.dialects.canonical import CanonicalDialect, call_from_json, parse_object
+from simulator.money import Money, currency
+from simulator.wallet import engine, rules
+from simulator.wallet.http import WalletConfig
+from simulator.wallet.memory import MemoryRepo, MemoryStore
+from simulator.wallet.records import PlayerRow, RoundRow, SessionRow
+from simulator.wallet.service import make_app
+from tests.support import ADMIN_TOKEN, SECRET
+
+# -- helpers ------------------------------------------------------------------------------
+
+Patch = Callable[[WalletCall, rules.Facts, rules.Decision], rules.Decision]
+
+
+def _money_with(repo: MemoryRepo, call: WalletCall, now: float, patch: Patch) -> Outcome:
+    """The reference engine's money path (engine._money), with one decision bent by ``patch``."""
+    keys = engine.fact_keys(call)
+    facts = rules.Facts(
+        existing=repo.tx(keys.tx_id), player=repo.player(keys.player_id),
+        session=repo.session(keys.session_token) if keys.session_token else None,
+        round=repo.round(keys.player_id, keys.round_id),
+        tombstoned=repo.is_tombstoned(keys.tombstone_key) if keys.tombstone_key else False,
+        ref=repo.tx(keys.ref_tx_id) if keys.ref_tx_id else None,
+    )
+    decision = patch(call, facts, rules.decide(call, facts, now))
+    if isinstance(decision, Rejected):
+        return decision
+    assert facts.player is not None
+    if isinstance(decision, rules.Replay):
+        return Ok(rules.ok_for(facts.player).balance, wallet_tx_id=decision.original.wallet_tx_id, replay=True)
+    effects = engine.effects(call, facts, decision, now)
+    wallet_tx_id = repo.insert_tx(effects.row)
+    if effects.new_balance is not None:
+        repo.set_balance(keys.player_id, effects.new_balance)
+    if effects.roll_back:
+        repo.mark_rolled_back(effects.roll_back)
+    if effects.tombstone:
+        repo.insert_tombstone(effects.tombstone, keys.tx_id, now)
+    if effects.round is not None:
+        repo.save_round(effects.round)
+    return engine.applied(effects, wallet_tx_id)
+
+
+class PatchedStore(MemoryStore):
+    """The memory store whose money decisions go through :meth:`patch`."""
+
+    def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
+        return decision
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        if call.op not in MONEY_OPS:
+            return await super().execute(call, now)
+        return await self.run(lambda repo: _money_with(repo, call, now, self.patch))
+
+
+def _refused(decision: rules.Decision, code: ErrorCode) -> bool:
+    return isinstance(decision, Rejected) and decision.code is code
+
+
+# -- idempotency ----------------------------------------------------------------------------
+
+
+class DoubleAppliedReplay(MemoryStore):
+    """A replay (same tx_id, same fields) is applied again instead of answered from the record."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        if call.tx_id and call.op in (Op.BET, Op.WIN):
+            self.repo.by_tx_id.pop(call.tx_id, None)
+        return await super().execute(call, now)
+
+
+class ReplayNewWalletTxId(MemoryStore):
+    """A replay changes nothing, but is answered with a new wallet_tx_id instead of the original one."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        out = await super().execute(call, now)
+        if isinstance(out, Ok) and out.replay:
+            return dataclasses.replace(out, wallet_tx_id=f"{out.wallet_tx_id}-again")
+        return out
+
+
+class MismatchAccepted(MemoryStore):
+    """A reused tx_id with a different amount or round is answered as a replay, not DUPLICATE_MISMATCH."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        seen = self.repo.tx(call.tx_id) if call.tx_id else None
+        if seen is not None and seen.replay_key() != call.replay_key():
+            player = self.repo.player(seen.player_id)
+            assert player is not None
+            return Ok(Money(player.balance, currency(player.currency)), wallet_tx_id=seen.wallet_tx_id)
+        return await super().execute(call, now)
+
+
+class RejectionRecorded(MemoryStore):
+    """A rejected call is remembered: sent again (now valid), it gets the first rejection back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: dict[str, Rejected] = {}
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        if call.tx_id and call.tx_id in self.refused:
+            return self.refused[call.tx_id]
+        out = await super().execute(call, now)
+        if isinstance(out, Rejected) and call.tx_id:
+            self.refused[call.tx_id] = out
+        return out
+
+
+class SecondRollbackRefunds(MemoryStore):
+    """A second rollback of the same bet (a new tx_id) refunds it again."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        repo = self.repo
+        if call.op is Op.ROLLBACK and call.ref_tx_id in repo.by_tx_id and call.tx_id not in repo.by_tx_id:
+            i = repo.by_tx_id[call.ref_tx_id]
+            repo.txs[i] = dataclasses.replace(repo.txs[i], rolled_back=False)
+        return await super().execute(call, now)
+
+
+class _NoTombstoneRepo(MemoryRepo):
+    def is_tombstoned(self, tx_id: str) -> bool:
+        return False
+
+
+class NoTombstone(MemoryStore):
+    """A rollback of a bet never seen is acknowledged, but the late bet is accepted anyway."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repo = _NoTombstoneRepo()
+
+
+class RollbackOfWinAllowed(PatchedStore):
+    """A rollback naming a win takes the win back instead of answering ROLLBACK_NOT_ALLOWED."""
+
+    def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
+        ref, player = facts.ref, facts.player
+        if _refused(decision, ErrorCode.ROLLBACK_NOT_ALLOWED) and ref is not None and ref.op == "win" \
+                and player is not None and ref.player_id == player.player_id and ref.amount is not None:
+            return rules.Apply(delta=-ref.amount, new_balance=player.balance - ref.amount)
+        return decision
+
+
+class _StaleRepo(MemoryRepo):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: dict[str, PlayerRow] = {}
+
+    def player(self, player_id: str) -> PlayerRow | None:
+        return self.stale.get(player_id) or super().player(player_id)
+
+
+class LostUpdate(MemoryStore):
+    """Reads the balance, awaits (storage latency), then writes what it computed from what it read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repo: _StaleRepo = _StaleRepo()
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        if call.op not in MONEY_OPS or call.player_id is None:
+            return await super().execute(call, now)
+        read = self.repo.players.get(call.player_id)
+        await asyncio.sleep(0.002)
+        if read is not None:
+            self.repo.stale[call.player_id] = read
+        try:
+            return await super().execute(call, now)
+        finally:
+            self.repo.stale.pop(call.player_id, None)
+
+
+class ConcurrentDuplicatesApplied(MemoryStore):
+    """Looks the tx_id up, awaits, then applies: copies of one call in flight together are all applied.
+
+    Sequential replays are recognised; only a burst of identical calls (a retry storm) shows it."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        if call.op in MONEY_OPS and call.tx_id and call.tx_id not in self.repo.by_tx_id:
+            await asyncio.sleep(0.002)
+            self.repo.by_tx_id.pop(call.tx_id, None)
+        return await super().execute(call, now)
+
+
+class OverdraftAllowed(PatchedStore):
+    """A bet larger than the balance is accepted: the balance goes negative."""
+
+    def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
+        if _refused(decision, ErrorCode.INSUFFICIENT_FUNDS) and facts.player and call.amount:
+            return rules.Apply(delta=-call.amount.minor, new_balance=facts.player.balance - call.amount.minor,
+                               open_bet=1)
+        return decision
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+class WinRefusedOnExpiredSession(MemoryStore):
+    """Refuses a win whose session has expired (money owed must be paid whatever the session)."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        if call.op is Op.WIN and call.session_token and call.tx_id not in self.repo.by_tx_id:
+            session = self.repo.session(call.session_token)
+            if session is not None and now >= session.expires_at:
+                return Rejected(ErrorCode.SESSION_EXPIRED, "session expired")
+        return await super().execute(call, now)
+
+
+class _EndlessSessionsRepo(MemoryRepo):
+    def session(self, session_token: str) -> SessionRow | None:
+        row = super().session(session_token)
+        return dataclasses.replace(row, expires_at=float("inf")) if row else None
+
+
+class BetOnExpiredSession(MemoryStore):
+    """Never looks at a session's expiry: bets on an expired session are accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repo = _EndlessSessionsRepo()
+
+
+class SignatureNotChecked(CanonicalDialect):
+    """Decodes requests without verifying X-Signature: unsigned, wrongly signed and stale calls are served."""
+
+    def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
+        t = int(now)
+        body = request.body
+        headers = {**request.headers, signing.HEADER: signing.sign(self.secret, body, t)}
+        return super().decode_request(dataclasses.replace(request, headers=headers), now)
+
+
+# -- money and operations ---------------------------------------------------------------------
+
+
+class WrongCurrencyAccepted(PatchedStore):
+    """Takes a bet or win in any currency as if it were in the player's."""
+
+    def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
+        if _refused(decision, ErrorCode.CURRENCY_MISMATCH) and facts.player and call.amount:
+            same = dataclasses.replace(call, amount=Money(call.amount.minor, currency(facts.player.currency)))
+            return rules.decide(same, facts, float("-inf"))
+        return decision
+
+
+class _OpenRoundsRepo(MemoryRepo):
+    def round(self, player_id: str, round_id: str) -> RoundRow | None:
+        row = super().round(player_id, round_id)
+        return dataclasses.replace(row, closed=False) if row else None
+
+
+class ClosedRoundIgnored(MemoryStore):
+    """round_closed: true is recorded but never enforced: bets and wins on a closed round are accepted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.repo = _OpenRoundsRepo()
+
+
+class RegularWinWithoutBet(MemoryStore):
+    """A regular win is paid even when its round has no bet."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        if call.op is Op.WIN and call.reason is WinReason.REGULAR:
+            call = dataclasses.replace(call, reason=WinReason.PROMO)
+        return await super().execute(call, now)
+
+
+class WinPast64Bits(PatchedStore):
+    """Credits a win that takes the balance past 2^63-1 (a balance column that would overflow)."""
+
+    def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
+        if _refused(decision, ErrorCode.LIMIT_EXCEEDED) and call.op is Op.WIN and facts.player and call.amount:
+            return rules.Apply(delta=call.amount.minor, new_balance=facts.player.balance + call.amount.minor,
+                               close_round=bool(call.round_closed))
+        return decision
+
+
+class FloatAmountsAccepted(CanonicalDialect):
+    """Takes a float amount (10.5) and truncates it, instead of refusing it with BAD_REQUEST."""
+
+    def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
+        decoded = super().decode_request(request, now)  # the signature is checked before BAD_REQUEST
+        if not (isinstance(decoded, Rejected) and decoded.code is ErrorCode.BAD_REQUEST):
+            return decoded
+        try:
+            data = parse_object(request.body)
+            if not isinstance(data.get("amount"), float):
+                return decoded
+            data["amount"] = int(data["amount"])
+            return call_from_json(Op(request.path), data)
+        except Exception:  # noqa: BLE001 - any other defect: the reference answer stands
+            return decoded
+
+
+class CrashesOnQuotes(MemoryStore):
+    """Builds SQL by pasting ids into strings: an id with a quote makes it fail (HTTP 500, outcome unknown)."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        for value in (call.tx_id, call.round_id, call.player_id, call.ref_tx_id):
+            if value and "'" in value:
+                raise RuntimeError(f"syntax error at or near {value!r}")
+        return await super().execute(call, now)
+
+
+# -- the catalogue ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A wallet with one bug: how to build it, and the rule of PROTOCOL.md the checker must report."""
+
+    store: Callable[[], MemoryStore]
+    rule: str
+    dialect: Callable[[str], CanonicalDialect] | None = None
+
+
+PLANTED: dict[str, Planted] = {
+    "double_applied_replay": Planted(DoubleAppliedReplay, "idempotency-1-no-change"),
+    "replay_new_wallet_tx_id": Planted(ReplayNewWalletTxId, "idempotency-1-original-id"),
+    "mismatch_accepted": Planted(MismatchAccepted, "idempotency-2-mismatch"),
+    "rejection_recorded": Planted(RejectionRecorded, "idempotency-3-rejected-not-recorded"),
+    "second_rollback_refunds": Planted(SecondRollbackRefunds, "idempotency-4-rollback-once"),
+    "no_tombstone": Planted(NoTombstone, "idempotency-5-tombstone"),
+    "rollback_of_win_allowed": Planted(RollbackOfWinAllowed, "idempotency-6-rollback-only-bets"),
+    "lost_update": Planted(LostUpdate, "idempotency-7-serialized"),
+    "concurrent_duplicates_applied": Planted(ConcurrentDuplicatesApplied, "idempotency-7-concurrent-duplicates"),
+    "overdraft_allowed": Planted(OverdraftAllowed, "idempotency-7-never-negative"),
+    "win_refused_on_expired_session": Planted(WinRefusedOnExpiredSession, "sessions-money-owed-is-paid"),
+    "bet_on_expired_session": Planted(BetOnExpiredSession, "sessions-bet-needs-live-session"),
+    "signature_not_checked": Planted(MemoryStore, "transport-signature", SignatureNotChecked),
+    "wrong_currency_accepted": Planted(WrongCurrencyAccepted, "money-currency"),
+    "closed_round_ignored": Planted(ClosedRoundIgnored, "operations-round-closed"),
+    "regular_win_without_bet": Planted(RegularWinWithoutBet, "operations-regular-win-needs-bet"),
+    "win_past_64_bits": Planted(WinPast64Bits, "money-64-bit"),
+    "float_amounts_accepted": Planted(MemoryStore, "money-minor-units", FloatAmountsAccepted),
+    "crashes_on_quotes": Planted(CrashesOnQuotes, "errors-definitive"),
+}
+
+
+def make_planted_app(name: str, secret: str = SECRET, admin_token: str = ADMIN_TOKEN) -> web.Application:
+    """The reference wallet app with the bug ``name`` (a key of :data:`PLANTED`); ``"reference"`` for none."""
+    if name == "reference":
+        return make_app(MemoryStore(), WalletConfig(secret, admin_token))
+    spec = PLANTED[name]
+    dialect = spec.dialect(secret) if spec.dialect else None
+    return make_app(spec.store(), WalletConfig(secret, admin_token), dialect)
+
+
+def main() -> None:
+    """Serve one planted wallet until interrupted."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("bug", choices=["reference", *sorted(PLANTED)])
+    p.add_argument("--port", type=int, default=8099)
+    args = p.parse_args()
+    web.run_app(make_planted_app(args.bug), host="127.0.0.1", port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()
+
