@@ -84,6 +84,18 @@ def parser() -> argparse.ArgumentParser:
 
     add_load_parser(sub)
 
+    sandbox = sub.add_parser("sandbox", help="reference wallet + mock provider + a web lobby with playable games "
+                             "and the wallet calls in view")
+    sandbox.add_argument("--host", default="127.0.0.1", help="a loopback address (the lobby has no login)")
+    sandbox.add_argument("--port", type=_port, default=8000,
+                         help="the lobby's port; the wallet takes the next, the provider the one after "
+                              "(0: any free ports; default: %(default)s)")
+    sandbox.add_argument("--wallet", help="your wallet's protocol base URL instead of the embedded reference wallet")
+    sandbox.add_argument("--dialect", default="canonical", help="the wire dialect of --wallet (default: %(default)s)")
+    sandbox.add_argument("--secret", help="HMAC secret shared with --wallet (env CROUPIER_SECRET)")
+    sandbox.add_argument("--db", help="the embedded wallet's SQLite file (default: a temporary file)")
+    sandbox.add_argument("--seed", type=int, help="seeds every game session's draws (default: random)")
+
     demo = sub.add_parser("demo", help="reference wallet on a temporary SQLite file + the chaos scenario, then the summary")
     demo.add_argument("--scenario", default="chaos")
     demo.add_argument("--duration", type=float, default=20.0, help="seconds (default: %(default)s)")
@@ -155,6 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .runcmd import list_scenarios
 
         return list_scenarios(args.json)
+    if args.command == "sandbox":
+        from .sandbox.server import SandboxOptions, run_sandbox
+
+        return run_sandbox(SandboxOptions(host=args.host, port=args.port, wallet=args.wallet, dialect=args.dialect,
+                                          secret=args.secret, db=args.db, seed=args.seed))
     if args.command == "demo":
         from .demo import run_demo
         from .scenario import ScenarioError
