@@ -1,0 +1,446 @@
+"""``croupier sandbox``: the lobby's API over real HTTP on 127.0.0.1, and the pages in headless Chromium.
+
+The HTTP tests start the whole sandbox (reference wallet on SQLite, mock
+provider, lobby) on free ports and check what a browser would call: players
+through the wallet's admin API, the launch flow, rounds of each game, refusals
+with their codes, the live panel (JSON and server-sent events) and its replay /
+duplicate / timeout actions — with the wallet's own balance as the referee and
+the provider's ledger expected to find nothing wrong with the reference wallet.
+
+The browser test drives Debian's ``chromium`` through Playwright (never
+Playwright's own browser downloads) and skips, saying why, where either is
+missing.  It saves a screenshot of the game page under ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from simulator.client import AdminClient
+from simulator.sandbox.server import ConfigError, RunningSandbox, SandboxOptions, start
+from simulator.wallet.http import WalletConfig
+from simulator.wallet.memory import MemoryStore
+from simulator.wallet.service import make_app as make_wallet
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    sb = await start(SandboxOptions(port=0, seed=7))
+    try:
+        yield sb
+    finally:
+        await sb.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def call(http: aiohttp.ClientSession, method: str, url: str, body: Any = None,
+               raw: bytes | None = None) -> tuple[int, Any]:
+    data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+    async with http.request(method, url, data=data, headers={"Content-Type": "application/json"}) as resp:
+        text = await resp.read()
+        assert resp.content_type == "application/json", (resp.status, text[:200])
+        return resp.status, orjson.loads(text)
+
+
+async def wallet_balance(sb: RunningSandbox, http: aiohttp.ClientSession, player_id: str) -> int:
+    assert sb.admin_url is not None and sb.admin_token is not None
+    return int((await AdminClient(sb.admin_url, sb.admin_token, http).player(player_id))["balance"])
+
+
+async def launched(sb: RunningSandbox, http: aiohttp.ClientSession, game_id: str, balance: str = "100",
+                   currency: str = "EUR", player_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"currency": currency, "balance": balance}
+    if player_id:
+        body["player_id"] = player_id
+    status, player = await call(http, "POST", f"{sb.lobby_url}/api/players", body)
+    assert status == 201, player
+    status, launch = await call(http, "POST", f"{sb.lobby_url}/api/launch",
+                                {"player_id": player["player_id"], "game_id": game_id})
+    assert status == 200, launch
+    assert launch["play_url"] == f"/play/{launch['session_id']}"
+    return launch
+
+
+# -- the lobby ----------------------------------------------------------------------------
+async def test_pages_config_and_static_files(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{sandbox.lobby_url}/") as resp:
+        page = await resp.text()
+        assert resp.status == 200 and resp.content_type == "text/html"
+        assert 'id="create-player"' in page and "<label" in page
+    for name, kind in (("game.js", "javascript"), ("sandbox.css", "text/css"), ("common.js", "javascript")):
+        async with http.get(f"{sandbox.lobby_url}/static/{name}") as resp:
+            assert resp.status == 200 and kind in resp.content_type
+    status, config = await call(http, "GET", f"{sandbox.lobby_url}/api/config")
+    assert status == 200 and config["embedded"] is True and config["wallet_url"] == sandbox.wallet_url
+    kinds = {g["kind"] for g in config["games"]}
+    assert {"slot", "roulette", "crash"} <= kinds
+    assert {"code": "JPY", "exponent": 0, "stakes": [10, 20, 50, 100, 200, 500]} in config["currencies"]
+    status, err = await call(http, "GET", f"{sandbox.lobby_url}/play/nope")
+    assert status == 404 and err["code"] == "SESSION_NOT_FOUND"
+    status, err = await call(http, "GET", f"{sandbox.lobby_url}/no/such/route")
+    assert status == 404 and err["status"] == "error"
+
+
+async def test_players_are_made_in_the_wallet_with_exact_minor_units(sandbox: RunningSandbox,
+                                                                     http: aiohttp.ClientSession) -> None:
+    url = f"{sandbox.lobby_url}/api/players"
+    status, p = await call(http, "POST", url, {"player_id": "ann", "currency": "EUR", "balance": "25.50"})
+    assert status == 201 and p["balance"] == 2550 and p["exponent"] == 2
+    assert await wallet_balance(sandbox, http, "ann") == 2550
+    status, p = await call(http, "POST", url, {"player_id": "ken", "currency": "JPY", "balance": "1000"})
+    assert status == 201 and p["balance"] == 1000
+    status, p = await call(http, "POST", url, {"currency": "KWD", "balance_minor": 12345})
+    assert status == 201 and p["balance"] == 12345 and p["player_id"].startswith("player-")
+    status, listed = await call(http, "GET", url)
+    assert [x["player_id"] for x in listed["players"]][:2] == ["ann", "ken"]
+    status, dup = await call(http, "POST", url, {"player_id": "ann", "currency": "EUR", "balance": "1"})
+    assert status == 409 and dup["status"] == "error"
+    status, found = await call(http, "GET", f"{url}/ann")
+    assert status == 200 and found["balance"] == 2550
+    status, missing = await call(http, "GET", f"{url}/nobody")
+    assert status == 404 and missing["code"] == "PLAYER_NOT_FOUND"
+    status, dep = await call(http, "POST", f"{url}/ann/deposit", {"amount": "4.50"})
+    assert status == 200 and dep["balance"] == 3000 and await wallet_balance(sandbox, http, "ann") == 3000
+    bad: list[tuple[Any, str]] = [
+        ({"currency": "EUR", "balance": "1.234"}, "BAD_REQUEST"),  # more decimals than EUR has
+        ({"currency": "EUR", "balance": 1.5}, "BAD_REQUEST"),  # a float is not money
+        ({"currency": "EUR", "balance": "-1"}, "BAD_REQUEST"),
+        ({"currency": "EUR", "balance": "1e3"}, "BAD_REQUEST"),
+        ({"currency": "XXX", "balance": "1"}, "BAD_REQUEST"),
+        ({"currency": "EUR", "balance_minor": True}, "BAD_REQUEST"),
+        ({"currency": "EUR", "player_id": "has space"}, "BAD_REQUEST"),
+        ({"currency": "EUR", "surprise": 1}, "BAD_REQUEST"),
+    ]
+    for body, code in bad:
+        status, err = await call(http, "POST", url, body)
+        assert (status, err["code"]) == (400, code), body
+    for raw in (b"not json", b"[1]", b"{" + b" " * 20_000 + b"}"):
+        status, err = await call(http, "POST", url, raw=raw)
+        assert status == 400 and err["code"] == "BAD_REQUEST", raw[:20]
+    status, err = await call(http, "POST", f"{url}/ann/deposit", {"amount": "0"})
+    assert status == 400
+
+
+async def test_launch_refusals(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    url = f"{sandbox.lobby_url}/api/launch"
+    status, err = await call(http, "POST", url, {"player_id": "ghost", "game_id": "roulette-eu"})
+    assert status == 404 and err["code"] == "PLAYER_NOT_FOUND"
+    await call(http, "POST", f"{sandbox.lobby_url}/api/players", {"player_id": "bo", "currency": "USD"})
+    status, err = await call(http, "POST", url, {"player_id": "bo", "game_id": "poker"})
+    assert status == 404 and err["code"] == "GAME_NOT_FOUND"
+    status, err = await call(http, "POST", url, {"player_id": "bo"})
+    assert status == 404 and err["code"] == "GAME_NOT_FOUND"
+
+
+# -- the games ------------------------------------------------------------------------------
+async def test_slot_rounds_follow_the_wallet(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    launch = await launched(sandbox, http, "croupier-stars", "20")
+    sid, player = launch["session_id"], launch["player_id"]
+    status, info = await call(http, "GET", f"{sandbox.lobby_url}/api/sessions/{sid}")
+    assert status == 200 and info["game"]["kind"] == "slot" and info["balance"] == 2000
+    assert info["stakes"] == [10, 20, 50, 100, 200, 500] and len(info["game"]["slot"]["screen"]) == 3
+    won = 0
+    for _ in range(40):
+        status, answer = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{sid}/play", {"stake": 20})
+        if status == 402:
+            break
+        assert status == 200, answer
+        r = answer["round"]
+        assert r["status"] == "settled" and r["staked"] == 20
+        assert len(r["slot"]["screen"]) == 3 and all(len(row) == 5 for row in r["slot"]["screen"])
+        assert r["paid"] == sum(p["amount"] for p in r["payouts"])
+        assert sum(p["amount"] for p in r["payouts"] if p["reason"] == "free_spin") == r["slot"]["free_spin_win"]
+        assert len(r["slot"]["free"]) == r["slot"]["free_spins"]
+        assert [c["op"] for c in r["calls"]][0] == "bet"
+        won += r["paid"] > 0
+        assert answer["balance"] == await wallet_balance(sandbox, http, player)
+    assert won
+    status, err = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{sid}/play", {"stake": 5})
+    assert status == 400 and err["code"] == "BAD_REQUEST"  # less than a minor unit per line
+    for body in ({"stake": "20"}, {"stake": 2.5}, {"stake": True}, {}):
+        status, err = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{sid}/play", body)
+        assert status == 400 and err["code"] == "BAD_REQUEST", body
+    status, err = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/nope/play", {"stake": 20})
+    assert status == 404 and err["code"] == "SESSION_NOT_FOUND"
+
+
+async def test_insufficient_funds_is_the_wallets_refusal(sandbox: RunningSandbox,
+                                                         http: aiohttp.ClientSession) -> None:
+    launch = await launched(sandbox, http, "roulette-eu", "0.15")
+    sid, player = launch["session_id"], launch["player_id"]
+    status, err = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{sid}/play", {"stake": 20})
+    assert status == 402 and err["code"] == "INSUFFICIENT_FUNDS"
+    assert err["round"]["status"] == "refused" and err["round"]["staked"] == 0
+    assert err["balance"] == 15 == await wallet_balance(sandbox, http, player)
+
+
+async def test_roulette_plays_the_chosen_bet(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    launch = await launched(sandbox, http, "roulette-eu", "50")
+    url = f"{sandbox.lobby_url}/api/sessions/{launch['session_id']}/play"
+    for _ in range(12):
+        status, answer = await call(http, "POST", url, {"stake": 50, "bet": {"type": "red_black", "selection": "red"}})
+        assert status == 200, answer
+        r = answer["round"]
+        assert r["roulette"]["bets"] == ["red_black red"]
+        assert r["paid"] == (100 if r["roulette"]["color"] == "red" else 0)
+    status, answer = await call(http, "POST", url, {"stake": 10, "bet": {"type": "straight", "selection": 17}})
+    assert status == 200 and answer["round"]["paid"] in (0, 360)
+    assert (answer["round"]["paid"] == 360) == (answer["round"]["roulette"]["number"] == 17)
+    for bet in ({"type": "straight", "selection": 37}, {"type": "red_black", "selection": "green"},
+                {"type": "corner", "selection": 1}, {"type": "straight", "selection": True}, "red"):
+        status, err = await call(http, "POST", url, {"stake": 10, "bet": bet})
+        assert status == 400 and err["code"] == "BAD_REQUEST", bet
+    assert answer["balance"] == await wallet_balance(sandbox, http, launch["player_id"])
+
+
+async def test_crash_cashes_out_at_the_target(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    launch = await launched(sandbox, http, "crash-x", "50")
+    url = f"{sandbox.lobby_url}/api/sessions/{launch['session_id']}/play"
+    for _ in range(10):
+        status, answer = await call(http, "POST", url, {"stake": 100, "target": "1.5"})
+        assert status == 200, answer
+        c = answer["round"]["crash"]
+        assert c["targets"] == ["1.50"]
+        whole, frac = c["crash_point"].split(".")
+        assert c["cashed_out"] == (int(whole) * 100 + int(frac) >= 150)
+        assert answer["round"]["paid"] == (150 if c["cashed_out"] else 0)
+    for target in ("1.00", "abc", "1.234", 2, "-3"):
+        status, err = await call(http, "POST", url, {"stake": 100, "target": target})
+        assert status == 400 and err["code"] == "BAD_REQUEST", target
+
+
+# -- the live panel ----------------------------------------------------------------------------
+async def test_panel_actions_show_what_the_wallet_does(sandbox: RunningSandbox,
+                                                       http: aiohttp.ClientSession) -> None:
+    launch = await launched(sandbox, http, "croupier-stars", "10")
+    sid, player = launch["session_id"], launch["player_id"]
+    status, answer = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{sid}/play", {"stake": 100})
+    assert status == 200
+    status, listed = await call(http, "GET", f"{sandbox.lobby_url}/api/sessions/{sid}/calls")
+    calls = listed["calls"]
+    assert [c["op"] for c in calls][:2] == ["authenticate", "bet"]
+    bet = calls[1]
+    win = calls[-1]
+    assert win["op"] == "win" and win["round_closed"] is True
+    assert bet["request"]["url"] == f"{sandbox.wallet_url}/bet" and "X-Signature" in bet["request"]["headers"]
+    assert orjson.loads(bet["response"]["body"])["wallet_tx_id"] == bet["wallet_tx_id"]
+    before = await wallet_balance(sandbox, http, player)
+
+    for action in ("duplicate", "replay"):
+        status, done = await call(http, "POST", f"{sandbox.lobby_url}/api/calls/{bet['id']}/{action}")
+        assert status == 200, done
+        [again] = done["calls"]
+        assert again["origin"] == action and again["of"] == bet["id"] and again["tx_id"] == bet["tx_id"]
+        assert again["outcome"] == "ok" and again["wallet_tx_id"] == bet["wallet_tx_id"]
+        assert any(n.startswith("replay answer") for n in again["notes"])
+        assert await wallet_balance(sandbox, http, player) == before
+    # The replay is the recorded bytes, signature header and all.
+    assert again["request"]["headers"] == bet["request"]["headers"] and again["request"]["body"] == bet["request"]["body"]
+
+    status, done = await call(http, "POST", f"{sandbox.lobby_url}/api/calls/{win['id']}/timeout")
+    assert status == 200
+    assert [(c["op"], c["tx_id"], c["outcome"]) for c in done["calls"]] == [("win", win["tx_id"], "ok")] * 2
+    assert "answer dropped" in done["calls"][0]["notes"][0]
+    status, done = await call(http, "POST", f"{sandbox.lobby_url}/api/calls/{bet['id']}/timeout")
+    assert [(c["op"], c["outcome"]) for c in done["calls"]] == [("bet", "ok"), ("rollback", "ROUND_CLOSED")]
+    assert done["calls"][1]["ref_tx_id"] == bet["tx_id"]
+    assert await wallet_balance(sandbox, http, player) == before
+
+    status, err = await call(http, "POST", f"{sandbox.lobby_url}/api/calls/{calls[0]['id']}/timeout")
+    assert status == 400 and err["code"] == "BAD_REQUEST"  # authenticate: nothing to recover
+    status, err = await call(http, "POST", f"{sandbox.lobby_url}/api/calls/999999/duplicate")
+    assert status == 404 and err["code"] == "CALL_NOT_FOUND"
+    status, err = await call(http, "POST", f"{sandbox.lobby_url}/api/calls/{bet['id']}/explode")
+    assert status == 400
+    status, err = await call(http, "POST", f"{sandbox.lobby_url}/api/calls/x1/replay")
+    assert status == 400
+    # The reference wallet did everything right: the provider's ledger agrees.
+    async with http.get(f"{sandbox.provider_url}/reports/anomalies",
+                        headers={"Authorization": f"Bearer {sandbox.api_key}"}) as resp:
+        assert (await resp.json())["total"] == 0
+
+
+async def test_events_stream_the_calls_as_they_happen(sandbox: RunningSandbox,
+                                                      http: aiohttp.ClientSession) -> None:
+    launch = await launched(sandbox, http, "crash-x", "10")
+    sid = launch["session_id"]
+
+    async def next_event(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+        data = b""
+        while True:
+            line = await asyncio.wait_for(resp.content.readline(), 5)
+            if line.startswith(b"data: "):
+                data = line[6:]
+            elif line == b"\n" and data:
+                return orjson.loads(data)  # type: ignore[no-any-return]
+
+    async with http.get(f"{sandbox.lobby_url}/api/sessions/{sid}/events") as resp:
+        assert resp.status == 200 and resp.content_type == "text/event-stream"
+        first = await next_event(resp)
+        assert first["op"] == "authenticate" and first["player_id"] == launch["player_id"]
+        status, _ = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{sid}/play",
+                               {"stake": 10, "target": "2.00"})
+        assert status == 200
+        ops = [(await next_event(resp))["op"] for _ in range(2)]
+        assert ops == ["bet", "win"]
+
+
+# -- your own wallet, and the command -------------------------------------------------------------
+async def test_against_your_own_wallet(http: aiohttp.ClientSession) -> None:
+    secret, admin_token = "s3cret-of-the-user", "adm"
+    runner = web.AppRunner(make_wallet(MemoryStore(), WalletConfig(secret, admin_token)), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    sb = await start(SandboxOptions(port=0, wallet=f"{base}/wallet", secret=secret))
+    try:
+        admin = AdminClient(base, admin_token, http)
+        await admin.create_player("theirs", "BRL", 5_000)
+        token = await admin.token("theirs")
+        status, config = await call(http, "GET", f"{sb.lobby_url}/api/config")
+        assert config["embedded"] is False and config["wallet_url"] == f"{base}/wallet"
+        status, err = await call(http, "POST", f"{sb.lobby_url}/api/players", {"currency": "BRL"})
+        assert status == 409 and err["code"] == "NO_ADMIN_API"
+        status, err = await call(http, "POST", f"{sb.lobby_url}/api/launch",
+                                 {"player_id": "theirs", "currency": "BRL", "token": "forged", "game_id": "crash-x"})
+        assert status == 401 and err["code"] == "INVALID_TOKEN"
+        status, launch = await call(http, "POST", f"{sb.lobby_url}/api/launch",
+                                    {"player_id": "theirs", "currency": "BRL", "token": token, "game_id": "crash-x"})
+        assert status == 200, launch
+        status, answer = await call(http, "POST", f"{sb.lobby_url}/api/sessions/{launch['session_id']}/play",
+                                    {"stake": 100, "target": "3"})
+        assert status == 200 and answer["balance"] == (await admin.player("theirs"))["balance"]
+    finally:
+        await sb.stop()
+        await runner.cleanup()
+
+
+async def test_configuration_errors() -> None:
+    with pytest.raises(ConfigError, match="loopback"):
+        await start(SandboxOptions(host="0.0.0.0", port=0))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ConfigError, match="cannot listen"):
+            await start(SandboxOptions(port=busy.getsockname()[1]))
+    with pytest.raises(ConfigError):
+        await start(SandboxOptions(port=0, wallet="ftp://nowhere"))
+
+
+def test_command_starts_and_stops_cleanly_on_sigterm() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "sandbox", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("croupier sandbox: open http://127.0.0.1:"), first + (proc.stderr.read() if
+                                                                                      proc.poll() is not None else "")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "stopping" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# -- in a browser ----------------------------------------------------------------------------------
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("CROUPIER_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+async def test_browser_lobby_slot_win_and_duplicate(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no chromium browser installed (Debian: apt-get install chromium; .ci/run does it)")
+    try:
+        from playwright.async_api import async_playwright, expect
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, headless=True,
+                                           args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            context = await browser.new_context(reduced_motion="reduce", viewport={"width": 1280, "height": 1000})
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(f"{sandbox.lobby_url}/")
+
+            # Create a player: labelled controls, found by their labels.
+            form = page.get_by_role("group", name="Create a player in the reference wallet")
+            await form.get_by_label("Player id").fill("browser-1")
+            await form.get_by_label("Currency").select_option("EUR")
+            await form.get_by_label("Starting balance").fill("50")
+            await form.get_by_role("button", name="Create player").click()
+            await expect(page.get_by_role("status")).to_contain_text("Created browser-1 with 50.00 EUR")
+            await expect(page.locator("#players tbody")).to_contain_text("browser-1")
+
+            # Launch the slot: the provider's launch flow, then the sandbox's game page.
+            await page.get_by_role("button", name="Launch Croupier Stars").click()
+            await page.wait_for_url("**/play/*")
+            await expect(page.locator("h1")).to_contain_text("Croupier Stars")
+            await expect(page.locator("#balance")).to_have_text("50.00 EUR")
+            await page.get_by_label("Stake").select_option("100")
+
+            spin = page.get_by_role("button", name="Spin")
+            for _ in range(60):
+                await spin.click()
+                await expect(spin).to_be_enabled()
+                await expect(page.locator("#result")).not_to_have_text("Spinning…")
+                if int(await page.locator("#result").get_attribute("data-paid") or 0) > 0:
+                    break
+            else:
+                pytest.fail("no win in 60 spins")
+            await expect(page.locator("#result")).to_contain_text("Win ")
+            assert errors == []
+
+            shown = await page.locator("#balance").get_attribute("data-minor")
+            assert int(shown or -1) == await wallet_balance(sandbox, http, "browser-1")
+
+            # The panel: the latest bet, duplicated; the wallet's replay answer appears.
+            bet = page.locator("#calls li[data-op=bet][data-origin=game]").first
+            await expect(bet).to_be_visible()
+            await bet.get_by_role("button", name="Send a duplicate").click()
+            dup = page.locator("#calls li[data-origin=duplicate]").first
+            await expect(dup).to_contain_text("replay answer: the original wallet_tx_id")
+            await expect(dup).to_contain_text("→ ok · HTTP 200")
+            assert int(shown or -1) == await wallet_balance(sandbox, http, "browser-1")
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "sandbox-slot.png"), full_page=True)
+
+            # Keyboard only: the spin button is reachable and works with Enter.
+            await spin.focus()
+            await page.keyboard.press("Enter")
+            await expect(spin).to_be_enabled()
+            assert errors == []
+        finally:
+            await browser.close()
