@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import socket
@@ -172,7 +173,7 @@ async def test_slot_rounds_follow_the_wallet(sandbox: RunningSandbox, http: aioh
         assert r["paid"] == sum(p["amount"] for p in r["payouts"])
         assert sum(p["amount"] for p in r["payouts"] if p["reason"] == "free_spin") == r["slot"]["free_spin_win"]
         assert len(r["slot"]["free"]) == r["slot"]["free_spins"]
-        assert [c["op"] for c in r["calls"]][0] == "bet"
+        assert r["calls"][0]["op"] == "bet"
         won += r["paid"] > 0
         assert answer["balance"] == await wallet_balance(sandbox, http, player)
     assert won
@@ -235,7 +236,7 @@ async def test_panel_actions_show_what_the_wallet_does(sandbox: RunningSandbox,
                                                        http: aiohttp.ClientSession) -> None:
     launch = await launched(sandbox, http, "croupier-stars", "10")
     sid, player = launch["session_id"], launch["player_id"]
-    status, answer = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{sid}/play", {"stake": 100})
+    status, _ = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{sid}/play", {"stake": 100})
     assert status == 200
     status, listed = await call(http, "GET", f"{sandbox.lobby_url}/api/sessions/{sid}/calls")
     calls = listed["calls"]
@@ -441,6 +442,66 @@ async def test_browser_lobby_slot_win_and_duplicate(sandbox: RunningSandbox, htt
             await spin.focus()
             await page.keyboard.press("Enter")
             await expect(spin).to_be_enabled()
+            assert errors == []
+        finally:
+            await browser.close()
+
+
+async def test_browser_roulette_refusal_and_crash(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    """The other pages: a refused bet shown as a game shows it, a roulette spin, a crash round."""
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no chromium browser installed (Debian: apt-get install chromium; .ci/run does it)")
+    try:
+        from playwright.async_api import async_playwright, expect
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+    await call(http, "POST", f"{sandbox.lobby_url}/api/players",
+               {"player_id": "browser-2", "currency": "EUR", "balance": "0.15"})
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, headless=True,
+                                           args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = await (await browser.new_context(reduced_motion="reduce")).new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(f"{sandbox.lobby_url}/")
+            await expect(page.locator("#players tbody")).to_contain_text("browser-2")
+            await page.get_by_label("Play as").select_option("browser-2")
+            await page.get_by_role("button", name="Launch European Roulette").click()
+            await page.wait_for_url("**/play/*")
+            await page.get_by_label("Bet", exact=True).select_option("red_black")
+            await page.get_by_label("On").select_option("black")
+            await page.get_by_label("Stake").select_option("20")
+            wheel = page.get_by_role("button", name="Spin the wheel")
+            await wheel.click()
+            await expect(page.get_by_role("alert")).to_contain_text(
+                "Not enough funds: your balance is 0.15 EUR and the stake is 0.20 EUR")
+            await page.get_by_label("Stake").select_option("10")
+            await wheel.click()
+            await expect(page.get_by_role("alert")).to_be_hidden()
+            await expect(page.locator("#result")).to_contain_text("Your bet on black")
+            shown = await page.locator("#balance").get_attribute("data-minor")
+            assert int(shown or -1) == await wallet_balance(sandbox, http, "browser-2")
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "sandbox-roulette.png"), full_page=True)
+
+            await page.get_by_role("link", name="← Lobby").click()
+            await page.get_by_role("button", name="Deposit").first.wait_for()
+            await page.get_by_label("Deposit amount for browser-2").fill("5")
+            await page.get_by_role("button", name="Deposit").click()
+            await expect(page.locator("#player-status")).to_contain_text("Deposited into browser-2")
+            await page.get_by_label("Play as").select_option("browser-2")
+            await page.get_by_role("button", name="Launch Crash X").click()
+            await page.wait_for_url("**/play/*")
+            await page.get_by_label("Auto cash-out at (×)").fill("1.50")
+            await page.get_by_role("button", name="Bet", exact=True).click()
+            await expect(page.locator("#result")).to_contain_text("1.50×")
+            await expect(page.locator("#multiplier")).to_have_class(re.compile(r"cashed|crashed"))
+            shown = await page.locator("#balance").get_attribute("data-minor")
+            assert int(shown or -1) == await wallet_balance(sandbox, http, "browser-2")
+            await page.screenshot(path=str(ARTIFACTS / "sandbox-crash.png"), full_page=True)
             assert errors == []
         finally:
             await browser.close()

@@ -349,18 +349,21 @@ async def events(request: web.Request) -> web.StreamResponse:
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
     with panel.listen() as queue:
-        for entry in panel.of_player(session.player_id)[-200:]:
-            await resp.write(entry_event(entry))
-        while True:
-            try:
-                new = await asyncio.wait_for(queue.get(), 15)
-            except TimeoutError:
-                await resp.write(b": keep-alive\n\n")
-                continue
-            if new is None:
-                break
-            if new.record.player_id == session.player_id:
-                await resp.write(entry_event(new))
+        try:
+            for entry in panel.of_player(session.player_id)[-200:]:
+                await resp.write(entry_event(entry))
+            while True:
+                try:
+                    new = await asyncio.wait_for(queue.get(), 15)
+                except TimeoutError:
+                    await resp.write(b": keep-alive\n\n")
+                    continue
+                if new is None:
+                    break
+                if new.record.player_id == session.player_id:
+                    await resp.write(entry_event(new))
+        except ConnectionResetError:  # the page went away: the stream ends with it
+            pass
     return resp
 
 

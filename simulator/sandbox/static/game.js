@@ -94,13 +94,20 @@ async function showSlot(round) {
   return out;
 }
 
+function betName(label) {
+  // "red_black black" → "black", "dozen 2" → "dozen 2", "straight 17" → "number 17"
+  const [type, ...rest] = label.split(" ");
+  const sel = rest.join(" ");
+  return { red_black: sel, odd_even: sel, low_high: sel, straight: "number " + sel }[type] ?? label;
+}
+
 function showRoulette(round) {
   const r = round.roulette;
   const wheel = $("wheel");
   wheel.textContent = String(r.number);
   wheel.className = "wheel " + r.color;
   return [el("p", { class: round.paid ? "win" : "" },
-    `${r.number} ${r.color}. Your bet ${r.bets.join(", ")} ` + (round.paid ? `won ${money(round.paid)}.` : "lost."))];
+    `${r.number} ${r.color}. Your bet on ${r.bets.map(betName).join(", ")} ` + (round.paid ? `won ${money(round.paid)}.` : "lost."))];
 }
 
 async function showCrash(round) {
