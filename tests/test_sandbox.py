@@ -174,6 +174,8 @@ async def test_slot_rounds_follow_the_wallet(sandbox: RunningSandbox, http: aioh
         assert sum(p["amount"] for p in r["payouts"] if p["reason"] == "free_spin") == r["slot"]["free_spin_win"]
         assert len(r["slot"]["free"]) == r["slot"]["free_spins"]
         assert r["calls"][0]["op"] == "bet"
+        for w in r["slot"]["line_wins"]:  # the cells the page highlights show the line's symbol (or wilds)
+            assert all(r["slot"]["screen"][row][reel] in (w["symbol"], "WILD") for row, reel in w["cells"])
         won += r["paid"] > 0
         assert answer["balance"] == await wallet_balance(sandbox, http, player)
     assert won
@@ -348,6 +350,10 @@ async def test_configuration_errors() -> None:
             await start(SandboxOptions(port=busy.getsockname()[1]))
     with pytest.raises(ConfigError):
         await start(SandboxOptions(port=0, wallet="ftp://nowhere"))
+    with pytest.raises(ConfigError, match="dialect"):
+        await start(SandboxOptions(port=0, dialect="not-a-dialect"))
+    with pytest.raises(ConfigError):
+        await start(SandboxOptions(port=0, wallet="http://127.0.0.1:9/wallet", dialect="not-a-dialect"))
 
 
 def test_command_starts_and_stops_cleanly_on_sigterm() -> None:

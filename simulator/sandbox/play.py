@@ -158,7 +158,9 @@ def round_view(record: RoundRecord, result: RoundResult | None, game: lobby.Lobb
                 for i, screen in enumerate(free_stops, start=1)]
         view["slot"] = {
             "screen": [list(r) for r in slot.window(stops)],
-            "line_wins": [{"line": i + 1, "symbol": s, "length": n, "pays": p} for i, s, n, p in line_wins],
+            "line_wins": [{"line": i + 1, "symbol": s, "length": n, "pays": p,
+                           "cells": [[slot.paylines[i][reel], reel] for reel in range(n)]}
+                          for i, s, n, p in line_wins],
             "line_bet": detail["line_bet"], "scatters": detail["scatters"],
             "free_spins": detail["free_spins"], "free_spin_win": detail["free_spin_win"],
             "free_spin_multiplier": slot.free_spin_multiplier, "free": free,

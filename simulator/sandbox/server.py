@@ -113,6 +113,8 @@ async def start(opts: SandboxOptions) -> RunningSandbox:
     if not 0 <= opts.port <= 65533:
         raise ConfigError("--port must leave room for the next two ports")
     embedded = opts.wallet is None
+    if embedded and opts.dialect != "canonical":
+        raise ConfigError("--dialect is the wire format of --wallet; the embedded reference wallet speaks canonical")
     ports = (opts.port, opts.port + 1, opts.port + 2) if opts.port else (0, 0, 0)
     socks: list[socket.socket] = []
     try:

@@ -72,6 +72,8 @@ function choices() {
 async function showSlot(round) {
   const s = round.slot;
   drawScreen(s.screen, "Reels");
+  const cells = $("stage").querySelectorAll(".sym");
+  for (const w of s.line_wins) for (const [row, reel] of w.cells) cells[row * 5 + reel].classList.add("hit");
   const lines = [];
   for (const w of s.line_wins) lines.push(`Line ${w.line}: ${w.length} × ${SYMBOLS[w.symbol] || w.symbol} pays ${w.pays} × the line bet`);
   if (s.scatters >= 3) lines.push(`${s.scatters} Stars anywhere`);
