@@ -141,6 +141,13 @@ async def test_players_are_made_in_the_wallet_with_exact_minor_units(sandbox: Ru
         assert status == 400 and err["code"] == "BAD_REQUEST", raw[:20]
     status, err = await call(http, "POST", f"{url}/ann/deposit", {"amount": "0"})
     assert status == 400
+    # What a cross-site form or a rebinding DNS name would send is refused before anything happens.
+    async with http.post(url, data="currency=EUR", headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
+        assert r.status == 415 and (await r.json())["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    async with http.get(f"{sandbox.lobby_url}/api/players", headers={"Host": "evil.example:8000"}) as r:
+        assert r.status == 403 and (await r.json())["code"] == "FORBIDDEN_HOST"
+    async with http.get(f"{sandbox.lobby_url}/api/players", headers={"Host": "localhost:8000"}) as r:
+        assert r.status == 200
 
 
 async def test_launch_refusals(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:

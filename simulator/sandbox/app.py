@@ -95,6 +95,25 @@ def _json(data: object, status: int = 200) -> web.Response:
                         headers={"Cache-Control": "no-store"})
 
 
+_LOCAL_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@web.middleware
+async def local_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Loopback is not enough against a web page in the same browser: a Host that is not a loopback
+    name (DNS rebinding) is refused, and a POST must say it is JSON, which a cross-site form cannot
+    send without a CORS preflight this server never grants."""
+    try:
+        host = request.url.host
+    except ValueError:  # a Host header that is no host at all
+        host = None
+    if host not in _LOCAL_HOSTS:
+        return _error("FORBIDDEN_HOST", 403, "the sandbox answers on 127.0.0.1, localhost or [::1] only")
+    if request.method == "POST" and request.content_type != "application/json":
+        return _error("UNSUPPORTED_MEDIA_TYPE", 415, "POST bodies are JSON: send Content-Type: application/json")
+    return await handler(request)  # type: ignore[no-any-return]
+
+
 @web.middleware
 async def sandbox_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -377,7 +396,7 @@ async def act(request: web.Request) -> web.Response:
 
 
 def make_lobby(state: SandboxState) -> web.Application:
-    app = web.Application(middlewares=[json_errors, sandbox_errors], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[json_errors, local_only, sandbox_errors], client_max_size=MAX_BODY)
     app[SANDBOX] = state
 
     async def client(_: web.Application) -> Any:

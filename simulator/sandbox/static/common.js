@@ -17,9 +17,9 @@ function formatMoney(minor, exponent, code) {
 /** fetch + JSON; resolves to {ok, status, data}. */
 async function api(method, path, body) {
   const init = { method, headers: {} };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
+  if (method !== "GET") {
+    init.headers["Content-Type"] = "application/json";  // the sandbox refuses other POSTs (no cross-site forms)
+    init.body = JSON.stringify(body === undefined ? {} : body);
   }
   let resp;
   try {
