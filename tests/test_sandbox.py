@@ -224,6 +224,16 @@ async def test_roulette_plays_the_chosen_bet(sandbox: RunningSandbox, http: aioh
     assert answer["balance"] == await wallet_balance(sandbox, http, launch["player_id"])
 
 
+async def test_live_table_round_shows_its_number(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    launch = await launched(sandbox, http, "live-roulette", "50")
+    status, answer = await call(http, "POST", f"{sandbox.lobby_url}/api/sessions/{launch['session_id']}/play",
+                                {"stake": 100})
+    assert status == 200, answer
+    r = answer["round"]
+    assert 0 <= r["roulette"]["number"] <= 36 and r["staked"] == 100
+    assert answer["balance"] == await wallet_balance(sandbox, http, launch["player_id"])
+
+
 async def test_crash_cashes_out_at_the_target(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
     launch = await launched(sandbox, http, "crash-x", "50")
     url = f"{sandbox.lobby_url}/api/sessions/{launch['session_id']}/play"
@@ -515,6 +525,13 @@ async def test_browser_roulette_refusal_and_crash(sandbox: RunningSandbox, http:
             shown = await page.locator("#balance").get_attribute("data-minor")
             assert int(shown or -1) == await wallet_balance(sandbox, http, "browser-2")
             await page.screenshot(path=str(ARTIFACTS / "sandbox-crash.png"), full_page=True)
+
+            await page.get_by_role("link", name="← Lobby").click()
+            await page.get_by_label("Play as").select_option("browser-2")
+            await page.get_by_role("button", name="Launch Live Roulette").click()
+            await page.wait_for_url("**/play/*")
+            await page.get_by_role("button", name="Place bet").click()
+            await expect(page.locator("#result")).to_contain_text("Your bet on")
             assert errors == []
         finally:
             await browser.close()

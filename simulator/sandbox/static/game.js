@@ -261,6 +261,10 @@ async function main() {
   if (info.game.kind === "slot") setupSlot();
   else if (info.game.kind === "roulette") setupRoulette();
   else if (info.game.kind === "crash") setupCrash();
+  else {  // the live table: the provider spreads the stake over bets, as its players do
+    $("stage").replaceChildren(el("div", { class: "wheel", id: "wheel", "aria-hidden": "true" }, "?"));
+    $("play").textContent = "Place bet";
+  }
   $("play-form").addEventListener("submit", play);
   listen();
 }
