@@ -535,3 +535,26 @@ async def test_browser_roulette_refusal_and_crash(sandbox: RunningSandbox, http:
             assert errors == []
         finally:
             await browser.close()
+
+
+def test_free_spins_are_shown_spin_by_spin() -> None:
+    """A round that triggers the feature: every free spin's screen and credit, as the page draws them."""
+    import random
+
+    from simulator.games.slot import CROUPIER_STARS
+    from simulator.provider import lobby
+    from simulator.provider.state import RoundRecord
+    from simulator.sandbox.play import round_view
+
+    rng = random.Random(11)
+    result = next(r for r in (CROUPIER_STARS.play(rng, 100) for _ in range(20_000)) if r.detail["free_spins"])
+    game = lobby.resolve("croupier-stars")
+    assert game is not None
+    record = RoundRecord("r1", "s1", game.game_id, "slot", 100, "settled", result.total_staked, result.total_paid,
+                         0, "EUR", 0.0)
+    view = round_view(record, result, game)["slot"]
+    assert view["free_spins"] == len(view["free"]) >= 10 and view["free_spin_multiplier"] == 2
+    assert [f["n"] for f in view["free"]] == list(range(1, view["free_spins"] + 1))
+    assert sum(f["win"] for f in view["free"]) == view["free_spin_win"]
+    assert all(len(f["screen"]) == 3 and all(len(row) == 5 for row in f["screen"]) for f in view["free"])
+    assert sum(row.count("STAR") for row in view["screen"]) >= 3  # what triggered it
