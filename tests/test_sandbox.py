@@ -558,3 +558,52 @@ def test_free_spins_are_shown_spin_by_spin() -> None:
     assert sum(f["win"] for f in view["free"]) == view["free_spin_win"]
     assert all(len(f["screen"]) == 3 and all(len(row) == 5 for row in f["screen"]) for f in view["free"])
     assert sum(row.count("STAR") for row in view["screen"]) >= 3  # what triggered it
+
+
+async def test_browser_draws_a_free_spin_round(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
+    """The page's free-spin rendering, fed a real feature round (the endpoint answer is substituted:
+    a trigger is 1 in 196 spins, too rare to wait for)."""
+    import random
+
+    from simulator.games.slot import CROUPIER_STARS
+    from simulator.provider import lobby
+    from simulator.provider.state import RoundRecord
+    from simulator.sandbox.play import round_view
+
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no chromium browser installed (Debian: apt-get install chromium; .ci/run does it)")
+    try:
+        from playwright.async_api import Route, async_playwright, expect
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+    rng = random.Random(11)
+    result = next(r for r in (CROUPIER_STARS.play(rng, 100) for _ in range(20_000)) if r.detail["free_spins"])
+    game = lobby.resolve("croupier-stars")
+    assert game is not None
+    record = RoundRecord("r1", "s1", game.game_id, "slot", 100, "settled", result.total_staked, result.total_paid,
+                         12_345, "EUR", 0.0)
+    answer = {"status": "ok", "round": round_view(record, result, game), "balance": 12_345}
+    launch = await launched(sandbox, http, "croupier-stars", "100")
+
+    async def canned(route: Route) -> None:
+        await route.fulfill(status=200, content_type="application/json", body=orjson.dumps(answer))
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, headless=True,
+                                           args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = await browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.route("**/play", canned)
+            await page.goto(f"{sandbox.lobby_url}{launch['play_url']}")
+            await page.get_by_role("button", name="Spin").click()
+            await expect(page.locator(".banner").first).to_contain_text("FREE SPIN")
+            n = result.detail["free_spins"]
+            await expect(page.locator("#result")).to_contain_text(f"Free spins: {n} played at ×2", timeout=20_000)
+            await expect(page.get_by_role("list", name="Free spins").get_by_role("listitem")).to_have_count(n)
+            await expect(page.locator("#balance")).to_have_text("123.45 EUR")
+            assert errors == []
+        finally:
+            await browser.close()
