@@ -94,7 +94,9 @@ class GeventDriver:
                 outcome: Outcome = Unknown(type(error).__name__ if error is not None else "no response")
             else:
                 body = resp.content or b""
-                outcome = (dialect or self.c.dialect).decode_response(send.call, HttpResponse(status, {}, body))
+                # Headers too: a dialect may sign its answers (json-rsa).
+                outcome = (dialect or self.c.dialect).decode_response(
+                    send.call, HttpResponse(status, dict(resp.headers or {}), body))
             before = dict(ledger.counts)
             ledger.end(token, send.call, outcome, expect=send.expect, visible=visible, latency_ms=latency,
                        status=status, response=body)
@@ -212,7 +214,8 @@ class GeventDriver:
             if not resp.status_code:
                 outcome: Outcome = Unknown("no response")
             else:
-                outcome = self.c.dialect.decode_response(call, HttpResponse(resp.status_code, {}, resp.content or b""))
+                outcome = self.c.dialect.decode_response(
+                    call, HttpResponse(resp.status_code, dict(resp.headers or {}), resp.content or b""))
             if isinstance(outcome, Ok):
                 before = self.c.ledger.anomaly_count
                 self.c.ledger.reconcile(seat.player_id, outcome, latency)

@@ -135,6 +135,9 @@ class Ok:
     session_token: str | None = None
     replay: bool = field(default=False, compare=False)
     """Known only inside the reference wallet; the wire does not say."""
+    unknown_ref: bool = field(default=False, compare=False)
+    """A rollback of a transaction the wallet never saw (it left a tombstone).  Known only
+    inside the reference wallet, for dialects that answer it with a code of its own."""
 
 
 @dataclass(frozen=True, slots=True)

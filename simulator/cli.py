@@ -84,6 +84,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_load_parser(sub)
 
+    from .dialectcmd import add_dialect_parser
+
+    add_dialect_parser(sub)
+
     sandbox = sub.add_parser("sandbox", help="reference wallet + mock provider + a web lobby with playable games "
                              "and the wallet calls in view")
     sandbox.add_argument("--host", default="127.0.0.1", help="a loopback address (the lobby has no login)")
@@ -147,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"croupier: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "dialect":
+        from .dialectcmd import dialect_command
+
+        return dialect_command(args)
     if args.command == "run":
         from .runcmd import run_command
 

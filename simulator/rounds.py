@@ -297,7 +297,9 @@ def invalid_call(
         send = Send(_bet(ctx, ctx.ids.round(), 1), Delivery.BAD_SIGNATURE, ErrorCode.INVALID_SIGNATURE, "invalid:signature")
     elif kind is Invalid.WRONG_CURRENCY:
         other = ctx.rng.choice([c for c in CURRENCIES.values() if c != s.currency])
-        call = WalletCall.bet(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, ctx.ids.round(), Money(1, other))
+        # One whole unit: every dialect's wire carries it, however few decimals it has.
+        call = WalletCall.bet(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, ctx.ids.round(),
+                              Money(10**other.exponent, other))
         send = Send(call, expect=ErrorCode.CURRENCY_MISMATCH, purpose="invalid:currency")
     elif kind is Invalid.OVERDRAFT and s.balance is not None and s.balance < INT64_MAX:
         send = Send(_bet(ctx, ctx.ids.round(), s.balance + 1), expect=ErrorCode.INSUFFICIENT_FUNDS,

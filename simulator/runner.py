@@ -29,7 +29,7 @@ from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
 from .driver import Driver
 from .ledger import Ledger
-from .money import currency
+from .money import CURRENCIES, currency
 from .players import PlayerProfile, choose_stake, make_players, think_time
 from .faults import FaultPlan
 from .rounds import (
@@ -148,8 +148,24 @@ class Runner:
         if self.o.accounts is not None:
             total = len(self.o.accounts)
         k, n = self.o.shard
-        profiles = make_players(self.o.seed, total, currencies=self.s.currencies, id_prefix=self.o.run_id)
+        profiles = make_players(self.o.seed, total, currencies=self._currencies(), id_prefix=self.o.run_id)
         return [(i, p) for i, p in enumerate(profiles) if i % n == k]
+
+    def _currencies(self) -> tuple[str, ...] | None:
+        """The scenario's currencies the dialect carries exactly (a ×100 000 or 2-decimal wire
+        cannot carry every satoshi, so those players are not made rather than misjudged)."""
+        dialect = dialects.get(self.o.dialect, self.o.secret)
+        # Key derivation (json-rsa's development keys) before the clock starts, not in play time.
+        for d in (dialect, dialects.get(self.o.dialect, self.o.secret + "-not-the-secret")):
+            getattr(d, "warm", lambda: None)()
+        wanted = tuple(self.s.currencies) if self.s.currencies is not None else tuple(CURRENCIES)
+        kept = tuple(c for c in wanted if dialects.carries(dialect, currency(c)))
+        if len(kept) == len(wanted):
+            return self.s.currencies
+        if not kept:
+            raise RunError(f"dialect {self.o.dialect} carries none of the scenario's currencies "
+                           f"({', '.join(wanted)}) exactly")
+        return kept
 
     async def _seat(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile) -> Seat | None:
         """Provision (or take a test account), then authenticate as a real launch would."""

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..calls import Outcome, Rejected, WalletCall
+from ..money import Currency
+
+
+class DialectError(ValueError):
+    """A call this dialect's wire format cannot express (refused rather than rounded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +61,39 @@ class Dialect(Protocol):
         ...
 
 
+def names() -> list[str]:
+    """The built-in dialects: canonical first, then the real-world shapes."""
+    from .builtin import SPECS
+
+    return ["canonical", *SPECS]
+
+
 def get(name: str, secret: str) -> Dialect:
-    """A dialect by name, keyed with the shared secret."""
+    """A dialect by built-in name or TOML file path, keyed with the shared secret.
+
+    ``ValueError`` (a :class:`~simulator.dialects.declarative.SpecError` for an invalid
+    file) names what is wrong: callers turn it into exit code 2.
+    """
+    from .builtin import builtin
     from .canonical import CanonicalDialect
 
-    dialects = {"canonical": CanonicalDialect}
-    try:
-        return dialects[name](secret)
-    except KeyError:
-        raise ValueError(f"unknown dialect {name!r}; known: {', '.join(sorted(dialects))}") from None
+    if name == "canonical":
+        return CanonicalDialect(secret)
+    found = builtin(name, secret)
+    if found is not None:
+        return found
+    if name.endswith(".toml") or "/" in name:
+        from .declarative import DeclarativeDialect, load_file
+
+        try:
+            spec = load_file(name)
+        except OSError as exc:
+            raise ValueError(f"cannot read dialect file {name}: {exc.strerror}") from None
+        return DeclarativeDialect(spec, secret)
+    raise ValueError(f"unknown dialect {name!r}; known: {', '.join(names())}, or a .toml dialect file")
+
+
+def carries(dialect: Dialect, cur: Currency) -> bool:
+    """Whether every amount of ``cur`` fits the dialect's wire format exactly."""
+    limit = getattr(dialect, "max_exponent", None)
+    return limit is None or cur.exponent <= limit

@@ -155,7 +155,8 @@ def judge(call: WalletCall, facts: rules.Facts, now: float) -> Outcome | Effects
 
 def applied(effects_: Effects, wallet_tx_id: str) -> Ok:
     """The answer to an applied call, once its effects are written under ``wallet_tx_id``."""
-    return Ok(Money(effects_.row.balance_after, currency(effects_.row.currency)), wallet_tx_id=wallet_tx_id)
+    return Ok(Money(effects_.row.balance_after, currency(effects_.row.currency)), wallet_tx_id=wallet_tx_id,
+              unknown_ref=effects_.tombstone is not None)
 
 
 def _money(repo: Repo, call: WalletCall, now: float) -> Outcome:

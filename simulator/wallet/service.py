@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .. import dialects
 from ..calls import Op, Rejected, Unknown
 from ..codes import ErrorCode
 from ..dialects import Dialect, HttpRequest
@@ -25,12 +26,21 @@ __all__ = ["WalletConfig", "make_app"]
 log = logging.getLogger("croupier.wallet")
 
 
-def protocol_handler(op: Op) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def protocol_handler(op: Op | None, other: Dialect | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The canonical handler of ``op``, or (``op`` None) the catch-all of another dialect's prefix.
+
+    A real-world dialect names its operations its own way (``transaction/bet``,
+    ``bet.html``, ``debit?authToken=…``): the path below the prefix, query included,
+    goes to the dialect, which says what call it is."""
+
     async def handle(request: web.Request) -> web.StreamResponse:
         app = request.app
         config = app[CONFIG]
-        dialect = app[DIALECT]
-        info: dict[str, object] = {"op": str(op)}
+        dialect = other or app[DIALECT]
+        path = str(op) if op is not None else request.match_info["tail"]
+        if op is None and request.query_string:
+            path = f"{path}?{request.query_string}"
+        info: dict[str, object] = {"op": str(op) if op is not None else f"{dialect.name}:{path.partition('?')[0][:64]}"}
         request[LOG_INFO] = info
         body = await read_bounded(request)
         now = config.clock()
@@ -38,12 +48,13 @@ def protocol_handler(op: Op) -> Callable[[web.Request], Awaitable[web.StreamResp
             outcome: object = Rejected(ErrorCode.BAD_REQUEST, f"body larger than {MAX_BODY} bytes")
             call = None
         else:
-            req = HttpRequest(request.method, str(op), dict(request.headers), body)
+            req = HttpRequest(request.method, path, dict(request.headers), body)
             decoded = dialect.decode_request(req, now)
             if isinstance(decoded, Rejected):
                 outcome, call = decoded, None
             else:
                 call = decoded
+                info["op"] = str(call.op)
                 info["tx_id"] = call.tx_id
                 info["player_id"] = call.player_id
                 try:
@@ -118,6 +129,10 @@ def make_app(store: Store, config: WalletConfig, dialect: Dialect | None = None)
     app[DIALECT] = dialect or CanonicalDialect(config.secret)
     for op in Op:
         app.router.add_post(f"/wallet/{op}", protocol_handler(op))
+    # Every built-in real-world dialect on its own prefix, over the same store.
+    for name in dialects.names():
+        if name != "canonical":
+            app.router.add_route("*", f"/wallet/{name}/{{tail:.+}}", protocol_handler(None, dialects.get(name, config.secret)))
     admin.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi_json)

@@ -1,0 +1,957 @@
+"""A wallet dialect described by data (a TOML file, or a dict in code): both sides, pure.
+
+Real wallet APIs differ along a few axes (transport, authentication, amounts,
+errors, replay and unknown-rollback answers; see docs/dialects.md).  One engine
+reads a description of those choices and becomes a :class:`~simulator.dialects.Dialect`:
+the built-in real-world shapes are descriptions in :mod:`simulator.dialects.builtin`,
+and a user's wallet is a TOML file with the same keys.  ``load_spec`` validates a
+description and names every problem it finds, so ``croupier dialect check`` can
+print them all at once.
+
+Money never goes through a float: decimal amounts are rendered from integer
+minor units with :meth:`Money.to_decimal`-style exact arithmetic and parsed with
+``json.loads(parse_float=Decimal)`` and :meth:`Money.from_decimal`.  A call the wire
+cannot express (more decimals than the format carries) raises :class:`DialectError`
+instead of being rounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode
+
+import orjson
+
+from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
+from ..codes import PROTOCOL_CODES, ErrorCode, http_status
+from ..money import INT64_MAX, Currency, Money, MoneyError, UnknownCurrency, currency
+from . import DialectError, HttpRequest, HttpResponse
+
+MAX_BODY: Final = 64 * 1024
+MAX_ID_LENGTH: Final = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_REQUEST_NS: Final = uuid.UUID("6f1c1a52-7d0e-4c55-9a57-0a3c4b1f2e90")
+
+SOURCES: Final = ("tx_id", "ref_tx_id", "player_id", "session_token", "token", "game_id", "round_id", "amount",
+                  "currency", "reason", "round_closed", "request_id", "timestamp_ms", "timestamp_s")
+"""What a request field may carry: a call's field, or a generated value."""
+
+REQUIRED: Final[dict[Op, tuple[str, ...]]] = {
+    Op.AUTHENTICATE: ("token", "game_id"),
+    Op.BALANCE: ("player_id", "session_token"),
+    Op.BET: ("tx_id", "player_id", "session_token", "game_id", "round_id", "currency", "amount"),
+    Op.WIN: ("tx_id", "player_id", "session_token", "game_id", "round_id", "currency", "amount", "reason",
+             "round_closed"),
+    Op.ROLLBACK: ("tx_id", "ref_tx_id", "player_id", "session_token", "game_id", "round_id"),
+}
+"""The call fields each operation must carry on the wire (a win's reason, closing flag and amount may
+instead be implied by which operation it is sent as: ``when``)."""
+
+RESPONSE_SOURCES: Final = ("status", "message", "balance", "currency", "wallet_tx_id", "player_id",
+                           "session_token", "request_id", "tx_id")
+AMOUNT_ENCODINGS: Final = ("minor", "scaled", "decimal-string", "decimal-number")
+SCHEMES: Final = ("none", "hmac-sha256", "sha256-body-secret", "md5-sorted-params", "rsa-sha256", "static-token")
+
+
+class SpecError(ValueError):
+    """A dialect description that cannot work; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# -- the description ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One wire endpoint and which calls go to it."""
+
+    op: Op
+    path: str
+    method: str
+    fields: tuple[tuple[str, str | Const], ...]
+    when_reason: frozenset[WinReason] | None = None
+    when_amount_zero: bool | None = None
+    when_round_closed: bool | None = None
+    values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def sources(self) -> set[str]:
+        return {s for _, s in self.fields if isinstance(s, str)}
+
+    def matches(self, call: WalletCall) -> bool:
+        if call.op is not self.op:
+            return False
+        if self.when_reason is not None and (call.reason or WinReason.REGULAR) not in self.when_reason:
+            return False
+        if self.when_amount_zero is not None and (call.amount is not None and call.amount.minor == 0) != self.when_amount_zero:
+            return False
+        return self.when_round_closed is None or bool(call.round_closed) == self.when_round_closed
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    format: str  # "json" | "form"
+    amount: str
+    places: int
+    scheme: str
+    sig_header: str | None
+    sig_param: str | None
+    sig_query: str | None
+    sig_encoding: str
+    sign_responses: bool
+    operations: tuple[Operation, ...]
+    success: str  # "status-field" | "http-200"
+    status_field: str | None
+    ok_value: Any
+    ok_fields: tuple[tuple[str, str | Const], ...]
+    error_fields: tuple[tuple[str, str | Const], ...]
+    codes: Mapping[ErrorCode, Any]
+    decode_codes: Mapping[Any, ErrorCode]
+    http_status: Mapping[ErrorCode, int]
+    unknown_codes: tuple[Any, ...]
+    replay: Mapping[Op, Any]
+    rollback_unknown: Any
+    description: str = ""
+
+    @property
+    def max_exponent(self) -> int:
+        """The largest currency exponent whose every amount the format carries exactly."""
+        return 10**9 if self.amount == "minor" else self.places
+
+    def status_of(self, code: ErrorCode) -> int:
+        if code in self.http_status:
+            return self.http_status[code]
+        return 200 if self.success == "status-field" else http_status(code)
+
+
+# -- loading and validation ---------------------------------------------------------------------
+
+
+def _fields(raw: Any, where: str, problems: list[str], allowed: tuple[str, ...]) -> tuple[tuple[str, str | Const], ...]:
+    if not isinstance(raw, Mapping) or not raw:
+        problems.append(f"{where}: needs a table of wire field -> source")
+        return ()
+    out: list[tuple[str, str | Const]] = []
+    for key, value in raw.items():
+        if isinstance(value, str):
+            if value not in allowed:
+                problems.append(f"{where}.{key}: unknown source {value!r} (one of {', '.join(allowed)})")
+            out.append((key, value))
+        elif isinstance(value, Mapping) and set(value) == {"const"}:
+            out.append((key, Const(value["const"])))
+        else:
+            problems.append(f"{where}.{key}: a source name or {{ const = VALUE }}")
+    return tuple(out)
+
+
+def _code_key(value: Any) -> Any:
+    return value
+
+
+def load_spec(data: Mapping[str, Any]) -> Spec:
+    """Validate a dialect description (the parsed TOML) or raise :class:`SpecError` listing every problem."""
+    try:
+        return _load_spec(data)
+    except (AttributeError, TypeError, KeyError) as exc:
+        # A table where a list belongs (or the reverse) deep inside: name it rather than crash.
+        raise SpecError([f"malformed description (a value of the wrong kind): {exc}"]) from None
+
+
+def _load_spec(data: Mapping[str, Any]) -> Spec:
+    problems: list[str] = []
+    known_top = {"name", "description", "request", "amount", "signature", "operations", "response"}
+    for key in data:
+        if key not in known_top:
+            problems.append(f"unknown top-level key {key!r} (known: {', '.join(sorted(known_top))})")
+    name = data.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name):
+        problems.append("name: lower-case letters, digits and dashes")
+        name = "unnamed"
+    req = data.get("request", {})
+    fmt = req.get("format", "json") if isinstance(req, Mapping) else "json"
+    if fmt not in ("json", "form"):
+        problems.append("request.format: 'json' or 'form'")
+    amt = data.get("amount", {})
+    if not isinstance(amt, Mapping):
+        amt = {}
+    encoding = amt.get("encoding")
+    places = amt.get("places", 0)
+    if encoding not in AMOUNT_ENCODINGS:
+        problems.append(f"amount.encoding: one of {', '.join(AMOUNT_ENCODINGS)}")
+    if type(places) is not int or not 0 <= places <= 18:
+        problems.append("amount.places: an integer 0..18")
+        places = 0
+    if encoding == "minor" and places:
+        problems.append("amount.places: minor units take no places")
+    sig = data.get("signature", {})
+    if not isinstance(sig, Mapping):
+        sig = {}
+    scheme = sig.get("scheme", "none")
+    if scheme not in SCHEMES:
+        problems.append(f"signature.scheme: one of {', '.join(SCHEMES)}")
+    header, param, query = sig.get("header"), sig.get("param"), sig.get("query")
+    sig_encoding = sig.get("encoding", "base64" if scheme == "rsa-sha256" else "hex")
+    if sig_encoding not in ("hex", "base64"):
+        problems.append("signature.encoding: 'hex' or 'base64'")
+    if scheme in ("hmac-sha256", "sha256-body-secret", "rsa-sha256") and not isinstance(header, str):
+        problems.append(f"signature.header: {scheme} puts the signature in a header; name it")
+    if scheme == "md5-sorted-params":
+        if not isinstance(param, str):
+            problems.append("signature.param: md5-sorted-params puts the hash in a body parameter; name it")
+        if fmt != "form":
+            problems.append("signature: md5-sorted-params signs form parameters (request.format = 'form')")
+    if scheme == "static-token" and not (isinstance(query, str) or isinstance(header, str)):
+        problems.append("signature: static-token goes in a query parameter (query = ...) or a header (header = ...)")
+    sign_responses = bool(sig.get("sign_responses", False))
+    if sign_responses and scheme not in ("rsa-sha256", "hmac-sha256", "sha256-body-secret"):
+        problems.append("signature.sign_responses: only for header signatures of the body")
+
+    ops: list[Operation] = []
+    raw_ops = data.get("operations")
+    if not isinstance(raw_ops, list) or not raw_ops:
+        problems.append("operations: needs [[operations]] entries")
+        raw_ops = []
+    for i, o in enumerate(raw_ops):
+        where = f"operations[{i}]"
+        if not isinstance(o, Mapping):
+            problems.append(f"{where}: a table")
+            continue
+        try:
+            op = Op(str(o.get("op")))
+        except ValueError:
+            problems.append(f"{where}.op: one of {', '.join(Op)}")
+            continue
+        path = o.get("path")
+        if not isinstance(path, str) or not path or path.startswith("/") or "?" in path:
+            problems.append(f"{where}.path: relative to the wallet's base URL, no leading slash, no query")
+            path = "?"
+        method = o.get("method", "POST")
+        if method not in ("POST", "PUT", "GET"):
+            problems.append(f"{where}.method: POST, PUT or GET")
+        where = f"{where} ({op} {path})"
+        flds = _fields(o.get("fields"), f"{where}.fields", problems, SOURCES)
+        if fmt == "form":
+            for key, _ in flds:
+                if "." in key:
+                    problems.append(f"{where}.fields.{key}: form bodies are flat (no nested paths)")
+        when = o.get("when", {})
+        reasons = None
+        if "reason" in when:
+            try:
+                reasons = frozenset(WinReason(r) for r in when["reason"])
+            except (ValueError, TypeError):
+                problems.append(f"{where}.when.reason: a list of {', '.join(WinReason)}")
+        for k in when:
+            if k not in ("reason", "amount_zero", "round_closed"):
+                problems.append(f"{where}.when.{k}: unknown condition (reason, amount_zero, round_closed)")
+        if when and op is not Op.WIN:
+            problems.append(f"{where}.when: only win operations have variants")
+        values = o.get("values", {})
+        if not isinstance(values, Mapping):
+            problems.append(f"{where}.values: a table source -> {{canonical value = wire value}}")
+            values = {}
+        for src, table in values.items():
+            if src not in ("reason", "round_closed"):
+                problems.append(f"{where}.values.{src}: only reason and round_closed take value maps")
+            elif not isinstance(table, Mapping) or len(set(map(repr, table.values()))) != len(table):
+                problems.append(f"{where}.values.{src}: distinct wire values (decoding must be exact)")
+            elif src == "reason" and set(table) - set(WinReason):
+                problems.append(f"{where}.values.reason: keys are {', '.join(WinReason)}")
+            elif src == "round_closed" and set(table) != {"true", "false"}:
+                problems.append(f"{where}.values.round_closed: keys 'true' and 'false'")
+        operation = Operation(op, path, method, flds, reasons, when.get("amount_zero"), when.get("round_closed"),
+                              values)
+        have = operation.sources()
+        for need in REQUIRED[op]:
+            implied = (need == "reason" and reasons is not None and len(reasons) == 1) or \
+                (need == "round_closed" and operation.when_round_closed is not None) or \
+                (need == "amount" and operation.when_amount_zero is True)
+            if need not in have and not implied:
+                problems.append(f"{where}: must carry {need} (a field whose source is {need!r})")
+        dup = [k for k in {k for k, _ in flds} if [x for x, _ in flds].count(k) > 1]
+        if dup:
+            problems.append(f"{where}: field(s) listed twice: {', '.join(dup)}")
+        ops.append(operation)
+    for op in Op:
+        if not any(o.op is op for o in ops):
+            problems.append(f"operations: nothing for {op}")
+    # Every win must find an operation, and decoding must find exactly one.
+    for reason in WinReason:
+        for zero in (False, True):
+            for closed in (False, True):
+                probe = WalletCall(Op.WIN, amount=Money(0 if zero else 1, currency("EUR")), reason=reason,
+                                   round_closed=closed)
+                if any(o.op is Op.WIN for o in ops) and not any(o.matches(probe) for o in ops):
+                    problems.append(f"operations: no operation for a {reason} win (amount_zero={zero}, round_closed={closed})")
+    seen: set[tuple[str, str, str]] = set()
+    for o in ops:
+        sig_key = (o.method, o.path, repr(sorted((k, repr(v.value)) for k, v in o.fields if isinstance(v, Const))))
+        if sig_key in seen:
+            problems.append(f"operations: {o.method} {o.path} twice with the same constants: "
+                            "decoding could not tell them apart")
+        seen.add(sig_key)
+
+    resp = data.get("response")
+    if not isinstance(resp, Mapping):
+        problems.append("response: needs a [response] table")
+        resp = {}
+    success = resp.get("success", "status-field")
+    if success not in ("status-field", "http-200"):
+        problems.append("response.success: 'status-field' (HTTP 200 and a status value) or 'http-200'")
+    ok_fields = _fields(resp.get("ok_fields"), "response.ok_fields", problems, RESPONSE_SOURCES)
+    error_fields = _fields(resp.get("error_fields"), "response.error_fields", problems, RESPONSE_SOURCES)
+    status_field = next((k for k, s in error_fields if s == "status"), None)
+    if status_field is None:
+        problems.append("response.error_fields: one field must carry the status (source 'status')")
+    if success == "status-field" and not any(s == "status" for _, s in ok_fields):
+        problems.append("response.ok_fields: with success = 'status-field' one field carries the status")
+    for need in ("balance", "currency", "player_id", "session_token"):
+        if not any(s == need for _, s in ok_fields):
+            problems.append(f"response.ok_fields: must carry {need}")
+    ok_value = resp.get("ok", 0 if success == "status-field" else None)
+    raw_codes = resp.get("codes", {})
+    codes: dict[ErrorCode, Any] = {}
+    if not isinstance(raw_codes, Mapping):
+        raw_codes = {}
+        problems.append("response.codes: a table CANONICAL_CODE = wire code")
+    for k, v in raw_codes.items():
+        if k not in ErrorCode._value2member_map_ or ErrorCode(k) not in PROTOCOL_CODES or k == "INTERNAL":
+            problems.append(f"response.codes.{k}: not a canonical rejection code")
+        elif not isinstance(v, (str, int)) or isinstance(v, bool):
+            problems.append(f"response.codes.{k}: a string or an integer")
+        else:
+            codes[ErrorCode(k)] = v
+    missing = [str(c) for c in ErrorCode if c in PROTOCOL_CODES and c is not ErrorCode.INTERNAL and c not in codes]
+    if missing:
+        problems.append(f"response.codes: no wire code for {', '.join(missing)}")
+    values = [repr(v) for v in codes.values()]
+    if len(set(values)) != len(values):
+        problems.append("response.codes: two canonical codes share a wire code (decoding must be exact)")
+    if ok_value is not None and repr(ok_value) in values:
+        problems.append("response.ok: the success value is also an error code")
+    decode_codes: dict[Any, ErrorCode] = {}
+    for k, v in (resp.get("decode_codes") or {}).items():
+        try:
+            decode_codes[_wire_key(k)] = ErrorCode(v)
+        except ValueError:
+            problems.append(f"response.decode_codes.{k}: a canonical code")
+    http_map: dict[ErrorCode, int] = {}
+    for k, v in (resp.get("http_status") or {}).items():
+        if k not in ErrorCode._value2member_map_ or type(v) is not int or not 200 <= v <= 499:
+            problems.append(f"response.http_status.{k}: a canonical code = HTTP status 200..499")
+        else:
+            http_map[ErrorCode(k)] = v
+    unknown = tuple(resp.get("unknown_codes", ()))
+    if not unknown:
+        problems.append("response.unknown_codes: at least one code meaning 'outcome unknown, retry'")
+    replay: dict[Op, Any] = {}
+    for k, v in (resp.get("replay") or {}).items():
+        if k not in ("bet", "win", "rollback"):
+            problems.append(f"response.replay.{k}: bet, win or rollback")
+        else:
+            replay[Op(k)] = v
+    if problems:
+        raise SpecError(problems)
+    return Spec(
+        name=name, format=fmt, amount=encoding, places=places, scheme=scheme,
+        sig_header=header, sig_param=param, sig_query=query, sig_encoding=sig_encoding,
+        sign_responses=sign_responses, operations=tuple(ops), success=success, status_field=status_field,
+        ok_value=ok_value, ok_fields=ok_fields, error_fields=error_fields, codes=codes,
+        decode_codes=decode_codes, http_status=http_map, unknown_codes=unknown, replay=replay,
+        rollback_unknown=resp.get("rollback_unknown"), description=str(data.get("description", "")),
+    )
+
+
+def _wire_key(k: str) -> Any:
+    """TOML keys are strings; a numeric key stands for an integer code."""
+    return int(k) if k.isdigit() else k
+
+
+def load_file(path: str) -> Spec:
+    """Read and validate a TOML dialect file (``SpecError`` for an invalid one, ``OSError`` if unreadable)."""
+    with open(path, "rb") as f:
+        try:
+            data = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError([f"not valid TOML: {exc}"]) from None
+    return load_spec(data)
+
+
+# -- nested paths -------------------------------------------------------------------------------
+
+
+def _split(path: str) -> list[str | int]:
+    return [int(p) if p.isdigit() else p for p in path.split(".")]
+
+
+def _put(doc: dict[str, Any], path: str, value: Any) -> None:
+    parts = _split(path)
+    cur: Any = doc
+    for here, nxt in itertools.pairwise(parts):
+        if isinstance(here, int):
+            while len(cur) <= here:
+                cur.append({} if isinstance(nxt, str) else [])
+            cur = cur[here]
+        else:
+            if here not in cur:
+                cur[here] = [] if isinstance(nxt, int) else {}
+            cur = cur[here]
+    last = parts[-1]
+    if isinstance(last, int):
+        while len(cur) <= last:
+            cur.append(None)
+        cur[last] = value
+    else:
+        cur[last] = value
+
+
+_MISSING: Final = object()
+
+
+def _get(doc: Any, path: str) -> Any:
+    cur = doc
+    for part in _split(path):
+        if isinstance(part, int):
+            if not isinstance(cur, list) or part >= len(cur):
+                return _MISSING
+            cur = cur[part]
+        else:
+            if not isinstance(cur, dict) or part not in cur:
+                return _MISSING
+            cur = cur[part]
+    return cur
+
+
+def _leaves(doc: Any, prefix: str = "") -> set[str]:
+    """Every leaf path of a JSON document (empty containers are leaves)."""
+    if isinstance(doc, dict) and doc:
+        out: set[str] = set()
+        for k, v in doc.items():
+            out |= _leaves(v, f"{prefix}{k}.")
+        return out
+    if isinstance(doc, list) and doc:
+        out = set()
+        for i, v in enumerate(doc):
+            out |= _leaves(v, f"{prefix}{i}.")
+        return out
+    return {prefix[:-1]}
+
+
+# -- exact JSON with decimal numbers ------------------------------------------------------------
+
+
+def _dump(value: Any) -> bytes:
+    """JSON bytes where a Decimal is written as the number it is (no float on the way)."""
+    if isinstance(value, Decimal):
+        return str(value).encode()
+    if isinstance(value, dict):
+        return b"{" + b",".join(orjson.dumps(str(k)) + b":" + _dump(v) for k, v in value.items()) + b"}"
+    if isinstance(value, list):
+        return b"[" + b",".join(_dump(v) for v in value) + b"]"
+    return orjson.dumps(value)
+
+
+class _Bad(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# -- the dialect --------------------------------------------------------------------------------
+
+
+class DeclarativeDialect:
+    """A :class:`~simulator.dialects.Dialect` driven by a :class:`Spec`."""
+
+    def __init__(self, spec: Spec, secret: str) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.secret = secret
+        self.max_exponent = spec.max_exponent
+        self._keys: Any = None
+
+    # -- signatures ----------------------------------------------------------------------
+    def warm(self) -> None:
+        """Load or derive keys now (a driver calls this before its clock starts)."""
+        if self.spec.scheme == "rsa-sha256":
+            self._rsa("provider")
+
+    def _rsa(self, side: str) -> Any:
+        if self._keys is None:
+            from .keys import keys_for
+
+            self._keys = keys_for(self.secret)
+        return self._keys.provider if side == "provider" else self._keys.wallet
+
+    def _digest(self, body: bytes) -> str:
+        s = self.spec
+        key = self.secret.encode()
+        if s.scheme == "hmac-sha256":
+            raw = hmac.new(key, body, hashlib.sha256).digest()
+        elif s.scheme == "sha256-body-secret":
+            raw = hashlib.sha256(body + key).digest()
+        else:  # pragma: no cover - guarded by the callers
+            raise AssertionError(s.scheme)
+        return raw.hex() if s.sig_encoding == "hex" else base64.b64encode(raw).decode()
+
+    def _md5(self, params: list[tuple[str, str]]) -> str:
+        text = "&".join(f"{k}={v}" for k, v in sorted(params) if k != self.spec.sig_param)
+        return hashlib.md5((text + self.secret).encode()).hexdigest()
+
+    def _sign_body(self, body: bytes, side: str) -> str:
+        if self.spec.scheme == "rsa-sha256":
+            return str(self._rsa(side).sign(body))
+        return self._digest(body)
+
+    def _check_body_sig(self, signature: str | None, body: bytes, side: str) -> bool:
+        """``side`` is who checks: the provider checks answers, the wallet requests."""
+        if self.spec.scheme == "rsa-sha256":
+            return bool(self._rsa(side).verify(signature, body))
+        return signature is not None and hmac.compare_digest(
+            signature.encode("utf-8", "replace"), self._digest(body).encode())
+
+    # -- simulator side -------------------------------------------------------------------
+    def operation_for(self, call: WalletCall) -> Operation:
+        for o in self.spec.operations:
+            if o.matches(call):
+                return o
+        raise DialectError(f"{self.name}: no operation for this {call.op}")  # validation makes this unreachable
+
+    def _amount_out(self, m: Money) -> Any:
+        s = self.spec
+        try:
+            if s.amount in ("minor", "scaled"):
+                value = m.minor if s.amount == "minor" else m.scaled(s.places)
+                if abs(value) > INT64_MAX:
+                    raise MoneyError(f"{value} does not fit the wire's 64-bit integer")
+                return value
+            if m.currency.exponent > s.places:
+                m.scaled(s.places)  # refuses digits the format cannot carry
+            text = _fixed(m, s.places)
+        except MoneyError as exc:
+            raise DialectError(f"{self.name} cannot carry {m} exactly: {exc}") from None
+        return text if s.amount == "decimal-string" else Decimal(text)
+
+    def _amount_in(self, raw: Any, cur: Currency, text_ok: bool = False) -> Money:
+        s = self.spec
+        if text_ok and isinstance(raw, str):
+            if s.amount in ("minor", "scaled"):
+                if not re.fullmatch(r"-?(0|[1-9][0-9]{0,20})", raw):
+                    raise MoneyError("amount must be an integer")
+                raw = int(raw)
+            elif s.amount == "decimal-number":
+                raw = Decimal(raw) if re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", raw) else raw
+        if s.amount in ("minor", "scaled"):
+            if type(raw) is not int:
+                raise MoneyError("amount must be an integer")
+            return Money(raw, cur) if s.amount == "minor" else Money.from_scaled(raw, s.places, cur)
+        if s.amount == "decimal-string":
+            if not isinstance(raw, str):
+                raise MoneyError("amount must be a decimal string")
+            text = raw
+        else:
+            if not isinstance(raw, Decimal) and type(raw) is not int:
+                raise MoneyError("amount must be a number")
+            text = str(raw)
+        if "." in text and len(text.partition(".")[2]) > s.places:
+            raise MoneyError(f"more than {s.places} decimals")
+        return Money.from_decimal(text, cur)
+
+    def _value(self, o: Operation, source: str, call: WalletCall, now: float) -> Any:
+        if source == "amount":
+            assert call.amount is not None
+            return self._amount_out(call.amount)
+        if source == "currency":
+            assert call.amount is not None
+            return call.amount.currency.code
+        if source == "reason":
+            reason = str(call.reason or WinReason.REGULAR)
+            return o.values.get("reason", {}).get(reason, reason)
+        if source == "round_closed":
+            closed = bool(call.round_closed)
+            table = o.values.get("round_closed")
+            if table is not None:
+                return table["true" if closed else "false"]
+            return ("true" if closed else "false") if self.spec.format == "form" else closed
+        if source == "request_id":
+            return request_id(call)
+        if source == "timestamp_ms":
+            return int(now * 1000) if self.spec.format == "json" else str(int(now * 1000))
+        if source == "timestamp_s":
+            return int(now) if self.spec.format == "json" else str(int(now))
+        value = getattr(call, source)
+        if value is None:
+            raise DialectError(f"{self.name}: a {call.op} needs {source}")
+        return value
+
+    def encode_call(self, call: WalletCall, now: float) -> HttpRequest:
+        s = self.spec
+        o = self.operation_for(call)
+        headers: dict[str, str] = {}
+        path = o.path
+        if s.format == "form":
+            params: list[tuple[str, str]] = []
+            for key, src in o.fields:
+                value = src.value if isinstance(src, Const) else self._value(o, src, call, now)
+                params.append((key, value if isinstance(value, str) else _form_text(value)))
+            if s.scheme == "md5-sorted-params":
+                assert s.sig_param is not None
+                params.append((s.sig_param, self._md5(params)))
+            body = urlencode(params).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            doc: dict[str, Any] = {}
+            for key, src in o.fields:
+                _put(doc, key, src.value if isinstance(src, Const) else self._value(o, src, call, now))
+            body = _dump(doc)
+            headers["Content-Type"] = "application/json"
+        if s.scheme in ("hmac-sha256", "sha256-body-secret", "rsa-sha256"):
+            assert s.sig_header is not None
+            headers[s.sig_header] = self._sign_body(body, "provider")
+        elif s.scheme == "static-token":
+            if s.sig_query:
+                path = f"{path}?{urlencode([(s.sig_query, self.secret)])}"
+            else:
+                assert s.sig_header is not None
+                headers[s.sig_header] = self.secret
+        return HttpRequest(o.method, path, headers, body)
+
+    def decode_response(self, call: WalletCall, response: HttpResponse) -> Outcome:
+        s = self.spec
+        if response.status >= 500:
+            return Unknown(f"HTTP {response.status}", response.status)
+        if s.sign_responses and response.status == 200:
+            assert s.sig_header is not None
+            if not self._check_body_sig(_header(response.headers, s.sig_header), response.body, "provider"):
+                return Unknown("answer without a valid signature", response.status)
+        try:
+            data = json.loads(response.body, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError):
+            return Unknown(f"HTTP {response.status} with a body that is not JSON", response.status)
+        if not isinstance(data, dict):
+            return Unknown("answer is not a JSON object", response.status)
+        status_value = _get(data, s.status_field) if s.status_field else _MISSING
+        if s.success == "http-200":
+            if response.status == 200 and status_value is _MISSING:
+                return self._ok(call, data, response.status)
+        elif response.status == 200 and status_value == s.ok_value and type(status_value) is type(s.ok_value):
+            return self._ok(call, data, response.status)
+        if status_value is _MISSING:
+            return Unknown(f"HTTP {response.status} without a status", response.status)
+        if call.op in s.replay and status_value == s.replay[call.op] and response.status == 200:
+            return self._ok(call, data, response.status)
+        if call.op is Op.ROLLBACK and s.rollback_unknown is not None and status_value == s.rollback_unknown \
+                and response.status == 200:
+            return self._ok(call, data, response.status)
+        if status_value in s.unknown_codes:
+            return Unknown(f"wallet answered {status_value!r} (outcome unknown)", response.status)
+        code = _inverse(s.codes).get(_hashable(status_value)) or s.decode_codes.get(_hashable(status_value))
+        if code is not None and response.status == s.status_of(code):
+            msg = next((_get(data, k) for k, src in s.error_fields if src == "message"), "")
+            return Rejected(code, msg if isinstance(msg, str) else "")
+        return Unknown(f"HTTP {response.status} with unexpected status {status_value!r}", response.status)
+
+    def _ok(self, call: WalletCall, data: dict[str, Any], status: int) -> Outcome:
+        s = self.spec
+        got: dict[str, Any] = {}
+        for key, src in s.ok_fields:
+            if isinstance(src, str):
+                value = _get(data, key)
+                if value is not _MISSING:
+                    got[src] = value
+        code = got.get("currency")
+        if not isinstance(code, str) and call.amount is not None:
+            code = call.amount.currency.code
+        if not isinstance(code, str):
+            return Unknown("success without a currency", status)
+        try:
+            balance = self._amount_in(got.get("balance"), currency(code))
+        except UnknownCurrency:
+            return Unknown(f"success in unknown currency {code!r}", status)
+        except MoneyError as exc:
+            return Unknown(f"success with an unreadable balance: {exc}", status)
+        if call.op is Op.AUTHENTICATE:
+            pid, tok = got.get("player_id"), got.get("session_token")
+            if not isinstance(pid, str) or not isinstance(tok, str):
+                return Unknown("authenticate success without player id and session token", status)
+            return Ok(balance, player_id=pid, session_token=tok)
+        if call.op is Op.BALANCE:
+            return Ok(balance)
+        wtx = got.get("wallet_tx_id", call.tx_id)  # a wire without one: the provider's id stands in
+        if not isinstance(wtx, str) or not wtx:
+            return Unknown("success without a transaction id", status)
+        return Ok(balance, wallet_tx_id=wtx)
+
+    # -- wallet side ----------------------------------------------------------------------
+    def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
+        s = self.spec
+        path, _, query = request.path.partition("?")
+        candidates = [o for o in s.operations if o.path == path]
+        if not candidates:
+            return Rejected(ErrorCode.BAD_REQUEST, f"unknown operation {path[:64]!r}")
+        if request.method not in {o.method for o in candidates}:
+            return Rejected(ErrorCode.BAD_REQUEST, f"{path[:64]} takes {candidates[0].method}")
+        if len(request.body) > MAX_BODY:
+            return Rejected(ErrorCode.BAD_REQUEST, f"body larger than {MAX_BODY} bytes")
+        try:
+            doc = self._parse(request.body)
+            if s.scheme in ("hmac-sha256", "sha256-body-secret", "rsa-sha256"):
+                assert s.sig_header is not None
+                if not self._check_body_sig(_header(request.headers, s.sig_header), request.body, "wallet"):
+                    raise _Bad(ErrorCode.INVALID_SIGNATURE, f"{s.sig_header} does not sign this body")
+            elif s.scheme == "static-token":
+                given = dict(parse_qsl(query)).get(s.sig_query) if s.sig_query else \
+                    _header(request.headers, s.sig_header or "")
+                if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), self.secret.encode()):
+                    raise _Bad(ErrorCode.INVALID_SIGNATURE, "missing or wrong token")
+            elif s.scheme == "md5-sorted-params":
+                assert s.sig_param is not None
+                given = doc.pop(s.sig_param, None) if isinstance(doc, dict) else None
+                params = [(k, v) for k, v in doc.items()]
+                if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._md5(params).encode()):
+                    raise _Bad(ErrorCode.INVALID_SIGNATURE, f"{s.sig_param} does not match the parameters")
+            for o in candidates:
+                if o.method == request.method and all(_get(doc, k) == c.value for k, c in o.fields if isinstance(c, Const)):
+                    return self._call_from(o, doc)
+            raise _Bad(ErrorCode.BAD_REQUEST, f"no operation of {path[:64]} matches this body")
+        except _Bad as bad:
+            return Rejected(bad.code, bad.message)
+
+    def _parse(self, body: bytes) -> dict[str, Any]:
+        if self.spec.format == "form":
+            try:
+                pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+            except (UnicodeDecodeError, ValueError):
+                raise _Bad(ErrorCode.BAD_REQUEST, "body is not a form") from None
+            out: dict[str, Any] = {}
+            for k, v in pairs:
+                if k in out:
+                    raise _Bad(ErrorCode.BAD_REQUEST, f"parameter {k[:64]!r} given twice")
+                out[k] = v
+            return out
+        try:
+            data = json.loads(body, parse_float=Decimal)
+        except (ValueError, UnicodeDecodeError):
+            raise _Bad(ErrorCode.BAD_REQUEST, "body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise _Bad(ErrorCode.BAD_REQUEST, "body must be a JSON object")
+        return data
+
+    def _call_from(self, o: Operation, doc: dict[str, Any]) -> WalletCall:
+        s = self.spec
+        declared = {k for k, _ in o.fields}
+        present = set(doc) if s.format == "form" else _leaves(doc)
+        # A constant that is an empty container is a leaf of its own.
+        unknown = sorted(present - declared)
+        if unknown:
+            raise _Bad(ErrorCode.BAD_REQUEST, f"unknown field(s): {', '.join(k[:64] for k in unknown)}")
+        got: dict[str, Any] = {}
+        for key, src in o.fields:
+            value = _get(doc, key)
+            if value is _MISSING:
+                raise _Bad(ErrorCode.BAD_REQUEST, f"missing field {key}")
+            if isinstance(src, str):
+                got[src] = value
+        args: dict[str, Any] = {}
+        for name in ("tx_id", "ref_tx_id", "player_id", "session_token", "token", "game_id", "round_id"):
+            if name in got:
+                args[name] = _id(got[name], name)
+        if o.op in (Op.BET, Op.WIN):
+            code = got.get("currency")
+            if not isinstance(code, str):
+                raise _Bad(ErrorCode.BAD_REQUEST, "currency must be a string")
+            try:
+                cur = currency(code)
+            except UnknownCurrency:
+                raise _Bad(ErrorCode.CURRENCY_MISMATCH, f"unknown currency {code[:16]!r}") from None
+            if cur.exponent > s.max_exponent:
+                raise _Bad(ErrorCode.CURRENCY_MISMATCH,
+                           f"{s.name} carries {s.places} decimals; no {cur.code} account can be served exactly")
+            if "amount" in got:
+                try:
+                    amount = self._amount_in(got["amount"], cur, text_ok=s.format == "form")
+                except MoneyError as exc:
+                    raise _Bad(ErrorCode.BAD_REQUEST, f"amount: {exc}") from None
+                if amount.minor < 0:
+                    raise _Bad(ErrorCode.BAD_REQUEST, "amount must not be negative")
+                if amount.minor > INT64_MAX:
+                    raise _Bad(ErrorCode.BAD_REQUEST, "amount does not fit a 64-bit balance")
+                if o.when_amount_zero is not None and (amount.minor == 0) != o.when_amount_zero:
+                    raise _Bad(ErrorCode.BAD_REQUEST, f"{o.path} takes {'only' if o.when_amount_zero else 'no'} zero amounts")
+            else:
+                amount = Money(0, cur)
+            args["amount"] = amount
+        if o.op is Op.WIN:
+            if "reason" in got:
+                table = {_hashable(v): k for k, v in o.values.get("reason", {}).items()}
+                raw = table.get(_hashable(got["reason"]), got["reason"])
+                if not isinstance(raw, str) or raw not in WinReason._value2member_map_:
+                    raise _Bad(ErrorCode.BAD_REQUEST, "unknown win reason")
+                reason = WinReason(raw)
+                if o.when_reason is not None and reason not in o.when_reason:
+                    raise _Bad(ErrorCode.BAD_REQUEST, f"{o.path} does not take {reason} wins")
+            else:
+                assert o.when_reason is not None
+                (reason,) = o.when_reason
+            if "round_closed" in got:
+                closed = self._closed_in(o, got["round_closed"])
+                if o.when_round_closed is not None and closed != o.when_round_closed:
+                    raise _Bad(ErrorCode.BAD_REQUEST, f"{o.path} round-closed flag contradicts the operation")
+            else:
+                closed = bool(o.when_round_closed)
+            args["reason"], args["round_closed"] = reason, closed
+        return WalletCall(o.op, **args)
+
+    def _closed_in(self, o: Operation, raw: Any) -> bool:
+        table = o.values.get("round_closed")
+        if table is not None:
+            for k, v in table.items():
+                if raw == v and type(raw) is type(v):
+                    return k == "true"
+        elif self.spec.format == "form" and raw in ("true", "false"):
+            return bool(raw == "true")
+        elif isinstance(raw, bool):
+            return raw
+        raise _Bad(ErrorCode.BAD_REQUEST, "round-closed flag must be true or false")
+
+    def encode_response(self, call: WalletCall | None, outcome: Outcome) -> HttpResponse:
+        s = self.spec
+        if isinstance(outcome, Ok):
+            status_value = s.ok_value
+            if call is not None and outcome.replay and call.op in s.replay:
+                status_value = s.replay[call.op]
+            elif call is not None and call.op is Op.ROLLBACK and outcome.unknown_ref and s.rollback_unknown is not None:
+                status_value = s.rollback_unknown
+            try:
+                doc = self._fill(s.ok_fields, call, outcome, status_value, "")
+            except DialectError as exc:
+                # A balance the format cannot carry: no answer would be true; say "unknown, retry".
+                return self._error(call, s.unknown_codes[0], str(exc), 500)
+            return self._respond(200, doc)
+        if isinstance(outcome, Rejected):
+            code = outcome.code if outcome.code in s.codes else ErrorCode.BAD_REQUEST
+            return self._error(call, s.codes[code], outcome.message, s.status_of(code))
+        return self._error(call, s.unknown_codes[0], outcome.reason, 500)
+
+    def _error(self, call: WalletCall | None, status_value: Any, message: str, http: int) -> HttpResponse:
+        doc = self._fill(self.spec.error_fields, call, None, status_value, message)
+        return self._respond(http, doc)
+
+    def _fill(self, fields: tuple[tuple[str, str | Const], ...], call: WalletCall | None, ok: Ok | None,
+              status_value: Any, message: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        for key, src in fields:
+            if isinstance(src, Const):
+                value: Any = src.value
+            elif src == "status":
+                if status_value is None:
+                    continue
+                value = status_value
+            elif src == "message":
+                value = message
+            elif src == "balance":
+                if ok is None:
+                    continue
+                value = self._amount_out(ok.balance)
+            elif src == "currency":
+                if ok is None:
+                    continue
+                value = ok.balance.currency.code
+            elif src in ("player_id", "session_token"):
+                if ok is None or call is None or call.op is not Op.AUTHENTICATE:
+                    continue
+                value = getattr(ok, src)
+            elif src == "wallet_tx_id":
+                if ok is None or ok.wallet_tx_id is None:
+                    continue
+                value = ok.wallet_tx_id
+            elif src == "request_id":
+                if call is None:
+                    continue
+                value = request_id(call)
+            else:  # tx_id
+                if call is None or call.tx_id is None:
+                    continue
+                value = call.tx_id
+            _put(doc, key, value)
+        return doc
+
+    def _respond(self, status: int, doc: dict[str, Any]) -> HttpResponse:
+        body = _dump(doc)
+        headers = {"Content-Type": "application/json"}
+        if self.spec.sign_responses:
+            assert self.spec.sig_header is not None
+            headers[self.spec.sig_header] = self._sign_body(body, "wallet")
+        return HttpResponse(status, headers, body)
+
+
+def request_id(call: WalletCall) -> str:
+    """A per-call UUID derived from the call (so a wallet can echo it and a replay repeats it)."""
+    key = "|".join(str(x) for x in (call.op, call.tx_id, call.player_id, call.token, call.session_token))
+    return str(uuid.uuid5(_REQUEST_NS, key))
+
+
+def _fixed(m: Money, places: int) -> str:
+    """``m`` in major units with exactly ``places`` decimals (the caller checked it is exact)."""
+    shift = places - m.currency.exponent
+    units = m.minor * 10**shift if shift >= 0 else m.minor // 10**-shift
+    sign = "-" if units < 0 else ""
+    digits = str(abs(units))
+    if places == 0:
+        return sign + digits
+    digits = digits.rjust(places + 1, "0")
+    return f"{sign}{digits[:-places]}.{digits[-places:]}"
+
+
+def _form_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _hashable(v: Any) -> Any:
+    return v if isinstance(v, (str, int)) else repr(v)
+
+
+def _inverse(codes: Mapping[ErrorCode, Any]) -> dict[Any, ErrorCode]:
+    return {_hashable(v): k for k, v in codes.items()}
+
+
+def _id(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise _Bad(ErrorCode.BAD_REQUEST, f"{name} must be a string")
+    if not value:
+        raise _Bad(ErrorCode.BAD_REQUEST, f"{name} must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise _Bad(ErrorCode.BAD_REQUEST, f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if _CONTROL.search(value):
+        raise _Bad(ErrorCode.BAD_REQUEST, f"{name} contains control characters")
+    return value
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lname = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lname:
+            return value
+    return None
