@@ -96,7 +96,7 @@ class GeventDriver:
                 body = resp.content or b""
                 # Headers too: a dialect may sign its answers (json-rsa).
                 outcome = (dialect or self.c.dialect).decode_response(
-                    send.call, HttpResponse(status, dict(resp.headers or {}), body))
+                    send.call, HttpResponse(status, dict(resp.headers.items() if resp.headers else ()), body))
             before = dict(ledger.counts)
             ledger.end(token, send.call, outcome, expect=send.expect, visible=visible, latency_ms=latency,
                        status=status, response=body)
@@ -215,7 +215,7 @@ class GeventDriver:
                 outcome: Outcome = Unknown("no response")
             else:
                 outcome = self.c.dialect.decode_response(
-                    call, HttpResponse(resp.status_code, dict(resp.headers or {}), resp.content or b""))
+                    call, HttpResponse(resp.status_code, dict(resp.headers.items() if resp.headers else ()), resp.content or b""))
             if isinstance(outcome, Ok):
                 before = self.c.ledger.anomaly_count
                 self.c.ledger.reconcile(seat.player_id, outcome, latency)

@@ -48,6 +48,7 @@ from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from simulator import dialects
 from simulator.ledger import Anomaly, Ledger
+from simulator.money import CURRENCIES, currency
 from simulator.players import PlayerProfile, make_players
 from simulator.rounds import Seat, TxIds
 from simulator.scenario import ScenarioError
@@ -74,6 +75,8 @@ class Croupier:
         self.ledger = Ledger(max_evidence_per_kind=report.MAX_FINDINGS_PER_KIND)
         self.dialect = dialects.get(settings.dialect, settings.secret)
         self.bad_dialect = dialects.get(settings.dialect, settings.secret + "-not-the-secret")
+        for d in (self.dialect, self.bad_dialect):  # derive json-rsa's development keys before users start
+            getattr(d, "warm", lambda: None)()
         self.calls: Counter[str] = Counter()
         self.results: Counter[str] = Counter()
         self.rounds: Counter[str] = Counter()
@@ -97,6 +100,10 @@ class Croupier:
         n = next(_player_numbers)
         s = self.settings
         codes = list(self.scenario.currencies) if self.scenario.currencies else None
+        # Only currencies the dialect's wire carries exactly (×100 000 or 2 decimals cannot carry a satoshi).
+        carried = [c for c in (codes or list(CURRENCIES)) if dialects.carries(self.dialect, currency(c))]
+        if codes is not None or len(carried) < len(CURRENCIES):
+            codes = carried or codes
         seed = zlib.crc32(f"{s.seed}:{self.node}:{n}".encode())
         profile = make_players(seed, 1, currencies=[codes[n % len(codes)]] if codes else None,
                                id_prefix=f"{s.run_id}-{self.node}-{n}")[0]

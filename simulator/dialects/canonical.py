@@ -188,6 +188,8 @@ class CanonicalDialect:
     """croupier v1: JSON POST per operation, HMAC-SHA256 header, integer minor units."""
 
     name = "canonical"
+    signature_has_time = True
+    """``X-Signature`` binds ``t=``: a request an hour old is INVALID_SIGNATURE."""
 
     def __init__(self, secret: str | bytes) -> None:
         self.secret = secret

@@ -488,6 +488,8 @@ class DeclarativeDialect:
         self.name = spec.name
         self.secret = secret
         self.max_exponent = spec.max_exponent
+        self.signature_has_time = False
+        """No real-world scheme here binds a timestamp: a stale or future request still verifies."""
         self._keys: Any = None
 
     # -- signatures ----------------------------------------------------------------------
