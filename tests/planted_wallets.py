@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
-from collections.abc import Callable
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -376,15 +383,69 @@ def make_planted_app(name: str, secret: str = SECRET, admin_token: str = ADMIN_T
     return make_app(spec.store(), WalletConfig(secret, admin_token), dialect)
 
 
+async def serve_many(names: list[str], host: str = "127.0.0.1") -> tuple[dict[str, int], Callable[[], Any]]:
+    """Serve each named wallet on a port of its own in this event loop; returns the ports and a cleanup."""
+    runners: list[web.AppRunner] = []
+    ports: dict[str, int] = {}
+    for name in names:
+        runner = web.AppRunner(make_planted_app(name), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, 0).start()
+        ports[name] = int(runner.addresses[0][1])  # the port the OS chose
+        runners.append(runner)
+
+    async def cleanup() -> None:
+        for r in runners:
+            await r.cleanup()
+
+    return ports, cleanup
+
+
+@contextlib.contextmanager
+def planted_servers(names: list[str]) -> Iterator[dict[str, str]]:
+    """Serve the named wallets from one child process (``--many``), each on its own port: {name: base URL}.
+
+    A child process, not a thread of the caller: the wallets then run on another core than the checker,
+    as a real wallet would, and their latency does not depend on the checker's GIL."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.planted_wallets", *names, "--many"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"planted wallets did not start (exit {proc.wait(10)})")
+        yield {name: f"http://127.0.0.1:{port}" for name, port in json.loads(line).items()}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
 def main() -> None:
-    """Serve one planted wallet until interrupted."""
+    """Serve one planted wallet until interrupted, or several (``--many``: one port each, printed as JSON)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("bug", choices=["reference", *sorted(PLANTED)])
+    p.add_argument("bug", nargs="+", choices=["reference", *sorted(PLANTED)])
     p.add_argument("--port", type=int, default=8099)
+    p.add_argument("--many", action="store_true",
+                   help="serve every named wallet on a free port; print {name: port} as one JSON line")
     args = p.parse_args()
-    web.run_app(make_planted_app(args.bug), host="127.0.0.1", port=args.port, print=None)
+    if not args.many:
+        web.run_app(make_planted_app(args.bug[0]), host="127.0.0.1", port=args.port, print=None)
+        return
+
+    async def serve() -> None:
+        ports, cleanup = await serve_many(args.bug)
+        print(json.dumps(ports), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
 
 
 if __name__ == "__main__":
     main()
-

@@ -414,6 +414,10 @@ class Checker:
 
     def _invented(self, j: _Judged, code: ErrorCode) -> str:
         """The rule broken by answering ``code`` where its condition does not hold (another rejection was due)."""
+        if j.rule == "idempotency-2-mismatch":
+            # A reused tx_id is judged by the record first: whatever else is wrong with the call, the
+            # wallet that answers another code did not look the tx_id up.
+            return j.rule
         if j.call.tx_id in self.rejected:
             return "idempotency-3-rejected-not-recorded"
         if code is ErrorCode.SESSION_EXPIRED and j.call.op is not Op.BET:
@@ -502,16 +506,19 @@ class Checker:
         sents = self.conn.send_all(calls)
         self.groups += 1
         problems: list[Problem] = []
+        where: list[tuple[int, int]] = []
+        """For each failed order: how many calls it judged right first, and the index of the call that failed."""
         chosen: tuple[WalletModel, dict[int, _Judged], set[str]] | None = None
         for order in itertools.permutations(range(len(calls))):
             m = copy.deepcopy(self.model)
             ids = set(self.wallet_tx_ids)
             judged: dict[int, _Judged] = {}
             problem = None
-            for i in order:
+            for k, i in enumerate(order):
                 judged[i] = self._expect(m, calls[i])
                 problem = self._problem(judged[i], sents[i], ids)
                 if problem:
+                    where.append((k, i))
                     break
                 self._settle(m, judged[i], sents[i], ids)
             if problem is None:
@@ -527,7 +534,7 @@ class Checker:
         if chosen is None:
             for e in self.entries[-len(calls):]:
                 e.bad = True
-            self._fail(Problem(self._race_rule(calls, sents, problems), "the answers fit no serial order of the "
+            self._fail(Problem(self._race_rule(problems, where), "the answers fit no serial order of the "
                                "calls sent at once: " + "; ".join(f"in order {n + 1}: {p.message}"
                                                                    for n, p in enumerate(problems))),
                        self.entries[-1].n)
@@ -535,9 +542,22 @@ class Checker:
         self.model, _, self.wallet_tx_ids = chosen
         return sents
 
-    def _race_rule(self, calls: list[WalletCall], sents: list[Sent], problems: list[Problem]) -> str:
-        """Serialization, unless every order fails on the same wrong decision (a bug that needs no race)."""
+    @staticmethod
+    def _race_rule(problems: list[Problem], where: list[tuple[int, int]]) -> str:
+        """Serialization, unless the answers show a bug that needs no race to break its own rule.
+
+        That is: the order that got furthest fails on a wallet_tx_id (serializing never changes ids), or every
+        order fails on the same call for the same rule (the other call does not matter), or every order fails
+        on the same wrong decision."""
         rules = {p.rule for p in problems}
+        furthest = max(range(len(problems)), key=lambda n: where[n][0])
+        if problems[furthest].kind == "id":
+            return problems[furthest].rule
+        if len({i for _, i in where}) == 1 and len(rules) == 1:
+            return next(iter(rules))
+        if rules and all(r.startswith("idempotency-1-") for r in rules):
+            # every order fails on the replay among the calls: a replay bug, which needs no race to show
+            return "idempotency-1-no-change" if any(p.kind == "balance" for p in problems) else rules.pop()
         if len(rules) == 1 and all(p.kind != "balance" for p in problems) and "operations-effect" not in rules:
             return rules.pop()
         return "idempotency-7-serialized"
@@ -550,6 +570,9 @@ class Checker:
         """Copies of one call at once: applied once, every copy answered alike (the same wallet_tx_id)."""
         call = self.concrete(step["call"])
         n = step["n"]
+        # Copies of a call the wallet already accepted are replays of a settled call: no race is needed to
+        # break rule 1 with them, so a failure is idempotency rule 1's, not rule 7's.
+        replay = call.tx_id in self.model.txs
         sents = self.conn.send_all([call] * n)
         self.groups += 1
         j = self._expect(self.model, call)
@@ -563,9 +586,15 @@ class Checker:
                 e.bad = p is not None
             found = [p for p in problems if p]
             rules = {p.rule for p in found}
-            if len(found) == n and len(rules) == 1 and all(p.kind != "balance" for p in found) \
+            alike = len(answers) == 1 and len(found) == n and len({p.message for p in found}) == 1
+            if alike:
+                rule = found[0].rule  # every copy answered alike (one call and its replays), just wrongly
+            elif len(found) == n and len(rules) == 1 and all(p.kind != "balance" for p in found) \
                     and "operations-effect" not in rules:
                 rule = rules.pop()  # every copy wrong alike: not a concurrency bug
+            elif replay:
+                rule = ("idempotency-1-original-id" if not found else
+                        "idempotency-1-no-change" if any(p.kind == "balance" for p in found) else found[0].rule)
             else:
                 rule = "idempotency-7-concurrent-duplicates"
             detail = "; ".join(f"copy {k + 1}: {p.message}" for k, p in enumerate(problems) if p)
