@@ -31,6 +31,7 @@ import orjson
 import pytest
 from aiohttp import web
 
+from simulator import dialects
 from simulator.client import AdminClient
 from simulator.sandbox.server import ConfigError, RunningSandbox, SandboxOptions, start
 from simulator.wallet.http import WalletConfig
@@ -326,6 +327,34 @@ async def test_events_stream_the_calls_as_they_happen(sandbox: RunningSandbox,
         assert ops == ["bet", "win"]
 
 
+@pytest.mark.parametrize("dialect", [d for d in dialects.names() if d != "canonical"])
+async def test_embedded_wallet_in_every_builtin_dialect(dialect: str, http: aiohttp.ClientSession) -> None:
+    """`croupier sandbox --dialect NAME`: the provider speaks NAME to the reference wallet's /wallet/NAME/."""
+    sb = await start(SandboxOptions(port=0, seed=3, dialect=dialect))
+    try:
+        assert sb.wallet_url.endswith(f"/wallet/{dialect}")
+        launch = await launched(sb, http, "croupier-stars", "50")
+        sid, player = launch["session_id"], launch["player_id"]
+        for _ in range(3):
+            status, answer = await call(http, "POST", f"{sb.lobby_url}/api/sessions/{sid}/play", {"stake": 100})
+            assert status == 200, answer
+            assert answer["balance"] == await wallet_balance(sb, http, player)
+        status, listed = await call(http, "GET", f"{sb.lobby_url}/api/sessions/{sid}/calls")
+        bet = next(c for c in listed["calls"] if c["op"] == "bet")
+        assert bet["request"]["url"].startswith(f"{sb.wallet_url}/")
+        before = await wallet_balance(sb, http, player)
+        status, done = await call(http, "POST", f"{sb.lobby_url}/api/calls/{bet['id']}/duplicate")
+        assert status == 200, done
+        [again] = done["calls"]
+        assert again["tx_id"] == bet["tx_id"] and again["outcome"] == "ok"  # an exact replay is not money
+        assert await wallet_balance(sb, http, player) == before
+        async with http.get(f"{sb.provider_url}/reports/anomalies",
+                            headers={"Authorization": f"Bearer {sb.api_key}"}) as resp:
+            assert (await resp.json())["total"] == 0
+    finally:
+        await sb.stop()
+
+
 # -- your own wallet, and the command -------------------------------------------------------------
 async def test_against_your_own_wallet(http: aiohttp.ClientSession) -> None:
     secret, admin_token = "s3cret-of-the-user", "adm"
@@ -369,6 +398,8 @@ async def test_configuration_errors() -> None:
         await start(SandboxOptions(port=0, wallet="ftp://nowhere"))
     with pytest.raises(ConfigError, match="dialect"):
         await start(SandboxOptions(port=0, dialect="not-a-dialect"))
+    with pytest.raises(ConfigError, match="--wallet"):  # a dialect file describes the user's wallet, not ours
+        await start(SandboxOptions(port=0, dialect="dialects/form-md5.toml"))
     with pytest.raises(ConfigError):
         await start(SandboxOptions(port=0, wallet="http://127.0.0.1:9/wallet", dialect="not-a-dialect"))
 

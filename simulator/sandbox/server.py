@@ -27,6 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .. import dialects
 from ..provider.server import ProviderServeOptions, config_from
 from ..provider.service import PROVIDER
 from ..provider.service import make_app as make_provider
@@ -113,8 +114,9 @@ async def start(opts: SandboxOptions) -> RunningSandbox:
     if not 0 <= opts.port <= 65533:
         raise ConfigError("--port must leave room for the next two ports")
     embedded = opts.wallet is None
-    if embedded and opts.dialect != "canonical":
-        raise ConfigError("--dialect is the wire format of --wallet; the embedded reference wallet speaks canonical")
+    if embedded and opts.dialect not in dialects.names():
+        raise ConfigError(f"the embedded reference wallet serves the built-in dialects ({', '.join(dialects.names())}); "
+                          "a dialect file describes your own wallet: pass it with --wallet URL")
     ports = (opts.port, opts.port + 1, opts.port + 2) if opts.port else (0, 0, 0)
     socks: list[socket.socket] = []
     try:
@@ -140,7 +142,8 @@ async def start(opts: SandboxOptions) -> RunningSandbox:
             await _serve(make_wallet(SQLiteStore(db), WalletConfig(secret, admin_token, opts.session_ttl)),
                          wallet_sock, runners)
             admin_url = _url(opts.host, wallet_sock)
-            wallet_url = f"{admin_url}/wallet"
+            # The reference wallet serves every built-in dialect under its own prefix, over one store.
+            wallet_url = f"{admin_url}/wallet" + ("" if opts.dialect == "canonical" else f"/{opts.dialect}")
         else:
             assert opts.wallet is not None
             db = None
