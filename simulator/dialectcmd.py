@@ -63,6 +63,15 @@ def render_samples(name: str, secret: str) -> str:
         out.extend(f"{k}: {v}" for k, v in req.headers.items())
         out.append("")
         out.append(req.body.decode("utf-8", "replace"))
+    batching = dialects.batching(d)
+    if batching is not None:
+        calls = sample_calls(cur)
+        bet, win = calls[2], calls[-3]  # a bet and the win that closes its round
+        req = batching.encode_batch([bet, win], SAMPLE_NOW)
+        out.append(f"\n## batch: a bet and its closing win in one request (applied in order)\n{req.method} /{req.path}")
+        out.extend(f"{k}: {v}" for k, v in req.headers.items())
+        out.append("")
+        out.append(req.body.decode("utf-8", "replace"))
     return "\n".join(out) + "\n"
 
 

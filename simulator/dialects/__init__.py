@@ -9,6 +9,7 @@ server move the bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,6 +60,44 @@ class Dialect(Protocol):
     def encode_response(self, call: WalletCall | None, outcome: Outcome) -> HttpResponse:
         """The wire answer to ``call`` (``None`` when the request could not be decoded)."""
         ...
+
+
+class BatchDialect(Dialect, Protocol):
+    """A dialect whose wire also carries several money calls in one request (optional).
+
+    Only some real APIs batch (``actions-hmac``: a bet and its win in one ``play``);
+    every other dialect is untouched.  :func:`batching` says whether a dialect does.
+    The calls of a batch are applied in order, each under the normal rules and
+    idempotent by its own ``tx_id``; the first that is not a success stops the rest.
+    """
+
+    supports_batches: bool
+
+    # The simulator's side.
+    def encode_batch(self, calls: Sequence[WalletCall], now: float) -> HttpRequest:
+        """One request carrying ``calls`` in order (``DialectError`` if they cannot share one)."""
+        ...
+
+    def decode_batch_response(self, calls: Sequence[WalletCall], response: HttpResponse) -> list[Outcome]:
+        """What ``response`` means for each of ``calls``."""
+        ...
+
+    # The wallet's side.
+    def decode_batch(self, request: HttpRequest, now: float) -> WalletCall | list[WalletCall] | Rejected:
+        """As :meth:`Dialect.decode_request`, but a request carrying several calls gives their list."""
+        ...
+
+    def encode_batch_response(self, calls: Sequence[WalletCall], outcomes: Sequence[Outcome]) -> HttpResponse:
+        """The answer to a batch: ``outcomes`` are those of the calls applied, in order (the last
+        one the first that was not a success, if any)."""
+        ...
+
+
+def batching(dialect: Dialect) -> BatchDialect | None:
+    """``dialect`` as a :class:`BatchDialect` if its wire carries batches, else None."""
+    if getattr(dialect, "supports_batches", False):
+        return dialect  # type: ignore[return-value]
+    return None
 
 
 def names() -> list[str]:

@@ -219,12 +219,14 @@ ACTIONS_HMAC: Final[dict[str, Any]] = {
                     "actions.0.action": {"const": "rollback"}, "actions.0.action_id": "tx_id",
                     "actions.0.original_action_id": "ref_tx_id"}},
     ],
+    # A play may carry several bets and wins, applied in order (docs/dialects.md).
+    "batch": {"list": "actions", "answers": "transactions"},
     "response": {
         "success": "http-200",
         "ok_fields": {"user_id": "player_id", "session_id": "session_token", "balance": "balance",
                       "currency": "currency", "transactions.0.action_id": "tx_id",
                       "transactions.0.tx_id": "wallet_tx_id"},
-        "error_fields": {"code": "status", "message": "message"},
+        "error_fields": {"code": "status", "message": "message", "action_id": "tx_id"},
         "codes": {
             "BAD_REQUEST": 400, "INVALID_SIGNATURE": 403, "INVALID_TOKEN": 101, "SESSION_EXPIRED": 102,
             "INSUFFICIENT_FUNDS": 100, "PLAYER_BLOCKED": 110, "LIMIT_EXCEEDED": 106, "PLAYER_NOT_FOUND": 404,

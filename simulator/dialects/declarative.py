@@ -18,6 +18,7 @@ instead of being rounded.
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import itertools
@@ -25,7 +26,7 @@ import json
 import re
 import tomllib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
@@ -40,6 +41,8 @@ from . import DialectError, HttpRequest, HttpResponse
 
 MAX_BODY: Final = 64 * 1024
 MAX_ID_LENGTH: Final = 1024
+MAX_BATCH: Final = 100
+"""Actions in one request, at most (a round's bets and wins; more is an abuse, not a round)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _REQUEST_NS: Final = uuid.UUID("6f1c1a52-7d0e-4c55-9a57-0a3c4b1f2e90")
 
@@ -131,6 +134,22 @@ class Spec:
     replay: Mapping[Op, Any]
     rollback_unknown: Any
     description: str = ""
+    batch_list: str | None = None
+    """The request field holding a list of actions: bet and win operations whose fields sit
+    under ``<batch_list>.0.`` may go several to one request, applied in order."""
+    batch_answers: str | None = None
+    """The answer's list with one entry per action (``ok_fields`` under ``<batch_answers>.0.``)."""
+
+    def batchable(self) -> tuple[Operation, ...]:
+        """The operations a batch may carry (none when the format has no batches)."""
+        if self.batch_list is None:
+            return ()
+        prefix = f"{self.batch_list}.0."
+        return tuple(o for o in self.operations
+                     if o.op in (Op.BET, Op.WIN) and any(k.startswith(prefix) for k, _ in o.fields))
+
+    def in_item(self, key: str) -> bool:
+        return self.batch_list is not None and key.startswith(f"{self.batch_list}.0.")
 
     @property
     def max_exponent(self) -> int:
@@ -178,7 +197,7 @@ def load_spec(data: Mapping[str, Any]) -> Spec:
 
 def _load_spec(data: Mapping[str, Any]) -> Spec:
     problems: list[str] = []
-    known_top = {"name", "description", "request", "amount", "signature", "operations", "response"}
+    known_top = {"name", "description", "request", "amount", "signature", "operations", "response", "batch"}
     for key in data:
         if key not in known_top:
             problems.append(f"unknown top-level key {key!r} (known: {', '.join(sorted(known_top))})")
@@ -369,6 +388,7 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
             problems.append(f"response.replay.{k}: bet, win or rollback")
         else:
             replay[Op(k)] = v
+    batch_list, batch_answers = _load_batch(data.get("batch"), fmt, ops, ok_fields, problems)
     if problems:
         raise SpecError(problems)
     return Spec(
@@ -378,7 +398,62 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
         ok_value=ok_value, ok_fields=ok_fields, error_fields=error_fields, codes=codes,
         decode_codes=decode_codes, http_status=http_map, unknown_codes=unknown, replay=replay,
         rollback_unknown=resp.get("rollback_unknown"), description=str(data.get("description", "")),
+        batch_list=batch_list, batch_answers=batch_answers,
     )
+
+
+def _load_batch(raw: Any, fmt: str, ops: list[Operation], ok_fields: tuple[tuple[str, str | Const], ...],
+                problems: list[str]) -> tuple[str | None, str | None]:
+    """``[batch] list = FIELD, answers = FIELD``: several bet/win actions in one request."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, Mapping):
+        problems.append("batch: a table with list = FIELD and answers = FIELD")
+        return None, None
+    for k in raw:
+        if k not in ("list", "answers"):
+            problems.append(f"batch.{k}: unknown key (list, answers)")
+    lst, answers = raw.get("list"), raw.get("answers")
+    ok = True
+    for key, value in (("list", lst), ("answers", answers)):
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*", value):
+            problems.append(f"batch.{key}: a field name (dotted path allowed, no list index)")
+            ok = False
+    if not ok:
+        return None, None
+    assert isinstance(lst, str) and isinstance(answers, str)
+    if fmt != "json":
+        problems.append("batch: only JSON requests carry a list of actions")
+    prefix = f"{lst}.0."
+    carried = [o for o in ops if any(k.startswith(prefix) for k, _ in o.fields)]
+    batchable = [o for o in carried if o.op in (Op.BET, Op.WIN)]
+    where = f"batch (list = {lst!r})"
+    for o in carried:
+        if o.op not in (Op.BET, Op.WIN) and o.path in {b.path for b in batchable}:
+            problems.append(f"{where}: {o.op} on {o.path} also has fields under {prefix}; a batch carries bets and wins")
+    if not any(o.op is Op.BET for o in batchable) or not any(o.op is Op.WIN for o in batchable):
+        problems.append(f"{where}: needs a bet and a win operation with fields under {prefix} "
+                        f"(e.g. {prefix}action_id = \"tx_id\")")
+        return None, None
+    if len({(o.method, o.path) for o in batchable}) != 1:
+        problems.append(f"{where}: the operations with fields under {prefix} must share one path and method")
+    envelopes = {frozenset(k for k, _ in o.fields if not k.startswith(prefix)) for o in batchable}
+    if len(envelopes) != 1:
+        problems.append(f"{where}: the batchable operations must have the same fields outside {prefix}")
+    for o in batchable:
+        if not any(k.startswith(prefix) and src == "tx_id" for k, src in o.fields):
+            problems.append(f"{where}: {o.op} on {o.path} must carry tx_id inside the action ({prefix}...)")
+        if any(k == lst or (k.startswith(f"{lst}.") and not k.startswith(prefix)) for k, _ in o.fields):
+            problems.append(f"{where}: {o.op} on {o.path}: an action is {prefix}*; other entries of {lst} are not fields")
+    items = [repr(sorted((k, repr(c.value)) for k, c in o.fields if isinstance(c, Const) and k.startswith(prefix)))
+             for o in batchable]
+    if len(set(items)) != len(items):
+        problems.append(f"{where}: the constants inside each action (e.g. {prefix}action) must tell the "
+                        "batchable operations apart")
+    if not any(k.startswith(f"{answers}.0.") and src == "wallet_tx_id" for k, src in ok_fields):
+        problems.append(f"batch.answers: response.ok_fields must carry wallet_tx_id under {answers}.0. "
+                        "(one answer per action)")
+    return lst, answers
 
 
 def _wire_key(k: str) -> Any:
@@ -590,11 +665,7 @@ class DeclarativeDialect:
             reason = str(call.reason or WinReason.REGULAR)
             return o.values.get("reason", {}).get(reason, reason)
         if source == "round_closed":
-            closed = bool(call.round_closed)
-            table = o.values.get("round_closed")
-            if table is not None:
-                return table["true" if closed else "false"]
-            return ("true" if closed else "false") if self.spec.format == "form" else closed
+            return self._closed_out(o, bool(call.round_closed))
         if source == "request_id":
             return request_id(call)
         if source == "timestamp_ms":
@@ -606,11 +677,22 @@ class DeclarativeDialect:
             raise DialectError(f"{self.name}: a {call.op} needs {source}")
         return value
 
+    def _closed_out(self, o: Operation, closed: bool) -> Any:
+        table = o.values.get("round_closed")
+        if table is not None:
+            return table["true" if closed else "false"]
+        return ("true" if closed else "false") if self.spec.format == "form" else closed
+
+    def _doc(self, o: Operation, call: WalletCall, now: float) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        for key, src in o.fields:
+            _put(doc, key, src.value if isinstance(src, Const) else self._value(o, src, call, now))
+        return doc
+
     def encode_call(self, call: WalletCall, now: float) -> HttpRequest:
         s = self.spec
         o = self.operation_for(call)
         headers: dict[str, str] = {}
-        path = o.path
         if s.format == "form":
             params: list[tuple[str, str]] = []
             for key, src in o.fields:
@@ -622,11 +704,13 @@ class DeclarativeDialect:
             body = urlencode(params).encode()
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         else:
-            doc: dict[str, Any] = {}
-            for key, src in o.fields:
-                _put(doc, key, src.value if isinstance(src, Const) else self._value(o, src, call, now))
-            body = _dump(doc)
+            body = _dump(self._doc(o, call, now))
             headers["Content-Type"] = "application/json"
+        return self._signed(o, body, headers)
+
+    def _signed(self, o: Operation, body: bytes, headers: dict[str, str]) -> HttpRequest:
+        s = self.spec
+        path = o.path
         if s.scheme in ("hmac-sha256", "sha256-body-secret", "rsa-sha256"):
             assert s.sig_header is not None
             headers[s.sig_header] = self._sign_body(body, "provider")
@@ -637,6 +721,80 @@ class DeclarativeDialect:
                 assert s.sig_header is not None
                 headers[s.sig_header] = self.secret
         return HttpRequest(o.method, path, headers, body)
+
+    @property
+    def supports_batches(self) -> bool:
+        return self.spec.batch_list is not None
+
+    def encode_batch(self, calls: Sequence[WalletCall], now: float) -> HttpRequest:
+        s = self.spec
+        if s.batch_list is None:
+            raise DialectError(f"{self.name} carries one call per request")
+        if not calls:
+            raise DialectError("an empty batch")
+        if len(calls) == 1:
+            return self.encode_call(calls[0], now)
+        ops = [self.operation_for(c) for c in calls]
+        allowed = s.batchable()
+        for c, o in zip(calls, ops, strict=True):
+            if o not in allowed:
+                raise DialectError(f"{self.name}: a {c.op} cannot go in a batch")
+        if any(c.round_closed for c in calls[:-1]):
+            raise DialectError(f"{self.name}: only the last action of a batch may close the round")
+        docs = [self._doc(o, c, now) for o, c in zip(ops, calls, strict=True)]
+        merged = docs[-1]
+        for o, d in zip(ops, docs, strict=True):
+            for key, src in o.fields:
+                if s.in_item(key) or isinstance(src, Const) or src in ("round_closed", "request_id", "timestamp_ms",
+                                                                          "timestamp_s"):
+                    continue
+                if _get(d, key) != _get(merged, key):
+                    raise DialectError(f"{self.name}: the actions of one batch must agree on {key} ({src})")
+        _put(merged, s.batch_list, [_get(d, s.batch_list)[0] for d in docs])
+        return self._signed(ops[-1], _dump(merged), {"Content-Type": "application/json"})
+
+    def decode_batch_response(self, calls: Sequence[WalletCall], response: HttpResponse) -> list[Outcome]:
+        """One outcome per call.  The wire carries only the final balance: an earlier action gets
+        the balance the later ones imply.  On an error, the action it names is rejected; the ones
+        before it were applied and the ones after were not tried, but the answer gives neither
+        their ids nor balances, so they are Unknown (the provider rolls back or retries them)."""
+        s = self.spec
+        if len(calls) == 1:
+            return [self.decode_response(calls[0], response)]
+        overall = self.decode_response(calls[-1], response)
+        if isinstance(overall, Unknown):
+            return [overall] * len(calls)
+        data = json.loads(response.body, parse_float=Decimal)  # decode_response read it already
+        if isinstance(overall, Rejected):
+            named = next((_get(data, k) for k, src in s.error_fields if src == "tx_id"), None)
+            at = next((i for i, c in enumerate(calls) if c.tx_id == named), None)
+            if at is None:
+                return [Unknown(f"batch refused with {overall.code}; the answer does not say which action")] * len(calls)
+            return [*(Unknown(f"applied before action {at} was refused; the answer carries no result for it")
+                      for _ in range(at)),
+                    overall,
+                    *(Unknown(f"not tried: action {at} was refused") for _ in range(at + 1, len(calls)))]
+        assert s.batch_answers is not None
+        entries = _get(data, s.batch_answers)
+        if not isinstance(entries, list) or len(entries) != len(calls):
+            return [Unknown(f"a batch of {len(calls)} answered without one entry per action", response.status)] \
+                * len(calls)
+        outcomes: list[Outcome] = []
+        later = 0
+        for i in range(len(calls) - 1, -1, -1):
+            call = calls[i]
+            sub = copy.deepcopy(data)
+            _put(sub, s.batch_answers, [entries[i]])
+            one = self._ok(call, sub, response.status)
+            named = next((_get(sub, k) for k, src in s.ok_fields if src == "tx_id"), _MISSING)
+            if named is not _MISSING and named != call.tx_id:
+                one = Unknown(f"answer entry {i} is for {str(named)[:64]!r}, not {call.tx_id!r}", response.status)
+            if isinstance(one, Ok) and later:
+                one = Ok(Money(one.balance.minor - later, one.balance.currency), one.wallet_tx_id)
+            outcomes.append(one)
+            if call.amount is not None:
+                later += call.amount.minor if call.op is Op.WIN else -call.amount.minor
+        return outcomes[::-1]
 
     def decode_response(self, call: WalletCall, response: HttpResponse) -> Outcome:
         s = self.spec
@@ -706,6 +864,14 @@ class DeclarativeDialect:
 
     # -- wallet side ----------------------------------------------------------------------
     def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
+        decoded = self._decode(request, batch=False)
+        assert not isinstance(decoded, list)
+        return decoded
+
+    def decode_batch(self, request: HttpRequest, now: float) -> WalletCall | list[WalletCall] | Rejected:
+        return self._decode(request, batch=True)
+
+    def _decode(self, request: HttpRequest, batch: bool) -> WalletCall | list[WalletCall] | Rejected:
         s = self.spec
         path, _, query = request.path.partition("?")
         candidates = [o for o in s.operations if o.path == path]
@@ -732,12 +898,55 @@ class DeclarativeDialect:
                 params = [(k, v) for k, v in doc.items()]
                 if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._md5(params).encode()):
                     raise _Bad(ErrorCode.INVALID_SIGNATURE, f"{s.sig_param} does not match the parameters")
+            if s.batch_list is not None and any(o in s.batchable() for o in candidates):
+                actions = _get(doc, s.batch_list)
+                if isinstance(actions, list) and len(actions) > 1:
+                    if not batch:
+                        raise _Bad(ErrorCode.BAD_REQUEST, f"{len(actions)} actions in one request: "
+                                                          "this endpoint takes one")
+                    return self._batch_from(doc, actions)
             for o in candidates:
                 if o.method == request.method and all(_get(doc, k) == c.value for k, c in o.fields if isinstance(c, Const)):
                     return self._call_from(o, doc)
             raise _Bad(ErrorCode.BAD_REQUEST, f"no operation of {path[:64]} matches this body")
         except _Bad as bad:
             return Rejected(bad.code, bad.message)
+
+    def _batch_from(self, doc: dict[str, Any], actions: list[Any]) -> list[WalletCall]:
+        """The calls of a batch, in order.  Each action is decoded as a request of its own: the
+        envelope (everything outside the list) with that one action.  The envelope's round-closed
+        flag and constants are the last action's; an earlier action is read as not closing the round."""
+        s = self.spec
+        assert s.batch_list is not None
+        if len(actions) > MAX_BATCH:
+            raise _Bad(ErrorCode.BAD_REQUEST, f"more than {MAX_BATCH} actions in one request")
+        prefix = f"{s.batch_list}.0."
+        envelope = copy.deepcopy(doc)
+        _put(envelope, s.batch_list, [])
+        calls: list[WalletCall] = []
+        for i, item in enumerate(actions):
+            if not isinstance(item, dict):
+                raise _Bad(ErrorCode.BAD_REQUEST, f"{s.batch_list}[{i}] must be an object")
+            o = next((o for o in s.batchable()
+                      if all(_get(item, k[len(prefix):]) == c.value for k, c in o.fields
+                             if isinstance(c, Const) and k.startswith(prefix))), None)
+            if o is None:
+                raise _Bad(ErrorCode.BAD_REQUEST, f"{s.batch_list}[{i}] is not an action a batch carries")
+            sub = copy.deepcopy(envelope)
+            _put(sub, s.batch_list, [item])
+            if i < len(actions) - 1:
+                for key, src in o.fields:
+                    if key.startswith(prefix):
+                        continue
+                    if isinstance(src, Const):
+                        _put(sub, key, src.value)
+                    elif src == "round_closed":
+                        _put(sub, key, self._closed_out(o, False))
+            try:
+                calls.append(self._call_from(o, sub))
+            except _Bad as bad:
+                raise _Bad(bad.code, f"{s.batch_list}[{i}]: {bad.message}") from None
+        return calls
 
     def _parse(self, body: bytes) -> dict[str, Any]:
         if self.spec.format == "form":
@@ -839,13 +1048,8 @@ class DeclarativeDialect:
     def encode_response(self, call: WalletCall | None, outcome: Outcome) -> HttpResponse:
         s = self.spec
         if isinstance(outcome, Ok):
-            status_value = s.ok_value
-            if call is not None and outcome.replay and call.op in s.replay:
-                status_value = s.replay[call.op]
-            elif call is not None and call.op is Op.ROLLBACK and outcome.unknown_ref and s.rollback_unknown is not None:
-                status_value = s.rollback_unknown
             try:
-                doc = self._fill(s.ok_fields, call, outcome, status_value, "")
+                doc = self._fill(s.ok_fields, call, outcome, self._ok_status(call, outcome), "")
             except DialectError as exc:
                 # A balance the format cannot carry: no answer would be true; say "unknown, retry".
                 return self._error(call, s.unknown_codes[0], str(exc), 500)
@@ -854,6 +1058,34 @@ class DeclarativeDialect:
             code = outcome.code if outcome.code in s.codes else ErrorCode.BAD_REQUEST
             return self._error(call, s.codes[code], outcome.message, s.status_of(code))
         return self._error(call, s.unknown_codes[0], outcome.reason, 500)
+
+    def _ok_status(self, call: WalletCall | None, outcome: Ok) -> Any:
+        s = self.spec
+        if call is not None and outcome.replay and call.op in s.replay:
+            return s.replay[call.op]
+        if call is not None and call.op is Op.ROLLBACK and outcome.unknown_ref and s.rollback_unknown is not None:
+            return s.rollback_unknown
+        return s.ok_value
+
+    def encode_batch_response(self, calls: Sequence[WalletCall], outcomes: Sequence[Outcome]) -> HttpResponse:
+        """All applied: the last action's answer with one entry per action in the answers list.
+        Otherwise the answer of the action that failed (it names that action when the error
+        fields carry ``tx_id``); the actions before it stay applied, the ones after were not tried."""
+        s = self.spec
+        if not outcomes or len(outcomes) > len(calls):
+            raise ValueError("a batch answer needs one outcome per applied call")
+        last = outcomes[-1]
+        if len(outcomes) == 1 or not isinstance(last, Ok) or s.batch_answers is None:
+            return self.encode_response(calls[len(outcomes) - 1], last)
+        try:
+            docs = [self._fill(s.ok_fields, c, o, self._ok_status(c, o), "")
+                    for c, o in zip(calls, outcomes, strict=False) if isinstance(o, Ok)]
+        except DialectError as exc:
+            return self._error(calls[-1], s.unknown_codes[0], str(exc), 500)
+        doc = docs[-1]
+        entries = [_get(d, s.batch_answers) for d in docs]
+        _put(doc, s.batch_answers, [e[0] for e in entries if isinstance(e, list) and e])
+        return self._respond(200, doc)
 
     def _error(self, call: WalletCall | None, status_value: Any, message: str, http: int) -> HttpResponse:
         doc = self._fill(self.spec.error_fields, call, None, status_value, message)

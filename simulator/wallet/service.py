@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .. import dialects
-from ..calls import Op, Rejected, Unknown
+from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
 from ..codes import ErrorCode
 from ..dialects import Dialect, HttpRequest
 from ..dialects.canonical import MAX_BODY, CanonicalDialect
@@ -49,7 +49,11 @@ def protocol_handler(op: Op | None, other: Dialect | None = None) -> Callable[[w
             call = None
         else:
             req = HttpRequest(request.method, path, dict(request.headers), body)
-            decoded = dialect.decode_request(req, now)
+            batching = dialects.batching(dialect)
+            decoded = batching.decode_batch(req, now) if batching is not None else dialect.decode_request(req, now)
+            if isinstance(decoded, list):
+                assert batching is not None
+                return await _batch(app, batching, decoded, now, info)
             if isinstance(decoded, Rejected):
                 outcome, call = decoded, None
             else:
@@ -74,6 +78,35 @@ def protocol_handler(op: Op | None, other: Dialect | None = None) -> Callable[[w
         return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
 
     return handle
+
+
+async def _batch(app: web.Application, dialect: dialects.BatchDialect, calls: list[WalletCall], now: float,
+                 info: dict[str, object]) -> web.StreamResponse:
+    """Several calls in one request: applied in order, each under the normal rules (its own
+    transaction, idempotent by its own tx_id); the first that is not a success stops the rest."""
+    info["op"] = "batch:" + ",".join(str(c.op) for c in calls)
+    info["tx_id"] = ",".join(c.tx_id or "" for c in calls)
+    info["player_id"] = calls[0].player_id
+    outcomes: list[Outcome] = []
+    for call in calls:
+        try:
+            outcome: Outcome = await app[STORE].execute(call, now)
+        except StoreUnavailable as exc:
+            log.warning("store unavailable in a batch: %s", exc)
+            info["code"] = "UNAVAILABLE"
+            return error_response(ErrorCode.UNAVAILABLE, "storage unavailable: outcome unknown, retry")
+        except Exception:
+            log.exception("store failed in a batch")
+            outcome = Unknown("store failure")
+        outcomes.append(outcome)
+        if not isinstance(outcome, Ok):
+            if isinstance(outcome, Rejected):
+                info["code"] = str(outcome.code)
+            break
+    if all(getattr(o, "replay", False) for o in outcomes):
+        info["replay"] = True
+    resp = dialect.encode_batch_response(calls, outcomes)
+    return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
 
 
 @web.middleware
