@@ -7,7 +7,6 @@ exception the caller has to interpret.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,20 +29,29 @@ class WalletClient:
     timeout_s: float = 5.0
     clock: Callable[[], float] = time.time
     extra_headers: dict[str, str] = field(default_factory=dict)
+    _timeout: aiohttp.ClientTimeout | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _request_timeout(self) -> aiohttp.ClientTimeout:
+        """One ClientTimeout for every request (built again only if ``timeout_s`` is changed)."""
+        timeout = self._timeout
+        if timeout is None or timeout.total != self.timeout_s:
+            timeout = self._timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        return timeout
 
     async def exchange(self, call: WalletCall) -> Exchange:
         req = self.dialect.encode_call(call, self.clock())
         url = f"{self.base_url.rstrip('/')}/{req.path}"
+        # aiohttp copies the headers it is given, so the dialect's dict is passed as it is.
+        headers = {**req.headers, **self.extra_headers} if self.extra_headers else req.headers
         started = time.perf_counter()
         try:
             async with self.session.request(
-                req.method, url, data=req.body, headers={**req.headers, **self.extra_headers},
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                req.method, url, data=req.body, headers=headers, timeout=self._request_timeout(),
             ) as resp:
                 body = await resp.read()
                 status = resp.status
                 headers = dict(resp.headers)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:  # asyncio.TimeoutError is TimeoutError since 3.11
             return Exchange(call, Unknown("timeout"), _ms(started), req.body)
         except aiohttp.ClientError as exc:
             return Exchange(call, Unknown(f"{type(exc).__name__}: {exc}"), _ms(started), req.body)

@@ -14,13 +14,14 @@ import zlib
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from .calls import Ok, Outcome, Rejected, Unknown
-from .calls import Exchange
+from .calls import Exchange, Ok, Op, Outcome, Rejected, Unknown
 from .client import WalletClient
 from .faults import Delivery, FaultPlan
 from .ledger import Ledger
 from .rounds import Parallel, Send, Sleep, Step
 from .stats import RunStats
+
+_OP_NAMES = {op: str(op) for op in Op}
 
 
 def _result(outcome: Outcome) -> str:
@@ -46,7 +47,8 @@ class Driver:
         ex = await (client or self.client).exchange(send.call)
         self.ledger.end(token, send.call, ex.outcome, expect=send.expect, visible=visible, latency_ms=ex.latency_ms,
                         status=ex.status, response=ex.response_body)
-        self.stats.record(str(send.call.op), _result(ex.outcome), ex.latency_ms, int(time.monotonic() - self.started))
+        self.stats.record(_OP_NAMES[send.call.op], _result(ex.outcome), ex.latency_ms,
+                          int(time.monotonic() - self.started))
         return ex
 
     async def deliver(self, send: Send) -> Outcome:
@@ -94,7 +96,11 @@ class Driver:
             except StopIteration as stop:
                 return stop.value
             if isinstance(step, Send):
-                reply = await self.deliver(step)
+                if step.delivery is Delivery.NORMAL and not step.purpose.startswith("invalid:"):
+                    # What deliver() does for a plain call, one coroutine frame fewer per call.
+                    reply = (await self._one(step)).outcome
+                else:
+                    reply = await self.deliver(step)
             elif isinstance(step, Sleep):
                 if step.seconds > 0:
                     await asyncio.sleep(step.seconds)

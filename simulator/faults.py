@@ -92,12 +92,23 @@ class FaultPlan:
     late_win_delay_s: float = 0.0
 
     def delivery(self, rng: random.Random) -> Delivery:
+        # DELIVERY_FAULTS in order, unrolled (called for every call): the same draw, the same sums.
         roll = rng.random()
-        for kind in DELIVERY_FAULTS:
-            rate = getattr(self.rates, kind.value)
-            if roll < rate:
-                return kind
-            roll -= rate
+        r = self.rates
+        if roll < r.duplicate:
+            return Delivery.DUPLICATE
+        roll -= r.duplicate
+        if roll < r.concurrent_duplicate:
+            return Delivery.CONCURRENT_DUPLICATE
+        roll -= r.concurrent_duplicate
+        if roll < r.timeout:
+            return Delivery.TIMEOUT
+        roll -= r.timeout
+        if roll < r.lost_response:
+            return Delivery.LOST_RESPONSE
+        roll -= r.lost_response
+        if roll < r.retry_storm:
+            return Delivery.RETRY_STORM
         return Delivery.NORMAL
 
     def reorder(self, rng: random.Random) -> bool:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 from .calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
 from .codes import ErrorCode
@@ -49,6 +50,23 @@ class Evidence:
     status: int | None = None
     response: str | None = None
     visible: bool = True
+
+
+Seen: TypeAlias = tuple[WalletCall, Outcome, float | None, int | None, bytes | None, bool]
+"""One exchange as it happened: (call, outcome, latency_ms, status, response, visible).
+
+The ledger keeps every exchange but renders one (:func:`render`) only when a finding shows it:
+the call, the answer and the bytes are immutable, so the rendering is the same whenever it is done.
+"""
+
+
+def render(seen: Evidence | Seen) -> Evidence:
+    """The report's form of an exchange kept by the ledger."""
+    if isinstance(seen, Evidence):
+        return seen
+    call, outcome, latency_ms, status, response, visible = seen
+    return Evidence(_call_json(call), describe(outcome), None if latency_ms is None else round(latency_ms, 3),
+                    status, None if response is None else response[:500].decode("utf-8", "replace"), visible)
 
 
 @dataclass(slots=True)
@@ -83,7 +101,8 @@ class Tx:
     state: TxState
     delta: int
     wallet_tx_id: str | None = None
-    evidence: list[Evidence] = field(default_factory=list)
+    evidence: list[Seen] = field(default_factory=list)
+    """Every exchange of this transaction, rendered (:func:`render`) only when a finding shows it."""
     expect: ErrorCode | None = None
 
 
@@ -143,22 +162,25 @@ class Ledger:
     # -- set-up -----------------------------------------------------------------------
     def open(self, player_id: str, currency: str, balance: int) -> Book:
         """A player whose opening balance we know (provisioned, or read before play)."""
-        book = self.books.setdefault(player_id, Book(player_id))
+        book = self.book(player_id)
         book.currency = currency
         book.expected = balance
         return book
 
     def book(self, player_id: str) -> Book:
-        return self.books.setdefault(player_id, Book(player_id))
+        book = self.books.get(player_id)
+        if book is None:
+            book = self.books[player_id] = Book(player_id)
+        return book
 
     @property
     def anomaly_count(self) -> int:
         return sum(self.counts.values())
 
-    def flag(self, kind: Anomaly, player_id: str, message: str, evidence: list[Evidence]) -> None:
+    def flag(self, kind: Anomaly, player_id: str, message: str, evidence: Sequence[Evidence | Seen]) -> None:
         self.counts[kind] += 1
         if self.counts[kind] <= self.max_evidence_per_kind:
-            self.findings.append(Finding(kind, player_id, message, list(evidence)))
+            self.findings.append(Finding(kind, player_id, message, [render(e) for e in evidence]))
 
     # -- observation ------------------------------------------------------------------
     def begin(self, call: WalletCall, expect: ErrorCode | None = None) -> int:
@@ -204,8 +226,7 @@ class Ledger:
         response: bytes | None = None,
     ) -> None:
         """What came back for the call sent under ``token`` (``visible=False``: the provider never read it)."""
-        ev = Evidence(_call_json(call), describe(outcome), None if latency_ms is None else round(latency_ms, 3),
-                      status, None if response is None else response[:500].decode("utf-8", "replace"), visible)
+        ev: Seen = (call, outcome, latency_ms, status, response, visible)
         if call.player_id is None:  # authenticate: the player is in the answer
             if isinstance(outcome, Ok) and outcome.player_id:
                 book = self.book(outcome.player_id)
@@ -235,8 +256,8 @@ class Ledger:
             self._debit_credit(book, call, outcome, ev, solo)
 
     # -- rules ------------------------------------------------------------------------
-    def _check_reported(self, book: Book, ok: Ok, ev: Evidence, solo: bool, *, hint: Anomaly | None = None,
-                        hint_delta: int = 0, extra: list[Evidence] | None = None) -> None:
+    def _check_reported(self, book: Book, ok: Ok, ev: Seen, solo: bool, *, hint: Anomaly | None = None,
+                        hint_delta: int = 0, extra: list[Seen] | None = None) -> None:
         reported = ok.balance.minor
         book.last_reported = reported
         if reported < 0:
@@ -253,7 +274,7 @@ class Ledger:
                   [*(extra or []), ev])
         book.expected = reported  # judge what follows on its own, not as the same error again
 
-    def _debit_credit(self, book: Book, call: WalletCall, outcome: Outcome, ev: Evidence, solo: bool) -> None:
+    def _debit_credit(self, book: Book, call: WalletCall, outcome: Outcome, ev: Seen, solo: bool) -> None:
         assert call.tx_id is not None and call.amount is not None
         delta = -call.amount.minor if call.op is Op.BET else call.amount.minor
         tx = book.txs.get(call.tx_id)
@@ -289,7 +310,7 @@ class Ledger:
             book.expected += delta
         self._check_reported(book, outcome, ev, solo)
 
-    def _replay(self, book: Book, tx: Tx, outcome: Ok, ev: Evidence, solo: bool) -> None:
+    def _replay(self, book: Book, tx: Tx, outcome: Ok, ev: Seen, solo: bool) -> None:
         """An answer for a transaction already acknowledged: must be the original, with no new effect."""
         if outcome.wallet_tx_id != tx.wallet_tx_id:
             double = solo and not book.doubt and book.expected is not None and \
@@ -304,7 +325,7 @@ class Ledger:
         self._check_reported(book, outcome, ev, solo, hint=Anomaly.DOUBLE_APPLY, hint_delta=tx.delta,
                              extra=tx.evidence[:1])
 
-    def _refused(self, book: Book, tx: Tx, outcome: Rejected, ev: Evidence) -> None:
+    def _refused(self, book: Book, tx: Tx, outcome: Rejected, ev: Seen) -> None:
         call = tx.call
         assert call.tx_id is not None
         if tx.state is TxState.TOMBSTONED:
@@ -337,7 +358,7 @@ class Ledger:
                               ErrorCode.ROUND_CLOSED, ErrorCode.ROUND_NOT_FOUND, ErrorCode.PLAYER_NOT_FOUND):
             self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"valid bet refused with {outcome.code}", [ev])
 
-    def _rollback(self, book: Book, call: WalletCall, outcome: Outcome, ev: Evidence, solo: bool) -> None:
+    def _rollback(self, book: Book, call: WalletCall, outcome: Outcome, ev: Seen, solo: bool) -> None:
         assert call.tx_id is not None and call.ref_tx_id is not None
         rb = book.txs.get(call.tx_id)
         if rb is None:
@@ -392,7 +413,7 @@ class Ledger:
             self._check_reported(book, outcome, ev, solo, hint=Anomaly.ROLLBACK_APPLIED_TWICE, hint_delta=refund,
                                  extra=bet.evidence[:1])
 
-    def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, expect: ErrorCode, ev: Evidence,
+    def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, expect: ErrorCode, ev: Seen,
                  solo: bool) -> None:
         """A call the wallet must refuse with ``expect``."""
         mine = expect is not ErrorCode.DUPLICATE_MISMATCH and call.tx_id is not None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import gc
+import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -28,10 +29,10 @@ from .calls import Ok, Rejected, Unknown, WalletCall
 from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
 from .driver import Driver
+from .faults import FaultPlan
 from .ledger import Ledger
 from .money import CURRENCIES, currency
 from .players import PlayerProfile, choose_stake, make_players, think_time
-from .faults import FaultPlan
 from .rounds import (
     Parallel,
     RetryPolicy,
@@ -128,19 +129,53 @@ async def preflight(url: str, timeout: float = 3.0) -> None:
     writer.close()
 
 
+class StopSignal(asyncio.Event):
+    """The run's stop event; :meth:`pause` waits on it without a task of its own per wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pauses: set[asyncio.Future[None]] = set()
+
+    def set(self) -> None:
+        super().set()
+        for waiter in list(self._pauses):
+            _wake(waiter)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the run is stopped meanwhile."""
+        if self.is_set():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        timer = waiter.get_loop().call_later(seconds, _wake, waiter)
+        self._pauses.add(waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._pauses.discard(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Runner:
     def __init__(self, options: RunOptions) -> None:
         self.o = options
         self.s = options.scenario
         self.stats = RunStats()
         self.ledger = Ledger()
-        self.stop = asyncio.Event()
+        self.stop = StopSignal()
         self.seats: dict[str, Seat] = {}
         self.errors: list[str] = []
         self.sem = asyncio.Semaphore(max(1, options.concurrency))
         # Players are seated a few dozen at a time: queued ones wait here, not inside a client timeout.
         self.seating = asyncio.Semaphore(max(1, min(options.concurrency, 64)))
         self.unseated = 0
+        # The game mix, drawn from once per round: weights summed once (random.choices does the same sums).
+        self._kinds = [k for k, w in self.s.game_mix.items() if w > 0]
+        self._kind_cum_weights = list(itertools.accumulate(self.s.game_mix[k] for k in self._kinds))
 
     # -- players ----------------------------------------------------------------------
     def _profiles(self) -> list[tuple[int, PlayerProfile]]:
@@ -210,8 +245,7 @@ class Runner:
         return seat
 
     def _kind(self, rng: random.Random) -> str:
-        kinds = [k for k, w in self.s.game_mix.items() if w > 0]
-        return rng.choices(kinds, weights=[self.s.game_mix[k] for k in kinds])[0]
+        return rng.choices(self._kinds, cum_weights=self._kind_cum_weights)[0]
 
     def _think(self, profile: PlayerProfile, rng: random.Random) -> float:
         if self.s.think_time_ms is not None:
@@ -250,17 +284,14 @@ class Runner:
                     result = await driver.drive(play_round(ctx, plan))
                 assert isinstance(result, RoundOutcome)
                 self._count(result)
-                if result.refusal is ErrorCode.SESSION_EXPIRED:
-                    # The session ran out (perhaps waiting for a late win): relaunch the game.
-                    if admin is None or await self._relaunch(driver, admin, seat) is False:
-                        break
+                # The session ran out (perhaps waiting for a late win): relaunch the game.
+                if result.refusal is ErrorCode.SESSION_EXPIRED and (
+                        admin is None or await self._relaunch(driver, admin, seat) is False):
+                    break
             played += 1
             pause = self._think(profile, rng)
             if pause > 0:
-                try:
-                    await asyncio.wait_for(self.stop.wait(), pause)
-                except TimeoutError:
-                    pass
+                await self.stop.pause(pause)
 
     async def _relaunch(self, driver: Driver, admin: AdminClient, seat: Seat) -> bool:
         try:
@@ -306,10 +337,7 @@ class Runner:
                     await self._relaunch(driver, admin, ctx.seat)
             self.stats.rounds["live_rounds"] += 1
             played += 1
-            try:
-                await asyncio.wait_for(self.stop.wait(), self.s.live.window_ms / 1000)
-            except TimeoutError:
-                pass
+            await self.stop.pause(self.s.live.window_ms / 1000)
 
     # -- the run ----------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -387,10 +415,7 @@ class Runner:
                 break
             rounds = p.session_rounds if self.s.rounds is None else min(p.session_rounds, self.s.rounds)
             tasks.append(asyncio.create_task(self._player(driver, admin, i, p, rounds)))
-            try:
-                await asyncio.wait_for(self.stop.wait(), rng.expovariate(self.s.arrival_rate))
-            except TimeoutError:
-                pass
+            await self.stop.pause(rng.expovariate(self.s.arrival_rate))
 
     async def _until_done(self, tasks: list[asyncio.Task[None]], started: float) -> None:
         deadline = None if self.s.duration_s is None else started + self.s.duration_s
@@ -408,7 +433,7 @@ class Runner:
             # Rounds in progress finish (a round is never abandoned half-way); then we settle.
             pending = [t for t in tasks if not t.done()]
             if pending:
-                done, still = await asyncio.wait(pending, timeout=max(30.0, self.s.timeout_s * 4))
+                _, still = await asyncio.wait(pending, timeout=max(30.0, self.s.timeout_s * 4))
                 for t in still:
                     t.cancel()
             for t in tasks:
