@@ -16,7 +16,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from simulator import signing
+from simulator import dialects, signing
 from simulator.calls import Op, WalletCall, WinReason
 from simulator.codes import PROTOCOL_CODES, ErrorCode, http_status
 from simulator.dialects.canonical import FIELDS, call_to_json
@@ -135,7 +135,12 @@ def test_documented_paths_are_the_served_routes() -> None:
         for route in app.router.routes()
         if route.resource is not None and route.method != "HEAD"
     }
-    assert served == {(path, method) for path, method, _ in operations()}
+    # Other providers' wire formats are served under their own prefixes and listed, not described.
+    prefixes = document()["x-croupier-dialects"]
+    assert set(prefixes) == set(dialects.names()) - {"canonical"}
+    dialect_routes = {(f"{prefix}{{tail}}", "*") for prefix in prefixes.values()}
+    assert dialect_routes <= served
+    assert served - dialect_routes == {(path, method) for path, method, _ in operations()}
 
 
 # -- the schemas accept what the wallet speaks and refuse what it refuses ----------------

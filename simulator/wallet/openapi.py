@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import simulator
 
+from .. import dialects
 from ..calls import Op, WinReason
 from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..dialects.canonical import FIELDS, MAX_BODY, MAX_ID_LENGTH
@@ -655,8 +656,12 @@ def document() -> dict[str, Any]:
             "version": getattr(simulator, "__version__", "0.1.0"),
             "description": "The canonical croupier v1 wallet protocol under `/wallet/` (base URL "
             "`http://host:port/wallet`), the reference wallet's admin API under `/admin/`, and "
-            "health. PROTOCOL.md is the normative text.",
+            "health. PROTOCOL.md is the normative text. The reference wallet also serves every "
+            "built-in real-world dialect under `/wallet/<dialect>/` over the same store "
+            "(`x-croupier-dialects`); those are other providers' wire formats, mapped field by field "
+            "in docs/dialects.md, not described here.",
         },
+        "x-croupier-dialects": {name: f"/wallet/{name}/" for name in dialects.names() if name != "canonical"},
         "servers": [{"url": "/"}],
         "tags": [
             {"name": "wallet protocol", "description": "Signed JSON POST per operation; integer minor units."},
