@@ -192,13 +192,15 @@ class Ledger:
         token = next(self._tokens)
         if call.player_id is None:
             return token
-        book = self.book(call.player_id)
+        book = self.books.get(call.player_id) or self.book(call.player_id)
         key = call.tx_id or ""
-        for other, other_key in book.in_flight.items():
-            if other_key != key or not key:
-                book.overlapped.add(other)
-                book.overlapped.add(token)
-        book.in_flight[token] = key
+        in_flight = book.in_flight
+        if in_flight:  # most calls go out with nothing else of the player's in flight
+            for other, other_key in in_flight.items():
+                if other_key != key or not key:
+                    book.overlapped.add(other)
+                    book.overlapped.add(token)
+        in_flight[token] = key
         if call.tx_id and call.tx_id not in book.txs and call.op in (Op.BET, Op.WIN, Op.ROLLBACK):
             if call.op is Op.ROLLBACK:
                 assert call.ref_tx_id is not None
@@ -232,7 +234,7 @@ class Ledger:
                 book = self.book(outcome.player_id)
                 self._check_reported(book, outcome, ev, solo=not book.in_flight and not book.doubt)
             return
-        book = self.book(call.player_id)
+        book = self.books.get(call.player_id) or self.book(call.player_id)
         book.in_flight.pop(token, None)
         solo = token not in book.overlapped
         book.overlapped.discard(token)
