@@ -24,8 +24,8 @@ from .client import AdminClient
 from .report.html import render
 from .report.junit import junit_xml
 from .report.summary import print_summary
-from .runner import RunOptions, result_json, run
 from .runcmd import _progress
+from .runner import RunOptions, result_json, run
 from .wallet.http import WalletConfig
 from .wallet.service import make_app
 from .wallet.sqlite import SQLiteStore

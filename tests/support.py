@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import aiohttp
 from aiohttp import web
@@ -181,7 +182,7 @@ class WalletProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
-    def __enter__(self) -> WalletProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

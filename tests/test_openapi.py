@@ -21,10 +21,10 @@ from simulator.calls import Op, WalletCall, WinReason
 from simulator.codes import PROTOCOL_CODES, ErrorCode, http_status
 from simulator.dialects.canonical import FIELDS, call_to_json
 from simulator.money import CURRENCIES, INT64_MAX, Money
+from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
 from simulator.wallet.openapi import document
 from simulator.wallet.service import make_app
-from simulator.wallet.http import WalletConfig
 from tests.support import ADMIN_TOKEN, SECRET, serve_wallet
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -242,7 +242,7 @@ async def test_served_wallet_conforms() -> None:
             c.check("/healthz", "get", resp.status, await resp.json())
 
         players = "/admin/players"
-        assert (await c.admin("POST", players, players, dict(player_id="p1", currency="EUR", balance=1000)))[0] == 201
+        assert (await c.admin("POST", players, players, {"player_id": "p1", "currency": "EUR", "balance": 1000}))[0] == 201
         assert (await c.admin("POST", players, players, {"player_id": "p1", "currency": "EUR"}))[0] == 409
         assert (await c.admin("POST", players, players, {"player_id": "p2", "currency": "XXX"}))[0] == 400
         assert (await c.admin("GET", "/admin/players/p1", "/admin/players/{player_id}"))[0] == 200

@@ -25,7 +25,14 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from simulator.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall, WinReason
 from simulator.codes import http_status
@@ -366,8 +373,7 @@ class WalletMachine(RuleBasedStateMachine):
         """A jackpot that lands exactly on 2^63−1, or one unit over it (LIMIT_EXCEEDED)."""
         pid, tok = self.session(i)
         amount = INT64_MAX - self.model.players[pid].balance + 1 - below
-        if amount > INT64_MAX:
-            amount = INT64_MAX
+        amount = min(amount, INT64_MAX)
         call = WalletCall.win(
             self.fresh("win"), pid, tok, GAMES[0], self.fresh("jackpot"), self.money(pid, amount),
             WinReason.JACKPOT, closed,

@@ -118,13 +118,13 @@ def call_from_json(op: Op, data: Mapping[str, Any]) -> WalletCall:
         return WalletCall.authenticate(_id(data, "token"), _id(data, "game_id"))
     if op is Op.BALANCE:
         return WalletCall.balance(_id(data, "player_id"), _id(data, "session_token"))
-    common: dict[str, Any] = dict(
-        tx_id=_id(data, "tx_id"),
-        player_id=_id(data, "player_id"),
-        session_token=_id(data, "session_token"),
-        game_id=_id(data, "game_id"),
-        round_id=_id(data, "round_id"),
-    )
+    common: dict[str, Any] = {
+        "tx_id": _id(data, "tx_id"),
+        "player_id": _id(data, "player_id"),
+        "session_token": _id(data, "session_token"),
+        "game_id": _id(data, "game_id"),
+        "round_id": _id(data, "round_id"),
+    }
     if op is Op.ROLLBACK:
         return WalletCall(Op.ROLLBACK, ref_tx_id=_id(data, "ref_tx_id"), **common)
     amount = _amount(data)

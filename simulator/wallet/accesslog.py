@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+
 class JsonAccessLogger(AbstractAccessLogger):
     """Writes method, path, status, latency and what the wallet decided (op, code, replay)."""
 

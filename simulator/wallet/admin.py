@@ -25,8 +25,8 @@ from ..dialects.canonical import MAX_ID_LENGTH, _Bad, parse_object
 from ..money import CURRENCIES, INT64_MAX
 from .ggr import GgrReport
 from .http import CONFIG, STORE, error_response, read_bounded
-from .store import Store
 from .records import TX_COLUMNS, PlayerRow
+from .store import Store
 
 log = logging.getLogger("croupier.wallet.admin")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -212,7 +212,7 @@ async def transactions(request: web.Request) -> web.StreamResponse:
         if buf:
             await resp.write(b"".join(buf))
         await resp.write_eof()
-    except Exception:  # noqa: BLE001 - headers are out: end the transfer unfinished, never a 2nd response
+    except Exception:
         log.exception("transaction log stream failed")
         if request.transport is not None:
             request.transport.close()

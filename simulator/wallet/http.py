@@ -23,7 +23,7 @@ from .store import Store
 LOG_INFO: Any = web.RequestKey("croupier", dict) if hasattr(web, "RequestKey") else "croupier"
 
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
-CONFIG: web.AppKey["WalletConfig"] = web.AppKey("config", object)  # type: ignore[arg-type]
+CONFIG: web.AppKey[WalletConfig] = web.AppKey("config", object)  # type: ignore[arg-type]
 DIALECT: web.AppKey[Dialect] = web.AppKey("dialect", object)  # type: ignore[arg-type]
 
 

@@ -305,7 +305,7 @@ class SQLiteStore(RepoStore):
                 conn.execute("SAVEPOINT call")
                 try:
                     value = fn(repo)
-                except Exception as exc:  # noqa: BLE001 - the caller gets it as a 5xx
+                except Exception as exc:
                     conn.execute("ROLLBACK TO call")
                     conn.execute("RELEASE call")
                     log.exception("call failed inside the store")
@@ -314,7 +314,7 @@ class SQLiteStore(RepoStore):
                     conn.execute("RELEASE call")
                     results.append((fut, value, None))
             conn.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001 - nothing in the batch is durable: all unknown
+        except Exception as exc:
             log.exception("commit failed; %d calls answered as outcome unknown", len(batch))
             try:
                 conn.execute("ROLLBACK")
