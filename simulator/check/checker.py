@@ -179,6 +179,28 @@ class Checker:
             round_closed=bool(spec.get("closed", False)) if op is Op.WIN else None,
         )
 
+    def fits(self, specs: list[dict[str, Any]]) -> bool:
+        """Whether the dialect's wire can carry ``specs`` and every answer the model expects for them.
+
+        A currency or amount the wire cannot carry, or a success whose balance it cannot carry (in any
+        order of the calls, for calls sent at once), is a call the machine must not make there (a wire
+        with integers scaled by 100 000 never reaches the 64-bit limit). The canonical wire carries all."""
+        wire = self.conn.wire
+        for spec in specs:
+            code = spec.get("currency")
+            if code is not None and (code not in wire.limit or spec["amount"] > wire.limit[code]):
+                return False
+        if all(wire.full(c) for c in wire.currencies):
+            return True
+        now = self.clock()
+        for order in itertools.permutations(specs):
+            m = copy.deepcopy(self.model)
+            for spec in order:
+                m.apply(self.concrete(spec), now)
+                if any(p.balance > wire.limit.get(p.currency, INT64_MAX) for p in m.players.values()):
+                    return False
+        return True
+
     # -- steps ------------------------------------------------------------------------
     def execute(self, step: dict[str, Any]) -> Any:
         self.steps.append(step)

@@ -26,10 +26,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from ..money import INT64_MAX
 from .checker import MUTATIONS, Checker
 from .protocol import Violation
-from .target import Connection
+from .target import CheckError, Connection
+from .wire import CURRENCY_CODES, Wire
 
-CURRENCY_CODES = ("EUR", "JPY", "KWD", "USDT", "BTC")
-"""2, 0, 3, 6 and 8 decimals."""
 NORMAL_TTL = 3600
 MAX_PLAYERS = 3
 
@@ -167,6 +166,14 @@ class CheckMachine(RuleBasedStateMachine):
     def _player(self, i: int) -> str:
         return self.players[i % len(self.players)]
 
+    @property
+    def wire(self) -> Wire:
+        return self.ctx.conn.wire
+
+    def _limit(self, p: str) -> int:
+        """The largest balance and amount of ``p``'s currency the wire carries (2⁶³−1 on the canonical one)."""
+        return self.wire.limit[self.ck.currency(p)]
+
     def _round(self, rnd: str) -> str:
         return self.fresh("r") if rnd == "new" else rnd
 
@@ -175,20 +182,20 @@ class CheckMachine(RuleBasedStateMachine):
         if amount == "all":
             return balance
         if amount == "over":
-            return min(balance + 1, INT64_MAX)
+            return min(balance + 1, self._limit(p))
         if amount == "max":
-            return INT64_MAX
+            return self._limit(p)
         assert isinstance(amount, int)
         return amount
 
     def _payout(self, p: str, amount: int | str) -> int:
-        balance = self.ck.balance(p)
+        balance, limit = self.ck.balance(p), self._limit(p)
         if amount == "to-limit":
-            return INT64_MAX - balance
-        if amount == "past-limit":
+            return limit - balance
+        if amount == "past-limit":  # past the 64-bit limit: LIMIT_EXCEEDED (a narrower wire: skipped, see fits)
             return min(INT64_MAX - balance + 1, INT64_MAX)
         if amount == "max":
-            return INT64_MAX
+            return limit
         assert isinstance(amount, int)
         return amount
 
@@ -210,8 +217,9 @@ class CheckMachine(RuleBasedStateMachine):
         return f"{what} call {n}" if n else what
 
     def _send(self, spec: dict[str, Any], sign: str = "ok", note: str = "") -> None:
-        self.ck.call(spec, sign, note)
-        self._remember(spec)
+        if self.ck.fits([spec]):  # else a call the dialect's wire cannot carry (or whose answer it cannot)
+            self.ck.call(spec, sign, note)
+            self._remember(spec)
 
     def _remember(self, spec: dict[str, Any]) -> None:
         if spec["op"] != "balance" and spec["tx"] not in self.numbers:
@@ -234,6 +242,14 @@ class CheckMachine(RuleBasedStateMachine):
         return None
 
     def _add(self, currency: str, balance: int, suffix: str) -> None:
+        codes = self.wire.currencies
+        if not codes:
+            raise CheckError(f"the {self.ctx.conn.dialect.name} dialect carries none of {', '.join(CURRENCY_CODES)}")
+        if currency not in codes:  # a currency the wire cannot carry: another one (the same on every run)
+            currency = codes[CURRENCY_CODES.index(currency) % len(codes)]
+        limit = self.wire.limit[currency]
+        if balance > limit:  # 2^63-1 and 2^63-2: the largest balances the wire carries
+            balance = limit - (INT64_MAX - balance)
         alias = f"P{len(self.players) + 1}"
         sess = self.fresh("S")
         if self.ctx.admin:
@@ -265,7 +281,7 @@ class CheckMachine(RuleBasedStateMachine):
     @rule(i=INDEX, amount=st.integers(min_value=1, max_value=10_000))
     def deposit(self, i: int, amount: int) -> None:
         p = self._player(i)
-        if self.ck.balance(p) + amount <= INT64_MAX:
+        if self.ck.balance(p) + amount <= self._limit(p):
             self.ck.execute({"kind": "deposit", "player": p, "amount": amount})
 
     # -- money --------------------------------------------------------------------------
@@ -333,9 +349,10 @@ class CheckMachine(RuleBasedStateMachine):
         if what in ("amount", "currency") and op == "rollback":
             what = "op"
         if what == "amount":
-            s["amount"] = s["amount"] + delta if s["amount"] <= INT64_MAX - delta else s["amount"] - delta
+            limit = self.wire.limit.get(s["currency"], INT64_MAX)
+            s["amount"] = s["amount"] + delta if s["amount"] <= limit - delta else s["amount"] - delta
         elif what == "currency":
-            others = [c for c in CURRENCY_CODES if c != s["currency"]]
+            others = [c for c in self.wire.currencies if c != s["currency"]] or ["XTS"]
             s["currency"] = others[k % len(others)]
         elif what == "round":
             s["round"] = s["round"] + "x"
@@ -355,8 +372,9 @@ class CheckMachine(RuleBasedStateMachine):
             s["op"] = "bet"
         else:
             s = self._bet(s["player"], s["round"], delta, tx=s["tx"], session=s["session"])
-        self.ck.call(s, note=f"the tx_id of {self._note(spec, 'an earlier call').replace('call call', 'call')} "
-                                   f"with another {what}")
+        if self.ck.fits([s]):
+            self.ck.call(s, note=f"the tx_id of {self._note(spec, 'an earlier call').replace('call call', 'call')} "
+                                 f"with another {what}")
 
     @rule(i=INDEX, a=st.sampled_from(["bet", "win", "rollback", "replay"]),
           b=st.sampled_from(["bet", "win", "rollback", "replay"]), x=SMALL, y=SMALL, j=INDEX)
@@ -366,6 +384,8 @@ class CheckMachine(RuleBasedStateMachine):
         specs = [self._concurrent(p, a, x, j), self._concurrent(p, b, y, j + 1)]
         if specs[0]["tx"] == specs[1]["tx"]:
             specs[1] = self._bet(p, self.fresh("r"), y)
+        if not self.ck.fits(specs):
+            return
         self.ck.execute({"kind": "race", "calls": specs})
         for s in specs:
             self._remember(s)
@@ -392,6 +412,8 @@ class CheckMachine(RuleBasedStateMachine):
         elif what == "win":
             spec = self._win(p, self.fresh("r"), amount)
         spec = spec or self._bet(p, self.fresh("r"), amount)
+        if not self.ck.fits([spec]):
+            return
         self.ck.execute({"kind": "burst", "call": spec, "n": n})
         self._remember(spec)
 
@@ -419,7 +441,9 @@ class CheckMachine(RuleBasedStateMachine):
     def wrong_currency(self, i: int, op: str, k: int, amount: int) -> None:
         """A call in a currency that is not the player's: CURRENCY_MISMATCH."""
         p = self._player(i)
-        others = [c for c in CURRENCY_CODES if c != self.ck.currency(p)]
+        others = [c for c in self.wire.currencies if c != self.ck.currency(p)]
+        if not others:
+            return
         spec = self._bet(p, "r1", amount) if op == "bet" else self._win(p, "r1", amount)
         spec["currency"] = others[k % len(others)]
         self._send(spec, note="in another currency than the player's")
@@ -476,6 +500,10 @@ class CheckMachine(RuleBasedStateMachine):
           what=st.sampled_from(["bet", "win", "earlier"]), amount=SMALL)
     def bad_signature(self, i: int, j: int, mode: str, what: str, amount: int) -> None:
         """Signed with a wrong secret, an hour off, or not at all: INVALID_SIGNATURE, and nothing changes."""
+        if mode in ("stale", "future") and not self.wire.timed:
+            return  # the wire's signature binds no time: an hour-old one is as good as a fresh one
+        if mode == "unsigned" and not self.wire.unsigned:
+            return  # the signature is woven into the body: there is no request without it
         p = self._player(i)
         spec = self._earlier(j, ("bet", "win", "rollback"), True) if what == "earlier" else None
         if spec is None:

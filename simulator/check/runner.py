@@ -180,7 +180,11 @@ def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult)
                 raise
             _collect(exc, ctx, result)
             result.stopped_by = "counterexample"
-            break
+            if options.enough is None or options.enough(ctx.best) or ctx.out_of_budget():
+                break
+            # Not yet enough (a test or benchmark waits for one rule, or a shorter sequence): Hypothesis is
+            # done with this counterexample, so search on with the next seed for the rest of the shrink time;
+            # the shortest sequence seen per rule is what is reported.
         finally:
             result.examples = ctx.examples
         chunk += 1

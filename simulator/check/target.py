@@ -29,6 +29,7 @@ from ..calls import Ok, Op, Outcome, Unknown, WalletCall
 from ..client import AdminClient, AdminError, WalletClient
 from ..dialects import Dialect, HttpRequest, HttpResponse
 from ..runner import RunError, TestAccount, preflight
+from .wire import CURRENCY_CODES, Wire, wire_of, without_signature
 
 T = TypeVar("T")
 
@@ -99,6 +100,9 @@ class Connection:
     def __init__(self, target: Target, bridge: Bridge | None = None) -> None:
         self.target = target
         self.dialect: Dialect = dialects.get(target.dialect, target.secret)
+        self.wrong: Dialect = dialects.get(target.dialect, target.secret + "-not-the-secret")
+        """The same dialect keyed with a wrong secret (wrong signatures; what an unsigned call leaves out)."""
+        self._wire: Wire | None = None
         self.bridge: Bridge | None = bridge
         """Given: a bridge the caller owns (a test may serve its wallet on the same loop); else our own."""
         self.own_bridge = bridge is None
@@ -130,10 +134,9 @@ class Connection:
         await preflight(t.wallet_url)
         connector = aiohttp.TCPConnector(limit=64, limit_per_host=0)
         self.session = aiohttp.ClientSession(connector=connector)
-        wrong = dialects.get(t.dialect, t.secret + "-not-the-secret")
         self.clients = {
             "ok": WalletClient(t.wallet_url, self.dialect, self.session, t.timeout_s),
-            "wrong-secret": WalletClient(t.wallet_url, wrong, self.session, t.timeout_s),
+            "wrong-secret": WalletClient(t.wallet_url, self.wrong, self.session, t.timeout_s),
             "stale": WalletClient(t.wallet_url, self.dialect, self.session, t.timeout_s,
                                   clock=lambda: time.time() - STALE_S),
             "future": WalletClient(t.wallet_url, self.dialect, self.session, t.timeout_s,
@@ -174,6 +177,20 @@ class Connection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def wire(self) -> Wire:
+        """What the dialect's wire can express (currencies, amounts, signature modes), probed once."""
+        if self._wire is None:
+            accounts = self.target.accounts or []
+            codes = (*CURRENCY_CODES, *dict.fromkeys(a.currency for a in accounts if a.currency not in CURRENCY_CODES))
+            wire = wire_of(self.dialect, self.wrong, codes)
+            for acc in accounts:
+                if acc.currency not in wire.limit:
+                    raise CheckError(f"test account {acc.player_id}: the {self.dialect.name} dialect cannot carry "
+                                     f"{acc.currency} amounts exactly")
+            self._wire = wire
+        return self._wire
+
     # -- protocol calls ---------------------------------------------------------------
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         assert self.bridge is not None, "connection not open"
@@ -186,12 +203,12 @@ class Connection:
         return Sent(ex.outcome, ex.status, ex.request_body, ex.response_body, sign)
 
     async def _unsigned(self, call: WalletCall) -> Sent:
-        """The dialect's request without the headers that carry its signature (they change with the secret)."""
+        """The dialect's request without what carries its signature (it changes with the secret)."""
         now = time.time()
-        signed = self.dialect.encode_call(call, now)
-        other = dialects.get(self.target.dialect, self.target.secret + "-other").encode_call(call, now)
-        headers = {k: v for k, v in signed.headers.items() if other.headers.get(k) == v}
-        return await self._post(HttpRequest(signed.method, signed.path, headers, signed.body), call, "unsigned")
+        req = without_signature(self.dialect.encode_call(call, now), self.wrong.encode_call(call, now))
+        if req is None:
+            raise CheckError(f"the {self.dialect.name} dialect cannot send a request without its signature")
+        return await self._post(req, call, "unsigned")
 
     async def _post(self, req: HttpRequest, call: WalletCall, sign: str) -> Sent:
         assert self.session is not None
