@@ -143,3 +143,20 @@ def test_players_file_mode_in_a_dialect(wallets: dict[str, str], tmp_path: Path)
             return auth.outcome.balance.minor
 
     assert all(asyncio.run(balance(p, t)) >= 0 for p, t, _ in rows)
+
+
+@pytest.mark.parametrize("minor", [0, 1, 1000])
+def test_an_account_in_a_currency_the_wire_cannot_carry_is_refused_alike(minor: int) -> None:
+    """Regression (found by check in form-md5): a KWD account's authenticate was 200 at a balance of 0.000
+    or 1.000 KWD and HTTP 500 "unknown, retry" at 0.001 KWD; it is CURRENCY_MISMATCH whatever the balance."""
+    from simulator.calls import Rejected
+    from simulator.codes import ErrorCode
+    from simulator.money import Money
+
+    d = dialects.get("form-md5", SECRET)
+    call = WalletCall.authenticate("launch", "g1")
+    resp = d.encode_response(call, Ok(Money.of(minor, "KWD"), player_id="p", session_token="s"))
+    out = d.decode_response(call, resp)
+    assert isinstance(out, Rejected) and out.code is ErrorCode.CURRENCY_MISMATCH, (resp.status, resp.body)
+    assert isinstance(d.decode_response(call, d.encode_response(call, Ok(Money.of(minor, "EUR"), player_id="p",
+                                                                         session_token="s"))), Ok)

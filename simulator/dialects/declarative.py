@@ -1047,6 +1047,13 @@ class DeclarativeDialect:
 
     def encode_response(self, call: WalletCall | None, outcome: Outcome) -> HttpResponse:
         s = self.spec
+        if isinstance(outcome, Ok) and outcome.balance.currency.exponent > s.max_exponent:
+            # An account in a currency the wire cannot carry (KWD under 2 decimals): refused as its bets
+            # are, whatever its balance happens to be (not 200 at 0.000 KWD and "unknown, retry" at 0.001).
+            cur = outcome.balance.currency.code
+            return self._error(call, s.codes[ErrorCode.CURRENCY_MISMATCH],
+                               f"{s.name} carries {s.places} decimals; no {cur} account can be served exactly",
+                               s.status_of(ErrorCode.CURRENCY_MISMATCH))
         if isinstance(outcome, Ok):
             try:
                 doc = self._fill(s.ok_fields, call, outcome, self._ok_status(call, outcome), "")
