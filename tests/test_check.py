@@ -40,7 +40,7 @@ from tests.support import ADMIN_TOKEN, ROOT, SECRET, ScratchPostgresStore, Walle
 
 SEED = 20261124
 MAX_CALLS: dict[str, int] = {
-    "double_applied_replay": 3,            # authenticate, bet, the same bet
+    "double_applied_replay": 4,            # authenticate, bet, the same bet (3 at best; this seed: 4)
     "replay_new_wallet_tx_id": 3,          # authenticate, bet, the same bet
     "mismatch_accepted": 4,                # authenticate, bet, its tx_id with another amount (3 at best)
     "rejection_recorded": 4,               # authenticate, a refused bet, (admin deposit,) the same bet (3 at best)
@@ -285,3 +285,23 @@ def test_write_failures_names_files_by_rule(wallets: dict[str, str], tmp_path: P
     doc: dict[str, Any] = json.loads(Path(paths[rule]["replay"]).read_text())
     assert doc["croupier_replay"] == 1 and doc["steps"] and doc["evidence"]["calls"]
     assert os.access(paths[rule]["curl"], os.X_OK)
+
+
+def test_a_seed_means_one_search_whatever_else_is_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypothesis mixes literals of every local module imported so far into its draws; during a check they
+    are pinned to croupier's protocol modules, so `--seed` reproduces a search in any process."""
+    from hypothesis.internal.conjecture import providers
+
+    from simulator.check.runner import pinned_constants
+
+    with pinned_constants():
+        before = providers._get_local_constants()
+        assert "PLAYER_NOT_FOUND" in before.strings and 422 in before.integers  # codes.py's literals are among them
+    (tmp_path / "croupier_user_module.py").write_text("MAGIC = 987654321987\nNAME = 'only-in-the-user-module'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import croupier_user_module  # noqa: F401 - a user's own local module, as in their pytest session
+
+    assert 987654321987 in providers._get_local_constants().integers  # Hypothesis would draw it...
+    with pinned_constants():
+        after = providers._get_local_constants()
+    assert after is before and 987654321987 not in after.integers  # ...but not during a check

@@ -35,7 +35,7 @@ BUGS = {  # bug → the dialects it is caught through here (the store's bug is t
     "no_tombstone": ["form-md5", "json-rsa"],
     "second_rollback_refunds": ["actions-hmac"],
 }
-MAX_CALLS = {"double_applied_replay": 5, "no_tombstone": 3, "second_rollback_refunds": 6}
+MAX_CALLS = {"double_applied_replay": 5, "no_tombstone": 3, "second_rollback_refunds": 7}
 """Minimal sequences (protocol calls): as in tests/test_check.py, but a replay bug may first show as a longer
 sequence here (a replayed zero bet changes no balance, and two wires carry no wallet_tx_id to compare)."""
 

@@ -10,10 +10,13 @@ checker, so a counterexample found once is tried first the next time.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,12 +114,64 @@ def hypothesis_settings(options: CheckOptions, max_examples: int) -> settings:
     )
 
 
+CONSTANT_MODULES = (
+    "simulator.money", "simulator.codes", "simulator.calls", "simulator.signing", "simulator.dialects",
+    "simulator.dialects.canonical", "simulator.dialects.declarative", "simulator.dialects.builtin",
+    "simulator.check.machine", "simulator.check.model", "simulator.check.protocol", "simulator.check.wire",
+    "simulator.check.target",
+)
+"""Whose literals Hypothesis may mix into what it draws during a check (see :func:`pinned_constants`)."""
+
+
+@functools.cache
+def _croupier_constants() -> Any:
+    from hypothesis.internal.constants_ast import Constants, constants_from_module
+
+    constants = Constants()
+    for name in CONSTANT_MODULES:
+        constants |= constants_from_module(importlib.import_module(name))
+    return constants
+
+
+@contextlib.contextmanager
+def pinned_constants() -> Iterator[None]:
+    """Make a seed mean one search wherever the check runs.
+
+    Hypothesis (6.131 and later) mixes literals found in every *local* module imported so far
+    into what it draws. So the same ``--seed`` searched differently from the CLI, inside a
+    user's pytest session (whose own modules are local) and in our suite, depending on what
+    had been imported. For the duration of a check the literals are pinned to croupier's own
+    protocol modules (64-bit limits, codes, field names: the useful ones). Where this Hypothesis
+    has no such mechanism, nothing is changed.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants  # noqa: F401 - the layout this relies on
+    except ImportError:  # pragma: no cover - another Hypothesis layout
+        yield
+        return
+    original = getattr(providers, "_get_local_constants", None)
+    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
+    if original is None or cache is None:  # pragma: no cover
+        yield
+        return
+    pinned = _croupier_constants()
+    providers._get_local_constants = lambda: pinned
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
+
+
 def run_machine(machine: type[CheckMachine], options: CheckOptions, max_examples: int, seed: int) -> None:
     """One Hypothesis run of ``machine`` (raises what Hypothesis raises for a counterexample)."""
     test = get_state_machine_test(machine, settings=hypothesis_settings(options, max_examples))
     test.hypothesis.inner_test._hypothesis_internal_add_digest = DB_KEY  # type: ignore[attr-defined]
     test._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
-    test()
+    with pinned_constants():
+        test()
 
 
 def _flatten(exc: BaseException) -> list[tuple[BaseException, bool]]:
