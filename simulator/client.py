@@ -8,7 +8,7 @@ exception the caller has to interpret.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,19 @@ import aiohttp
 import orjson
 
 from .calls import Exchange, Outcome, Unknown, WalletCall
-from .dialects import Dialect, HttpResponse
+from .dialects import Dialect, HttpResponse, batching
+
+
+@dataclass(frozen=True, slots=True)
+class BatchExchange:
+    """One request carrying several calls and what came back for each: the shared evidence."""
+
+    calls: tuple[WalletCall, ...]
+    outcome: tuple[Outcome, ...]
+    latency_ms: float
+    request_body: bytes = b""
+    status: int | None = None
+    response_body: bytes = b""
 
 
 @dataclass
@@ -57,6 +69,30 @@ class WalletClient:
             return Exchange(call, Unknown(f"{type(exc).__name__}: {exc}"), _ms(started), req.body)
         outcome = self.dialect.decode_response(call, HttpResponse(status, headers, body))
         return Exchange(call, outcome, _ms(started), req.body, status, body)
+
+    async def exchange_batch(self, calls: Sequence[WalletCall]) -> BatchExchange:
+        """``calls`` in one request (the dialect must batch: :func:`simulator.dialects.batching`)."""
+        dialect = batching(self.dialect)
+        assert dialect is not None, f"dialect {self.dialect.name} does not batch"
+        calls = tuple(calls)
+        req = dialect.encode_batch(calls, self.clock())
+        url = f"{self.base_url.rstrip('/')}/{req.path}"
+        headers = {**req.headers, **self.extra_headers} if self.extra_headers else req.headers
+        started = time.perf_counter()
+        try:
+            async with self.session.request(
+                req.method, url, data=req.body, headers=headers, timeout=self._request_timeout(),
+            ) as resp:
+                body = await resp.read()
+                status = resp.status
+                headers = dict(resp.headers)
+        except TimeoutError:
+            return BatchExchange(calls, tuple(Unknown("timeout") for _ in calls), _ms(started), req.body)
+        except aiohttp.ClientError as exc:
+            unknown = Unknown(f"{type(exc).__name__}: {exc}")
+            return BatchExchange(calls, tuple(unknown for _ in calls), _ms(started), req.body)
+        outcomes = tuple(dialect.decode_batch_response(calls, HttpResponse(status, headers, body)))
+        return BatchExchange(calls, outcomes, _ms(started), req.body, status, body)
 
     async def send(self, call: WalletCall) -> Outcome:
         return (await self.exchange(call)).outcome

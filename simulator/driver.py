@@ -15,13 +15,20 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from .calls import Exchange, Ok, Op, Outcome, Rejected, Unknown
-from .client import WalletClient
+from .client import BatchExchange, WalletClient
 from .faults import Delivery, FaultPlan
 from .ledger import Ledger
-from .rounds import Parallel, Send, Sleep, Step
+from .rounds import Batch, Parallel, Send, Sleep, Step
 from .stats import RunStats
 
 _OP_NAMES = {op: str(op) for op in Op}
+
+
+def _unknown(outcome: Outcome | tuple[Outcome, ...]) -> bool:
+    """No definitive answer: for a batch, not one action answered."""
+    if isinstance(outcome, tuple):
+        return all(isinstance(o, Unknown) for o in outcome)
+    return isinstance(outcome, Unknown)
 
 
 def _result(outcome: Outcome) -> str:
@@ -40,7 +47,7 @@ class Driver:
     faults: FaultPlan
     bad_signer: WalletClient | None = None
     started: float = field(default_factory=time.monotonic)
-    background: set[asyncio.Task[Exchange]] = field(default_factory=set)
+    background: set[asyncio.Task[Exchange] | asyncio.Task[BatchExchange]] = field(default_factory=set)
 
     async def _one(self, send: Send, *, visible: bool = True, client: WalletClient | None = None) -> Exchange:
         token = self.ledger.begin(send.call, send.expect)
@@ -49,6 +56,20 @@ class Driver:
                         status=ex.status, response=ex.response_body)
         self.stats.record(_OP_NAMES[send.call.op], _result(ex.outcome), ex.latency_ms,
                           int(time.monotonic() - self.started))
+        return ex
+
+    async def _batch(self, batch: Batch, *, visible: bool = True, client: WalletClient | None = None) -> BatchExchange:
+        """One request for several calls; the ledger judges each as its own call, with the shared exchange."""
+        tokens = self.ledger.begin_batch(batch.calls)
+        ex = await (client or self.client).exchange_batch(batch.calls)
+        refused = False
+        last = len(tokens) - 1
+        for i, (token, call, outcome) in enumerate(zip(tokens, batch.calls, ex.outcome, strict=True)):
+            self.ledger.end(token, call, outcome, visible=visible, latency_ms=ex.latency_ms, status=ex.status,
+                            response=ex.response_body, not_tried=refused, inner=i < last)
+            refused = refused or isinstance(outcome, Rejected)
+        shown = next((o for o in ex.outcome if isinstance(o, Rejected)), ex.outcome[-1])
+        self.stats.record("batch", _result(shown), ex.latency_ms, int(time.monotonic() - self.started))
         return ex
 
     async def deliver(self, send: Send) -> Outcome:
@@ -87,6 +108,39 @@ class Driver:
                 return Unknown("provider stopped waiting (fault)")
         raise AssertionError(f"unknown delivery {d}")  # pragma: no cover
 
+    async def _deliver_batch(self, batch: Batch) -> tuple[Outcome, ...]:
+        """A batch is one request: the faults apply to it as to any (a bad signature never goes batched)."""
+        d = batch.delivery
+        if d is not Delivery.NORMAL:
+            self.stats.faults[str(d)] += 1
+        if d is Delivery.NORMAL or d is Delivery.BAD_SIGNATURE:
+            return (await self._batch(batch)).outcome
+        if d is Delivery.DUPLICATE:
+            first = await self._batch(batch)
+            await self._batch(batch)
+            return first.outcome
+        if d in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
+            n = 2 if d is Delivery.CONCURRENT_DUPLICATE else max(2, self.faults.storm_size)
+            exchanges = await asyncio.gather(*(self._batch(batch) for _ in range(n)))
+            for ex in exchanges:
+                if not _unknown(ex.outcome):
+                    return ex.outcome
+            return exchanges[0].outcome
+        unknown = tuple(Unknown(f"{d} (fault)") for _ in batch.calls)
+        if d is Delivery.LOST_RESPONSE:
+            await self._batch(batch, visible=False)
+            return unknown
+        if d is Delivery.TIMEOUT:
+            deadline = self.faults.deadline_ms(random.Random(zlib.crc32((batch.calls[0].tx_id or "").encode()))) / 1000
+            task = asyncio.ensure_future(self._batch(batch))
+            try:
+                return (await asyncio.wait_for(asyncio.shield(task), deadline)).outcome
+            except TimeoutError:
+                self.background.add(task)
+                task.add_done_callback(self.background.discard)
+                return unknown
+        raise AssertionError(f"unknown delivery {d}")  # pragma: no cover
+
     async def drive(self, gen: Generator[Step, object, object]) -> object:
         """Run a round generator to its end and return its result."""
         reply: object = None
@@ -101,6 +155,8 @@ class Driver:
                     reply = (await self._one(step)).outcome
                 else:
                     reply = await self.deliver(step)
+            elif isinstance(step, Batch):
+                reply = await self._deliver_batch(step)
             elif isinstance(step, Sleep):
                 if step.seconds > 0:
                     await asyncio.sleep(step.seconds)

@@ -19,6 +19,8 @@ from .players import PlayerProfile, choose_stake
 from .rounds import Seat
 
 LIVE_GAME_ID: Final = "live-roulette"
+INSTANT_KINDS: Final = frozenset({"slot", "roulette", "crash"})
+"""Single-player games whose win is known when the bet is placed (a batching dialect sends both at once)."""
 
 _jackpot: JackpotGame | None = None
 

@@ -123,6 +123,8 @@ class Book:
     in_flight: dict[int, str] = field(default_factory=dict)
     """token → tx_id (or "" for balance/authenticate)."""
     overlapped: set[int] = field(default_factory=set)
+    batch_of: dict[int, int] = field(default_factory=dict)
+    """token → the first token of its batch, for calls sent together in one request (not overlapping)."""
     tainted: bool = False
     """An accepted invalid call moved money we cannot account for: stop judging balances."""
     last_reported: int | None = None
@@ -183,7 +185,21 @@ class Ledger:
             self.findings.append(Finding(kind, player_id, message, [render(e) for e in evidence]))
 
     # -- observation ------------------------------------------------------------------
-    def begin(self, call: WalletCall, expect: ErrorCode | None = None) -> int:
+    def begin_batch(self, calls: Sequence[WalletCall]) -> list[int]:
+        """Calls about to be sent in one request; the tokens to pass to :meth:`end`, one per call.
+
+        The wallet applies them in order, one after the other: they do not overlap each other
+        (each still overlaps whatever else of the player's is in flight).  End them in order:
+        only the last call's balance is on the wire (``end(..., inner=True)`` for the others)."""
+        tokens: list[int] = []
+        for call in calls:
+            tokens.append(self.begin(call, batch=tokens[0] if tokens else None))
+            if call.player_id is not None:
+                book = self.books[call.player_id]
+                book.batch_of[tokens[-1]] = tokens[0]
+        return tokens
+
+    def begin(self, call: WalletCall, expect: ErrorCode | None = None, *, batch: int | None = None) -> int:
         """A call is about to be sent; returns the token to pass to :meth:`end`.
 
         A money call is in doubt from the moment it is sent: its answer may come
@@ -196,8 +212,9 @@ class Ledger:
         key = call.tx_id or ""
         in_flight = book.in_flight
         if in_flight:  # most calls go out with nothing else of the player's in flight
+            batch_of = book.batch_of
             for other, other_key in in_flight.items():
-                if other_key != key or not key:
+                if (other_key != key or not key) and (batch is None or batch_of.get(other) != batch):
                     book.overlapped.add(other)
                     book.overlapped.add(token)
         in_flight[token] = key
@@ -226,8 +243,15 @@ class Ledger:
         latency_ms: float | None = None,
         status: int | None = None,
         response: bytes | None = None,
+        not_tried: bool = False,
+        inner: bool = False,
     ) -> None:
-        """What came back for the call sent under ``token`` (``visible=False``: the provider never read it)."""
+        """What came back for the call sent under ``token`` (``visible=False``: the provider never read it).
+
+        ``not_tried``: a call of a batch after the one the wallet refused; the wallet says it did
+        not try it, so like a refused call it has no effect (a wallet that applied it all the same
+        shows it in the balances that follow).  ``inner``: a call of a batch before its last one;
+        the balance the answer implies for it is derived, not reported, so it is not judged."""
         ev: Seen = (call, outcome, latency_ms, status, response, visible)
         if call.player_id is None:  # authenticate: the player is in the answer
             if isinstance(outcome, Ok) and outcome.player_id:
@@ -236,8 +260,18 @@ class Ledger:
             return
         book = self.books.get(call.player_id) or self.book(call.player_id)
         book.in_flight.pop(token, None)
-        solo = token not in book.overlapped
+        solo = token not in book.overlapped and not inner
         book.overlapped.discard(token)
+        if book.batch_of:
+            book.batch_of.pop(token, None)
+        if not_tried:
+            tx = book.txs.get(call.tx_id or "")
+            if tx is not None:
+                tx.evidence.append(ev)
+                if tx.state is TxState.DOUBT and call.op is not Op.ROLLBACK:
+                    tx.state = TxState.REFUSED
+                    book.doubt.pop(call.tx_id or "", None)
+            return
         if isinstance(outcome, Unknown) and outcome.status is not None and outcome.status < 500:
             self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id, f"unreadable answer: {outcome.reason}", [ev])
         if isinstance(outcome, Ok) and book.currency and outcome.balance.currency.code != book.currency:

@@ -43,7 +43,20 @@ class Parallel:
     rounds: tuple[Generator[Step, object, object], ...]
 
 
-Step = Send | Sleep | Parallel
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Send ``calls`` in one request (a batching dialect); the driver sends back one Outcome per call.
+
+    Delivered like a :class:`Send` (the same faults apply to the one request).  Reading the
+    answer: every call Ok; or one Rejected, the calls after it not tried and the ones before
+    it Unknown (their results are not on the wire); or all Unknown."""
+
+    calls: tuple[WalletCall, ...]
+    delivery: Delivery = Delivery.NORMAL
+    purpose: str = "batch"
+
+
+Step = Send | Batch | Sleep | Parallel
 RoundGen = Generator[Step, object, "RoundOutcome"]
 
 
@@ -153,6 +166,9 @@ class RoundContext:
     ids: TxIds
     faults: FaultPlan = field(default_factory=FaultPlan)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    batch: bool = False
+    """The dialect batches and the game is instant: a round whose win is known at the bet
+    sends both in one request (:func:`batch_phase`)."""
 
 
 def _seen(seat: Seat, outcome: object) -> None:
@@ -245,6 +261,58 @@ def win_phase(ctx: RoundContext, round_id: str, payouts: Sequence[PayoutLike], r
     return True
 
 
+def batchable(ctx: RoundContext, stakes: Sequence[int], payouts: Sequence[PayoutLike]) -> Pay | None:
+    """The one regular win (or the zero win) a one-bet round closes with, if it can go with its bet."""
+    if not ctx.batch or len(stakes) != 1:
+        return None
+    wins = [p for p in payouts if p.amount > 0]
+    if not wins:
+        return Pay(0, WinReason.REGULAR)
+    if len(wins) == 1 and wins[0].reason is WinReason.REGULAR:
+        return Pay(wins[0].amount, WinReason.REGULAR)
+    return None
+
+
+def batch_phase(ctx: RoundContext, round_id: str, stake: int, pay: Pay, result: RoundOutcome) -> Generator[
+        Step, object, list[WalletCall] | None]:
+    """The bet and the win that closes the round in one request, re-sent as it is until an answer.
+
+    Every action is idempotent by its own ``tx_id``, so the exact batch is re-sent while no
+    action has a definitive answer (a regular win cannot stand without its bet, and a rollback
+    of a bet whose round the win may have closed would be refused).  A refused bet: the win was
+    not tried and nothing stands.  A refused win: the bet may stand (not on the wire), so it is
+    rolled back as any bet without an answer.  Returns the bets that stand, or None."""
+    s = ctx.seat
+    bet = _bet(ctx, round_id, stake)
+    win = WalletCall.win(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, round_id,
+                         Money(pay.amount, s.currency), pay.reason, round_closed=True)
+    step = Batch((bet, win), ctx.faults.delivery(ctx.rng))
+    attempt = 1
+    while True:
+        outcomes = yield step
+        assert isinstance(outcomes, tuple) and len(outcomes) == 2
+        bet_out, win_out = outcomes
+        _seen(s, bet_out)
+        _seen(s, win_out)
+        if isinstance(bet_out, Ok) and isinstance(win_out, Ok):
+            result.staked += stake
+            result.paid += pay.amount
+            return [bet]
+        if isinstance(bet_out, Rejected):
+            result.status, result.refusal = "refused", bet_out.code
+            return None
+        if isinstance(win_out, Rejected):
+            acknowledged = yield from cancel(ctx, [bet])
+            result.status = "refused" if acknowledged else "unresolved"
+            return None
+        if attempt >= ctx.retry.max_attempts:
+            result.status = "unresolved"
+            return None
+        yield Sleep(ctx.retry.backoff(attempt, ctx.rng))
+        attempt += 1
+        step = Batch(step.calls, ctx.faults.delivery(ctx.rng), "batch:retry")
+
+
 def play_round(ctx: RoundContext, plan: PlanLike, round_id: str | None = None) -> RoundGen:
     """One round of a single-player game: bets, then wins, then perhaps an invalid call."""
     round_id = round_id or ctx.ids.round()
@@ -261,11 +329,17 @@ def play_round(ctx: RoundContext, plan: PlanLike, round_id: str | None = None) -
         result.status = "cancelled"
         result.notes.append("reorder")
         return result
-    bets = yield from bet_phase(ctx, round_id, stakes, result)
-    if bets is None:
-        return result
-    if not (yield from win_phase(ctx, round_id, plan.payouts, result)):
-        return result
+    pay = batchable(ctx, stakes, plan.payouts)
+    if pay is not None:
+        bets = yield from batch_phase(ctx, round_id, stakes[0], pay, result)
+        if bets is None:
+            return result
+    else:
+        bets = yield from bet_phase(ctx, round_id, stakes, result)
+        if bets is None:
+            return result
+        if not (yield from win_phase(ctx, round_id, plan.payouts, result)):
+            return result
     kind = ctx.faults.invalid(ctx.rng)
     if kind is not None:
         result.invalid = kind

@@ -25,12 +25,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import dialects, gameplay
-from .calls import Ok, Rejected, Unknown, WalletCall
+from .calls import Ok, Op, Rejected, Unknown, WalletCall
 from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
 from .driver import Driver
 from .faults import FaultPlan
-from .ledger import Ledger
+from .ledger import Book, Ledger, TxState
 from .money import CURRENCIES, currency
 from .players import PlayerProfile, choose_stake, make_players, think_time
 from .rounds import (
@@ -173,6 +173,8 @@ class Runner:
         # Players are seated a few dozen at a time: queued ones wait here, not inside a client timeout.
         self.seating = asyncio.Semaphore(max(1, min(options.concurrency, 64)))
         self.unseated = 0
+        self.batches = False
+        """The dialect carries a round's bet and win in one request (set when the run starts)."""
         # The game mix, drawn from once per round: weights summed once (random.choices does the same sums).
         self._kinds = [k for k, w in self.s.game_mix.items() if w > 0]
         self._kind_cum_weights = list(itertools.accumulate(self.s.game_mix[k] for k in self._kinds))
@@ -268,12 +270,15 @@ class Runner:
                 self.stats.rounds["player_broke"] += 1
                 break
             ctx = RoundContext(seat, "", rng, ids, self.s.faults, self.s.retry)
-            game_id, plan = gameplay.plan_single(self._kind(rng), rng, stake, seat.currency.code)
-            ctx.game_id = game_id
+            kind = self._kind(rng)
+            game_id, plan = gameplay.plan_single(kind, rng, stake, seat.currency.code)
+            ctx.game_id, ctx.batch = game_id, self.batches and kind in gameplay.INSTANT_KINDS
             if self.s.faults.concurrent_rounds(rng) and balance >= 2 * stake:
                 # Two tables open at once: two rounds of one player in flight together.
-                other_id, other_plan = gameplay.plan_single(self._kind(rng), rng, stake, seat.currency.code)
-                other = RoundContext(seat, other_id, random.Random(rng.random()), ids, self.s.faults, self.s.retry)
+                other_kind = self._kind(rng)
+                other_id, other_plan = gameplay.plan_single(other_kind, rng, stake, seat.currency.code)
+                other = RoundContext(seat, other_id, random.Random(rng.random()), ids, self.s.faults, self.s.retry,
+                                     batch=self.batches and other_kind in gameplay.INSTANT_KINDS)
                 self.stats.faults["concurrent_rounds"] += 1
                 async with self.sem:
                     results = await driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
@@ -363,6 +368,7 @@ class Runner:
         connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             dialect = dialects.get(self.o.dialect, self.o.secret)
+            self.batches = dialects.batching(dialect) is not None
             client = WalletClient(self.o.wallet_url, dialect, session, timeout_s=self.s.timeout_s)
             bad = WalletClient(self.o.wallet_url, dialects.get(self.o.dialect, self.o.secret + "-not-the-secret"),
                                session, timeout_s=self.s.timeout_s)
@@ -456,13 +462,15 @@ class Runner:
             doubtful = self.ledger.in_doubt()
             if not doubtful:
                 return 0
-            for book, tx in doubtful:
+            # Wins first: a batch's win that stands closed its round, and then its bet, which
+            # must have stood too, is settled by asking for it again (its rollback would be refused).
+            for book, tx in sorted(doubtful, key=lambda bt: bt[1].call.op is Op.BET):
                 seat = self.seats.get(book.player_id)
                 if seat is None:
                     continue
                 mine = ids.setdefault(seat.player_id, TxIds(f"{seat.player_id}-settle"))
                 ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), mine, calm, patient)
-                if tx.call.op == "bet":
+                if tx.call.op is Op.BET and (tx.expect is not None or not _closed_by_a_win(book, tx.call.round_id)):
                     call = WalletCall.rollback(ctx.ids.tx(), tx.call.tx_id or "", seat.player_id, seat.session_token,
                                                tx.call.game_id or "", tx.call.round_id or "")
                 else:
@@ -489,6 +497,12 @@ class Runner:
             self.errors.append(f"{player_id}: final balance read failed: {ex.outcome}")
 
 
+def _closed_by_a_win(book: Book, round_id: str | None) -> bool:
+    """Whether a win that closes round ``round_id`` stands (a batch's bet in doubt is then known to stand)."""
+    return any(t.call.op is Op.WIN and t.call.round_closed and t.call.round_id == round_id
+               and t.state is TxState.APPLIED for t in book.txs.values())
+
+
 def _both(a: Any, b: Any) -> Any:
     results = yield Parallel((a, b))
     return results
@@ -510,6 +524,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "elapsed_s": round(result.elapsed_s, 3),
         "players": result.players,
         "calls": dict(s.calls),
+        "batched": s.calls.get("batch", 0),
         "results": dict(s.results),
         "calls_per_s": round(sum(s.calls.values()) / result.elapsed_s, 1) if result.elapsed_s else 0.0,
         "rounds": dict(s.rounds),

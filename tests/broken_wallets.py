@@ -118,6 +118,17 @@ class RefusesLateWins(MemoryStore):
         return await super().execute(call, now)
 
 
+class RepaysReplayedWins(MemoryStore):
+    """(g) Knows a replayed bet but not a replayed win, and never closes a round: a win sent
+    again — alone, or inside a bet+win batch sent again (``actions-hmac``) — is paid again."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        if call.op is Op.WIN and call.tx_id:
+            self.repo.by_tx_id.pop(call.tx_id, None)
+            call = dataclasses.replace(call, round_closed=False)
+        return await super().execute(call, now)
+
+
 class FloatMoneyDialect(CanonicalDialect):
     """(f) Answers bets and wins with the balance in major units as a JSON float (12.34, not 1234)."""
 
@@ -149,6 +160,7 @@ BROKEN: dict[str, Broken] = {
     "second_rollback_refunds": Broken(SecondRollbackRefunds, frozenset({Anomaly.ROLLBACK_APPLIED_TWICE})),
     "refuses_late_wins": Broken(RefusesLateWins, frozenset({Anomaly.REFUSED_VALID_CALL})),
     "float_money": Broken(MemoryStore, frozenset({Anomaly.PROTOCOL_VIOLATION}), FloatMoneyDialect),
+    "repays_replayed_wins": Broken(RepaysReplayedWins, frozenset({Anomaly.DOUBLE_APPLY})),
 }
 
 

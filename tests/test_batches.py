@@ -10,6 +10,7 @@ nothing.  Every balance is read back from the admin API.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -287,3 +288,94 @@ async def test_bad_signatures_and_bad_bodies_change_nothing(served: Served) -> N
     assert await _state(served, "dan") == (1000, 0)
     status, data, _ = await _post(served, good)
     assert status == 200 and await _state(served, "dan") == (1150, 2)
+
+
+# -- 3. croupier run sends a round's bet and win in one play ------------------------------------
+
+
+def _run_options(sc: Any, base: str, run_id: str, seed: int = 5) -> Any:
+    from simulator.runner import RunOptions
+    from tests.support import ADMIN_TOKEN
+
+    return RunOptions(sc, f"{base}/wallet/actions-hmac", SECRET, dialect="actions-hmac", admin_url=base,
+                      admin_token=ADMIN_TOKEN, seed=seed, run_id=run_id)
+
+
+async def test_a_chaos_run_sends_batches_and_is_clean() -> None:
+    """Instant rounds go as one bet+win play, under every fault; the ledger finds nothing wrong."""
+    from simulator import scenario as scenarios
+    from simulator.runner import result_json, run
+    from simulator.wallet.memory import MemoryStore
+    from tests.test_runner import shrink, warm_players
+
+    sc = shrink(scenarios.load("chaos"), duration_s=1.5, players=6)
+    warm_players(sc, seed=5)
+    async with serve_wallet(MemoryStore()) as served:
+        result = await run(_run_options(sc, served.base, "batch-chaos"))
+        held = {pid: (await served.admin.player(pid))["balance"] for pid in result.ledger.books}
+    findings = [f"{f.kind}: {f.message}" for f in result.ledger.findings[:5]]
+    assert result.verdict == "pass" and result.ledger.anomaly_count == 0, findings
+    assert result.unsettled == 0 and not result.provision_errors
+    report = result_json(result)
+    assert report["batched"] == result.stats.calls["batch"] > 0
+    assert result.stats.results["batch:ok"] > 0
+    # Batches went through the faults too (one request each: duplicated, lost, timed out ...).
+    assert result.stats.faults["duplicate"] > 0 and result.stats.faults["timeout"] > 0
+    assert {pid: book.expected for pid, book in result.ledger.books.items()} == held
+
+
+async def test_non_batching_dialects_send_no_batch() -> None:
+    from simulator import scenario as scenarios
+    from simulator.runner import RunOptions, run
+    from simulator.wallet.memory import MemoryStore
+    from tests.support import ADMIN_TOKEN
+
+    sc = dataclasses.replace(scenarios.load("smoke"), duration_s=None, rounds=4, players=2, think_time_ms=(0, 5))
+    async with serve_wallet(MemoryStore()) as served:
+        result = await run(RunOptions(sc, f"{served.base}/wallet/token-query", SECRET, dialect="token-query",
+                                      admin_url=served.base, admin_token=ADMIN_TOKEN, seed=3, run_id="nobatch"))
+    assert result.verdict == "pass" and result.stats.calls["batch"] == 0 and result.stats.calls["bet"] > 0
+
+
+async def test_a_wallet_that_repays_a_replayed_batch_is_caught() -> None:
+    """Batches sent twice (duplicate delivery) to a wallet that pays a replayed win again: double_apply."""
+    from simulator.ledger import Anomaly
+    from simulator.runner import run
+    from tests.broken_wallets import make_broken_app, serve_app
+    from tests.test_runner import _broken_scenario
+
+    sc = _broken_scenario("duplicates", invalid=0.0, reorder=0.0)
+    async with serve_app(make_broken_app("repays_replayed_wins")) as base:
+        result = await run(_run_options(sc, base, "repays"))
+    assert result.stats.calls["batch"] > 0
+    assert result.verdict == "fail" and result.ledger.counts[Anomaly.DOUBLE_APPLY] > 0, \
+        [f"{f.kind}: {f.message}" for f in result.ledger.findings[:5]]
+    first = next(f for f in result.ledger.findings if f.kind is Anomaly.DOUBLE_APPLY)
+    assert first.evidence and any('"actions":[{"action":"bet"' in (e.response or "") or e.call["op"] == "win"
+                                  for e in first.evidence)
+
+
+def test_the_ledger_judges_a_batch_action_by_action() -> None:
+    """A refused bet's win was not tried: it has no effect (nothing left in doubt), and a wallet
+    that paid it all the same is caught by the next balance it reports."""
+    from simulator.ledger import Ledger
+
+    eur = currency("EUR")
+    ledger = Ledger()
+    ledger.open("p1", "EUR", 1000)
+    calls = [_bet("t1", 5000), _win("t2", 9000)]
+    tokens = ledger.begin_batch(calls)
+    refused = Rejected(ErrorCode.INSUFFICIENT_FUNDS, "no")
+    ledger.end(tokens[0], calls[0], refused, inner=True)
+    ledger.end(tokens[1], calls[1], Unknown("not tried"), not_tried=True)
+    assert ledger.anomaly_count == 0 and not ledger.in_doubt() and ledger.books["p1"].expected == 1000
+    # Both Ok in one answer: only the last balance is on the wire and judged.
+    calls = [_bet("t3", 100, rnd="r2"), _win("t4", 250, rnd="r2")]
+    tokens = ledger.begin_batch(calls)
+    ledger.end(tokens[0], calls[0], Ok(Money(900, eur), "w3"), inner=True)
+    ledger.end(tokens[1], calls[1], Ok(Money(1150, eur), "w4"))
+    assert ledger.anomaly_count == 0 and ledger.books["p1"].expected == 1150
+    # The wallet had paid t2 anyway: the next solo answer shows it.
+    bet = _bet("t5", 10, rnd="r3")
+    ledger.end(ledger.begin(bet), bet, Ok(Money(1150 - 10 + 9000, eur), "w5"))
+    assert ledger.anomaly_count == 1

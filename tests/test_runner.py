@@ -205,6 +205,8 @@ BROKEN_CASES: dict[str, Scenario] = {
     "refuses_late_wins": _broken_scenario("smoke", rounds=3, late_win=0.5, late_win_delay_s=1.2, session_ttl_s=1),
     # (f) float balances in bet and win answers
     "float_money": _broken_scenario("smoke", rounds=5),
+    # (g) replayed wins (tests/test_batches.py: the same bug through replayed bet+win batches)
+    "repays_replayed_wins": _broken_scenario("duplicates", invalid=0.0),
 }
 
 
