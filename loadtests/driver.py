@@ -1,11 +1,13 @@
 """The gevent driver: runs the core's round generators over Locust's fast HTTP client.
 
 The shape of :class:`simulator.inprocess.SyncDriver` and of the asyncio
-:class:`simulator.driver.Driver` — a round yields ``Send``, ``Sleep`` or ``Parallel``, the
-driver delivers each ``Send`` the way its fault says and feeds the ``Outcome`` back — with
-greenlets where the asyncio driver has tasks.  Every exchange goes to the process's ledger
-(even answers the provider "never read") and to Locust's statistics, named by operation,
-as a success or a failure:
+:class:`simulator.driver.Driver` — a round yields ``Send``, ``Batch``, ``Sleep`` or
+``Parallel``, the driver delivers each ``Send`` (or ``Batch``: several calls in one request,
+when the dialect batches) the way its fault says and feeds the ``Outcome`` (one per call of a
+batch) back — with greenlets where the asyncio driver has tasks.  Every exchange goes to the
+process's ledger (even answers the provider "never read"; each call of a batch as its own
+call, :meth:`simulator.ledger.Ledger.begin_batch`) and to Locust's statistics, named by
+operation (``batch`` for a batch), as a success or a failure:
 
 * ok, or a refusal that was due (``Send.expect``: an overdraft's ``INSUFFICIENT_FUNDS``, …),
   or one a provider meets in normal play (an expired session, a bet its rollback overtook):
@@ -27,11 +29,12 @@ from typing import TYPE_CHECKING, Any, Final
 import gevent
 from gevent.pool import Group
 
+from simulator import settlement
 from simulator.calls import Ok, Outcome, Rejected, Unknown, WalletCall
 from simulator.codes import ErrorCode
-from simulator.dialects import Dialect, HttpResponse
+from simulator.dialects import Dialect, HttpResponse, batching
 from simulator.faults import Delivery, FaultPlan
-from simulator.rounds import Parallel, RetryPolicy, RoundContext, Seat, Send, Sleep, Step, settle
+from simulator.rounds import Batch, Parallel, Seat, Send, Sleep, Step
 
 if TYPE_CHECKING:
     from .process import Croupier
@@ -110,6 +113,46 @@ class GeventDriver:
         self.c.publish_anomalies()
         return outcome
 
+    def _batch(self, batch: Batch, *, visible: bool = True) -> tuple[Outcome, ...]:
+        """Several calls in one request; the ledger judges each as its own call, with the shared exchange."""
+        ledger = self.c.ledger
+        dialect = batching(self.c.dialect)
+        assert dialect is not None, f"dialect {self.c.dialect.name} does not batch"
+        calls = batch.calls
+        tokens = ledger.begin_batch(calls)
+        req = dialect.encode_batch(calls, time.time())
+        started = time.perf_counter()
+        with self.http.request(req.method, f"{self.base}/{req.path}", name="batch", data=req.body,
+                               headers=req.headers, catch_response=True) as resp:
+            resp.request_meta["request_type"] = self.request_type
+            latency = (time.perf_counter() - started) * 1000
+            status = resp.status_code or None
+            body = b""
+            if not status:
+                error = getattr(resp, "error", None)
+                unknown = Unknown(type(error).__name__ if error is not None else "no response")
+                outcomes: tuple[Outcome, ...] = tuple(unknown for _ in calls)
+            else:
+                body = resp.content or b""
+                outcomes = tuple(dialect.decode_batch_response(
+                    calls, HttpResponse(status, dict(resp.headers.items() if resp.headers else ()), body)))
+            before = dict(ledger.counts)
+            refused, last = False, len(tokens) - 1
+            for i, (token, call, outcome) in enumerate(zip(tokens, calls, outcomes, strict=True)):
+                ledger.end(token, call, outcome, visible=visible, latency_ms=latency, status=status, response=body,
+                           not_tried=refused, inner=i < last)
+                refused = refused or isinstance(outcome, Rejected)
+            flagged = [str(k) for k, n in ledger.counts.items() if n > before[k]]
+            shown = next((o for o in outcomes if isinstance(o, Rejected)), outcomes[-1])
+            why = judge(shown, None, flagged)
+            if why is None:
+                resp.success()
+            else:
+                resp.failure(why)
+        self.c.count_call("batch", label(shown))
+        self.c.publish_anomalies()
+        return outcomes
+
     # -- deliveries -----------------------------------------------------------------------
     def deliver(self, send: Send) -> Outcome:
         d = send.delivery
@@ -148,6 +191,40 @@ class GeventDriver:
             return Unknown("provider stopped waiting (fault)")
         raise AssertionError(f"unknown delivery {d}")  # pragma: no cover
 
+    def deliver_batch(self, batch: Batch) -> tuple[Outcome, ...]:
+        """A batch is one request: the faults apply to it as to any (a bad signature never goes batched)."""
+        d = batch.delivery
+        if d is not Delivery.NORMAL:
+            self.c.faults[str(d)] += 1
+        if d is Delivery.NORMAL or d is Delivery.BAD_SIGNATURE:
+            return self._batch(batch)
+        if d is Delivery.DUPLICATE:
+            first = self._batch(batch)
+            self._batch(batch)
+            return first
+        if d in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
+            n = 2 if d is Delivery.CONCURRENT_DUPLICATE else max(2, self.c.scenario.faults.storm_size)
+            copies = [gevent.spawn(self._batch, batch) for _ in range(n)]
+            gevent.joinall(copies, raise_error=True)
+            answers: list[tuple[Outcome, ...]] = [g.value for g in copies]
+            return next((a for a in answers if not all(isinstance(o, Unknown) for o in a)), answers[0])
+        unknown = tuple(Unknown(f"{d} (fault)") for _ in batch.calls)
+        if d is Delivery.LOST_RESPONSE:
+            self._batch(batch, visible=False)
+            return unknown
+        if d is Delivery.TIMEOUT:
+            faults: FaultPlan = self.c.scenario.faults
+            deadline = faults.deadline_ms(random.Random(zlib.crc32((batch.calls[0].tx_id or "").encode()))) / 1000
+            g = gevent.spawn(self._batch, batch)
+            g.join(deadline)
+            if g.ready():
+                outcomes: tuple[Outcome, ...] = g.get()
+                return outcomes
+            self.background.add(g)
+            g.link(self.background.discard)
+            return unknown
+        raise AssertionError(f"unknown delivery {d}")  # pragma: no cover
+
     def drive(self, gen: Generator[Step, object, object]) -> object:
         """Run a round generator to its end and return its result."""
         reply: object = None
@@ -158,6 +235,8 @@ class GeventDriver:
                 return stop.value
             if isinstance(step, Send):
                 reply = self.deliver(step)
+            elif isinstance(step, Batch):
+                reply = self.deliver_batch(step)
             elif isinstance(step, Sleep):
                 if step.seconds > 0:
                     gevent.sleep(step.seconds)
@@ -177,28 +256,20 @@ class GeventDriver:
 
     # -- the end of a player ----------------------------------------------------------------
     def settle_in_doubt(self, seats: dict[str, Seat]) -> int:
-        """Settle these players' calls still in doubt as a provider must (PROTOCOL.md): roll bets
-        back, re-send wins and rollbacks, each until answered.  Returns what is still in doubt.
+        """Settle these players' calls still in doubt as a provider must (PROTOCOL.md): wins and
+        rollbacks re-sent, then bets rolled back (or asked again when a standing win closed their
+        round), each until answered.  Returns what is still in doubt.
 
-        The same steps as the asyncio runner's end of run (``Runner._settle``), on the core's
-        ``settle`` generator, with patient retries and no injected faults."""
-        patient = RetryPolicy(max_attempts=20, base_s=0.05, cap_s=2.0)
-        calm = FaultPlan()
+        The same rule as the asyncio runner's end of run (``Runner._settle``): the steps come
+        from :mod:`simulator.settlement`."""
         for _ in range(3):
             doubtful = [(b, tx) for b, tx in self.c.ledger.in_doubt() if b.player_id in seats]
             if not doubtful:
                 return 0
-            for book, tx in doubtful:
+            for book, tx in settlement.in_order(doubtful):
                 seat = seats[book.player_id]
-                ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), self.c.settle_ids(seat.player_id),
-                                   calm, patient)
-                if tx.call.op == "bet":
-                    call = WalletCall.rollback(ctx.ids.tx(), tx.call.tx_id or "", seat.player_id, seat.session_token,
-                                               tx.call.game_id or "", tx.call.round_id or "")
-                else:
-                    call = tx.call
                 self.c.rounds["settled_at_end"] += 1
-                self.drive(settle(ctx, Send(call, purpose="settle")))
+                self.drive(settlement.settlement(book, tx, seat, self.c.settle_ids(seat.player_id)))
             self.quiesce()
         return len([1 for b, _ in self.c.ledger.in_doubt() if b.player_id in seats])
 

@@ -77,6 +77,8 @@ class Croupier:
         self.bad_dialect = dialects.get(settings.dialect, settings.secret + "-not-the-secret")
         for d in (self.dialect, self.bad_dialect):  # derive json-rsa's development keys before users start
             getattr(d, "warm", lambda: None)()
+        self.batches = dialects.batching(self.dialect) is not None
+        """The dialect carries an instant round's bet and closing win in one request (as in ``croupier run``)."""
         self.calls: Counter[str] = Counter()
         self.results: Counter[str] = Counter()
         self.rounds: Counter[str] = Counter()

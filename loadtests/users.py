@@ -254,13 +254,14 @@ class WalletPlayer(FastHttpUser):
         kind = pick_kind(sc, p.rng)
         assert kind is not None
         game_id, plan = gameplay.plan_single(kind, p.rng, stake, code)
-        ctx = RoundContext(p.seat, game_id, p.rng, p.ids, faults, retry)
+        ctx = RoundContext(p.seat, game_id, p.rng, p.ids, faults, retry, batch=gameplay.batched(kind, c.batches))
         if faults.concurrent_rounds(p.rng) and balance >= 2 * stake:
             # Two tables open at once: two rounds of one player in flight together.
             other_kind = pick_kind(sc, p.rng)
             assert other_kind is not None
             other_id, other_plan = gameplay.plan_single(other_kind, p.rng, stake, code)
-            other = RoundContext(p.seat, other_id, random.Random(p.rng.random()), p.ids, faults, retry)
+            other = RoundContext(p.seat, other_id, random.Random(p.rng.random()), p.ids, faults, retry,
+                                 batch=gameplay.batched(other_kind, c.batches))
             c.faults["concurrent_rounds"] += 1
             results = self.driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
             assert isinstance(results, list)

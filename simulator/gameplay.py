@@ -22,6 +22,15 @@ LIVE_GAME_ID: Final = "live-roulette"
 INSTANT_KINDS: Final = frozenset({"slot", "roulette", "crash"})
 """Single-player games whose win is known when the bet is placed (a batching dialect sends both at once)."""
 
+
+def batched(kind: str, batching: bool) -> bool:
+    """Whether a round of ``kind`` may send its bet and closing win in one request, when the
+    dialect batches (``batching``: :func:`simulator.dialects.batching` is not None): the
+    instant games.  :func:`simulator.rounds.batchable` decides for the round itself.  The one
+    rule for ``croupier run`` and ``croupier load``."""
+    return batching and kind in INSTANT_KINDS
+
+
 _jackpot: JackpotGame | None = None
 
 

@@ -24,18 +24,16 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from . import dialects, gameplay
-from .calls import Ok, Op, Rejected, Unknown, WalletCall
+from . import dialects, gameplay, settlement
+from .calls import Ok, Rejected, Unknown, WalletCall
 from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
 from .driver import Driver
-from .faults import FaultPlan
-from .ledger import Book, Ledger, TxState
+from .ledger import Ledger
 from .money import CURRENCIES, currency
 from .players import PlayerProfile, choose_stake, make_players, think_time
 from .rounds import (
     Parallel,
-    RetryPolicy,
     RoundContext,
     RoundOutcome,
     Seat,
@@ -43,7 +41,6 @@ from .rounds import (
     TxIds,
     live_round,
     play_round,
-    settle,
 )
 from .scenario import Scenario
 from .stats import RunStats
@@ -272,13 +269,13 @@ class Runner:
             ctx = RoundContext(seat, "", rng, ids, self.s.faults, self.s.retry)
             kind = self._kind(rng)
             game_id, plan = gameplay.plan_single(kind, rng, stake, seat.currency.code)
-            ctx.game_id, ctx.batch = game_id, self.batches and kind in gameplay.INSTANT_KINDS
+            ctx.game_id, ctx.batch = game_id, gameplay.batched(kind, self.batches)
             if self.s.faults.concurrent_rounds(rng) and balance >= 2 * stake:
                 # Two tables open at once: two rounds of one player in flight together.
                 other_kind = self._kind(rng)
                 other_id, other_plan = gameplay.plan_single(other_kind, rng, stake, seat.currency.code)
                 other = RoundContext(seat, other_id, random.Random(rng.random()), ids, self.s.faults, self.s.retry,
-                                     batch=self.batches and other_kind in gameplay.INSTANT_KINDS)
+                                     batch=gameplay.batched(other_kind, self.batches))
                 self.stats.faults["concurrent_rounds"] += 1
                 async with self.sem:
                     results = await driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
@@ -454,29 +451,19 @@ class Runner:
             await asyncio.sleep(0.25)
 
     async def _settle(self, driver: Driver) -> int:
-        """Settle every call still in doubt as a provider must: roll bets back, re-send wins."""
-        patient = RetryPolicy(max_attempts=20, base_s=0.05, cap_s=2.0)
-        calm = FaultPlan()
+        """Settle every call still in doubt as a provider must (:mod:`simulator.settlement`)."""
         ids: dict[str, TxIds] = {}  # one id sequence per player for the whole settlement
         for _ in range(3):
             doubtful = self.ledger.in_doubt()
             if not doubtful:
                 return 0
-            # Wins first: a batch's win that stands closed its round, and then its bet, which
-            # must have stood too, is settled by asking for it again (its rollback would be refused).
-            for book, tx in sorted(doubtful, key=lambda bt: bt[1].call.op is Op.BET):
+            for book, tx in settlement.in_order(doubtful):
                 seat = self.seats.get(book.player_id)
                 if seat is None:
                     continue
                 mine = ids.setdefault(seat.player_id, TxIds(f"{seat.player_id}-settle"))
-                ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), mine, calm, patient)
-                if tx.call.op is Op.BET and (tx.expect is not None or not _closed_by_a_win(book, tx.call.round_id)):
-                    call = WalletCall.rollback(ctx.ids.tx(), tx.call.tx_id or "", seat.player_id, seat.session_token,
-                                               tx.call.game_id or "", tx.call.round_id or "")
-                else:
-                    call = tx.call
                 self.stats.rounds["settled_at_end"] += 1
-                await driver.drive(settle(ctx, Send(call, purpose="settle")))
+                await driver.drive(settlement.settlement(book, tx, seat, mine))
             await driver.quiesce()
         return len(self.ledger.in_doubt())
 
@@ -495,12 +482,6 @@ class Runner:
             self.ledger.reconcile(player_id, ex.outcome, ex.latency_ms)
         elif isinstance(ex.outcome, (Rejected, Unknown)):
             self.errors.append(f"{player_id}: final balance read failed: {ex.outcome}")
-
-
-def _closed_by_a_win(book: Book, round_id: str | None) -> bool:
-    """Whether a win that closes round ``round_id`` stands (a batch's bet in doubt is then known to stand)."""
-    return any(t.call.op is Op.WIN and t.call.round_closed and t.call.round_id == round_id
-               and t.state is TxState.APPLIED for t in book.txs.values())
 
 
 def _both(a: Any, b: Any) -> Any:

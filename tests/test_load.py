@@ -180,6 +180,22 @@ def test_a_short_headless_run_has_rows_per_operation_and_no_anomaly(wallet: Wall
 
 
 @pytest.mark.slow
+def test_a_batching_dialect_sends_instant_rounds_as_batches(wallet: WalletProcess, tmp_path: Path) -> None:
+    """As in ``croupier run``: an instant round's bet and closing win go in one ``play``, a ``batch`` row."""
+    proc = _croupier(tmp_path, "smoke", "--dialect", "actions-hmac", "--wallet", f"{wallet.base}/wallet/actions-hmac",
+                     "--secret", SECRET, "--admin-token", ADMIN_TOKEN, "--report-dir", str(tmp_path / "report"),
+                     "--users", "4", "--run-time", "4s")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rep = orjson.loads((tmp_path / "report" / "summary.json").read_bytes())
+    assert rep["verdict"] == "pass" and not any(rep["anomalies"].values()) and rep["unsettled"] == 0
+    rows = _rows(tmp_path)
+    assert not [k for k in rows if k[0] == "ANOMALY"]
+    batch = rows[("wallet", "batch")]
+    assert int(batch["Request Count"]) == rep["calls"]["batch"] > 0
+    assert int(batch["Failure Count"]) == 0
+
+
+@pytest.mark.slow
 def test_two_workers_each_play_and_the_master_counts_the_calls_of_both(wallet: WalletProcess, tmp_path: Path) -> None:
     proc, rep = _load(wallet.base, tmp_path, "chaos", "--users", "6", "--run-time", "5s", "--workers", "2")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -1,0 +1,52 @@
+"""The end of a run: how a provider settles the calls still in doubt (PROTOCOL.md).
+
+One rule for every driver — the asyncio runner (``Runner._settle``) and Locust's gevent
+driver (``loadtests.driver.GeventDriver.settle_in_doubt``) both take their steps from here:
+
+* wins (and rollbacks) first, re-sent as they are: a batch's win that stands closed its round;
+* then bets: rolled back, except a bet whose round a standing win closed (it went in one
+  request with that win, so it must have stood too, and its rollback would be refused with
+  ``ROUND_CLOSED``): that bet is asked for again, as it is;
+* each until a definitive answer, with patient retries and no injected faults.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator, Iterable
+
+from .calls import Op, Outcome, WalletCall
+from .faults import FaultPlan
+from .ledger import Book, Tx, TxState
+from .rounds import RetryPolicy, RoundContext, Seat, Send, Step, TxIds, settle
+
+PATIENT = RetryPolicy(max_attempts=20, base_s=0.05, cap_s=2.0)
+"""Settlement waits out a slow wallet."""
+CALM = FaultPlan()
+"""Settlement injects no faults."""
+
+
+def in_order(doubtful: Iterable[tuple[Book, Tx]]) -> list[tuple[Book, Tx]]:
+    """Wins and rollbacks before bets (a bet's settlement depends on whether a win closed its round)."""
+    return sorted(doubtful, key=lambda bt: bt[1].call.op is Op.BET)
+
+
+def closed_by_a_win(book: Book, round_id: str | None) -> bool:
+    """Whether a win that closes round ``round_id`` stands (a batch's bet in doubt is then known to stand)."""
+    return any(t.call.op is Op.WIN and t.call.round_closed and t.call.round_id == round_id
+               and t.state is TxState.APPLIED for t in book.txs.values())
+
+
+def settle_call(book: Book, tx: Tx, seat: Seat, ids: TxIds) -> WalletCall:
+    """The call that settles ``tx``: a rollback of a bet, or the call itself again."""
+    call = tx.call
+    if call.op is Op.BET and (tx.expect is not None or not closed_by_a_win(book, call.round_id)):
+        return WalletCall.rollback(ids.tx(), call.tx_id or "", seat.player_id, seat.session_token,
+                                   call.game_id or "", call.round_id or "")
+    return call
+
+
+def settlement(book: Book, tx: Tx, seat: Seat, ids: TxIds) -> Generator[Step, object, Outcome]:
+    """The steps that settle ``tx`` (for any driver's ``drive``)."""
+    ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), ids, CALM, PATIENT)
+    return settle(ctx, Send(settle_call(book, tx, seat, ids), purpose="settle"))
