@@ -140,6 +140,15 @@ class AdminClient:
 
         return await self._call("GET", f"/admin/players/{quote(player_id, safe='')}")  # type: ignore[no-any-return]
 
+    async def players(self, limit: int | None = None, after: str | None = None) -> dict[str, Any]:
+        """One page of ``GET /admin/players``: ``{"players": [...], "next": id | None}``."""
+        params: dict[str, str] = {}
+        if limit is not None:
+            params["limit"] = str(limit)
+        if after is not None:
+            params["after"] = after
+        return await self._call("GET", "/admin/players", params=params or None)  # type: ignore[no-any-return]
+
     async def deposit(self, player_id: str, amount: int) -> dict[str, Any]:
         from urllib.parse import quote
 

@@ -245,6 +245,16 @@ async def test_served_wallet_conforms() -> None:
         assert (await c.admin("POST", players, players, {"player_id": "p1", "currency": "EUR", "balance": 1000}))[0] == 201
         assert (await c.admin("POST", players, players, {"player_id": "p1", "currency": "EUR"}))[0] == 409
         assert (await c.admin("POST", players, players, {"player_id": "p2", "currency": "XXX"}))[0] == 400
+        assert (await c.admin("POST", players, players, {"player_id": "p0", "currency": "USD"}))[0] == 201
+        status, page = await c.admin("GET", players, players, limit="1")
+        assert status == 200 and [p["player_id"] for p in page["players"]] == ["p0"] and page["next"] == "p0"
+        status, page = await c.admin("GET", players, players, limit="1", after=page["next"])
+        assert status == 200 and [p["player_id"] for p in page["players"]] == ["p1"] and page["next"] is None
+        assert (await c.admin("GET", players, players, limit="0"))[0] == 400
+        assert (await c.admin("GET", players, players, after=""))[0] == 400
+        async with served.session.get(f"{served.base}{players}") as resp:
+            c.check(players, "get", resp.status, await resp.json())
+            assert resp.status == 401
         assert (await c.admin("GET", "/admin/players/p1", "/admin/players/{player_id}"))[0] == 200
         assert (await c.admin("GET", "/admin/players/nobody", "/admin/players/{player_id}"))[0] == 404
         deposit = "/admin/players/{player_id}/deposit"

@@ -32,11 +32,13 @@ import pytest
 from aiohttp import web
 
 from simulator import dialects
+from simulator.calls import Rejected
 from simulator.client import AdminClient
 from simulator.sandbox.server import ConfigError, RunningSandbox, SandboxOptions, start
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
 from simulator.wallet.service import make_app as make_wallet
+from simulator.wallet.sqlite import SQLiteStore
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -355,6 +357,40 @@ async def test_embedded_wallet_in_every_builtin_dialect(dialect: str, http: aioh
         await sb.stop()
 
 
+async def test_lobby_lists_the_players_of_an_earlier_session(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    """With ``--db FILE`` the lobby lists the wallet's players, those of an earlier run included, a page at a time."""
+    db = tmp_path / "kept.db"
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        ids = [f"old-{i:03d}" for i in range(104)]
+        for i, pid in enumerate(ids):
+            assert not isinstance(await store.create_player(pid, "JPY" if i % 2 else "EUR", i, 0.0), Rejected)
+        await store.set_blocked("old-007", True)
+    finally:
+        await store.close()
+    sb = await start(SandboxOptions(port=0, db=str(db)))
+    try:
+        url = f"{sb.lobby_url}/api/players"
+        status, _ = await call(http, "POST", url, {"player_id": "new-one", "currency": "USD", "balance": "1"})
+        assert status == 201
+        status, page = await call(http, "GET", url)
+        assert status == 200 and len(page["players"]) == 100 and page["next"] == "old-098"
+        assert page["players"][0] == {"player_id": "new-one", "currency": "USD", "balance": 100, "blocked": False,
+                                      "exponent": 2}
+        assert page["players"][1] == {"player_id": "old-000", "currency": "EUR", "balance": 0, "blocked": False,
+                                      "exponent": 2}
+        assert page["players"][8] == {"player_id": "old-007", "currency": "JPY", "balance": 7, "blocked": True,
+                                      "exponent": 0}
+        status, rest = await call(http, "GET", f"{url}?after={page['next']}")
+        assert status == 200 and rest["next"] is None
+        assert [p["player_id"] for p in rest["players"]] == ids[99:]
+        status, err = await call(http, "GET", f"{url}?after=")
+        assert status == 400 and err["code"] == "BAD_REQUEST"
+    finally:
+        await sb.stop()
+
+
 # -- your own wallet, and the command -------------------------------------------------------------
 async def test_against_your_own_wallet(http: aiohttp.ClientSession) -> None:
     secret, admin_token = "s3cret-of-the-user", "adm"
@@ -378,6 +414,10 @@ async def test_against_your_own_wallet(http: aiohttp.ClientSession) -> None:
         status, launch = await call(http, "POST", f"{sb.lobby_url}/api/launch",
                                     {"player_id": "theirs", "currency": "BRL", "token": token, "game_id": "crash-x"})
         assert status == 200, launch
+        # no admin API on your wallet: the lobby lists the players it has launched, as before
+        status, listed = await call(http, "GET", f"{sb.lobby_url}/api/players")
+        assert status == 200 and listed == {"players": [{"player_id": "theirs", "currency": "BRL", "balance": None,
+                                                         "exponent": 2}], "next": None}
         status, answer = await call(http, "POST", f"{sb.lobby_url}/api/sessions/{launch['session_id']}/play",
                                     {"stake": 100, "target": "3"})
         assert status == 200 and answer["balance"] == (await admin.player("theirs"))["balance"]

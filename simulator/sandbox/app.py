@@ -205,13 +205,26 @@ async def _player_row(state: SandboxState, player_id: str) -> dict[str, Any]:
     return {**row, "exponent": CURRENCIES[row["currency"]].exponent}
 
 
+PLAYERS_PAGE: Final = 100
+
+
 async def list_players(request: web.Request) -> web.Response:
+    """The embedded wallet's players, a page at a time (``?after=`` the ``next`` of the previous page),
+    players of earlier sessions on the same ``--db`` included; against the user's wallet, which has
+    no admin API, the players this sandbox has met."""
     state = request.app[SANDBOX]
     if state.admin_url is None:
         return _json({"players": [{"player_id": p, "currency": c, "balance": None, "exponent":
-                                   CURRENCIES[c].exponent} for p, c in state.players.items()]})
-    rows = await asyncio.gather(*(_player_row(state, p) for p in state.players), return_exceptions=True)
-    return _json({"players": [r for r in rows if isinstance(r, dict)]})
+                                   CURRENCIES[c].exponent} for p, c in state.players.items()], "next": None})
+    after = request.query.get("after")
+    if after is not None and (not after or len(after) > 1024):
+        raise SandboxError("BAD_REQUEST", 400, "after must be the next of the previous page")
+    try:
+        page = await state.admin().players(PLAYERS_PAGE, after)
+    except AdminError as exc:
+        raise _admin_failure(exc) from None
+    players = [{**row, "exponent": CURRENCIES[row["currency"]].exponent} for row in page["players"]]
+    return _json({"players": players, "next": page["next"]})
 
 
 async def get_player(request: web.Request) -> web.Response:

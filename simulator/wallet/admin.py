@@ -14,7 +14,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from aiohttp import web
@@ -108,6 +108,27 @@ async def create_player(request: web.Request) -> web.StreamResponse:
         raise _Bad(ErrorCode.BAD_REQUEST, f"currency must be one of {', '.join(CURRENCIES)}")
     balance = _int(data.get("balance", 0), "balance", 0)
     return _answer(await _store(request).create_player(player_id, code, balance, _now(request)), 201)
+
+
+DEFAULT_PAGE: Final = 100
+MAX_PAGE: Final = 1000
+
+
+@guarded
+async def list_players(request: web.Request) -> web.StreamResponse:
+    """Players in id order, ``limit`` at a time; ``next`` is the ``after`` of the next page (null on the last)."""
+    q = request.query
+    limit_raw = q.get("limit", str(DEFAULT_PAGE))
+    if not (limit_raw.isascii() and limit_raw.isdigit()) or len(limit_raw) > 4 or not 1 <= int(limit_raw) <= MAX_PAGE:
+        raise _Bad(ErrorCode.BAD_REQUEST, f"limit must be an integer from 1 to {MAX_PAGE}")
+    limit = int(limit_raw)
+    after = _ident(q["after"], "after") if "after" in q else None
+    rows = await _store(request).list_players(limit + 1, after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return web.json_response(
+        {"players": [_player_json(r) for r in rows], "next": rows[-1].player_id if more else None}
+    )
 
 
 @guarded
@@ -232,6 +253,7 @@ async def ggr(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/admin/players", create_player)
+    r.add_get("/admin/players", list_players)
     r.add_get("/admin/players/{player_id}", get_player)
     r.add_post("/admin/players/{player_id}/deposit", deposit)
     r.add_post("/admin/players/{player_id}/block", _blocking(True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -111,6 +112,11 @@ class MemoryStore(RepoStore):
             raise
         finally:
             self.repo.journal.clear()
+
+    async def list_players(self, limit: int, after: str | None = None) -> list[PlayerRow]:
+        players = self.repo.players
+        ids = heapq.nsmallest(limit, (k for k in players if after is None or k > after))
+        return [players[k] for k in ids]
 
     async def transactions(
         self, player_id: str | None = None, since: float | None = None, until: float | None = None,

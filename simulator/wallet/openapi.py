@@ -26,6 +26,7 @@ from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..dialects.canonical import FIELDS, MAX_BODY, MAX_ID_LENGTH
 from ..money import CURRENCIES, INT64_MAX
 from ..signing import HEADER, TOLERANCE_S
+from . import admin
 from .records import TX_COLUMNS
 
 __all__ = ["OPENAPI_VERSION", "document"]
@@ -43,6 +44,8 @@ _NO_CONTROL: Final = r"^[^\u0000-\u001F\u007F]*$"
 
 _MAX_TTL_S: Final = 10 * 365 * 86400
 """The largest ``ttl_s`` the admin API accepts for a launch token (see admin.issue_token)."""
+_DEFAULT_PAGE: Final = admin.DEFAULT_PAGE
+_MAX_PAGE: Final = admin.MAX_PAGE
 
 
 def ref(name: str) -> Schema:
@@ -403,7 +406,31 @@ def _admin_paths() -> dict[str, Any]:
                 (ErrorCode.PLAYER_EXISTS,),
                 body="CreatePlayer",
                 description="The opening balance is logged as a `deposit` row, so the log explains every balance.",
-            )
+            ),
+            "get": _admin_op(
+                "listPlayers",
+                "List players, a page at a time",
+                {"200": {"description": "A page of players in id order.", "content": _json(ref("PlayerPage"))}},
+                (),
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "description": "Players per page.",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": _MAX_PAGE, "default": _DEFAULT_PAGE},
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "description": "Only players whose id sorts after this one (the `next` of the previous page).",
+                        "schema": ref("Id"),
+                    },
+                ],
+                description="Keyset pagination: ids compare by Unicode code point. Follow `next` (as `after`) "
+                "until it is null; players created meanwhile appear if their id sorts after the cursor.",
+            ),
         },
         "/admin/players/{player_id}": {
             "parameters": [_PLAYER_PATH],
@@ -521,6 +548,15 @@ def _admin_schemas() -> dict[str, Schema]:
                 "currency": ref("Currency"),
                 "balance": ref("Balance"),
                 "blocked": {"type": "boolean"},
+            }
+        ),
+        "PlayerPage": _object(
+            {
+                "players": {"type": "array", "items": ref("Player")},
+                "next": {
+                    **_nullable(ref("Id")),
+                    "description": "The `after` of the next page; null when this page is the last.",
+                },
             }
         ),
         "CreatePlayer": _object(

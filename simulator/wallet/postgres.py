@@ -389,6 +389,19 @@ class PostgresStore(Store):
 
         return await self._tx(go)
 
+    async def list_players(self, limit: int, after: str | None = None) -> list[PlayerRow]:
+        if self._pool is None:
+            raise StoreUnavailable("store is not open")
+        # COLLATE "C": byte order of UTF-8, i.e. code-point order, whatever the database's collation.
+        sql = ('SELECT player_id, currency, balance, blocked FROM players WHERE player_id COLLATE "C" > $1'
+               ' ORDER BY player_id COLLATE "C" LIMIT $2')
+        try:
+            async with self._pool.acquire(timeout=5.0) as conn:
+                rows = await conn.fetch(sql, "" if after is None else after, limit)
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [PlayerRow(r[0], r[1], r[2], r[3]) for r in rows]
+
     async def transactions(
         self, player_id: str | None = None, since: float | None = None, until: float | None = None,
         after: int = 0, page: int = 1000,

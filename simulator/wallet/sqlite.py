@@ -325,7 +325,17 @@ class SQLiteStore(RepoStore):
         self.calls += len(batch)
         return results
 
-    # -- reads for the reports: a separate connection, never the writer's -------------
+    # -- reads for the admin API: a separate connection, never the writer's -----------
+    async def list_players(self, limit: int, after: str | None = None) -> list[PlayerRow]:
+        # SQLite compares TEXT bytewise (BINARY): UTF-8 byte order is code-point order, as in Python.
+        sql = "SELECT player_id, currency, balance, blocked FROM players WHERE player_id > ? ORDER BY player_id LIMIT ?"
+        conn = await asyncio.to_thread(connect, self.path, self.sync)
+        try:
+            rows = await asyncio.to_thread(_fetch, conn, sql, ("" if after is None else after, int(limit)))
+        finally:
+            conn.close()
+        return [PlayerRow(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
     async def transactions(
         self, player_id: str | None = None, since: float | None = None, until: float | None = None,
         after: int = 0, page: int = 1000,

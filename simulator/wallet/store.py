@@ -44,6 +44,10 @@ class Store(abc.ABC):
     async def get_player(self, player_id: str) -> PlayerRow | None: ...
 
     @abc.abstractmethod
+    async def list_players(self, limit: int, after: str | None = None) -> list[PlayerRow]:
+        """At most ``limit`` players whose id sorts after ``after`` (code-point order), in id order."""
+
+    @abc.abstractmethod
     async def deposit(self, player_id: str, amount: int, now: float) -> PlayerRow | Rejected: ...
 
     @abc.abstractmethod

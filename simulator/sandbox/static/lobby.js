@@ -1,7 +1,7 @@
 // The lobby: players (via the sandbox, which calls the wallet's admin API) and the game catalog.
 "use strict";
 
-const state = { config: null, currencies: {}, players: [] };
+const state = { config: null, currencies: {}, players: [], next: null };
 
 function currencyOptions(select, preferred) {
   select.replaceChildren(...state.config.currencies.map((c) =>
@@ -25,11 +25,26 @@ function renderPlayers() {
   }));
   playAs.replaceChildren(...state.players.map((p) =>
     el("option", { value: p.player_id, selected: p.player_id === current }, `${p.player_id} (${p.currency})`)));
+  document.getElementById("more-players").hidden = !state.next;
 }
 
-async function refreshPlayers() {
-  const r = await api("GET", "/api/players");
-  if (r.ok) { state.players = r.data.players; renderPlayers(); }
+// The wallet's players, a page at a time: "More players" follows the page's next cursor.
+async function loadPlayers(after) {
+  const r = await api("GET", "/api/players" + (after ? "?after=" + encodeURIComponent(after) : ""));
+  if (!r.ok) { fail(r.data); return false; }
+  const known = new Set(r.data.players.map((p) => p.player_id));
+  const kept = state.players.filter((p) => p.keep && !known.has(p.player_id));
+  state.players = after ? state.players.filter((p) => !p.keep || !known.has(p.player_id)).concat(r.data.players)
+                        : r.data.players.concat(kept);
+  state.next = r.data.next;
+  renderPlayers();
+  return true;
+}
+
+// Back to the first page; a player just created or opened stays listed even when it sorts further on.
+async function refreshPlayers(row) {
+  if (row && !state.players.some((p) => p.player_id === row.player_id)) state.players.push({ ...row, keep: true });
+  await loadPlayers(null);
 }
 
 function say(text) { document.getElementById("player-status").textContent = text; }
@@ -40,7 +55,8 @@ async function deposit(player, text) {
   const r = await api("POST", `/api/players/${encodeURIComponent(player.player_id)}/deposit`, { amount: text.trim() });
   if (!r.ok) return fail(r.data);
   say(`Deposited into ${player.player_id}: balance ${formatMoney(r.data.balance, r.data.exponent, r.data.currency)}.`);
-  await refreshPlayers();
+  state.players = state.players.map((p) => p.player_id === r.data.player_id ? { ...p, ...r.data } : p);
+  renderPlayers();
 }
 
 async function createPlayer(ev) {
@@ -53,7 +69,7 @@ async function createPlayer(ev) {
   const r = await api("POST", "/api/players", body);
   if (!r.ok) return fail(r.data);
   say(`Created ${r.data.player_id} with ${formatMoney(r.data.balance, r.data.exponent, r.data.currency)}.`);
-  await refreshPlayers();
+  await refreshPlayers(r.data);
   document.getElementById("play-as").value = r.data.player_id;
 }
 
@@ -64,7 +80,7 @@ async function findPlayer(ev) {
   const r = await api("GET", `/api/players/${encodeURIComponent(id)}`);
   if (!r.ok) return fail(r.data);
   say(`Opened ${r.data.player_id}.`);
-  await refreshPlayers();
+  await refreshPlayers(r.data);
   document.getElementById("play-as").value = r.data.player_id;
 }
 
@@ -109,8 +125,11 @@ async function main() {
   document.getElementById("create-player").addEventListener("submit", createPlayer);
   document.getElementById("find-player").addEventListener("submit", findPlayer);
   document.getElementById("external-player").addEventListener("submit", (ev) => ev.preventDefault());
+  document.getElementById("more-players").addEventListener("click", async () => {
+    if (await loadPlayers(state.next)) say(`${state.players.length} players listed.`);
+  });
   renderGames();
-  if (state.config.embedded) await refreshPlayers();
+  if (state.config.embedded) await loadPlayers(null);
 }
 
 main();
