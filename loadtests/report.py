@@ -82,6 +82,7 @@ def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[
         "elapsed_s": round(duration, 3),
         "players": merged["players"],
         "calls": calls,
+        "batched": calls.get("batch", 0),
         "results": merged["results"],
         "calls_per_s": round(sum(calls.values()) / duration, 1) if duration else 0.0,
         "rounds": merged["rounds"],

@@ -69,10 +69,11 @@ class Api:
 
 
 @contextlib.asynccontextmanager
-async def serve_provider(wallet_base: str, seed: int = 7) -> AsyncIterator[Api]:
+async def serve_provider(wallet_base: str, seed: int = 7, dialect: str = "canonical") -> AsyncIterator[Api]:
     port = free_port()
-    config = ProviderConfig(wallet_url=f"{wallet_base}/wallet", secret=SECRET, api_key=API_KEY, seed=seed,
-                            public_url=f"http://127.0.0.1:{port}")
+    wallet_url = f"{wallet_base}/wallet" + ("" if dialect == "canonical" else f"/{dialect}")
+    config = ProviderConfig(wallet_url=wallet_url, secret=SECRET, api_key=API_KEY, seed=seed,
+                            public_url=f"http://127.0.0.1:{port}", dialect=dialect)
     server = TestServer(make_app(config), host="127.0.0.1", port=port)
     await server.start_server()
     try:
@@ -179,6 +180,47 @@ async def test_thirty_rounds_reconcile_with_the_wallet(store: str, tmp_path: Pat
         assert status == 200 and page.startswith("<!doctype html>")
         assert Money.of(balance, "EUR").to_decimal() in page and 'lang="en"' in page
         assert '<form method="post" action="/play">' in page and f'value="{sid}"' in page
+
+
+async def test_a_batching_dialect_plays_an_instant_round_in_one_request(tmp_path: Path) -> None:
+    """actions-hmac batches: /play of an instant game sends its bet and closing win in one request (the
+    same decision as croupier run, gameplay.batched); a live round still goes one action per request."""
+    async with serve_wallet(make_store("memory", tmp_path)) as wallet, \
+            serve_provider(wallet.base, dialect="actions-hmac") as api:
+        env = Env(wallet, api)
+        token = await new_player(env, "p-batch", 100_00)
+        sid = (await api.launch("p-batch", token, game_id="croupier-stars"))["session_id"]
+        status, data = await api.play(sid, 100)
+        assert status == 200 and data["status"] == "settled", data
+        calls = data["calls"]
+        assert [c["op"] for c in calls] == ["bet", "win"] and all(c["outcome"] == "ok" for c in calls), calls
+        assert calls[0]["batch"] == calls[1]["batch"] == [calls[0]["tx_id"], calls[1]["tx_id"]]
+        assert data["balance"] == 100_00 - data["staked"] + data["paid"]
+        assert (await wallet.admin.player("p-batch"))["balance"] == data["balance"]
+
+        status, report = await api.call("GET", "/reports/anomalies")
+        assert status == 200
+        # One request for the round: a batch, not a bet and a win of their own.
+        assert report["calls"] == {"authenticate:ok": 1, "batch:ok": 1}, report["calls"]
+        assert report["total"] == 0 and report["findings"] == [] and report["in_doubt"] == 0, report
+
+        balance = data["balance"]
+        for extra in ({"kind": "slot"}, {"game_id": "crash-x"}, {"kind": "live"}):
+            status, data = await api.play(sid, 50, **extra)
+            assert status == 200 and data["status"] == "settled", data
+            assert data["balance"] == balance - data["staked"] + data["paid"], data
+            balance = data["balance"]
+            batched = [c for c in data["calls"] if "batch" in c]
+            assert bool(batched) == (extra != {"kind": "live"}), data
+        assert (await wallet.admin.player("p-batch"))["balance"] == balance
+
+        # The log reconciles with the wallet's report, batched actions each on their own line.
+        mine = [r for r in await transactions_report(api) if r["op"] in MONEY_OPS]
+        theirs = {row["tx_id"]: row for row in await wallet.admin.transactions("p-batch") if row["tx_id"]}
+        assert {r["tx_id"] for r in mine} == set(theirs)
+        assert all(theirs[r["tx_id"]]["wallet_tx_id"] == r["wallet_tx_id"] for r in mine)
+        status, report = await api.call("GET", "/reports/anomalies")
+        assert report["calls"]["batch:ok"] == 3 and report["total"] == 0 and report["in_doubt"] == 0, report
 
 
 async def test_the_game_page_plays_without_javascript(env: Env) -> None:

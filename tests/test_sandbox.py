@@ -347,12 +347,69 @@ async def test_embedded_wallet_in_every_builtin_dialect(dialect: str, http: aioh
         before = await wallet_balance(sb, http, player)
         status, done = await call(http, "POST", f"{sb.lobby_url}/api/calls/{bet['id']}/duplicate")
         assert status == 200, done
-        [again] = done["calls"]
-        assert again["tx_id"] == bet["tx_id"] and again["outcome"] == "ok"  # an exact replay is not money
+        # A dialect that batches sent the slot round's bet and win in one request: the duplicate is
+        # that whole request again, one entry per action.
+        batched = dialects.batching(dialects.get(dialect, "x")) is not None
+        assert (bet["batch"] is not None) == batched, bet
+        assert [c["tx_id"] for c in done["calls"]] == (bet["batch"] if batched else [bet["tx_id"]])
+        again = done["calls"][0]
+        assert again["tx_id"] == bet["tx_id"] and all(c["outcome"] == "ok" for c in done["calls"])  # not money
+        assert again["wallet_tx_id"] == bet["wallet_tx_id"]
         assert await wallet_balance(sb, http, player) == before
         async with http.get(f"{sb.provider_url}/reports/anomalies",
                             headers={"Authorization": f"Bearer {sb.api_key}"}) as resp:
             assert (await resp.json())["total"] == 0
+    finally:
+        await sb.stop()
+
+
+async def test_panel_actions_on_a_batched_round(http: aiohttp.ClientSession) -> None:
+    """actions-hmac batches a slot round's bet and win: the panel shows one entry per action with the
+    shared request, and replay / duplicate / timeout act on that whole request, as a provider would."""
+    sb = await start(SandboxOptions(port=0, seed=3, dialect="actions-hmac"))
+    try:
+        launch = await launched(sb, http, "croupier-stars", "50")
+        sid, player = launch["session_id"], launch["player_id"]
+        status, answer = await call(http, "POST", f"{sb.lobby_url}/api/sessions/{sid}/play", {"stake": 100})
+        assert status == 200 and answer["round"]["status"] == "settled", answer
+        status, listed = await call(http, "GET", f"{sb.lobby_url}/api/sessions/{sid}/calls")
+        bet, win = listed["calls"][-2:]
+        assert (bet["op"], win["op"]) == ("bet", "win") and win["round_closed"] is True
+        assert bet["batch"] == win["batch"] == [bet["tx_id"], win["tx_id"]]
+        assert bet["request"] == win["request"] and bet["response"] == win["response"]  # one request, one answer
+        assert any("sent in one request with win" in n for n in bet["notes"])
+        assert bet["outcome"] == win["outcome"] == "ok"
+        before = await wallet_balance(sb, http, player)
+        assert answer["balance"] == before
+
+        for entry in (bet, win):
+            for action in ("replay", "duplicate"):
+                status, done = await call(http, "POST", f"{sb.lobby_url}/api/calls/{entry['id']}/{action}")
+                assert status == 200, done
+                made = done["calls"]
+                assert [(c["op"], c["tx_id"], c["outcome"]) for c in made] == [
+                    ("bet", bet["tx_id"], "ok"), ("win", win["tx_id"], "ok")], (action, made)
+                assert all(c["origin"] == action and c["of"] == entry["id"] for c in made)
+                assert made[-1]["wallet_tx_id"] == win["wallet_tx_id"]
+                assert any(n.startswith("replay answer") for n in made[-1]["notes"]), made[-1]
+                assert not any("applied twice" in n or "flagged" in n for c in made for n in c["notes"])
+                assert await wallet_balance(sb, http, player) == before
+                if action == "replay":  # the recorded bytes, signature and all
+                    assert made[0]["request"] == bet["request"]
+
+        # A timeout drops the batch's answer, then sends the same batch until answered (never a rollback:
+        # the win may have closed the round).
+        status, done = await call(http, "POST", f"{sb.lobby_url}/api/calls/{bet['id']}/timeout")
+        assert status == 200, done
+        assert [(c["op"], c["tx_id"], c["outcome"]) for c in done["calls"]] == [
+            ("bet", bet["tx_id"], "ok"), ("win", win["tx_id"], "ok")] * 2
+        assert all(any("answer dropped" in n for n in c["notes"]) for c in done["calls"][:2])
+        assert await wallet_balance(sb, http, player) == before
+
+        async with http.get(f"{sb.provider_url}/reports/anomalies",
+                            headers={"Authorization": f"Bearer {sb.api_key}"}) as resp:
+            report = await resp.json()
+            assert report["total"] == 0 and report["in_doubt"] == 0, report
     finally:
         await sb.stop()
 

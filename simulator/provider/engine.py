@@ -20,9 +20,10 @@ from collections.abc import Callable
 
 import aiohttp
 
+from .. import gameplay
 from ..calls import Ok, Rejected, WalletCall
 from ..codes import ErrorCode
-from ..dialects import Dialect
+from ..dialects import Dialect, batching
 from ..driver import Driver
 from ..faults import FaultPlan
 from ..games.base import RoundResult
@@ -111,7 +112,10 @@ class Provider:
             self._forget_balance(session.player_id)
             calls: list[CallRecord] = []
             driver = self._driver(session.session_id, session.player_id, code, calls)
-            ctx = RoundContext(session.seat, game.game_id, session.rng, session.ids, self.faults, self.config.retry)
+            # An instant round's bet and closing win go in one request when the dialect batches,
+            # by the same rule as croupier run and croupier load.
+            ctx = RoundContext(session.seat, game.game_id, session.rng, session.ids, self.faults, self.config.retry,
+                               batch=gameplay.batched(game.kind, batching(self.dialect) is not None))
             outcome = await driver.drive(play_round(ctx, result))
             await driver.quiesce()
             assert isinstance(outcome, RoundOutcome)

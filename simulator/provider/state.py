@@ -14,15 +14,15 @@ import asyncio
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from ..calls import Exchange, Ok, Outcome, Rejected, WalletCall
-from ..client import WalletClient
+from ..client import BatchExchange, WalletClient
 from ..ledger import Ledger
 from ..money import Currency
 from ..rounds import RetryPolicy, Seat, TxIds
@@ -79,6 +79,9 @@ class CallRecord:
     wallet_tx_id: str | None
     latency_ms: float
     http_status: int | None
+    batch: tuple[str, ...] = ()
+    """When the call went in one request with others (a batching dialect): the ``tx_id`` of every
+    action of that request, in order; empty for a call sent on its own."""
 
     def to_json(self) -> dict[str, Any]:
         """A transaction-log line (the report's columns, in order)."""
@@ -87,12 +90,14 @@ class CallRecord:
             "session_id": self.session_id, "round_id": self.round_id, "game_id": self.game_id,
             "amount": self.amount, "currency": self.currency, "ref_tx_id": self.ref_tx_id,
             "outcome": self.outcome, "wallet_tx_id": self.wallet_tx_id, "latency_ms": round(self.latency_ms, 3),
+            **({"batch": list(self.batch)} if self.batch else {}),
         }
 
     def brief(self) -> dict[str, Any]:
         """What a round's answer shows of the call."""
         return {"op": self.op, "tx_id": self.tx_id, "ref_tx_id": self.ref_tx_id, "amount": self.amount,
-                "outcome": self.outcome, "wallet_tx_id": self.wallet_tx_id, "latency_ms": round(self.latency_ms, 3)}
+                "outcome": self.outcome, "wallet_tx_id": self.wallet_tx_id, "latency_ms": round(self.latency_ms, 3),
+                **({"batch": list(self.batch)} if self.batch else {})}
 
 
 @dataclass(slots=True)
@@ -177,10 +182,10 @@ class ProviderState:
         return session
 
     def recorder(self, session_id: str | None, player_id: str, currency: str,
-                 also: list[CallRecord] | None = None) -> Callable[[float, Exchange], None]:
+                 also: list[CallRecord] | None = None) -> Sink:
         """A sink for :class:`RecordingClient`: logs each exchange (and adds it to ``also``)."""
 
-        def sink(sent_at: float, ex: Exchange) -> None:
+        def sink(sent_at: float, ex: Exchange, batch: tuple[WalletCall, ...] = ()) -> None:
             call, outcome = ex.call, ex.outcome
             record = CallRecord(
                 at=sent_at, op=str(call.op), tx_id=call.tx_id, ref_tx_id=call.ref_tx_id,
@@ -188,7 +193,7 @@ class ProviderState:
                 game_id=call.game_id, amount=call.amount.minor if call.amount else None,
                 currency=call.amount.currency.code if call.amount else currency, outcome=outcome_label(outcome),
                 wallet_tx_id=outcome.wallet_tx_id if isinstance(outcome, Ok) else None,
-                latency_ms=ex.latency_ms, http_status=ex.status,
+                latency_ms=ex.latency_ms, http_status=ex.status, batch=tuple(c.tx_id or "" for c in batch),
             )
             self.log.append(record)
             if also is not None:
@@ -199,6 +204,18 @@ class ProviderState:
         return sink
 
 
+class Sink(Protocol):
+    """Told of each exchange; ``batch`` is every call of the request when it carried several."""
+
+    def __call__(self, sent_at: float, ex: Exchange, batch: tuple[WalletCall, ...] = ()) -> None: ...
+
+
+def members(bex: BatchExchange) -> list[Exchange]:
+    """One request's calls as exchanges of their own, each with the shared request and answer."""
+    return [Exchange(call, outcome, bex.latency_ms, bex.request_body, bex.status, bex.response_body)
+            for call, outcome in zip(bex.calls, bex.outcome, strict=True)]
+
+
 @dataclass
 class RecordingClient(WalletClient):
     """A wallet client that hands every exchange to ``sink``: the provider's transaction log.
@@ -206,7 +223,7 @@ class RecordingClient(WalletClient):
     The driver delivers through it, so duplicates and retries are logged as the
     separate calls they are."""
 
-    sink: Callable[[float, Exchange], None] | None = None
+    sink: Sink | None = None
 
     async def exchange(self, call: WalletCall) -> Exchange:
         sent_at = time.time()
@@ -214,3 +231,12 @@ class RecordingClient(WalletClient):
         if self.sink is not None:
             self.sink(sent_at, ex)
         return ex
+
+    async def exchange_batch(self, calls: Sequence[WalletCall]) -> BatchExchange:
+        """One request for several calls, logged as one line per call (each naming the request's calls)."""
+        sent_at = time.time()
+        bex = await super().exchange_batch(calls)
+        if self.sink is not None:
+            for ex in members(bex):
+                self.sink(sent_at, ex, bex.calls)
+        return bex

@@ -21,15 +21,24 @@ also caught as an anomaly, with evidence):
   provider had timed out; then the provider does what the protocol says: a
   bet is rolled back (the rollback retried until answered), a win or a
   rollback is sent again with the same ``tx_id`` until answered.
+
+A call that went in one request with others (a batching dialect sends an
+instant round's bet and closing win together) is one entry per action, each
+showing the shared request and answer.  Its actions act on that request, as a
+provider would: replay sends its bytes again, duplicate re-sends the whole
+batch freshly signed, and timeout drops the batch's answer and re-sends the
+same batch until one comes (the provider's rule for a batch without an answer:
+a rollback of the bet could be refused if the win had closed the round).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import random
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -38,14 +47,15 @@ import aiohttp
 import orjson
 
 from ..calls import MONEY_OPS, Exchange, Ok, Op, Outcome, Rejected, Unknown, WalletCall
+from ..client import BatchExchange
 from ..codes import ErrorCode
-from ..dialects import Dialect, HttpRequest, HttpResponse
+from ..dialects import Dialect, HttpRequest, HttpResponse, batching
 from ..driver import Driver
 from ..faults import Delivery
 from ..ledger import Ledger
 from ..provider.engine import Provider
-from ..provider.state import CallRecord, RecordingClient, Session, outcome_label
-from ..rounds import RoundContext, Send, settle
+from ..provider.state import CallRecord, RecordingClient, Session, members, outcome_label
+from ..rounds import Batch, RoundContext, Send, Sleep, Step, settle
 
 __all__ = ["ACTIONS", "ActionError", "CapturingDialect", "Entry", "Panel"]
 
@@ -92,23 +102,44 @@ class CapturingDialect:
     def __init__(self, inner: Dialect) -> None:
         self.inner = inner
         self.name = inner.name
-        self._sent: dict[int, deque[HttpRequest]] = {}
+        self.supports_batches = batching(inner) is not None
+        """Batches exactly when the wrapped dialect does."""
+        self._sent: dict[int, deque[tuple[HttpRequest, tuple[WalletCall, ...]]]] = {}
+
+    def keep(self, call: WalletCall, req: HttpRequest, batch: tuple[WalletCall, ...] = ()) -> None:
+        """``req`` carries ``call`` (with the rest of ``batch`` when it carries several)."""
+        if len(self._sent) > 1_000:  # calls whose exchange never got logged (a cancelled task)
+            self._sent.clear()
+        self._sent.setdefault(id(call), deque()).append((req, batch))
 
     def encode_call(self, call: WalletCall, now: float) -> HttpRequest:
         req = self.inner.encode_call(call, now)
-        if len(self._sent) > 1_000:  # calls whose exchange never got logged (a cancelled task)
-            self._sent.clear()
-        self._sent.setdefault(id(call), deque()).append(req)
+        self.keep(call, req)
         return req
 
-    def take(self, call: WalletCall) -> HttpRequest | None:
+    def encode_batch(self, calls: Sequence[WalletCall], now: float) -> HttpRequest:
+        inner = batching(self.inner)
+        assert inner is not None, f"dialect {self.name} does not batch"
+        calls = tuple(calls)
+        req = inner.encode_batch(calls, now)
+        for call in calls:
+            self.keep(call, req, calls)
+        return req
+
+    def decode_batch_response(self, calls: Sequence[WalletCall], response: HttpResponse) -> list[Outcome]:
+        inner = batching(self.inner)
+        assert inner is not None, f"dialect {self.name} does not batch"
+        return list(inner.decode_batch_response(calls, response))
+
+    def take(self, call: WalletCall) -> tuple[HttpRequest | None, tuple[WalletCall, ...]]:
+        """The request that carried ``call`` and, if it carried several, all of them."""
         queue = self._sent.get(id(call))
         if not queue:
-            return None
-        req = queue.popleft()
+            return None, ()
+        req, batch = queue.popleft()
         if not queue:
             del self._sent[id(call)]
-        return req
+        return req, batch
 
     def decode_response(self, call: WalletCall, response: HttpResponse) -> Outcome:
         return self.inner.decode_response(call, response)
@@ -138,6 +169,8 @@ class Entry:
     """The entry an action was taken on."""
     notes: list[str] = field(default_factory=list)
     """What the sandbox makes of the answer (a replay answer that matches, an answer dropped)."""
+    batch: tuple[WalletCall, ...] = ()
+    """Every call of the request when it carried several (a batch); empty for a call on its own."""
 
     def to_json(self) -> dict[str, Any]:
         r, o = self.record, self.outcome
@@ -159,6 +192,7 @@ class Entry:
             "latency_ms": round(r.latency_ms, 3), "http_status": r.http_status,
             "request": request, "response": response, "notes": self.notes,
             "actions": list(ACTIONS) if self.call.op in MONEY_OPS else ["replay", "duplicate"],
+            "batch": [c.tx_id for c in self.batch] if self.batch else None,
         }
 
 
@@ -178,14 +212,18 @@ class Panel:
     # -- recording ---------------------------------------------------------------------
     def _observe(self, record: CallRecord, ex: Exchange) -> None:
         origin = _ORIGIN.get()
-        req = self.dialect.take(ex.call)
+        req, batch = self.dialect.take(ex.call)
         base = self.provider.config.wallet_url.rstrip("/")
         entry = Entry(
             id=self._last + 1, record=record, call=ex.call, outcome=ex.outcome,
             url=f"{base}/{req.path}" if req is not None else base, request=req,
             response_status=ex.status, response_body=ex.response_body,
-            origin=origin.action if origin else "game", of=origin.of if origin else None,
+            origin=origin.action if origin else "game", of=origin.of if origin else None, batch=batch,
         )
+        if batch:
+            others = ", ".join(f"{c.op} {c.tx_id}" for c in batch if c is not ex.call)
+            entry.notes.append(f"sent in one request with {others} (a batch): replay, duplicate and timeout "
+                               "act on the whole request")
         self._add(entry)
 
     def _add(self, entry: Entry) -> None:
@@ -265,6 +303,9 @@ class Panel:
         driver = self._driver(entry)
         if action == "replay":
             await self._replay(entry, driver)
+        elif action == "duplicate" and entry.batch:
+            # A provider's retry of a batch is the whole batch: its actions only make sense together.
+            await driver.drive(_once(Batch(entry.batch, purpose="sandbox:duplicate")))
         elif action == "duplicate":
             await driver.deliver(Send(entry.call, purpose="sandbox:duplicate"))
         else:
@@ -278,10 +319,13 @@ class Panel:
             raise ActionError("NOT_REPLAYABLE", 409, f"call #{entry.id} has no recorded request to replay")
         provider = self.provider
         assert provider.http is not None
+        if entry.batch:
+            await self._replay_batch(entry, driver, req)
+            return
         call = entry.call
         ledger: Ledger = driver.ledger
         token = ledger.begin(call)
-        self.dialect._sent.setdefault(id(call), deque()).append(req)  # what _observe pairs it with
+        self.dialect.keep(call, req)  # what _observe pairs it with
         sent_at, started = time.time(), time.perf_counter()
         try:
             async with provider.http.request(req.method, entry.url, data=req.body, headers=req.headers,
@@ -297,9 +341,44 @@ class Panel:
                                        entry.record.currency or "")
         sink(sent_at, ex)
 
+    async def _replay_batch(self, entry: Entry, driver: Driver, req: HttpRequest) -> None:
+        """A batch's recorded bytes again: every action of it judged by the ledger and logged."""
+        provider = self.provider
+        assert provider.http is not None
+        calls = entry.batch
+        ledger: Ledger = driver.ledger
+        tokens = ledger.begin_batch(calls)
+        for call in calls:
+            self.dialect.keep(call, req, calls)
+        sent_at, started = time.time(), time.perf_counter()
+        try:
+            async with provider.http.request(req.method, entry.url, data=req.body, headers=req.headers,
+                                             timeout=aiohttp.ClientTimeout(total=provider.config.timeout_s)) as resp:
+                body, status, headers = await resp.read(), resp.status, dict(resp.headers)
+            outcomes = tuple(self.dialect.decode_batch_response(calls, HttpResponse(status, headers, body)))
+            bex = BatchExchange(calls, outcomes, (time.perf_counter() - started) * 1000, req.body, status, body)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            unknown = Unknown(f"{type(exc).__name__}: {exc}")
+            bex = BatchExchange(calls, tuple(unknown for _ in calls), (time.perf_counter() - started) * 1000,
+                                req.body)
+        refused, last = False, len(tokens) - 1
+        for i, (token, call, outcome) in enumerate(zip(tokens, calls, bex.outcome, strict=True)):
+            ledger.end(token, call, outcome, latency_ms=bex.latency_ms, status=bex.status,
+                       response=bex.response_body, not_tried=refused, inner=i < last)
+            refused = refused or isinstance(outcome, Rejected)
+        sink = provider.state.recorder(entry.record.session_id, entry.record.player_id or "",
+                                       entry.record.currency or "")
+        for ex in members(bex):
+            sink(sent_at, ex, calls)
+
     async def _timeout(self, entry: Entry, driver: Driver, session: Session | None) -> None:
         """Send the call, drop its answer, then recover as the protocol says a provider must."""
         assert session is not None
+        if entry.batch:
+            # A batch without an answer is sent again, unchanged, until one comes (rounds.batch_phase).
+            await driver.drive(_until_answered(entry.batch, self.provider.config.retry.max_attempts,
+                                               self.provider.config.retry.backoff))
+            return
         call = entry.call
         await driver.deliver(Send(call, Delivery.LOST_RESPONSE, purpose="sandbox:timeout"))
         ctx = RoundContext(session.seat, call.game_id or session.game_id, session.rng, session.ids,
@@ -316,14 +395,24 @@ class Panel:
         else:
             await driver.drive(settle(ctx, Send(call, purpose="sandbox:timeout:retry")))
 
+    def _originals(self, entry: Entry) -> dict[str | None, Outcome]:
+        """What each call of ``entry``'s request was first answered (one call, or every call of its batch)."""
+        found: dict[str | None, Outcome] = {entry.call.tx_id: entry.outcome}
+        if entry.batch and entry.request is not None:
+            for e in self.entries:
+                if e.request is entry.request and e.call.tx_id not in found:
+                    found[e.call.tx_id] = e.outcome
+        return found
+
     def _judge(self, entry: Entry, action: str, made: list[Entry], new_anomalies: int) -> None:
         """Say in plain words what the wallet's answers to an action mean."""
-        original = entry.outcome
-        for e in made:
-            if action == "timeout" and e is made[0]:
+        originals = self._originals(entry)
+        dropped = len(entry.batch) or 1  # the calls of the request whose answer a timeout drops
+        for n, e in enumerate(made):
+            if action == "timeout" and n < dropped:
                 e.notes.append("answer dropped: the provider saw a timeout and recovers from here")
                 continue
-            if e.call is not entry.call and e.call.tx_id != entry.call.tx_id:
+            if e.call.tx_id not in originals:
                 # The rollback the recovery made (also judged by the ledger).
                 if isinstance(e.outcome, Rejected) and e.outcome.code is ErrorCode.ROUND_CLOSED:
                     e.notes.append("ROUND_CLOSED: right — the round was closed by its last win, so the bet "
@@ -331,7 +420,8 @@ class Panel:
                 elif isinstance(e.outcome, Ok):
                     e.notes.append("the provider rolled the bet back: it must be refunded exactly once")
                 continue
-            if isinstance(original, Ok) and entry.call.op in MONEY_OPS:
+            original = originals[e.call.tx_id]
+            if isinstance(original, Ok) and e.call.op in MONEY_OPS:
                 if isinstance(e.outcome, Ok) and e.outcome.wallet_tx_id == original.wallet_tx_id:
                     e.notes.append(f"replay answer: the original wallet_tx_id {original.wallet_tx_id}")
                 elif isinstance(e.outcome, Ok):
@@ -348,6 +438,26 @@ class Panel:
         for e in made:  # the notes were written after the entries went out: send them again
             for queue in list(self._listeners):
                 queue.put_nowait(e)
+
+
+def _once(step: Batch) -> Generator[Step, object, object]:
+    """A one-step round for the driver: ``step`` delivered once."""
+    return (yield step)
+
+
+def _until_answered(calls: tuple[WalletCall, ...], attempts: int,
+                    backoff: Callable[[int, random.Random], float]) -> Generator[Step, object, object]:
+    """``calls`` in one request whose answer is dropped, then the same request until a definitive answer."""
+    outcomes = yield Batch(calls, Delivery.LOST_RESPONSE, "sandbox:timeout")
+    rng = random.Random(0)
+    for attempt in range(1, attempts + 1):
+        if attempt > 1:
+            yield Sleep(backoff(attempt - 1, rng))
+        outcomes = yield Batch(calls, purpose="sandbox:timeout:retry")
+        assert isinstance(outcomes, tuple)
+        if not all(isinstance(o, Unknown) for o in outcomes):
+            break
+    return outcomes
 
 
 def entry_event(entry: Entry) -> bytes:
