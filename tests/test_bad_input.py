@@ -536,7 +536,9 @@ def admin_cases() -> list[Any]:
         add(f"token-ttl-{label}", _admin("POST", "/admin/tokens", {"player_id": "alice", "ttl_s": value}), BAD)
     add("token-missing-player_id", _admin("POST", "/admin/tokens", {}), BAD)
     add("token-unknown-field", _admin("POST", "/admin/tokens", {"player_id": "alice", "game_id": "g1"}), BAD)
-    add("method-GET-on-create", _admin("GET", "/admin/players"), (405, "BAD_REQUEST"))
+    add("method-PUT-on-players", _admin("PUT", "/admin/players"), (405, "BAD_REQUEST"))  # GET lists, POST creates
+    add("players-limit-zero", _admin("GET", "/admin/players?limit=0"), BAD)
+    add("players-limit-word", _admin("GET", "/admin/players?limit=many"), BAD)
     add("method-DELETE-player", _admin("DELETE", "/admin/players/alice"), (405, "BAD_REQUEST"))
     tx = "/admin/transactions"
     add("transactions-format-xml", _admin("GET", f"{tx}?format=xml"), BAD)
