@@ -20,9 +20,7 @@ Anomalies also get a row of their own (type ``ANOMALY``, one per kind).
 
 from __future__ import annotations
 
-import random
 import time
-import zlib
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,7 +31,7 @@ from simulator import settlement
 from simulator.calls import Ok, Outcome, Rejected, Unknown, WalletCall
 from simulator.codes import ErrorCode
 from simulator.dialects import Dialect, HttpResponse, batching
-from simulator.faults import Delivery, FaultPlan
+from simulator.faults import Delivery, answered
 from simulator.rounds import Batch, Parallel, Seat, Send, Sleep, Step
 
 if TYPE_CHECKING:
@@ -137,13 +135,9 @@ class GeventDriver:
                 outcomes = tuple(dialect.decode_batch_response(
                     calls, HttpResponse(status, dict(resp.headers.items() if resp.headers else ()), body)))
             before = dict(ledger.counts)
-            refused, last = False, len(tokens) - 1
-            for i, (token, call, outcome) in enumerate(zip(tokens, calls, outcomes, strict=True)):
-                ledger.end(token, call, outcome, visible=visible, latency_ms=latency, status=status, response=body,
-                           not_tried=refused, inner=i < last)
-                refused = refused or isinstance(outcome, Rejected)
+            shown = ledger.end_batch(tokens, calls, outcomes, visible=visible, latency_ms=latency, status=status,
+                                     response=body)
             flagged = [str(k) for k, n in ledger.counts.items() if n > before[k]]
-            shown = next((o for o in outcomes if isinstance(o, Rejected)), outcomes[-1])
             why = judge(shown, None, flagged)
             if why is None:
                 resp.success()
@@ -167,20 +161,17 @@ class GeventDriver:
             self._one(send)
             return first
         if d in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
-            n = 2 if d is Delivery.CONCURRENT_DUPLICATE else max(2, self.c.scenario.faults.storm_size)
-            copies = [gevent.spawn(self._one, send) for _ in range(n)]
+            copies = [gevent.spawn(self._one, send) for _ in range(self.c.scenario.faults.copies(d))]
             gevent.joinall(copies, raise_error=True)
             outcomes: list[Outcome] = [g.value for g in copies]
-            return next((o for o in outcomes if not isinstance(o, Unknown)), outcomes[0])
+            return answered(outcomes)
         if d is Delivery.LOST_RESPONSE:
             self._one(send, visible=False)
             return Unknown("lost response (fault)")
         if d is Delivery.BAD_SIGNATURE:
             return self._one(send, dialect=self.c.bad_dialect)
         if d is Delivery.TIMEOUT:
-            # Seeded by the tx_id, as the asyncio driver does: the same run draws the same deadlines.
-            faults: FaultPlan = self.c.scenario.faults
-            deadline = faults.deadline_ms(random.Random(zlib.crc32((send.call.tx_id or "").encode()))) / 1000
+            deadline = self.c.scenario.faults.deadline_s(send.call.tx_id)
             g = gevent.spawn(self._one, send)
             g.join(deadline)
             if g.ready():
@@ -203,18 +194,16 @@ class GeventDriver:
             self._batch(batch)
             return first
         if d in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
-            n = 2 if d is Delivery.CONCURRENT_DUPLICATE else max(2, self.c.scenario.faults.storm_size)
-            copies = [gevent.spawn(self._batch, batch) for _ in range(n)]
+            copies = [gevent.spawn(self._batch, batch) for _ in range(self.c.scenario.faults.copies(d))]
             gevent.joinall(copies, raise_error=True)
             answers: list[tuple[Outcome, ...]] = [g.value for g in copies]
-            return next((a for a in answers if not all(isinstance(o, Unknown) for o in a)), answers[0])
+            return answered(answers)
         unknown = tuple(Unknown(f"{d} (fault)") for _ in batch.calls)
         if d is Delivery.LOST_RESPONSE:
             self._batch(batch, visible=False)
             return unknown
         if d is Delivery.TIMEOUT:
-            faults: FaultPlan = self.c.scenario.faults
-            deadline = faults.deadline_ms(random.Random(zlib.crc32((batch.calls[0].tx_id or "").encode()))) / 1000
+            deadline = self.c.scenario.faults.deadline_s(batch.calls[0].tx_id)
             g = gevent.spawn(self._batch, batch)
             g.join(deadline)
             if g.ready():

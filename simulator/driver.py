@@ -8,27 +8,18 @@ what a real provider would.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-import zlib
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
 from .calls import Exchange, Ok, Op, Outcome, Rejected, Unknown
 from .client import BatchExchange, WalletClient
-from .faults import Delivery, FaultPlan
+from .faults import Delivery, FaultPlan, answered
 from .ledger import Ledger
 from .rounds import Batch, Parallel, Send, Sleep, Step
 from .stats import RunStats
 
 _OP_NAMES = {op: str(op) for op in Op}
-
-
-def _unknown(outcome: Outcome | tuple[Outcome, ...]) -> bool:
-    """No definitive answer: for a batch, not one action answered."""
-    if isinstance(outcome, tuple):
-        return all(isinstance(o, Unknown) for o in outcome)
-    return isinstance(outcome, Unknown)
 
 
 def _result(outcome: Outcome) -> str:
@@ -62,13 +53,8 @@ class Driver:
         """One request for several calls; the ledger judges each as its own call, with the shared exchange."""
         tokens = self.ledger.begin_batch(batch.calls)
         ex = await (client or self.client).exchange_batch(batch.calls)
-        refused = False
-        last = len(tokens) - 1
-        for i, (token, call, outcome) in enumerate(zip(tokens, batch.calls, ex.outcome, strict=True)):
-            self.ledger.end(token, call, outcome, visible=visible, latency_ms=ex.latency_ms, status=ex.status,
-                            response=ex.response_body, not_tried=refused, inner=i < last)
-            refused = refused or isinstance(outcome, Rejected)
-        shown = next((o for o in ex.outcome if isinstance(o, Rejected)), ex.outcome[-1])
+        shown = self.ledger.end_batch(tokens, batch.calls, ex.outcome, visible=visible, latency_ms=ex.latency_ms,
+                                      status=ex.status, response=ex.response_body)
         self.stats.record("batch", _result(shown), ex.latency_ms, int(time.monotonic() - self.started))
         return ex
 
@@ -85,20 +71,15 @@ class Driver:
             await self._one(send)
             return first.outcome
         if d in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
-            n = 2 if d is Delivery.CONCURRENT_DUPLICATE else max(2, self.faults.storm_size)
-            exchanges = await asyncio.gather(*(self._one(send) for _ in range(n)))
-            for ex in exchanges:
-                if not isinstance(ex.outcome, Unknown):
-                    return ex.outcome
-            return exchanges[0].outcome
+            exchanges = await asyncio.gather(*(self._one(send) for _ in range(self.faults.copies(d))))
+            return answered([ex.outcome for ex in exchanges])
         if d is Delivery.LOST_RESPONSE:
             await self._one(send, visible=False)
             return Unknown("lost response (fault)")
         if d is Delivery.BAD_SIGNATURE:
             return (await self._one(send, client=self.bad_signer)).outcome
         if d is Delivery.TIMEOUT:
-            # Seeded by the tx_id so the same run draws the same deadlines.
-            deadline = self.faults.deadline_ms(random.Random(zlib.crc32((send.call.tx_id or "").encode()))) / 1000
+            deadline = self.faults.deadline_s(send.call.tx_id)
             task = asyncio.ensure_future(self._one(send))
             try:
                 return (await asyncio.wait_for(asyncio.shield(task), deadline)).outcome
@@ -120,18 +101,14 @@ class Driver:
             await self._batch(batch)
             return first.outcome
         if d in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
-            n = 2 if d is Delivery.CONCURRENT_DUPLICATE else max(2, self.faults.storm_size)
-            exchanges = await asyncio.gather(*(self._batch(batch) for _ in range(n)))
-            for ex in exchanges:
-                if not _unknown(ex.outcome):
-                    return ex.outcome
-            return exchanges[0].outcome
+            exchanges = await asyncio.gather(*(self._batch(batch) for _ in range(self.faults.copies(d))))
+            return answered([ex.outcome for ex in exchanges])
         unknown = tuple(Unknown(f"{d} (fault)") for _ in batch.calls)
         if d is Delivery.LOST_RESPONSE:
             await self._batch(batch, visible=False)
             return unknown
         if d is Delivery.TIMEOUT:
-            deadline = self.faults.deadline_ms(random.Random(zlib.crc32((batch.calls[0].tx_id or "").encode()))) / 1000
+            deadline = self.faults.deadline_s(batch.calls[0].tx_id)
             task = asyncio.ensure_future(self._batch(batch))
             try:
                 return (await asyncio.wait_for(asyncio.shield(task), deadline)).outcome

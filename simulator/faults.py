@@ -9,9 +9,13 @@ invalid call the wallet must refuse).  The plan only decides; drivers act.
 from __future__ import annotations
 
 import random
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
+
+from .calls import Unknown
 
 
 class Delivery(StrEnum):
@@ -128,3 +132,28 @@ class FaultPlan:
     def deadline_ms(self, rng: random.Random) -> int:
         low, high = self.timeout_deadline_ms
         return rng.randint(low, high)
+
+    def deadline_s(self, tx_id: str | None) -> float:
+        """How long the provider waits before it gives up on a timed-out call: seeded by the tx_id, so
+        the same run draws the same deadlines in every driver."""
+        return self.deadline_ms(random.Random(zlib.crc32((tx_id or "").encode()))) / 1000
+
+    def copies(self, delivery: Delivery) -> int:
+        """How many copies of one request go out at once for a concurrent delivery."""
+        return 2 if delivery is Delivery.CONCURRENT_DUPLICATE else max(2, self.storm_size)
+
+
+T = TypeVar("T")
+
+
+def unanswered(answer: object) -> bool:
+    """No definitive answer: an unknown outcome, or for a batch not one of its actions answered."""
+    if isinstance(answer, tuple):
+        return all(isinstance(o, Unknown) for o in answer)
+    return isinstance(answer, Unknown)
+
+
+def answered(answers: Sequence[T]) -> T:
+    """Of the answers to copies sent at once (outcomes, or a batch's tuples of them), the one a
+    provider reads: the first with a definitive answer, else the first."""
+    return next((a for a in answers if not unanswered(a)), answers[0])

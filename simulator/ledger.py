@@ -199,6 +199,29 @@ class Ledger:
                 book.batch_of[tokens[-1]] = tokens[0]
         return tokens
 
+    def end_batch(
+        self,
+        tokens: Sequence[int],
+        calls: Sequence[WalletCall],
+        outcomes: Sequence[Outcome],
+        *,
+        visible: bool = True,
+        latency_ms: float | None = None,
+        status: int | None = None,
+        response: bytes | None = None,
+    ) -> Outcome:
+        """What came back for a batch begun with :meth:`begin_batch`; returns the outcome that stands for
+        the whole request (its first refusal, else its last answer), which drivers report.
+
+        The wallet stops at the first refusal: every call after it is ``not_tried``; every call
+        before the last is ``inner`` (only the last call's balance is on the wire)."""
+        refused, last = False, len(tokens) - 1
+        for i, (token, call, outcome) in enumerate(zip(tokens, calls, outcomes, strict=True)):
+            self.end(token, call, outcome, visible=visible, latency_ms=latency_ms, status=status,
+                     response=response, not_tried=refused, inner=i < last)
+            refused = refused or isinstance(outcome, Rejected)
+        return next((o for o in outcomes if isinstance(o, Rejected)), outcomes[-1])
+
     def begin(self, call: WalletCall, expect: ErrorCode | None = None, *, batch: int | None = None) -> int:
         """A call is about to be sent; returns the token to pass to :meth:`end`.
 

@@ -361,11 +361,8 @@ class Panel:
             unknown = Unknown(f"{type(exc).__name__}: {exc}")
             bex = BatchExchange(calls, tuple(unknown for _ in calls), (time.perf_counter() - started) * 1000,
                                 req.body)
-        refused, last = False, len(tokens) - 1
-        for i, (token, call, outcome) in enumerate(zip(tokens, calls, bex.outcome, strict=True)):
-            ledger.end(token, call, outcome, latency_ms=bex.latency_ms, status=bex.status,
-                       response=bex.response_body, not_tried=refused, inner=i < last)
-            refused = refused or isinstance(outcome, Rejected)
+        ledger.end_batch(tokens, calls, bex.outcome, latency_ms=bex.latency_ms, status=bex.status,
+                         response=bex.response_body)
         sink = provider.state.recorder(entry.record.session_id, entry.record.player_id or "",
                                        entry.record.currency or "")
         for ex in members(bex):
