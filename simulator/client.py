@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 
 from .calls import Exchange, Outcome, Unknown, WalletCall
-from .dialects import Dialect, HttpResponse, batching
+from .dialects import Dialect, HttpRequest, HttpResponse, batching
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,25 +50,28 @@ class WalletClient:
             timeout = self._timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         return timeout
 
-    async def exchange(self, call: WalletCall) -> Exchange:
-        req = self.dialect.encode_call(call, self.clock())
+    async def _request(self, req: HttpRequest) -> HttpResponse | str:
+        """Move one request's bytes: the answer, or why there is none (the outcome is then unknown)."""
         url = f"{self.base_url.rstrip('/')}/{req.path}"
         # aiohttp copies the headers it is given, so the dialect's dict is passed as it is.
         headers = {**req.headers, **self.extra_headers} if self.extra_headers else req.headers
-        started = time.perf_counter()
         try:
             async with self.session.request(
                 req.method, url, data=req.body, headers=headers, timeout=self._request_timeout(),
             ) as resp:
-                body = await resp.read()
-                status = resp.status
-                headers = dict(resp.headers)
+                return HttpResponse(resp.status, dict(resp.headers), await resp.read())
         except TimeoutError:  # asyncio.TimeoutError is TimeoutError since 3.11
-            return Exchange(call, Unknown("timeout"), _ms(started), req.body)
+            return "timeout"
         except aiohttp.ClientError as exc:
-            return Exchange(call, Unknown(f"{type(exc).__name__}: {exc}"), _ms(started), req.body)
-        outcome = self.dialect.decode_response(call, HttpResponse(status, headers, body))
-        return Exchange(call, outcome, _ms(started), req.body, status, body)
+            return f"{type(exc).__name__}: {exc}"
+
+    async def exchange(self, call: WalletCall) -> Exchange:
+        req = self.dialect.encode_call(call, self.clock())
+        started = time.perf_counter()
+        resp = await self._request(req)
+        if isinstance(resp, str):
+            return Exchange(call, Unknown(resp), _ms(started), req.body)
+        return Exchange(call, self.dialect.decode_response(call, resp), _ms(started), req.body, resp.status, resp.body)
 
     async def exchange_batch(self, calls: Sequence[WalletCall]) -> BatchExchange:
         """``calls`` in one request (the dialect must batch: :func:`simulator.dialects.batching`)."""
@@ -76,23 +79,13 @@ class WalletClient:
         assert dialect is not None, f"dialect {self.dialect.name} does not batch"
         calls = tuple(calls)
         req = dialect.encode_batch(calls, self.clock())
-        url = f"{self.base_url.rstrip('/')}/{req.path}"
-        headers = {**req.headers, **self.extra_headers} if self.extra_headers else req.headers
         started = time.perf_counter()
-        try:
-            async with self.session.request(
-                req.method, url, data=req.body, headers=headers, timeout=self._request_timeout(),
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-                headers = dict(resp.headers)
-        except TimeoutError:
-            return BatchExchange(calls, tuple(Unknown("timeout") for _ in calls), _ms(started), req.body)
-        except aiohttp.ClientError as exc:
-            unknown = Unknown(f"{type(exc).__name__}: {exc}")
+        resp = await self._request(req)
+        if isinstance(resp, str):
+            unknown = Unknown(resp)
             return BatchExchange(calls, tuple(unknown for _ in calls), _ms(started), req.body)
-        outcomes = tuple(dialect.decode_batch_response(calls, HttpResponse(status, headers, body)))
-        return BatchExchange(calls, outcomes, _ms(started), req.body, status, body)
+        outcomes = tuple(dialect.decode_batch_response(calls, resp))
+        return BatchExchange(calls, outcomes, _ms(started), req.body, resp.status, resp.body)
 
     async def send(self, call: WalletCall) -> Outcome:
         return (await self.exchange(call)).outcome

@@ -55,7 +55,12 @@ class _Bad(Exception):
 
 
 def _id(body: Mapping[str, Any], name: str) -> str:
-    value = body[name]
+    return check_id(body[name], name)
+
+
+def check_id(value: Any, name: str) -> str:
+    """An id as PROTOCOL.md allows it (every dialect's ids obey the same rule): a non-empty string of at
+    most MAX_ID_LENGTH characters, no control characters, valid Unicode; else BAD_REQUEST."""
     if not isinstance(value, str):
         raise _Bad(ErrorCode.BAD_REQUEST, f"{name} must be a string")
     if not value:

@@ -38,12 +38,11 @@ from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..money import INT64_MAX, Currency, Money, MoneyError, UnknownCurrency, currency
 from . import DialectError, HttpRequest, HttpResponse
+from .canonical import _Bad, check_id
 
 MAX_BODY: Final = 64 * 1024
-MAX_ID_LENGTH: Final = 1024
 MAX_BATCH: Final = 100
 """Actions in one request, at most (a round's bets and wins; more is an abuse, not a round)."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _REQUEST_NS: Final = uuid.UUID("6f1c1a52-7d0e-4c55-9a57-0a3c4b1f2e90")
 
 SOURCES: Final = ("tx_id", "ref_tx_id", "player_id", "session_token", "token", "game_id", "round_id", "amount",
@@ -545,13 +544,6 @@ def _dump(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
-class _Bad(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 # -- the dialect --------------------------------------------------------------------------------
 
 
@@ -986,7 +978,7 @@ class DeclarativeDialect:
         args: dict[str, Any] = {}
         for name in ("tx_id", "ref_tx_id", "player_id", "session_token", "token", "game_id", "round_id"):
             if name in got:
-                args[name] = _id(got[name], name)
+                args[name] = check_id(got[name], name)
         if o.op in (Op.BET, Op.WIN):
             code = got.get("currency")
             if not isinstance(code, str):
@@ -1176,18 +1168,6 @@ def _hashable(v: Any) -> Any:
 
 def _inverse(codes: Mapping[ErrorCode, Any]) -> dict[Any, ErrorCode]:
     return {_hashable(v): k for k, v in codes.items()}
-
-
-def _id(value: Any, name: str) -> str:
-    if not isinstance(value, str):
-        raise _Bad(ErrorCode.BAD_REQUEST, f"{name} must be a string")
-    if not value:
-        raise _Bad(ErrorCode.BAD_REQUEST, f"{name} must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise _Bad(ErrorCode.BAD_REQUEST, f"{name} is longer than {MAX_ID_LENGTH} characters")
-    if _CONTROL.search(value):
-        raise _Bad(ErrorCode.BAD_REQUEST, f"{name} contains control characters")
-    return value
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
