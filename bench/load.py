@@ -27,64 +27,19 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import ROOT, Server, StartError, memory_wallet
+
 SECRET = "bench-load-secret"
 ADMIN_TOKEN = "bench-load-admin"
 TARGETS = ("locust-1", "locust-2w", "runner")
-
-
-class StartError(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Wallet:
-    def __init__(self, log: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Self:
-        argv = [sys.executable, "-m", "simulator", "wallet", "serve", "--memory", "--host", "127.0.0.1",
-                "--port", str(self.port), "--secret", SECRET, "--admin-token", ADMIN_TOKEN, "--no-access-log",
-                "--log-level", "warning", "--shutdown-timeout", "2"]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                         stdout=log, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise StartError(f"wallet exited with {self.proc.returncode}; see {self.log}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise StartError("wallet did not become ready")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
 
 
 def scenario_file(folder: Path, players: int, duration: float) -> Path:
@@ -101,7 +56,7 @@ def croupier(*argv: str, timeout: float) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=timeout)
 
 
-def measure(target: str, wallet: Wallet, scenario: Path, players: int, duration: float, tmp: Path) -> dict[str, Any]:
+def measure(target: str, wallet: Server, scenario: Path, players: int, duration: float, tmp: Path) -> dict[str, Any]:
     common = ["--wallet", f"{wallet.base}/wallet", "--secret", SECRET, "--admin-token", ADMIN_TOKEN]
     out = tmp / f"{target}-{time.monotonic_ns()}"
     started = time.monotonic()
@@ -150,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         scenario = scenario_file(tmp, args.players, args.duration)
         try:
-            with Wallet(tmp / "wallet.log") as wallet:
+            with memory_wallet(SECRET, ADMIN_TOKEN, tmp / "wallet.log") as wallet:
                 for n in range(args.runs):
                     order = TARGETS if n % 2 == 0 else tuple(reversed(TARGETS))
                     row = []

@@ -49,22 +49,19 @@ import pstats
 import resource
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import harness
+from harness import ROOT, Server, StartError, busy_s, memory_wallet
 
 SECRET = "bench-runner-secret"
 ADMIN_TOKEN = "bench-runner-admin"
@@ -79,84 +76,9 @@ AIM_KIB_PER_PLAYER = 20.0
 QUIET_CORES = 0.15
 
 
-class StartError(RuntimeError):
-    """Something did not start (exit code 2)."""
-
-
-# ---------------------------------------------------------------------------------------
-# the wallet subprocess
-# ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Wallet:
-    """``python -m simulator wallet serve --memory`` on a free loopback port; output to a file."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> Wallet:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        argv = [sys.executable, "-m", "simulator", "wallet", "serve", "--memory", "--host", "127.0.0.1",
-                "--port", str(self.port), "--secret", SECRET, "--admin-token", ADMIN_TOKEN, "--no-access-log",
-                "--log-level", "warning", "--shutdown-timeout", "2"]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise StartError(f"wallet exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise StartError(f"wallet did not become ready in {timeout:.0f} s: {self.tail()}")
-
-    def tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-1500:]
-        except OSError:
-            return ""
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGKILL)
-                self.proc.wait(10)
-
-
 # ---------------------------------------------------------------------------------------
 # CPU accounting (the machine has two cores: load generator and wallet share them)
 # ---------------------------------------------------------------------------------------
-
-
-def _busy_s() -> float:
-    import psutil
-
-    t = psutil.cpu_times()
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
 
 class GcMeter:
@@ -209,13 +131,13 @@ class CpuMeter:
             return 0.0
 
     def start(self) -> None:
-        self.t0, self.me0, self.wallet0, self.busy0 = time.perf_counter(), time.process_time(), self._wallet(), _busy_s()
+        self.t0, self.me0, self.wallet0, self.busy0 = time.perf_counter(), time.process_time(), self._wallet(), busy_s()
 
     def stop(self) -> dict[str, float]:
         wall = time.perf_counter() - self.t0
         me = time.process_time() - self.me0
         wallet = self._wallet() - self.wallet0
-        busy = _busy_s() - self.busy0
+        busy = busy_s() - self.busy0
         return {
             "elapsed_s": wall,
             "gen_cpu_s": me,
@@ -232,9 +154,9 @@ async def wait_quiet(limit_s: float, console: Any, label: str) -> float:
     deadline = time.monotonic() + limit_s
     said = False
     while True:
-        b0, t0 = _busy_s(), time.monotonic()
+        b0, t0 = busy_s(), time.monotonic()
         await asyncio.sleep(0.5)
-        busy = (_busy_s() - b0) / (time.monotonic() - t0)
+        busy = (busy_s() - b0) / (time.monotonic() - t0)
         if busy < QUIET_CORES or time.monotonic() >= deadline:
             return busy
         if not said:
@@ -283,28 +205,8 @@ def run_on(kind: str, coro: Any) -> Any:
 
 async def provision(base: str, players: int, tag: str) -> list[tuple[str, str]]:
     """Players with huge balances through the admin API, authenticated: [(player_id, session_token)]."""
-    import aiohttp
-
-    from simulator.calls import Ok, WalletCall
-    from simulator.client import AdminClient, WalletClient
-    from simulator.dialects.canonical import CanonicalDialect
-
-    gate = asyncio.Semaphore(32)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
-        admin = AdminClient(base, ADMIN_TOKEN, session)
-        wallet = WalletClient(f"{base}/wallet", CanonicalDialect(SECRET), session)
-
-        async def one(n: int) -> tuple[str, str]:
-            pid = f"ceil-{tag}-p{n:05d}"
-            async with gate:
-                await admin.create_player(pid, CURRENCY, BALANCE)
-                token = await admin.token(pid, ttl_s=86_400)
-                outcome = await wallet.send(WalletCall.authenticate(token, GAME_ID))
-            if not isinstance(outcome, Ok) or not outcome.session_token:
-                raise StartError(f"authenticate of {pid} failed: {outcome}")
-            return pid, outcome.session_token
-
-        return list(await asyncio.gather(*(one(n) for n in range(players))))
+    return await harness.provision(base, players, f"ceil-{tag}", secret=SECRET, admin_token=ADMIN_TOKEN,
+                                   currency=CURRENCY, balance=BALANCE, game_id=GAME_ID)
 
 
 class BetPool:
@@ -825,7 +727,7 @@ class Run:
     ratios: dict[str, float]
 
 
-async def ceiling(wallet: Wallet, players_n: int, duration: float, tag: str,
+async def ceiling(wallet: Server, players_n: int, duration: float, tag: str,
                   profile_s: float = 0.0) -> tuple[Measured, pstats.Stats | None]:
     players = await provision(wallet.base, players_n, tag)
     pool = BetPool(tag, players)
@@ -838,7 +740,7 @@ async def ceiling(wallet: Wallet, players_n: int, duration: float, tag: str,
         gc.unfreeze()
 
 
-def one_run(index: int, args: argparse.Namespace, wallet: Wallet, console: Any) -> Run:
+def one_run(index: int, args: argparse.Namespace, wallet: Server, console: Any) -> Run:
     tag = secrets.token_hex(3)
     loops = ["uvloop", "asyncio"] if not args.uvloop_only else ["uvloop"]
     order = ["ceiling", *[f"runner-{k}" for k in loops]]
@@ -1227,7 +1129,7 @@ def main(argv: list[str] | None = None) -> int:
     prof = prof_m = mem = mem_trace = None
     with tempfile.TemporaryDirectory(prefix="croupier-bench-runner-") as tmp_s:
         tmp = Path(tmp_s)
-        wallet = Wallet(tmp / "wallet.log")
+        wallet = memory_wallet(SECRET, ADMIN_TOKEN, tmp / "wallet.log")
         try:
             wallet.start()
             console.print(f"wallet (memory store) on {wallet.base}, pid {wallet.pid}")
@@ -1248,14 +1150,14 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_memory:
                 # A fresh wallet: the throughput phase left a few hundred thousand transactions in it.
                 wallet.stop()
-                wallet = Wallet(tmp / "wallet-memory.log")
+                wallet = memory_wallet(SECRET, ADMIN_TOKEN, tmp / "wallet-memory.log")
                 wallet.start()
                 console.print(f"  memory: {args.memory_players:,} players, think {args.think[0]}–{args.think[1]} ms …")
                 mem = spawn_memory_child(wallet.base, args, False, tmp)
                 console.print(f"    {mem['kib_per_player']:.1f} KiB per player, seated in {mem['seat_s']:.1f} s")
                 if args.tracemalloc or mem["kib_per_player"] >= AIM_KIB_PER_PLAYER:
                     wallet.stop()
-                    wallet = Wallet(tmp / "wallet-trace.log")
+                    wallet = memory_wallet(SECRET, ADMIN_TOKEN, tmp / "wallet-trace.log")
                     wallet.start()
                     console.print("  memory again under tracemalloc …")
                     mem_trace = spawn_memory_child(wallet.base, args, True, tmp)

@@ -35,24 +35,20 @@ import math
 import os
 import platform
 import secrets
-import signal
 import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import harness
+from harness import Server, StartError, busy_s
 
 SECRET = "bench-secret"
 ADMIN_TOKEN = "bench-admin"
@@ -67,10 +63,6 @@ AIM_P99_MS = 20.0
 AIM_CONCURRENCY = 64
 MAX_OTHER_PCT = 25.0  # other load (% of one core) in a timed window above which a run is measured again
 QUIET_CORES = 0.15  # busy cores below which the machine counts as quiet before a measurement
-
-
-class StartError(RuntimeError):
-    """A server did not start (exit code 2)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -112,69 +104,6 @@ def serve_bare(port: int) -> None:
 # ---------------------------------------------------------------------------------------
 # server subprocesses
 # ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A server subprocess on 127.0.0.1; its output goes to a file (a full pipe would stall it)."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.argv = [a.replace("{port}", str(self.port)) for a in argv]
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> Server:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        with open(self.log_path, "ab") as log:
-            # A session of its own, so kill() takes a --workers pool's children with it.
-            self.proc = subprocess.Popen(self.argv, env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise StartError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.kill()
-        raise StartError(f"{self.name} did not become ready in {timeout:.0f} s: {self.tail()}")
-
-    def tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-1500:]
-        except OSError:
-            return ""
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:  # pragma: no cover - gone meanwhile
-                pass
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def bare_server(tmp: Path) -> Server:
@@ -246,30 +175,8 @@ async def pg_drop_schema(dsn: str, schema: str) -> None:
 
 async def provision(base: str, players: int, run_tag: str) -> list[tuple[str, str]]:
     """Players with large balances, a launch token each, authenticated: [(player_id, session_token)]."""
-    import aiohttp
-
-    from simulator.calls import Ok, WalletCall
-    from simulator.client import AdminClient, WalletClient
-    from simulator.dialects.canonical import CanonicalDialect
-
-    out: list[tuple[str, str]] = []
-    gate = asyncio.Semaphore(32)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
-        admin = AdminClient(base, ADMIN_TOKEN, session)
-        wallet = WalletClient(f"{base}/wallet", CanonicalDialect(SECRET), session)
-
-        async def one(n: int) -> tuple[str, str]:
-            pid = f"bench-{run_tag}-p{n:05d}"
-            async with gate:
-                await admin.create_player(pid, CURRENCY, BALANCE)
-                token = await admin.token(pid, ttl_s=86_400)
-                outcome = await wallet.send(WalletCall.authenticate(token, GAME_ID))
-            if not isinstance(outcome, Ok) or not outcome.session_token:
-                raise StartError(f"authenticate of {pid} failed: {outcome}")
-            return pid, outcome.session_token
-
-        out = list(await asyncio.gather(*(one(n) for n in range(players))))
-    return out
+    return await harness.provision(base, players, f"bench-{run_tag}", secret=SECRET, admin_token=ADMIN_TOKEN,
+                                   currency=CURRENCY, balance=BALANCE, game_id=GAME_ID)
 
 
 def bet_body(i: int, run_tag: str, player: tuple[str, str]) -> bytes:
@@ -538,13 +445,6 @@ class Run:
         return max(r.other_cpu_pct for r in self.results.values())
 
 
-def _busy_s() -> float:
-    import psutil
-
-    t = psutil.cpu_times()
-    return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
-
-
 async def wait_quiet(limit_s: float, progress: Any, label: str) -> float:
     """Wait (up to ``limit_s``) until the machine is nearly idle; return the busy cores seen last.
 
@@ -555,9 +455,9 @@ async def wait_quiet(limit_s: float, progress: Any, label: str) -> float:
     task = progress.add_task(f"{label}: waiting for a quiet machine", total=None) if progress else None
     try:
         while True:
-            b0, t0 = _busy_s(), time.monotonic()
+            b0, t0 = busy_s(), time.monotonic()
             await asyncio.sleep(0.5)
-            busy = (_busy_s() - b0) / (time.monotonic() - t0)
+            busy = (busy_s() - b0) / (time.monotonic() - t0)
             if progress is not None:
                 progress.update(task, description=f"{label}: waiting for a quiet machine ({100 * busy:.0f}% CPU busy)")
                 progress.refresh()

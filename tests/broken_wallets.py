@@ -79,6 +79,8 @@ class RacyBalance(MemoryStore):
     calls of one player in flight together (two tables open, a timed-out call still
     running when its rollback arrives) can overwrite each other's balance."""
 
+    storage_latency_s = 0.001
+
     def __init__(self) -> None:
         super().__init__()
         self.repo: _StaleRepo = _StaleRepo()
@@ -87,7 +89,7 @@ class RacyBalance(MemoryStore):
         if call.op not in MONEY_OPS or call.player_id is None:
             return await super().execute(call, now)
         read = self.repo.players.get(call.player_id)
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(self.storage_latency_s)
         if read is not None:
             self.repo.stale[call.player_id] = read
         try:

@@ -38,8 +38,10 @@ from simulator.money import Money, currency
 from simulator.wallet import engine, rules
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryRepo, MemoryStore
-from simulator.wallet.records import PlayerRow, RoundRow, SessionRow
+from simulator.wallet.records import RoundRow, SessionRow
 from simulator.wallet.service import make_app
+from tests.broken_wallets import IgnoresTombstones as NoTombstone
+from tests.broken_wallets import RacyBalance, SecondRollbackRefunds
 from tests.support import ADMIN_TOKEN, SECRET
 
 # -- helpers ------------------------------------------------------------------------------
@@ -142,28 +144,10 @@ class RejectionRecorded(MemoryStore):
         return out
 
 
-class SecondRollbackRefunds(MemoryStore):
-    """A second rollback of the same bet (a new tx_id) refunds it again."""
+class LostUpdate(RacyBalance):
+    """Reads the balance, awaits (storage latency), then writes what it computed from what it read."""
 
-    async def execute(self, call: WalletCall, now: float) -> Outcome:
-        repo = self.repo
-        if call.op is Op.ROLLBACK and call.ref_tx_id in repo.by_tx_id and call.tx_id not in repo.by_tx_id:
-            i = repo.by_tx_id[call.ref_tx_id]
-            repo.txs[i] = dataclasses.replace(repo.txs[i], rolled_back=False)
-        return await super().execute(call, now)
-
-
-class _NoTombstoneRepo(MemoryRepo):
-    def is_tombstoned(self, tx_id: str) -> bool:
-        return False
-
-
-class NoTombstone(MemoryStore):
-    """A rollback of a bet never seen is acknowledged, but the late bet is accepted anyway."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.repo = _NoTombstoneRepo()
+    storage_latency_s = 0.002
 
 
 class RollbackOfWinAllowed(PatchedStore):
@@ -175,35 +159,6 @@ class RollbackOfWinAllowed(PatchedStore):
                 and player is not None and ref.player_id == player.player_id and ref.amount is not None:
             return rules.Apply(delta=-ref.amount, new_balance=player.balance - ref.amount)
         return decision
-
-
-class _StaleRepo(MemoryRepo):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stale: dict[str, PlayerRow] = {}
-
-    def player(self, player_id: str) -> PlayerRow | None:
-        return self.stale.get(player_id) or super().player(player_id)
-
-
-class LostUpdate(MemoryStore):
-    """Reads the balance, awaits (storage latency), then writes what it computed from what it read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.repo: _StaleRepo = _StaleRepo()
-
-    async def execute(self, call: WalletCall, now: float) -> Outcome:
-        if call.op not in MONEY_OPS or call.player_id is None:
-            return await super().execute(call, now)
-        read = self.repo.players.get(call.player_id)
-        await asyncio.sleep(0.002)
-        if read is not None:
-            self.repo.stale[call.player_id] = read
-        try:
-            return await super().execute(call, now)
-        finally:
-            self.repo.stale.pop(call.player_id, None)
 
 
 class ConcurrentDuplicatesApplied(MemoryStore):
