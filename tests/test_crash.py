@@ -177,6 +177,25 @@ async def snapshot(admin: AdminClient) -> tuple[list[dict[str, Any]], dict[str, 
     return log, {r["player_id"]: r["balance"] for r in rows}
 
 
+async def load_until_killed(proc: WalletProcess, wallet: WalletClient, admin: AdminClient, book: Book,
+                            rng: random.Random, load_s: float) -> None:
+    """TASKS players under load, then SIGKILL with calls in flight: each task ends on the call the crash cut off."""
+    sessions = await provision(wallet, admin)
+    tasks = [asyncio.create_task(player_task(i, wallet, sessions, book, random.Random(rng.random())))
+             for i in range(TASKS)]
+    await asyncio.sleep(load_s)
+    assert proc.proc is not None
+    assert not any(t.done() for t in tasks), "a load task ended before the crash"
+    proc.proc.send_signal(signal.SIGKILL)
+    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    proc.proc.wait(10)
+    assert proc.proc.returncode == -signal.SIGKILL
+    assert not book.rejected, f"load calls were refused: {book.rejected[:3]}"
+    assert not book.answered_unknown, f"answers that were not definitive: {book.answered_unknown[:3]}"
+    assert len(book.in_flight) == TASKS, "every task ends on the call the crash cut off"
+    assert len(book.acked) > TASKS, "the load did not get going before the crash"
+
+
 @pytest.mark.parametrize("sync", ["normal", "full"])
 async def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path, sync: str) -> None:
     db = tmp_path / "wallet.db"
@@ -184,21 +203,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path, syn
     rng = random.Random(f"crash-{sync}")
     with WalletProcess(db, "--sync", sync) as first:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=TASKS * 2)) as http:
-            wallet, admin = client(first.base, http)
-            sessions = await provision(wallet, admin)
-            tasks = [asyncio.create_task(player_task(i, wallet, sessions, book, random.Random(rng.random())))
-                     for i in range(TASKS)]
-            await asyncio.sleep(LOAD_S)
-            assert first.proc is not None
-            assert not any(t.done() for t in tasks), "a load task ended before the crash"
-            first.proc.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(asyncio.gather(*tasks), 30)
-            first.proc.wait(10)
-    assert first.proc.returncode == -signal.SIGKILL
-    assert not book.rejected, f"load calls were refused: {book.rejected[:3]}"
-    assert not book.answered_unknown, f"answers that were not definitive: {book.answered_unknown[:3]}"
-    assert len(book.in_flight) == TASKS, "every task ends on the call the crash cut off"
-    assert len(book.acked) > TASKS, "the load did not get going before the crash"
+            await load_until_killed(first, *client(first.base, http), book, rng, LOAD_S)
 
     with WalletProcess(db, "--sync", sync) as second:
         async with aiohttp.ClientSession() as http:

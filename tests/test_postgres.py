@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-import signal
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -55,7 +54,7 @@ from tests import support
 from tests.pgproxy import PgProxy
 from tests.support import ADMIN_TOKEN, PG_DSN, SECRET, WalletProcess, serve_wallet, skip_without_pg
 from tests.test_crash import TASKS as CRASH_TASKS
-from tests.test_crash import Book, check_log, player_task, provision, snapshot
+from tests.test_crash import Book, check_log, load_until_killed, snapshot
 from tests.test_crash import client as crash_client
 
 GAME = "g-pg"
@@ -375,21 +374,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> 
         async with pg_processes(tmp_path, schema, 1) as (first,), aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=CRASH_TASKS * 2)
         ) as http:
-            wallet, admin = crash_client(first.base, http)
-            sessions = await provision(wallet, admin)
-            tasks = [asyncio.create_task(player_task(i, wallet, sessions, book, random.Random(rng.random())))
-                     for i in range(CRASH_TASKS)]
-            await asyncio.sleep(1.5)
-            assert first.proc is not None
-            assert not any(t.done() for t in tasks), "a load task ended before the crash"
-            first.proc.send_signal(signal.SIGKILL)
-            await asyncio.wait_for(asyncio.gather(*tasks), 30)
-            first.proc.wait(10)
-            assert first.proc.returncode == -signal.SIGKILL
-        assert not book.rejected, f"load calls were refused: {book.rejected[:3]}"
-        assert not book.answered_unknown, f"answers that were not definitive: {book.answered_unknown[:3]}"
-        assert len(book.in_flight) == CRASH_TASKS, "every task ends on the call the crash cut off"
-        assert len(book.acked) > CRASH_TASKS, "the load did not get going before the crash"
+            await load_until_killed(first, *crash_client(first.base, http), book, rng, 1.5)
 
         async with pg_processes(tmp_path, schema, 2) as (pa, pb), aiohttp.ClientSession() as http:
             (wa, admin), (wb, _) = crash_client(pa.base, http), crash_client(pb.base, http)
