@@ -15,8 +15,10 @@ original run was.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -27,7 +29,7 @@ from ..calls import MONEY_OPS, Ok, Op, Rejected, Unknown, WalletCall, WinReason
 from ..codes import ErrorCode, http_status
 from ..dialects.canonical import call_to_json
 from ..money import INT64_MAX, Money
-from .model import Expected, WalletModel
+from .model import Accept, Expected, Outcomes, WalletModel
 from .protocol import Violation, violation
 from .target import CheckError, Connection, Sent
 
@@ -63,8 +65,30 @@ MUTATIONS: dict[str, str] = {
     "unknown-currency": "money-currency",
     "bad-reason": "transport-bad-request",
     "round-closed-not-boolean": "transport-bad-request",
+    "extra-field": "transport-unknown-fields",
 }
 """Malformed variants of a valid bet or win (canonical dialect) and the rule each tests."""
+
+EXTRA_FIELDS: dict[str, Any] = {
+    "x_provider_ref": "ext-7781", "bonus": {"campaign": "spring", "steps": [1, 2, {"k": None}]}, "jackpot_ids": [],
+    "is_test": False, "note": None,
+}
+"""Fields no wallet knows, of every JSON shape: a wallet ignores them (PROTOCOL.md, Transport)."""
+
+_POLICY: dict[str, str] = {
+    "amount-float": "bad-request", "amount-string": "bad-request", "amount-boolean": "bad-request",
+    "missing-field": "bad-request", "not-json": "bad-request", "not-an-object": "bad-request",
+    "oversized": "bad-request", "round-closed-not-boolean": "bad-request",
+    "amount-negative": "any", "bad-reason": "any",
+    "unknown-currency": "currency", "amount-past-64-bit": "big", "extra-field": "valid",
+}
+"""What PROTOCOL.md allows for each variant.
+
+bad-request: a listed field missing or of the wrong type is BAD_REQUEST (or the code of another rule the call
+breaks); any: the text says the value is invalid but names no code, so any refusal that changes nothing;
+currency: CURRENCY_MISMATCH (or another rule's code); big: an amount past 2^63-1 — the protocol sets no
+largest amount, so exact acceptance or a refusal; valid: an unknown field changes nothing, the call is judged
+as it is."""
 
 
 @dataclass
@@ -89,13 +113,25 @@ class Entry:
 @dataclass
 class _Judged:
     call: WalletCall
-    expected: Expected
-    alternatives: frozenset[ErrorCode]
+    out: Outcomes
+    """Every answer a correct wallet may give (strict: the reference wallet's only)."""
     rule: str
-    """The rule an answer other than the expected one breaks."""
-    player_balance: int | None = None
-    refused_rule: str = ""
-    """The rule a rejection breaks where a success was due (a win refused for an expired session...)."""
+    """The rule an acceptance breaks where only refusals are allowed (and a wrong code's, by default)."""
+    ok_rule: str
+    """The rule an acceptance with a wrong balance or id breaks."""
+    refused_rule: str
+    """The rule a refusal breaks where an acceptance was due (a win refused for an expired session...)."""
+    before: int | None = None
+    matched: Accept | None = None
+    """The acceptance the wallet's answer matched (set by :meth:`Checker._problem`)."""
+
+    @property
+    def expected(self) -> Expected:
+        return self.out.primary
+
+    @property
+    def alternatives(self) -> frozenset[ErrorCode]:
+        return self.out.codes
 
 
 @dataclass
@@ -104,6 +140,8 @@ class Problem:
     message: str
     kind: str = "decision"
     """decision (ok/rejected/code wrong), balance (right decision, wrong balance), id, wire"""
+    finding: str = ""
+    """The kind of finding (simulator.findings.KINDS): what happened, and so its severity."""
 
 
 def _text(body: bytes, limit: int = 4000) -> str:
@@ -134,6 +172,12 @@ class Checker:
     """The rule that governs the last step: a balance check after it that fails breaks this rule."""
     rejected: set[str] = field(default_factory=set)
     wallet_tx_ids: set[str] = field(default_factory=set)
+    launch_of: dict[str, str] = field(default_factory=dict)
+    """session alias → the launch token it was made from"""
+    exercised: Counter[str] = field(default_factory=Counter)
+    """rule id → calls judged under it: what a pass actually tried (the coverage table)."""
+    choices: Counter[str] = field(default_factory=Counter)
+    """Choices PROTOCOL.md allows that the wallet was seen to make (notes, never failures)."""
 
     # -- aliases ----------------------------------------------------------------------
     def cid(self, local: str) -> str:
@@ -271,35 +315,81 @@ class Checker:
         token = self.conn.launch_token(pid, ttl)
         self._admin_entry(f"launch token for {alias} (session lifetime {ttl} s)")
         self.model.issue_token(token, pid, ttl)
+        self.launch_of[sess] = token
+        note = f"session {sess}" + (" (already expired: lifetime 0 s)" if ttl == 0 else "")
+        return self._authenticate(alias, token, sess, note)
+
+    def _do_reauth(self, step: dict[str, Any]) -> bool:
+        """The launch token of session ``of`` exchanged again (a provider's retry of authenticate)."""
+        token = self.launch_of.get(step["of"])
+        if token is None:
+            return False
+        self.launch_of[step["session"]] = token
+        return self._authenticate(step["player"], token, step["session"], f"session {step['session']}: "
+                                  f"the launch token of session {step['of']} again")
+
+    def _authenticate(self, alias: str, token: str, sess: str, note: str) -> bool:
+        pid = self.players[alias]
         call = WalletCall.authenticate(token, GAME)
         now = self.clock()
-        expected = self.model.apply(call, now)
+        allowed = self.model.outcomes(call, now)
+        if self.strict_codes:
+            allowed = Outcomes(allowed.primary, frozenset({allowed.primary[1]}) if allowed.primary[0] == "rejected"
+                               else frozenset(), allowed.accepts[:1] if allowed.primary[0] == "ok" else ())
         sent = self.conn.send(call)
-        if expected[0] == "rejected":
-            entry = self._entry(call, sent, _expected_text(call, expected, frozenset()))
-            if not (isinstance(sent.outcome, Rejected) and sent.outcome.code == expected[1]):
-                entry.bad = True
-                self._fail(Problem(_CODE_RULE.get(expected[1], "sessions-blocked-player"),
-                                   f"authenticate: expected {expected[1]}, got {_outcome(sent)}"), entry.n)
-            return False
-        entry = self._entry(call, sent, f"200 ok, player {alias}, balance {expected[1]}, a session token")
+        texts = [f"{_codes(c, frozenset())}" for c in sorted(allowed.codes, key=str)]
+        if allowed.accepts:
+            texts.insert(0 if allowed.primary[0] == "ok" else len(texts),
+                         f"200 ok, player {alias}, balance {allowed.accepts[0].balance}, a session token")
+        entry = self._entry(call, sent, " or ".join(texts))
+        entry.note = note
+        self.exercised["operations-authenticate"] += 1
         out = sent.outcome
+        if isinstance(out, Rejected) and out.code in allowed.codes:
+            if choice := allowed.choice_of(out.code):
+                self.choices[choice] += 1
+            return False
         problem = None
-        if not isinstance(out, Ok):
-            problem = _wire_problem(sent) or f"expected a session, got {_outcome(sent)}"
-        elif out.player_id != pid or out.balance.minor != expected[1] or not out.session_token:
-            problem = (f"answered player {out.player_id!r}, balance {out.balance.minor}, session "
-                       f"{out.session_token!r}; the model holds {pid!r}, balance {expected[1]}")
+        if not allowed.accepts and isinstance(out, Ok):
+            problem = Problem(_CODE_RULE.get(allowed.primary[1], "operations-authenticate")
+                              if allowed.primary[0] == "rejected" else "operations-authenticate",
+                              f"authenticate: expected {' or '.join(texts)}, got {_outcome(sent)}",
+                              finding="accepted_invalid_call")
+        elif not isinstance(out, Ok):
+            wire = _wire_problem(sent)
+            problem = Problem("errors-definitive" if wire and (sent.status is None or sent.status >= 500)
+                              else "operations-authenticate",
+                              wire or f"expected {' or '.join(texts)}, got {_outcome(sent)}",
+                              finding=(_wire_finding(sent) if wire else
+                                       "refused_valid_call" if allowed.accepts else "wrong_code"))
+        elif out.player_id != pid or out.balance.minor != allowed.accepts[0].balance or not out.session_token:
+            problem = Problem("operations-authenticate",
+                              f"answered player {out.player_id!r}, balance {out.balance.minor}, session "
+                              f"{out.session_token!r}; the model holds {pid!r}, balance {allowed.accepts[0].balance}",
+                              finding="balance_mismatch" if out.balance.minor != allowed.accepts[0].balance
+                              else "protocol_violation")
         elif out.balance.currency.code != self.model.players[pid].currency:
-            problem = f"answered currency {out.balance.currency.code}, the player's is {self.model.players[pid].currency}"
+            problem = Problem("operations-authenticate", f"answered currency {out.balance.currency.code}, the "
+                              f"player's is {self.model.players[pid].currency}", finding="protocol_violation")
         if problem:
             entry.bad = True
-            self._fail(Problem("operations-authenticate", problem), entry.n)
+            self._fail(problem, entry.n)
         assert isinstance(out, Ok) and out.session_token
-        self.model.record_session(token, out.session_token, now)
+        same = [a for a in allowed.accepts if a.original is not None and a.original == out.session_token]
+        fresh = [a for a in allowed.accepts if a.new_session]
+        if same:
+            accept = same[0]
+        elif fresh and out.session_token not in self.model.sessions:
+            accept = fresh[0]
+            self.model.record_session(token, out.session_token, now)
+        else:
+            entry.bad = True
+            self._fail(Problem("operations-authenticate", f"answered session {out.session_token!r}, which is "
+                               "another session the wallet handed out before", finding="protocol_violation"), entry.n)
+        if accept.choice and len(allowed.accepts) + len(allowed.codes) > 1:
+            self.choices[accept.choice] += 1
         self.sessions[sess] = out.session_token
         self.session_player[sess] = alias
-        entry.note = f"session {sess}" + (" (already expired: lifetime 0 s)" if ttl == 0 else "")
         return True
 
     def _do_block(self, step: dict[str, Any]) -> None:
@@ -320,119 +410,110 @@ class Checker:
             self._fail(Problem("operations-effect", f"admin deposit answered balance {got}, the model holds {want}"))
 
     # -- expectations -----------------------------------------------------------------
-    def _alternatives(self, m: WalletModel, call: WalletCall, now: float) -> frozenset[ErrorCode]:
-        """Every rejection PROTOCOL.md allows for a new call (it does not fix the order of the checks)."""
-        if self.strict_codes or call.op not in MONEY_OPS:
-            return frozenset()
-        assert call.tx_id and call.player_id and call.round_id and call.session_token
-        if call.tx_id in m.txs:
-            return frozenset()
-        out: set[ErrorCode] = set()
-        player = m.players.get(call.player_id)
-        if player is None:
-            return frozenset({ErrorCode.PLAYER_NOT_FOUND, ErrorCode.INVALID_TOKEN})
-        sess = m.sessions.get(call.session_token)
-        if sess is None or sess.player_id != player.player_id:
-            out.add(ErrorCode.INVALID_TOKEN)
-        elif call.op is Op.BET and not sess.live(now):
-            out.add(ErrorCode.SESSION_EXPIRED)
-        if call.amount is not None and call.amount.currency.code != player.currency:
-            out.add(ErrorCode.CURRENCY_MISMATCH)
-        closed = m._closed(player.player_id, call.round_id)
-        if call.op is Op.BET:
-            assert call.amount is not None
-            if player.blocked:
-                out.add(ErrorCode.PLAYER_BLOCKED)
-            if call.tx_id in m.tombstones:
-                out.add(ErrorCode.TX_ROLLED_BACK)
-            if closed:
-                out.add(ErrorCode.ROUND_CLOSED)
-            if call.amount.minor > player.balance:
-                out.add(ErrorCode.INSUFFICIENT_FUNDS)
-        elif call.op is Op.WIN:
-            assert call.amount is not None
-            rnd = m.rounds.get((player.player_id, call.round_id))
-            if closed:
-                out.add(ErrorCode.ROUND_CLOSED)
-            if call.reason is WinReason.REGULAR and (rnd is None or rnd.live_bets == 0):
-                out.add(ErrorCode.ROUND_NOT_FOUND)
-            if player.balance + call.amount.minor > INT64_MAX:
-                out.add(ErrorCode.LIMIT_EXCEEDED)
-        else:
-            target = m.txs.get(call.ref_tx_id or "")
-            if target is not None and (target.op is not Op.BET or target.player_id != player.player_id
-                                       or target.round_id != call.round_id):
-                out.add(ErrorCode.ROLLBACK_NOT_ALLOWED)
-        return frozenset(out)
-
     def _expect(self, m: WalletModel, call: WalletCall) -> _Judged:
-        """What ``m`` says ``call`` must get (``m`` moves), and the rule that governs it."""
+        """What ``m`` allows ``call`` to get (``m`` does not move until :meth:`_settle`), and the rules."""
         now = self.clock()
-        alternatives = self._alternatives(m, call, now)
+        out = m.outcomes(call, now)
+        if self.strict_codes:
+            out = Outcomes(out.primary, frozenset({out.primary[1]}) if out.primary[0] == "rejected" else frozenset(),
+                           out.accepts[:1] if out.primary[0] == "ok" else ())
         seen = m.txs.get(call.tx_id) if call.tx_id else None
         player = m.players.get(call.player_id or "")
         sess = m.sessions.get(call.session_token or "")
         expired = sess is not None and not sess.live(now)
         blocked = player is not None and player.blocked
-        ref_known = call.ref_tx_id in m.txs if call.ref_tx_id else False
-        before = player.balance if player else None
-        expected = m.apply(call, now)
+        ref = m.txs.get(call.ref_tx_id) if call.ref_tx_id else None
+        primary = out.primary
         if call.op in MONEY_OPS and seen is not None:
-            rule = "idempotency-1-no-change" if expected[0] == "ok" else "idempotency-2-mismatch"
-        elif expected[0] == "rejected":
-            rule = _CODE_RULE.get(expected[1], "operations-effect")
-            if expected[1] is ErrorCode.INVALID_TOKEN and call.op is Op.BET:
-                rule = "sessions-bet-needs-live-session"
-        elif call.op is Op.ROLLBACK:
-            rule = "idempotency-4-rollback-once" if ref_known else "idempotency-5-tombstone"
+            rule = ok_rule = "idempotency-1-no-change" if primary[0] == "ok" else "idempotency-2-mismatch"
         else:
-            rule = "operations-effect"
-        refused = rule
-        if expected[0] == "ok" and call.op in (Op.WIN, Op.ROLLBACK) and seen is None:
-            refused = ("sessions-money-owed-is-paid" if expired else
-                       "sessions-blocked-player" if blocked else rule)
-        if expected[0] == "ok" and seen is None and call.tx_id in self.rejected:
-            rule = refused = "idempotency-3-rejected-not-recorded"
-        return _Judged(call, expected, alternatives | ({expected[1]} if expected[0] == "rejected" else set()),
-                       rule, before, refused)
+            ok_rule = "operations-effect"
+            if call.op is Op.ROLLBACK:
+                ok_rule = "idempotency-4-rollback-once" if ref is not None else "idempotency-5-tombstone"
+            rule = ok_rule
+            if primary[0] == "rejected":
+                rule = _CODE_RULE.get(primary[1], "operations-effect")
+                if primary[1] is ErrorCode.INVALID_TOKEN and call.op is Op.BET:
+                    rule = "sessions-bet-needs-live-session"
+                if call.op is Op.ROLLBACK and ref is not None and player is not None and ref.player_id != player.player_id:
+                    rule = "rollback-finds-bet-by-player"
+        refused = ok_rule
+        if out.accepts and call.op in (Op.WIN, Op.ROLLBACK) and seen is None:
+            refused = ("sessions-money-owed-is-paid" if expired else "sessions-blocked-player" if blocked else ok_rule)
+        if out.accepts and seen is None and call.tx_id in self.rejected:
+            rule = ok_rule = refused = "idempotency-3-rejected-not-recorded"
+        return _Judged(call, out, rule, ok_rule, refused, player.balance if player else None)
 
     def _problem(self, j: _Judged, sent: Sent, ids: set[str]) -> Problem | None:
-        """What is wrong with ``sent`` as the answer to ``j`` (None: nothing)."""
-        out, expected = sent.outcome, j.expected
+        """What is wrong with ``sent`` as the answer to ``j`` (None: nothing; ``j.matched`` is then set)."""
+        out, allowed = sent.outcome, j.out
+        j.matched = None
         wire = _wire_problem(sent)
         if wire is not None:
-            return Problem(_wire_rule(sent, j), wire, "wire")
-        if expected[0] == "rejected":
-            code = expected[1]
-            if isinstance(out, Rejected):
-                if out.code == code or out.code in j.alternatives:
-                    return None
-                return Problem(self._invented(j, out.code), f"expected {_codes(code, j.alternatives)}, got {out.code}")
-            assert isinstance(out, Ok)
-            return Problem(j.rule, f"expected {_codes(code, j.alternatives)}, got 200 ok (balance "
-                                   f"{out.balance.minor})")
-        _, balance, original = expected
+            return Problem(_wire_rule(sent, j), wire, "wire", _wire_finding(sent))
         if isinstance(out, Rejected):
-            refused = j.refused_rule if out.code in _SESSION_CODES else j.rule
-            return Problem(refused, f"expected 200 ok with balance {balance}, got {out.code}")
+            if out.code in allowed.codes:
+                return None
+            if allowed.accepts:
+                rule = j.refused_rule if out.code in _SESSION_CODES else j.ok_rule
+                return Problem(rule, f"expected {_allowed_text(j)}, got {out.code}", finding="refused_valid_call")
+            return Problem(self._invented(j, out.code), f"expected {_allowed_text(j)}, got {out.code}",
+                           finding="wrong_code")
         assert isinstance(out, Ok)
+        balance = out.balance.minor
         player = self._model_player(j)
         if player is not None and out.balance.currency.code != player:
-            return Problem("money-currency", f"answered in {out.balance.currency.code}; the player's currency is {player}")
-        if out.balance.minor < 0:
-            return Problem("idempotency-7-never-negative", f"answered a negative balance {out.balance.minor}")
-        if out.balance.minor != balance:
-            return Problem(j.rule, f"answered balance {out.balance.minor}; the model holds {balance}"
-                                   + (f" (it was {j.player_balance} before)" if j.player_balance is not None else ""),
-                           "balance")
+            return Problem("money-currency", f"answered in {out.balance.currency.code}; the player's currency is {player}",
+                           finding="protocol_violation")
+        if balance < 0:
+            return Problem("idempotency-7-never-negative", f"answered a negative balance {balance}",
+                           finding="negative_balance")
+        if not allowed.accepts:
+            moved = j.before is not None and balance != j.before
+            return Problem(j.rule, f"expected {_allowed_text(j)}, got 200 ok (balance {balance})", "decision",
+                           self._accepted_kind(j, moved))
+        accept = allowed.accept(balance)
+        if accept is None:
+            want = " or ".join(str(a.balance) for a in allowed.accepts)
+            return Problem(j.ok_rule, f"answered balance {balance}; the model holds {want}"
+                                      + (f" (it was {j.before} before)" if j.before is not None else ""),
+                           "balance", self._balance_kind(j, balance))
         if j.call.op in MONEY_OPS:
+            original = accept.original
             if original is not None and out.wallet_tx_id != original:
                 return Problem("idempotency-1-original-id",
-                               f"a replay answered wallet_tx_id {out.wallet_tx_id!r}; the original was {original!r}", "id")
+                               f"a replay answered wallet_tx_id {out.wallet_tx_id!r}; the original was {original!r}",
+                               "id", "replay_contradicts_original")
             if original is None and out.wallet_tx_id in ids:
                 return Problem("operations-success-shape",
-                               f"wallet_tx_id {out.wallet_tx_id!r} was already given to another transaction", "id")
+                               f"wallet_tx_id {out.wallet_tx_id!r} was already given to another transaction", "id",
+                               "protocol_violation")
+        j.matched = accept
         return None
+
+    @staticmethod
+    def _accepted_kind(j: _Judged, moved: bool) -> str:
+        """A call due to be refused was accepted: money if money moved, the contract if it did not."""
+        if not moved:
+            return "accepted_invalid_call"
+        codes = j.out.codes
+        if ErrorCode.TX_ROLLED_BACK in codes:
+            return "accepted_after_rollback"
+        if ErrorCode.INSUFFICIENT_FUNDS in codes:
+            return "negative_balance"
+        if j.call.op is Op.ROLLBACK:
+            return "refund_not_due"
+        if j.rule.startswith("idempotency-2"):
+            return "double_apply"
+        return "invalid_call_moved_money"
+
+    @staticmethod
+    def _balance_kind(j: _Judged, balance: int) -> str:
+        if j.ok_rule.startswith("idempotency-1"):
+            return "double_apply"
+        if j.call.op is Op.ROLLBACK and j.before is not None:
+            return "rollback_applied_twice" if balance > max(a.balance for a in j.out.accepts) else "rollback_not_applied"
+        return "balance_mismatch"
 
     def _invented(self, j: _Judged, code: ErrorCode) -> str:
         """The rule broken by answering ``code`` where its condition does not hold (another rejection was due)."""
@@ -455,12 +536,23 @@ class Checker:
         return p.currency if p else None
 
     def _settle(self, m: WalletModel, j: _Judged, sent: Sent, ids: set[str]) -> None:
-        """After an answer that matched: remember what the model cannot predict."""
+        """After an answer that matched: move the model as the wallet chose, remember what it cannot predict."""
         out = sent.outcome
         tx = j.call.tx_id
-        if isinstance(out, Rejected) and tx:
-            self.rejected.add(tx)
-        if isinstance(out, Ok) and j.call.op in MONEY_OPS and j.expected[0] == "ok" and j.expected[2] is None:
+        if isinstance(out, Rejected):
+            if tx:
+                self.rejected.add(tx)
+            choice = j.out.choice_of(out.code) if j.out.accepts or j.out.choices else ""
+            if choice:
+                self.choices[choice] += 1
+            return
+        if not isinstance(out, Ok) or j.matched is None:
+            return
+        accept = j.matched
+        m.commit(j.call, accept, self.clock())
+        if accept.choice and len(j.out.accepts) + len(j.out.codes) > 1:
+            self.choices[accept.choice] += 1
+        if j.call.op in MONEY_OPS and accept.original is None and any(e[0] == "tx" for e in accept.effects):
             assert tx is not None and out.wallet_tx_id is not None
             m.record_wallet_tx_id(tx, out.wallet_tx_id)
             ids.add(out.wallet_tx_id)
@@ -480,10 +572,11 @@ class Checker:
         if sign != "ok":
             return self._judge_unsigned(call, sent, step)
         j = self._expect(self.model, call)
-        entry = self._entry(call, sent, _expected_text(call, j.expected, j.alternatives))
+        entry = self._entry(call, sent, _allowed_text(j))
         entry.note = step.get("note", "")
-        self.rule = j.rule
+        self.exercised[j.rule] += 1
         problem = self._problem(j, sent, self.wallet_tx_ids)
+        self.rule = j.ok_rule if isinstance(sent.outcome, Ok) else j.rule
         if problem:
             entry.bad = True
             self._fail(problem, entry.n)
@@ -494,30 +587,64 @@ class Checker:
         entry = self._entry(call, sent, "401 INVALID_SIGNATURE (changes nothing)")
         entry.note = step.get("note", "")
         self.rule = "transport-signature"
+        self.exercised[self.rule] += 1
         out = sent.outcome
         if not (isinstance(out, Rejected) and out.code is ErrorCode.INVALID_SIGNATURE):
             entry.bad = True
-            self._fail(Problem("transport-signature", f"a call signed {_SIGN_TEXT[sent.sign]} got {_outcome(sent)}"),
-                       entry.n)
+            moved = isinstance(out, Ok) and call.player_id in self.model.players \
+                and out.balance.minor != self.model.players[call.player_id].balance
+            finding = ("invalid_call_moved_money" if moved else "accepted_invalid_call" if isinstance(out, Ok)
+                       else _wire_finding(sent) if _wire_problem(sent) else "wrong_code")
+            self._fail(Problem("transport-signature", f"a call signed {_SIGN_TEXT[sent.sign]} got {_outcome(sent)}",
+                               finding=finding), entry.n)
         if call.tx_id and call.tx_id not in self.model.txs:
             self.rejected.add(call.tx_id)
         return sent
 
     def _do_raw(self, step: dict[str, Any]) -> Sent:
-        """A malformed variant of a valid call (canonical dialect): BAD_REQUEST, and nothing changes."""
+        """A variant of a valid call (canonical dialect): refused as PROTOCOL.md says, or judged as the call it is."""
         call = self.concrete(step["call"])
         mutation = step["mutation"]
         body = malformed_body(call, mutation)
+        policy, rule = _POLICY[mutation], MUTATIONS[mutation]
+        if policy == "big" and call.amount is not None:
+            call = dataclasses.replace(call, amount=Money(INT64_MAX + 1, call.amount.currency))
         sent = self.conn.raw(call.op, body, call)
-        code = ErrorCode.CURRENCY_MISMATCH if mutation == "unknown-currency" else ErrorCode.BAD_REQUEST
-        rule = MUTATIONS[mutation]
-        entry = self._entry(call, sent, f"{http_status(code)} {code} (changes nothing)")
-        entry.note = f"malformed: {mutation}"
+        note = f"malformed: {mutation}" if policy != "valid" else "unknown fields added"
+        self.exercised[rule] += 1
+        if policy in ("valid", "big"):
+            j = self._expect(self.model, call)
+            if policy == "big":
+                j.out = dataclasses.replace(j.out, codes=j.out.codes | {ErrorCode.BAD_REQUEST, ErrorCode.LIMIT_EXCEEDED})
+            entry = self._entry(call, sent, _allowed_text(j))
+            entry.note = note
+            problem = self._problem(j, sent, self.wallet_tx_ids)
+            out = sent.outcome
+            if policy == "valid" and problem and isinstance(out, Rejected) and out.code is ErrorCode.BAD_REQUEST:
+                problem = Problem(rule, f"a call with unknown fields got {_outcome(sent)}; the same call without them "
+                                        f"must get {_allowed_text(j)}", finding="refused_valid_call")
+            self.rule = j.ok_rule if isinstance(out, Ok) else j.rule
+            if problem:
+                entry.bad = True
+                self._fail(problem, entry.n)
+            self._settle(self.model, j, sent, self.wallet_tx_ids)
+            return sent
+        valid = self.model.outcomes(call, self.clock()).codes
+        codes = ({ErrorCode.BAD_REQUEST} | valid if policy == "bad-request" else
+                 {ErrorCode.CURRENCY_MISMATCH} | valid if policy == "currency" else set())
+        want = (" or ".join(f"{http_status(c)} {c}" for c in sorted(codes, key=str)) if codes
+                else "a refusal (4xx)") + " (changes nothing)"
+        entry = self._entry(call, sent, want)
+        entry.note = note
         self.rule = rule
         out = sent.outcome
-        if not (isinstance(out, Rejected) and out.code is code):
+        if not (isinstance(out, Rejected) and (out.code in codes or not codes)):
             entry.bad = True
-            self._fail(Problem(rule, f"a request with {mutation.replace('-', ' ')} got {_outcome(sent)}"), entry.n)
+            moved = isinstance(out, Ok) and out.balance.minor != self.model.players[call.player_id or ""].balance
+            finding = ("invalid_call_moved_money" if moved else "accepted_invalid_call" if isinstance(out, Ok)
+                       else _wire_finding(sent) if _wire_problem(sent) else "wrong_code")
+            self._fail(Problem(rule, f"a request with {mutation.replace('-', ' ')} got {_outcome(sent)}",
+                               finding=finding), entry.n)
         if call.tx_id and call.tx_id not in self.model.txs:
             self.rejected.add(call.tx_id)
         return sent
@@ -550,15 +677,20 @@ class Checker:
         shown = chosen[1] if chosen else self._expect_in_order(calls)
         for i, (call, sent) in enumerate(zip(calls, sents, strict=True)):
             j = shown.get(i)
-            text = _expected_text(call, j.expected, j.alternatives) if j else "(not reached)"
+            text = _allowed_text(j) if j else "(not reached)"
             self._entry(call, sent, text, self.groups)
         self.rule = "idempotency-7-serialized"
+        self.exercised[self.rule] += 1
         if chosen is None:
             for e in self.entries[-len(calls):]:
                 e.bad = True
-            self._fail(Problem(self._race_rule(problems, where), "the answers fit no serial order of the "
+            rule = self._race_rule(problems, where)
+            finding = "lost_update" if rule == "idempotency-7-serialized" else \
+                next((p.finding for p in problems if p.rule == rule and p.finding), "wrong_code")
+            self._fail(Problem(rule, "the answers fit no serial order of the "
                                "calls sent at once: " + "; ".join(f"in order {n + 1}: {p.message}"
-                                                                   for n, p in enumerate(problems))),
+                                                                   for n, p in enumerate(problems)),
+                               finding=finding),
                        self.entries[-1].n)
         assert chosen is not None
         self.model, _, self.wallet_tx_ids = chosen
@@ -599,8 +731,9 @@ class Checker:
         self.groups += 1
         j = self._expect(self.model, call)
         for sent in sents:
-            self._entry(call, sent, _expected_text(call, j.expected, j.alternatives), self.groups)
+            self._entry(call, sent, _allowed_text(j), self.groups)
         self.rule = "idempotency-7-concurrent-duplicates"
+        self.exercised[self.rule] += 1
         problems = [self._problem(j, s, self.wallet_tx_ids) for s in sents]
         answers = {(s.status, s.outcome.wallet_tx_id if isinstance(s.outcome, Ok) else None) for s in sents}
         if any(problems) or len(answers) > 1:
@@ -623,7 +756,9 @@ class Checker:
             if not detail:
                 detail = "the copies were answered with different wallet_tx_ids: " + ", ".join(
                     sorted(repr(a[1]) for a in answers))
-            self._fail(Problem(rule, f"{n} identical calls at once: {detail}"), self.entries[-1].n)
+            finding = ("double_apply" if any(p.kind == "balance" for p in found) else
+                       found[0].finding if found and rule == found[0].rule else "replay_contradicts_original")
+            self._fail(Problem(rule, f"{n} identical calls at once: {detail}", finding=finding), self.entries[-1].n)
         self._settle(self.model, j, sents[0], self.wallet_tx_ids)
         return sents
 
@@ -656,11 +791,18 @@ class Checker:
                                   response=lines, bad=True))
         negative = any(g is not None and g < 0 for _, g, _ in wrong)
         rule = "idempotency-7-never-negative" if negative else self.rule
-        self._fail(Problem(rule, f"after call {self.calls} the balances differ from the model's ({lines})"))
+        more = any(g is not None and g > w for _, g, w in wrong)
+        finding = ("negative_balance" if negative else "lost_update" if rule.startswith("idempotency-7") else
+                   "double_apply" if rule.startswith(("idempotency-1", "idempotency-2")) else
+                   ("rollback_applied_twice" if more else "rollback_not_applied") if rule.startswith("idempotency-4")
+                   else "accepted_after_rollback" if rule.startswith("idempotency-5") else
+                   "balance_mismatch" if rule in _EFFECT_RULES else "invalid_call_moved_money")
+        self._fail(Problem(rule, f"after call {self.calls} the balances differ from the model's ({lines})",
+                           finding=finding))
 
     # -- failing ----------------------------------------------------------------------
     def _fail(self, problem: Problem, call_number: int | None = None) -> None:
-        exc = violation(problem.rule, problem.message, call_number)
+        exc = violation(problem.rule, problem.message, call_number, problem.finding)
         exc.evidence = self.evidence()
         if self.on_violation is not None:
             self.on_violation(exc)
@@ -673,6 +815,10 @@ class Checker:
 
 # -- helpers ------------------------------------------------------------------------------
 
+_EFFECT_RULES = frozenset({"operations-effect", "idempotency-3-rejected-not-recorded", "sessions-money-owed-is-paid",
+                           "sessions-blocked-player", "operations-authenticate", "transport-unknown-fields"})
+"""Rules of calls that must move money: a wrong balance after one is a balance mismatch, after any other a
+refused or refusable call that moved money."""
 _SESSION_CODES = frozenset({ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN, ErrorCode.PLAYER_BLOCKED})
 _SIGN_TEXT = {"wrong-secret": "with a wrong secret", "stale": "an hour ago", "future": "an hour ahead",
               "unsigned": "not at all", "ok": "correctly"}
@@ -681,6 +827,18 @@ _SIGN_TEXT = {"wrong-secret": "with a wrong secret", "stale": "an hour ago", "fu
 def _codes(code: ErrorCode, alternatives: frozenset[ErrorCode]) -> str:
     others = sorted(str(c) for c in alternatives if c != code)
     return str(code) + (f" (or {', '.join(others)})" if others else "")
+
+
+def _allowed_text(j: _Judged) -> str:
+    """Every answer a correct wallet may give, the reference wallet's first."""
+    out = j.out
+    texts = [_expected_text(j.call, out.primary, out.codes)]
+    if out.primary[0] == "ok":
+        texts += [f"{_codes(c, frozenset())} (changes nothing)" for c in sorted(out.codes, key=str)]
+        texts += [f"200 ok, balance {a.balance}" for a in out.accepts[1:] if a.balance != out.primary[1]]
+    else:
+        texts += [f"200 ok, balance {a.balance}" + (f" ({a.choice})" if a.choice else "") for a in out.accepts]
+    return " or ".join(dict.fromkeys(texts))
 
 
 def _expected_text(call: WalletCall, expected: Expected, alternatives: frozenset[ErrorCode]) -> str:
@@ -708,6 +866,12 @@ def _wire_problem(sent: Sent) -> str | None:
     if sent.status is None:
         return f"no answer: {sent.outcome.reason}"
     return f"HTTP {sent.status}: {sent.outcome.reason}: {_text(sent.response_body, 300)}"
+
+
+def _wire_finding(sent: Sent) -> str:
+    if sent.status is None or sent.status >= 500:
+        return "no_definitive_answer"
+    return "undecodable_answer" if sent.status == 200 else "protocol_violation"
 
 
 def _wire_rule(sent: Sent, j: _Judged) -> str:
@@ -750,6 +914,8 @@ def malformed_body(call: WalletCall, mutation: str) -> bytes:
         body["reason"] = "lucky"
     elif mutation == "round-closed-not-boolean":
         body["round_closed"] = "yes"
+    elif mutation == "extra-field":
+        body.update(EXTRA_FIELDS)
     data = orjson.dumps(body)
     if mutation == "oversized":
         data += b" " * (64 * 1024 + 1 - len(data) + 16)

@@ -14,6 +14,7 @@ can be checked against the original id.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
@@ -26,6 +27,45 @@ ExpectedOk: TypeAlias = tuple[Literal["ok"], int, str | None]
 """("ok", balance after the call, original wallet_tx_id for a replay / existing session token, else None)."""
 ExpectedRejected: TypeAlias = tuple[Literal["rejected"], ErrorCode]
 Expected: TypeAlias = ExpectedOk | ExpectedRejected
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """One way a correct wallet may accept a call: the balance it answers and what the call does.
+
+    ``effects`` are small tuples that :meth:`WalletModel.commit` carries out, so a decision can be
+    weighed (several of them, in a race in every order) before anything moves."""
+
+    balance: int
+    original: str | None = None
+    """The original wallet_tx_id (a replay) or the existing session token (authenticate), else None."""
+    effects: tuple[tuple[object, ...], ...] = ()
+    choice: str = ""
+    """Set when this acceptance is one choice among several the protocol allows: what the wallet chose."""
+    new_session: bool = False
+    """authenticate: the wallet hands out a new session (the caller records it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """Every answer PROTOCOL.md allows for one call, and the reference wallet's among them (``primary``).
+
+    ``codes``: the refusals allowed (each changes nothing), any code of a rule the call breaks;
+    ``accepts``: the acceptances allowed.  ``choices`` says, per refusal code, which allowed
+    choice a refusal with that code is (when an acceptance was allowed too)."""
+
+    primary: Expected
+    codes: frozenset[ErrorCode] = frozenset()
+    accepts: tuple[Accept, ...] = ()
+    choices: tuple[tuple[ErrorCode, str], ...] = ()
+
+    def accept(self, balance: int) -> Accept | None:
+        """The acceptance that answers ``balance``, the primary's first (None: no acceptance fits)."""
+        fitting = [a for a in self.accepts if a.balance == balance]
+        return fitting[0] if fitting else None
+
+    def choice_of(self, code: ErrorCode) -> str:
+        return next((c for k, c in self.choices if k == code), "")
 
 
 @dataclass
@@ -66,6 +106,7 @@ class MTx:
     currency: str | None
     ref_tx_id: str | None
     delta: int = 0
+    game_id: str | None = None
     """What the call did to the balance (a no-op rollback: 0), as the transaction log must show."""
     wallet_tx_id: str | None = None
     rolled_back: bool = False
@@ -78,6 +119,9 @@ class MTx:
 class MRound:
     closed: bool = False
     live_bets: int = 0
+    bets: int = 0
+    """Bets ever accepted in the round (rolled back or not): a regular win after they were all rolled
+    back is one of the choices PROTOCOL.md leaves to the wallet."""
 
 
 @dataclass
@@ -135,9 +179,8 @@ class WalletModel:
         self.launch_tokens[token] = MLaunchToken(player_id, ttl_s)
 
     def record_session(self, token: str, session_token: str, now: float) -> None:
-        """After a first authenticate: the session lives the token's ttl from now."""
+        """After an authenticate that made a session: it lives the token's ttl from now."""
         lt = self.launch_tokens[token]
-        assert lt.session_token is None
         assert session_token not in self.sessions, "session tokens must be unique"
         lt.session_token = session_token
         self.sessions[session_token] = MSession(lt.player_id, now + lt.ttl_s)
@@ -149,35 +192,112 @@ class WalletModel:
 
     # -- the protocol -------------------------------------------------------------------
     def apply(self, call: WalletCall, now: float) -> Expected:
-        """What the wallet must answer to ``call`` at ``now``; the model's state moves with it."""
+        """What the reference wallet answers to ``call`` at ``now`` (one correct wallet); the model moves with it.
+
+        The test suite's state machines hold the reference wallet to this; ``croupier check`` holds any
+        wallet to :meth:`outcomes`, which allows every choice PROTOCOL.md leaves open."""
+        out = self.outcomes(call, now)
+        if out.primary[0] == "ok":
+            accept = out.accepts[0]
+            self.commit(call, accept, now)
+        return out.primary
+
+    def outcomes(self, call: WalletCall, now: float) -> Outcomes:
+        """Every answer a correct wallet may give ``call`` at ``now``; the model does not move."""
         if call.op is Op.AUTHENTICATE:
             return self._authenticate(call, now)
         if call.op is Op.BALANCE:
             return self._balance(call)
         return self._money(call, now)
 
-    def _authenticate(self, call: WalletCall, now: float) -> Expected:
+    def commit(self, call: WalletCall, accept: Accept, now: float) -> None:
+        """Carry out what ``accept`` says ``call`` did (after the wallet answered so)."""
+        for effect in accept.effects:
+            what = effect[0]
+            if what == "balance":
+                _, pid, delta, kind = effect
+                assert isinstance(pid, str) and isinstance(delta, int) and isinstance(kind, str)
+                p = self.players[pid]
+                p.balance += delta
+                t = self.totals[p.currency]
+                setattr(t, kind, getattr(t, kind) + abs(delta))
+            elif what == "tx":
+                _, tx = effect
+                assert isinstance(tx, MTx) and call.tx_id is not None
+                self.txs[call.tx_id] = dataclasses.replace(tx)
+            elif what == "bet_in_round":
+                _, pid, rnd, n = effect
+                assert isinstance(pid, str) and isinstance(rnd, str) and isinstance(n, int)
+                r = self._round(pid, rnd)
+                r.live_bets += n
+                r.bets += max(n, 0)
+            elif what == "close":
+                _, pid, rnd = effect
+                assert isinstance(pid, str) and isinstance(rnd, str)
+                self._round(pid, rnd).closed = True
+            elif what == "rolled_back":
+                _, ref = effect
+                assert isinstance(ref, str)
+                self.txs[ref].rolled_back = True
+            elif what == "tombstone":
+                _, ref = effect
+                assert isinstance(ref, str)
+                self.tombstones.add(ref)
+            elif what == "session":
+                _, token, session_token = effect
+                assert isinstance(token, str) and isinstance(session_token, str)
+                self.record_session(token, session_token, now)
+
+    def _authenticate(self, call: WalletCall, now: float) -> Outcomes:
+        """PROTOCOL.md says only that authenticate turns a launch token into a session; the rest is the wallet's.
+
+        A blocked player may get a session (bets are what PROTOCOL.md refuses him); a launch token
+        exchanged before may give the same session, a new one, or be refused."""
         assert call.token is not None
         lt = self.launch_tokens.get(call.token)
         if lt is None:
-            return ("rejected", ErrorCode.INVALID_TOKEN)
+            return Outcomes(("rejected", ErrorCode.INVALID_TOKEN),
+                            frozenset({ErrorCode.INVALID_TOKEN, ErrorCode.SESSION_EXPIRED}))
         player = self.players[lt.player_id]
-        if player.blocked:
-            return ("rejected", ErrorCode.PLAYER_BLOCKED)
+        fresh = Accept(player.balance, None, (), new_session=True)
+        codes: set[ErrorCode] = set()
+        choices: list[tuple[ErrorCode, str]] = []
+        accepts: list[Accept] = []
         if lt.session_token is not None:
-            if self.sessions[lt.session_token].live(now):
-                return ("ok", player.balance, lt.session_token)
-            return ("rejected", ErrorCode.SESSION_EXPIRED)
-        return ("ok", player.balance, None)  # new session: the caller records it
+            live = self.sessions[lt.session_token].live(now)
+            same = Accept(player.balance, lt.session_token, (), choice="authenticate: the same session again")
+            accepts = [same, dataclasses.replace(fresh, choice="authenticate: a new session for a used launch token")]
+            if not live:
+                accepts = [accepts[1], same]
+            codes |= {ErrorCode.INVALID_TOKEN, ErrorCode.SESSION_EXPIRED}
+            choices += [(ErrorCode.INVALID_TOKEN, "authenticate: a launch token works once"),
+                        (ErrorCode.SESSION_EXPIRED, "authenticate: a launch token works once")]
+            primary: Expected = ("ok", player.balance, lt.session_token) if live else \
+                ("rejected", ErrorCode.SESSION_EXPIRED)
+        else:
+            accepts = [fresh]
+            primary = ("ok", player.balance, None)
+        if player.blocked:
+            codes.add(ErrorCode.PLAYER_BLOCKED)
+            choices.append((ErrorCode.PLAYER_BLOCKED, "authenticate: a blocked player gets no session"))
+            accepts = [dataclasses.replace(a, choice=a.choice or "authenticate: a blocked player gets a session")
+                       for a in accepts]
+            primary = ("rejected", ErrorCode.PLAYER_BLOCKED)
+        if primary[0] == "ok" and primary[2] is None:
+            accepts.sort(key=lambda a: not a.new_session)
+        return Outcomes(primary, frozenset(codes), tuple(accepts), tuple(choices))
 
-    def _balance(self, call: WalletCall) -> Expected:
+    def _balance(self, call: WalletCall) -> Outcomes:
         assert call.player_id is not None and call.session_token is not None
         player = self.players.get(call.player_id)
         if player is None:
-            return ("rejected", ErrorCode.PLAYER_NOT_FOUND)
+            return Outcomes(("rejected", ErrorCode.PLAYER_NOT_FOUND),
+                            frozenset({ErrorCode.PLAYER_NOT_FOUND, ErrorCode.INVALID_TOKEN}))
         if not self._session_of(call.session_token, player.player_id):
-            return ("rejected", ErrorCode.INVALID_TOKEN)
-        return ("ok", player.balance, None)
+            return Outcomes(("rejected", ErrorCode.INVALID_TOKEN), frozenset({ErrorCode.INVALID_TOKEN}),
+                            (Accept(player.balance, choice="balance: session_token ignored"),),
+                            ((ErrorCode.INVALID_TOKEN, "balance: only its own player's sessions"),))
+        return Outcomes(("ok", player.balance, None), accepts=(Accept(player.balance),))
 
     def _session_of(self, session_token: str, player_id: str) -> bool:
         s = self.sessions.get(session_token)
@@ -190,104 +310,179 @@ class WalletModel:
         r = self.rounds.get((player_id, round_id))
         return r is not None and r.closed
 
-    def _money(self, call: WalletCall, now: float) -> Expected:
+    def _tx(self, call: WalletCall, pid: str, delta: int) -> tuple[object, ...]:
+        assert call.round_id is not None
+        amount = call.amount.minor if call.amount is not None else None
+        cur = call.amount.currency.code if call.amount is not None else None
+        return ("tx", MTx(call.op, pid, call.round_id, amount, cur, call.ref_tx_id, delta, call.game_id))
+
+    def _money(self, call: WalletCall, now: float) -> Outcomes:
         tx_id, pid, sess, round_id = call.tx_id, call.player_id, call.session_token, call.round_id
         assert tx_id is not None and pid is not None and sess is not None and round_id is not None
-        # 1. idempotency, before anything else (expired sessions, closed rounds, blocks do not matter)
         seen = self.txs.get(tx_id)
         if seen is not None:
             if seen.key() == call_key(call):
-                return ("ok", self.players[seen.player_id].balance, seen.wallet_tx_id)
-            return ("rejected", ErrorCode.DUPLICATE_MISMATCH)
-        # 2.-3. player and session
+                # Rule 1: a replay is always answered as one (expired sessions, closed rounds, blocks do not matter).
+                balance = self.players[seen.player_id].balance
+                return Outcomes(("ok", balance, seen.wallet_tx_id), accepts=(Accept(balance, seen.wallet_tx_id),))
+            # Rule 2, or the code of any other rule the call breaks as a call of its own.
+            broken = self._new(call, now).codes
+            return Outcomes(("rejected", ErrorCode.DUPLICATE_MISMATCH), broken | {ErrorCode.DUPLICATE_MISMATCH})
+        return self._new(call, now)
+
+    def _new(self, call: WalletCall, now: float) -> Outcomes:
+        """A bet, win or rollback whose tx_id the wallet has not accepted."""
+        pid, sess = call.player_id, call.session_token
+        assert pid is not None and sess is not None
         player = self.players.get(pid)
         if player is None:
-            return ("rejected", ErrorCode.PLAYER_NOT_FOUND)
-        if not self._session_of(sess, pid):
-            return ("rejected", ErrorCode.INVALID_TOKEN)
-        # 4. only a bet needs a live session
-        if call.op is Op.BET and not self.sessions[sess].live(now):
-            return ("rejected", ErrorCode.SESSION_EXPIRED)
-        # 5. currency
-        if call.op in (Op.BET, Op.WIN):
-            assert call.amount is not None
-            if call.amount.currency.code != player.currency:
-                return ("rejected", ErrorCode.CURRENCY_MISMATCH)
+            return Outcomes(("rejected", ErrorCode.PLAYER_NOT_FOUND),
+                            frozenset({ErrorCode.PLAYER_NOT_FOUND, ErrorCode.INVALID_TOKEN}))
+        session = self.sessions.get(sess)
+        own = session is not None and session.player_id == pid
         if call.op is Op.BET:
-            return self._bet(call, player)
-        if call.op is Op.WIN:
-            return self._win(call, player)
-        return self._rollback(call, player)
+            return self._bet(call, player, session, own, now)
+        # win, rollback: the session may be ignored, or only this player's (expired ones included) accepted
+        out = self._win(call, player) if call.op is Op.WIN else self._rollback(call, player)
+        if own:
+            return out
+        choice = f"{call.op}: session_token ignored"
+        return Outcomes(("rejected", ErrorCode.INVALID_TOKEN), out.codes | {ErrorCode.INVALID_TOKEN},
+                        tuple(dataclasses.replace(a, choice=a.choice or choice) for a in out.accepts),
+                        (*out.choices, (ErrorCode.INVALID_TOKEN, f"{call.op}: only its own player's sessions")))
 
-    def _accept(self, call: WalletCall, player: MPlayer, delta: int = 0) -> None:
-        assert call.tx_id is not None and call.round_id is not None
-        amount = call.amount.minor if call.amount is not None else None
-        cur = call.amount.currency.code if call.amount is not None else None
-        self.txs[call.tx_id] = MTx(call.op, player.player_id, call.round_id, amount, cur, call.ref_tx_id, delta)
-
-    def _bet(self, call: WalletCall, player: MPlayer) -> Expected:
+    def _bet(self, call: WalletCall, player: MPlayer, session: MSession | None, own: bool, now: float) -> Outcomes:
         assert call.tx_id is not None and call.round_id is not None and call.amount is not None
+        broken: list[ErrorCode] = []  # in the reference wallet's order (docs/wallet-rules.md)
+        if not own:
+            broken.append(ErrorCode.INVALID_TOKEN)
+        if session is not None and not session.live(now):
+            broken.append(ErrorCode.SESSION_EXPIRED)
+        if call.amount.currency.code != player.currency:
+            broken.append(ErrorCode.CURRENCY_MISMATCH)
         if player.blocked:
-            return ("rejected", ErrorCode.PLAYER_BLOCKED)
+            broken.append(ErrorCode.PLAYER_BLOCKED)
         if call.tx_id in self.tombstones:
-            return ("rejected", ErrorCode.TX_ROLLED_BACK)
+            broken.append(ErrorCode.TX_ROLLED_BACK)
         if self._closed(player.player_id, call.round_id):
-            return ("rejected", ErrorCode.ROUND_CLOSED)
+            broken.append(ErrorCode.ROUND_CLOSED)
         amount = call.amount.minor
         if amount > player.balance:
-            return ("rejected", ErrorCode.INSUFFICIENT_FUNDS)
-        player.balance -= amount
-        self.totals[player.currency].bets += amount
-        self._round(player.player_id, call.round_id).live_bets += 1
-        self._accept(call, player, -amount)
-        return ("ok", player.balance, None)
+            broken.append(ErrorCode.INSUFFICIENT_FUNDS)
+        if broken:
+            return Outcomes(("rejected", broken[0]), frozenset(broken))
+        pid = player.player_id
+        effects = (("balance", pid, -amount, "bets"), ("bet_in_round", pid, call.round_id, 1), self._tx(call, pid, -amount))
+        balance = player.balance - amount
+        return Outcomes(("ok", balance, None), accepts=(Accept(balance, None, effects),))
 
-    def _win(self, call: WalletCall, player: MPlayer) -> Expected:
+    def _win(self, call: WalletCall, player: MPlayer) -> Outcomes:
         assert call.round_id is not None and call.amount is not None
-        if self._closed(player.player_id, call.round_id):
-            return ("rejected", ErrorCode.ROUND_CLOSED)
-        rnd = self.rounds.get((player.player_id, call.round_id))
+        pid = player.player_id
+        broken: list[ErrorCode] = []
+        if call.amount.currency.code != player.currency:
+            broken.append(ErrorCode.CURRENCY_MISMATCH)
+        if self._closed(pid, call.round_id):
+            broken.append(ErrorCode.ROUND_CLOSED)
+        rnd = self.rounds.get((pid, call.round_id))
+        optional: list[tuple[ErrorCode, str, str]] = []
         if call.reason is WinReason.REGULAR and (rnd is None or rnd.live_bets == 0):
-            return ("rejected", ErrorCode.ROUND_NOT_FOUND)
+            if rnd is not None and rnd.bets > 0:
+                optional.append((ErrorCode.ROUND_NOT_FOUND,
+                                 "win: a regular win after its round's bets were rolled back is refused",
+                                 "win: a regular win after its round's bets were rolled back is paid"))
+            else:
+                broken.append(ErrorCode.ROUND_NOT_FOUND)
         amount = call.amount.minor
         if player.balance + amount > INT64_MAX:
-            return ("rejected", ErrorCode.LIMIT_EXCEEDED)
-        player.balance += amount
-        self.totals[player.currency].wins += amount
+            # PROTOCOL.md sets no largest balance: a wallet may hold it exactly, or refuse what it cannot hold.
+            optional.append((ErrorCode.LIMIT_EXCEEDED, "win: refuses a balance past 2^63-1",
+                             "win: holds a balance past 2^63-1"))
+        if broken:
+            return Outcomes(("rejected", broken[0]), frozenset(broken) | {c for c, _, _ in optional})
+        effects: tuple[tuple[object, ...], ...] = (("balance", pid, amount, "wins"), self._tx(call, pid, amount))
         if call.round_closed:
-            self._round(player.player_id, call.round_id).closed = True
-        self._accept(call, player, amount)
-        return ("ok", player.balance, None)
+            effects += (("close", pid, call.round_id),)
+        balance = player.balance + amount
+        accept = Accept(balance, None, effects, choice="; ".join(y for _, _, y in optional))
+        if optional:
+            primary: Expected = ("rejected", optional[0][0])
+            return Outcomes(primary, frozenset(c for c, _, _ in optional), (accept,),
+                            tuple((c, n) for c, n, _ in optional))
+        return Outcomes(("ok", balance, None), accepts=(accept,))
 
-    def _rollback(self, call: WalletCall, player: MPlayer) -> Expected:
+    def _rollback(self, call: WalletCall, player: MPlayer) -> Outcomes:
+        """Rules 4-6, the closed round, and the choices of "Where a wallet may choose" about rollbacks."""
         ref, round_id = call.ref_tx_id, call.round_id
         assert ref is not None and round_id is not None
+        pid = player.player_id
         target = self.txs.get(ref)
-        if target is not None:
-            if target.op is not Op.BET:
-                return ("rejected", ErrorCode.ROLLBACK_NOT_ALLOWED)
-            if target.player_id != player.player_id or target.round_id != round_id:
-                return ("rejected", ErrorCode.ROLLBACK_NOT_ALLOWED)
-            if target.rolled_back:
-                self._accept(call, player)
-                return ("ok", player.balance, None)
-        elif ref in self.tombstones:
-            self._accept(call, player)
-            return ("ok", player.balance, None)
-        if self._closed(player.player_id, round_id):
-            return ("rejected", ErrorCode.ROUND_CLOSED)
+        nothing = Accept(player.balance, None, (self._tx(call, pid, 0),))
+        call_closed = self._closed(pid, round_id)
+        if target is not None and target.player_id != pid:
+            # Another player's transaction: not this player's bet. Never a refund; refused, or a bet this
+            # player's rollback has never seen (200, a tombstone).
+            others = {ErrorCode.ROLLBACK_NOT_ALLOWED} | ({ErrorCode.ROUND_CLOSED} if call_closed else set())
+            unseen = dataclasses.replace(nothing, effects=(*nothing.effects, ("tombstone", ref)),
+                                         choice="rollback: another player's transaction taken as a bet never seen")
+            return Outcomes(("rejected", ErrorCode.ROLLBACK_NOT_ALLOWED), frozenset(others),
+                            () if call_closed else (unseen,),
+                            ((ErrorCode.ROLLBACK_NOT_ALLOWED, "rollback: another player's transaction refused"),))
+        if target is not None and target.op is not Op.BET:
+            not_a_bet = {ErrorCode.ROLLBACK_NOT_ALLOWED}
+            if call_closed or self._closed(pid, target.round_id):
+                not_a_bet.add(ErrorCode.ROUND_CLOSED)
+            return Outcomes(("rejected", ErrorCode.ROLLBACK_NOT_ALLOWED), frozenset(not_a_bet))
         if target is None:
-            self.tombstones.add(ref)
-            self._accept(call, player)
-            return ("ok", player.balance, None)
+            if ref in self.tombstones:
+                accept = nothing
+            else:
+                accept = dataclasses.replace(nothing, effects=(*nothing.effects, ("tombstone", ref)))
+            if call_closed:  # rule 5 and the closed round both speak: either answer changes nothing now
+                primary_t: Expected = ("ok", player.balance, None) if ref in self.tombstones else \
+                    ("rejected", ErrorCode.ROUND_CLOSED)
+                return Outcomes(primary_t, frozenset({ErrorCode.ROUND_CLOSED}),
+                                (dataclasses.replace(accept, choice="rollback: rule 5 before the closed round"),),
+                                ((ErrorCode.ROUND_CLOSED, "rollback: the closed round before rule 5"),))
+            return Outcomes(("ok", player.balance, None), accepts=(accept,))
+        # this player's bet
+        elsewhere = target.round_id != round_id or (call.game_id is not None and target.game_id is not None
+                                                    and call.game_id != target.game_id)
+        bet_closed = self._closed(pid, target.round_id)
+        codes: set[ErrorCode] = set()
+        choices: list[tuple[ErrorCode, str]] = []
+        if elsewhere:
+            codes.add(ErrorCode.ROLLBACK_NOT_ALLOWED)
+            choices.append((ErrorCode.ROLLBACK_NOT_ALLOWED, "rollback: must name its bet's round and game"))
+        if call_closed or bet_closed:
+            codes.add(ErrorCode.ROUND_CLOSED)
+        if target.rolled_back:
+            # Rule 4: a second rollback changes nothing (or a code of another rule it breaks).
+            accepts = () if (call_closed and bet_closed) else (nothing,)
+            primary: Expected = ("rejected", ErrorCode.ROLLBACK_NOT_ALLOWED) if target.round_id != round_id else \
+                ("ok", player.balance, None)
+            if call_closed or bet_closed:
+                choices.append((ErrorCode.ROUND_CLOSED, "rollback: the closed round before rule 4"))
+            return Outcomes(primary, frozenset(codes), accepts, tuple(choices))
         assert target.amount is not None
-        if player.balance + target.amount > INT64_MAX:
-            # Not in docs/wallet-rules.md (step 8 lists no limit), but a balance is a signed 64-bit
-            # column (PROTOCOL.md, money.INT64_MAX): a refund that cannot be held is refused like a win.
-            return ("rejected", ErrorCode.LIMIT_EXCEEDED)
-        target.rolled_back = True
-        player.balance += target.amount
-        self.totals[player.currency].refunds += target.amount
-        self._round(player.player_id, round_id).live_bets -= 1
-        self._accept(call, player, target.amount)
-        return ("ok", player.balance, None)
+        refund = target.amount
+        effects = (("balance", pid, refund, "refunds"), ("rolled_back", ref),
+                   ("bet_in_round", pid, target.round_id, -1), self._tx(call, pid, refund))
+        accepts_l: list[Accept] = []
+        if not (call_closed and bet_closed) and not (round_id == target.round_id and call_closed):
+            note = "rollback: the bet found by ref_tx_id and player, another round or game named" if elsewhere else ""
+            accepts_l.append(Accept(player.balance + refund, None, effects, choice=note))
+        if player.balance + refund > INT64_MAX:
+            codes.add(ErrorCode.LIMIT_EXCEEDED)
+            choices.append((ErrorCode.LIMIT_EXCEEDED, "rollback: refuses a balance past 2^63-1"))
+        if target.round_id != round_id:
+            primary = ("rejected", ErrorCode.ROLLBACK_NOT_ALLOWED)
+        elif call_closed:
+            primary = ("rejected", ErrorCode.ROUND_CLOSED)
+        elif player.balance + refund > INT64_MAX:
+            primary = ("rejected", ErrorCode.LIMIT_EXCEEDED)
+        elif accepts_l:
+            primary = ("ok", accepts_l[0].balance, None)
+        else:
+            primary = ("rejected", ErrorCode.ROUND_CLOSED)
+        return Outcomes(primary, frozenset(codes), tuple(accepts_l), tuple(choices))
