@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from simulator import signing
 from simulator.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall, WinReason
 from simulator.codes import ErrorCode
 from simulator.dialects import HttpRequest
-from simulator.dialects.canonical import CanonicalDialect, call_from_json, parse_object
+from simulator.dialects.canonical import FIELDS, CanonicalDialect, call_from_json, parse_object
 from simulator.money import Money, currency
 from simulator.wallet import engine, rules
 from simulator.wallet.http import WalletConfig
@@ -257,13 +258,26 @@ class RegularWinWithoutBet(MemoryStore):
         return await super().execute(call, now)
 
 
-class WinPast64Bits(PatchedStore):
-    """Credits a win that takes the balance past 2^63-1 (a balance column that would overflow)."""
+def wrap64(value: int) -> int:
+    """``value`` as a signed 64-bit integer holds it (two's complement)."""
+    return (value + 2**63) % 2**64 - 2**63
+
+
+class WrapsAt64Bits(PatchedStore):
+    """Keeps balances as signed 64-bit integers: a credit past 2^63-1 wraps to a negative balance.
+
+    (A wallet with exact big integers is correct: PROTOCOL.md sets no limit; one that wraps is not.)"""
 
     def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
-        if _refused(decision, ErrorCode.LIMIT_EXCEEDED) and call.op is Op.WIN and facts.player and call.amount:
-            return rules.Apply(delta=call.amount.minor, new_balance=facts.player.balance + call.amount.minor,
+        player, ref = facts.player, facts.ref
+        if not _refused(decision, ErrorCode.LIMIT_EXCEEDED) or player is None:
+            return decision
+        if call.op is Op.WIN and call.amount:
+            return rules.Apply(delta=call.amount.minor, new_balance=wrap64(player.balance + call.amount.minor),
                                close_round=bool(call.round_closed))
+        if call.op is Op.ROLLBACK and ref is not None and ref.amount is not None:
+            return rules.Apply(delta=ref.amount, new_balance=wrap64(player.balance + ref.amount), open_bet=-1,
+                               roll_back=ref.tx_id)
         return decision
 
 
@@ -292,6 +306,125 @@ class CrashesOnQuotes(MemoryStore):
             if value and "'" in value:
                 raise RuntimeError(f"syntax error at or near {value!r}")
         return await super().execute(call, now)
+
+
+# -- more idempotency, sessions and transport bugs ------------------------------------------------
+
+
+class SecondRollbackNewTxRefunds(PatchedStore):
+    """A second rollback of an already refunded bet, under a new tx_id, refunds it again.
+
+    Where :class:`SecondRollbackRefunds` forgets the bet's mark, this one reads it and still refunds."""
+
+    def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
+        ref, player = facts.ref, facts.player
+        if (call.op is Op.ROLLBACK and isinstance(decision, rules.Apply) and decision.delta == 0
+                and ref is not None and ref.op == "bet" and ref.rolled_back and ref.amount is not None
+                and player is not None):
+            return rules.Apply(delta=ref.amount, new_balance=player.balance + ref.amount, roll_back=ref.tx_id)
+        return decision
+
+
+class ConcurrentRollbacksRefundTwice(MemoryStore):
+    """Checks "already rolled back", then awaits (outside any lock) before refunding: several rollbacks of
+    one bet at once (different tx_ids) all refund it."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        repo = self.repo
+        if call.op is not Op.ROLLBACK or not call.ref_tx_id or not call.tx_id or call.tx_id in repo.by_tx_id:
+            return await super().execute(call, now)
+        bet = repo.tx(call.ref_tx_id)
+        if bet is None or bet.op != "bet" or bet.rolled_back or bet.player_id != call.player_id:
+            return await super().execute(call, now)
+        await asyncio.sleep(0.002)  # "not rolled back yet": the refund follows, whatever happens meanwhile
+        if call.tx_id not in repo.by_tx_id:  # copies of this very rollback are still recognised
+            i = repo.by_tx_id[call.ref_tx_id]
+            repo.txs[i] = dataclasses.replace(repo.txs[i], rolled_back=False)
+        return await super().execute(call, now)
+
+
+class TxIdReusedAcrossPlayers(MemoryStore):
+    """Keys its idempotency record by (player_id, tx_id): another player's tx_id is answered 200 as if a
+    replay, with nothing applied (PROTOCOL.md: the same tx_id with another player_id is DUPLICATE_MISMATCH)."""
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        seen = self.repo.tx(call.tx_id) if call.op in MONEY_OPS and call.tx_id else None
+        player = self.repo.player(call.player_id) if call.player_id else None
+        if seen is not None and player is not None and seen.player_id != player.player_id:
+            return Ok(Money(player.balance, currency(player.currency)),
+                      wallet_tx_id=f"{seen.wallet_tx_id}-{player.player_id}", replay=True)
+        return await super().execute(call, now)
+
+
+class BetWithOtherPlayersSession(PatchedStore):
+    """Takes a bet with any live session, even another player's."""
+
+    now = 0.0
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        self.now = now
+        return await super().execute(call, now)
+
+    def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
+        session, player = facts.session, facts.player
+        if (call.op is Op.BET and _refused(decision, ErrorCode.INVALID_TOKEN) and session is not None
+                and player is not None and session.player_id != player.player_id):
+            mine = dataclasses.replace(session, player_id=player.player_id)
+            return rules.decide(call, dataclasses.replace(facts, session=mine), self.now)
+        return decision
+
+
+class RollbackOfOtherPlayersBet(PatchedStore):
+    """Finds a rollback's bet by ref_tx_id alone: another player's bet is refunded to the caller."""
+
+    def patch(self, call: WalletCall, facts: rules.Facts, decision: rules.Decision) -> rules.Decision:
+        ref, player = facts.ref, facts.player
+        if (call.op is Op.ROLLBACK and _refused(decision, ErrorCode.ROLLBACK_NOT_ALLOWED) and ref is not None
+                and player is not None and ref.op == "bet" and ref.player_id != player.player_id
+                and ref.amount is not None and not (facts.round is not None and facts.round.closed)):
+            if ref.rolled_back:
+                return rules.Apply(delta=0, new_balance=player.balance)
+            return rules.Apply(delta=ref.amount, new_balance=player.balance + ref.amount, roll_back=ref.tx_id)
+        return decision
+
+
+FORGET_AFTER = 200
+"""How many tx_ids :class:`ForgetsOldTxIds` keeps in its index."""
+
+
+class ForgetsOldTxIds(MemoryStore):
+    """An idempotency index that is an LRU cache of the last 200 tx_ids: a call sent again after 200 others
+    (a late duplicate) is applied again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recent: OrderedDict[str, None] = OrderedDict()
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        out = await super().execute(call, now)
+        if call.op in MONEY_OPS and call.tx_id and call.tx_id in self.repo.by_tx_id:
+            self.recent[call.tx_id] = None
+            self.recent.move_to_end(call.tx_id)
+            while len(self.recent) > FORGET_AFTER:
+                old, _ = self.recent.popitem(last=False)
+                self.repo.by_tx_id.pop(old, None)
+        return out
+
+
+class RefusesUnknownFields(CanonicalDialect):
+    """Refuses a request with a field it does not know (BAD_REQUEST), where PROTOCOL.md says to ignore it."""
+
+    def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
+        decoded = super().decode_request(request, now)
+        if isinstance(decoded, Rejected):
+            return decoded
+        try:
+            unknown = sorted(set(parse_object(request.body)) - set(FIELDS[decoded.op]))
+        except Exception:  # noqa: BLE001 - the reference decoded it: nothing more to refuse
+            return decoded
+        if unknown:
+            return Rejected(ErrorCode.BAD_REQUEST, f"unknown field(s): {', '.join(k[:64] for k in unknown)}")
+        return decoded
 
 
 # -- the catalogue ------------------------------------------------------------------------------
@@ -323,10 +456,23 @@ PLANTED: dict[str, Planted] = {
     "wrong_currency_accepted": Planted(WrongCurrencyAccepted, "money-currency"),
     "closed_round_ignored": Planted(ClosedRoundIgnored, "operations-round-closed"),
     "regular_win_without_bet": Planted(RegularWinWithoutBet, "operations-regular-win-needs-bet"),
-    "win_past_64_bits": Planted(WinPast64Bits, "money-64-bit"),
+    "wraps_at_64_bits": Planted(WrapsAt64Bits, "operations-effect"),
     "float_amounts_accepted": Planted(MemoryStore, "money-minor-units", FloatAmountsAccepted),
     "crashes_on_quotes": Planted(CrashesOnQuotes, "errors-definitive"),
+    "second_rollback_new_tx_refunds": Planted(SecondRollbackNewTxRefunds, "idempotency-4-rollback-once"),
+    "concurrent_rollbacks_refund_twice": Planted(ConcurrentRollbacksRefundTwice, "idempotency-4-rollback-once"),
+    "tx_id_reused_across_players": Planted(TxIdReusedAcrossPlayers, "idempotency-2-mismatch"),
+    "bet_with_other_players_session": Planted(BetWithOtherPlayersSession, "sessions-bet-needs-live-session"),
+    "rollback_of_other_players_bet": Planted(RollbackOfOtherPlayersBet, "rollback-finds-bet-by-player"),
+    "forgets_old_tx_ids": Planted(ForgetsOldTxIds, "idempotency-1-no-change"),
+    "refuses_unknown_fields": Planted(MemoryStore, "transport-unknown-fields", RefusesUnknownFields),
 }
+
+CHECK_SKIPS: dict[str, str] = {
+    "forgets_old_tx_ids": "shows only after 200 other transactions: a late duplicate, which `croupier run`'s "
+                          "fault plan sends and a short `croupier check` sequence does not",
+}
+"""Bugs of :data:`PLANTED` that ``croupier check`` is not expected to find within its budget, and why."""
 
 
 def make_planted_app(name: str, secret: str = SECRET, admin_token: str = ADMIN_TOKEN) -> web.Application:
