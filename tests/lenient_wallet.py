@@ -138,7 +138,7 @@ LENIENT_PLANTED: Final[dict[str, LenientBug]] = {
     "regular_win_without_bet": LenientBug(
         "operations-regular-win-needs-bet", "a regular win is paid in a round without a bet"),
     "wraps_at_64_bits": LenientBug(
-        "operations-effect", "balances are signed 64-bit: a credit past 2^63-1 wraps to a negative number"),
+        "idempotency-7-never-negative", "balances are signed 64-bit: a credit past 2^63-1 wraps to a negative number"),
     "float_amounts_accepted": LenientBug(
         "money-minor-units", "a float amount is truncated instead of refused"),
     "crashes_on_quotes": LenientBug(

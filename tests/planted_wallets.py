@@ -456,7 +456,7 @@ PLANTED: dict[str, Planted] = {
     "wrong_currency_accepted": Planted(WrongCurrencyAccepted, "money-currency"),
     "closed_round_ignored": Planted(ClosedRoundIgnored, "operations-round-closed"),
     "regular_win_without_bet": Planted(RegularWinWithoutBet, "operations-regular-win-needs-bet"),
-    "wraps_at_64_bits": Planted(WrapsAt64Bits, "operations-effect"),
+    "wraps_at_64_bits": Planted(WrapsAt64Bits, "idempotency-7-never-negative"),
     "float_amounts_accepted": Planted(MemoryStore, "money-minor-units", FloatAmountsAccepted),
     "crashes_on_quotes": Planted(CrashesOnQuotes, "errors-definitive"),
     "second_rollback_new_tx_refunds": Planted(SecondRollbackNewTxRefunds, "idempotency-4-rollback-once"),
