@@ -12,9 +12,9 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from .calls import Exchange, Ok, Op, Outcome, Rejected, Unknown
+from .calls import MONEY_OPS, Exchange, Ok, Op, Outcome, Rejected, Unknown
 from .client import BatchExchange, WalletClient
-from .faults import Delivery, FaultPlan, answered
+from .faults import Delivery, FaultPlan, LateDuplicates, answered
 from .ledger import Ledger
 from .rounds import Batch, Parallel, Send, Sleep, Step
 from .stats import RunStats
@@ -39,15 +39,37 @@ class Driver:
     bad_signer: WalletClient | None = None
     started: float = field(default_factory=time.monotonic)
     background: set[asyncio.Task[Exchange] | asyncio.Task[BatchExchange]] = field(default_factory=set)
+    late: LateDuplicates | None = None
+    """The provider's retry queue for ``late_duplicate`` (None: the fault is off)."""
+    sent: int = 0
+    """Calls sent so far (a late duplicate waits for a number of them)."""
+
+    def __post_init__(self) -> None:
+        if self.late is None and self.faults.rates.late_duplicate > 0:
+            self.late = LateDuplicates(self.faults)
 
     async def _one(self, send: Send, *, visible: bool = True, client: WalletClient | None = None) -> Exchange:
-        token = self.ledger.begin(send.call, send.expect)
+        token = self.ledger.begin(send.call, send.expect, rule=send.rule)
+        self.sent += 1
         ex = await (client or self.client).exchange(send.call)
         self.ledger.end(token, send.call, ex.outcome, expect=send.expect, visible=visible, latency_ms=ex.latency_ms,
                         status=ex.status, response=ex.response_body)
         self.stats.record(_OP_NAMES[send.call.op], _result(ex.outcome), ex.latency_ms,
                           int(time.monotonic() - self.started))
+        if self.late is not None and visible and isinstance(ex.outcome, Ok) and send.expect is None \
+                and send.call.op in MONEY_OPS and not send.purpose.startswith(("late", "settle")):
+            self.late.offer(send.call, time.monotonic(), self.sent)
         return ex
+
+    async def late_duplicates(self, player_id: str, *, drain: bool = False) -> int:
+        """Send the player's due late duplicates (``drain``: every one still queued), one after the other."""
+        if self.late is None:
+            return 0
+        calls = self.late.drain(player_id) if drain else self.late.due(player_id, time.monotonic(), self.sent)
+        for call in calls:
+            self.stats.faults["late_duplicate"] += 1
+            await self._one(Send(call, purpose="late_duplicate"))
+        return len(calls)
 
     async def _batch(self, batch: Batch, *, visible: bool = True, client: WalletClient | None = None) -> BatchExchange:
         """One request for several calls; the ledger judges each as its own call, with the shared exchange."""

@@ -2,20 +2,28 @@
 
 A fault is either a way of *delivering* one call (``Delivery``: the driver sends
 it twice, twice at once, gives up waiting, drops the answer, bursts retries, or
-signs it wrongly) or a change in what a round *does* (reorder, late win, an
-invalid call the wallet must refuse).  The plan only decides; drivers act.
+signs it wrongly), a change in what a round *does* (reorder, late win, an
+invalid call the wallet must refuse), or an acknowledged call sent again long
+after its answer (``late_duplicate``: :class:`LateDuplicates`, a provider's retry
+queue or settlement job).  The plan only decides; drivers act.
+
+A call the wallet must refuse carries a :class:`Due`: every code of a rule the call
+breaks (PROTOCOL.md, "Where a wallet may choose": *any code of a rule that the call
+breaks is correct, as long as nothing changes*), computed when the call is made.
 """
 
 from __future__ import annotations
 
 import random
 import zlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Final, TypeVar
 
-from .calls import Unknown
+from .calls import Unknown, WalletCall
+from .codes import ErrorCode
 
 
 class Delivery(StrEnum):
@@ -35,13 +43,66 @@ class Delivery(StrEnum):
 
 
 class Invalid(StrEnum):
-    """Calls the wallet must refuse, each with the code it must refuse them with."""
+    """Calls the wallet must refuse (:func:`simulator.rounds.invalid_call` says with which codes)."""
 
     BAD_SIGNATURE = "bad_signature"
     WRONG_CURRENCY = "wrong_currency"
     OVERDRAFT = "overdraft"
     CLOSED_ROUND = "closed_round"
     MISMATCHED_REPLAY = "mismatched_replay"
+    ROLLBACK_OF_WIN = "rollback_of_win"
+
+
+SESSION_CODES: Final = frozenset({ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN})
+"""The codes of "`bet` needs a live session of its own player (`INVALID_TOKEN`, `SESSION_EXPIRED`)"."""
+CIRCUMSTANTIAL: Final = frozenset({ErrorCode.SESSION_EXPIRED, ErrorCode.INSUFFICIENT_FUNDS})
+"""Codes a call may earn from the moment it arrives (a session that ran out, a balance that fell),
+which the reference wallet answers too when they hold: never a choice worth a note."""
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A refusal that is due, and what a wallet may answer instead of the usual code.
+
+    ``codes``: every code of a rule the call breaks, any of which is correct as long as nothing
+    changes; ``usual``: the code of the rule the call is made to test (what the reference wallet
+    answers when nothing else applies); ``rule``: that rule's id in :data:`simulator.findings.RULES`.
+    The ledger adds ``INSUFFICIENT_FUNDS`` for a bet whenever the balance may not cover it."""
+
+    codes: frozenset[ErrorCode]
+    usual: ErrorCode
+    rule: str
+    what: str = ""
+    """What the call is, as a finding names it ("bet on a closed round")."""
+
+    @classmethod
+    def of(cls, code: ErrorCode, *also: ErrorCode, rule: str | None = None, what: str = "") -> Due:
+        return cls(frozenset({code, *also}), code, rule or RULE_OF_CODE.get(code, "errors-codes"), what)
+
+
+RULE_OF_CODE: Final[dict[ErrorCode, str]] = {
+    ErrorCode.INVALID_SIGNATURE: "transport-signature",
+    ErrorCode.CURRENCY_MISMATCH: "money-currency",
+    ErrorCode.INSUFFICIENT_FUNDS: "idempotency-7-never-negative",
+    ErrorCode.ROUND_CLOSED: "operations-round-closed",
+    ErrorCode.DUPLICATE_MISMATCH: "idempotency-2-mismatch",
+    ErrorCode.TX_ROLLED_BACK: "idempotency-5-tombstone",
+    ErrorCode.ROLLBACK_NOT_ALLOWED: "idempotency-6-rollback-only-bets",
+    ErrorCode.SESSION_EXPIRED: "sessions-bet-needs-live-session",
+    ErrorCode.INVALID_TOKEN: "sessions-bet-needs-live-session",
+    ErrorCode.PLAYER_BLOCKED: "sessions-blocked-player",
+    ErrorCode.ROUND_NOT_FOUND: "operations-regular-win-needs-bet",
+    ErrorCode.BAD_REQUEST: "transport-bad-request",
+    ErrorCode.PLAYER_NOT_FOUND: "operations-unknown-player",
+}
+"""The rule of PROTOCOL.md whose code each error code is (findings name the rule by its id)."""
+
+
+def as_due(expect: ErrorCode | Due | None) -> Due | None:
+    """A due refusal from a plain code (callers that name one code) or as it is."""
+    if expect is None or isinstance(expect, Due):
+        return expect
+    return Due.of(expect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +123,8 @@ class FaultRates:
     invalid: float = 0.0
     concurrent_rounds: float = 0.0
     """A player with two tables open: two rounds of one player in flight at once."""
+    late_duplicate: float = 0.0
+    """Per acknowledged bet, win or rollback: sent again as it was, long after its answer."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -94,6 +157,10 @@ class FaultPlan:
     storm_size: int = 8
     timeout_deadline_ms: tuple[int, int] = (0, 3)
     late_win_delay_s: float = 0.0
+    late_duplicate_min_delay_s: float = 0.0
+    """A late duplicate goes out no sooner than this after its original was answered …"""
+    late_duplicate_min_calls: int = 0
+    """… and after at least this many other calls (both must hold; the end of play sends what is left)."""
 
     def delivery(self, rng: random.Random) -> Delivery:
         # DELIVERY_FAULTS in order, unrolled (called for every call): the same draw, the same sums.
@@ -124,6 +191,12 @@ class FaultPlan:
     def concurrent_rounds(self, rng: random.Random) -> bool:
         return self.rates.concurrent_rounds > 0 and rng.random() < self.rates.concurrent_rounds
 
+    def late_duplicate(self, tx_id: str | None) -> bool:
+        """Whether the acknowledged call ``tx_id`` is sent again late: seeded by the tx_id, as
+        :meth:`deadline_s`, so every driver picks the same calls for the same run."""
+        rate = self.rates.late_duplicate
+        return rate > 0 and zlib.crc32(f"late:{tx_id}".encode()) < rate * 2**32
+
     def invalid(self, rng: random.Random) -> Invalid | None:
         if self.rates.invalid > 0 and rng.random() < self.rates.invalid:
             return rng.choice(list(Invalid))
@@ -141,6 +214,63 @@ class FaultPlan:
     def copies(self, delivery: Delivery) -> int:
         """How many copies of one request go out at once for a concurrent delivery."""
         return 2 if delivery is Delivery.CONCURRENT_DUPLICATE else max(2, self.storm_size)
+
+
+@dataclass(slots=True)
+class _Queued:
+    call: WalletCall
+    at: float
+    after_calls: int
+
+
+class LateDuplicates:
+    """A provider's retry queue: acknowledged calls waiting to be sent again, long after their answer.
+
+    Pure bookkeeping (drivers keep one and say what time it is and how many calls were sent): a
+    call offered at ``now`` after ``calls`` calls is due once ``min_delay_s`` have passed *and*
+    ``min_calls`` other calls were sent.  Calls are kept per player, so a player's due calls go
+    out between that player's rounds (each replay then alone, judged exactly); what is still
+    queued when play ends is sent then, before settlement (:meth:`drain`)."""
+
+    MAX_QUEUED: Final = 100_000
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self.queues: dict[str, deque[_Queued]] = {}
+        self.queued = 0
+        self.sent = 0
+
+    def offer(self, call: WalletCall, now: float, calls: int) -> bool:
+        """An acknowledged call: queued if the plan picks it for a late duplicate."""
+        if call.player_id is None or not self.plan.late_duplicate(call.tx_id) or self.queued >= self.MAX_QUEUED:
+            return False
+        q = self.queues.get(call.player_id)
+        if q is None:
+            q = self.queues[call.player_id] = deque()
+        q.append(_Queued(call, now + self.plan.late_duplicate_min_delay_s, calls + self.plan.late_duplicate_min_calls))
+        self.queued += 1
+        return True
+
+    def due(self, player_id: str, now: float, calls: int) -> list[WalletCall]:
+        """The player's calls due now, oldest first (taken off the queue)."""
+        q = self.queues.get(player_id)
+        out: list[WalletCall] = []
+        while q and q[0].at <= now and q[0].after_calls <= calls:
+            out.append(q.popleft().call)
+        self.queued -= len(out)
+        self.sent += len(out)
+        return out
+
+    def drain(self, player_id: str) -> list[WalletCall]:
+        """Every call still queued for the player (the end of play)."""
+        q = self.queues.pop(player_id, None)
+        out = [e.call for e in q] if q else []
+        self.queued -= len(out)
+        self.sent += len(out)
+        return out
+
+    def players(self) -> list[str]:
+        return [pid for pid, q in self.queues.items() if q]
 
 
 T = TypeVar("T")

@@ -88,7 +88,7 @@ class SyncDriver:
     sent: list[tuple[Send, Exchange]] = field(default_factory=list)
 
     def _one(self, send: Send, client: InProcessClient | None = None, visible: bool = True) -> Exchange:
-        token = self.ledger.begin(send.call, send.expect)
+        token = self.ledger.begin(send.call, send.expect, rule=send.rule)
         ex = (client or self.client).exchange(send.call)
         self.ledger.end(token, send.call, ex.outcome, expect=send.expect, visible=visible, latency_ms=ex.latency_ms,
                         status=ex.status, response=ex.response_body)

@@ -17,16 +17,24 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
-from .calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
+import orjson
+
+from .calls import MONEY_OPS, Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from .codes import ErrorCode
+from .faults import CIRCUMSTANTIAL, RULE_OF_CODE, Due, as_due
+from .findings import KINDS, RULES, Severity
 
 
 class Anomaly(StrEnum):
+    """The kinds of :data:`simulator.findings.KINDS`, by name (one vocabulary for run, load and check)."""
+
+    # money
     DOUBLE_APPLY = "double_apply"
     LOST_UPDATE = "lost_update"
     BALANCE_MISMATCH = "balance_mismatch"
@@ -34,10 +42,46 @@ class Anomaly(StrEnum):
     ROLLBACK_NOT_APPLIED = "rollback_not_applied"
     ROLLBACK_APPLIED_TWICE = "rollback_applied_twice"
     ACCEPTED_AFTER_ROLLBACK = "accepted_after_rollback"
+    REFUND_NOT_DUE = "refund_not_due"
+    INVALID_CALL_MOVED_MONEY = "invalid_call_moved_money"
+    # contract
     REPLAY_CONTRADICTS_ORIGINAL = "replay_contradicts_original"
     ACCEPTED_INVALID_CALL = "accepted_invalid_call"
     REFUSED_VALID_CALL = "refused_valid_call"
+    WRONG_CODE = "wrong_code"
+    NO_DEFINITIVE_ANSWER = "no_definitive_answer"
+    UNDECODABLE_ANSWER = "undecodable_answer"
     PROTOCOL_VIOLATION = "protocol_violation"
+    # notes
+    WALLET_CHOICE = "wallet_choice"
+
+    @property
+    def severity(self) -> Severity:
+        return KINDS[self.value].severity
+
+    @property
+    def rule(self) -> str:
+        return KINDS[self.value].rule
+
+
+if {str(a) for a in Anomaly} != set(KINDS):  # pragma: no cover - a kind added to findings.py only
+    raise ImportError(f"ledger.Anomaly and findings.KINDS disagree: {sorted({str(a) for a in Anomaly} ^ set(KINDS))}")
+
+FAILING: Final = frozenset(a for a in Anomaly if a.severity is not Severity.NOTE)
+"""The kinds that fail a run by default (money and contract)."""
+
+R1: Final = "idempotency-1-no-change"
+R1_ID: Final = "idempotency-1-original-id"
+R2: Final = "idempotency-2-mismatch"
+R3: Final = "idempotency-3-rejected-not-recorded"
+R4: Final = "idempotency-4-rollback-once"
+R5: Final = "idempotency-5-tombstone"
+R6: Final = "idempotency-6-rollback-only-bets"
+R7: Final = "idempotency-7-serialized"
+R7_DUP: Final = "idempotency-7-concurrent-duplicates"
+R7_NEG: Final = "idempotency-7-never-negative"
+LATE_PAID: Final = "sessions-money-owed-is-paid"
+SETTLES: Final = "provider-settles"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +115,43 @@ def render(seen: Evidence | Seen) -> Evidence:
 
 @dataclass(slots=True)
 class Finding:
+    """What the ledger saw, the rule of PROTOCOL.md it breaks, and the exchanges that show it."""
+
     kind: Anomaly
     player_id: str
     message: str
     evidence: list[Evidence] = field(default_factory=list)
+    rule: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.rule:
+            self.rule = self.kind.rule
+
+    @property
+    def severity(self) -> Severity:
+        return self.kind.severity
 
     def to_json(self) -> dict[str, Any]:
+        rule = RULES[self.rule]
         return {
             "kind": str(self.kind),
+            "severity": str(self.severity),
+            "rule": rule.id,
+            "rule_title": rule.title,
+            "section": rule.section,
+            "quote": rule.text,
             "player_id": self.player_id,
             "message": self.message,
             "evidence": [dataclasses.asdict(e) for e in self.evidence],
         }
+
+
+@dataclass(slots=True)
+class Coverage:
+    """How many calls exercised one rule, and what was found against it."""
+
+    calls: int = 0
+    findings: Counter[str] = field(default_factory=Counter)
 
 
 class TxState(StrEnum):
@@ -103,7 +172,13 @@ class Tx:
     wallet_tx_id: str | None = None
     evidence: list[Seen] = field(default_factory=list)
     """Every exchange of this transaction, rendered (:func:`render`) only when a finding shows it."""
-    expect: ErrorCode | None = None
+    due: Due | None = None
+    """The refusal due for its last send (an invalid call), if any."""
+    rule: str | None = None
+    """The rule its sending exercises besides the operation's own (a late win: money owed is paid)."""
+    sends: int = 0
+    refused_with: ErrorCode | None = None
+    """The code it was last refused with (sent again, it is judged again: rule 3)."""
 
 
 @dataclass(slots=True)
@@ -120,6 +195,8 @@ class Book:
     """bet tx_id → tx_id of the first acknowledged rollback."""
     rollbacks_sent: set[str] = field(default_factory=set)
     """bet tx_ids a rollback has been sent for (acknowledged or not)."""
+    closed_rounds: set[str] = field(default_factory=set)
+    """round_ids a win the wallet acknowledged has closed."""
     in_flight: dict[int, str] = field(default_factory=dict)
     """token → tx_id (or "" for balance/authenticate)."""
     overlapped: set[int] = field(default_factory=set)
@@ -151,14 +228,49 @@ def describe(outcome: Outcome) -> str:
     return f"unknown ({outcome.reason})"
 
 
-class Ledger:
-    """Expected balances, in-doubt transactions and anomalies for every player."""
+def _what(call: WalletCall, due: Due | None = None) -> str:
+    """A call as a finding names it."""
+    what = due.what if due is not None and due.what else str(call.op)
+    return f"{what} {call.tx_id}" if call.tx_id else what
 
-    def __init__(self, max_evidence_per_kind: int = 20) -> None:
+
+def _undecodable_rule(response: bytes | None) -> str:
+    """The rule an unreadable answer breaks: money as floats or strings is a rule of its own."""
+    try:
+        data = orjson.loads(response or b"")
+    except orjson.JSONDecodeError:
+        return "operations-success-shape"
+    if isinstance(data, dict) and "balance" in data and type(data["balance"]) is not int:
+        return "money-minor-units"
+    return "operations-success-shape"
+
+
+def _refusal_rule(call: WalletCall, code: ErrorCode, default: str) -> str:
+    """The rule a refusal of a valid call breaks, by what it was refused with."""
+    if call.op is not Op.BET:
+        if code is ErrorCode.SESSION_EXPIRED:
+            return LATE_PAID
+        if code is ErrorCode.INVALID_TOKEN:
+            return "sessions-token-of-player"
+        if code is ErrorCode.PLAYER_BLOCKED:
+            return "sessions-blocked-player"
+    if code in (ErrorCode.DUPLICATE_MISMATCH, ErrorCode.TX_ROLLED_BACK, ErrorCode.INVALID_SIGNATURE,
+                ErrorCode.CURRENCY_MISMATCH, ErrorCode.PLAYER_NOT_FOUND, ErrorCode.BAD_REQUEST):
+        return RULE_OF_CODE[code]
+    return default
+
+
+class Ledger:
+    """Expected balances, in-doubt transactions, findings and coverage for every player."""
+
+    def __init__(self, max_evidence_per_kind: int = 20, max_notes_per_rule: int = 3) -> None:
         self.books: dict[str, Book] = {}
         self.findings: list[Finding] = []
         self.counts: dict[Anomaly, int] = {a: 0 for a in Anomaly}
+        self.coverage: dict[str, Coverage] = {}
         self.max_evidence_per_kind = max_evidence_per_kind
+        self.max_notes_per_rule = max_notes_per_rule
+        self._notes: Counter[str] = Counter()
         self._tokens = itertools.count(1)
 
     # -- set-up -----------------------------------------------------------------------
@@ -177,12 +289,38 @@ class Ledger:
 
     @property
     def anomaly_count(self) -> int:
-        return sum(self.counts.values())
+        """Findings that fail a run by default (money and contract; notes are not counted)."""
+        return sum(n for k, n in self.counts.items() if k in FAILING)
 
-    def flag(self, kind: Anomaly, player_id: str, message: str, evidence: Sequence[Evidence | Seen]) -> None:
+    def count(self, severity: Severity) -> int:
+        return sum(n for k, n in self.counts.items() if k.severity is severity)
+
+    def exercise(self, rule: str, n: int = 1) -> None:
+        """``n`` calls exercised ``rule`` (the coverage table of the report)."""
+        cov = self.coverage.get(rule)
+        if cov is None:
+            cov = self.coverage[rule] = Coverage()
+        cov.calls += n
+
+    def flag(self, kind: Anomaly, player_id: str, message: str, evidence: Sequence[Evidence | Seen],
+             rule: str | None = None) -> None:
+        rule = rule or kind.rule
         self.counts[kind] += 1
-        if self.counts[kind] <= self.max_evidence_per_kind:
-            self.findings.append(Finding(kind, player_id, message, [render(e) for e in evidence]))
+        cov = self.coverage.get(rule)
+        if cov is None:
+            cov = self.coverage[rule] = Coverage()
+        cov.findings[str(kind)] += 1
+        if kind.severity is Severity.NOTE:
+            self._notes[rule] += 1
+            if self._notes[rule] > self.max_notes_per_rule:
+                return
+        elif self.counts[kind] > self.max_evidence_per_kind:
+            return
+        self.findings.append(Finding(kind, player_id, message, [render(e) for e in evidence], rule))
+
+    def note(self, player_id: str, rule: str, message: str, evidence: Sequence[Evidence | Seen]) -> None:
+        """A choice PROTOCOL.md allows ("Where a wallet may choose"): counted, a few examples kept."""
+        self.flag(Anomaly.WALLET_CHOICE, player_id, message, evidence, rule)
 
     # -- observation ------------------------------------------------------------------
     def begin_batch(self, calls: Sequence[WalletCall]) -> list[int]:
@@ -216,42 +354,89 @@ class Ledger:
         The wallet stops at the first refusal: every call after it is ``not_tried``; every call
         before the last is ``inner`` (only the last call's balance is on the wire)."""
         refused, last = False, len(tokens) - 1
+        undecodable = False
         for i, (token, call, outcome) in enumerate(zip(tokens, calls, outcomes, strict=True)):
             self.end(token, call, outcome, visible=visible, latency_ms=latency_ms, status=status,
-                     response=response, not_tried=refused, inner=i < last)
+                     response=response, not_tried=refused, inner=i < last, judge_bytes=not undecodable)
+            undecodable = undecodable or (isinstance(outcome, Unknown) and outcome.status is not None
+                                          and outcome.status < 500)
             refused = refused or isinstance(outcome, Rejected)
         return next((o for o in outcomes if isinstance(o, Rejected)), outcomes[-1])
 
-    def begin(self, call: WalletCall, expect: ErrorCode | None = None, *, batch: int | None = None) -> int:
+    def begin(self, call: WalletCall, expect: ErrorCode | Due | None = None, *, batch: int | None = None,
+              rule: str | None = None) -> int:
         """A call is about to be sent; returns the token to pass to :meth:`end`.
 
-        A money call is in doubt from the moment it is sent: its answer may come
-        after a later call's (another connection, another wallet process), or never.
+        ``expect``: the refusal that is due (an invalid call); ``rule``: a rule the call exercises
+        besides its operation's (a win sent after its session expired...).  A money call is in
+        doubt from the moment it is sent: its answer may come after a later call's (another
+        connection, another wallet process), or never.
         """
         token = next(self._tokens)
         if call.player_id is None:
+            if call.op is Op.AUTHENTICATE:
+                self.exercise("operations-authenticate")
             return token
         book = self.books.get(call.player_id) or self.book(call.player_id)
         key = call.tx_id or ""
         in_flight = book.in_flight
         if in_flight:  # most calls go out with nothing else of the player's in flight
             batch_of = book.batch_of
-            for other, other_key in in_flight.items():
-                if (other_key != key or not key) and (batch is None or batch_of.get(other) != batch):
-                    book.overlapped.add(other)
+            same = other = False
+            for t, other_key in in_flight.items():
+                if batch is not None and batch_of.get(t) == batch:
+                    continue
+                if other_key == key and key:
+                    same = True
+                else:
+                    book.overlapped.add(t)
                     book.overlapped.add(token)
+                    other = True
+            if same:
+                self.exercise(R7_DUP)
+            if other:
+                self.exercise(R7)
         in_flight[token] = key
-        if call.tx_id and call.tx_id not in book.txs and call.op in (Op.BET, Op.WIN, Op.ROLLBACK):
-            if call.op is Op.ROLLBACK:
-                assert call.ref_tx_id is not None
-                book.rollbacks_sent.add(call.ref_tx_id)
-                bet = book.txs.get(call.ref_tx_id)
-                refund = -bet.delta if bet is not None and bet.state is TxState.APPLIED else 0
-                book.txs[call.tx_id] = Tx(call, TxState.DOUBT, 0, expect=expect)
-                book.doubt[call.tx_id] = refund
-            elif call.amount is not None:
-                delta = -call.amount.minor if call.op is Op.BET else call.amount.minor
-                book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta, expect=expect)
+        if not call.tx_id or call.op not in MONEY_OPS:
+            return token
+        due = as_due(expect)
+        self.exercise("errors-definitive" if due is None else due.rule)
+        if rule is not None:
+            self.exercise(rule)
+        tx = book.txs.get(call.tx_id)
+        if due is not None and due.usual is ErrorCode.DUPLICATE_MISMATCH:
+            return token  # another call under an accepted tx_id: the original's record is left as it is
+        if tx is not None and tx.sends:  # the same call again: a retry, a duplicate, a late duplicate
+            tx.sends += 1
+            tx.due = due
+            if tx.state is TxState.REFUSED:
+                self.exercise(R3)
+            else:
+                self.exercise(R1)
+                self.exercise(R1_ID)
+            return token
+        if call.op is Op.ROLLBACK:
+            assert call.ref_tx_id is not None
+            book.rollbacks_sent.add(call.ref_tx_id)
+            bet = book.txs.get(call.ref_tx_id)
+            if due is None:
+                self.exercise(R4 if bet is not None and bet.sends else R5)
+            refund = -bet.delta if bet is not None and bet.state is TxState.APPLIED else 0
+            book.txs[call.tx_id] = Tx(call, TxState.DOUBT, 0, due=due, rule=rule, sends=1)
+            book.doubt[call.tx_id] = refund
+        elif call.amount is not None:
+            delta = -call.amount.minor if call.op is Op.BET else call.amount.minor
+            if due is None:
+                self.exercise("operations-effect")
+            if call.op is Op.WIN and call.reason is WinReason.REGULAR:
+                self.exercise("operations-regular-win-needs-bet")
+            if tx is not None:  # the placeholder an early rollback left: the bet is sent at last
+                self.exercise(R5)
+                tx.call, tx.delta, tx.due, tx.rule, tx.sends = call, delta, due, rule, 1
+                if tx.state is TxState.DOUBT:
+                    book.doubt[call.tx_id] = delta
+            else:
+                book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta, due=due, rule=rule, sends=1)
                 book.doubt[call.tx_id] = delta
         return token
 
@@ -261,21 +446,25 @@ class Ledger:
         call: WalletCall,
         outcome: Outcome,
         *,
-        expect: ErrorCode | None = None,
+        expect: ErrorCode | Due | None = None,
         visible: bool = True,
         latency_ms: float | None = None,
         status: int | None = None,
         response: bytes | None = None,
         not_tried: bool = False,
         inner: bool = False,
+        judge_bytes: bool = True,
     ) -> None:
         """What came back for the call sent under ``token`` (``visible=False``: the provider never read it).
 
         ``not_tried``: a call of a batch after the one the wallet refused; the wallet says it did
         not try it, so like a refused call it has no effect (a wallet that applied it all the same
         shows it in the balances that follow).  ``inner``: a call of a batch before its last one;
-        the balance the answer implies for it is derived, not reported, so it is not judged."""
+        the balance the answer implies for it is derived, not reported, so it is not judged.
+        ``judge_bytes=False``: the answer's bytes were judged already (another call of its batch)."""
         ev: Seen = (call, outcome, latency_ms, status, response, visible)
+        if status is not None:
+            self.exercise("operations-success-shape")
         if call.player_id is None:  # authenticate: the player is in the answer
             if isinstance(outcome, Ok) and outcome.player_id:
                 book = self.book(outcome.player_id)
@@ -295,30 +484,36 @@ class Ledger:
                     tx.state = TxState.REFUSED
                     book.doubt.pop(call.tx_id or "", None)
             return
-        if isinstance(outcome, Unknown) and outcome.status is not None and outcome.status < 500:
-            self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id, f"unreadable answer: {outcome.reason}", [ev])
+        if isinstance(outcome, Unknown) and outcome.status is not None and outcome.status < 500 and judge_bytes:
+            self.flag(Anomaly.UNDECODABLE_ANSWER, book.player_id,
+                      f"{_what(call)}: HTTP {outcome.status} answer that cannot be read ({outcome.reason})", [ev],
+                      _undecodable_rule(response))
         if isinstance(outcome, Ok) and book.currency and outcome.balance.currency.code != book.currency:
             self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
-                      f"answer in {outcome.balance.currency.code}, player's currency is {book.currency}", [ev])
+                      f"answer in {outcome.balance.currency.code}, player's currency is {book.currency}", [ev],
+                      "money-currency")
         if call.op is Op.BALANCE:
             if isinstance(outcome, Ok):
                 self._check_reported(book, outcome, ev, solo and not book.doubt)
+            elif isinstance(outcome, Rejected):
+                self.balance_refused(book.player_id, outcome, ev)
             return
         if call.op is Op.AUTHENTICATE:
             return
-        if expect is not None and expect is not ErrorCode.TX_ROLLED_BACK:
-            self._invalid(book, call, outcome, expect, ev, solo)
-            return
-        if call.op is Op.ROLLBACK:
+        due = as_due(expect)
+        if due is not None and due.usual is not ErrorCode.TX_ROLLED_BACK:
+            self._invalid(book, call, outcome, due, ev, solo)
+        elif call.op is Op.ROLLBACK:
             self._rollback(book, call, outcome, ev, solo)
         else:
-            self._debit_credit(book, call, outcome, ev, solo)
+            self._debit_credit(book, call, outcome, ev, solo, due)
 
     # -- rules ------------------------------------------------------------------------
     def _check_reported(self, book: Book, ok: Ok, ev: Seen, solo: bool, *, hint: Anomaly | None = None,
                         hint_delta: int = 0, extra: list[Seen] | None = None) -> None:
         reported = ok.balance.minor
         book.last_reported = reported
+        self.exercise(R7_NEG)
         if reported < 0:
             self.flag(Anomaly.NEGATIVE_BALANCE, book.player_id, f"wallet reported a balance of {reported}", [ev])
         if book.expected is None:
@@ -333,20 +528,57 @@ class Ledger:
                   [*(extra or []), ev])
         book.expected = reported  # judge what follows on its own, not as the same error again
 
-    def _debit_credit(self, book: Book, call: WalletCall, outcome: Outcome, ev: Seen, solo: bool) -> None:
+    def _affordable(self, book: Book, call: WalletCall) -> bool:
+        """Whether the balance certainly covers this bet (nothing else of the player's in doubt)."""
+        if call.amount is None or book.expected is None or book.tainted:
+            return False
+        if book.currency is not None and call.amount.currency.code != book.currency:
+            return False
+        if any(t != call.tx_id for t in book.doubt):
+            return False
+        return call.amount.minor <= book.expected
+
+    def _judge_refusal(self, book: Book, call: WalletCall, outcome: Rejected, due: Due, ev: Seen) -> None:
+        """A call due to be refused was: with any code of a rule it breaks (a note when it is not the usual one)."""
+        allowed = set(due.codes)
+        if call.op is Op.BET and not self._affordable(book, call):
+            allowed.add(ErrorCode.INSUFFICIENT_FUNDS)
+        code = outcome.code
+        if code not in allowed:
+            self.flag(Anomaly.WRONG_CODE, book.player_id,
+                      f"{_what(call, due)} refused with {code}; due: {' or '.join(sorted(allowed))} "
+                      f"(a code of a rule the call breaks)", [ev], due.rule)
+        elif code is not due.usual and code not in CIRCUMSTANTIAL:
+            self.note(book.player_id, "choice-codes",
+                      f"{_what(call, due)} refused with {code} (also a rule it breaks); the reference wallet "
+                      f"answers {due.usual}", [ev])
+
+    def _maybe_closed(self, book: Book, round_id: str | None) -> bool:
+        """Whether round ``round_id`` is closed, or may be (a win that closes it is in doubt)."""
+        if round_id is None:
+            return False
+        if round_id in book.closed_rounds:
+            return True
+        return any(t.call.op is Op.WIN and t.call.round_closed and t.call.round_id == round_id
+                   and t.state is TxState.DOUBT for t in book.txs.values())
+
+    def _debit_credit(self, book: Book, call: WalletCall, outcome: Outcome, ev: Seen, solo: bool,
+                      due: Due | None = None) -> None:
         assert call.tx_id is not None and call.amount is not None
         delta = -call.amount.minor if call.op is Op.BET else call.amount.minor
         tx = book.txs.get(call.tx_id)
         if tx is None:  # an answer for a call we were not told about: judge it all the same
-            tx = book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta)
+            tx = book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta, sends=1)
             book.doubt[call.tx_id] = delta
         tx.evidence.append(ev)
         if isinstance(outcome, Unknown):
             return
         if isinstance(outcome, Rejected):
-            self._refused(book, tx, outcome, ev)
+            self._refused(book, tx, outcome, ev, due)
             return
         # Ok
+        if call.op is Op.WIN and call.round_closed and call.round_id is not None:
+            book.closed_rounds.add(call.round_id)
         if tx.wallet_tx_id is not None:
             self._replay(book, tx, outcome, ev, solo)
             return
@@ -377,26 +609,27 @@ class Ledger:
             kind = Anomaly.DOUBLE_APPLY if double else Anomaly.REPLAY_CONTRADICTS_ORIGINAL
             self.flag(kind, book.player_id,
                       f"replay of {tx.call.tx_id} answered wallet_tx_id {outcome.wallet_tx_id}, "
-                      f"the original was {tx.wallet_tx_id}", [tx.evidence[0], ev])
+                      f"the original was {tx.wallet_tx_id}", [tx.evidence[0], ev], R1 if double else R1_ID)
             if double and book.expected is not None:
                 book.expected += tx.delta
             return
         self._check_reported(book, outcome, ev, solo, hint=Anomaly.DOUBLE_APPLY, hint_delta=tx.delta,
                              extra=tx.evidence[:1])
 
-    def _refused(self, book: Book, tx: Tx, outcome: Rejected, ev: Seen) -> None:
+    def _refused(self, book: Book, tx: Tx, outcome: Rejected, ev: Seen, due: Due | None) -> None:
         call = tx.call
         assert call.tx_id is not None
+        code = outcome.code
         if tx.state is TxState.TOMBSTONED:
-            if outcome.code not in (ErrorCode.TX_ROLLED_BACK, ErrorCode.SESSION_EXPIRED):
-                self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
-                          f"bet after its rollback refused with {outcome.code}, due: TX_ROLLED_BACK", [ev])
+            self._judge_refusal(book, call, outcome, due or Due.of(ErrorCode.TX_ROLLED_BACK, what="bet after "
+                                                                   "its rollback"), ev)
             return
         if tx.state is TxState.APPLIED:
             self.flag(Anomaly.REPLAY_CONTRADICTS_ORIGINAL, book.player_id,
-                      f"replay of accepted {call.tx_id} refused with {outcome.code}", [tx.evidence[0], ev])
+                      f"replay of accepted {call.tx_id} refused with {code} (a replay is always answered as one)",
+                      [tx.evidence[0], ev], R1_ID)
             return
-        if tx.state is TxState.DOUBT and outcome.code is ErrorCode.TX_ROLLED_BACK and call.tx_id in book.rollbacks_sent:
+        if tx.state is TxState.DOUBT and code is ErrorCode.TX_ROLLED_BACK and call.tx_id in book.rollbacks_sent:
             # Its rollback overtook it on the way (another connection): refused, as it must be.
             book.doubt.pop(call.tx_id, None)
             tx.state = TxState.TOMBSTONED
@@ -404,39 +637,74 @@ class Ledger:
         if tx.state is TxState.ROLLED_BACK:
             # Its rollback was acknowledged already: whatever refused it, it has no effect. Fine.
             return
+        before, tx.refused_with = tx.refused_with, code
         book.doubt.pop(call.tx_id, None)
         tx.state = TxState.REFUSED
+        if due is not None:  # a bet due to be refused whose early rollback got no answer
+            self._judge_refusal(book, call, outcome, due, ev)
+            return
+        again = before is code and tx.sends > 1
         if call.op is Op.WIN:
-            self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"win refused with {outcome.code}", tx.evidence[-2:])
-        elif outcome.code is ErrorCode.INSUFFICIENT_FUNDS and book.expected is not None and not book.doubt \
-                and call.amount is not None and call.amount.minor <= book.expected and not book.tainted:
-            self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id,
-                      f"bet of {call.amount.minor} refused for funds; balance must be {book.expected}", [ev])
-        elif outcome.code in (ErrorCode.TX_ROLLED_BACK, ErrorCode.DUPLICATE_MISMATCH, ErrorCode.ROLLBACK_NOT_ALLOWED,
-                              ErrorCode.INVALID_SIGNATURE, ErrorCode.BAD_REQUEST, ErrorCode.CURRENCY_MISMATCH,
-                              ErrorCode.ROUND_CLOSED, ErrorCode.ROUND_NOT_FOUND, ErrorCode.PLAYER_NOT_FOUND):
-            self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"valid bet refused with {outcome.code}", [ev])
+            self._win_refused(book, tx, outcome, again)
+            return
+        if code is ErrorCode.INSUFFICIENT_FUNDS:
+            if self._affordable(book, call):
+                assert call.amount is not None
+                self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id,
+                          f"bet of {call.amount.minor} refused for funds; balance must be {book.expected}", [ev],
+                          R3 if again else "operations-effect")
+            return
+        if code in (ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN, ErrorCode.PLAYER_BLOCKED,
+                    ErrorCode.LIMIT_EXCEEDED):
+            return  # a session that ran out, an operator's block or limit: not a rule the bet can be judged by
+        if code is ErrorCode.ROUND_CLOSED and self._maybe_closed(book, call.round_id):
+            return
+        self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"valid bet {call.tx_id} refused with {code}",
+                  tx.evidence[-2:] if again else [ev],
+                  R3 if again else _refusal_rule(call, code, tx.rule or "operations-effect"))
+
+    def _win_refused(self, book: Book, tx: Tx, outcome: Rejected, again: bool) -> None:
+        call, code = tx.call, outcome.code
+        if code is ErrorCode.ROUND_NOT_FOUND and call.reason is WinReason.REGULAR:
+            bets = [t for t in book.txs.values() if t.call.op is Op.BET and t.call.round_id == call.round_id]
+            standing = [t for t in bets if t.state is TxState.APPLIED and t.call.tx_id not in book.rollbacks_sent]
+            if not standing:
+                if any(t.state in (TxState.ROLLED_BACK, TxState.TOMBSTONED) for t in bets):
+                    self.note(book.player_id, "choice-win-after-rollback",
+                              f"regular win {call.tx_id} after its round's bet was rolled back: ROUND_NOT_FOUND",
+                              tx.evidence[-1:])
+                return  # its bet may never have landed: the wallet may not know the round
+        if code is ErrorCode.ROUND_CLOSED and call.round_id in book.closed_rounds:
+            return  # another win closed the round first (never sent by croupier; judged as the protocol says)
+        rule = R3 if again else _refusal_rule(call, code, tx.rule or (
+            "operations-regular-win-needs-bet" if code is ErrorCode.ROUND_NOT_FOUND else "operations-effect"))
+        self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"win {call.tx_id} refused with {code}",
+                  tx.evidence[-2:], rule)
 
     def _rollback(self, book: Book, call: WalletCall, outcome: Outcome, ev: Seen, solo: bool) -> None:
         assert call.tx_id is not None and call.ref_tx_id is not None
         rb = book.txs.get(call.tx_id)
         if rb is None:
-            rb = book.txs[call.tx_id] = Tx(call, TxState.DOUBT, 0)
+            rb = book.txs[call.tx_id] = Tx(call, TxState.DOUBT, 0, sends=1)
         rb.evidence.append(ev)
         if isinstance(outcome, Unknown):
             return
         book.doubt.pop(call.tx_id, None)
         if isinstance(outcome, Rejected):
-            if rb.state is TxState.DOUBT:
-                rb.state = TxState.REFUSED
-                self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id,
-                          f"rollback of bet {call.ref_tx_id} refused with {outcome.code}", [ev])
+            if rb.wallet_tx_id is not None:
+                self.flag(Anomaly.REPLAY_CONTRADICTS_ORIGINAL, book.player_id,
+                          f"replay of accepted rollback {call.tx_id} refused with {outcome.code}",
+                          [rb.evidence[0], ev], R1_ID)
+            elif rb.state in (TxState.DOUBT, TxState.REFUSED):
+                again = rb.refused_with is outcome.code and rb.sends > 1
+                rb.state, rb.refused_with = TxState.REFUSED, outcome.code
+                self._rollback_refused(book, call, outcome, ev, rb, again)
             return
         if rb.wallet_tx_id is not None:
             if outcome.wallet_tx_id != rb.wallet_tx_id:
                 self.flag(Anomaly.REPLAY_CONTRADICTS_ORIGINAL, book.player_id,
                           f"replay of rollback {call.tx_id} answered {outcome.wallet_tx_id}, original {rb.wallet_tx_id}",
-                          [rb.evidence[0], ev])
+                          [rb.evidence[0], ev], R1_ID)
             bet = book.txs.get(call.ref_tx_id)
             refund = -bet.delta if bet is not None else 0
             self._check_reported(book, outcome, ev, solo, hint=Anomaly.ROLLBACK_APPLIED_TWICE, hint_delta=refund)
@@ -472,58 +740,110 @@ class Ledger:
             self._check_reported(book, outcome, ev, solo, hint=Anomaly.ROLLBACK_APPLIED_TWICE, hint_delta=refund,
                                  extra=bet.evidence[:1])
 
-    def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, expect: ErrorCode, ev: Seen,
-                 solo: bool) -> None:
-        """A call the wallet must refuse with ``expect``."""
-        mine = expect is not ErrorCode.DUPLICATE_MISMATCH and call.tx_id is not None
-        tx = book.txs.get(call.tx_id or "") if mine else None
+    def _rollback_refused(self, book: Book, call: WalletCall, outcome: Rejected, ev: Seen, rb: Tx,
+                          again: bool) -> None:
+        """A rollback of one of the player's bets (or of one never sent) was refused."""
+        code = outcome.code
+        bet = book.txs.get(call.ref_tx_id or "")
+        if code is ErrorCode.ROUND_CLOSED and self._maybe_closed(book, call.round_id):
+            return  # "later bets, wins and rollbacks on it are ROUND_CLOSED"
+        if code is ErrorCode.ROLLBACK_NOT_ALLOWED and bet is not None and bet.sends and \
+                (bet.call.round_id != call.round_id or bet.call.game_id != call.game_id):
+            self.note(book.player_id, "choice-rollback-round",
+                      f"rollback {call.tx_id} names another round or game than its bet: ROLLBACK_NOT_ALLOWED", [ev])
+            return
+        if bet is None or not bet.sends:
+            default = R5
+        else:
+            default = R4
+        self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id,
+                  f"rollback {call.tx_id} of bet {call.ref_tx_id} refused with {code}",
+                  rb.evidence[-2:] if again else [ev], R3 if again else _refusal_rule(call, code, rb.rule or default))
+
+    def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, due: Due, ev: Seen, solo: bool) -> None:
+        """A call the wallet must refuse with any code of ``due`` (and change nothing)."""
+        own = due.usual is not ErrorCode.DUPLICATE_MISMATCH and call.tx_id is not None
+        tx = book.txs.get(call.tx_id or "") if own else None
         if tx is not None:
             tx.evidence.append(ev)
         if isinstance(outcome, Rejected):
-            # An expired session refuses any bet first (docs/wallet-rules.md): still a refusal.
-            if outcome.code is not expect and outcome.code is not ErrorCode.SESSION_EXPIRED:
-                self.flag(Anomaly.PROTOCOL_VIOLATION, book.player_id,
-                          f"refused with {outcome.code}, the protocol says {expect}", [ev])
+            self._judge_refusal(book, call, outcome, due, ev)
             if tx is not None and tx.state is TxState.DOUBT:
-                tx.state = TxState.REFUSED
-                book.doubt.pop(tx.call.tx_id or "", None)
+                tx.state, tx.refused_with = TxState.REFUSED, outcome.code
+                book.doubt.pop(call.tx_id or "", None)
             return
         if isinstance(outcome, Unknown):
-            return  # in doubt since it was sent; the provider rolls it back next
-        if expect is ErrorCode.INSUFFICIENT_FUNDS and tx is not None and call.amount is not None:
+            return  # in doubt since it was sent; the provider rolls it back (or asks again) next
+        # Accepted.
+        others = any(t != call.tx_id for t in book.doubt)
+        judged = solo and not others and book.expected is not None and not book.tainted
+        reported = outcome.balance.minor
+        book.last_reported = reported
+        if due.usual is ErrorCode.INSUFFICIENT_FUNDS and tx is not None and not judged:
             # "More than the balance" is only certain when nothing else of the player's was in
             # flight or in doubt: the provider chose the amount from the last balance it saw.
-            others = any(t != call.tx_id for t in book.doubt)
-            if not solo or others or book.expected is None or call.amount.minor <= book.expected:
-                book.doubt.pop(call.tx_id or "", None)
-                tx.state, tx.wallet_tx_id = TxState.APPLIED, outcome.wallet_tx_id
-                if book.expected is not None:
-                    book.expected += tx.delta
-                self._check_reported(book, outcome, ev, solo)
-                return
-        self.flag(Anomaly.ACCEPTED_INVALID_CALL, book.player_id, f"accepted a call due to be refused with {expect}", [ev])
-        if tx is None or call.op is not Op.BET or call.amount is None:
-            book.tainted = True
+            book.doubt.pop(call.tx_id or "", None)
+            tx.state, tx.wallet_tx_id = TxState.APPLIED, outcome.wallet_tx_id
+            if book.expected is not None:
+                book.expected += tx.delta
+            self._check_reported(book, outcome, ev, solo)
             return
-        book.doubt.pop(call.tx_id or "", None)
-        same_currency = book.currency is None or call.amount.currency.code == book.currency
-        if not same_currency:
-            book.tainted = True
-            tx.delta = 0
-        tx.state = TxState.APPLIED
-        tx.wallet_tx_id = outcome.wallet_tx_id
-        if book.expected is not None:
-            book.expected += tx.delta
+        moved = reported - book.expected if judged and book.expected is not None else None
+        what = _what(call, due)
+        if reported < 0:
+            kind, rule, why = Anomaly.NEGATIVE_BALANCE, R7_NEG, f"balance now {reported}"
+        elif moved and call.op is Op.ROLLBACK:
+            kind, rule, why = Anomaly.REFUND_NOT_DUE, due.rule, f"balance moved by {moved}"
+        elif moved:
+            kind, rule, why = Anomaly.INVALID_CALL_MOVED_MONEY, due.rule, f"balance moved by {moved}"
+        else:
+            kind, rule = Anomaly.ACCEPTED_INVALID_CALL, due.rule
+            why = "nothing moved" if moved == 0 else "what it moved is judged with the final balance"
+        self.flag(kind, book.player_id, f"{what} accepted ({why}); due: {' or '.join(sorted(due.codes))}",
+                  [ev], rule)
+        if tx is not None:
+            book.doubt.pop(call.tx_id or "", None)
+            tx.state, tx.wallet_tx_id = TxState.APPLIED, outcome.wallet_tx_id
+            if call.op is Op.ROLLBACK:
+                tx.delta = 0
+            elif moved is not None:
+                tx.delta = moved  # what its rollback must now refund
+            elif call.op is Op.BET and call.amount is not None and book.currency is not None \
+                    and call.amount.currency.code != book.currency:
+                book.tainted = True  # a debit in another currency: what it took cannot be known
+                tx.delta = 0
+        if book.expected is not None and not book.tainted:
+            if moved is not None:
+                book.expected = reported
+            elif tx is not None and call.op is Op.BET:
+                book.expected += tx.delta
 
     # -- the end of a run -------------------------------------------------------------
     def in_doubt(self) -> list[tuple[Book, Tx]]:
         """Transactions still in doubt, for the runner to settle (roll back bets, re-send wins)."""
         return [(b, b.txs[t]) for b in self.books.values() for t in b.doubt if t in b.txs]
 
+    def unsettled(self, why: str = "") -> int:
+        """What is still in doubt after settlement: a ``no_definitive_answer`` finding each; returns how many."""
+        left = self.in_doubt()
+        for book, tx in left:
+            self.flag(Anomaly.NO_DEFINITIVE_ANSWER, book.player_id,
+                      f"{_what(tx.call, tx.due)} still without a definitive answer after {len(tx.evidence)} "
+                      f"exchanges{why}", tx.evidence[-3:], "provider-settles")
+        return len(left)
+
+    def balance_refused(self, player_id: str, outcome: Rejected, ev: Evidence | Seen) -> None:
+        """A balance read of the player's own session refused (the final read, or any)."""
+        code = outcome.code
+        rule = "sessions-token-of-player" if code in (ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN) \
+            else RULE_OF_CODE.get(code, "operations-effect")
+        self.flag(Anomaly.REFUSED_VALID_CALL, player_id, f"balance read refused with {code}", [ev], rule)
+
     def reconcile(self, player_id: str, reported: Ok, ev_latency_ms: float | None = None) -> bool:
         """The final, solo balance read: True when it matches (or cannot be judged)."""
         book = self.book(player_id)
         ev = Evidence({"op": "balance", "player_id": player_id}, describe(reported), ev_latency_ms)
+        self.exercise(R7_NEG)
         before = self.counts[Anomaly.BALANCE_MISMATCH] + self.counts[Anomaly.LOST_UPDATE]
         if book.expected is not None and not book.doubt and not book.tainted \
                 and reported.balance.minor != book.expected:
@@ -547,9 +867,15 @@ class Ledger:
             self.flag(Anomaly.NEGATIVE_BALANCE, player_id, f"final balance {reported.balance.minor}", [ev])
         return before == self.counts[Anomaly.BALANCE_MISMATCH] + self.counts[Anomaly.LOST_UPDATE]
 
+    def coverage_json(self) -> dict[str, dict[str, Any]]:
+        return {rule: {"calls": c.calls, "findings": dict(c.findings)} for rule, c in self.coverage.items()}
+
     def summary(self) -> dict[str, Any]:
         return {
             "anomalies": {str(k): v for k, v in self.counts.items()},
+            "by_severity": {str(sev): {str(k): v for k, v in self.counts.items() if v and k.severity is sev}
+                            for sev in Severity},
             "findings": [f.to_json() for f in self.findings],
+            "coverage": self.coverage_json(),
             "in_doubt": len(self.in_doubt()),
         }

@@ -11,24 +11,28 @@ the same generators, so this behaviour is written once.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .calls import Ok, Outcome, Rejected, Unknown, WalletCall, WinReason
+from .calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from .codes import ErrorCode
-from .faults import Delivery, FaultPlan, Invalid
+from .faults import SESSION_CODES, Delivery, Due, FaultPlan, Invalid
 from .money import CURRENCIES, INT64_MAX, Currency, Money
 
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send ``call`` the way ``delivery`` says; ``expect`` is the rejection that is due, if any."""
+    """Send ``call`` the way ``delivery`` says; ``expect`` is the rejection that is due, if any (every
+    code a wallet may answer, :class:`~simulator.faults.Due`); ``rule`` a rule of PROTOCOL.md the call
+    exercises besides its operation's own (a win on an expired session: money owed is paid)."""
 
     call: WalletCall
     delivery: Delivery = Delivery.NORMAL
-    expect: ErrorCode | None = None
+    expect: ErrorCode | Due | None = None
     purpose: str = ""
+    rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,25 @@ class Seat:
     currency: Currency
     balance: int | None = None
     """The last balance the wallet reported (the provider shows it to the player)."""
+    live_until: float | None = None
+    """Wall-clock time before which the session is surely live at the wallet (None: unknown)."""
+    expired_after: float | None = None
+    """Wall-clock time after which the session has surely expired at the wallet (None: unknown)."""
+
+    def opened(self, sent_at: float, answered_at: float, ttl_s: float | None, margin_s: float) -> None:
+        """The session came from an authenticate sent at ``sent_at`` and answered at ``answered_at``
+        that lives ``ttl_s`` seconds (None: unknown); ``margin_s``: how late a call may reach the wallet."""
+        if ttl_s is None:
+            self.live_until = self.expired_after = None
+        else:
+            self.live_until = sent_at + ttl_s - margin_s
+            self.expired_after = answered_at + ttl_s
+
+    def maybe_expired(self, now: float | None = None) -> bool:
+        return self.live_until is None or (now if now is not None else time.time()) >= self.live_until
+
+    def surely_expired(self, now: float | None = None) -> bool:
+        return self.expired_after is not None and (now if now is not None else time.time()) >= self.expired_after
 
 
 class TxIds:
@@ -156,6 +179,8 @@ class RoundOutcome:
     refusal: ErrorCode | None = None
     """The code a bet was refused with (``status == "refused"``)."""
     notes: list[str] = field(default_factory=list)
+    closing_win: WalletCall | None = None
+    """The acknowledged win that closed the round."""
 
 
 @dataclass(slots=True)
@@ -187,7 +212,7 @@ def settle(ctx: RoundContext, send: Send) -> Generator[Step, object, Outcome]:
             return outcome
         yield Sleep(ctx.retry.backoff(attempt, ctx.rng))
         attempt += 1
-        send = Send(send.call, ctx.faults.delivery(ctx.rng), send.expect, f"{send.purpose}:retry")
+        send = Send(send.call, ctx.faults.delivery(ctx.rng), send.expect, f"{send.purpose}:retry", send.rule)
 
 
 def _bet(ctx: RoundContext, round_id: str, amount: int, tx_id: str | None = None) -> WalletCall:
@@ -197,20 +222,31 @@ def _bet(ctx: RoundContext, round_id: str, amount: int, tx_id: str | None = None
 
 
 def _rollback(ctx: RoundContext, bet: WalletCall) -> WalletCall:
+    """The rollback of ``bet``: the same player, round and game as the bet (a wallet may refuse a
+    rollback naming another round or game, PROTOCOL.md "Where a wallet may choose")."""
     s = ctx.seat
     assert bet.tx_id is not None and bet.round_id is not None
-    return WalletCall.rollback(ctx.ids.tx(), bet.tx_id, s.player_id, s.session_token, ctx.game_id, bet.round_id)
+    return WalletCall.rollback(ctx.ids.tx(), bet.tx_id, s.player_id, s.session_token, bet.game_id or ctx.game_id,
+                               bet.round_id)
+
+
+LATE_PAID = "sessions-money-owed-is-paid"
+
+
+def owed(seat: Seat) -> str | None:
+    """The rule a win or rollback exercises when its session has surely expired."""
+    return LATE_PAID if seat.surely_expired() else None
 
 
 def cancel(ctx: RoundContext, bets: Sequence[WalletCall]) -> Generator[Step, object, bool]:
     """Roll back every bet that may have landed; True when each rollback was acknowledged."""
     done = True
     for bet in bets:
-        outcome = yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback"))
+        outcome = yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback", rule=owed(ctx.seat)))
         done = done and not isinstance(outcome, Unknown)
         if isinstance(outcome, Ok) and ctx.faults.rates.duplicate and ctx.rng.random() < ctx.faults.rates.duplicate:
             # A second retry loop cancels the same bet under a new tx_id: it must change nothing.
-            yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback:second"))
+            yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback:second", rule=owed(ctx.seat)))
     return done
 
 
@@ -252,9 +288,12 @@ def win_phase(ctx: RoundContext, round_id: str, payouts: Sequence[PayoutLike], r
         s = ctx.seat
         win = WalletCall.win(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, round_id,
                              Money(pay.amount, s.currency), pay.reason, round_closed=last)
-        outcome = yield from settle(ctx, Send(win, ctx.faults.delivery(ctx.rng), purpose=f"win:{pay.reason}"))
+        outcome = yield from settle(ctx, Send(win, ctx.faults.delivery(ctx.rng), purpose=f"win:{pay.reason}",
+                                              rule=owed(s)))
         if isinstance(outcome, Ok):
             result.paid += pay.amount
+            if last:
+                result.closing_win = win
         else:
             result.status = "unresolved" if isinstance(outcome, Unknown) else "refused"
             return False
@@ -297,6 +336,7 @@ def batch_phase(ctx: RoundContext, round_id: str, stake: int, pay: Pay, result: 
         if isinstance(bet_out, Ok) and isinstance(win_out, Ok):
             result.staked += stake
             result.paid += pay.amount
+            result.closing_win = win
             return [bet]
         if isinstance(bet_out, Rejected):
             result.status, result.refusal = "refused", bet_out.code
@@ -322,7 +362,9 @@ def play_round(ctx: RoundContext, plan: PlanLike, round_id: str | None = None) -
         # The rollback overtakes its bet: the wallet must tombstone it and refuse the bet.
         bet = _bet(ctx, round_id, stakes[0])
         yield from settle(ctx, Send(_rollback(ctx, bet), purpose="reorder:rollback"))
-        outcome = yield Send(bet, expect=ErrorCode.TX_ROLLED_BACK, purpose="reorder:bet")
+        due = Due(frozenset({ErrorCode.TX_ROLLED_BACK}) | _session_codes(ctx.seat), ErrorCode.TX_ROLLED_BACK,
+                  "idempotency-5-tombstone", "bet after its rollback")
+        outcome = yield Send(bet, expect=due, purpose="reorder:bet")
         _seen(ctx.seat, outcome)
         if isinstance(outcome, Ok):  # accepted after its rollback: take the money back out
             yield from cancel(ctx, [bet])
@@ -343,7 +385,7 @@ def play_round(ctx: RoundContext, plan: PlanLike, round_id: str | None = None) -
     kind = ctx.faults.invalid(ctx.rng)
     if kind is not None:
         result.invalid = kind
-        yield from invalid_call(ctx, kind, round_id, bets[0] if bets else None)
+        yield from invalid_call(ctx, kind, round_id, bets[0] if bets else None, result.closing_win)
     return result
 
 
@@ -362,31 +404,70 @@ def live_round(
     return results
 
 
+def _session_codes(seat: Seat) -> frozenset[ErrorCode]:
+    """A bet on a session that may have run out by the time it arrives may be refused for it."""
+    return SESSION_CODES if seat.maybe_expired() else frozenset()
+
+
 def invalid_call(
-    ctx: RoundContext, kind: Invalid, closed_round: str, first_bet: WalletCall | None
+    ctx: RoundContext, kind: Invalid, closed_round: str, first_bet: WalletCall | None,
+    closing_win: WalletCall | None = None,
 ) -> Generator[Step, object, Outcome | None]:
-    """A call the wallet must refuse; if it accepts a debit, the provider takes it back."""
+    """A call the wallet must refuse; if it accepts a debit, the provider takes it back.
+
+    Each call carries every code a wallet may refuse it with (:class:`~simulator.faults.Due`),
+    computed now: the code of the rule it is made to break, and the codes of the other rules it
+    breaks (a bet whose session may have run out by the time it arrives; a mismatched replay on a
+    closed round; the funds are the ledger's to judge).  A bet refused for its bad signature is
+    sent again, signed: a rejected call is not recorded, so it is judged again (rule 3)."""
     s = ctx.seat
+    sess = _session_codes(s)
     if kind is Invalid.BAD_SIGNATURE:
-        send = Send(_bet(ctx, ctx.ids.round(), 1), Delivery.BAD_SIGNATURE, ErrorCode.INVALID_SIGNATURE, "invalid:signature")
+        due = Due(frozenset({ErrorCode.INVALID_SIGNATURE}) | sess, ErrorCode.INVALID_SIGNATURE,
+                  "transport-signature", "bet with a wrong signature")
+        send = Send(_bet(ctx, ctx.ids.round(), 1), Delivery.BAD_SIGNATURE, due, "invalid:signature")
     elif kind is Invalid.WRONG_CURRENCY:
         other = ctx.rng.choice([c for c in CURRENCIES.values() if c != s.currency])
         # One whole unit: every dialect's wire carries it, however few decimals it has.
         call = WalletCall.bet(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, ctx.ids.round(),
                               Money(10**other.exponent, other))
-        send = Send(call, expect=ErrorCode.CURRENCY_MISMATCH, purpose="invalid:currency")
+        due = Due(frozenset({ErrorCode.CURRENCY_MISMATCH}) | sess, ErrorCode.CURRENCY_MISMATCH, "money-currency",
+                  f"bet in {other.code}")
+        send = Send(call, expect=due, purpose="invalid:currency")
     elif kind is Invalid.OVERDRAFT and s.balance is not None and s.balance < INT64_MAX:
-        send = Send(_bet(ctx, ctx.ids.round(), s.balance + 1), expect=ErrorCode.INSUFFICIENT_FUNDS,
-                    purpose="invalid:overdraft")
+        due = Due(frozenset({ErrorCode.INSUFFICIENT_FUNDS}) | sess, ErrorCode.INSUFFICIENT_FUNDS,
+                  "idempotency-7-never-negative", "bet over the balance")
+        send = Send(_bet(ctx, ctx.ids.round(), s.balance + 1), expect=due, purpose="invalid:overdraft")
     elif kind is Invalid.CLOSED_ROUND:
-        send = Send(_bet(ctx, closed_round, 1), expect=ErrorCode.ROUND_CLOSED, purpose="invalid:closed_round")
+        due = Due(frozenset({ErrorCode.ROUND_CLOSED}) | sess, ErrorCode.ROUND_CLOSED, "operations-round-closed",
+                  "bet on a closed round")
+        send = Send(_bet(ctx, closed_round, 1), expect=due, purpose="invalid:closed_round")
     elif kind is Invalid.MISMATCHED_REPLAY and first_bet is not None and first_bet.amount is not None:
         changed = _bet(ctx, closed_round, first_bet.amount.minor + 1, tx_id=first_bet.tx_id)
-        send = Send(changed, expect=ErrorCode.DUPLICATE_MISMATCH, purpose="invalid:mismatched_replay")
+        # Not a replay: a later bet on the closed round too.
+        due = Due(frozenset({ErrorCode.DUPLICATE_MISMATCH, ErrorCode.ROUND_CLOSED}) | sess,
+                  ErrorCode.DUPLICATE_MISMATCH, "idempotency-2-mismatch", "bet reusing an accepted tx_id")
+        send = Send(changed, expect=due, purpose="invalid:mismatched_replay")
+    elif kind is Invalid.ROLLBACK_OF_WIN and closing_win is not None and closing_win.tx_id is not None:
+        # Its round is closed by that very win: ROUND_CLOSED is a rule it breaks too.
+        call = WalletCall.rollback(ctx.ids.tx(), closing_win.tx_id, s.player_id, s.session_token,
+                                   closing_win.game_id or ctx.game_id, closed_round)
+        due = Due(frozenset({ErrorCode.ROLLBACK_NOT_ALLOWED, ErrorCode.ROUND_CLOSED}), ErrorCode.ROLLBACK_NOT_ALLOWED,
+                  "idempotency-6-rollback-only-bets", "rollback of a win")
+        send = Send(call, expect=due, purpose="invalid:rollback_of_win")
     else:
         return None
     outcome = yield send
     _seen(ctx.seat, outcome)
-    if isinstance(outcome, (Ok, Unknown)) and send.expect is not ErrorCode.DUPLICATE_MISMATCH:
-        yield from cancel(ctx, [send.call])
+    if kind is Invalid.BAD_SIGNATURE and isinstance(outcome, Rejected) and \
+            outcome.code is ErrorCode.INVALID_SIGNATURE:
+        again = yield Send(send.call, purpose="invalid:signature:again")
+        _seen(ctx.seat, again)
+        if isinstance(again, (Ok, Unknown)):  # accepted now, as it must be (funds permitting): close it
+            yield from cancel(ctx, [send.call])
+    elif isinstance(outcome, Ok) and send.call.op is Op.BET and kind is not Invalid.MISMATCHED_REPLAY:
+        yield from cancel(ctx, [send.call])  # the wallet took it: the provider takes it back
+    elif isinstance(outcome, Unknown) and send.call.op is Op.BET and kind not in (
+            Invalid.MISMATCHED_REPLAY, Invalid.CLOSED_ROUND):
+        yield from cancel(ctx, [send.call])  # it may have landed: roll it back, as any bet without an answer
     return outcome  # type: ignore[return-value]

@@ -1,7 +1,9 @@
 """The ``croupier run`` and ``croupier scenarios`` commands: options, progress, reports, exit codes.
 
-Exit codes: 0 no anomaly, 1 anomalies (or calls left in doubt), 2 bad usage or an
-unreachable wallet.
+Exit codes: 0 pass (no finding of a failing severity: ``--fail-on``, default ``contract``, so
+money and contract findings fail and notes never do); 1 fail; 2 error — bad usage, a bad
+scenario file, or a run that could not test anything (unreachable wallet, nobody seated,
+nothing judged), with the likely cause in every report.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import scenario as scenarios
-from .ledger import Anomaly, Ledger
+from .findings import Severity
+from .ledger import Ledger
+from .report import model
 from .report.html import render
 from .report.junit import junit_xml
 from .report.summary import print_summary
@@ -50,8 +54,11 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--rounds", type=int, help="rounds per player (overrides the scenario)")
     p.add_argument("--workers", type=int, default=1, help="processes to shard players across")
     p.add_argument("--concurrency", type=int, default=256, help="rounds in flight at once per process")
+    p.add_argument("--fail-on", dest="fail_on", default="contract", choices=[s.value for s in Severity],
+                   help="the least severe finding that fails the run: money, contract (default: money or "
+                        "contract findings fail) or note (any finding, choices the protocol allows included)")
     p.add_argument("--json", dest="json_path")
-    p.add_argument("--junit", dest="junit_path")
+    p.add_argument("--junit", dest="junit_path", help="JUnit XML: a test case per kind of finding (notes as properties)")
     p.add_argument("--html", dest="html_path")
     p.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     p.add_argument("--shard", help=argparse.SUPPRESS)
@@ -118,7 +125,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         dialect=args.dialect, admin_url=admin_url,
         admin_token=args.admin_token or os.environ.get("CROUPIER_ADMIN_TOKEN") or DEV_ADMIN,
         accounts=accounts, seed=args.seed, run_id=args.run_id or secrets.token_hex(3), shard=shard,
-        concurrency=args.concurrency,
+        concurrency=args.concurrency, fail_on=Severity(args.fail_on), players_file=args.players_file,
     )
 
 
@@ -130,7 +137,7 @@ def _progress(console: Console, duration: float | None) -> tuple[Progress, Any]:
     def tick(stats: RunStats, ledger: Ledger, elapsed: float) -> None:
         calls = sum(stats.calls.values())
         line = (f"{calls} calls  {calls / elapsed if elapsed else 0:,.0f}/s  rounds {sum(stats.rounds.values())}  "
-                f"anomalies {ledger.anomaly_count}")
+                f"findings {ledger.anomaly_count}")
         progress.update(task, completed=min(elapsed, duration) if duration else None, line=line)
 
     return progress, tick
@@ -177,17 +184,9 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, c
         Path(args.html_path).write_text(render(report, stats.timeline), encoding="utf-8")
     if not args.quiet:
         print_summary(report, Console())
-    if report["players"] == 0:
-        console.print("[red]croupier:[/] no player could be provisioned or authenticated")
-        return 2
-    if report.get("unseated"):
-        console.print(f"[red]croupier:[/] {report['unseated']} players could not be seated (see errors): "
-                      "the run checked fewer players than asked")
-        return 2
-    if not report["calls"].get("bet") and not report["calls"].get("win"):
-        console.print("[red]croupier:[/] no round was played: nothing was checked")
-        return 2
-    return 1 if report["verdict"] != "pass" or report["unsettled"] else 0
+    if report.get("error"):
+        console.print(f"[red]croupier:[/] {report['error']}")
+    return model.exit_code(report["verdict"])
 
 
 def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console) -> int:
@@ -208,25 +207,36 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
     for part in parts:
         stats.merge(RunStats.from_json(part["stats"]))
     reports = [p["report"] for p in parts]
+    return _finish(args, merge_reports(reports, stats, Severity(args.fail_on)), stats, console)
+
+
+def merge_reports(reports: list[dict[str, Any]], stats: RunStats, fail_on: Severity) -> dict[str, Any]:
+    """Several shards' reports as one: counts add up, latencies from the merged histograms, one verdict."""
     merged = dict(reports[0])
     elapsed = max(r["elapsed_s"] for r in reports)
+    kinds = {k for r in reports for k in r["anomalies"]}
+    anomalies = {k: sum(r["anomalies"].get(k, 0) for r in reports) for k in sorted(kinds)}
+    coverage = model.merge_coverage(model.coverage_raw(r.get("coverage", [])) for r in reports)
+    errors = [r["error"] for r in reports if r.get("error")]
     merged.update(
         elapsed_s=elapsed, players=sum(r["players"] for r in reports), calls=dict(stats.calls),
         results=dict(stats.results), rounds=dict(stats.rounds), faults=dict(stats.faults),
         calls_per_s=round(sum(stats.calls.values()) / elapsed, 1) if elapsed else 0.0,
         latency_ms={op: h.summary() for op, h in sorted(stats.latency.items())},
-        anomalies={str(k): sum(r["anomalies"].get(str(k), 0) for r in reports) for k in Anomaly},
+        anomalies=anomalies, findings_by_severity=model.by_severity(anomalies),
         findings=[f for r in reports for f in r["findings"]], unsettled=sum(r["unsettled"] for r in reports),
-        errors=[e for r in reports for e in r["errors"]], workers=n,
+        coverage=model.coverage_rows(coverage, fail_on), error=errors[0] if errors else None,
+        errors=[e for r in reports for e in r["errors"]], workers=len(reports),
         unseated=sum(r.get("unseated", 0) for r in reports),
+        skipped=sorted({s for r in reports for s in r.get("skipped", [])}),
     )
-    merged["verdict"] = "fail" if any(merged["anomalies"].values()) else "pass"
-    return _finish(args, merged, stats, console)
+    merged["verdict"] = model.verdict(anomalies, fail_on, merged["error"])
+    return merged
 
 
 def _passthrough(args: argparse.Namespace) -> list[str]:
     argv = ["run", args.scenario, "--wallet", args.wallet, "--dialect", args.dialect, "--seed", str(args.seed),
-            "--concurrency", str(args.concurrency)]
+            "--concurrency", str(args.concurrency), "--fail-on", args.fail_on]
     for flag, value in (("--secret", args.secret), ("--admin-url", args.admin_url), ("--admin-token", args.admin_token),
                         ("--players", args.players_file), ("--player-count", args.player_count),
                         ("--duration", args.duration), ("--rounds", args.rounds)):

@@ -5,8 +5,12 @@ choose stakes and games, games (:mod:`.games`) decide what is staked and paid,
 rounds (:mod:`.rounds`) turn that into wallet calls as a provider would, faults
 (:mod:`.faults`) bend delivery, and the ledger (:mod:`.ledger`) judges every
 answer.  At the end every call still in doubt is settled the way PROTOCOL.md
-says a provider must (bets rolled back, wins re-sent) and every balance is read
-once more, alone, and compared.
+says a provider must (bets rolled back, wins re-sent), within a deadline, and
+every balance is read once more, alone, and compared.
+
+A run that could not test anything (wallet unreachable, nobody provisioned or
+authenticated, no call judged) ends with the verdict ``error`` and the likely
+cause, never ``pass``; it always ends with a report.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import gc
 import itertools
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,13 +30,15 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import dialects, gameplay, settlement
-from .calls import Ok, Rejected, Unknown, WalletCall
+from .calls import Ok, Outcome, Rejected, Unknown, WalletCall
 from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
 from .driver import Driver
-from .ledger import Ledger
+from .findings import Severity
+from .ledger import Evidence, Ledger, describe
 from .money import CURRENCIES, currency
 from .players import PlayerProfile, choose_stake, make_players, think_time
+from .report import model
 from .rounds import (
     Parallel,
     RoundContext,
@@ -47,7 +54,12 @@ from .stats import RunStats
 
 
 class RunError(RuntimeError):
-    """The run could not start (unreachable wallet, bad player file...): exit code 2."""
+    """The run could not start (bad player file, bad options...): exit code 2, no report."""
+
+
+class SetupError(RunError):
+    """The run started but could not test anything (unreachable wallet or admin API): a report
+    with the verdict ``error`` and this message as its cause."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,10 @@ class RunOptions:
     shard: tuple[int, int] = (0, 1)
     concurrency: int = 256
     on_tick: Callable[[RunStats, Ledger, float], None] | None = None
+    fail_on: Severity = Severity.CONTRACT
+    """Findings of this severity and worse fail the run (``--fail-on``)."""
+    players_file: str | None = None
+    """Where ``accounts`` came from (named in messages)."""
 
 
 @dataclass
@@ -85,10 +101,19 @@ class RunResult:
     provision_errors: list[str] = field(default_factory=list)
     unseated: int = 0
     """Players that could not be provisioned or authenticated (the run then checked fewer)."""
+    error: str | None = None
+    """Why the run could not test what it was asked to (the verdict is then ``error``), with the likely cause."""
+    skipped: list[str] = field(default_factory=list)
+    """What this run did not do, and why (no admin API, a dialect that cannot carry a currency...)."""
+    settle_deadline_hit: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {str(k): v for k, v in self.ledger.counts.items()}
 
     @property
     def verdict(self) -> str:
-        return "fail" if self.ledger.anomaly_count else "pass"
+        return model.verdict(self.counts, self.options.fail_on, self.error)
 
 
 def read_accounts(path: str) -> list[TestAccount]:
@@ -170,6 +195,13 @@ class Runner:
         # Players are seated a few dozen at a time: queued ones wait here, not inside a client timeout.
         self.seating = asyncio.Semaphore(max(1, min(options.concurrency, 64)))
         self.unseated = 0
+        self.causes: Counter[str] = Counter()
+        """Why players could not be seated, most likely first (the verdict's message when nobody was)."""
+        self.skipped: list[str] = []
+        if options.accounts is not None:
+            self.skipped.append("no admin API used (--players): a player whose session expires stops playing "
+                                "(no relaunch); live tables are not played")
+        self.settle_deadline_hit = False
         self.batches = False
         """The dialect carries a round's bet and win in one request (set when the run starts)."""
         # The game mix, drawn from once per round: weights summed once (random.choices does the same sums).
@@ -196,6 +228,9 @@ class Runner:
         kept = tuple(c for c in wanted if dialects.carries(dialect, currency(c)))
         if len(kept) == len(wanted):
             return self.s.currencies
+        if kept:
+            self.skipped.append(f"currencies {', '.join(c for c in wanted if c not in kept)}: the {self.o.dialect} "
+                                "dialect's wire cannot carry them exactly")
         if not kept:
             raise RunError(f"dialect {self.o.dialect} carries none of the scenario's currencies "
                            f"({', '.join(wanted)}) exactly")
@@ -209,8 +244,50 @@ class Runner:
             self.unseated += 1
         return seat
 
+    def _setup_failed(self, player_id: str, cause: str, detail: str = "") -> None:
+        """A player could not be seated: ``cause`` names the likely reason (the verdict's message when
+        nobody could be), ``detail`` what exactly happened."""
+        self.causes[cause] += 1
+        self.errors.append(f"{player_id}: {cause}" + (f" ({detail})" if detail else ""))
+
+    def _admin_cause(self, exc: AdminError, what: str) -> str:
+        if exc.status in (401, 403):
+            return f"admin API answered {exc.status}: check --admin-token"
+        if exc.status in (404, 405):
+            return (f"admin API answered {exc.status} on {what} at {self.o.admin_url}: is --admin-url the wallet's "
+                    "admin API (its host, without /wallet)? A wallet without one needs --players FILE")
+        if exc.status == 409 and "players" in what:
+            return f"admin API answered 409 on {what}: these player ids exist already (pass another --run-id)"
+        return f"admin API answered {exc.status} on {what}"
+
+    def _auth_cause(self, outcome: Outcome) -> str:
+        url = f"{self.o.wallet_url.rstrip('/')}"
+        if isinstance(outcome, Rejected):
+            if outcome.code is ErrorCode.INVALID_SIGNATURE:
+                return "every call was refused INVALID_SIGNATURE: check --secret"
+            if outcome.code in (ErrorCode.INVALID_TOKEN, ErrorCode.SESSION_EXPIRED) and self.o.accounts is not None:
+                return (f"authenticate refused {outcome.code}: the launch tokens of {self.o.players_file or '--players'}"
+                        " are not (or no longer) valid")
+            return f"authenticate refused {outcome.code}"
+        if isinstance(outcome, Unknown):
+            if outcome.status == 404:
+                return f"404 on {url}/authenticate: is the base URL right (…/wallet)?"
+            if outcome.status is not None and outcome.status < 500:
+                return (f"authenticate answered HTTP {outcome.status} that cannot be read ({outcome.reason}): "
+                        f"is the base URL ({url}) and --dialect ({self.o.dialect}) right?")
+            if outcome.status is not None:
+                return f"authenticate answered HTTP {outcome.status}: the wallet is failing"
+            return f"authenticate got no answer ({outcome.reason}): is the wallet up at {url}?"
+        return "authenticate answered without a session"
+
+    async def _authenticate(self, driver: Driver, token: str) -> tuple[Outcome, float, float]:
+        sent = time.time()
+        outcome = await driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
+        return outcome, sent, time.time()
+
     async def _seat_now(self, driver: Driver, admin: AdminClient | None, index: int,
                         profile: PlayerProfile) -> Seat | None:
+        what = "POST /admin/players"
         try:
             if self.o.accounts is not None:
                 acc = self.o.accounts[index]
@@ -219,29 +296,40 @@ class Runner:
                 assert admin is not None
                 player_id, code, opening = profile.player_id, profile.currency, profile.bankroll
                 await admin.create_player(player_id, code, opening)
+                what = "POST /admin/tokens"
                 token = await admin.token(player_id, self.s.session_ttl_s)
         except AdminError as exc:
-            self.errors.append(f"{profile.player_id}: admin API answered {exc.status}: {exc.body}")
+            self._setup_failed(profile.player_id, self._admin_cause(exc, what), str(exc.body)[:200])
             return None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self.errors.append(f"{profile.player_id}: admin API unreachable: {type(exc).__name__} {exc}")
+            self._setup_failed(profile.player_id, f"admin API unreachable at {self.o.admin_url}",
+                               f"{type(exc).__name__} {exc}")
             return None
         if opening is not None:
             self.ledger.open(player_id, code, opening)
         else:
             self.ledger.book(player_id).currency = code
-        outcome = await driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
+        outcome, sent, answered = await self._authenticate(driver, token)
         if not isinstance(outcome, Ok) or not outcome.session_token:
-            self.errors.append(f"{player_id}: authenticate failed: {outcome}")
+            self._setup_failed(player_id, self._auth_cause(outcome), describe(outcome))
             return None
         if outcome.player_id != player_id:
-            self.errors.append(f"{player_id}: authenticate answered player {outcome.player_id!r}")
+            self._setup_failed(player_id, "authenticate answered another player than the launch token's",
+                               f"{outcome.player_id!r}")
             return None
         seat = Seat(player_id, outcome.session_token, currency(code), outcome.balance.minor)
+        seat.opened(sent, answered, self.s.session_ttl_s if self.o.accounts is None else None, self.s.timeout_s + 1)
         self.seats[player_id] = seat
         if opening is None:
             self.ledger.open(player_id, code, outcome.balance.minor)
         return seat
+
+    def _ids(self, player_id: str) -> TxIds:
+        """A player's transaction and round ids; a test account's id carries no run id, so its ids get
+        one (a second run with the same accounts never re-sends the first run's ids)."""
+        if self.o.accounts is not None:
+            return TxIds(f"{self.o.run_id}-{player_id}")
+        return TxIds(player_id)
 
     def _kind(self, rng: random.Random) -> str:
         return rng.choices(self._kinds, cum_weights=self._kind_cum_weights)[0]
@@ -258,7 +346,7 @@ class Runner:
         seat = await self._seat(driver, admin, index, profile)
         if seat is None:
             return
-        ids = TxIds(f"{seat.player_id}")
+        ids = self._ids(seat.player_id)
         played = 0
         while not self.stop.is_set() and (max_rounds is None or played < max_rounds):
             balance = seat.balance if seat.balance is not None else 0
@@ -291,6 +379,8 @@ class Runner:
                         admin is None or await self._relaunch(driver, admin, seat) is False):
                     break
             played += 1
+            if driver.late is not None:  # the provider's retry queue, between the player's rounds
+                await driver.late_duplicates(seat.player_id)
             pause = self._think(profile, rng)
             if pause > 0:
                 await self.stop.pause(pause)
@@ -301,11 +391,12 @@ class Runner:
         except (AdminError, aiohttp.ClientError, TimeoutError) as exc:
             self.errors.append(f"{seat.player_id}: relaunch failed: {exc}")
             return False
-        outcome = await driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
+        outcome, sent, answered = await self._authenticate(driver, token)
         if not isinstance(outcome, Ok) or not outcome.session_token:
-            self.errors.append(f"{seat.player_id}: re-authenticate failed: {outcome}")
+            self.errors.append(f"{seat.player_id}: re-authenticate failed: {describe(outcome)}")
             return False
         seat.session_token = outcome.session_token
+        seat.opened(sent, answered, self.s.session_ttl_s, self.s.timeout_s + 1)
         self.stats.rounds["relaunched"] += 1
         return True
 
@@ -321,7 +412,7 @@ class Runner:
         """A live table: the same seated players play one shared round after another."""
         rng = random.Random(f"{self.o.seed}:table:{table}")
         seated = [(p, await self._seat(driver, admin, i, p)) for i, p in players]
-        ctxs = [(p, RoundContext(s, gameplay.LIVE_GAME_ID, random.Random(rng.random()), TxIds(s.player_id),
+        ctxs = [(p, RoundContext(s, gameplay.LIVE_GAME_ID, random.Random(rng.random()), self._ids(s.player_id),
                                  self.s.faults, self.s.retry)) for p, s in seated if s is not None]
         ids = TxIds(f"{self.o.run_id}-table{table}")
         played = 0
@@ -339,15 +430,21 @@ class Runner:
                     await self._relaunch(driver, admin, ctx.seat)
             self.stats.rounds["live_rounds"] += 1
             played += 1
+            if driver.late is not None:
+                for _, ctx in ctxs:
+                    await driver.late_duplicates(ctx.seat.player_id)
             await self.stop.pause(self.s.live.window_ms / 1000)
 
     # -- the run ----------------------------------------------------------------------
     async def run(self) -> RunResult:
-        await preflight(self.o.wallet_url)
         if self.o.accounts is None and not (self.o.admin_url and self.o.admin_token):
             raise RunError("players come from the admin API (--admin-url, --admin-token) or --players FILE")
         # Players are made (Faker: CPU-bound) before the clock starts: duration_s is play time.
         profiles = await asyncio.to_thread(self._profiles)
+        try:
+            await preflight(self.o.wallet_url)
+        except RunError as exc:
+            return self._result(0.0, 0, f"{exc}: is the wallet running, and is --wallet right?")
         # The ledger keeps every call: move what exists to the permanent generation and collect
         # less often, or collections cost a third of the runner's time per call (bench/runner.py).
         gc.freeze()
@@ -355,9 +452,28 @@ class Runner:
         gc.set_threshold(50_000, 20, 100)
         try:
             return await self._run(profiles)
+        except SetupError as exc:
+            return self._result(0.0, 0, str(exc))
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+
+    def _result(self, elapsed: float, unsettled: int, error: str | None = None) -> RunResult:
+        return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors,
+                         self.unseated, error, self.skipped, self.settle_deadline_hit)
+
+    def _diagnose(self, wanted: int) -> str | None:
+        """Why this run tested less than it was asked to (None: it did what it was asked)."""
+        cause = self.causes.most_common(1)[0][0] if self.causes else None
+        if not self.seats:
+            return cause or "no player could be provisioned or authenticated"
+        judged = sum(n for k, n in self.stats.results.items()
+                     if k.split(":", 1)[0] in ("bet", "win", "rollback", "batch") and not k.endswith(":unknown"))
+        if not judged:
+            return "no call got a definitive answer: nothing was checked"
+        if self.unseated:
+            return f"{self.unseated} of {wanted} players could not be seated: {cause or 'see errors'}"
+        return None
 
     async def _run(self, profiles: list[tuple[int, PlayerProfile]]) -> RunResult:
         started = time.monotonic()
@@ -371,13 +487,9 @@ class Runner:
                                session, timeout_s=self.s.timeout_s)
             driver = Driver(client, self.ledger, self.stats, self.s.faults, bad)
             admin = AdminClient(self.o.admin_url, self.o.admin_token, session) \
-                if self.o.admin_url and self.o.admin_token else None
-            if admin is not None and self.o.accounts is None:
-                try:
-                    async with session.get(f"{self.o.admin_url.rstrip('/')}/healthz") as resp:  # type: ignore[union-attr]
-                        await resp.read()
-                except aiohttp.ClientError as exc:
-                    raise RunError(f"admin API unreachable at {self.o.admin_url}: {exc}") from None
+                if self.o.admin_url and self.o.admin_token and self.o.accounts is None else None
+            if admin is not None:
+                await self._admin_reachable(session)
             n_live = self.s.live.tables * self.s.live.seats if self.o.accounts is None else 0
             if self.o.accounts is not None:  # test accounts all play single-player games
                 singles, live = profiles, []
@@ -396,13 +508,48 @@ class Runner:
                     tasks.append(asyncio.create_task(self._table(driver, admin, t, mine, self.s.rounds)))
             ticker = asyncio.create_task(self._tick(started))
             await self._until_done(tasks, started)
-            await driver.quiesce()
+            await self._bounded(driver.quiesce(), self.s.timeout_s * 2 + 1)
+            await self._bounded(self._drain_late(driver), self.s.settle_timeout_s)
             unsettled = await self._settle(driver)
-            await self._reconcile(driver)
+            await self._bounded(self._reconcile(driver), self.s.timeout_s * 3 + 5)
             ticker.cancel()
         elapsed = time.monotonic() - started
-        return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors,
-                         self.unseated)
+        wanted = len(self.o.accounts) if self.o.accounts is not None else \
+            self.s.players + self.s.live.tables * self.s.live.seats
+        wanted = len([1 for i in range(wanted) if i % self.o.shard[1] == self.o.shard[0]])
+        return self._result(elapsed, unsettled, self._diagnose(wanted))
+
+    async def _admin_reachable(self, session: aiohttp.ClientSession) -> None:
+        """Fail fast when nothing answers at the admin API's address (any answer will do: the
+        readiness path is the reference wallet's and optional)."""
+        assert self.o.admin_url is not None
+        try:
+            async with session.get(f"{self.o.admin_url.rstrip('/')}/healthz",
+                                   timeout=aiohttp.ClientTimeout(total=self.s.timeout_s)) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise SetupError(f"admin API unreachable at {self.o.admin_url} ({type(exc).__name__}): "
+                             "check --admin-url, or use --players FILE") from None
+
+    @staticmethod
+    async def _bounded(coro: Awaitable[Any], seconds: float) -> bool:
+        """Run ``coro`` for at most ``seconds``; False when it had to be stopped."""
+        try:
+            await asyncio.wait_for(coro, max(0.1, seconds))
+            return True
+        except TimeoutError:
+            return False
+
+    async def _drain_late(self, driver: Driver) -> None:
+        """The end of play: every late duplicate still queued goes out now, each player's alone."""
+        if driver.late is None:
+            return
+
+        async def one(pid: str) -> None:
+            async with self.sem:
+                await driver.late_duplicates(pid, drain=True)
+
+        await asyncio.gather(*(one(pid) for pid in driver.late.players()))
 
     async def _delayed(self, n: int, coro: Awaitable[None]) -> None:
         # Spread the first calls over the first second rather than a thundering herd at t=0.
@@ -451,21 +598,40 @@ class Runner:
             await asyncio.sleep(0.25)
 
     async def _settle(self, driver: Driver) -> int:
-        """Settle every call still in doubt as a provider must (:mod:`simulator.settlement`)."""
+        """Settle every call still in doubt as a provider must (:mod:`simulator.settlement`), players
+        at once, each player's calls in order, the whole within ``settle_timeout_s``; what is still
+        in doubt then is a ``no_definitive_answer`` finding each.  Returns how many."""
         ids: dict[str, TxIds] = {}  # one id sequence per player for the whole settlement
-        for _ in range(3):
-            doubtful = self.ledger.in_doubt()
-            if not doubtful:
-                return 0
-            for book, tx in settlement.in_order(doubtful):
-                seat = self.seats.get(book.player_id)
-                if seat is None:
-                    continue
-                mine = ids.setdefault(seat.player_id, TxIds(f"{seat.player_id}-settle"))
-                self.stats.rounds["settled_at_end"] += 1
-                await driver.drive(settlement.settlement(book, tx, seat, mine))
-            await driver.quiesce()
-        return len(self.ledger.in_doubt())
+
+        async def player(pid: str, txs: list[Any]) -> None:
+            seat = self.seats.get(pid)
+            if seat is None:
+                return
+            mine = ids.setdefault(pid, TxIds(f"{self._ids(pid).prefix}-settle"))
+            async with self.sem:
+                for book, tx in txs:
+                    if tx.call.tx_id not in book.doubt:
+                        continue  # settled meanwhile (its rollback's answer settled the bet too)
+                    self.stats.rounds["settled_at_end"] += 1
+                    await driver.drive(settlement.settlement(book, tx, seat, mine))
+
+        async def passes() -> None:
+            for _ in range(3):
+                doubtful = self.ledger.in_doubt()
+                if not doubtful:
+                    return
+                by_player: dict[str, list[Any]] = {}
+                for book, tx in settlement.in_order(doubtful):
+                    by_player.setdefault(book.player_id, []).append((book, tx))
+                await asyncio.gather(*(player(pid, txs) for pid, txs in by_player.items()))
+                await driver.quiesce()
+
+        if not await self._bounded(passes(), self.s.settle_timeout_s):
+            self.settle_deadline_hit = True
+            self.errors.append(f"settlement stopped at its deadline ({self.s.settle_timeout_s:g} s, "
+                               "[run] settle_timeout_s): what was still in doubt is reported so")
+        why = f" (settlement deadline of {self.s.settle_timeout_s:g} s reached)" if self.settle_deadline_hit else ""
+        return self.ledger.unsettled(why)
 
     async def _reconcile(self, driver: Driver) -> None:
         """Read every balance once more, alone, and compare with what the wallet must hold."""
@@ -480,8 +646,12 @@ class Runner:
                           ex.latency_ms, int(time.monotonic() - driver.started))
         if isinstance(ex.outcome, Ok):
             self.ledger.reconcile(player_id, ex.outcome, ex.latency_ms)
-        elif isinstance(ex.outcome, (Rejected, Unknown)):
-            self.errors.append(f"{player_id}: final balance read failed: {ex.outcome}")
+            return
+        if isinstance(ex.outcome, Rejected):
+            self.ledger.balance_refused(player_id, ex.outcome, Evidence(
+                {"op": "balance", "player_id": player_id}, describe(ex.outcome), round(ex.latency_ms, 3), ex.status,
+                ex.response_body[:500].decode("utf-8", "replace")))
+        self.errors.append(f"{player_id}: final balance read failed: {describe(ex.outcome)}")
 
 
 def _both(a: Any, b: Any) -> Any:
@@ -496,8 +666,12 @@ async def run(options: RunOptions) -> RunResult:
 def result_json(result: RunResult) -> dict[str, Any]:
     """The machine-readable report (``--json``)."""
     s = result.stats
+    counts = result.counts
+    fail_on = result.options.fail_on
     return {
         "verdict": result.verdict,
+        "error": result.error,
+        "fail_on": str(fail_on),
         "scenario": result.scenario.name,
         "wallet": result.options.wallet_url,
         "seed": result.options.seed,
@@ -511,10 +685,12 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "rounds": dict(s.rounds),
         "faults": dict(s.faults),
         "latency_ms": {op: h.summary() for op, h in sorted(s.latency.items())},
-        "anomalies": {str(k): v for k, v in result.ledger.counts.items()},
+        "findings_by_severity": model.by_severity(counts),
+        "anomalies": counts,
         "findings": [f.to_json() for f in result.ledger.findings],
+        "coverage": model.coverage_rows(result.ledger.coverage_json(), fail_on),
         "unsettled": result.unsettled,
         "unseated": result.unseated,
+        "skipped": list(result.skipped),
         "errors": result.provision_errors[:50],
     }
-

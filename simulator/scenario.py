@@ -47,6 +47,8 @@ class Scenario:
     session_ttl_s: int = 3600
     think_time_ms: tuple[int, int] | None = None
     timeout_s: float = 5.0
+    settle_timeout_s: float = 60.0
+    """The whole end-of-run settlement's deadline: what is still in doubt then is reported as such."""
     faults: FaultPlan = field(default_factory=FaultPlan)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     live: LiveSettings = field(default_factory=LiveSettings)
@@ -110,13 +112,14 @@ SCHEMA: Final[dict[str, dict[str, Callable[[str, Any], Any]]]] = {
     "run": {
         "duration_s": _num(0.1, 86400 * 7), "rounds": _num(1, integer=True), "players": _num(0, 1_000_000, integer=True),
         "model": _model, "arrival_rate": _num(0.01, 100_000), "session_ttl_s": _num(1, integer=True),
-        "timeout_s": _num(0.01, 600),
+        "timeout_s": _num(0.01, 600), "settle_timeout_s": _num(0.1, 86400),
     },
     "players": {"currencies": _currencies, "think_time_ms": _pair},
     "games": {"mix": _mix},
     "faults": {**{name: _num(0.0, 1.0) for name in FaultRates.names()},
                "storm_size": _num(2, 1000, integer=True), "timeout_deadline_ms": _pair,
-               "late_win_delay_s": _num(0.0, 86400)},
+               "late_win_delay_s": _num(0.0, 86400), "late_duplicate_min_delay_s": _num(0.0, 86400),
+               "late_duplicate_min_calls": _num(0, 100_000_000, integer=True)},
     "retry": {"max_attempts": _num(1, 1000, integer=True), "base_ms": _num(0, 60_000, integer=True),
               "cap_ms": _num(0, 600_000, integer=True)},
     "live": {"tables": _num(0, 1000, integer=True), "seats": _num(1, 10_000, integer=True),
@@ -148,7 +151,9 @@ def parse(data: Mapping[str, Any], where: str) -> Scenario:
     except ValueError as exc:
         raise ScenarioError(f"{where}: [faults] {exc}") from None
     plan = FaultPlan(rates, storm_size=f.get("storm_size", 8), timeout_deadline_ms=f.get("timeout_deadline_ms", (0, 3)),
-                     late_win_delay_s=float(f.get("late_win_delay_s", 0.0)))
+                     late_win_delay_s=float(f.get("late_win_delay_s", 0.0)),
+                     late_duplicate_min_delay_s=float(f.get("late_duplicate_min_delay_s", 0.0)),
+                     late_duplicate_min_calls=f.get("late_duplicate_min_calls", 0))
     retry = RetryPolicy(r.get("max_attempts", 8), r.get("base_ms", 20) / 1000, r.get("cap_ms", 1000) / 1000)
     if "duration_s" not in run and "rounds" not in run:
         run["duration_s"] = 10.0
@@ -159,7 +164,8 @@ def parse(data: Mapping[str, Any], where: str) -> Scenario:
         model=run.get("model", "closed"), arrival_rate=float(run.get("arrival_rate", 5.0)),
         currencies=values["players"].get("currencies"), game_mix=values["games"].get("mix") or {"slot": 6, "roulette": 3, "crash": 1},
         session_ttl_s=run.get("session_ttl_s", 3600), think_time_ms=values["players"].get("think_time_ms"),
-        timeout_s=float(run.get("timeout_s", 5.0)), faults=plan, retry=retry, live=LiveSettings(**lv), path=where,
+        timeout_s=float(run.get("timeout_s", 5.0)), settle_timeout_s=float(run.get("settle_timeout_s", 60.0)),
+        faults=plan, retry=retry, live=LiveSettings(**lv), path=where,
     )
 
 

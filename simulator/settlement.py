@@ -6,8 +6,11 @@ driver (``loadtests.driver.GeventDriver.settle_in_doubt``) both take their steps
 * wins (and rollbacks) first, re-sent as they are: a batch's win that stands closed its round;
 * then bets: rolled back, except a bet whose round a standing win closed (it went in one
   request with that win, so it must have stood too, and its rollback would be refused with
-  ``ROUND_CLOSED``): that bet is asked for again, as it is;
-* each until a definitive answer, with patient retries and no injected faults.
+  ``ROUND_CLOSED``): that bet is asked for again, as it is; so is an invalid bet on a closed
+  round (its answer, a replay or a refusal, says whether it ever landed);
+* a call due to be refused is sent again with the codes it may be refused with;
+* each until a definitive answer, with patient retries and no injected faults; the drivers
+  bound the whole settlement by a deadline (``[run] settle_timeout_s``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Generator, Iterable
 
 from .calls import Op, Outcome, WalletCall
 from .faults import FaultPlan
-from .ledger import Book, Tx, TxState
+from .ledger import SETTLES, Book, Tx, TxState
 from .rounds import RetryPolicy, RoundContext, Seat, Send, Step, TxIds, settle
 
 PATIENT = RetryPolicy(max_attempts=20, base_s=0.05, cap_s=2.0)
@@ -40,13 +43,23 @@ def closed_by_a_win(book: Book, round_id: str | None) -> bool:
 def settle_call(book: Book, tx: Tx, seat: Seat, ids: TxIds) -> WalletCall:
     """The call that settles ``tx``: a rollback of a bet, or the call itself again."""
     call = tx.call
-    if call.op is Op.BET and (tx.expect is not None or not closed_by_a_win(book, call.round_id)):
-        return WalletCall.rollback(ids.tx(), call.tx_id or "", seat.player_id, seat.session_token,
-                                   call.game_id or "", call.round_id or "")
+    if call.op is Op.BET:
+        if tx.due is not None:
+            if call.round_id not in book.closed_rounds:
+                return _rollback(call, seat, ids)
+        elif not closed_by_a_win(book, call.round_id):
+            return _rollback(call, seat, ids)
     return call
+
+
+def _rollback(bet: WalletCall, seat: Seat, ids: TxIds) -> WalletCall:
+    return WalletCall.rollback(ids.tx(), bet.tx_id or "", seat.player_id, seat.session_token,
+                               bet.game_id or "", bet.round_id or "")
 
 
 def settlement(book: Book, tx: Tx, seat: Seat, ids: TxIds) -> Generator[Step, object, Outcome]:
     """The steps that settle ``tx`` (for any driver's ``drive``)."""
     ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), ids, CALM, PATIENT)
-    return settle(ctx, Send(settle_call(book, tx, seat, ids), purpose="settle"))
+    call = settle_call(book, tx, seat, ids)
+    due = tx.due if call is tx.call else None
+    return settle(ctx, Send(call, expect=due, purpose="settle", rule=SETTLES))

@@ -161,7 +161,7 @@ BROKEN: dict[str, Broken] = {
                                                    Anomaly.DOUBLE_APPLY})),
     "second_rollback_refunds": Broken(SecondRollbackRefunds, frozenset({Anomaly.ROLLBACK_APPLIED_TWICE})),
     "refuses_late_wins": Broken(RefusesLateWins, frozenset({Anomaly.REFUSED_VALID_CALL})),
-    "float_money": Broken(MemoryStore, frozenset({Anomaly.PROTOCOL_VIOLATION}), FloatMoneyDialect),
+    "float_money": Broken(MemoryStore, frozenset({Anomaly.UNDECODABLE_ANSWER}), FloatMoneyDialect),
     "repays_replayed_wins": Broken(RepaysReplayedWins, frozenset({Anomaly.DOUBLE_APPLY})),
 }
 

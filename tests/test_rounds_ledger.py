@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from simulator.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
 from simulator.codes import ErrorCode
 from simulator.dialects.canonical import CanonicalDialect
-from simulator.faults import Delivery, FaultPlan, FaultRates, Invalid
+from simulator.faults import Delivery, Due, FaultPlan, FaultRates, Invalid
 from simulator.inprocess import InProcessClient, InProcessWallet, SyncDriver
 from simulator.ledger import Anomaly, Ledger
 from simulator.money import currency
@@ -117,12 +117,19 @@ def test_invalid_calls_are_each_refused_with_their_code() -> None:
     for kind in Invalid:
         ctx = RoundContext(seats[0], "slot", random.Random(1), TxIds(f"x{kind}"), Forced(kind))
         driver.drive(play_round(ctx, Plan((Stake(100),), (Pay(50),))))
-    codes = {s.expect: ex.outcome for s, ex in driver.sent if s.expect is not None}
-    assert set(codes) == {ErrorCode.INVALID_SIGNATURE, ErrorCode.CURRENCY_MISMATCH, ErrorCode.INSUFFICIENT_FUNDS,
-                          ErrorCode.ROUND_CLOSED, ErrorCode.DUPLICATE_MISMATCH}
-    for code, outcome in codes.items():
-        assert isinstance(outcome, Rejected) and outcome.code is code
-    assert driver.ledger.anomaly_count == 0
+    dues = [(s.expect, ex.outcome) for s, ex in driver.sent if isinstance(s.expect, Due)]
+    assert {d.usual for d, _ in dues} == {
+        ErrorCode.INVALID_SIGNATURE, ErrorCode.CURRENCY_MISMATCH, ErrorCode.INSUFFICIENT_FUNDS,
+        ErrorCode.ROUND_CLOSED, ErrorCode.DUPLICATE_MISMATCH, ErrorCode.ROLLBACK_NOT_ALLOWED}
+    for due, outcome in dues:
+        assert isinstance(outcome, Rejected) and outcome.code is due.usual and outcome.code in due.codes
+    # A bet refused for its signature is sent again, signed, and judged again (rule 3): accepted this time.
+    again = [ex.outcome for s, ex in driver.sent if s.purpose == "invalid:signature:again"]
+    assert len(again) == 1 and isinstance(again[0], Ok)
+    assert sum(driver.ledger.counts.values()) == 0, driver.ledger.findings  # not even a note
+    for rule in ("transport-signature", "money-currency", "idempotency-7-never-negative", "operations-round-closed",
+                 "idempotency-2-mismatch", "idempotency-6-rollback-only-bets", "idempotency-3-rejected-not-recorded"):
+        assert driver.ledger.coverage[rule].calls > 0, rule
 
 
 # -- broken wallets: each must be caught as its anomaly ---------------------------------
@@ -186,8 +193,8 @@ class IgnoresRoundClosed(InProcessWallet):
         (DoubleApplyReplay, FaultRates(duplicate=0.5), {Anomaly.DOUBLE_APPLY}),
         (NoTombstone, FaultRates(reorder=0.5), {Anomaly.ACCEPTED_AFTER_ROLLBACK}),
         (SecondRollbackRefunds, FaultRates(lost_response=0.3, duplicate=0.3), {Anomaly.ROLLBACK_APPLIED_TWICE}),
-        (FloatMoney, FaultRates(), {Anomaly.PROTOCOL_VIOLATION}),
-        (IgnoresRoundClosed, FaultRates(invalid=1.0), {Anomaly.ACCEPTED_INVALID_CALL}),
+        (FloatMoney, FaultRates(), {Anomaly.UNDECODABLE_ANSWER}),
+        (IgnoresRoundClosed, FaultRates(invalid=1.0), {Anomaly.INVALID_CALL_MOVED_MONEY}),
     ],
 )
 def test_broken_wallets_are_caught(wallet_cls: type[InProcessWallet], faults: FaultRates, kinds: set[Anomaly]) -> None:

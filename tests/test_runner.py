@@ -29,6 +29,7 @@ import pytest
 from simulator import scenario as scenarios
 from simulator.calls import Op, Outcome, WalletCall
 from simulator.faults import FaultRates
+from simulator.findings import Severity
 from simulator.ledger import Anomaly
 from simulator.players import make_players
 from simulator.runner import RunOptions, RunResult, run
@@ -313,22 +314,34 @@ def test_misspelt_scenario_key_exits_2_and_names_it(tmp_path: Path, toml: str, k
 
 
 def test_reports_are_written(wallet_proc: WalletProcess, tmp_path: Path) -> None:
-    """A clean run exits 0 and writes the JSON, JUnit (one testcase per anomaly kind) and HTML reports."""
+    """A clean run exits 0 and writes the JSON, JUnit (a testcase per money and contract kind, notes and
+    coverage as properties) and HTML reports."""
     paths = {ext: tmp_path / f"report.{ext}" for ext in ("json", "xml", "html")}
     proc = croupier("smoke", *secrets_args(wallet_proc.base), "--rounds", "3", "--player-count", "4",
                     "--json", str(paths["json"]), "--junit", str(paths["xml"]), "--html", str(paths["html"]),
                     "--quiet")
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = orjson.loads(paths["json"].read_bytes())
-    assert report["verdict"] == "pass" and report["players"] == 4 and report["unsettled"] == 0
+    assert report["verdict"] == "pass" and report["error"] is None and report["fail_on"] == "contract"
+    assert report["players"] == 4 and report["unsettled"] == 0
     assert set(report["anomalies"]) == {str(k) for k in Anomaly} and not any(report["anomalies"].values())
+    assert report["findings_by_severity"] == {"money": {}, "contract": {}, "note": {}}
+    coverage = {r["rule"]: r for r in report["coverage"]}
+    assert coverage["operations-effect"]["calls"] > 0 and coverage["operations-effect"]["result"] == "pass"
+    assert coverage["idempotency-2-mismatch"]["result"] == "not exercised"  # smoke sends no invalid call
     suite = ET.parse(paths["xml"]).getroot().find("testsuite")
     assert suite is not None
-    kinds = [str(c.get("name")) for c in suite.iter("testcase") if c.get("classname") == "croupier.anomalies"]
-    assert sorted(kinds) == sorted(str(k) for k in Anomaly)
-    assert suite.get("failures") == "0" and not list(suite.iter("failure"))
+    failing_kinds = sorted(str(k) for k in Anomaly if k.severity is not Severity.NOTE)
+    kinds = [str(c.get("name")) for c in suite.iter("testcase") if c.get("classname") in ("croupier.money",
+                                                                                       "croupier.contract")]
+    assert sorted(kinds) == failing_kinds
+    assert suite.get("tests") == str(len(failing_kinds) + 1)  # + the run itself
+    assert suite.get("failures") == "0" and suite.get("errors") == "0" and not list(suite.iter("failure"))
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["note.wallet_choice"] == "0" and props["verdict"] == "pass"
+    assert props["coverage.operations-effect"].startswith("calls=")
     html = paths["html"].read_text(encoding="utf-8")
-    assert "<svg" in html and "smoke" in html
+    assert "<svg" in html and "smoke" in html and "Coverage" in html and ">PASS<" in html
 
 
 def _calls(report: dict[str, Any]) -> Counter[str]:

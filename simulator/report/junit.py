@@ -1,41 +1,72 @@
-"""JUnit XML: one test case per anomaly kind (CI dashboards show which rule a wallet broke)."""
+"""JUnit XML: a test case per kind of finding (CI dashboards show which rule a wallet broke).
+
+Money and contract kinds are test cases (a ``<failure>`` when found and failing under
+``--fail-on``); notes — choices the protocol allows — are ``<properties>`` (test cases too with
+``--fail-on note``); the coverage table is properties (``coverage.<rule>``); a run that could
+not test anything has an ``<error>`` (the verdict ``error``), never a silent pass.
+"""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from ..ledger import Anomaly
+from ..findings import KINDS, Severity, fails
+from . import model
 
 
 def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
-    anomalies: dict[str, int] = report["anomalies"]
+    anomalies: dict[str, int] = report.get("anomalies", {})
     findings: list[dict[str, Any]] = report.get("findings", [])
-    failures = sum(1 for k in Anomaly if anomalies.get(str(k), 0))
+    fail_on = model.severity_name(report.get("fail_on", "contract"))
     root = ET.Element("testsuites")
-    ts = ET.SubElement(root, "testsuite", name=f"{suite}.{report.get('scenario', 'run')}", tests=str(len(Anomaly)),
-                       failures=str(failures), errors="0", time=str(report.get("elapsed_s", 0)))
+    ts = ET.SubElement(root, "testsuite", name=f"{suite}.{report.get('scenario', 'run')}")
     props = ET.SubElement(ts, "properties")
-    for key in ("wallet", "seed", "run_id", "scenario"):
-        if key in report:
+    for key in ("wallet", "seed", "run_id", "scenario", "verdict", "fail_on", "error"):
+        if report.get(key) is not None:
             ET.SubElement(props, "property", name=key, value=str(report[key]))
-    for kind in Anomaly:
-        case = ET.SubElement(ts, "testcase", classname=f"{suite}.anomalies", name=str(kind))
-        count = anomalies.get(str(kind), 0)
-        if count:
-            first = next((f for f in findings if f["kind"] == str(kind)), None)
-            fail = ET.SubElement(case, "failure", type=str(kind), message=f"{count} × {kind}"
-                                 + (f": {first['message']}" if first else ""))
-            if first:
-                lines = [f"player {first['player_id']}: {first['message']}"]
-                for ev in first["evidence"]:
-                    lines.append(f"  {ev['call']} -> {ev['outcome']}"
-                                 + (f" ({ev['latency_ms']} ms)" if ev.get("latency_ms") is not None else ""))
-                fail.text = "\n".join(lines)
-    for name, extra in (("provisioning", report.get("errors") or []), ("settlement", [])):
-        case = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name=name)
-        if name == "settlement" and report.get("unsettled"):
-            ET.SubElement(case, "failure", type="unsettled", message=f"{report['unsettled']} calls still in doubt")
-        elif extra:
-            ET.SubElement(case, "failure", type=name, message=f"{len(extra)} errors").text = "\n".join(extra[:20])
+    cases = failures = errors = 0
+    for kind_id, kind in KINDS.items():
+        count = int(anomalies.get(kind_id, 0))
+        if kind.severity is Severity.NOTE and not fails(kind.severity, fail_on):
+            ET.SubElement(props, "property", name=f"note.{kind_id}", value=str(count))
+            for i, f in enumerate(f for f in findings if f["kind"] == kind_id):
+                ET.SubElement(props, "property", name=f"note.{kind_id}.{i + 1}", value=f"{f['rule']}: {f['message']}")
+            continue
+        cases += 1
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.{kind.severity}", name=kind_id)
+        if not count:
+            continue
+        first = next((f for f in findings if f["kind"] == kind_id), None)
+        message = f"{count} × {kind_id} ({kind.severity})" + (f": {first['message']}" if first else "")
+        if not fails(kind.severity, fail_on):
+            ET.SubElement(case, "system-out").text = message
+            continue
+        failures += 1
+        fail = ET.SubElement(case, "failure", type=kind_id, message=message)
+        if first:
+            lines = [f"rule {first['rule']} ({first.get('section', '')}): {first.get('quote', '')}",
+                     f"player {first['player_id']}: {first['message']}"]
+            for ev in first["evidence"]:
+                lines.append(f"  {ev['call']} -> {ev['outcome']}"
+                             + (f" ({ev['latency_ms']} ms)" if ev.get("latency_ms") is not None else "")
+                             + (f" HTTP {ev['status']} {ev['response']!r}" if ev.get("response") else ""))
+            fail.text = "\n".join(lines)
+    for row in report.get("coverage", []):
+        ET.SubElement(props, "property", name=f"coverage.{row['rule']}",
+                      value=f"calls={row['calls']} result={model.describe_result(row)}")
+    for line in report.get("skipped", []):
+        ET.SubElement(props, "property", name="skipped", value=line)
+    cases += 1
+    run = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="the run tested the wallet")
+    if report.get("verdict") == "error" or report.get("error"):
+        errors += 1
+        err = ET.SubElement(run, "error", type="run", message=str(report.get("error") or "the run tested nothing"))
+        err.text = "\n".join(report.get("errors", [])[:20])
+    elif report.get("errors"):
+        ET.SubElement(run, "system-out").text = "\n".join(report["errors"][:20])
+    ts.set("tests", str(cases))
+    ts.set("failures", str(failures))
+    ts.set("errors", str(errors))
+    ts.set("time", str(report.get("elapsed_s", 0)))
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
