@@ -52,6 +52,8 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--run-id", help="prefix of player and transaction ids (default: random, so runs never collide)")
     p.add_argument("--duration", type=float, help="seconds (overrides the scenario)")
     p.add_argument("--rounds", type=int, help="rounds per player (overrides the scenario)")
+    p.add_argument("--settle-timeout", type=float, help="seconds the end-of-run settlement may take "
+                   "(overrides the scenario's [run] settle_timeout_s, default 60)")
     p.add_argument("--workers", type=int, default=1, help="processes to shard players across")
     p.add_argument("--concurrency", type=int, default=256, help="rounds in flight at once per process")
     p.add_argument("--fail-on", dest="fail_on", default="contract", choices=[s.value for s in Severity],
@@ -102,6 +104,10 @@ def _options(args: argparse.Namespace) -> RunOptions:
         overrides["rounds"] = args.rounds
         if args.duration is None:
             overrides["duration_s"] = None
+    if args.settle_timeout is not None:
+        if args.settle_timeout <= 0:
+            raise scenarios.ScenarioError("--settle-timeout must be positive")
+        overrides["settle_timeout_s"] = args.settle_timeout
     if args.player_count is not None:
         if args.player_count < 0:
             raise scenarios.ScenarioError("--player-count must be >= 0")
@@ -239,7 +245,8 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
             "--concurrency", str(args.concurrency), "--fail-on", args.fail_on]
     for flag, value in (("--secret", args.secret), ("--admin-url", args.admin_url), ("--admin-token", args.admin_token),
                         ("--players", args.players_file), ("--player-count", args.player_count),
-                        ("--duration", args.duration), ("--rounds", args.rounds)):
+                        ("--duration", args.duration), ("--rounds", args.rounds),
+                        ("--settle-timeout", args.settle_timeout)):
         if value is not None:
             argv += [flag, str(value)]
     return argv

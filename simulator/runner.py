@@ -467,8 +467,13 @@ class Runner:
         cause = self.causes.most_common(1)[0][0] if self.causes else None
         if not self.seats:
             return cause or "no player could be provisioned or authenticated"
+        money = ("bet", "win", "rollback", "batch")
+        if not any(n for k, n in self.stats.calls.items() if k in money):
+            broke = self.stats.rounds.get("player_broke", 0)
+            return "no round was played: nothing was checked" + (
+                f" ({broke} players could not afford their smallest stake)" if broke else "")
         judged = sum(n for k, n in self.stats.results.items()
-                     if k.split(":", 1)[0] in ("bet", "win", "rollback", "batch") and not k.endswith(":unknown"))
+                     if k.split(":", 1)[0] in money and not k.endswith(":unknown"))
         if not judged:
             return "no call got a definitive answer: nothing was checked"
         if self.unseated:

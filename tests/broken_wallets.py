@@ -143,6 +143,41 @@ class FloatMoneyDialect(CanonicalDialect):
         return resp
 
 
+class GarbledRollbackDialect(CanonicalDialect):
+    """(h) Applies rollbacks but answers each with a 200 whose body is not JSON (a proxy's error page):
+    the provider can never read it, so every rollback stays in doubt however often it is sent."""
+
+    GARBAGE = b"<html><body>502 upstream timed out</body></html>"
+
+    def encode_response(self, call: WalletCall | None, outcome: Outcome) -> HttpResponse:
+        if call is not None and call.op is Op.ROLLBACK and isinstance(outcome, Ok):
+            return HttpResponse(200, {"Content-Type": "text/html"}, self.GARBAGE)
+        return super().encode_response(call, outcome)
+
+
+class ForgetsOldTxIds(MemoryStore):
+    """(i) An idempotency memory that is a cache of the last 200 tx_ids: a call sent again after 200
+    others (a late duplicate) is applied again if nothing else stops it (a bet whose round a rollback
+    cancelled is debited again; one in a closed round is refused ROUND_CLOSED instead of replayed)."""
+
+    SIZE = 200
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recent: dict[str, None] = {}
+
+    async def execute(self, call: WalletCall, now: float) -> Outcome:
+        out = await super().execute(call, now)
+        if call.op in MONEY_OPS and call.tx_id and call.tx_id in self.repo.by_tx_id:
+            self.recent.pop(call.tx_id, None)
+            self.recent[call.tx_id] = None
+            while len(self.recent) > self.SIZE:
+                old = next(iter(self.recent))
+                del self.recent[old]
+                self.repo.by_tx_id.pop(old, None)
+        return out
+
+
 @dataclass(frozen=True)
 class Broken:
     """One broken wallet: how to build it, and the anomaly kinds any of which proves the bug."""
@@ -163,6 +198,8 @@ BROKEN: dict[str, Broken] = {
     "refuses_late_wins": Broken(RefusesLateWins, frozenset({Anomaly.REFUSED_VALID_CALL})),
     "float_money": Broken(MemoryStore, frozenset({Anomaly.UNDECODABLE_ANSWER}), FloatMoneyDialect),
     "repays_replayed_wins": Broken(RepaysReplayedWins, frozenset({Anomaly.DOUBLE_APPLY})),
+    "garbles_rollbacks": Broken(MemoryStore, frozenset({Anomaly.UNDECODABLE_ANSWER}), GarbledRollbackDialect),
+    "forgets_old_tx_ids": Broken(ForgetsOldTxIds, frozenset({Anomaly.DOUBLE_APPLY})),
 }
 
 
