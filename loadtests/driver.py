@@ -9,13 +9,16 @@ process's ledger (even answers the provider "never read"; each call of a batch a
 call, :meth:`simulator.ledger.Ledger.begin_batch`) and to Locust's statistics, named by
 operation (``batch`` for a batch), as a success or a failure:
 
-* ok, or a refusal that was due (``Send.expect``: an overdraft's ``INSUFFICIENT_FUNDS``, …),
-  or one a provider meets in normal play (an expired session, a bet its rollback overtook):
-  success;
+* ok, or a refusal that was due (``Send.expect``: any code of a rule the call breaks — the
+  ledger judges which), or one a provider meets in normal play (an expired session, a bet its
+  rollback overtook): success;
 * a refusal nobody asked for, an acceptance where a refusal was due, an answer that is no
-  answer (timeout, reset, 5xx, garbage), or an answer the ledger finds an anomaly in: failure.
+  answer (timeout, reset, 5xx, garbage), or an answer the ledger finds a money or contract
+  finding in: failure (a note — a choice the protocol allows — never is).
 
-Anomalies also get a row of their own (type ``ANOMALY``, one per kind).
+Money and contract findings also get a row of their own (type ``ANOMALY``, one per kind).
+Acknowledged calls the scenario's ``late_duplicate`` picks are sent again between the player's
+rounds once due (:class:`simulator.faults.LateDuplicates`), and every one left when the player leaves.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ import gevent
 from gevent.pool import Group
 
 from simulator import settlement
-from simulator.calls import Ok, Outcome, Rejected, Unknown, WalletCall
+from simulator.calls import MONEY_OPS, Ok, Outcome, Rejected, Unknown, WalletCall
 from simulator.codes import ErrorCode
 from simulator.dialects import Dialect, HttpResponse, batching
-from simulator.faults import Delivery, answered
+from simulator.faults import Delivery, Due, answered, as_due
+from simulator.ledger import FAILING, Evidence, describe
 from simulator.rounds import Batch, Parallel, Seat, Send, Sleep, Step
 
 if TYPE_CHECKING:
@@ -51,21 +55,27 @@ def label(outcome: Outcome) -> str:
     return "unknown"
 
 
-def judge(outcome: Outcome, expect: ErrorCode | None, flagged: list[str]) -> str | None:
+def judge(outcome: Outcome, expect: ErrorCode | Due | None, flagged: list[str]) -> str | None:
     """Why this exchange is a failure in Locust's statistics (None: a success)."""
     if flagged:
         return f"anomaly: {', '.join(flagged)}"
     if isinstance(outcome, Unknown):
         return f"no definitive answer: {outcome.reason}"
+    due = as_due(expect)
     if isinstance(outcome, Rejected):
-        if expect is not None and outcome.code in (expect, ErrorCode.SESSION_EXPIRED):
+        if due is not None:
+            return None  # due to be refused: with which code is the ledger's to judge (wrong_code)
+        if outcome.code in BENIGN:
             return None
-        if expect is None and outcome.code in BENIGN:
-            return None
-        return f"refused {outcome.code}" + (f" ({expect} was due)" if expect else " (not due)")
-    if expect is not None and expect is not ErrorCode.TX_ROLLED_BACK:
-        return f"accepted ({expect} was due)"
+        return f"refused {outcome.code} (not due)"
+    if due is not None and due.usual is not ErrorCode.TX_ROLLED_BACK:
+        return f"accepted ({due.usual} was due)"
     return None
+
+
+def _flagged(before: dict[Any, int], counts: dict[Any, int]) -> list[str]:
+    """The money and contract kinds the ledger found in the exchange just ended."""
+    return [str(k) for k, n in counts.items() if n > before[k] and k in FAILING]
 
 
 class GeventDriver:
@@ -81,7 +91,8 @@ class GeventDriver:
     # -- one exchange ---------------------------------------------------------------------
     def _one(self, send: Send, *, visible: bool = True, dialect: Dialect | None = None) -> Outcome:
         ledger = self.c.ledger
-        token = ledger.begin(send.call, send.expect)
+        token = ledger.begin(send.call, send.expect, rule=send.rule)
+        self.c.sent += 1
         req = (dialect or self.c.dialect).encode_call(send.call, time.time())
         started = time.perf_counter()
         with self.http.request(req.method, f"{self.base}/{req.path}", name=str(send.call.op), data=req.body,
@@ -101,15 +112,29 @@ class GeventDriver:
             before = dict(ledger.counts)
             ledger.end(token, send.call, outcome, expect=send.expect, visible=visible, latency_ms=latency,
                        status=status, response=body)
-            flagged = [str(k) for k, n in ledger.counts.items() if n > before[k]]
-            why = judge(outcome, send.expect, flagged)
+            why = judge(outcome, send.expect, _flagged(before, ledger.counts))
             if why is None:
                 resp.success()
             else:
                 resp.failure(why)
         self.c.count_call(str(send.call.op), label(outcome))
         self.c.publish_anomalies()
+        late = self.c.late
+        if late is not None and visible and isinstance(outcome, Ok) and send.expect is None \
+                and send.call.op in MONEY_OPS and not send.purpose.startswith(("late", "settle")):
+            late.offer(send.call, time.monotonic(), self.c.sent)
         return outcome
+
+    def late_duplicates(self, player_id: str, *, drain: bool = False) -> int:
+        """Send the player's due late duplicates (``drain``: every one still queued), one after the other."""
+        late = self.c.late
+        if late is None:
+            return 0
+        calls = late.drain(player_id) if drain else late.due(player_id, time.monotonic(), self.c.sent)
+        for call in calls:
+            self.c.faults["late_duplicate"] += 1
+            self._one(Send(call, purpose="late_duplicate"))
+        return len(calls)
 
     def _batch(self, batch: Batch, *, visible: bool = True) -> tuple[Outcome, ...]:
         """Several calls in one request; the ledger judges each as its own call, with the shared exchange."""
@@ -137,8 +162,7 @@ class GeventDriver:
             before = dict(ledger.counts)
             shown = ledger.end_batch(tokens, calls, outcomes, visible=visible, latency_ms=latency, status=status,
                                      response=body)
-            flagged = [str(k) for k, n in ledger.counts.items() if n > before[k]]
-            why = judge(shown, None, flagged)
+            why = judge(shown, None, _flagged(before, ledger.counts))
             if why is None:
                 resp.success()
             else:
@@ -251,16 +275,28 @@ class GeventDriver:
 
         The same rule as the asyncio runner's end of run (``Runner._settle``): the steps come
         from :mod:`simulator.settlement`."""
+        deadline = time.monotonic() + self.c.scenario.settle_timeout_s
         for _ in range(3):
             doubtful = [(b, tx) for b, tx in self.c.ledger.in_doubt() if b.player_id in seats]
             if not doubtful:
                 return 0
             for book, tx in settlement.in_order(doubtful):
+                if time.monotonic() >= deadline:
+                    break
+                if tx.call.tx_id not in book.doubt:
+                    continue
                 seat = seats[book.player_id]
                 self.c.rounds["settled_at_end"] += 1
                 self.drive(settlement.settlement(book, tx, seat, self.c.settle_ids(seat.player_id)))
-            self.quiesce()
-        return len([1 for b, _ in self.c.ledger.in_doubt() if b.player_id in seats])
+            self.quiesce(max(0.1, deadline - time.monotonic()))
+            if time.monotonic() >= deadline:
+                self.c.errors.append(f"settlement stopped at its deadline ({self.c.scenario.settle_timeout_s:g} s)")
+                break
+        left = [(b, tx) for b, tx in self.c.ledger.in_doubt() if b.player_id in seats]
+        for book, tx in left:
+            self.c.ledger.flag_unsettled(book, tx)
+        self.c.publish_anomalies()
+        return len(left)
 
     def reconcile(self, seat: Seat) -> None:
         """Read the balance once more, alone, and compare it with what the wallet must hold."""
@@ -284,7 +320,11 @@ class GeventDriver:
                 else:
                     resp.success()
             else:
-                self.c.errors.append(f"{seat.player_id}: final balance read failed: {outcome}")
+                if isinstance(outcome, Rejected):
+                    self.c.ledger.balance_refused(seat.player_id, outcome, Evidence(
+                        {"op": "balance", "player_id": seat.player_id}, describe(outcome), round(latency, 3),
+                        resp.status_code or None))
+                self.c.errors.append(f"{seat.player_id}: final balance read failed: {describe(outcome)}")
                 resp.failure(f"final balance read failed: {label(outcome)}")
         self.c.count_call("balance", label(outcome))
         self.c.publish_anomalies()

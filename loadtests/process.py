@@ -47,7 +47,8 @@ from locust.runners import (
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
 from simulator import dialects
-from simulator.ledger import Anomaly, Ledger
+from simulator.faults import LateDuplicates
+from simulator.ledger import FAILING, Anomaly, Ledger
 from simulator.money import CURRENCIES, currency
 from simulator.players import PlayerProfile, make_players
 from simulator.rounds import Seat, TxIds
@@ -84,6 +85,8 @@ class Croupier:
         self.rounds: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.errors: list[str] = []
+        self.causes: Counter[str] = Counter()
+        """Why players could not be seated, by likely cause (the verdict's message when nobody was)."""
         self.seats: dict[str, Seat] = {}
         self.retired: set[str] = set()
         self.unsettled = 0
@@ -92,6 +95,10 @@ class Croupier:
         self.inflight: set[gevent.Greenlet] = set()
         """Rounds in progress, each in its own greenlet (see :func:`loadtests.users.guarded`)."""
         self._published = {k: 0 for k in Anomaly}
+        self.late = LateDuplicates(self.scenario.faults) if self.scenario.faults.rates.late_duplicate > 0 else None
+        """The provider's retry queue for ``late_duplicate`` (one per process: each player is one user's)."""
+        self.sent = 0
+        """Calls sent by this process (a late duplicate waits for a number of them)."""
         self._settle_ids: dict[str, TxIds] = {}
         runner = environment.runner
         self.node = f"w{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
@@ -123,8 +130,11 @@ class Croupier:
         self.results[f"{op}:{result}"] += 1
 
     def publish_anomalies(self) -> None:
-        """A failure in the ``ANOMALY`` row of each kind, once per anomaly the ledger has found."""
+        """A failure in the ``ANOMALY`` row of each money or contract kind, once per finding of the ledger
+        (notes — choices the protocol allows — are counted in the summary, never as failures)."""
         for kind, n in self.ledger.counts.items():
+            if kind not in FAILING:
+                continue
             while self._published[kind] < n:
                 self._published[kind] += 1
                 self.env.events.request.fire(
@@ -137,7 +147,7 @@ class Croupier:
             "calls": dict(self.calls), "results": dict(self.results), "rounds": dict(self.rounds),
             "faults": dict(self.faults), "anomalies": {str(k): v for k, v in self.ledger.counts.items() if v},
             "findings": [f.to_json() for f in self.ledger.findings], "unsettled": self.unsettled,
-            "errors": self.errors[:50],
+            "errors": self.errors[:50], "causes": dict(self.causes), "coverage": self.ledger.coverage_json(),
         }
 
     # -- the end ----------------------------------------------------------------------------
@@ -165,6 +175,8 @@ class Croupier:
             http = FastHttpSession(None, self.env.events.request, None,
                                    network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s)
             driver = GeventDriver(self, http)
+            for pid in left:
+                driver.late_duplicates(pid, drain=True)
             self.unsettled += driver.settle_in_doubt(left)
             for seat in left.values():
                 driver.reconcile(seat)
@@ -262,7 +274,8 @@ class Master:
         return report.build(
             self.stats(), merged, s.thresholds, scenario=s.scenario.name,
             target=s.provider_url or s.wallet_url, seed=s.seed, run_id=s.run_id, workers=workers,
-            topology="provider" if s.provider_url else "wallet", exceptions=len(runner.exceptions))
+            topology="provider" if s.provider_url else "wallet", exceptions=len(runner.exceptions),
+            fail_on=s.severity)
 
 
 master: Master | None = None
@@ -388,7 +401,7 @@ def _listen(environment: Any) -> None:
         log.log(logging.INFO if result["verdict"] == "pass" else logging.ERROR,
                 "croupier verdict: %s%s (anomalies: %s)", result["verdict"].upper(),
                 f" — {', '.join(result['reasons'])}" if result["reasons"] else "", anomalies or "none")
-        environment.process_exit_code = 0 if result["verdict"] == "pass" else 1
+        environment.process_exit_code = {"pass": 0, "fail": 1}.get(result["verdict"], 2)
         if getattr(environment.parsed_options, "csv_prefix", None):
             # Locust rewrites its CSV files once a second: let it write them once more, with the
             # final figures (the settlement's calls and the last anomalies came after its last write).

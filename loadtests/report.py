@@ -14,7 +14,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from simulator.findings import Severity
 from simulator.ledger import Anomaly
+from simulator.report import model
 
 from . import verdict
 
@@ -25,12 +27,14 @@ def merge_snapshots(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Several processes' snapshots as one (counts add up; evidence is capped per kind)."""
     out: dict[str, Any] = {"players": 0, "calls": Counter(), "results": Counter(), "rounds": Counter(),
                            "faults": Counter(), "anomalies": Counter(), "findings": [], "unsettled": 0,
-                           "errors": [], "nodes": {}}
+                           "errors": [], "nodes": {}, "causes": Counter()}
+    coverage = []
     per_kind: Counter[str] = Counter()
     for snap in snapshots:
         out["players"] += snap.get("players", 0)
-        for key in ("calls", "results", "rounds", "faults", "anomalies"):
+        for key in ("calls", "results", "rounds", "faults", "anomalies", "causes"):
             out[key].update(snap.get(key, {}))
+        coverage.append(snap.get("coverage", {}))
         for f in snap.get("findings", []):
             if per_kind[f["kind"]] < MAX_FINDINGS_PER_KIND:
                 per_kind[f["kind"]] += 1
@@ -39,16 +43,35 @@ def merge_snapshots(snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         out["errors"].extend(snap.get("errors", []))
         out["nodes"][snap.get("node", "?")] = {"players": snap.get("players", 0), "calls": dict(snap.get("calls", {})),
                                                "final": bool(snap.get("final"))}
-    for key in ("calls", "results", "rounds", "faults", "anomalies"):
+    for key in ("calls", "results", "rounds", "faults", "anomalies", "causes"):
         out[key] = dict(out[key])
     out["errors"] = out["errors"][:50]
+    out["coverage"] = model.merge_coverage(coverage)
     return out
+
+
+def _error(merged: Mapping[str, Any]) -> str | None:
+    """Why the load test tested nothing (None: it did test)."""
+    causes = Counter(merged.get("causes", {}))
+    cause = causes.most_common(1)[0][0] if causes else None
+    if not merged["players"]:
+        return cause or "no player could be provisioned or authenticated"
+    calls = merged.get("calls", {})
+    money = ("bet", "win", "rollback", "batch")
+    if not any(calls.get(op) for op in money):
+        return "no round was played: nothing was checked"
+    if not any(n for k, n in merged.get("results", {}).items()
+               if k.split(":", 1)[0] in money and not k.endswith(":unknown")):
+        return "no call got a definitive answer: nothing was checked"
+    return None
 
 
 def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[verdict.Threshold], *,
           scenario: str, target: str, seed: int, run_id: str, workers: int, topology: str,
-          exceptions: int = 0) -> dict[str, Any]:
-    """The run's report: ``croupier run``'s keys, Locust's rows, the thresholds and the verdict."""
+          exceptions: int = 0, fail_on: Severity = Severity.CONTRACT) -> dict[str, Any]:
+    """The run's report: ``croupier run``'s keys, Locust's rows, the thresholds and the verdict
+    (``error`` when nothing was tested, ``fail`` on a failing finding, a threshold or the load test's
+    own errors, else ``pass``)."""
     anomalies = {str(k): int(merged["anomalies"].get(str(k), 0)) for k in Anomaly}
     results = verdict.evaluate(thresholds, stats, anomalies, merged["unsettled"])
     call_type = "via-provider" if topology == "provider" else "wallet"
@@ -60,8 +83,12 @@ def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[
     calls = {op: v["count"] for op, v in latency.items()}
     duration = float(stats.get("duration_s") or 0.0)
     reasons = []
-    if any(anomalies.values()):
-        reasons.append(f"{sum(anomalies.values())} anomalies")
+    failing = model.failing(anomalies, fail_on)
+    if failing:
+        groups = model.by_severity(anomalies)
+        reasons.append(", ".join(f"{sum(groups[str(sev)].values())} {sev} findings" for sev in
+                                 (Severity.MONEY, Severity.CONTRACT, Severity.NOTE)
+                                 if groups[str(sev)] and model.failing(groups[str(sev)], fail_on)))
     if merged["unsettled"]:
         reasons.append(f"{merged['unsettled']} calls still in doubt")
     failed = [r for r in results if not r.passed]
@@ -69,8 +96,13 @@ def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[
         reasons.append(f"{len(failed)} of {len(results)} thresholds")
     if exceptions:
         reasons.append(f"{exceptions} errors in the load test's own code")
+    error = _error(merged)
+    if error and not reasons:
+        reasons.append(error)
     return {
-        "verdict": "fail" if reasons else "pass",
+        "verdict": "fail" if (failing or merged["unsettled"] or failed or exceptions) else ("error" if error else "pass"),
+        "error": error,
+        "fail_on": str(fail_on),
         "reasons": reasons,
         "scenario": scenario,
         "wallet": target,
@@ -88,8 +120,11 @@ def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[
         "rounds": merged["rounds"],
         "faults": merged["faults"],
         "latency_ms": latency,
+        "findings_by_severity": model.by_severity(anomalies),
         "anomalies": anomalies,
         "findings": merged["findings"],
+        "coverage": model.coverage_rows(merged.get("coverage", {}), fail_on),
+        "skipped": [],
         "unsettled": merged["unsettled"],
         "errors": merged["errors"],
         "thresholds": [r.to_json() for r in results],

@@ -25,6 +25,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from simulator import scenario as scenarios
+from simulator.findings import Severity
 from simulator.scenario import Scenario, ScenarioError
 
 from . import curves, verdict
@@ -110,6 +111,9 @@ def add_arguments(parser: Any) -> None:
                    help="prefix of player ids (the master's value reaches every worker)")
     g.add_argument("--croupier-fail-on", env_var="CROUPIER_FAIL_ON", default="",
                    help="thresholds, separated by ';', e.g. 'p99(bet)>250ms;error_rate>0.1%%'")
+    g.add_argument("--croupier-severity", env_var="CROUPIER_SEVERITY", default="contract",
+                   choices=[s.value for s in Severity],
+                   help="the least severe finding that fails the run: money, contract (default) or note")
     g.add_argument("--croupier-summary", env_var="CROUPIER_SUMMARY", default="", include_in_web_ui=False,
                    help="the master writes croupier's end-of-run report (JSON) here")
 
@@ -129,6 +133,8 @@ class Settings:
     run_id: str
     fail_on: tuple[str, ...]
     summary_path: str | None
+    severity: Severity = Severity.CONTRACT
+    """Findings of this severity and worse fail the run (``--fail-on note|contract|money``)."""
 
     @property
     def thresholds(self) -> list[verdict.Threshold]:
@@ -151,5 +157,6 @@ def from_options(options: Any, host: str | None) -> Settings:
         secret=options.croupier_secret, admin_token=options.croupier_admin_token, seed=int(options.croupier_seed),
         run_id=options.croupier_run_id, fail_on=load.fail_on + cli,
         summary_path=options.croupier_summary or None,
+        severity=Severity(getattr(options, "croupier_severity", None) or "contract"),
     )
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -32,6 +33,8 @@ from locust.exception import CatchResponseError
 from simulator import gameplay
 from simulator.calls import Ok, WalletCall
 from simulator.codes import ErrorCode
+from simulator.diagnosis import admin_cause, auth_cause
+from simulator.ledger import describe
 from simulator.money import Money, currency
 from simulator.players import PlayerProfile, choose_stake, think_time
 from simulator.rounds import Parallel, RoundContext, RoundOutcome, Seat, Send, TxIds, live_round, play_round
@@ -52,7 +55,9 @@ MAX_ERRORS: Final = 1000
 
 
 class AdminFailed(RuntimeError):
-    pass
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class Admin:
@@ -69,14 +74,16 @@ class Admin:
             resp.request_meta["request_type"] = ADMIN
             if not resp.status_code:
                 resp.failure("admin API unreachable")
-                raise AdminFailed(f"admin API unreachable at {self.url}: {getattr(resp, 'error', None)!r}")
+                raise AdminFailed(f"admin API unreachable at {self.url}: {getattr(resp, 'error', None)!r}",
+                                  f"admin API unreachable at {self.url}")
             try:
                 data = orjson.loads(resp.content or b"")
             except orjson.JSONDecodeError:
                 data = (resp.content or b"").decode("utf-8", "replace")[:200]
             if resp.status_code >= 400:
                 resp.failure(f"admin API answered {resp.status_code}")
-                raise AdminFailed(f"admin API answered {resp.status_code}: {data}")
+                raise AdminFailed(f"admin API answered {resp.status_code}: {data}",
+                                  admin_cause(resp.status_code, f"{method} {path.split('/players/')[0]}", self.url))
             resp.success()
             return data
 
@@ -125,17 +132,22 @@ def seat_player(c: Croupier, driver: GeventDriver, admin: Admin, profile: Player
         admin.create_player(pid, code, opening)
         token = admin.token(pid, c.scenario.session_ttl_s)
     except AdminFailed as exc:
+        c.causes[exc.cause] += 1
         _error(c, f"{pid}: {exc}")
         return None
     c.ledger.open(pid, code, opening)
+    sent = time.time()
     outcome = driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
     if not isinstance(outcome, Ok) or not outcome.session_token:
-        _error(c, f"{pid}: authenticate failed: {outcome}")
+        c.causes[auth_cause(outcome, c.settings.wallet_url, c.settings.dialect)] += 1
+        _error(c, f"{pid}: authenticate failed: {describe(outcome)}")
         return None
     if outcome.player_id != pid:
+        c.causes["authenticate answered another player than the launch token's"] += 1
         _error(c, f"{pid}: authenticate answered player {outcome.player_id!r}")
         return None
     seat = Seat(pid, outcome.session_token, currency(code), outcome.balance.minor)
+    seat.opened(sent, time.time(), c.scenario.session_ttl_s, c.scenario.timeout_s + 1)
     c.seats[pid] = seat
     return seat
 
@@ -147,18 +159,23 @@ def relaunch(c: Croupier, driver: GeventDriver, admin: Admin, seat: Seat) -> boo
     except AdminFailed as exc:
         _error(c, f"{seat.player_id}: relaunch failed: {exc}")
         return False
+    sent = time.time()
     outcome = driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
     if not isinstance(outcome, Ok) or not outcome.session_token:
-        _error(c, f"{seat.player_id}: re-authenticate failed: {outcome}")
+        _error(c, f"{seat.player_id}: re-authenticate failed: {describe(outcome)}")
         return False
     seat.session_token = outcome.session_token
+    seat.opened(sent, time.time(), c.scenario.session_ttl_s, c.scenario.timeout_s + 1)
     c.rounds["relaunched"] += 1
     return True
 
 
 def leave(c: Croupier, driver: GeventDriver, seats: list[Seat]) -> None:
-    """Players leave: their calls in doubt are settled, their balances read once more and reconciled."""
+    """Players leave: their late duplicates sent, their calls in doubt settled, their balances read once
+    more and reconciled."""
     driver.quiesce()
+    for seat in seats:
+        driver.late_duplicates(seat.player_id, drain=True)
     c.unsettled += driver.settle_in_doubt({s.player_id: s for s in seats})
     for seat in seats:
         driver.reconcile(seat)
@@ -276,6 +293,8 @@ class WalletPlayer(FastHttpUser):
                 self.pause = RETRY_SEAT_S
                 return
         p.played += 1
+        if c.late is not None:  # the provider's retry queue, between the player's rounds
+            self.driver.late_duplicates(p.seat.player_id)
         self.pause = pause_after_round(sc, p.profile, p.rng)
         if sc.rounds is not None and p.played >= sc.rounds:
             self._leave()
@@ -351,6 +370,9 @@ class LiveTable(FastHttpUser):
             if r.refusal is ErrorCode.SESSION_EXPIRED:
                 relaunch(c, self.driver, self.admin, ctx.seat)
         c.rounds["live_rounds"] += 1
+        if c.late is not None:
+            for _, ctx in self.seated:
+                self.driver.late_duplicates(ctx.seat.player_id)
         self.pause = sc.live.window_ms / 1000
 
     def on_stop(self) -> None:
@@ -452,6 +474,7 @@ class ProviderPlayer(FastHttpUser):
             self.admin.create_player(profile.player_id, profile.currency, profile.bankroll)
             token = self.admin.token(profile.player_id, c.scenario.session_ttl_s)
         except AdminFailed as exc:
+            c.causes[exc.cause] += 1
             _error(c, f"{profile.player_id}: {exc}")
             self.player, self.pause = None, RETRY_SEAT_S
             return

@@ -8,7 +8,8 @@ A threshold states when the run *fails*::
     error_rate>0.1%       failed requests / requests (also 0.001); error_rate(bet) for one row
     rps<500               fewer than 500 requests per second over the run
     failures(rollback)>0  a count; also requests(...)
-    anomalies>0           ledger anomalies (anomalies(double_apply) for one kind); unsettled>0
+    anomalies>0           money and contract findings of the ledger (anomalies(double_apply) for one kind,
+                          anomalies(wallet_choice) counts notes); unsettled>0
 
 Latency metrics: pNN or pNN.N (p50, p99, p99.9), median, avg (or mean), min, max; values in
 ms (the default) or s.  Comparisons: ``>``, ``>=``, ``<``, ``<=``.  A threshold whose rows saw
@@ -27,6 +28,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from simulator.findings import KINDS, Severity
 
 ANOMALY_TYPE: Final = "ANOMALY"
 """The request type of the rows that count ledger anomalies in Locust's statistics."""
@@ -208,7 +211,8 @@ def measure(t: Threshold, stats: Mapping[str, Any], anomaly_counts: Mapping[str,
         return float(unsettled)
     if t.metric == "anomalies":
         if t.selector is None:
-            return float(sum(anomaly_counts.values()))
+            return float(sum(n for k, n in anomaly_counts.items()
+                             if k not in KINDS or KINDS[k].severity is not Severity.NOTE))
         return float(anomaly_counts.get(t.selector, 0))
     rows = select(stats["entries"], t.selector)
     if not rows:

@@ -827,10 +827,14 @@ class Ledger:
         """What is still in doubt after settlement: a ``no_definitive_answer`` finding each; returns how many."""
         left = self.in_doubt()
         for book, tx in left:
-            self.flag(Anomaly.NO_DEFINITIVE_ANSWER, book.player_id,
-                      f"{_what(tx.call, tx.due)} still without a definitive answer after {len(tx.evidence)} "
-                      f"exchanges{why}", tx.evidence[-3:], "provider-settles")
+            self.flag_unsettled(book, tx, why)
         return len(left)
+
+    def flag_unsettled(self, book: Book, tx: Tx, why: str = "") -> None:
+        """``tx`` is still in doubt after the provider settled what it could: no definitive answer came."""
+        self.flag(Anomaly.NO_DEFINITIVE_ANSWER, book.player_id,
+                  f"{_what(tx.call, tx.due)} still without a definitive answer after {len(tx.evidence)} "
+                  f"exchanges{why}", tx.evidence[-3:], SETTLES)
 
     def balance_refused(self, player_id: str, outcome: Rejected, ev: Evidence | Seen) -> None:
         """A balance read of the player's own session refused (the final read, or any)."""

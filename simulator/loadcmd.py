@@ -6,10 +6,15 @@ in ``--report-dir``; ``--workers N`` runs Locust's distributed mode on this mach
 master, N worker processes on 127.0.0.1); ``--web`` opens Locust's UI instead of running
 headless.  Locust runs in child processes only, so gevent never patches this process.  At
 the end the master writes croupier's report (anomalies with evidence, thresholds), which is
-printed here and, with ``--junit``, written as one test case per threshold and per anomaly kind.
+printed here and, with ``--junit``, written as one test case per threshold and per kind of finding.
 
-Exit codes: 0 pass; 1 anomalies, calls left in doubt or a threshold failed; 2 bad usage, an
-unreachable wallet, no player seated, or Locust did not finish.
+Findings have the severities of ``croupier run`` (money, contract, note); ``--fail-on
+note|contract|money`` says which fail the run (default contract: money and contract findings),
+and any other ``--fail-on`` is a threshold.
+
+Exit codes: 0 pass; 1 a failing finding, calls left in doubt or a threshold failed; 2 bad usage, an
+unreachable wallet, a run that tested nothing (no player seated, no call judged: the verdict
+``error``, with the likely cause), or Locust did not finish.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from .findings import Severity
+from .report import model
 from .report.junit import junit_xml
 from .report.summary import print_summary
 from .scenario import ScenarioError
@@ -39,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOADTESTS = ROOT / "loadtests"
 LOCUSTFILE = LOADTESTS / "locustfile.py"
 SHAPES = ("ramp", "step", "spike", "soak", "evening-peak")
+SEVERITIES = tuple(s.value for s in Severity)
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 
 
@@ -94,10 +102,12 @@ def add_load_parser(sub: Any) -> None:
     p.add_argument("--web-host", default="127.0.0.1")
     p.add_argument("--web-port", type=int, default=8089)
     p.add_argument("--shape", choices=SHAPES, help="a load shape (default: the scenario's [load] shape, else constant)")
-    p.add_argument("--fail-on", action="append", default=[], metavar="THRESHOLD",
+    p.add_argument("--fail-on", action="append", default=[], metavar="THRESHOLD|SEVERITY",
                    help="fail the run when this holds, e.g. 'p99(bet)>250ms' or 'error_rate>0.1%%' (repeatable; "
-                        "added to the scenario's [load] fail_on)")
-    p.add_argument("--junit", dest="junit_path", help="JUnit XML: one case per threshold and per anomaly kind")
+                        "added to the scenario's [load] fail_on); or the least severe finding that fails the "
+                        "run: money, contract (default: money and contract findings fail) or note")
+    p.add_argument("--junit", dest="junit_path",
+                   help="JUnit XML: one case per threshold and per kind of finding (notes as properties)")
     p.add_argument("--json", dest="json_path", help="croupier's report as JSON (also in the report folder)")
     p.add_argument("--report-dir", default="load-report",
                    help="Locust's CSV and HTML reports and croupier's summary.json (default: %(default)s)")
@@ -143,6 +153,12 @@ def _reachable(url: str, what: str) -> str | None:
 
 def load_command(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
+    severities = [t for t in args.fail_on if t.strip() in SEVERITIES]
+    if len(set(severities)) > 1:
+        console.print(f"[red]croupier:[/] --fail-on names more than one severity: {', '.join(severities)}")
+        return 2
+    severity = severities[0].strip() if severities else "contract"
+    args.fail_on = [t for t in args.fail_on if t.strip() not in SEVERITIES]
     try:
         cfg, verdict = _import_loadtests()
         scenario, section = cfg.load_scenario(args.scenario)
@@ -184,7 +200,7 @@ def load_command(args: argparse.Namespace) -> int:
               "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
               "--croupier-scenario", args.scenario, "--croupier-wallet", args.wallet,
               "--croupier-dialect", args.dialect, "--croupier-seed", str(args.seed),
-              "--croupier-summary", str(summary)]
+              "--croupier-summary", str(summary), "--croupier-severity", severity]
     if run_time:
         master += ["-t", f"{run_time}s"]
     if args.provider:
@@ -244,12 +260,11 @@ def load_command(args: argparse.Namespace) -> int:
         Path(args.junit_path).write_bytes(junit(report))
     if not args.quiet:
         show(report, out, Console())
-    if report["players"] == 0:
-        console.print("[red]croupier:[/] no player could be provisioned or authenticated")
+    if report["verdict"] == "error":
+        console.print(f"[red]croupier:[/] {report.get('error') or 'the run tested nothing'}")
         for err in report.get("errors", [])[:3]:
             console.print(f"  {err}")
-        return 2
-    return 0 if report["verdict"] == "pass" else 1
+    return model.exit_code(report["verdict"])
 
 
 def _wait(proc: subprocess.Popen[bytes]) -> int:
@@ -295,7 +310,7 @@ def show(report: dict[str, Any], out: Path, console: Console) -> None:
                   + (f", {report['workers']} workers" if report.get("workers") else "")
                   + f"; reports in {out}/ (locust.html, locust_stats.csv, summary.json)")
     colour = "green" if report["verdict"] == "pass" else "red"
-    why = f": {', '.join(report['reasons'])}" if report["reasons"] else ""
+    why = f": {', '.join(str(r) for r in report['reasons'])}" if report["reasons"] else ""
     console.print(f"[bold {colour}]verdict: {report['verdict'].upper()}[/]{why}")
 
 

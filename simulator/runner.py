@@ -30,9 +30,10 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import dialects, gameplay, settlement
-from .calls import Ok, Outcome, Rejected, Unknown, WalletCall
+from .calls import Ok, Outcome, Rejected, WalletCall
 from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
+from .diagnosis import admin_cause, auth_cause
 from .driver import Driver
 from .findings import Severity
 from .ledger import Evidence, Ledger, describe
@@ -250,36 +251,6 @@ class Runner:
         self.causes[cause] += 1
         self.errors.append(f"{player_id}: {cause}" + (f" ({detail})" if detail else ""))
 
-    def _admin_cause(self, exc: AdminError, what: str) -> str:
-        if exc.status in (401, 403):
-            return f"admin API answered {exc.status}: check --admin-token"
-        if exc.status in (404, 405):
-            return (f"admin API answered {exc.status} on {what} at {self.o.admin_url}: is --admin-url the wallet's "
-                    "admin API (its host, without /wallet)? A wallet without one needs --players FILE")
-        if exc.status == 409 and "players" in what:
-            return f"admin API answered 409 on {what}: these player ids exist already (pass another --run-id)"
-        return f"admin API answered {exc.status} on {what}"
-
-    def _auth_cause(self, outcome: Outcome) -> str:
-        url = f"{self.o.wallet_url.rstrip('/')}"
-        if isinstance(outcome, Rejected):
-            if outcome.code is ErrorCode.INVALID_SIGNATURE:
-                return "every call was refused INVALID_SIGNATURE: check --secret"
-            if outcome.code in (ErrorCode.INVALID_TOKEN, ErrorCode.SESSION_EXPIRED) and self.o.accounts is not None:
-                return (f"authenticate refused {outcome.code}: the launch tokens of {self.o.players_file or '--players'}"
-                        " are not (or no longer) valid")
-            return f"authenticate refused {outcome.code}"
-        if isinstance(outcome, Unknown):
-            if outcome.status == 404:
-                return f"404 on {url}/authenticate: is the base URL right (…/wallet)?"
-            if outcome.status is not None and outcome.status < 500:
-                return (f"authenticate answered HTTP {outcome.status} that cannot be read ({outcome.reason}): "
-                        f"is the base URL ({url}) and --dialect ({self.o.dialect}) right?")
-            if outcome.status is not None:
-                return f"authenticate answered HTTP {outcome.status}: the wallet is failing"
-            return f"authenticate got no answer ({outcome.reason}): is the wallet up at {url}?"
-        return "authenticate answered without a session"
-
     async def _authenticate(self, driver: Driver, token: str) -> tuple[Outcome, float, float]:
         sent = time.time()
         outcome = await driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
@@ -299,7 +270,7 @@ class Runner:
                 what = "POST /admin/tokens"
                 token = await admin.token(player_id, self.s.session_ttl_s)
         except AdminError as exc:
-            self._setup_failed(profile.player_id, self._admin_cause(exc, what), str(exc.body)[:200])
+            self._setup_failed(profile.player_id, admin_cause(exc.status, what, self.o.admin_url), str(exc.body)[:200])
             return None
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._setup_failed(profile.player_id, f"admin API unreachable at {self.o.admin_url}",
@@ -311,7 +282,8 @@ class Runner:
             self.ledger.book(player_id).currency = code
         outcome, sent, answered = await self._authenticate(driver, token)
         if not isinstance(outcome, Ok) or not outcome.session_token:
-            self._setup_failed(player_id, self._auth_cause(outcome), describe(outcome))
+            self._setup_failed(player_id, auth_cause(outcome, self.o.wallet_url, self.o.dialect, self.o.players_file),
+                               describe(outcome))
             return None
         if outcome.player_id != player_id:
             self._setup_failed(player_id, "authenticate answered another player than the launch token's",

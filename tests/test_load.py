@@ -25,6 +25,7 @@ import pytest
 
 from loadtests import curves, report, settings, verdict
 from simulator import loadcmd
+from simulator.findings import KINDS, Severity
 from simulator.scenario import ScenarioError
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port
 
@@ -99,19 +100,34 @@ def test_a_scenario_load_table_is_validated_and_the_rest_is_the_core_scenario(tm
 
 
 def test_snapshots_merge_and_the_report_names_its_reasons() -> None:
-    a = {"node": "w0", "final": True, "players": 2, "calls": {"bet": 5}, "anomalies": {"double_apply": 1},
+    a = {"node": "w0", "final": True, "players": 2, "calls": {"bet": 5}, "results": {"bet:ok": 5},
+         "anomalies": {"double_apply": 1},
          "findings": [{"kind": "double_apply", "player_id": "p", "message": "m", "evidence": []}], "unsettled": 0}
     b = {"node": "w1", "final": True, "players": 3, "calls": {"bet": 7}, "anomalies": {}, "unsettled": 2}
     merged = report.merge_snapshots([a, b])
     assert merged["players"] == 5 and merged["calls"] == {"bet": 12} and merged["unsettled"] == 2
     built = report.build(_stats(), merged, verdict.parse_all(["p99(bet)>250ms"]), scenario="s", target="t",
                          seed=1, run_id="r", workers=2, topology="wallet")
-    assert built["verdict"] == "fail"
-    assert built["reasons"] == ["1 anomalies", "2 calls still in doubt", "1 of 1 thresholds"]
+    assert built["verdict"] == "fail" and built["error"] is None
+    assert built["reasons"] == ["1 money findings", "2 calls still in doubt", "1 of 1 thresholds"]
+    assert built["findings_by_severity"]["money"] == {"double_apply": 1}
     assert built["calls"] == {"bet": 100, "win": 100} and built["latency_ms"]["bet"]["p99"] == 300
     xml = ET.fromstring(loadcmd.junit(built))
     failed = {c.get("name") for c in xml.iter("testcase") if c.find("failure") is not None}
-    assert failed == {"double_apply", "settlement", "p99(bet)>250ms"}
+    assert failed == {"double_apply", "p99(bet)>250ms"}
+    # Notes never fail a run (unless --fail-on note); a run that seated nobody is an error, never a pass.
+    noted = report.merge_snapshots([{"node": "w0", "players": 1, "calls": {"bet": 3}, "results": {"bet:ok": 3},
+                                     "anomalies": {"wallet_choice": 2}}])
+    assert report.build(_stats(), noted, [], scenario="s", target="t", seed=1, run_id="r", workers=0,
+                        topology="wallet")["verdict"] == "pass"
+    assert report.build(_stats(), noted, [], scenario="s", target="t", seed=1, run_id="r", workers=0,
+                        topology="wallet", fail_on=Severity.NOTE)["verdict"] == "fail"
+    nobody = report.merge_snapshots([{"node": "w0", "players": 0, "causes": {"admin API answered 401: check "
+                                                                           "--admin-token": 4}}])
+    built = report.build(_stats(), nobody, [], scenario="s", target="t", seed=1, run_id="r", workers=0,
+                         topology="wallet")
+    assert built["verdict"] == "error" and "--admin-token" in built["error"]
+    assert ET.fromstring(loadcmd.junit(built)).find(".//error") is not None
 
 
 def test_durations_in_locust_syntax() -> None:
@@ -175,7 +191,9 @@ def test_a_short_headless_run_has_rows_per_operation_and_no_anomaly(wallet: Wall
     assert int(rows[("wallet", "bet")]["Request Count"]) == rep["calls"]["bet"]
     assert (tmp_path / "report" / "locust.html").stat().st_size > 10_000
     junit = ET.parse(tmp_path / "junit.xml").getroot()
-    assert not list(junit.iter("failure")) and len(list(junit.iter("testcase"))) == 11 + 2 + 1
+    failing_kinds = [k for k in KINDS.values() if k.severity is not Severity.NOTE]
+    assert not list(junit.iter("failure")) and len(list(junit.iter("testcase"))) == len(failing_kinds) + 1 + 1
+    assert {r["rule"]: r for r in rep["coverage"]}["operations-effect"]["result"] == "pass"
     assert "verdict: PASS" in proc.stdout
 
 

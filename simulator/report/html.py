@@ -55,7 +55,7 @@ def _findings(report: dict[str, Any]) -> str:
         rows = []
         for kind, count in kinds.items():
             first = next((f for f in report["findings"] if f["kind"] == kind), None)
-            rule = RULES.get(first["rule"] if first else KINDS[kind].rule)
+            rule = RULES.get(first.get("rule", KINDS[kind].rule) if first else KINDS[kind].rule)
             rows.append(f"<tr><td class=\"{'bad' if failing else 'note'}\">{esc(kind)}</td><td>{count}</td>"
                         f"<td>{esc(rule.section + ': ' + rule.title) if rule else ''}</td></tr>")
         evidence = "".join(

@@ -31,7 +31,7 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
         if kind.severity is Severity.NOTE and not fails(kind.severity, fail_on):
             ET.SubElement(props, "property", name=f"note.{kind_id}", value=str(count))
             for i, f in enumerate(f for f in findings if f["kind"] == kind_id):
-                ET.SubElement(props, "property", name=f"note.{kind_id}.{i + 1}", value=f"{f['rule']}: {f['message']}")
+                ET.SubElement(props, "property", name=f"note.{kind_id}.{i + 1}", value=f"{f.get('rule')}: {f['message']}")
             continue
         cases += 1
         case = ET.SubElement(ts, "testcase", classname=f"{suite}.{kind.severity}", name=kind_id)
@@ -45,7 +45,7 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
         failures += 1
         fail = ET.SubElement(case, "failure", type=kind_id, message=message)
         if first:
-            lines = [f"rule {first['rule']} ({first.get('section', '')}): {first.get('quote', '')}",
+            lines = [f"rule {first.get('rule', kind.rule)} ({first.get('section', '')}): {first.get('quote', '')}",
                      f"player {first['player_id']}: {first['message']}"]
             for ev in first["evidence"]:
                 lines.append(f"  {ev['call']} -> {ev['outcome']}"

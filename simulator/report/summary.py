@@ -76,7 +76,7 @@ def print_findings(report: dict[str, Any], console: Console) -> None:
         t.add_column("first evidence")
         for kind, count in kinds.items():
             first = next((f for f in report["findings"] if f["kind"] == kind), None)
-            rule_id = first["rule"] if first else KINDS[kind].rule
+            rule_id = first.get("rule", KINDS[kind].rule) if first else KINDS[kind].rule
             rule = RULES.get(rule_id)
             text = ""
             if first:
