@@ -1,7 +1,9 @@
 """The ``croupier check`` and ``croupier replay`` commands: options, report files, exit codes.
 
-Exit codes: 0 no counterexample (replay: the sequence passes now), 1 a counterexample
-(replay: it still fails), 2 bad usage, an unreadable file or an unreachable wallet.
+Exit codes: 0 no counterexample that fails the check (money or contract; notes too with
+``--fail-on note``) (replay: the sequence passes now), 1 such a counterexample (replay: it still
+fails), 2 bad usage (an unknown rule id), an unreadable file, an unreachable wallet, or a check
+that ended with an error.
 """
 
 from __future__ import annotations
@@ -55,12 +57,19 @@ def add_check_parsers(sub: Any) -> None:
                        description="Drive a Hypothesis state machine against a wallet over HTTP; report each broken "
                                    "rule of PROTOCOL.md with its minimal sequence, a replay file and curl commands.")
     _target_args(c)
-    c.add_argument("--max-examples", type=_positive(int), default=1000,
-                   help="sequences to try at most (default: %(default)s)")
+    c.add_argument("--max-examples", type=_positive(int), default=None,
+                   help="sequences to search at most (default: no limit, the budget decides)")
     c.add_argument("--budget", type=float, default=60.0,
-                   help="seconds to search for a counterexample, 0 for no limit (default: %(default)s)")
+                   help="seconds to search, shrinking not counted; 0 for no limit (default: %(default)s)")
     c.add_argument("--shrink-time", type=_positive(float), default=30.0,
-                   help="seconds to shrink once a counterexample is found (default: %(default)s)")
+                   help="seconds to shrink each counterexample, beside the budget; then the search goes on for "
+                        "the rules not broken yet (default: %(default)s)")
+    c.add_argument("--rules", help="comma list of rule ids or prefixes (idempotency-,sessions-...) to judge and "
+                                   "seek; default: every rule")
+    c.add_argument("--skip-rules", help="comma list of rule ids or prefixes not to judge nor seek")
+    c.add_argument("--list-rules", action="store_true", help="print the rule ids with their PROTOCOL.md text, exit")
+    c.add_argument("--fail-on", choices=["money", "contract", "note"], default="contract",
+                   help="the mildest severity that fails the check (exit 1): money, contract (default), or note")
     c.add_argument("--seed", type=int, help="reproduce a run's search (default: random, printed)")
     c.add_argument("--steps", type=_positive(int), default=10, help="rules per sequence (default: %(default)s)")
     c.add_argument("--db-dir", default=DEFAULT_DB_DIR,
@@ -98,9 +107,25 @@ def _fail_usage(message: str) -> int:
     return 2
 
 
-def check_command(args: argparse.Namespace) -> int:
-    from .check.runner import check
+def list_rules() -> str:
+    from .findings import RULES
 
+    return "\n".join(f"{r.id:<38} {r.title}  (PROTOCOL.md, {r.section})" for r in RULES.values())
+
+
+def check_command(args: argparse.Namespace) -> int:
+    from .check.runner import UnknownRule, check, select_rules, split_rules
+
+    if args.list_rules:
+        print(list_rules())
+        return 0
+    rules, skip = split_rules(args.rules), split_rules(args.skip_rules) or []
+    try:
+        selected = select_rules(rules, skip)
+    except UnknownRule as exc:
+        return _fail_usage(f"{exc}\n(--list-rules prints them with their PROTOCOL.md sections)")
+    if not selected:
+        return _fail_usage("--rules / --skip-rules leave no rule to check")
     try:
         target = _target(args)
     except (RunError, ValueError) as exc:
@@ -108,12 +133,12 @@ def check_command(args: argparse.Namespace) -> int:
     options = CheckOptions(
         max_examples=args.max_examples, budget_s=args.budget if args.budget > 0 else None, seed=args.seed,
         db_dir=None if args.no_db else args.db_dir, steps=args.steps, shrink_s=args.shrink_time,
-        strict_codes=args.strict_codes,
+        strict_codes=args.strict_codes, rules=rules, skip_rules=skip, fail_on=args.fail_on,
     )
     if not args.quiet and sys.stderr.isatty():
-        budget = f"{options.budget_s:.0f} s" if options.budget_s else "no time limit"
-        print(f"croupier check: {target.wallet_url}: up to {options.max_examples} sequences, {budget}…",
-              file=sys.stderr)
+        budget = f"{options.budget_s:.0f} s of searching" if options.budget_s else "no time limit"
+        most = f"up to {options.max_examples} sequences, " if options.max_examples else ""
+        print(f"croupier check: {target.wallet_url}: {most}{budget}, {len(selected)} rules…", file=sys.stderr)
     result = check(target, options)
     paths = {}
     if result.failures:

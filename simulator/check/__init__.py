@@ -18,17 +18,18 @@ from __future__ import annotations
 
 from ..runner import TestAccount, read_accounts
 from .protocol import RULES, Rule, Violation
-from .runner import CheckOptions, CheckResult, Failure, check
+from .runner import CheckOptions, CheckResult, Failure, UnknownRule, check, select_rules
 from .target import CheckError, Target
 
 __all__ = [
-    "RULES", "CheckError", "CheckOptions", "CheckResult", "Failure", "Rule", "Target", "TestAccount", "Violation",
-    "assert_passes", "check", "read_accounts",
+    "RULES", "CheckError", "CheckOptions", "CheckResult", "Failure", "Rule", "Target", "TestAccount", "UnknownRule",
+    "Violation", "assert_passes", "check", "read_accounts", "select_rules",
 ]
 
 
 def assert_passes(result: CheckResult) -> None:
-    """Raise AssertionError (with the report) unless the check found no counterexample and ran without errors."""
+    """Raise AssertionError (with the report) unless the check passed: no money or contract finding (no note
+    either with ``fail_on="note"``) and no error."""
     if result.verdict != "pass":
         from .report import render_text
 

@@ -26,7 +26,7 @@ import pytest
 
 from ..runner import RunError, read_accounts
 from .report import render_text, write_failures
-from .runner import DEFAULT_DB_DIR, CheckOptions, CheckResult, check
+from .runner import DEFAULT_DB_DIR, CheckOptions, CheckResult, check, split_rules
 from .target import Target, admin_url_for
 
 
@@ -39,7 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--croupier-players", help="CSV of test accounts player_id,token,currency instead of the admin API")
     g.addoption("--croupier-dialect", default="canonical")
     g.addoption("--croupier-budget", type=float, default=60.0, help="seconds to search (default: 60)")
-    g.addoption("--croupier-max-examples", type=int, default=1000)
+    g.addoption("--croupier-max-examples", type=int, default=None, help="sequences to search at most (default: "
+                                                                        "no limit, the budget decides)")
+    g.addoption("--croupier-shrink-time", type=float, default=30.0, help="seconds to shrink each counterexample")
+    g.addoption("--croupier-rules", help="comma list of rule ids or prefixes to judge and seek (default: all)")
+    g.addoption("--croupier-skip-rules", help="comma list of rule ids or prefixes not to judge nor seek")
+    g.addoption("--croupier-fail-on", choices=["money", "contract", "note"], default="contract",
+                help="the mildest severity that fails the test (default: contract)")
     g.addoption("--croupier-seed", type=int, default=None)
     g.addoption("--croupier-db-dir", default=DEFAULT_DB_DIR)
     g.addoption("--croupier-out", default=".croupier/check", help="where replay files and curl scripts go")
@@ -79,6 +85,10 @@ def croupier_options(pytestconfig: pytest.Config) -> CheckOptions:
         budget_s=pytestconfig.getoption("croupier_budget") or None,
         seed=pytestconfig.getoption("croupier_seed"),
         db_dir=pytestconfig.getoption("croupier_db_dir") or None,
+        shrink_s=pytestconfig.getoption("croupier_shrink_time"),
+        rules=split_rules(pytestconfig.getoption("croupier_rules")),
+        skip_rules=split_rules(pytestconfig.getoption("croupier_skip_rules")) or (),
+        fail_on=pytestconfig.getoption("croupier_fail_on"),
     )
 
 

@@ -21,7 +21,8 @@ from .report import REPLAY_VERSION
 from .runner import CheckResult, Failure
 from .target import CheckError, Connection, Target
 
-STEP_KINDS = frozenset({"player", "account", "login", "block", "deposit", "call", "raw", "race", "burst", "check"})
+STEP_KINDS = frozenset({"player", "account", "login", "reauth", "block", "deposit", "call", "raw", "race", "burst",
+                        "check"})
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -19,9 +19,10 @@ import orjson
 
 from ..calls import WalletCall
 from ..dialects.canonical import call_to_json
+from ..findings import SEVERITY_ORDER, Severity
 from .checker import GAME, malformed_body
 from .protocol import RULES
-from .runner import CheckResult, Failure
+from .runner import STOPPED, CheckResult, Failure
 
 REPLAY_VERSION = 1
 RUN = "__RUN__"
@@ -36,7 +37,8 @@ def _clip(text: str, limit: int = 300) -> str:
 
 def failure_text(f: Failure, paths: dict[str, str] | None = None, wallet: str = "URL") -> str:
     r = f.rule
-    lines = [f"✗ {r.id} — {r.title}  (PROTOCOL.md, {r.section})", f'  "{r.text}"']
+    what = f" — {f.kind_title}" if f.kind else ""
+    lines = [f"✗ [{f.severity}] {r.id} — {r.title}{what}  (PROTOCOL.md, {r.section})", f'  "{r.text}"']
     found = ""
     if f.found_after_s is not None:
         found = f"first found after {f.found_after_s:.2f} s ({f.found_after_examples} examples); "
@@ -70,27 +72,86 @@ def failure_text(f: Failure, paths: dict[str, str] | None = None, wallet: str = 
     return "\n".join(lines)
 
 
+_SEVERITY_HEAD = {
+    Severity.MONEY: "money: a balance, a refund or a credit is wrong, or could be",
+    Severity.CONTRACT: "contract: a rule broken while no money moved",
+    Severity.NOTE: "notes: habits stricter or looser than needed",
+}
+
+
+def _by_severity(failures: list[Failure]) -> list[tuple[Severity, list[Failure]]]:
+    return [(sev, [f for f in failures if f.severity is sev]) for sev in SEVERITY_ORDER
+            if any(f.severity is sev for f in failures)]
+
+
+def coverage_text(result: CheckResult) -> str:
+    """The coverage table: every rule, how often a call was judged under it, and the result."""
+    rows = result.coverage()
+    width = max(len(r.rule.id) for r in rows)
+    out = [f"coverage ({result.examples} examples): rule, calls judged under it, result",
+           f"  {'rule':<{width}}  {'calls':>7}  result"]
+    for r in rows:
+        result_text = f"BROKEN ({r.severity}: {r.why})" if r.result == "broken" else r.result
+        if r.result in ("skipped",) and r.why:
+            result_text += f": {r.why}"
+        elif r.result == "pass" and r.why:
+            result_text += f" (partly: {r.why})"
+        if r.notes:
+            result_text += f"; {r.notes} choice(s) noted"
+        out.append(f"  {r.rule.id:<{width}}  {r.exercised:>7}  {result_text}")
+    return "\n".join(out)
+
+
+def _timing(result: CheckResult) -> str:
+    return (f"{result.examples} examples ({result.search_examples} searching"
+            + (f", {result.quiet} ended quietly on a rule already reported" if result.quiet else "") + "); "
+            f"search {result.search_s:.1f} s + shrink {result.shrink_s:.1f} s = {result.elapsed_s:.1f} s "
+            f"({result.examples_per_s:.1f} examples/s)")
+
+
 def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = None, command: str = "check") -> str:
     t = result.target
-    head = (f"croupier {command}: {t['wallet']} ({t['dialect']}, players from {t['players']}): "
-            f"{result.examples} examples in {result.elapsed_s:.1f} s ({result.examples_per_s:.1f}/s)")
-    if command == "check":
-        head += f", seed {result.seed}, stopped by {result.stopped_by or 'error'}"
+    if command != "check":
+        head = f"croupier {command}: {t['wallet']} ({t['dialect']}, players from {t['players']})"
+    else:
+        head = (f"croupier check: {t['wallet']} ({t['dialect']}, players from {t['players']}): {_timing(result)}; "
+                f"seed {result.seed}; stopped: {STOPPED.get(result.stopped_by, result.stopped_by or 'error')}")
     out = [head]
-    for f in result.failures:
+    failing = {id(f) for f in result.failing()}
+    for sev, group in _by_severity(result.failures):
         out.append("")
-        out.append(failure_text(f, (paths or {}).get(f.rule.id), t["wallet"]))
+        tail = "" if any(id(f) in failing for f in group) else " (not failures: --fail-on note makes them fail)"
+        out.append(f"── {_SEVERITY_HEAD[sev]}: {len(group)} rule(s){tail}")
+        for f in group:
+            out.append("")
+            out.append(failure_text(f, (paths or {}).get(f.rule.id), t["wallet"]))
     for e in result.errors:
         out.append("")
         out.append(f"error: {e}")
+    if command == "check" and result.stopped_by != "error":
+        out.append("")
+        out.append(coverage_text(result))
+        if result.skipped:
+            out.append("")
+            out.append("not tried against this wallet:")
+            out.extend(f"  - {s}" for s in result.skipped)
+        if result.choices:
+            out.append("")
+            out.append("choices the wallet made where PROTOCOL.md lets it choose (notes, never failures):")
+            out.extend(f"  {n:>6}×  {note}" for note, n in sorted(result.choices.items(), key=lambda kv: -kv[1]))
     out.append("")
+    failing_rules = [f.rule.id for f in result.failing()]
     if result.verdict == "pass":
-        out.append(f"no counterexample in {result.examples} {'sequences' if command == 'check' else 'run'}"
-                   if command == "check" else "the sequence passes now")
+        if command == "check":
+            out.append(f"no counterexample in {result.examples} sequences"
+                       + (f" ({len(result.failures)} note(s))" if result.failures else ""))
+        else:
+            out.append("the sequence passes now")
     elif result.verdict == "fail":
-        out.append(f"{len(result.failures)} broken rule(s): " + ", ".join(f.rule.id for f in result.failures))
+        counts = ", ".join(f"{len(g)} {sev}" for sev, g in _by_severity(result.failing()))
+        out.append(f"{len(failing_rules)} broken rule(s) ({counts}): " + ", ".join(failing_rules))
     else:
-        out.append("the check could not run")
+        out.append("the check could not run" if not result.examples else "the check ended with an error")
     return "\n".join(out)
 
 
@@ -99,6 +160,7 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
 def failure_json(f: Failure, paths: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "rule": f.rule.id, "title": f.rule.title, "section": f.rule.section, "protocol": f.rule.text,
+        "quotes": list(f.rule.quotes), "severity": str(f.severity), "kind": f.kind, "kind_title": f.kind_title,
         "message": f.message, "call": f.call_number, "length": f.length, "flaky": f.flaky,
         "found_after_s": None if f.found_after_s is None else round(f.found_after_s, 3),
         "found_after_examples": f.found_after_examples,
@@ -107,29 +169,63 @@ def failure_json(f: Failure, paths: dict[str, str] | None = None) -> dict[str, A
 
 
 def result_json(result: CheckResult, paths: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    failing = {id(f) for f in result.failing()}
     return {
         "verdict": result.verdict, **result.target, "examples": result.examples,
-        "elapsed_s": round(result.elapsed_s, 3), "examples_per_s": round(result.examples_per_s, 1),
-        "seed": result.seed, "stopped_by": result.stopped_by,
-        "failures": [failure_json(f, (paths or {}).get(f.rule.id)) for f in result.failures],
+        "search_examples": result.search_examples, "quiet_examples": result.quiet,
+        "elapsed_s": round(result.elapsed_s, 3), "search_s": round(result.search_s, 3),
+        "shrink_s": round(result.shrink_s, 3), "examples_per_s": round(result.examples_per_s, 1),
+        "seed": result.seed, "stopped_by": result.stopped_by, "stopped": STOPPED.get(result.stopped_by, ""),
+        "fail_on": result.fail_on,
+        "by_severity": {str(sev): [f.rule.id for f in g] for sev, g in _by_severity(result.failures)},
+        "failures": [failure_json(f, (paths or {}).get(f.rule.id)) for f in result.failures if id(f) in failing],
+        "notes": [failure_json(f, (paths or {}).get(f.rule.id)) for f in result.failures if id(f) not in failing],
+        "coverage": [{"rule": r.rule.id, "title": r.rule.title, "exercised": r.exercised, "result": r.result,
+                      "severity": r.severity or None, "why": r.why or None, "choices": r.notes}
+                     for r in result.coverage()],
+        "choices": dict(sorted(result.choices.items())),
+        "skipped": result.skipped,
+        "rules_selected": sorted(result.selected),
         "errors": result.errors,
     }
 
 
 def junit_xml(result: CheckResult, suite: str = "croupier.check") -> bytes:
-    """One test case per rule of PROTOCOL.md the checker judges; a broken one carries its minimal sequence."""
-    broken = {f.rule.id: f for f in result.failures}
+    """One test case per rule of PROTOCOL.md; a broken one (money or contract; notes with --fail-on note)
+    carries its minimal sequence; notes and the choices seen are properties; rules not judged are skipped."""
+    failing = {f.rule.id: f for f in result.failing()}
+    notes = [f for f in result.failures if f.rule.id not in failing]
+    rows = {r.rule.id: r for r in result.coverage()}
+    skipped = [r for r in rows.values() if r.result in ("skipped", "not exercised")]
     root = ET.Element("testsuites")
-    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(RULES) + 1), failures=str(len(broken)),
-                       errors=str(1 if result.errors else 0), time=f"{result.elapsed_s:.3f}")
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(RULES) + 1), failures=str(len(failing)),
+                       errors=str(1 if result.errors else 0), skipped=str(len(skipped)),
+                       time=f"{result.elapsed_s:.3f}")
     props = ET.SubElement(ts, "properties")
-    for key, value in (("wallet", result.target["wallet"]), ("seed", result.seed), ("examples", result.examples)):
+    for key, value in (("wallet", result.target["wallet"]), ("dialect", result.target["dialect"]),
+                       ("seed", result.seed), ("examples", result.examples),
+                       ("search_s", f"{result.search_s:.1f}"), ("shrink_s", f"{result.shrink_s:.1f}"),
+                       ("stopped_by", result.stopped_by), ("fail_on", result.fail_on)):
         ET.SubElement(props, "property", name=key, value=str(value))
+    for sev, group in _by_severity(result.failures):
+        ET.SubElement(props, "property", name=f"severity.{sev}", value=",".join(f.rule.id for f in group))
+    for f in notes:
+        ET.SubElement(props, "property", name=f"note.{f.rule.id}", value=f"[{f.severity}] {f.kind_title}: "
+                                                                         f"{f.message}")
+    for note, n in sorted(result.choices.items()):
+        ET.SubElement(props, "property", name=f"choice.{note.split(':', 1)[0]}", value=f"{n}× {note}")
+    for s in result.skipped:
+        ET.SubElement(props, "property", name="skipped", value=s)
     for rule_id, rule in RULES.items():
+        row = rows[rule_id]
         case = ET.SubElement(ts, "testcase", classname=f"{suite}.{rule.section.split(',')[0].lower()}", name=rule_id)
-        if rule_id in broken:
-            f = broken[rule_id]
-            ET.SubElement(case, "failure", type=rule_id, message=f.message).text = failure_text(f)
+        ET.SubElement(ET.SubElement(case, "properties"), "property", name="exercised", value=str(row.exercised))
+        if rule_id in failing:
+            f = failing[rule_id]
+            ET.SubElement(case, "failure", type=f"{f.severity}.{f.kind or rule_id}",
+                          message=f"[{f.severity}] {f.message}").text = failure_text(f)
+        elif row.result in ("skipped", "not exercised"):
+            ET.SubElement(case, "skipped", message=row.why or row.result)
     case = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="run")
     if result.errors:
         ET.SubElement(case, "error", type="error", message=result.errors[0][:500]).text = "\n\n".join(result.errors)
@@ -257,12 +353,15 @@ class _Curl:
             self.sessions[sess] = f"__{sess}__"
             self.subs[f"__{sess}__"] = sess
             self.assign("body", orjson.dumps({"player_id": self.players[alias], "ttl_s": step["ttl"]}).decode())
-            self.lines.append('TOKEN=$(admin POST /admin/tokens "$body" | field token)')
-            self.comment()
-            self.subs["__TOKEN__"] = "TOKEN"
-            self.assign("body", orjson.dumps({"token": "__TOKEN__", "game_id": GAME}).decode())
-            self.lines.append(f'ANSWER=$(call authenticate "$body"); echo "$ANSWER"; '
-                              f'{sess}=$(printf "%s" "$ANSWER" | field session_token)')
+            self.lines.append(f'TOKEN=$(admin POST /admin/tokens "$body" | field token); LAUNCH_{sess}=$TOKEN')
+            self.authenticate(sess, "TOKEN")
+        elif kind == "reauth":
+            sess, of = step["session"], step["of"]
+            self.sessions[sess] = f"__{sess}__"
+            self.subs[f"__{sess}__"] = sess
+            self.lines.append(f"# the launch token of session {of} exchanged again")
+            self.lines.append(f"LAUNCH_{sess}=${{LAUNCH_{of}:-}}")
+            self.authenticate(sess, f"LAUNCH_{sess}")
         elif kind in ("block", "deposit"):
             path = quote(self.players[step["player"]], safe="").replace(RUN, "$RUN")
             if kind == "block":
@@ -291,6 +390,13 @@ class _Curl:
                 self.assign(names[-1], orjson.dumps(call_to_json(self.concrete(spec))).decode())
             self.lines.append("(" + " ".join(f'call {s["op"]} "${v}" &' for s, v in zip(specs, names, strict=True))
                               + " wait)")
+
+    def authenticate(self, sess: str, token_var: str) -> None:
+        self.comment()
+        self.assign("body", orjson.dumps({"token": "__LAUNCH__", "game_id": GAME}).decode())
+        self.lines[-1] += f"; body=${{body//__LAUNCH__/${token_var}}}"
+        self.lines.append(f'ANSWER=$(call authenticate "$body"); echo "$ANSWER"; '
+                          f'{sess}=$(printf "%s" "$ANSWER" | field session_token)')
 
     def send_balance(self, alias: str, sess: str) -> None:
         self.assign("body", orjson.dumps({"player_id": self.players[alias], "session_token": f"__{sess}__"}).decode())

@@ -1,55 +1,109 @@
 """Drive the machine with Hypothesis within a budget, and turn what it found into failures.
 
-Hypothesis has no time budget, so the run is a series of Hypothesis runs of
-growing size (each with its own seed, derived from ``--seed``) until the
-examples or the seconds are spent or a counterexample is found; Hypothesis then
-shrinks it and reruns the minimal sequence once more, which is the evidence we
-report.  The example database (``--db-dir``) is shared by every run of the
-checker, so a counterexample found once is tried first the next time.
+Hypothesis has no time budget, so a check is a series of Hypothesis runs of
+growing size (each with its own seed, derived from ``--seed``).  A run that
+finds counterexamples shrinks them for at most ``shrink_s`` (Hypothesis reruns
+the minimal sequence once more, which is the evidence we report; cut short, the
+shortest sequence seen is); their rules are then reported, and later runs end
+an example that breaks one of them quietly (Hypothesis's ``reject()``) and stop
+drawing the steps that serve only them, so the search goes on for the rules not
+broken yet until the search budget (shrinking not counted), the examples or the
+rules run out.  The example database (``--db-dir``) is replayed by the first
+run of every check, so a counterexample found once is tried first the next time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib
+import os
 import random
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
-from hypothesis.errors import Flaky
+from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition, Unsatisfiable, UnsatisfiedAssumption
 from hypothesis.stateful import get_state_machine_test
 
-from .machine import BudgetSpent, CheckMachine, RunContext, machine_for
+from ..findings import KINDS, Severity, fails
+from .machine import CheckMachine, RunContext, StopSearch, machine_for
 from .protocol import RULES, Rule, Violation
 from .target import CheckError, Connection, Target
+from .wire import CURRENCY_CODES
 
 DEFAULT_DB_DIR = ".croupier/hypothesis"
 DB_KEY = b"croupier-check-v1"
 """The database key of the machine: stable across wallets and runs, so saved counterexamples are tried first."""
 
 
+class UnknownRule(ValueError):
+    """--rules / --skip-rules named something that is no rule id (nor a prefix of one)."""
+
+
+def select_rules(rules: Iterable[str] | None = None, skip: Iterable[str] = ()) -> frozenset[str]:
+    """The rule ids judged and sought: ``rules`` (all when None) minus ``skip``.
+
+    Each entry is a rule id of :data:`simulator.findings.RULES` or a prefix of ids (``idempotency-``,
+    ``idempotency-7``, ``sessions``); an entry that names none raises :class:`UnknownRule`."""
+
+    def expand(entries: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for raw in entries:
+            entry = raw.strip()
+            if not entry:
+                continue
+            if entry in RULES:
+                out.add(entry)
+                continue
+            stem = entry if entry.endswith("-") else entry + "-"
+            matched = {r for r in RULES if r.startswith(stem)}
+            if not matched:
+                raise UnknownRule(f"no rule {entry!r}; the rules are: {', '.join(RULES)}")
+            out |= matched
+        return out
+
+    chosen = expand(rules) if rules is not None else set(RULES)
+    return frozenset(chosen - expand(skip))
+
+
+def split_rules(text: str | None) -> list[str] | None:
+    """A comma list from the command line (None stays None)."""
+    return None if text is None else [t for t in (p.strip() for p in text.split(",")) if t]
+
+
 @dataclass
 class CheckOptions:
-    max_examples: int = 1000
+    max_examples: int | None = None
+    """Stop after this many examples of searching (shrinking not counted); None: the budget decides."""
     budget_s: float | None = 60.0
+    """Seconds of searching (shrinking not counted); None: no limit."""
     seed: int | None = None
     db_dir: str | None = DEFAULT_DB_DIR
     steps: int = 10
     """Rules per example (Hypothesis' stateful_step_count)."""
     shrink_s: float = 30.0
-    """How long to keep shrinking (and looking for other broken rules) after the first counterexample;
-    then the shortest sequence seen for each rule is reported."""
+    """How long each counterexample may be shrunk (beside the budget); then the shortest sequence seen for its
+    rule is reported and the search goes on for the rules not broken yet."""
     strict_codes: bool = False
     """Judge rejection codes in the reference wallet's order (docs/wallet-rules.md) instead of any code that applies."""
     enough: Callable[[dict[str, Violation]], bool] | None = None
     """Stop as soon as this says the violations seen so far (shortest per rule) are enough (tests, benchmarks)."""
+    rules: Iterable[str] | None = None
+    """Rule ids or prefixes to judge and seek (None: every rule); see :func:`select_rules`."""
+    skip_rules: Iterable[str] = ()
+    """Rule ids or prefixes not to judge nor seek."""
+    fail_on: str = "contract"
+    """The mildest severity that fails the check: money, contract (default) or note."""
+    stop_after: Iterable[str] = ()
+    """Stop once every one of these rule ids has been reported, shrunk (benchmarks, tests)."""
 
 
 @dataclass
@@ -66,18 +120,58 @@ class Failure:
     found_after_examples: int | None = None
     flaky: bool = False
     """The minimal sequence did not fail again when rerun (timing-dependent, e.g. a race)."""
+    kind: str = ""
+    """What happened (a kind of :data:`simulator.findings.KINDS`), which gives the severity."""
 
     @property
     def length(self) -> int:
         """Protocol calls in the minimal sequence (authenticate included; admin provisioning and checks not)."""
         return sum(1 for e in self.entries if e["kind"] == "call")
 
+    @property
+    def severity(self) -> Severity:
+        k = KINDS.get(self.kind)
+        return k.severity if k is not None else Severity.CONTRACT
+
+    @property
+    def kind_title(self) -> str:
+        k = KINDS.get(self.kind)
+        return k.title if k is not None else self.kind
+
     @classmethod
     def from_violation(cls, exc: Violation, ctx: RunContext | None = None, flaky: bool = False) -> Failure:
         ev = exc.evidence
         found = ctx.first_found.get(exc.rule.id) if ctx else None
         return cls(exc.rule, exc.message, exc.call_number, ev.get("entries", []), ev.get("steps", []),
-                   ev.get("prefix", ""), found[0] if found else None, found[1] if found else None, flaky)
+                   ev.get("prefix", ""), found[0] if found else None, found[1] if found else None, flaky,
+                   getattr(exc, "kind", "") or "")
+
+
+STOPPED = {
+    "budget": "the search budget was spent",
+    "max-examples": "--max-examples were searched",
+    "all-broken": "every rule selected was broken",
+    "enough": "enough was found (CheckOptions.enough / stop_after)",
+    "saturated": "every example ran into a rule already reported",
+    "exhausted": "Hypothesis had nothing left to try",
+    "error": "an error",
+    "replayed": "the sequence was replayed",
+}
+"""Why a check stopped, as the report says it."""
+
+
+@dataclass
+class Coverage:
+    """One row of the coverage table: a rule, how often it was judged, and what came of it."""
+
+    rule: Rule
+    exercised: int
+    result: str
+    """pass | broken | not exercised | skipped"""
+    severity: str = ""
+    why: str = ""
+    notes: int = 0
+    """Choices the protocol allows, seen under this rule."""
 
 
 @dataclass
@@ -89,11 +183,32 @@ class CheckResult:
     failures: list[Failure] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stopped_by: str = ""
-    """max-examples, budget or counterexample."""
+    """A key of :data:`STOPPED`."""
+    search_s: float = 0.0
+    """Seconds spent searching (what --budget limits)."""
+    shrink_s: float = 0.0
+    """Seconds spent shrinking counterexamples (each at most --shrink-time)."""
+    search_examples: int = 0
+    quiet: int = 0
+    """Examples ended quietly: they broke a rule already reported, or one not selected."""
+    selected: frozenset[str] = frozenset(RULES)
+    exercised: Counter[str] = field(default_factory=Counter)
+    choices: Counter[str] = field(default_factory=Counter)
+    skipped: list[str] = field(default_factory=list)
+    """What the check could not try against this wallet, and why (human text)."""
+    rule_skips: dict[str, str] = field(default_factory=dict)
+    """rule id → why it cannot be judged against this wallet (missing endpoint, wire, --players)."""
+    fail_on: str = "contract"
+
+    def failing(self) -> list[Failure]:
+        """The failures that fail the check (money and contract; notes too with fail_on note)."""
+        return [f for f in self.failures if fails(f.severity, Severity(self.fail_on))]
 
     @property
     def verdict(self) -> str:
-        return "error" if self.errors and not self.failures else "fail" if self.failures else "pass"
+        if self.failing():
+            return "fail"
+        return "error" if self.errors else "pass"
 
     @property
     def exit_code(self) -> int:
@@ -103,14 +218,40 @@ class CheckResult:
     def examples_per_s(self) -> float:
         return self.examples / self.elapsed_s if self.elapsed_s else 0.0
 
+    def coverage(self) -> list[Coverage]:
+        """Every rule of PROTOCOL.md the check judges by: exercised how often, and the result."""
+        broken = {f.rule.id: f for f in self.failures}
+        notes: Counter[str] = Counter()
+        for note, n in self.choices.items():
+            notes[note.split(":", 1)[0].strip()] += n
+        rows = []
+        for rule_id, rule in RULES.items():
+            n = self.exercised.get(rule_id, 0)
+            f = broken.get(rule_id)
+            if f is not None:
+                row = Coverage(rule, n, "broken", str(f.severity), f.kind_title)
+            elif rule_id not in self.selected:
+                row = Coverage(rule, n, "skipped", why="not selected (--rules / --skip-rules)")
+            elif n or notes[rule_id]:
+                row = Coverage(rule, n, "pass", why=self.rule_skips.get(rule_id, ""))
+            elif rule_id in self.rule_skips:
+                row = Coverage(rule, n, "skipped", why=self.rule_skips[rule_id])
+            else:
+                row = Coverage(rule, n, "not exercised")
+            row.notes = notes[rule_id]
+            rows.append(row)
+        return rows
 
-def hypothesis_settings(options: CheckOptions, max_examples: int) -> settings:
+
+def hypothesis_settings(options: CheckOptions, max_examples: int, reuse: bool = True) -> settings:
     db = DirectoryBasedExampleDatabase(str(Path(options.db_dir))) if options.db_dir else None
+    phases = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+    if not reuse:  # saved counterexamples are replayed once per check; replayed again, a rule already reported
+        phases.remove(Phase.reuse)  # would end them quietly, and Hypothesis would drop them from the database
     return settings(
         max_examples=max_examples, stateful_step_count=options.steps, deadline=None, database=db,
         suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet, print_blob=False,
-        report_multiple_bugs=True, derandomize=False,
-        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
+        report_multiple_bugs=True, derandomize=False, phases=phases,
     )
 
 
@@ -165,10 +306,19 @@ def pinned_constants() -> Iterator[None]:
         cache.clear()
 
 
-def run_machine(machine: type[CheckMachine], options: CheckOptions, max_examples: int, seed: int) -> None:
+def db_key(selected: frozenset[str]) -> bytes:
+    """The example database's key: one for a whole check, another for each selection of rules (a saved
+    counterexample of a rule not selected would end quietly, and Hypothesis would forget it)."""
+    if selected == frozenset(RULES):
+        return DB_KEY
+    return DB_KEY + b":" + hashlib.sha256(",".join(sorted(selected)).encode()).hexdigest()[:16].encode()
+
+
+def run_machine(machine: type[CheckMachine], options: CheckOptions, max_examples: int, seed: int,
+                reuse: bool = True, key: bytes = DB_KEY) -> None:
     """One Hypothesis run of ``machine`` (raises what Hypothesis raises for a counterexample)."""
-    test = get_state_machine_test(machine, settings=hypothesis_settings(options, max_examples))
-    test.hypothesis.inner_test._hypothesis_internal_add_digest = DB_KEY  # type: ignore[attr-defined]
+    test = get_state_machine_test(machine, settings=hypothesis_settings(options, max_examples, reuse))
+    test.hypothesis.inner_test._hypothesis_internal_add_digest = key  # type: ignore[attr-defined]
     test._hypothesis_internal_use_seed = seed  # type: ignore[attr-defined]
     with pinned_constants():
         test()
@@ -176,90 +326,180 @@ def run_machine(machine: type[CheckMachine], options: CheckOptions, max_examples
 
 def _flatten(exc: BaseException) -> list[tuple[BaseException, bool]]:
     """Every leaf exception, with whether it came from a flaky (not reproduced) counterexample."""
-    flaky = isinstance(exc, Flaky)
+    flaky = isinstance(exc, FlakyFailure)
     if isinstance(exc, BaseExceptionGroup):
         return [(leaf, flaky or f) for sub in exc.exceptions for leaf, f in _flatten(sub)]
     return [(exc, flaky)]
 
 
 def check(target: Target, options: CheckOptions | None = None, conn: Connection | None = None) -> CheckResult:
-    """Run the machine against ``target`` within ``options``' budget (opens its own connection unless given one)."""
+    """Run the machine against ``target`` within ``options``' budget (opens its own connection unless given one).
+
+    Raises :class:`UnknownRule` for a rule in ``options.rules`` / ``skip_rules`` that does not exist."""
     options = options or CheckOptions()
+    selected = select_rules(options.rules, options.skip_rules)
+    Severity(options.fail_on)  # a bad value is the caller's mistake: ValueError now, not a wrong verdict later
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**32)
-    result = CheckResult(target.describe(), seed=seed)
+    result = CheckResult(target.describe(), seed=seed, selected=selected, fail_on=options.fail_on)
     own = conn is None
     started = time.monotonic()
+    ctx: RunContext | None = None
     try:
         if conn is None:
             conn = Connection(target).open()
-        ctx = RunContext(conn, options.strict_codes, started=started,
-                         deadline=None if options.budget_s is None else started + options.budget_s,
-                         shrink_s=options.shrink_s, enough=options.enough)
+        ctx = RunContext(conn, options.strict_codes, started=started, budget_s=options.budget_s,
+                         shrink_s=options.shrink_s, enough=options.enough, selected=selected)
+        result.skipped, result.rule_skips = what_is_skipped(conn)
         _run(ctx, options, seed, result)
     except CheckError as exc:
         result.errors.append(str(exc))
+        result.stopped_by = "error"
     finally:
         if own and conn is not None:
             conn.close()
     result.elapsed_s = time.monotonic() - started
+    if ctx is not None:
+        result.examples, result.search_examples, result.quiet = ctx.examples, ctx.search_examples, ctx.quiet
+        result.search_s, result.shrink_s = ctx.search_time(), ctx.shrink_time()
+        result.exercised, result.choices = ctx.exercised, ctx.choices
+        judged = [r for r in selected if not r.startswith("choice-")]
+        if not result.failures and not result.errors and not any(ctx.exercised.get(r) for r in judged):
+            result.errors.append("nothing was exercised: no call was judged under any rule selected "
+                                 f"({result.examples} examples)")
     return result
 
 
+def what_is_skipped(conn: Connection) -> tuple[list[str], dict[str, str]]:
+    """What the check cannot try against this wallet (admin endpoints it lacks, its wire, test accounts)."""
+    skipped: list[str] = []
+    rules: dict[str, str] = {}
+    if conn.admin is None:
+        skipped.append("test accounts (--players), no admin API: no expired sessions, no blocked players, no "
+                       "deposits, no re-authentication, opening balances as the accounts have them; examples share "
+                       "the accounts' balances")
+        rules["sessions-money-owed-is-paid"] = "needs an expired session: made through the admin API only"
+        rules["sessions-blocked-player"] = "needs a blocked player: made through the admin API only"
+        rules["operations-authenticate"] = "test accounts are authenticated once, before the search"
+    else:
+        effects = {
+            "player": "balances are read with signed balance calls instead",
+            "deposit": "no deposits between calls",
+            "block": "no blocked players",
+            "unblock": "a blocked player stays blocked for the rest of its example (players are fresh per example)",
+        }
+        for name, effect in effects.items():
+            why = conn.endpoints.get(name)
+            if why:
+                skipped.append(f"{name}: {why}: {effect}")
+        if not conn.has("block"):
+            rules["sessions-blocked-player"] = "the admin API has no block endpoint"
+    wire = conn.wire
+    name = conn.dialect.name
+    if name != "canonical":
+        skipped.append(f"malformed bodies and unknown fields: sent on the canonical wire only, not {name}'s")
+        for r in ("transport-bad-request", "transport-unknown-fields"):
+            rules[r] = f"malformed bodies are sent on the canonical wire only (this is {name})"
+    if not wire.timed:
+        skipped.append(f"stale and future signatures: the {name} dialect's signature binds no time")
+    if not wire.unsigned:
+        skipped.append(f"unsigned requests: the {name} dialect's signature cannot be left out")
+    gone = [c for c in CURRENCY_CODES if c not in wire.currencies]
+    if gone:
+        skipped.append(f"currencies the {name} wire cannot carry exactly: {', '.join(gone)}")
+    narrow = [c for c in wire.currencies if not wire.full(c)]
+    if narrow:
+        skipped.append("balances up to 2^63-1: the largest the wire carries is " +
+                       ", ".join(f"{wire.limit[c]} {c}" for c in narrow))
+    return skipped, rules
+
+
 def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult) -> None:
+    """Hypothesis runs of growing size, each with its own seed, until the budget, the examples or the rules
+    run out.  A run that finds counterexamples shrinks them for up to ``shrink_s``; their rules are then
+    reported and sought no more (their violations end an example quietly), and the search goes on."""
     machine = machine_for(ctx)
-    deadline = None if options.budget_s is None else ctx.started + options.budget_s
+    key = db_key(ctx.selected)
+    breakable = {r for r in ctx.selected if not r.startswith("choice-")}
+    wanted = set(options.stop_after)
     chunk = 0
-    result.stopped_by = "max-examples"
-    while ctx.examples < options.max_examples:
-        now = time.monotonic()
-        if deadline is not None and now >= deadline:
-            result.stopped_by = "budget"
+    while True:
+        stop = ctx.stop_reason()
+        if stop in ("budget", "enough"):
+            result.stopped_by = stop
             break
-        size = min(options.max_examples - ctx.examples, 10 * 2 ** min(chunk, 4))
-        if deadline is not None and ctx.examples:
-            per_example = (now - ctx.started) / ctx.examples
-            size = max(1, min(size, int((deadline - now) / per_example) + 1))
+        if options.max_examples is not None and ctx.search_examples >= options.max_examples:
+            result.stopped_by = "max-examples"
+            break
+        if breakable and breakable <= ctx.reported:
+            result.stopped_by = "all-broken"
+            break
+        if wanted and wanted <= ctx.reported:
+            result.stopped_by = "enough"
+            break
+        size = 10 * 2 ** min(chunk, 4)
+        if options.max_examples is not None:
+            size = min(size, options.max_examples - ctx.search_examples)
+        now = time.monotonic()
+        if ctx.budget_s is not None and ctx.search_examples:
+            per_example = ctx.search_time(now) / ctx.search_examples
+            size = max(1, min(size, int((ctx.budget_s - ctx.search_time(now)) / max(per_example, 1e-6)) + 1))
         chunk_seed = random.Random(f"{seed}:{chunk}").randrange(2**63)
         before = ctx.examples
+        stop = None
         try:
-            run_machine(machine, options, size, chunk_seed)
+            run_machine(machine, options, size, chunk_seed, reuse=chunk == 0, key=key)
+        except StopSearch as s:
+            stop = s.reason
         except CheckError:
             raise
-        except BudgetSpent:
-            result.stopped_by = "budget"
-            if ctx.best:  # shrinking was cut short: report the shortest sequence seen for each rule
-                result.failures = _ordered([Failure.from_violation(v, ctx) for v in ctx.best.values()])
-            break
-        except BaseException as exc:
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
+        except Unsatisfiable:
+            stop = "saturated"
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - whatever Hypothesis raises is reported, never a traceback
             _collect(exc, ctx, result)
-            result.stopped_by = "counterexample"
-            if options.enough is None or options.enough(ctx.best) or ctx.out_of_budget():
-                break
-            # Not yet enough (a test or benchmark waits for one rule, or a shorter sequence): Hypothesis is
-            # done with this counterexample, so search on with the next seed for the rest of the shrink time;
-            # the shortest sequence seen per rule is what is reported.
+            if result.errors:
+                stop = "error"
         finally:
-            result.examples = ctx.examples
-        chunk += 1
-        if ctx.examples == before:  # Hypothesis ran nothing new (its database said so): stop
+            _report_new(ctx, result)
+        if stop is not None and stop != "shrink-time":
+            result.stopped_by = stop
             break
+        chunk += 1
+        if ctx.examples == before:  # Hypothesis ran nothing new (its database or its tree said so): stop
+            result.stopped_by = "exhausted"
+            break
+
+
+def _report_new(ctx: RunContext, result: CheckResult) -> None:
+    """A Hypothesis run ended: every rule it broke is reported (the shortest sequence seen, unless Hypothesis's
+    own minimal one is already there) and sought no more."""
+    have = {f.rule.id for f in result.failures}
+    for rule_id in ctx.end_run():
+        if rule_id not in have:
+            result.failures.append(Failure.from_violation(ctx.best[rule_id], ctx))
+    result.failures = _ordered(result.failures)
 
 
 def _collect(exc: BaseException, ctx: RunContext, result: CheckResult) -> None:
-    best: dict[str, Failure] = {}
+    best: dict[str, Failure] = {f.rule.id: f for f in result.failures}
     for leaf, flaky in _flatten(exc):
         if isinstance(leaf, Violation):
+            if leaf.rule.id in best and leaf.rule.id in ctx.reported:
+                continue  # reported by an earlier run
             f = Failure.from_violation(leaf, ctx, flaky)
             old = best.get(f.rule.id)
             if old is None or (old.flaky, old.length) > (f.flaky, f.length):
                 best[f.rule.id] = f
         elif isinstance(leaf, CheckError):
             result.errors.append(str(leaf))
+        elif isinstance(leaf, UnsatisfiedAssumption):
+            continue
         else:
-            result.errors.append("".join(traceback.format_exception(leaf)).strip())
+            result.errors.append(error_text(leaf))
     for rule_id, v in ctx.best.items():
+        if rule_id in ctx.reported:
+            continue
         # Hypothesis shrinks by the order of its choices, not by our count of calls: a sequence seen while
         # shrinking may be shorter than the one it settled on; it happened too, so it is evidence as good.
         seen = Failure.from_violation(v, ctx)
@@ -267,6 +507,22 @@ def _collect(exc: BaseException, ctx: RunContext, result: CheckResult) -> None:
         if old is None or (old.flaky, old.length) > (seen.flaky, seen.length):
             best[rule_id] = seen
     result.failures = _ordered(list(best.values()))
+
+
+def error_text(exc: BaseException) -> str:
+    """What went wrong, in a line or two: the exception and where it was raised (never a whole traceback)."""
+    if os.environ.get("CROUPIER_CHECK_TRACE"):
+        traceback.print_exception(exc)
+    if isinstance(exc, FlakyStrategyDefinition):
+        return ("Hypothesis stopped the search: what the machine drew differed between two runs of one example "
+                f"(FlakyStrategyDefinition: {str(exc).splitlines()[0] if str(exc) else ''}). The draws must not "
+                "depend on the wallet's answers: this is a bug of croupier check, not of the wallet; please report "
+                "it with the seed")
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/simulator/" in f.filename or "/tests/" in f.filename] or frames
+    where = f" (at {Path(ours[-1].filename).name}:{ours[-1].lineno} in {ours[-1].name})" if ours else ""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"the check failed with {type(exc).__name__}: {text}{where}"
 
 
 def _ordered(failures: list[Failure]) -> list[Failure]:

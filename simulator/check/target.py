@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import threading
 import time
 from collections.abc import Coroutine
@@ -111,6 +112,12 @@ class Connection:
         self.admin: AdminClient | None = None
         self.account_sessions: list[str] = []
         """Test-accounts mode: the session of each account, authenticated once per check."""
+        self.endpoints: dict[str, str] = {}
+        """Optional admin endpoints probed before the search: name → "" (there) or why it is not used."""
+        self._launch: dict[str, tuple[str, int]] = {}
+        """launch token → (player_id, session lifetime) for the tokens handed out by the admin API"""
+        self.sessions_of: dict[str, str] = {}
+        """player_id → its newest session of a normal lifetime (balances read by signed calls without GET)"""
 
     # -- life cycle -------------------------------------------------------------------
     def open(self) -> Self:
@@ -145,11 +152,7 @@ class Connection:
         if t.accounts is None:
             assert t.admin_url and t.admin_token
             self.admin = AdminClient(t.admin_url, t.admin_token, self.session)
-            try:
-                async with self.session.get(f"{t.admin_url.rstrip('/')}/healthz") as resp:
-                    await resp.read()
-            except aiohttp.ClientError as exc:
-                raise CheckError(f"admin API unreachable at {t.admin_url}: {exc}") from None
+            await self._probe(self.admin)
             return
         for acc in t.accounts:
             ex = await self.clients["ok"].exchange(WalletCall.authenticate(acc.token, "croupier-check"))
@@ -160,6 +163,58 @@ class Connection:
                 raise CheckError(f"test account {acc.player_id} ({acc.currency}): authenticate answered player "
                                  f"{out.player_id!r} in {out.balance.currency.code}")
             self.account_sessions.append(out.session_token)
+
+    async def _probe(self, admin: AdminClient) -> None:
+        """Which admin endpoints the wallet has, asked once before the search (never during it: what the
+        machine may draw must not change mid-search).
+
+        ``POST /admin/players`` and ``POST /admin/tokens`` are needed (fresh players and their launch tokens;
+        without them use ``--players FILE``); reading a player, deposits, block and unblock are optional: a
+        missing one (404, 405, 501) or one that fails is skipped, and the report says so."""
+        url = self.target.admin_url
+        pid = f"ckprobe-{secrets.token_hex(4)}"
+        try:
+            await admin.create_player(pid, "EUR", 0)
+        except AdminError as exc:
+            raise CheckError(f"admin API: POST /admin/players answered {exc.status} ({_body(exc)}): fresh players "
+                             "come from it (give --admin-url/--admin-token, or --players FILE for a wallet "
+                             "without the admin API)") from None
+        except aiohttp.ClientError as exc:
+            raise CheckError(f"admin API unreachable at {url}: {exc}") from None
+        try:
+            await admin.token(pid, NORMAL_TTL_PROBE)
+        except AdminError as exc:
+            raise CheckError(f"admin API: POST /admin/tokens answered {exc.status} ({_body(exc)}): launch tokens "
+                             "come from it (or give --players FILE)") from None
+
+        async def optional(name: str, what: str, coro: Coroutine[Any, Any, Any]) -> bool:
+            try:
+                await coro
+            except AdminError as exc:
+                self.endpoints[name] = (f"{what} answered {exc.status}" + (" (not there)" if exc.status in MISSING
+                                                                           else f": {_body(exc)}"))
+                return False
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+                self.endpoints[name] = f"{what} failed: {type(exc).__name__}: {exc}"
+                return False
+            self.endpoints[name] = ""
+            return True
+
+        await optional("player", "GET /admin/players/{id}", self._read_probe(admin, pid))
+        await optional("deposit", "POST /admin/players/{id}/deposit", admin.deposit(pid, 1))
+        if await optional("block", "POST /admin/players/{id}/block", admin.block(pid, True)):
+            await optional("unblock", "POST /admin/players/{id}/unblock", admin.block(pid, False))
+        else:
+            self.endpoints["unblock"] = "no block endpoint"
+
+    @staticmethod
+    async def _read_probe(admin: AdminClient, pid: str) -> None:
+        data = await admin.player(pid)
+        int(data["balance"])
+
+    def has(self, endpoint: str) -> bool:
+        """Whether the optional admin endpoint ``endpoint`` (player, deposit, block, unblock) is there."""
+        return self.admin is not None and self.endpoints.get(endpoint) == ""
 
     def close(self) -> None:
         if self.bridge is None:
@@ -225,7 +280,12 @@ class Connection:
         return Sent(self.dialect.decode_response(call, HttpResponse(status, headers, body)), status, req.body, body, sign)
 
     def send(self, call: WalletCall, sign: str = "ok") -> Sent:
-        return self.run(self._send(call, sign))
+        sent = self.run(self._send(call, sign))
+        if call.op is Op.AUTHENTICATE and isinstance(sent.outcome, Ok) and sent.outcome.session_token:
+            launch = self._launch.get(call.token or "")
+            if launch is not None and launch[1] > 0:
+                self.sessions_of[launch[0]] = sent.outcome.session_token
+        return sent
 
     def send_all(self, calls: list[WalletCall]) -> list[Sent]:
         """Every call in flight at once (correctly signed), answers in the order given."""
@@ -260,17 +320,27 @@ class Connection:
         self.admin_call(self._admin().create_player(player_id, currency, balance))
 
     def launch_token(self, player_id: str, ttl_s: int) -> str:
-        return self.admin_call(self._admin().token(player_id, ttl_s))
+        token = self.admin_call(self._admin().token(player_id, ttl_s))
+        self._launch[token] = (player_id, ttl_s)
+        return token
 
     def block(self, player_id: str, blocked: bool) -> None:
+        if not self.has("block" if blocked else "unblock"):
+            raise CheckError(f"this step needs {'block' if blocked else 'unblock'}: "
+                             f"{self.endpoints.get('block' if blocked else 'unblock', 'no admin API')}")
         self.admin_call(self._admin().block(player_id, blocked))
 
     def deposit(self, player_id: str, amount: int) -> int:
         return int(self.admin_call(self._admin().deposit(player_id, amount))["balance"])
 
     def balances(self, player_ids: list[str]) -> list[int | None]:
-        """Each player's balance from the admin API, read at once (None: the wallet does not know the player)."""
+        """Each player's balance, read at once (None: the wallet does not know the player).
+
+        From the admin API (``GET /admin/players/{id}``); where the wallet has no such endpoint, with a
+        signed ``balance`` call on the player's newest session."""
         admin = self._admin()
+        if not self.has("player"):
+            return self._balances_by_calls(player_ids)
 
         async def one(pid: str) -> int | None:
             try:
@@ -284,6 +354,29 @@ class Connection:
             return list(await asyncio.gather(*(one(p) for p in player_ids)))
 
         return self.admin_call(all_of())
+
+
+    def _balances_by_calls(self, player_ids: list[str]) -> list[int | None]:
+        async def one(pid: str) -> int | None:
+            session = self.sessions_of.get(pid)
+            if session is None:
+                return None
+            sent = await self._send(WalletCall.balance(pid, session), "ok")
+            return sent.outcome.balance.minor if isinstance(sent.outcome, Ok) else None
+
+        async def all_of() -> list[int | None]:
+            return list(await asyncio.gather(*(one(p) for p in player_ids)))
+
+        return self.run(all_of())
+
+
+MISSING = frozenset({404, 405, 501})
+"""What an admin endpoint a wallet does not have answers."""
+NORMAL_TTL_PROBE = 3600
+
+
+def _body(exc: AdminError) -> str:
+    return str(exc.body)[:200]
 
 
 def admin_url_for(wallet_url: str) -> str:

@@ -1,9 +1,12 @@
 """The canonical croupier v1 protocol (PROTOCOL.md) as pure functions for both sides.
 
-Decoding is strict on purpose: the reference wallet must show what a correct
-wallet refuses.  Unknown fields, floats or strings for amounts, booleans where
-integers belong, control characters in ids and oversized values are all
-``BAD_REQUEST`` before any state is read.
+Decoding is strict about the listed fields on purpose: the reference wallet must
+show what a correct wallet refuses.  A missing field, floats or strings for amounts,
+booleans where integers belong, control characters in ids and oversized values are
+all ``BAD_REQUEST`` before any state is read.  Fields the protocol does not list are
+ignored (PROTOCOL.md, Transport: providers add fields over time, and a win or
+rollback refused for one would leave a player's money stuck); they are neither
+echoed nor stored, and take no part in replay matching.
 """
 
 from __future__ import annotations
@@ -107,17 +110,16 @@ def parse_object(body: bytes) -> dict[str, Any]:
 
 
 def _fields(op: Op, data: Mapping[str, Any]) -> None:
+    """Every listed field of ``op`` is present; any other field is ignored (read by nobody)."""
     wanted = FIELDS[op]
-    unknown = sorted(set(data) - set(wanted))
-    if unknown:
-        raise _Bad(ErrorCode.BAD_REQUEST, f"unknown field(s): {', '.join(k[:64] for k in unknown)}")
     missing = [k for k in wanted if k not in data]
     if missing:
         raise _Bad(ErrorCode.BAD_REQUEST, f"missing field(s): {', '.join(missing)}")
 
 
 def call_from_json(op: Op, data: Mapping[str, Any]) -> WalletCall:
-    """Validate a decoded body for ``op`` into a call (raises ``_Bad``)."""
+    """Validate a decoded body for ``op`` into a call (raises ``_Bad``).  Only the fields of
+    ``FIELDS[op]`` are read: the call carries nothing else, whatever else the body held."""
     _fields(op, data)
     if op is Op.AUTHENTICATE:
         return WalletCall.authenticate(_id(data, "token"), _id(data, "game_id"))
