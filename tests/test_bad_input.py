@@ -284,6 +284,11 @@ def _refusable(env: Env, op: Op, **over: Any) -> dict[str, Any]:
     return env.base(op, player_id="nobody", **over)
 
 
+def _refused_with(op: Op, name: str, value: Any) -> Build:
+    """A body refused by state that also carries the unknown field ``name``: it must be decoded (not BAD_REQUEST)."""
+    return _post(op, lambda env: enc({**_refusable(env, op), name: value}))
+
+
 def _state_refusal(op: Op) -> tuple[int, str]:
     return (401, "INVALID_TOKEN") if op is Op.AUTHENTICATE else PLAYER_NOT_FOUND
 
@@ -372,10 +377,10 @@ def protocol_cases() -> list[Any]:
                           ("overlong-utf8", b'"\xc0\xaf"'), ("raw-control-char", b'"a\x01b"'),
                           ("raw-newline", b'"a\nb"')]:
             add(op, f"{first}-{name}", _spliced(op, first, raw), BAD)
-        # Fields: unknown, missing, misspelt.
-        add(op, "unknown-field", _set(op, "extra", 1), BAD)
-        add(op, "unknown-field-null", _set(op, "comment", None), BAD)
-        add(op, "unknown-field-empty-name", _set(op, "", "x"), BAD)
+        # Fields: unknown (ignored, PROTOCOL.md Transport: decoded, then refused by state), missing, misspelt.
+        for name, (key, value) in [("", ("extra", 1)), ("-null", ("comment", None)), ("-empty-name", ("", "x")),
+                                   ("-object", ("meta", {"a": [1, None]})), ("-list", ("tags", ["x", 2]))]:
+            add(op, f"unknown-field{name}-is-ignored", _refused_with(op, key, value), _state_refusal(op))
         add(op, "field-name-upper-case", _rename(op, first, first.upper()), BAD)
         add(op, "empty-object", _raw(op, b"{}"), BAD)
         for f in fields:

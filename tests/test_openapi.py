@@ -90,7 +90,8 @@ def test_document_is_json_serializable() -> None:
 def test_request_schema_requires_exactly_the_canonical_fields(op: Op) -> None:
     post = document()["paths"][f"/wallet/{op}"]["post"]
     schema = resolve(post["requestBody"]["content"]["application/json"]["schema"])
-    assert schema["additionalProperties"] is False
+    # PROTOCOL.md, Transport: a wallet ignores fields it does not know.
+    assert schema["additionalProperties"] is True
     assert set(schema["required"]) == set(FIELDS[op])
     assert list(schema["properties"]) == list(FIELDS[op])
 
@@ -163,7 +164,9 @@ def test_canonical_bodies_match_their_request_schema(call: WalletCall) -> None:
     check = schema_validator(schema)
     body = call_to_json(call)
     check.validate(body)
-    assert not check.is_valid({**body, "extra": 1})
+    # Extra fields are allowed (the wallet ignores them), whatever their value.
+    for extra in (1, None, {"nested": [1, {"x": None}]}, ["a", 2]):
+        check.validate({**body, "extra": extra, "provider_meta": extra})
     for name in FIELDS[call.op]:
         assert not check.is_valid({k: v for k, v in body.items() if k != name}), name
 

@@ -8,6 +8,13 @@ and a user's wallet is a TOML file with the same keys.  ``load_spec`` validates 
 description and names every problem it finds, so ``croupier dialect check`` can
 print them all at once.
 
+The wallet side reads only the fields an operation lists and ignores every other
+one, at any depth (PROTOCOL.md, Transport: providers add fields over time); a
+listed field that is missing or of the wrong kind is still refused, and a list the
+description indexes (``actions.0.…``) may not carry more entries than it names.
+Signatures are checked over the body (or every form parameter) as sent, unknown
+ones included.
+
 Money never goes through a float: decimal amounts are rendered from integer
 minor units with :meth:`Money.to_decimal`-style exact arithmetic and parsed with
 ``json.loads(parse_float=Decimal)`` and :meth:`Money.from_decimal`.  A call the wire
@@ -515,19 +522,37 @@ def _get(doc: Any, path: str) -> Any:
     return cur
 
 
-def _leaves(doc: Any, prefix: str = "") -> set[str]:
-    """Every leaf path of a JSON document (empty containers are leaves)."""
-    if isinstance(doc, dict) and doc:
-        out: set[str] = set()
-        for k, v in doc.items():
-            out |= _leaves(v, f"{prefix}{k}.")
-        return out
-    if isinstance(doc, list) and doc:
-        out = set()
-        for i, v in enumerate(doc):
-            out |= _leaves(v, f"{prefix}{i}.")
-        return out
-    return {prefix[:-1]}
+def _same(value: Any, const: Any) -> bool:
+    """``value`` is the constant ``const``: equal, and a boolean only where the constant is one
+    (``0`` is not ``false``), all the way into lists and objects."""
+    if isinstance(const, bool) or isinstance(value, bool):
+        return type(value) is type(const) and value == const
+    if isinstance(const, list):
+        return isinstance(value, list) and len(value) == len(const) and all(
+            _same(v, c) for v, c in zip(value, const, strict=True))
+    if isinstance(const, dict):
+        return isinstance(value, dict) and value.keys() == const.keys() and all(
+            _same(value[k], c) for k, c in const.items())
+    return bool(value == const) and not isinstance(value, (list, dict))
+
+
+def _overlong_list(doc: Any, keys: Sequence[str]) -> str | None:
+    """The first list the dotted ``keys`` index that holds more entries than they name.
+
+    More entries are not unknown fields to ignore but more of the same (a second
+    rollback action in ``actions``): reading only the first would drop the others."""
+    named: dict[tuple[str | int, ...], int] = {}
+    for key in keys:
+        parts = _split(key)
+        for i, part in enumerate(parts):
+            if isinstance(part, int):
+                prefix = tuple(parts[:i])
+                named[prefix] = max(named.get(prefix, -1), part)
+    for prefix, top in named.items():
+        found = _get(doc, ".".join(str(p) for p in prefix))
+        if isinstance(found, list) and len(found) > top + 1:
+            return f"{'.'.join(str(p) for p in prefix)} carries {len(found)} entries; this operation takes {top + 1}"
+    return None
 
 
 # -- exact JSON with decimal numbers ------------------------------------------------------------
@@ -874,7 +899,7 @@ class DeclarativeDialect:
         if len(request.body) > MAX_BODY:
             return Rejected(ErrorCode.BAD_REQUEST, f"body larger than {MAX_BODY} bytes")
         try:
-            doc = self._parse(request.body)
+            doc, pairs = self._parse(request.body, candidates)
             if s.scheme in ("hmac-sha256", "sha256-body-secret", "rsa-sha256"):
                 assert s.sig_header is not None
                 if not self._check_body_sig(_header(request.headers, s.sig_header), request.body, "wallet"):
@@ -886,8 +911,9 @@ class DeclarativeDialect:
                     raise _Bad(ErrorCode.INVALID_SIGNATURE, "missing or wrong token")
             elif s.scheme == "md5-sorted-params":
                 assert s.sig_param is not None
-                given = doc.pop(s.sig_param, None) if isinstance(doc, dict) else None
-                params = [(k, v) for k, v in doc.items()]
+                given = doc.pop(s.sig_param, None)
+                # Every parameter as sent, unknown ones included (a duplicated unknown one twice).
+                params = [(k, v) for k, v in pairs if k != s.sig_param]
                 if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._md5(params).encode()):
                     raise _Bad(ErrorCode.INVALID_SIGNATURE, f"{s.sig_param} does not match the parameters")
             if s.batch_list is not None and any(o in s.batchable() for o in candidates):
@@ -898,7 +924,8 @@ class DeclarativeDialect:
                                                           "this endpoint takes one")
                     return self._batch_from(doc, actions)
             for o in candidates:
-                if o.method == request.method and all(_get(doc, k) == c.value for k, c in o.fields if isinstance(c, Const)):
+                if o.method == request.method and all(_same(_get(doc, k), c.value) for k, c in o.fields
+                                                      if isinstance(c, Const)):
                     return self._call_from(o, doc)
             raise _Bad(ErrorCode.BAD_REQUEST, f"no operation of {path[:64]} matches this body")
         except _Bad as bad:
@@ -920,7 +947,7 @@ class DeclarativeDialect:
             if not isinstance(item, dict):
                 raise _Bad(ErrorCode.BAD_REQUEST, f"{s.batch_list}[{i}] must be an object")
             o = next((o for o in s.batchable()
-                      if all(_get(item, k[len(prefix):]) == c.value for k, c in o.fields
+                      if all(_same(_get(item, k[len(prefix):]), c.value) for k, c in o.fields
                              if isinstance(c, Const) and k.startswith(prefix))), None)
             if o is None:
                 raise _Bad(ErrorCode.BAD_REQUEST, f"{s.batch_list}[{i}] is not an action a batch carries")
@@ -940,34 +967,34 @@ class DeclarativeDialect:
                 raise _Bad(bad.code, f"{s.batch_list}[{i}]: {bad.message}") from None
         return calls
 
-    def _parse(self, body: bytes) -> dict[str, Any]:
+    def _parse(self, body: bytes, candidates: Sequence[Operation]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """The document, and (a form) its parameters in the order sent.  A listed parameter (or the
+        signature's) given twice is ambiguous: BAD_REQUEST.  Another one is ignored, twice or not."""
         if self.spec.format == "form":
             try:
                 pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
             except (UnicodeDecodeError, ValueError):
                 raise _Bad(ErrorCode.BAD_REQUEST, "body is not a form") from None
+            listed = {k for o in candidates for k, _ in o.fields} | {self.spec.sig_param}
             out: dict[str, Any] = {}
             for k, v in pairs:
-                if k in out:
+                if k in out and k in listed:
                     raise _Bad(ErrorCode.BAD_REQUEST, f"parameter {k[:64]!r} given twice")
-                out[k] = v
-            return out
+                out.setdefault(k, v)
+            return out, pairs
         try:
             data = json.loads(body, parse_float=Decimal)
         except (ValueError, UnicodeDecodeError):
             raise _Bad(ErrorCode.BAD_REQUEST, "body is not valid JSON") from None
         if not isinstance(data, dict):
             raise _Bad(ErrorCode.BAD_REQUEST, "body must be a JSON object")
-        return data
+        return data, []
 
     def _call_from(self, o: Operation, doc: dict[str, Any]) -> WalletCall:
+        """The call ``doc`` carries for ``o``: only ``o``'s fields are read, any other is ignored."""
         s = self.spec
-        declared = {k for k, _ in o.fields}
-        present = set(doc) if s.format == "form" else _leaves(doc)
-        # A constant that is an empty container is a leaf of its own.
-        unknown = sorted(present - declared)
-        if unknown:
-            raise _Bad(ErrorCode.BAD_REQUEST, f"unknown field(s): {', '.join(k[:64] for k in unknown)}")
+        if s.format == "json" and (overlong := _overlong_list(doc, [k for k, _ in o.fields])):
+            raise _Bad(ErrorCode.BAD_REQUEST, overlong)
         got: dict[str, Any] = {}
         for key, src in o.fields:
             value = _get(doc, key)

@@ -196,9 +196,12 @@ def _request_schema(op: Op) -> Schema:
     fields = FIELDS[op]
     return {
         "type": "object",
+        "description": "Every listed field is required; a missing one or one of the wrong type is BAD_REQUEST. "
+        "Fields not listed are ignored (providers add fields over time): never refused, echoed or stored, "
+        "and no part of replay matching.",
         "properties": {name: _FIELD_DOCS[name] for name in fields},
         "required": list(fields),
-        "additionalProperties": False,
+        "additionalProperties": True,
     }
 
 
