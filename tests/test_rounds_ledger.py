@@ -77,6 +77,21 @@ def test_every_delivery_is_clean_against_the_reference_rules(delivery: Delivery)
     assert any(s.delivery is delivery for s, _ in driver.sent) or delivery is Delivery.NORMAL
 
 
+def test_every_rollback_names_its_bets_round_and_game() -> None:
+    """A wallet may refuse a rollback naming another round or game than its bet's (PROTOCOL.md, "Where a
+    wallet may choose"): croupier never sends one, so no refusal of its rollbacks is that choice."""
+    wallet = InProcessWallet(SECRET)
+    driver, seats = setup(wallet)
+    play(driver, seats, FaultPlan(dataclasses.replace(ALL_FAULTS.rates, invalid=0.0)), rounds=40)
+    bets = {s.call.tx_id: s.call for s, _ in driver.sent if s.call.op is Op.BET}
+    rollbacks = [s.call for s, _ in driver.sent if s.call.op is Op.ROLLBACK]
+    assert len(rollbacks) > 10
+    for rb in rollbacks:
+        bet = bets.get(rb.ref_tx_id)
+        if bet is not None:
+            assert (rb.round_id, rb.game_id) == (bet.round_id, bet.game_id), (rb, bet)
+
+
 @given(st.integers(min_value=0, max_value=2**32), st.sampled_from(["EUR", "JPY", "BTC", "KWD"]))
 def test_any_seed_with_every_fault_reconciles(seed: int, code: str) -> None:
     wallet = InProcessWallet(SECRET)

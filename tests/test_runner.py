@@ -158,8 +158,8 @@ async def test_builtin_scenario_is_clean_against_the_reference_wallet(name: str,
         log = await served.admin.transactions() if sc.faults.rates.late_win > 0 else []
 
     assert result.verdict == "pass", explain(result)
-    assert result.ledger.anomaly_count == 0
-    assert result.unsettled == 0 and not result.ledger.in_doubt()
+    assert result.ledger.anomaly_count == 0 and not any(result.ledger.counts.values())  # not even a note
+    assert result.unsettled == 0 and not result.ledger.in_doubt() and result.error is None
     assert not result.provision_errors, result.provision_errors[:5]
     assert result.players == sc.players + sc.live.tables * sc.live.seats
     stats = result.stats
@@ -233,6 +233,15 @@ async def test_broken_wallet_is_caught_as_its_anomaly(bug: str) -> None:
     assert result.players == BROKEN_CASES[bug].players and result.unseated == 0 and result.error is None, explain(result)
     first = next(f for f in result.ledger.findings if str(f.kind) in expected)
     assert first.evidence and first.player_id.startswith(bug)
+    assert first.rule == BROKEN_RULES.get(bug, first.kind.rule), (first.rule, first.message)
+
+
+BROKEN_RULES = {
+    "refuses_late_wins": "sessions-money-owed-is-paid",
+    "float_money": "money-minor-units",
+    "garbles_rollbacks": "operations-success-shape",
+}
+"""The rule a broken wallet's finding names where it is not its kind's default rule."""
 
 
 async def test_bet_accepted_after_rollback_is_not_also_a_balance_mismatch() -> None:
