@@ -11,6 +11,7 @@ echoed nor stored, and take no part in replay matching.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -217,6 +218,12 @@ class CanonicalDialect:
             return Unknown(f"HTTP {response.status} with a body that is not JSON", response.status)
         if not isinstance(data, dict):
             return Unknown("answer is not a JSON object", response.status)
+        if type(data.get("balance")) is float:
+            # orjson reads an integer past 2^64 as a float; JSON has no such limit, and PROTOCOL.md sets no
+            # largest balance: read it exactly (rare, so the slower parser is fine here). A real float stays one.
+            exact = json.loads(response.body)
+            if isinstance(exact, dict) and type(exact.get("balance")) is int:
+                data = exact
         if response.status == 200 and data.get("status") == "ok":
             return _ok_from_json(call, data, response.status)
         if 400 <= response.status < 500 and data.get("status") == "error":
