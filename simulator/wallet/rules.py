@@ -4,9 +4,10 @@ A store reads the facts a call needs (:class:`Facts`), asks :func:`decide`, and
 writes the :class:`Apply` it gets back inside the same transaction.  No store
 holds a rule of its own, so memory, SQLite and PostgreSQL cannot drift apart.
 
-The order of the checks is part of the contract (a call that breaks two rules
-gets the first one's code); ``docs/wallet-rules.md`` lists it for wallet
-authors and for the checker's model.
+The order of the checks is this wallet's choice, not the protocol's: a call that
+breaks two rules gets the first one's code here, and PROTOCOL.md allows any code of
+a rule the call breaks. ``docs/wallet-rules.md`` lists the order, so that the
+reference wallet's answers are predictable.
 """
 
 from __future__ import annotations
