@@ -205,6 +205,9 @@ class Book:
     tainted: bool = False
     """An accepted invalid call moved money we cannot account for: stop judging balances."""
     last_reported: int | None = None
+    circumstances: set[ErrorCode] = field(default_factory=set)
+    """Codes the player's valid bets were refused with that say something about the player (blocked,
+    a limit): a bet due to be refused may be refused with them too."""
 
 
 def _call_json(call: WalletCall) -> dict[str, Any]:
@@ -541,8 +544,10 @@ class Ledger:
     def _judge_refusal(self, book: Book, call: WalletCall, outcome: Rejected, due: Due, ev: Seen) -> None:
         """A call due to be refused was: with any code of a rule it breaks (a note when it is not the usual one)."""
         allowed = set(due.codes)
-        if call.op is Op.BET and not self._affordable(book, call):
-            allowed.add(ErrorCode.INSUFFICIENT_FUNDS)
+        if call.op is Op.BET:
+            if not self._affordable(book, call):
+                allowed.add(ErrorCode.INSUFFICIENT_FUNDS)
+            allowed |= book.circumstances
         code = outcome.code
         if code not in allowed:
             self.flag(Anomaly.WRONG_CODE, book.player_id,
@@ -656,7 +661,11 @@ class Ledger:
             return
         if code in (ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN, ErrorCode.PLAYER_BLOCKED,
                     ErrorCode.LIMIT_EXCEEDED):
-            return  # a session that ran out, an operator's block or limit: not a rule the bet can be judged by
+            # A session that ran out, an operator's block or limit: not a rule the bet can be judged by,
+            # and a circumstance later bets due to be refused may meet too.
+            if code in (ErrorCode.PLAYER_BLOCKED, ErrorCode.LIMIT_EXCEEDED):
+                book.circumstances.add(code)
+            return
         if code is ErrorCode.ROUND_CLOSED and self._maybe_closed(book, call.round_id):
             return
         self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"valid bet {call.tx_id} refused with {code}",
