@@ -195,6 +195,8 @@ class Book:
     """bet tx_id → tx_id of the first acknowledged rollback."""
     rollbacks_sent: set[str] = field(default_factory=set)
     """bet tx_ids a rollback has been sent for (acknowledged or not)."""
+    refunds: Counter[str] = field(default_factory=Counter)
+    """bet tx_id → how many rollbacks (distinct tx_ids) naming it the wallet acknowledged."""
     closed_rounds: set[str] = field(default_factory=set)
     """round_ids a win the wallet acknowledged has closed."""
     in_flight: dict[int, str] = field(default_factory=dict)
@@ -720,6 +722,7 @@ class Ledger:
             return
         rb.wallet_tx_id = outcome.wallet_tx_id
         rb.state = TxState.APPLIED
+        book.refunds[call.ref_tx_id] += 1
         bet = book.txs.get(call.ref_tx_id)
         first = call.ref_tx_id not in book.rollbacks_of
         book.rollbacks_of.setdefault(call.ref_tx_id, call.tx_id)
@@ -864,7 +867,12 @@ class Ledger:
             concurrent = [t for t in book.txs.values() if t.state is TxState.APPLIED and t.delta == -diff]
             after_rb = [t for t in book.txs.values()
                         if t.state is TxState.ROLLED_BACK and t.delta == diff and t.wallet_tx_id is not None]
-            if after_rb:
+            twice = [t for t in book.txs.values() if t.state is TxState.ROLLED_BACK and t.delta == -diff
+                     and book.refunds[t.call.tx_id or ""] > 1]
+            if twice:
+                kind = Anomaly.ROLLBACK_APPLIED_TWICE
+                extra = twice[0].evidence[:2]
+            elif after_rb:
                 kind = Anomaly.ACCEPTED_AFTER_ROLLBACK
                 extra = after_rb[0].evidence[:3]
             elif concurrent:

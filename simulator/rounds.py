@@ -239,12 +239,25 @@ def owed(seat: Seat) -> str | None:
 
 
 def cancel(ctx: RoundContext, bets: Sequence[WalletCall]) -> Generator[Step, object, bool]:
-    """Roll back every bet that may have landed; True when each rollback was acknowledged."""
+    """Roll back every bet that may have landed; True when each rollback was acknowledged.
+
+    A rollback is delivered with the faults of any call; now and then a second retry loop of the
+    provider cancels the same bet under a new tx_id, after the first (``duplicate``) or at the same
+    time (``concurrent_duplicate``): either must change nothing (rule 4)."""
     done = True
+    rates = ctx.faults.rates
     for bet in bets:
-        outcome = yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback", rule=owed(ctx.seat)))
+        first = Send(_rollback(ctx, bet), ctx.faults.delivery(ctx.rng), purpose="rollback", rule=owed(ctx.seat))
+        if rates.concurrent_duplicate and ctx.rng.random() < rates.concurrent_duplicate:
+            other = Send(_rollback(ctx, bet), ctx.faults.delivery(ctx.rng), purpose="rollback:concurrent",
+                         rule=owed(ctx.seat))
+            both = yield Parallel((settle(ctx, first), settle(ctx, other)))
+            assert isinstance(both, list)
+            done = done and not all(isinstance(o, Unknown) for o in both)
+            continue
+        outcome = yield from settle(ctx, first)
         done = done and not isinstance(outcome, Unknown)
-        if isinstance(outcome, Ok) and ctx.faults.rates.duplicate and ctx.rng.random() < ctx.faults.rates.duplicate:
+        if isinstance(outcome, Ok) and rates.duplicate and ctx.rng.random() < rates.duplicate:
             # A second retry loop cancels the same bet under a new tx_id: it must change nothing.
             yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback:second", rule=owed(ctx.seat)))
     return done
