@@ -35,7 +35,7 @@ BUGS = {  # bug → the dialects it is caught through here (the store's bug is t
     "no_tombstone": ["form-md5", "json-rsa"],
     "second_rollback_refunds": ["actions-hmac"],
 }
-MAX_CALLS = {"double_applied_replay": 5, "no_tombstone": 3, "second_rollback_refunds": 7}
+MAX_CALLS = {"double_applied_replay": 6, "no_tombstone": 3, "second_rollback_refunds": 7}
 """Minimal sequences (protocol calls): as in tests/test_check.py, but a replay bug may first show as a longer
 sequence here (a replayed zero bet changes no balance, and two wires carry no wallet_tx_id to compare)."""
 
@@ -80,7 +80,7 @@ def test_an_unsigned_request_leaves_out_header_query_or_form_signature() -> None
 
 @pytest.mark.parametrize("dialect", REAL)
 def test_reference_wallet_passes_in_every_dialect(dialect: str, wallets: dict[str, str]) -> None:
-    budget = 5.0 if dialect == "json-rsa" else 2.5  # RSA both ways: a slower wire
+    budget = 8.0 if dialect == "json-rsa" else 2.5  # RSA both ways: a slower wire (the wallet derives its keys first)
     result = check(target(wallets["reference"], dialect),
                    CheckOptions(budget_s=budget, max_examples=10**6, seed=SEED, db_dir=None))
     assert result.verdict == "pass", render_text(result)

@@ -105,6 +105,7 @@ def coverage_text(result: CheckResult) -> str:
 def _timing(result: CheckResult) -> str:
     return (f"{result.examples} examples ({result.search_examples} searching"
             + (f", {result.quiet} ended quietly on a rule already reported" if result.quiet else "") + "); "
+            + (f"setup {result.setup_s:.1f} s + " if result.setup_s >= 0.5 else "") +
             f"search {result.search_s:.1f} s + shrink {result.shrink_s:.1f} s = {result.elapsed_s:.1f} s "
             f"({result.examples_per_s:.1f} examples/s)")
 
@@ -173,7 +174,8 @@ def result_json(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
     return {
         "verdict": result.verdict, **result.target, "examples": result.examples,
         "search_examples": result.search_examples, "quiet_examples": result.quiet,
-        "elapsed_s": round(result.elapsed_s, 3), "search_s": round(result.search_s, 3),
+        "elapsed_s": round(result.elapsed_s, 3), "setup_s": round(result.setup_s, 3),
+        "search_s": round(result.search_s, 3),
         "shrink_s": round(result.shrink_s, 3), "examples_per_s": round(result.examples_per_s, 1),
         "seed": result.seed, "stopped_by": result.stopped_by, "stopped": STOPPED.get(result.stopped_by, ""),
         "fail_on": result.fail_on,

@@ -184,6 +184,8 @@ class CheckResult:
     errors: list[str] = field(default_factory=list)
     stopped_by: str = ""
     """A key of :data:`STOPPED`."""
+    setup_s: float = 0.0
+    """Seconds before the search: reaching the wallet, probing its admin API and wire."""
     search_s: float = 0.0
     """Seconds spent searching (what --budget limits)."""
     shrink_s: float = 0.0
@@ -347,9 +349,10 @@ def check(target: Target, options: CheckOptions | None = None, conn: Connection 
     try:
         if conn is None:
             conn = Connection(target).open()
-        ctx = RunContext(conn, options.strict_codes, started=started, budget_s=options.budget_s,
+        result.skipped, result.rule_skips = what_is_skipped(conn)  # probes the wire (RSA keys may take seconds)
+        result.setup_s = time.monotonic() - started
+        ctx = RunContext(conn, options.strict_codes, started=time.monotonic(), budget_s=options.budget_s,
                          shrink_s=options.shrink_s, enough=options.enough, selected=selected)
-        result.skipped, result.rule_skips = what_is_skipped(conn)
         _run(ctx, options, seed, result)
     except CheckError as exc:
         result.errors.append(str(exc))

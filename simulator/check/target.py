@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
@@ -207,10 +208,25 @@ class Connection:
         else:
             self.endpoints["unblock"] = "no block endpoint"
 
-    @staticmethod
-    async def _read_probe(admin: AdminClient, pid: str) -> None:
-        data = await admin.player(pid)
-        int(data["balance"])
+    async def _read_probe(self, admin: AdminClient, pid: str) -> None:
+        await self._admin_balance(admin, "GET", f"/admin/players/{quote(pid, safe='')}")
+
+    async def _admin_balance(self, admin: AdminClient, method: str, path: str, body: Any = None) -> int:
+        """The ``balance`` of an admin answer, read exactly (a balance past 2^64 is a JSON integer too; orjson
+        would read it as a float)."""
+        assert self.session is not None
+        async with self.session.request(
+            method, f"{admin.base_url.rstrip('/')}{path}", data=None if body is None else json.dumps(body),
+            headers={"Authorization": f"Bearer {admin.admin_token}", "Content-Type": "application/json"},
+        ) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                raise AdminError(resp.status, raw.decode("utf-8", "replace")[:300])
+        data = json.loads(raw)
+        balance = data["balance"] if isinstance(data, dict) else None
+        if type(balance) is not int:
+            raise ValueError(f"{method} {path} answered no integer balance: {raw[:200]!r}")
+        return balance
 
     def has(self, endpoint: str) -> bool:
         """Whether the optional admin endpoint ``endpoint`` (player, deposit, block, unblock) is there."""
@@ -315,6 +331,8 @@ class Connection:
             raise CheckError(f"admin API answered {exc.status}: {exc.body}") from None
         except aiohttp.ClientError as exc:
             raise CheckError(f"admin API unreachable: {exc}") from None
+        except ValueError as exc:
+            raise CheckError(f"admin API: {exc}") from None
 
     def create_player(self, player_id: str, currency: str, balance: int) -> None:
         self.admin_call(self._admin().create_player(player_id, currency, balance))
@@ -331,7 +349,8 @@ class Connection:
         self.admin_call(self._admin().block(player_id, blocked))
 
     def deposit(self, player_id: str, amount: int) -> int:
-        return int(self.admin_call(self._admin().deposit(player_id, amount))["balance"])
+        path = f"/admin/players/{quote(player_id, safe='')}/deposit"
+        return self.admin_call(self._admin_balance(self._admin(), "POST", path, {"amount": amount}))
 
     def balances(self, player_ids: list[str]) -> list[int | None]:
         """Each player's balance, read at once (None: the wallet does not know the player).
@@ -344,7 +363,7 @@ class Connection:
 
         async def one(pid: str) -> int | None:
             try:
-                return int((await admin.player(pid))["balance"])
+                return await self._admin_balance(admin, "GET", f"/admin/players/{quote(pid, safe='')}")
             except AdminError as exc:
                 if exc.status == 404:
                     return None
