@@ -535,10 +535,30 @@ class Checker:
         p = self.model.players.get(j.call.player_id or "")
         return p.currency if p else None
 
+    def _cover(self, j: _Judged, sent: Sent) -> None:
+        """Count what an answer that passed exercised, beyond the rule the call was judged under."""
+        rules = {j.ok_rule, j.refused_rule}
+        if j.ok_rule == "idempotency-1-no-change":
+            rules.add("idempotency-1-original-id")
+        rules.add("operations-success-shape" if isinstance(sent.outcome, Ok) else "errors-codes")
+        rules.add("errors-definitive")
+        out = j.out
+        if len(out.codes) > 1:
+            rules.add("choice-codes")
+        texts = " ".join([a.choice for a in out.accepts] + [c for _, c in out.choices])
+        for needle, rule in (("session", "choice-session"), ("its bet's round", "choice-rollback-round"),
+                             ("another round or game", "choice-rollback-round"),
+                             ("regular win after", "choice-win-after-rollback")):
+            if needle in texts:
+                rules.add(rule)
+        for rule in rules - {j.rule}:
+            self.exercised[rule] += 1
+
     def _settle(self, m: WalletModel, j: _Judged, sent: Sent, ids: set[str]) -> None:
         """After an answer that matched: move the model as the wallet chose, remember what it cannot predict."""
         out = sent.outcome
         tx = j.call.tx_id
+        self._cover(j, sent)
         if isinstance(out, Rejected):
             if tx:
                 self.rejected.add(tx)
