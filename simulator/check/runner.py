@@ -154,6 +154,7 @@ STOPPED = {
     "enough": "enough was found (CheckOptions.enough / stop_after)",
     "saturated": "every example ran into a rule already reported",
     "exhausted": "Hypothesis had nothing left to try",
+    "interrupted": "it was interrupted (Ctrl-C)",
     "error": "an error",
     "replayed": "the sequence was replayed",
 }
@@ -457,7 +458,9 @@ def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult)
             raise
         except Unsatisfiable:
             stop = "saturated"
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:  # Ctrl-C: report what was found so far
+            stop = "interrupted"
+        except SystemExit:
             raise
         except BaseException as exc:  # noqa: BLE001 - whatever Hypothesis raises is reported, never a traceback
             _collect(exc, ctx, result)
