@@ -791,7 +791,8 @@ class Ledger:
         judged = solo and not others and book.expected is not None and not book.tainted
         reported = outcome.balance.minor
         book.last_reported = reported
-        if due.usual is ErrorCode.INSUFFICIENT_FUNDS and tx is not None and not judged:
+        if due.usual is ErrorCode.INSUFFICIENT_FUNDS and tx is not None and (
+                not judged or self._affordable(book, call)):
             # "More than the balance" is only certain when nothing else of the player's was in
             # flight or in doubt: the provider chose the amount from the last balance it saw.
             book.doubt.pop(call.tx_id or "", None)

@@ -36,7 +36,7 @@ from simulator.runner import RunOptions, RunResult, run
 from simulator.scenario import Scenario
 from simulator.wallet.memory import MemoryStore
 from tests.broken_wallets import BROKEN, make_broken_app, serve_app, serve_in_thread
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port, make_store, serve_wallet
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, make_store, serve_wallet
 
 BUILTIN = sorted(scenarios.builtin())
 SQLITE_TOO = {"chaos", "duplicates", "timeouts", "live-settlement-burst"}
@@ -294,12 +294,6 @@ def wallet_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WalletProc
     """``croupier wallet serve`` on SQLite, shared by the CLI tests (each run has its own run id)."""
     with WalletProcess(tmp_path_factory.mktemp("wallet") / "wallet.db") as proc:
         yield proc
-
-
-def test_unreachable_wallet_exits_2() -> None:
-    proc = croupier("smoke", "--wallet", f"http://127.0.0.1:{free_port()}/wallet", "--quiet")
-    assert proc.returncode == 2, proc.stderr
-    assert "unreachable" in proc.stderr
 
 
 @pytest.mark.parametrize(("args", "says"), [
