@@ -155,29 +155,6 @@ class GarbledRollbackDialect(CanonicalDialect):
         return super().encode_response(call, outcome)
 
 
-class ForgetsOldTxIds(MemoryStore):
-    """(i) An idempotency memory that is a cache of the last 200 tx_ids: a call sent again after 200
-    others (a late duplicate) is applied again if nothing else stops it (a bet whose round a rollback
-    cancelled is debited again; one in a closed round is refused ROUND_CLOSED instead of replayed)."""
-
-    SIZE = 200
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.recent: dict[str, None] = {}
-
-    async def execute(self, call: WalletCall, now: float) -> Outcome:
-        out = await super().execute(call, now)
-        if call.op in MONEY_OPS and call.tx_id and call.tx_id in self.repo.by_tx_id:
-            self.recent.pop(call.tx_id, None)
-            self.recent[call.tx_id] = None
-            while len(self.recent) > self.SIZE:
-                old = next(iter(self.recent))
-                del self.recent[old]
-                self.repo.by_tx_id.pop(old, None)
-        return out
-
-
 @dataclass(frozen=True)
 class Broken:
     """One broken wallet: how to build it, and the anomaly kinds any of which proves the bug."""
@@ -199,7 +176,6 @@ BROKEN: dict[str, Broken] = {
     "float_money": Broken(MemoryStore, frozenset({Anomaly.UNDECODABLE_ANSWER}), FloatMoneyDialect),
     "repays_replayed_wins": Broken(RepaysReplayedWins, frozenset({Anomaly.DOUBLE_APPLY})),
     "garbles_rollbacks": Broken(MemoryStore, frozenset({Anomaly.UNDECODABLE_ANSWER}), GarbledRollbackDialect),
-    "forgets_old_tx_ids": Broken(ForgetsOldTxIds, frozenset({Anomaly.DOUBLE_APPLY})),
 }
 
 

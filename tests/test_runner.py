@@ -211,8 +211,6 @@ BROKEN_CASES: dict[str, Scenario] = {
     "repays_replayed_wins": _broken_scenario("duplicates", invalid=0.0),
     # (h) rollbacks answered with bytes that are not JSON: in doubt for ever, so the settlement's deadline ends it
     "garbles_rollbacks": _broken_scenario("timeouts", rounds=5, settle_timeout_s=1.0),
-    # (i) an idempotency memory of 200 tx_ids, met by acknowledged calls sent again late
-    "forgets_old_tx_ids": _broken_scenario("late-duplicates", rounds=40, players=6, late_duplicate_min_delay_s=0.0),
 }
 
 
