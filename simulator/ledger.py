@@ -140,6 +140,7 @@ class Finding:
             "rule_title": rule.title,
             "section": rule.section,
             "quote": rule.text,
+            "quotes": list(rule.quotes),
             "player_id": self.player_id,
             "message": self.message,
             "evidence": [dataclasses.asdict(e) for e in self.evidence],

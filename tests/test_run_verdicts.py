@@ -231,6 +231,7 @@ def test_every_finding_names_a_rule_quoted_from_the_protocol() -> None:
         f.flag(kind, "p", "m", [])
         data = f.findings[0].to_json()
         assert data["severity"] == str(kind.severity) and data["rule"] in RULES and data["quote"]
+        assert tuple(data["quotes"]) == RULES[data["rule"]].quotes  # verbatim, as tests/test_findings.py checks
 
 
 # -- 2. a run that tested nothing is an error, never a pass -----------------------------------
