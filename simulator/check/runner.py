@@ -376,7 +376,8 @@ def check(target: Target, options: CheckOptions | None = None, conn: Connection 
 def what_is_skipped(conn: Connection) -> tuple[list[str], dict[str, str]]:
     """What the check cannot try against this wallet (admin endpoints it lacks, its wire, test accounts)."""
     skipped: list[str] = []
-    rules: dict[str, str] = {}
+    rules: dict[str, str] = {"provider-settles": "a rule of the provider side (croupier run and load settle calls "
+                                                 "in doubt); check judges the wallet"}
     if conn.admin is None:
         skipped.append("test accounts (--players), no admin API: no expired sessions, no blocked players, no "
                        "deposits, no re-authentication, opening balances as the accounts have them; examples share "
