@@ -88,4 +88,6 @@ def run_demo(db: str | None = None, scenario: str = "chaos", duration: float = 2
         Path(html_path).write_text(render(report, stats.timeline), encoding="utf-8")  # type: ignore[attr-defined]
     console.print("Next: `croupier wallet serve` for a sandbox wallet, `croupier run SCENARIO --wallet URL` "
                   "against yours, `croupier scenarios` for the list.")
+    if report["verdict"] == "error":
+        return 2  # nothing could be tested: the same code as `croupier run`
     return 1 if report["verdict"] != "pass" or report["unsettled"] else 0
