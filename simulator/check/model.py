@@ -458,7 +458,7 @@ class WalletModel:
             codes.add(ErrorCode.ROUND_CLOSED)
         if target.rolled_back:
             # Rule 4: a second rollback changes nothing (or a code of another rule it breaks).
-            accepts = () if (call_closed and bet_closed) else (nothing,)
+            accepts = (nothing,)  # rule 4 speaks for it even in a closed round; ROUND_CLOSED changes nothing too
             primary: Expected = ("rejected", ErrorCode.ROLLBACK_NOT_ALLOWED) if target.round_id != round_id else \
                 ("ok", player.balance, None)
             if call_closed or bet_closed:
