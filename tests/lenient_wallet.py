@@ -42,9 +42,6 @@ import hmac
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections import OrderedDict
@@ -52,7 +49,6 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
@@ -60,6 +56,7 @@ from aiohttp import web
 from simulator import signing
 from simulator.codes import ErrorCode, http_status
 from simulator.money import CURRENCIES
+from tests.child_servers import serve_from_child
 
 SECRET: Final = "test-secret"
 ADMIN_TOKEN: Final = "test-admin"
@@ -845,20 +842,8 @@ async def serve_many(names: list[str], host: str = "127.0.0.1", secret: str = SE
 @contextlib.contextmanager
 def lenient_servers(names: list[str]) -> Iterator[dict[str, str]]:
     """Serve the named wallets (``"lenient"`` and/or bugs) from one child process: {name: base URL}."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.lenient_wallet", *names, "--many"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"lenient wallets did not start (exit {proc.wait(10)})")
-        yield {name: f"http://127.0.0.1:{port}" for name, port in json.loads(line).items()}
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with serve_from_child("tests.lenient_wallet", names) as bases:
+        yield bases
 
 
 def main() -> None:

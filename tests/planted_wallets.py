@@ -19,13 +19,9 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +39,7 @@ from simulator.wallet.records import RoundRow, SessionRow
 from simulator.wallet.service import make_app
 from tests.broken_wallets import IgnoresTombstones as NoTombstone
 from tests.broken_wallets import RacyBalance, SecondRollbackRefunds
+from tests.child_servers import serve_from_child
 from tests.support import ADMIN_TOKEN, SECRET
 
 # -- helpers ------------------------------------------------------------------------------
@@ -508,20 +505,8 @@ def planted_servers(names: list[str]) -> Iterator[dict[str, str]]:
 
     A child process, not a thread of the caller: the wallets then run on another core than the checker,
     as a real wallet would, and their latency does not depend on the checker's GIL."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.planted_wallets", *names, "--many"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"planted wallets did not start (exit {proc.wait(10)})")
-        yield {name: f"http://127.0.0.1:{port}" for name, port in json.loads(line).items()}
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with serve_from_child("tests.planted_wallets", names) as bases:
+        yield bases
 
 
 def main() -> None:

@@ -197,3 +197,22 @@ class WalletProcess:
 def wallet_process(db: Path, *extra: str) -> Iterator[WalletProcess]:
     with WalletProcess(db, *extra) as proc:
         yield proc
+
+
+def write_test_accounts(base: str, path: Path, accounts: list[tuple[str, str, int]],
+                        admin_token: str = ADMIN_TOKEN) -> list[tuple[str, str, str]]:
+    """Create each (player_id, currency, balance) through the admin API at ``base`` and write the CSV that
+    ``--players`` reads (one launch token per account); returns its rows (player_id, token, currency)."""
+
+    async def provision() -> list[tuple[str, str, str]]:
+        rows = []
+        async with aiohttp.ClientSession() as session:
+            admin = AdminClient(base, admin_token, session)
+            for pid, cur, balance in accounts:
+                await admin.create_player(pid, cur, balance)
+                rows.append((pid, await admin.token(pid, 3600), cur))
+        return rows
+
+    rows = asyncio.run(provision())
+    path.write_text("player_id,token,currency\n" + "".join(f"{p},{t},{c}\n" for p, t, c in rows))
+    return rows

@@ -9,6 +9,7 @@ a store bug must be caught through any of them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from simulator.check.report import render_text
 from simulator.check.wire import wire_of, without_signature
 from simulator.money import INT64_MAX
 from tests.planted_wallets import PLANTED, planted_servers
-from tests.support import ADMIN_TOKEN, ROOT, SECRET
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, write_test_accounts
 
 SEED = 20261125
 REAL = ["json-rsa", "form-md5", "token-query", "actions-hmac"]
@@ -105,25 +106,11 @@ def test_planted_bug_is_caught_through_a_dialect(bug: str, dialect: str, wallets
 
 def test_players_file_mode_in_a_dialect(wallets: dict[str, str], tmp_path: Path) -> None:
     """--players FILE: test accounts (launch tokens) instead of the admin API, balances read with balance calls."""
-    import asyncio
-
-    from simulator.client import AdminClient
-
     base = wallets["reference"]
 
-    async def provision() -> list[tuple[str, str, str]]:
-        rows = []
-        async with aiohttp.ClientSession() as session:
-            admin = AdminClient(base, ADMIN_TOKEN, session)
-            for n, cur in enumerate(["EUR", "JPY"]):
-                pid = f"acct-{os.getpid()}-{n}"
-                await admin.create_player(pid, cur, 1_000_000)
-                rows.append((pid, await admin.token(pid, 3600), cur))
-        return rows
-
-    rows = asyncio.run(provision())
     accounts = tmp_path / "accounts.csv"
-    accounts.write_text("player_id,token,currency\n" + "".join(f"{p},{t},{c}\n" for p, t, c in rows))
+    rows = write_test_accounts(base, accounts, [(f"acct-{os.getpid()}-{n}", cur, 1_000_000)
+                                                for n, cur in enumerate(["EUR", "JPY"])])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "simulator", "check", "--wallet", f"{base}/wallet/token-query",
                            "--dialect", "token-query", "--secret", SECRET, "--players", str(accounts),

@@ -16,7 +16,6 @@ wallets are served from one child process (:func:`tests.lenient_wallet.lenient_s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -24,17 +23,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from simulator.check import CheckOptions, Target, check
 from simulator.check.protocol import Violation
 from simulator.check.report import render_text
-from simulator.client import AdminClient
 from simulator.findings import Severity
 from tests.lenient_wallet import ADMIN_TOKEN, LENIENT_PLANTED, SECRET, lenient_servers
 from tests.planted_wallets import CHECK_SKIPS
-from tests.support import ROOT
+from tests.support import ROOT, write_test_accounts
 
 SEEDS = (20261127, 7, 1234)
 BUGS = [b for b in LENIENT_PLANTED if b not in CHECK_SKIPS]
@@ -65,19 +62,9 @@ def test_the_lenient_wallet_passes(seed: int, wallets: dict[str, str]) -> None:
 def test_the_lenient_wallet_passes_with_test_accounts(wallets: dict[str, str], tmp_path: Path) -> None:
     base = wallets["lenient"]
 
-    async def provision() -> list[tuple[str, str, str]]:
-        rows = []
-        async with aiohttp.ClientSession() as session:
-            admin = AdminClient(base, ADMIN_TOKEN, session)
-            for n, cur in enumerate(["EUR", "JPY", "BTC"]):
-                pid = f"lenient-acct-{os.getpid()}-{n}"
-                await admin.create_player(pid, cur, 5_000_000)
-                rows.append((pid, await admin.token(pid, 3600), cur))
-        return rows
-
-    rows = asyncio.run(provision())
     accounts = tmp_path / "accounts.csv"
-    accounts.write_text("player_id,token,currency\n" + "".join(f"{p},{t},{c}\n" for p, t, c in rows))
+    write_test_accounts(base, accounts, [(f"lenient-acct-{os.getpid()}-{n}", cur, 5_000_000)
+                                         for n, cur in enumerate(["EUR", "JPY", "BTC"])])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "simulator", "check", "--wallet", f"{base}/wallet",
                            "--secret", SECRET, "--players", str(accounts), "--budget", "5", "--seed", "3",
