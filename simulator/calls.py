@@ -58,6 +58,11 @@ class WalletCall:
     ref_tx_id: str | None = None
     reason: WinReason | None = None
     round_closed: bool | None = None
+    bet_tx_id: str | None = None
+    """A win: the bet it pays (a dialect whose wins name their bet sends it; PROTOCOL.md's wins do not)."""
+    currency_hint: str | None = field(default=None, compare=False)
+    """The account's currency as the provider knows it, for a dialect whose answers may omit the
+    currency (a balance call carries no amount to take it from).  Never sent, never compared."""
 
     @classmethod
     def authenticate(cls, token: str, game_id: str) -> WalletCall:
@@ -120,8 +125,11 @@ class WalletCall:
         )
 
     def replay_key(self) -> tuple[object, ...]:
-        """The fields that decide replay vs ``DUPLICATE_MISMATCH`` (PROTOCOL.md rule 1)."""
-        amount = (self.amount.minor, self.amount.currency.code) if self.amount else (None, None)
+        """The fields that decide replay vs ``DUPLICATE_MISMATCH`` (PROTOCOL.md rule 1).
+
+        A rollback's amount (dialects whose rollbacks carry the bet's amount) is not one of them."""
+        amount = (self.amount.minor, self.amount.currency.code) if self.amount and self.op is not Op.ROLLBACK \
+            else (None, None)
         return (self.op, self.player_id, self.round_id, *amount, self.ref_tx_id)
 
 

@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     PLAYER_EXISTS = "PLAYER_EXISTS"
     NOT_FOUND = "NOT_FOUND"
     UNAVAILABLE = "UNAVAILABLE"
+    # A dialect's wire code that its description maps to no canonical code: some refusal.
+    UNMAPPED = "UNMAPPED"
 
 
 HTTP_STATUS: Final[dict[ErrorCode, int]] = {
@@ -52,6 +54,7 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     ErrorCode.PLAYER_EXISTS: 409,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.UNMAPPED: 400,
 }
 
 PROTOCOL_CODES: Final = frozenset(list(ErrorCode)[:15])

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from .dialects.semantics import RULE_IDS, STATEMENTS
+
 
 class Severity(StrEnum):
     MONEY = "money"
@@ -41,6 +43,8 @@ class Rule:
     title: str
     quotes: tuple[str, ...]
     """Sentences of PROTOCOL.md, verbatim (markdown included; only line breaks differ)."""
+    source: str = "PROTOCOL.md"
+    """The document the quotes are from: PROTOCOL.md, or docs/dialects.md for a dialect's semantics."""
 
     @property
     def text(self) -> str:
@@ -146,7 +150,26 @@ _RULES: Final = (
           "A `win` that gets no definitive answer is sent again with the same `tx_id` until it gets one.")),
 )
 
-RULES: Final[dict[str, Rule]] = {r.id: r for r in _RULES}
+_DIALECT_TITLES: Final = {
+    ("player", "session"): "the session identifies the player",
+    ("currency", "account"): "amounts are in the account's currency",
+    ("rounds", False): "there are no rounds",
+    ("win_bet", "named"): "a regular win needs the bet it names",
+    ("win_bet", "none"): "a win needs no bet",
+    ("rollback_by", "tx"): "a rollback finds its bet by transaction id alone",
+    ("rollback_by", "round"): "a rollback finds its bet within the round it names",
+    ("tx_scope", "player"): "a tx_id is unique per player",
+    ("zero_bet", False): "a bet is above zero",
+    ("rollback_amount", True): "a rollback carries its bet's amount",
+    ("wins_need_live_session", True): "a win on an ended session may be refused",
+    ("sessions", "operator"): "the operator makes the sessions",
+}
+_DIALECT_RULES: Final = tuple(
+    Rule(RULE_IDS[key], "Dialect semantics", _DIALECT_TITLES[key], (STATEMENTS[key],), "docs/dialects.md")
+    for key in STATEMENTS)
+"""A dialect's declared semantics (simulator/dialects/semantics.py), quoted from docs/dialects.md."""
+
+RULES: Final[dict[str, Rule]] = {r.id: r for r in (*_RULES, *_DIALECT_RULES)}
 
 
 @dataclass(frozen=True, slots=True)

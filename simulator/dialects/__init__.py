@@ -15,6 +15,7 @@ from typing import Protocol
 
 from ..calls import Outcome, Rejected, WalletCall
 from ..money import Currency
+from .semantics import CANONICAL, Semantics
 
 
 class DialectError(ValueError):
@@ -42,6 +43,8 @@ class Dialect(Protocol):
     """What every wallet dialect provides."""
 
     name: str
+    semantics: Semantics
+    """What the wire's calls carry and mean (PROTOCOL.md's by default): the judges expect only that."""
 
     # The simulator's side.
     def encode_call(self, call: WalletCall, now: float) -> HttpRequest:
@@ -130,6 +133,11 @@ def get(name: str, secret: str) -> Dialect:
             raise ValueError(f"cannot read dialect file {name}: {exc.strerror}") from None
         return DeclarativeDialect(spec, secret)
     raise ValueError(f"unknown dialect {name!r}; known: {', '.join(names())}, or a .toml dialect file")
+
+
+def semantics_of(dialect: Dialect) -> Semantics:
+    """The dialect's declared semantics (PROTOCOL.md's for one that declares none)."""
+    return getattr(dialect, "semantics", CANONICAL)
 
 
 def carries(dialect: Dialect, cur: Currency) -> bool:

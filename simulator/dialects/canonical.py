@@ -23,6 +23,7 @@ from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..money import INT64_MAX, Money, UnknownCurrency, currency
 from . import HttpRequest, HttpResponse
+from .semantics import CANONICAL
 
 MAX_BODY: Final = 64 * 1024
 MAX_ID_LENGTH: Final = 1024
@@ -196,6 +197,8 @@ class CanonicalDialect:
     """croupier v1: JSON POST per operation, HMAC-SHA256 header, integer minor units."""
 
     name = "canonical"
+    semantics = CANONICAL
+    """PROTOCOL.md's meaning on every axis (:mod:`simulator.dialects.semantics`)."""
     signature_has_time = True
     """``X-Signature`` binds ``t=``: a request an hour old is INVALID_SIGNATURE."""
 

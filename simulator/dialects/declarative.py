@@ -46,6 +46,7 @@ from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..money import INT64_MAX, Currency, Money, MoneyError, UnknownCurrency, currency
 from . import DialectError, HttpRequest, HttpResponse
 from .canonical import _Bad, check_id
+from .semantics import CANONICAL, Semantics
 
 MAX_BODY: Final = 64 * 1024
 MAX_BATCH: Final = 100
@@ -145,6 +146,8 @@ class Spec:
     under ``<batch_list>.0.`` may go several to one request, applied in order."""
     batch_answers: str | None = None
     """The answer's list with one entry per action (``ok_fields`` under ``<batch_answers>.0.``)."""
+    semantics: Semantics = CANONICAL
+    """What the calls carry and mean (``[semantics]``; PROTOCOL.md's when absent)."""
 
     def batchable(self) -> tuple[Operation, ...]:
         """The operations a batch may carry (none when the format has no batches)."""
@@ -580,6 +583,7 @@ class DeclarativeDialect:
         self.name = spec.name
         self.secret = secret
         self.max_exponent = spec.max_exponent
+        self.semantics = spec.semantics
         self.signature_has_time = False
         """No real-world scheme here binds a timestamp: a stale or future request still verifies."""
         self._keys: Any = None

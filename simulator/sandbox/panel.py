@@ -49,7 +49,7 @@ import orjson
 from ..calls import MONEY_OPS, Exchange, Ok, Op, Outcome, Rejected, Unknown, WalletCall
 from ..client import BatchExchange
 from ..codes import ErrorCode
-from ..dialects import Dialect, HttpRequest, HttpResponse, batching
+from ..dialects import Dialect, HttpRequest, HttpResponse, batching, semantics_of
 from ..driver import Driver
 from ..faults import Delivery
 from ..ledger import Ledger
@@ -102,6 +102,7 @@ class CapturingDialect:
     def __init__(self, inner: Dialect) -> None:
         self.inner = inner
         self.name = inner.name
+        self.semantics = semantics_of(inner)
         self.supports_batches = batching(inner) is not None
         """Batches exactly when the wrapped dialect does."""
         self._sent: dict[int, deque[tuple[HttpRequest, tuple[WalletCall, ...]]]] = {}
