@@ -60,6 +60,9 @@ class WalletCall:
     round_closed: bool | None = None
     bet_tx_id: str | None = None
     """A win: the bet it pays (a dialect whose wins name their bet sends it; PROTOCOL.md's wins do not)."""
+    session_ref: str | None = field(default=None, compare=False)
+    """A second session id some wires carry beside the session token (given by a players file);
+    sent where a dialect maps the source ``session_ref``, never compared."""
     currency_hint: str | None = field(default=None, compare=False)
     """The account's currency as the provider knows it, for a dialect whose answers may omit the
     currency (a balance call carries no amount to take it from).  Never sent, never compared."""
@@ -143,6 +146,10 @@ class Ok:
     session_token: str | None = None
     replay: bool = field(default=False, compare=False)
     """Known only inside the reference wallet; the wire does not say."""
+    missing: frozenset[str] = field(default=frozenset(), compare=False)
+    """What the answer did not carry, of ``balance``, ``player_id``, ``session_token`` (an
+    ``authenticate`` / user-info answer may carry only some; the caller takes the rest from its
+    players file or asks for the balance).  ``balance`` is then a placeholder of 0."""
     unknown_ref: bool = field(default=False, compare=False)
     """A rollback of a transaction the wallet never saw (it left a tombstone).  Known only
     inside the reference wallet, for dialects that answer it with a code of its own."""
