@@ -197,9 +197,12 @@ class FaultPlan:
         rate = self.rates.late_duplicate
         return rate > 0 and zlib.crc32(f"late:{tx_id}".encode()) < rate * 2**32
 
-    def invalid(self, rng: random.Random) -> Invalid | None:
+    def invalid(self, rng: random.Random, kinds: Sequence[Invalid] | None = None) -> Invalid | None:
+        """An invalid call for this round, or None; ``kinds``: those the dialect's wire can express
+        (:func:`simulator.rounds.expressible`; every kind by default, drawn as always)."""
         if self.rates.invalid > 0 and rng.random() < self.rates.invalid:
-            return rng.choice(list(Invalid))
+            choices = list(Invalid) if kinds is None else list(kinds)
+            return rng.choice(choices) if choices else None
         return None
 
     def deadline_ms(self, rng: random.Random) -> int:

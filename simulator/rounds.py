@@ -10,6 +10,8 @@ the same generators, so this behaviour is written once.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import random
 import time
 from collections.abc import Generator, Sequence
@@ -18,6 +20,7 @@ from typing import Protocol
 
 from .calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from .codes import ErrorCode
+from .dialects.semantics import CANONICAL, RULE_IDS, Semantics
 from .faults import SESSION_CODES, Delivery, Due, FaultPlan, Invalid
 from .money import CURRENCIES, INT64_MAX, Currency, Money
 
@@ -93,6 +96,12 @@ class Seat:
     """Wall-clock time before which the session is surely live at the wallet (None: unknown)."""
     expired_after: float | None = None
     """Wall-clock time after which the session has surely expired at the wallet (None: unknown)."""
+    session_ref: str | None = None
+    """A second session id some wires carry (a players file gives it); sent with every call."""
+    owed: list[WalletCall] = field(default_factory=list)
+    """Wins and rollbacks refused ``SESSION_EXPIRED`` by a wallet whose wins need a live session
+    (``Semantics.wins_need_live_session``), and the wins of their round not yet sent: the provider
+    sends them again on a fresh session (:func:`repay`) once the game is launched again."""
 
     def opened(self, sent_at: float, answered_at: float, ttl_s: float | None, margin_s: float) -> None:
         """The session came from an authenticate sent at ``sent_at`` and answered at ``answered_at``
@@ -111,15 +120,21 @@ class Seat:
 
 
 class TxIds:
-    """Deterministic transaction and round ids: one seed, the same ids."""
+    """Deterministic transaction and round ids: one seed, the same ids.
 
-    def __init__(self, prefix: str) -> None:
+    ``tx_prefix`` (default ``prefix``): the transaction ids' own prefix.  Where a ``tx_id`` is
+    unique per player (``Semantics.tx_scope == "player"``) every player's ids share one prefix,
+    so two players send the same ``tx_id``s and the wallet must keep them apart; round ids keep
+    the player's prefix."""
+
+    def __init__(self, prefix: str, tx_prefix: str | None = None) -> None:
         self.prefix = prefix
+        self.tx_prefix = prefix if tx_prefix is None else tx_prefix
         self.n = 0
 
     def tx(self) -> str:
         self.n += 1
-        return f"{self.prefix}-t{self.n}"
+        return f"{self.tx_prefix}-t{self.n}"
 
     def round(self) -> str:
         self.n += 1
@@ -194,6 +209,12 @@ class RoundContext:
     batch: bool = False
     """The dialect batches and the game is instant: a round whose win is known at the bet
     sends both in one request (:func:`batch_phase`)."""
+    semantics: Semantics = CANONICAL
+    """What the dialect's wire carries and means: which invalid calls it can express, whether
+    wins close rounds, whether a bet may be 0, whether wins need a live session."""
+    signed: bool = True
+    """Whether the dialect signs its requests (a wrong secret changes them): without a
+    signature there is no bad-signature call to make."""
 
 
 def _seen(seat: Seat, outcome: object) -> None:
@@ -215,27 +236,70 @@ def settle(ctx: RoundContext, send: Send) -> Generator[Step, object, Outcome]:
         send = Send(send.call, ctx.faults.delivery(ctx.rng), send.expect, f"{send.purpose}:retry", send.rule)
 
 
-def _bet(ctx: RoundContext, round_id: str, amount: int, tx_id: str | None = None) -> WalletCall:
+def _bet(ctx: RoundContext, round_id: str, amount: int, tx_id: str | None = None,
+         money: Money | None = None) -> WalletCall:
+    """A bet of the seat's player.  Where a bet must be above zero (``Semantics.zero_bet`` false)
+    a stake of 0 is raised to the smallest bet, 1 minor unit: the round keeps its shape (a bet,
+    then its wins), and no valid-looking bet is one the wallet must refuse."""
     s = ctx.seat
-    return WalletCall.bet(tx_id or ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, round_id,
-                          Money(amount, s.currency))
+    if money is None:
+        if amount <= 0 and not ctx.semantics.zero_bet:
+            amount = 1
+        money = Money(amount, s.currency)
+    return WalletCall(Op.BET, player_id=s.player_id, session_token=s.session_token, game_id=ctx.game_id,
+                      tx_id=tx_id or ctx.ids.tx(), round_id=round_id, amount=money, session_ref=s.session_ref)
+
+
+def _win(ctx: RoundContext, round_id: str, pay: PayoutLike, closes: bool,
+         bets: Sequence[WalletCall]) -> WalletCall:
+    """A win of the seat's player: it names the round's first accepted bet (``bet_tx_id``; None for a
+    round without one), which a dialect whose wins name their bet sends; without rounds
+    (``Semantics.rounds`` false) no win closes one."""
+    s = ctx.seat
+    return WalletCall(Op.WIN, player_id=s.player_id, session_token=s.session_token, game_id=ctx.game_id,
+                      tx_id=ctx.ids.tx(), round_id=round_id, amount=Money(pay.amount, s.currency), reason=pay.reason,
+                      round_closed=closes and ctx.semantics.rounds, bet_tx_id=bets[0].tx_id if bets else None,
+                      session_ref=s.session_ref)
 
 
 def _rollback(ctx: RoundContext, bet: WalletCall) -> WalletCall:
     """The rollback of ``bet``: the same player, round and game as the bet (a wallet may refuse a
-    rollback naming another round or game, PROTOCOL.md "Where a wallet may choose")."""
+    rollback naming another round or game, PROTOCOL.md "Where a wallet may choose"), and the
+    amount of the bet it cancels (a dialect whose rollbacks carry it sends it)."""
     s = ctx.seat
     assert bet.tx_id is not None and bet.round_id is not None
-    return WalletCall.rollback(ctx.ids.tx(), bet.tx_id, s.player_id, s.session_token, bet.game_id or ctx.game_id,
-                               bet.round_id)
+    return WalletCall(Op.ROLLBACK, player_id=s.player_id, session_token=s.session_token,
+                      game_id=bet.game_id or ctx.game_id, tx_id=ctx.ids.tx(), round_id=bet.round_id,
+                      amount=bet.amount, ref_tx_id=bet.tx_id, session_ref=s.session_ref)
 
 
 LATE_PAID = "sessions-money-owed-is-paid"
+LIVE_SESSION = RULE_IDS[("wins_need_live_session", True)]
+"""The rule a win or rollback exercises, on a dialect whose wins need a live session, when its session
+may have ended (a ``SESSION_EXPIRED`` refusal is then allowed: the provider sends it again later)."""
 
 
-def owed(seat: Seat) -> str | None:
-    """The rule a win or rollback exercises when its session has surely expired."""
+def owed(seat: Seat, semantics: Semantics = CANONICAL) -> str | None:
+    """The rule a win or rollback exercises when its session has (or, where wins need a live session,
+    may have) ended."""
+    if semantics.wins_need_live_session:
+        return LIVE_SESSION if seat.maybe_expired() else None
     return LATE_PAID if seat.surely_expired() else None
+
+
+def session_ended(ctx: RoundContext, outcome: object) -> bool:
+    """A win or rollback refused because its session ended, on a dialect whose wins need a live
+    session: owed to the player, sent again on a fresh session.  An unmapped code counts when the
+    session may have ended (it may be the wallet's word for it)."""
+    if not ctx.semantics.wins_need_live_session or not isinstance(outcome, Rejected):
+        return False
+    return outcome.code is ErrorCode.SESSION_EXPIRED or (
+        outcome.code is ErrorCode.UNMAPPED and ctx.seat.maybe_expired())
+
+
+def _cancelled(ctx: RoundContext, rollback: WalletCall, outcome: object) -> None:
+    if session_ended(ctx, outcome):
+        ctx.seat.owed.append(rollback)
 
 
 def cancel(ctx: RoundContext, bets: Sequence[WalletCall]) -> Generator[Step, object, bool]:
@@ -246,21 +310,40 @@ def cancel(ctx: RoundContext, bets: Sequence[WalletCall]) -> Generator[Step, obj
     time (``concurrent_duplicate``): either must change nothing (rule 4)."""
     done = True
     rates = ctx.faults.rates
+    sem = ctx.semantics
     for bet in bets:
-        first = Send(_rollback(ctx, bet), ctx.faults.delivery(ctx.rng), purpose="rollback", rule=owed(ctx.seat))
+        first = Send(_rollback(ctx, bet), ctx.faults.delivery(ctx.rng), purpose="rollback", rule=owed(ctx.seat, sem))
         if rates.concurrent_duplicate and ctx.rng.random() < rates.concurrent_duplicate:
             other = Send(_rollback(ctx, bet), ctx.faults.delivery(ctx.rng), purpose="rollback:concurrent",
-                         rule=owed(ctx.seat))
+                         rule=owed(ctx.seat, sem))
             both = yield Parallel((settle(ctx, first), settle(ctx, other)))
             assert isinstance(both, list)
             done = done and not all(isinstance(o, Unknown) for o in both)
+            if not any(isinstance(o, Ok) for o in both):
+                _cancelled(ctx, first.call, next((o for o in both if isinstance(o, Rejected)), None))
             continue
         outcome = yield from settle(ctx, first)
         done = done and not isinstance(outcome, Unknown)
+        _cancelled(ctx, first.call, outcome)
         if isinstance(outcome, Ok) and rates.duplicate and ctx.rng.random() < rates.duplicate:
             # A second retry loop cancels the same bet under a new tx_id: it must change nothing.
-            yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback:second", rule=owed(ctx.seat)))
+            yield from settle(ctx, Send(_rollback(ctx, bet), purpose="rollback:second", rule=owed(ctx.seat, sem)))
     return done
+
+
+def repay(ctx: RoundContext) -> Generator[Step, object, int]:
+    """Send again, on the seat's fresh session, what a wallet whose wins need a live session refused
+    ``SESSION_EXPIRED`` (:attr:`Seat.owed`): each with its own ``tx_id``, until a definitive answer.
+    Returns how many were accepted.  One refused again is not kept: the ledger judges it."""
+    s = ctx.seat
+    calls, s.owed = s.owed, []
+    paid = 0
+    for call in calls:
+        again = dataclasses.replace(call, session_token=s.session_token, session_ref=s.session_ref)
+        outcome = yield from settle(ctx, Send(again, ctx.faults.delivery(ctx.rng), purpose="owed",
+                                              rule=owed(s, ctx.semantics)))
+        paid += isinstance(outcome, Ok)
+    return paid
 
 
 def bet_phase(ctx: RoundContext, round_id: str, stakes: Sequence[int], result: RoundOutcome) -> Generator[
@@ -273,7 +356,8 @@ def bet_phase(ctx: RoundContext, round_id: str, stakes: Sequence[int], result: R
         _seen(ctx.seat, outcome)
         if isinstance(outcome, Ok):
             bets.append(bet)
-            result.staked += amount
+            assert bet.amount is not None
+            result.staked += bet.amount.minor
             continue
         if isinstance(outcome, Unknown):
             bets.append(bet)
@@ -287,28 +371,37 @@ def bet_phase(ctx: RoundContext, round_id: str, stakes: Sequence[int], result: R
 
 
 def win_phase(ctx: RoundContext, round_id: str, payouts: Sequence[PayoutLike], result: RoundOutcome,
-              late: bool = True) -> Generator[Step, object, bool]:
+              late: bool = True, bets: Sequence[WalletCall] = ()) -> Generator[Step, object, bool]:
     """Pay the round's wins, the last one closing it (a zero win for a lost round).
 
+    ``bets``: the round's accepted bets (its wins name the first).  Without rounds
+    (``Semantics.rounds`` false) nothing is closed, so a lost round sends no zero win.
     ``late=False`` for shared rounds: a live table settles everyone together and never
-    holds one player's win back."""
-    wins = [p for p in payouts if p.amount > 0] or [Pay(0, WinReason.REGULAR)]
+    holds one player's win back.  A win refused because its session ended, where the dialect's
+    wins need a live session, is owed (:attr:`Seat.owed`) with the wins after it."""
+    wins: list[PayoutLike] = [p for p in payouts if p.amount > 0]
+    if not wins and ctx.semantics.rounds:
+        wins = [Pay(0, WinReason.REGULAR)]
     for i, pay in enumerate(wins):
         last = i == len(wins) - 1
         if late and last and ctx.faults.late_win(ctx.rng):
             result.notes.append("late_win")
             yield Sleep(ctx.faults.late_win_delay_s)
         s = ctx.seat
-        win = WalletCall.win(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, round_id,
-                             Money(pay.amount, s.currency), pay.reason, round_closed=last)
+        win = _win(ctx, round_id, pay, last, bets)
         outcome = yield from settle(ctx, Send(win, ctx.faults.delivery(ctx.rng), purpose=f"win:{pay.reason}",
-                                              rule=owed(s)))
+                                              rule=owed(s, ctx.semantics)))
         if isinstance(outcome, Ok):
             result.paid += pay.amount
             if last:
                 result.closing_win = win
         else:
             result.status = "unresolved" if isinstance(outcome, Unknown) else "refused"
+            if session_ended(ctx, outcome):
+                s.owed.append(win)
+                s.owed.extend(_win(ctx, round_id, p, j == len(wins) - 1, bets)
+                              for j, p in enumerate(wins) if j > i)
+                result.refusal = ErrorCode.SESSION_EXPIRED
             return False
     return True
 
@@ -319,7 +412,7 @@ def batchable(ctx: RoundContext, stakes: Sequence[int], payouts: Sequence[Payout
         return None
     wins = [p for p in payouts if p.amount > 0]
     if not wins:
-        return Pay(0, WinReason.REGULAR)
+        return Pay(0, WinReason.REGULAR) if ctx.semantics.rounds else None
     if len(wins) == 1 and wins[0].reason is WinReason.REGULAR:
         return Pay(wins[0].amount, WinReason.REGULAR)
     return None
@@ -336,8 +429,7 @@ def batch_phase(ctx: RoundContext, round_id: str, stake: int, pay: Pay, result: 
     rolled back as any bet without an answer.  Returns the bets that stand, or None."""
     s = ctx.seat
     bet = _bet(ctx, round_id, stake)
-    win = WalletCall.win(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, round_id,
-                         Money(pay.amount, s.currency), pay.reason, round_closed=True)
+    win = _win(ctx, round_id, pay, True, [bet])
     step = Batch((bet, win), ctx.faults.delivery(ctx.rng))
     attempt = 1
     while True:
@@ -347,7 +439,8 @@ def batch_phase(ctx: RoundContext, round_id: str, stake: int, pay: Pay, result: 
         _seen(s, bet_out)
         _seen(s, win_out)
         if isinstance(bet_out, Ok) and isinstance(win_out, Ok):
-            result.staked += stake
+            assert bet.amount is not None
+            result.staked += bet.amount.minor
             result.paid += pay.amount
             result.closing_win = win
             return [bet]
@@ -393,10 +486,11 @@ def play_round(ctx: RoundContext, plan: PlanLike, round_id: str | None = None) -
         bets = yield from bet_phase(ctx, round_id, stakes, result)
         if bets is None:
             return result
-        if not (yield from win_phase(ctx, round_id, plan.payouts, result)):
+        if not (yield from win_phase(ctx, round_id, plan.payouts, result, bets=bets)):
             return result
-    kind = ctx.faults.invalid(ctx.rng)
-    if kind is not None:
+    kinds = expressible(ctx.semantics, ctx.signed)
+    kind = ctx.faults.invalid(ctx.rng) if len(kinds) == len(Invalid) else ctx.faults.invalid(ctx.rng, kinds)
+    if kind is not None and kind in kinds:
         result.invalid = kind
         yield from invalid_call(ctx, kind, round_id, bets[0] if bets else None, result.closing_win)
     return result
@@ -412,9 +506,20 @@ def live_round(
         bet_phase(ctx, round_id, [s.amount for s in plan.stakes], res) for (ctx, plan), res in zip(seats, results, strict=True)))
     assert isinstance(placed, list)
     yield Parallel(tuple(
-        win_phase(ctx, round_id, plan.payouts, res, late=False)
+        win_phase(ctx, round_id, plan.payouts, res, late=False, bets=bets)
         for ((ctx, plan), res, bets) in zip(seats, results, placed, strict=True) if bets is not None))
     return results
+
+
+@functools.cache
+def expressible(semantics: Semantics, signed: bool = True) -> tuple[Invalid, ...]:
+    """The invalid calls a dialect's wire can express, in :class:`Invalid`'s order (a canonical run
+    draws from all of them, as it always did): no call in another currency where calls carry none,
+    no bet on a closed round where nothing closes one, no wrong signature where nothing is signed."""
+    return tuple(k for k in Invalid if not (
+        (k is Invalid.WRONG_CURRENCY and not semantics.carries_currency)
+        or (k is Invalid.CLOSED_ROUND and not semantics.rounds)
+        or (k is Invalid.BAD_SIGNATURE and not signed)))
 
 
 def _session_codes(seat: Seat) -> frozenset[ErrorCode]:
@@ -432,9 +537,12 @@ def invalid_call(
     computed now: the code of the rule it is made to break, and the codes of the other rules it
     breaks (a bet whose session may have run out by the time it arrives; a mismatched replay on a
     closed round; the funds are the ledger's to judge).  A bet refused for its bad signature is
-    sent again, signed: a rejected call is not recorded, so it is judged again (rule 3)."""
+    sent again, signed: a rejected call is not recorded, so it is judged again (rule 3).  Only
+    calls the dialect's wire can express are made (:func:`expressible`); without rounds no code
+    of a round is due."""
     s = ctx.seat
     sess = _session_codes(s)
+    closed = frozenset({ErrorCode.ROUND_CLOSED}) if ctx.semantics.rounds else frozenset()
     if kind is Invalid.BAD_SIGNATURE:
         due = Due(frozenset({ErrorCode.INVALID_SIGNATURE}) | sess, ErrorCode.INVALID_SIGNATURE,
                   "transport-signature", "bet with a wrong signature")
@@ -442,8 +550,8 @@ def invalid_call(
     elif kind is Invalid.WRONG_CURRENCY:
         other = ctx.rng.choice([c for c in CURRENCIES.values() if c != s.currency])
         # One whole unit: every dialect's wire carries it, however few decimals it has.
-        call = WalletCall.bet(ctx.ids.tx(), s.player_id, s.session_token, ctx.game_id, ctx.ids.round(),
-                              Money(10**other.exponent, other))
+        tx_id = ctx.ids.tx()
+        call = _bet(ctx, ctx.ids.round(), 0, tx_id=tx_id, money=Money(10**other.exponent, other))
         due = Due(frozenset({ErrorCode.CURRENCY_MISMATCH}) | sess, ErrorCode.CURRENCY_MISMATCH, "money-currency",
                   f"bet in {other.code}")
         send = Send(call, expect=due, purpose="invalid:currency")
@@ -451,21 +559,22 @@ def invalid_call(
         due = Due(frozenset({ErrorCode.INSUFFICIENT_FUNDS}) | sess, ErrorCode.INSUFFICIENT_FUNDS,
                   "idempotency-7-never-negative", "bet over the balance")
         send = Send(_bet(ctx, ctx.ids.round(), s.balance + 1), expect=due, purpose="invalid:overdraft")
-    elif kind is Invalid.CLOSED_ROUND:
+    elif kind is Invalid.CLOSED_ROUND and ctx.semantics.rounds:
         due = Due(frozenset({ErrorCode.ROUND_CLOSED}) | sess, ErrorCode.ROUND_CLOSED, "operations-round-closed",
                   "bet on a closed round")
         send = Send(_bet(ctx, closed_round, 1), expect=due, purpose="invalid:closed_round")
     elif kind is Invalid.MISMATCHED_REPLAY and first_bet is not None and first_bet.amount is not None:
         changed = _bet(ctx, closed_round, first_bet.amount.minor + 1, tx_id=first_bet.tx_id)
-        # Not a replay: a later bet on the closed round too.
-        due = Due(frozenset({ErrorCode.DUPLICATE_MISMATCH, ErrorCode.ROUND_CLOSED}) | sess,
+        # Not a replay: a later bet on the closed round too (where there are rounds).
+        due = Due(frozenset({ErrorCode.DUPLICATE_MISMATCH}) | closed | sess,
                   ErrorCode.DUPLICATE_MISMATCH, "idempotency-2-mismatch", "bet reusing an accepted tx_id")
         send = Send(changed, expect=due, purpose="invalid:mismatched_replay")
     elif kind is Invalid.ROLLBACK_OF_WIN and closing_win is not None and closing_win.tx_id is not None:
-        # Its round is closed by that very win: ROUND_CLOSED is a rule it breaks too.
-        call = WalletCall.rollback(ctx.ids.tx(), closing_win.tx_id, s.player_id, s.session_token,
-                                   closing_win.game_id or ctx.game_id, closed_round)
-        due = Due(frozenset({ErrorCode.ROLLBACK_NOT_ALLOWED, ErrorCode.ROUND_CLOSED}), ErrorCode.ROLLBACK_NOT_ALLOWED,
+        # Its round is closed by that very win: ROUND_CLOSED is a rule it breaks too (where there are rounds).
+        call = WalletCall(Op.ROLLBACK, player_id=s.player_id, session_token=s.session_token,
+                          game_id=closing_win.game_id or ctx.game_id, tx_id=ctx.ids.tx(), round_id=closed_round,
+                          amount=closing_win.amount, ref_tx_id=closing_win.tx_id, session_ref=s.session_ref)
+        due = Due(frozenset({ErrorCode.ROLLBACK_NOT_ALLOWED}) | closed, ErrorCode.ROLLBACK_NOT_ALLOWED,
                   "idempotency-6-rollback-only-bets", "rollback of a win")
         send = Send(call, expect=due, purpose="invalid:rollback_of_win")
     else:

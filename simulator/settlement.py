@@ -15,13 +15,15 @@ driver (``loadtests.driver.GeventDriver.settle_in_doubt``) both take their steps
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Generator, Iterable
 
 from .calls import Op, Outcome, WalletCall
+from .dialects.semantics import CANONICAL, Semantics
 from .faults import FaultPlan
 from .ledger import SETTLES, Book, Tx, TxState
-from .rounds import RetryPolicy, RoundContext, Seat, Send, Step, TxIds, settle
+from .rounds import LIVE_SESSION, RetryPolicy, RoundContext, Seat, Send, Step, TxIds, settle
 
 PATIENT = RetryPolicy(max_attempts=20, base_s=0.05, cap_s=2.0)
 """Settlement waits out a slow wallet."""
@@ -40,8 +42,10 @@ def closed_by_a_win(book: Book, round_id: str | None) -> bool:
                and t.state is TxState.APPLIED for t in book.txs.values())
 
 
-def settle_call(book: Book, tx: Tx, seat: Seat, ids: TxIds) -> WalletCall:
-    """The call that settles ``tx``: a rollback of a bet, or the call itself again."""
+def settle_call(book: Book, tx: Tx, seat: Seat, ids: TxIds, semantics: Semantics = CANONICAL) -> WalletCall:
+    """The call that settles ``tx``: a rollback of a bet, or the call itself again (on the seat's
+    session of now where the dialect's wins need a live session: the game may have been launched
+    again since; the session is none of the fields a replay is compared by)."""
     call = tx.call
     if call.op is Op.BET:
         if tx.due is not None:
@@ -49,17 +53,26 @@ def settle_call(book: Book, tx: Tx, seat: Seat, ids: TxIds) -> WalletCall:
                 return _rollback(call, seat, ids)
         elif not closed_by_a_win(book, call.round_id):
             return _rollback(call, seat, ids)
+    elif semantics.wins_need_live_session and call.session_token != seat.session_token:
+        return dataclasses.replace(call, session_token=seat.session_token, session_ref=seat.session_ref)
     return call
 
 
 def _rollback(bet: WalletCall, seat: Seat, ids: TxIds) -> WalletCall:
-    return WalletCall.rollback(ids.tx(), bet.tx_id or "", seat.player_id, seat.session_token,
-                               bet.game_id or "", bet.round_id or "")
+    """The rollback of ``bet``, with its amount (a dialect whose rollbacks carry it sends it)."""
+    return WalletCall(Op.ROLLBACK, player_id=seat.player_id, session_token=seat.session_token,
+                      game_id=bet.game_id or "", tx_id=ids.tx(), round_id=bet.round_id or "", amount=bet.amount,
+                      ref_tx_id=bet.tx_id or "", session_ref=seat.session_ref)
 
 
-def settlement(book: Book, tx: Tx, seat: Seat, ids: TxIds) -> Generator[Step, object, Outcome]:
-    """The steps that settle ``tx`` (for any driver's ``drive``)."""
-    ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), ids, CALM, PATIENT)
-    call = settle_call(book, tx, seat, ids)
-    due = tx.due if call is tx.call else None
-    return settle(ctx, Send(call, expect=due, purpose="settle", rule=SETTLES))
+def settlement(book: Book, tx: Tx, seat: Seat, ids: TxIds,
+               semantics: Semantics = CANONICAL) -> Generator[Step, object, Outcome]:
+    """The steps that settle ``tx`` (for any driver's ``drive``).  Where the dialect's wins need a live
+    session and the seat's may have ended, a win or rollback exercises that rule (a ``SESSION_EXPIRED``
+    refusal is then allowed) rather than the settlement's."""
+    ctx = RoundContext(seat, tx.call.game_id or "", random.Random(0), ids, CALM, PATIENT, semantics=semantics)
+    call = settle_call(book, tx, seat, ids, semantics)
+    due = tx.due if call.tx_id == tx.call.tx_id and call.op is tx.call.op else None
+    rule = LIVE_SESSION if semantics.wins_need_live_session and call.op is not Op.BET and seat.maybe_expired() \
+        else SETTLES
+    return settle(ctx, Send(call, expect=due, purpose="settle", rule=rule))
