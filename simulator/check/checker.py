@@ -27,9 +27,11 @@ import orjson
 
 from ..calls import MONEY_OPS, Ok, Op, Rejected, Unknown, WalletCall, WinReason
 from ..codes import ErrorCode, http_status
-from ..dialects.canonical import call_to_json
+from ..dialects import DialectError, HttpRequest, semantics_of
+from ..dialects.canonical import EXTRA_FIELDS, malformed_canonical_body
+from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics
 from ..money import INT64_MAX, Money
-from .model import Accept, Expected, Outcomes, WalletModel
+from .model import Accept, Expected, Outcomes, TxKey, WalletModel
 from .protocol import Violation, violation
 from .target import CheckError, Connection, Sent
 
@@ -67,13 +69,9 @@ MUTATIONS: dict[str, str] = {
     "round-closed-not-boolean": "transport-bad-request",
     "extra-field": "transport-unknown-fields",
 }
-"""Malformed variants of a valid bet or win (canonical dialect) and the rule each tests."""
+"""Malformed variants of a valid bet or win (each sent in the dialect's own wire) and the rule each tests."""
 
-EXTRA_FIELDS: dict[str, Any] = {
-    "x_provider_ref": "ext-7781", "bonus": {"campaign": "spring", "steps": [1, 2, {"k": None}]}, "jackpot_ids": [],
-    "is_test": False, "note": None,
-}
-"""Fields no wallet knows, of every JSON shape: a wallet ignores them (PROTOCOL.md, Transport)."""
+__all__ = ["EXTRA_FIELDS", "MUTATIONS", "Checker", "encode_variant", "malformed_body", "replaced_rules"]
 
 _POLICY: dict[str, str] = {
     "amount-float": "bad-request", "amount-string": "bad-request", "amount-boolean": "bad-request",
@@ -144,6 +142,57 @@ class Problem:
     """The kind of finding (simulator.findings.KINDS): what happened, and so its severity."""
 
 
+def replaced_rules(sem: Semantics) -> dict[str, str]:
+    """PROTOCOL.md rules a dialect's semantics replace, each with the ``dialect-*`` rule that speaks instead.
+
+    What such a wire cannot express is not judged by PROTOCOL.md's sentence: a finding or a count under one of
+    these rules is filed under the dialect's (whose quote is the dialect's documented sentence)."""
+    out: dict[str, str] = {}
+    if not sem.names_player:
+        out["operations-unknown-player"] = RULE_IDS[("player", "session")]
+    if not sem.carries_currency:
+        out["money-currency"] = RULE_IDS[("currency", "account")]
+    if not sem.rounds:
+        out["operations-round-closed"] = RULE_IDS[("rounds", False)]
+    if sem.win_bet != "round":
+        out["operations-regular-win-needs-bet"] = out["choice-win-after-rollback"] = RULE_IDS[("win_bet", sem.win_bet)]
+    if sem.rollback_by != "player":
+        out["choice-rollback-round"] = RULE_IDS[("rollback_by", sem.rollback_by)]
+    if sem.sessions == "operator":
+        out["operations-authenticate"] = RULE_IDS[("sessions", "operator")]
+    return out
+
+
+def excluded_codes(sem: Semantics) -> dict[ErrorCode, str]:
+    """Codes a dialect's semantics rule out, each with the rule that does: refusing a valid call with one of them
+    breaks that rule (``CURRENCY_MISMATCH`` where amounts are in the account's currency...)."""
+    out: dict[ErrorCode, str] = {}
+    if not sem.names_player:
+        out[ErrorCode.PLAYER_NOT_FOUND] = RULE_IDS[("player", "session")]
+    if not sem.carries_currency:
+        out[ErrorCode.CURRENCY_MISMATCH] = RULE_IDS[("currency", "account")]
+    if not sem.rounds:
+        out[ErrorCode.ROUND_CLOSED] = RULE_IDS[("rounds", False)]
+    return out
+
+
+class RuleTally(Counter[str]):
+    """rule id → count, filing a PROTOCOL.md rule the dialect's semantics replace under the dialect's rule."""
+
+    def __init__(self, names: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.names = names or {}
+
+    def __getitem__(self, key: str) -> int:
+        return super().__getitem__(self.names.get(key, key))
+
+    def __setitem__(self, key: str, value: int) -> None:
+        super().__setitem__(self.names.get(key, key), value)
+
+    def __reduce__(self) -> Any:
+        return (Counter, (dict(self),))
+
+
 def _text(body: bytes, limit: int = 4000) -> str:
     text = body.decode("utf-8", "replace")
     return text if len(text) <= limit else f"{text[:limit]}… ({len(body)} bytes)"
@@ -170,7 +219,7 @@ class Checker:
     groups: int = 0
     rule: str = "operations-effect"
     """The rule that governs the last step: a balance check after it that fails breaks this rule."""
-    rejected: set[str] = field(default_factory=set)
+    rejected: set[TxKey] = field(default_factory=set)
     wallet_tx_ids: set[str] = field(default_factory=set)
     launch_of: dict[str, str] = field(default_factory=dict)
     """session alias → the launch token it was made from"""
@@ -178,6 +227,37 @@ class Checker:
     """rule id → calls judged under it: what a pass actually tried (the coverage table)."""
     choices: Counter[str] = field(default_factory=Counter)
     """Choices PROTOCOL.md allows that the wallet was seen to make (notes, never failures)."""
+    semantics: Semantics = CANONICAL
+    """The dialect's declared semantics (set from the connection's dialect): the model judges by them."""
+    session_refs: dict[str, str] = field(default_factory=dict)
+    """session alias → the second session id a players file gave (sent where a wire carries one)."""
+
+    def __post_init__(self) -> None:
+        conn = getattr(self, "conn", None)
+        dialect = getattr(conn, "dialect", None)
+        self.semantics = semantics_of(dialect) if dialect is not None else CANONICAL
+        self.model.semantics = self.semantics
+        self.renamed = replaced_rules(self.semantics)
+        self.excluded = excluded_codes(self.semantics)
+        tally = RuleTally(self.renamed)
+        tally.update(self.exercised)
+        self.exercised = tally
+        choices = RuleTally(self.renamed)
+        choices.update(self.choices)
+        self.choices = choices
+
+    def rule_of(self, rule: str) -> str:
+        """``rule``, or the dialect's rule that replaces it (:func:`replaced_rules`)."""
+        return self.renamed.get(rule, rule)
+
+    def note(self, choice: str) -> None:
+        """A choice seen, headed by the rule that allows it (the dialect's where it replaces PROTOCOL.md's)."""
+        head, _, rest = _noted(choice).partition(": ")
+        self.choices[f"{self.rule_of(head)}: {rest}"] += 1
+
+    def txk(self, m: WalletModel, call: WalletCall) -> TxKey:
+        """What ``call``'s transaction is recorded (or was rejected) under."""
+        return m.key(m.player_of(call), call.tx_id or "")
 
     # -- aliases ----------------------------------------------------------------------
     def cid(self, local: str) -> str:
@@ -203,17 +283,21 @@ class Checker:
         return s is not None and s.live(self.clock())
 
     def accepted(self, spec: dict[str, Any]) -> bool:
-        return self.cid(spec["tx"]) in self.model.txs
+        return self.model.key(self.player_id(spec["player"]), self.cid(spec["tx"])) in self.model.txs
 
     def rolled_back(self, spec: dict[str, Any]) -> bool:
-        tx = self.model.txs.get(self.cid(spec["tx"]))
+        tx = self.model.txs.get(self.model.key(self.player_id(spec["player"]), self.cid(spec["tx"])))
         return tx is not None and tx.rolled_back
 
     def concrete(self, spec: dict[str, Any]) -> WalletCall:
         op = Op(spec["op"])
         pid, sess = self.player_id(spec["player"]), self.session_token(spec["session"])
+        players = getattr(self, "model", None)
+        known = players.players.get(pid) if players is not None else None
+        hint = spec.get("currency") or (known.currency if known is not None else None)
+        ref = getattr(self, "session_refs", {}).get(spec["session"])
         if op is Op.BALANCE:
-            return WalletCall.balance(pid, sess)
+            return WalletCall(Op.BALANCE, player_id=pid, session_token=sess, session_ref=ref, currency_hint=hint)
         amount = Money.of(spec["amount"], spec["currency"]) if "amount" in spec else None
         return WalletCall(
             op, player_id=pid, session_token=sess, game_id=spec.get("game", GAME), tx_id=self.cid(spec["tx"]),
@@ -221,6 +305,8 @@ class Checker:
             ref_tx_id=self.cid(spec["ref"]) if "ref" in spec else None,
             reason=WinReason(spec["reason"]) if op is Op.WIN else None,
             round_closed=bool(spec.get("closed", False)) if op is Op.WIN else None,
+            bet_tx_id=self.cid(spec["bet"]) if op is Op.WIN and "bet" in spec else None,
+            session_ref=ref, currency_hint=hint,
         )
 
     def fits(self, specs: list[dict[str, Any]]) -> bool:
@@ -292,7 +378,11 @@ class Checker:
         token = self.conn.account_sessions[step["account"]]
         alias, sess = step["alias"], step["session"]
         self.players[alias] = acc.player_id
-        call = WalletCall.balance(acc.player_id, token)
+        ref = self.conn.account_refs[step["account"]] if step["account"] < len(self.conn.account_refs) else None
+        if ref:
+            self.session_refs[sess] = ref
+        call = WalletCall(Op.BALANCE, player_id=acc.player_id, session_token=token, session_ref=ref,
+                          currency_hint=acc.currency)
         sent = self.conn.send(call)
         entry = self._entry(call, sent, "200 ok (the account's balance, read as the example's start)")
         entry.note = f"test account {alias} = {acc.player_id!r}"
@@ -309,10 +399,20 @@ class Checker:
         self.session_player[sess] = alias
 
     def _do_login(self, step: dict[str, Any]) -> bool:
-        """A launch token from the admin API, exchanged by ``authenticate`` (the session lives ``ttl`` s)."""
+        """A launch token from the admin API, exchanged by ``authenticate`` (the session lives ``ttl`` s).
+
+        Where the operator makes the sessions (no ``authenticate``), the admin API's token is the session."""
         alias, sess, ttl = step["player"], step["session"], step["ttl"]
         pid = self.players[alias]
         token = self.conn.launch_token(pid, ttl)
+        if self.semantics.sessions == "operator":
+            self._admin_entry(f"session token for {alias} from the operator (lifetime {ttl} s)")
+            self.model.record_session_direct(token, pid, ttl, self.clock())
+            if ttl > 0:
+                self.conn.sessions_of[pid] = token
+            self.sessions[sess] = token
+            self.session_player[sess] = alias
+            return True
         self._admin_entry(f"launch token for {alias} (session lifetime {ttl} s)")
         self.model.issue_token(token, pid, ttl)
         self.launch_of[sess] = token
@@ -330,7 +430,7 @@ class Checker:
 
     def _authenticate(self, alias: str, token: str, sess: str, note: str) -> bool:
         pid = self.players[alias]
-        call = WalletCall.authenticate(token, GAME)
+        call = dataclasses.replace(WalletCall.authenticate(token, GAME), currency_hint=self.model.players[pid].currency)
         now = self.clock()
         allowed = self.model.outcomes(call, now)
         if self.strict_codes:
@@ -345,10 +445,19 @@ class Checker:
         entry.note = note
         self.exercised["operations-authenticate"] += 1
         out = sent.outcome
-        if isinstance(out, Rejected) and out.code in allowed.codes:
+        if isinstance(out, Rejected) and (out.code in allowed.codes
+                                          or (out.code is ErrorCode.UNMAPPED and allowed.codes)):
             if choice := allowed.choice_of(out.code):
-                self.choices[_noted(choice)] += 1
+                self.note(choice)
+            if out.code is ErrorCode.UNMAPPED:
+                self.choices[f"errors-codes: {out.message or 'unmapped wire code'}"] += 1
             return False
+        if isinstance(out, Ok) and out.missing:
+            # An answer that carries only some of player, session and balance (a dialect's user-info call): the
+            # player is the one the token was made for, the session the launch token itself, the balance unread.
+            out = dataclasses.replace(out, player_id=out.player_id if "player_id" not in out.missing else pid,
+                                      session_token=out.session_token if "session_token" not in out.missing
+                                      else token)
         problem = None
         if not allowed.accepts and isinstance(out, Ok):
             problem = Problem(_CODE_RULE.get(allowed.primary[1], "operations-authenticate")
@@ -362,13 +471,15 @@ class Checker:
                               wire or f"expected {' or '.join(texts)}, got {_outcome(sent)}",
                               finding=(_wire_finding(sent) if wire else
                                        "refused_valid_call" if allowed.accepts else "wrong_code"))
-        elif out.player_id != pid or out.balance.minor != allowed.accepts[0].balance or not out.session_token:
+        elif out.player_id != pid or not out.session_token or (
+                "balance" not in out.missing and out.balance.minor != allowed.accepts[0].balance):
             problem = Problem("operations-authenticate",
                               f"answered player {out.player_id!r}, balance {out.balance.minor}, session "
                               f"{out.session_token!r}; the model holds {pid!r}, balance {allowed.accepts[0].balance}",
                               finding="balance_mismatch" if out.balance.minor != allowed.accepts[0].balance
                               else "protocol_violation")
-        elif out.balance.currency.code != self.model.players[pid].currency:
+        elif "balance" not in out.missing and self.semantics.carries_currency \
+                and out.balance.currency.code != self.model.players[pid].currency:
             problem = Problem("operations-authenticate", f"answered currency {out.balance.currency.code}, the "
                               f"player's is {self.model.players[pid].currency}", finding="protocol_violation")
         if problem:
@@ -387,7 +498,7 @@ class Checker:
             self._fail(Problem("operations-authenticate", f"answered session {out.session_token!r}, which is "
                                "another session the wallet handed out before", finding="protocol_violation"), entry.n)
         if accept.choice and len(allowed.accepts) + len(allowed.codes) > 1:
-            self.choices[_noted(accept.choice)] += 1
+            self.note(accept.choice)
         self.sessions[sess] = out.session_token
         self.session_player[sess] = alias
         return True
@@ -417,12 +528,12 @@ class Checker:
         if self.strict_codes:
             out = Outcomes(out.primary, frozenset({out.primary[1]}) if out.primary[0] == "rejected" else frozenset(),
                            out.accepts[:1] if out.primary[0] == "ok" else ())
-        seen = m.txs.get(call.tx_id) if call.tx_id else None
-        player = m.players.get(call.player_id or "")
+        seen = m.tx_of(call) if call.op in MONEY_OPS else None
+        player = m.players.get(m.player_of(call) or "")
         sess = m.sessions.get(call.session_token or "")
         expired = sess is not None and not sess.live(now)
         blocked = player is not None and player.blocked
-        ref = m.txs.get(call.ref_tx_id) if call.ref_tx_id else None
+        ref = m.ref_of(call) if call.op is Op.ROLLBACK else None
         primary = out.primary
         if call.op in MONEY_OPS and seen is not None:
             rule = ok_rule = "idempotency-1-no-change" if primary[0] == "ok" else "idempotency-2-mismatch"
@@ -442,7 +553,13 @@ class Checker:
         refused = ok_rule
         if out.accepts and call.op in (Op.WIN, Op.ROLLBACK) and seen is None:
             refused = ("sessions-money-owed-is-paid" if expired else "sessions-blocked-player" if blocked else ok_rule)
-        if out.accepts and seen is None and call.tx_id in self.rejected:
+        if out.rule:
+            # The decision rests on the dialect's semantics: a finding about it quotes the dialect's sentence
+            # (a win's balance stays the effect's: the named or absent bet decides only whether it is paid).
+            rule = refused = out.rule
+            if out.rule not in (RULE_IDS[("win_bet", "named")], RULE_IDS[("win_bet", "none")]):
+                ok_rule = out.rule
+        if out.accepts and seen is None and self.txk(m, call) in self.rejected:
             rule = ok_rule = refused = "idempotency-3-rejected-not-recorded"
         return _Judged(call, out, rule, ok_rule, refused, player.balance if player else None)
 
@@ -454,17 +571,19 @@ class Checker:
         if wire is not None:
             return Problem(_wire_rule(sent, j), wire, "wire", _wire_finding(sent))
         if isinstance(out, Rejected):
-            if out.code in allowed.codes:
-                return None
+            if out.code in allowed.codes or (out.code is ErrorCode.UNMAPPED and allowed.codes):
+                return None  # an unmapped wire code is some refusal: right where a refusal is allowed
             if allowed.accepts:
                 rule = j.refused_rule if out.code in _SESSION_CODES else j.ok_rule
-                return Problem(rule, f"expected {_allowed_text(j)}, got {out.code}", finding="refused_valid_call")
+                rule = self.excluded.get(out.code, rule)
+                got = out.message or out.code if out.code is ErrorCode.UNMAPPED else out.code
+                return Problem(rule, f"expected {_allowed_text(j)}, got {got}", finding="refused_valid_call")
             return Problem(self._invented(j, out.code), f"expected {_allowed_text(j)}, got {out.code}",
                            finding="wrong_code")
         assert isinstance(out, Ok)
         balance = out.balance.minor
         player = self._model_player(j)
-        if player is not None and out.balance.currency.code != player:
+        if player is not None and self.semantics.carries_currency and out.balance.currency.code != player:
             return Problem("money-currency", f"answered in {out.balance.currency.code}; the player's currency is {player}",
                            finding="protocol_violation")
         if balance < 0:
@@ -472,7 +591,7 @@ class Checker:
                            finding="negative_balance")
         if not allowed.accepts:
             moved = j.before is not None and balance != j.before
-            seen = self.model.txs.get(j.call.tx_id or "")
+            seen = self.model.tx_of(j.call) if j.call.op in MONEY_OPS else None
             as_replay = seen is not None and seen.wallet_tx_id == out.wallet_tx_id
             return Problem(j.rule, f"expected {_allowed_text(j)}, got 200 ok (balance {balance})", "decision",
                            self._accepted_kind(j, moved, as_replay))
@@ -529,8 +648,10 @@ class Checker:
             # A reused tx_id is judged by the record first: whatever else is wrong with the call, the
             # wallet that answers another code did not look the tx_id up.
             return j.rule
-        if j.call.tx_id in self.rejected:
+        if j.call.tx_id and self.txk(self.model, j.call) in self.rejected:
             return "idempotency-3-rejected-not-recorded"
+        if code in self.excluded:
+            return self.excluded[code]
         if code is ErrorCode.SESSION_EXPIRED and j.call.op is not Op.BET:
             return "sessions-money-owed-is-paid"
         if code is ErrorCode.PLAYER_BLOCKED and j.call.op is not Op.BET:
@@ -540,7 +661,7 @@ class Checker:
         return _CODE_RULE.get(code, j.rule)
 
     def _model_player(self, j: _Judged) -> str | None:
-        p = self.model.players.get(j.call.player_id or "")
+        p = self.model.players.get(self.model.player_of(j.call) or "")
         return p.currency if p else None
 
     def _cover(self, j: _Judged, sent: Sent) -> None:
@@ -569,26 +690,31 @@ class Checker:
         self._cover(j, sent)
         if isinstance(out, Rejected):
             if tx:
-                self.rejected.add(tx)
+                self.rejected.add(self.txk(m, j.call))
             choice = j.out.choice_of(out.code) if j.out.accepts or j.out.choices else ""
             if choice:
-                self.choices[_noted(choice)] += 1
+                self.note(choice)
+            if out.code is ErrorCode.UNMAPPED:
+                self.choices[f"errors-codes: {out.message or 'unmapped wire code'}"] += 1
             return
         if not isinstance(out, Ok) or j.matched is None:
             return
         accept = j.matched
         m.commit(j.call, accept, self.clock())
         if accept.choice and len(j.out.accepts) + len(j.out.codes) > 1:
-            self.choices[_noted(accept.choice)] += 1
+            self.note(accept.choice)
         if j.call.op in MONEY_OPS and accept.original is None and any(e[0] == "tx" for e in accept.effects):
             assert tx is not None and out.wallet_tx_id is not None
-            m.record_wallet_tx_id(tx, out.wallet_tx_id)
+            m.record_wallet_tx_id(tx, out.wallet_tx_id, m.player_of(j.call))
             ids.add(out.wallet_tx_id)
 
     # -- sending ----------------------------------------------------------------------
     def _entry(self, call: WalletCall, sent: Sent, expected: str, group: int | None = None) -> Entry:
         self.calls += 1
-        e = Entry("call", self.calls, str(call.op), _text(sent.request_body), sent.sign, expected, sent.status,
+        request = _text(sent.request_body)
+        if sent.path and (sent.method != "POST" or sent.path != str(call.op)):
+            request = f"{sent.method} /{sent.path}" + (f" {request}" if request else "")
+        e = Entry("call", self.calls, str(call.op), request, sent.sign, expected, sent.status,
                   _text(sent.response_body) if sent.status is not None else str(sent.outcome), group=group)
         self.entries.append(e)
         return e
@@ -617,7 +743,9 @@ class Checker:
         self.rule = "transport-signature"
         self.exercised[self.rule] += 1
         out = sent.outcome
-        if not (isinstance(out, Rejected) and out.code is ErrorCode.INVALID_SIGNATURE):
+        if isinstance(out, Rejected) and out.code is ErrorCode.UNMAPPED:
+            self.choices[f"errors-codes: {out.message or 'unmapped wire code'}"] += 1
+        elif not (isinstance(out, Rejected) and out.code is ErrorCode.INVALID_SIGNATURE):
             entry.bad = True
             moved = isinstance(out, Ok) and call.player_id in self.model.players \
                 and out.balance.minor != self.model.players[call.player_id].balance
@@ -625,19 +753,23 @@ class Checker:
                        else _wire_finding(sent) if _wire_problem(sent) else "wrong_code")
             self._fail(Problem("transport-signature", f"a call signed {_SIGN_TEXT[sent.sign]} got {_outcome(sent)}",
                                finding=finding), entry.n)
-        if call.tx_id and call.tx_id not in self.model.txs:
-            self.rejected.add(call.tx_id)
+        if call.tx_id and self.model.tx_of(call) is None:
+            self.rejected.add(self.txk(self.model, call))
         return sent
 
     def _do_raw(self, step: dict[str, Any]) -> Sent:
-        """A variant of a valid call (canonical dialect): refused as PROTOCOL.md says, or judged as the call it is."""
+        """A variant of a valid call in the dialect's own wire: refused as PROTOCOL.md says, or judged as the call
+        it is."""
         call = self.concrete(step["call"])
         mutation = step["mutation"]
-        body = malformed_body(call, mutation)
+        try:
+            req = encode_variant(self.conn.dialect, call, self.clock(), mutation)
+        except DialectError as exc:
+            raise CheckError(f"the {self.conn.dialect.name} dialect cannot send {mutation}: {exc}") from None
         policy, rule = _POLICY[mutation], MUTATIONS[mutation]
         if policy == "big" and call.amount is not None:
             call = dataclasses.replace(call, amount=Money(INT64_MAX + 1, call.amount.currency))
-        sent = self.conn.raw(call.op, body, call)
+        sent = self.conn.raw(req, call)
         note = f"malformed: {mutation}" if policy != "valid" else "unknown fields added"
         self.exercised[rule] += 1
         if policy in ("valid", "big"):
@@ -666,15 +798,17 @@ class Checker:
         entry.note = note
         self.rule = rule
         out = sent.outcome
-        if not (isinstance(out, Rejected) and (out.code in codes or not codes)):
+        if isinstance(out, Rejected) and out.code is ErrorCode.UNMAPPED:
+            self.choices[f"errors-codes: {out.message or 'unmapped wire code'}"] += 1
+        elif not (isinstance(out, Rejected) and (out.code in codes or not codes)):
             entry.bad = True
             moved = isinstance(out, Ok) and out.balance.minor != self.model.players[call.player_id or ""].balance
             finding = ("invalid_call_moved_money" if moved else "accepted_invalid_call" if isinstance(out, Ok)
                        else _wire_finding(sent) if _wire_problem(sent) else "wrong_code")
             self._fail(Problem(rule, f"a request with {mutation.replace('-', ' ')} got {_outcome(sent)}",
                                finding=finding), entry.n)
-        if call.tx_id and call.tx_id not in self.model.txs:
-            self.rejected.add(call.tx_id)
+        if call.tx_id and self.model.tx_of(call) is None:
+            self.rejected.add(self.txk(self.model, call))
         return sent
 
     def _do_race(self, step: dict[str, Any]) -> list[Sent]:
@@ -759,7 +893,7 @@ class Checker:
         n = step["n"]
         # Copies of a call the wallet already accepted are replays of a settled call: no race is needed to
         # break rule 1 with them, so a failure is idempotency rule 1's, not rule 7's.
-        replay = call.tx_id in self.model.txs
+        replay = self.model.tx_of(call) is not None
         sents = self.conn.send_all([call] * n)
         self.groups += 1
         j = self._expect(self.model, call)
@@ -809,7 +943,10 @@ class Checker:
             got = []
             for a in aliases:
                 sess = next(s for s, p in self.session_player.items() if p == a)
-                sent = self.conn.send(WalletCall.balance(self.players[a], self.sessions[sess]))
+                pid = self.players[a]
+                sent = self.conn.send(WalletCall(Op.BALANCE, player_id=pid, session_token=self.sessions[sess],
+                                                 session_ref=self.session_refs.get(sess),
+                                                 currency_hint=self.model.players[pid].currency))
                 got.append(sent.outcome.balance.minor if isinstance(sent.outcome, Ok) else None)
             how = "balance calls"
         wrong = []
@@ -835,7 +972,7 @@ class Checker:
 
     # -- failing ----------------------------------------------------------------------
     def _fail(self, problem: Problem, call_number: int | None = None) -> None:
-        exc = violation(problem.rule, problem.message, call_number, problem.finding)
+        exc = violation(self.rule_of(problem.rule), problem.message, call_number, problem.finding)
         exc.evidence = self.evidence()
         if self.on_violation is not None:
             self.on_violation(exc)
@@ -863,7 +1000,10 @@ def _codes(code: ErrorCode, alternatives: frozenset[ErrorCode]) -> str:
 
 
 def _noted(choice: str) -> str:
-    """A choice seen, headed by the rule of PROTOCOL.md that allows it (the coverage table files it there)."""
+    """A choice seen, headed by the rule of PROTOCOL.md that allows it (the coverage table files it there), or
+    by the dialect's rule where its semantics allow it (the choice then starts with that rule's id)."""
+    if choice.startswith("dialect-"):
+        return choice
     if choice.startswith("authenticate"):
         rule = "operations-authenticate"
     elif "regular win after" in choice:
@@ -939,37 +1079,28 @@ def _wire_rule(sent: Sent, j: _Judged) -> str:
 
 
 def malformed_body(call: WalletCall, mutation: str) -> bytes:
-    """The canonical body of ``call`` with one defect."""
-    if mutation == "not-json":
-        return b'{"tx_id": ' + orjson.dumps(call.tx_id) + b', "amount": '
-    if mutation == "not-an-object":
-        return orjson.dumps([call_to_json(call)])
-    body = call_to_json(call)
-    amount = body.get("amount", 0)
-    if mutation == "amount-float":
-        body["amount"] = amount + 0.5
-    elif mutation == "amount-string":
-        body["amount"] = str(amount)
-    elif mutation == "amount-negative":
-        body["amount"] = -1 - amount
-    elif mutation == "amount-boolean":
-        body["amount"] = True
-    elif mutation == "amount-past-64-bit":
-        body["amount"] = INT64_MAX + 1
-    elif mutation == "missing-field":
-        del body["round_id"]
-    elif mutation == "unknown-currency":
-        body["currency"] = "XTS"
-    elif mutation == "bad-reason":
-        body["reason"] = "lucky"
-    elif mutation == "round-closed-not-boolean":
-        body["round_closed"] = "yes"
-    elif mutation == "extra-field":
-        body.update(EXTRA_FIELDS)
-    data = orjson.dumps(body)
-    if mutation == "oversized":
-        data += b" " * (64 * 1024 + 1 - len(data) + 16)
-    return data
+    """The canonical body of ``call`` with one defect (see :meth:`CanonicalDialect.encode_variant`)."""
+    return malformed_canonical_body(call, mutation)
+
+
+def encode_variant(dialect: Any, call: WalletCall, now: float, variant: str) -> HttpRequest:
+    """The signed request of ``call`` with one defect, in ``dialect``'s own wire (``DialectError``: the variant
+    means nothing on that wire, or the dialect sends no variants)."""
+    encode = getattr(dialect, "encode_variant", None)
+    if encode is None:
+        raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect sends no malformed variants")
+    req = encode(call, now, variant)
+    assert isinstance(req, HttpRequest)
+    return req
+
+
+def variant_fits(dialect: Any, call: WalletCall, variant: str) -> bool:
+    """Whether ``dialect``'s wire can carry ``variant`` of ``call`` (a string amount on a string wire cannot)."""
+    try:
+        encode_variant(dialect, call, 0.0, variant)
+    except DialectError:
+        return False
+    return True
 
 
 def is_violation(exc: BaseException) -> bool:

@@ -34,9 +34,11 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from ..dialects import semantics_of
+from ..dialects.semantics import RULE_IDS, Semantics
 from ..findings import RULES
 from ..money import INT64_MAX
-from .checker import MUTATIONS, Checker
+from .checker import MUTATIONS, Checker, replaced_rules, variant_fits
 from .protocol import Violation
 from .target import CheckError, Connection
 from .wire import CURRENCY_CODES, Wire
@@ -90,29 +92,34 @@ STEP_RULES: dict[str, frozenset[str]] = {
     "rollback_again": frozenset({"idempotency-4-rollback-once"}),
     "rollback_burst": frozenset({"idempotency-4-rollback-once", "idempotency-7-serialized"}),
     "rollback_elsewhere": frozenset({"choice-rollback-round", "idempotency-4-rollback-once",
-                                     "rollback-finds-bet-by-player"}),
+                                     "rollback-finds-bet-by-player", RULE_IDS[("rollback_by", "tx")],
+                                     RULE_IDS[("rollback_by", "round")]}),
     "rollback_other_players_bet": frozenset({"rollback-finds-bet-by-player", "idempotency-6-rollback-only-bets"}),
     "rollback_unsent_then_bet": frozenset({"idempotency-5-tombstone"}),
     "replay": frozenset({"idempotency-1-no-change", "idempotency-1-original-id",
                          "idempotency-3-rejected-not-recorded"}),
     "replay_changed": frozenset({"idempotency-2-mismatch"}),
-    "tx_id_of_other_player": frozenset({"idempotency-2-mismatch"}),
+    "tx_id_of_other_player": frozenset({"idempotency-2-mismatch", RULE_IDS[("tx_scope", "player")]}),
     "race": frozenset({"idempotency-7-serialized", "idempotency-7-never-negative", "idempotency-4-rollback-once"}),
     "burst": frozenset({"idempotency-7-concurrent-duplicates", "idempotency-1-no-change",
                         "idempotency-1-original-id"}),
     "play_on_closed_round": frozenset({"operations-round-closed"}),
-    "regular_win_without_bet": frozenset({"operations-regular-win-needs-bet"}),
-    "win_after_rollback": frozenset({"choice-win-after-rollback", "operations-regular-win-needs-bet"}),
+    "regular_win_without_bet": frozenset({"operations-regular-win-needs-bet", RULE_IDS[("win_bet", "named")],
+                                          RULE_IDS[("win_bet", "none")]}),
+    "win_after_rollback": frozenset({"choice-win-after-rollback", "operations-regular-win-needs-bet",
+                                     RULE_IDS[("win_bet", "named")]}),
     "wrong_currency": frozenset({"money-currency"}),
     "bogus_session": frozenset({"sessions-token-of-player", "sessions-bet-needs-live-session",
-                                "operations-unknown-player", "choice-session", "choice-codes"}),
+                                "operations-unknown-player", "choice-session", "choice-codes",
+                                RULE_IDS[("player", "session")]}),
     "bet_with_other_session": frozenset({"sessions-bet-needs-live-session"}),
     "expired_session": frozenset({"sessions-money-owed-is-paid", "sessions-bet-needs-live-session",
-                                  "choice-session"}),
+                                  "choice-session", RULE_IDS[("wins_need_live_session", True)]}),
     "bad_signature": frozenset({"transport-signature"}),
     "malformed": frozenset(MUTATIONS.values()) | {"transport-bad-request"},
     "unknown_fields": frozenset({"transport-unknown-fields"}),
     "retry_after_refusal": frozenset({"idempotency-3-rejected-not-recorded"}),
+    "zero_bet": frozenset({RULE_IDS[("zero_bet", False)]}),
 }
 """The rules each step (a rule of the machine) is there for: a step none of whose rules is sought is never drawn."""
 
@@ -224,19 +231,30 @@ class RunContext:
         """Whether the machine may draw ``step`` in this Hypothesis run (fixed for the run: never live state)."""
         if not self.can(step):
             return False
-        return step in ALWAYS or any(self.sought(r) for r in STEP_RULES[step])
+        renamed = replaced_rules(self.semantics)
+        return step in ALWAYS or any(self.sought(renamed.get(r, r)) for r in STEP_RULES[step])
 
     def can(self, step: str) -> bool:
         """Whether the wallet and its wire offer what ``step`` needs (probed once, before the search)."""
-        conn = self.conn
+        conn, sem = self.conn, self.semantics
         if step in ("block", "authenticate_blocked"):
             return conn.has("block")
-        if step in ("expired_session", "reauthenticate"):
+        if step == "reauthenticate":
+            return self.admin and sem.sessions == "authenticate"  # the operator's sessions: no authenticate
+        if step == "expired_session":
             return self.admin
         if step == "deposit":
             return conn.has("deposit")
         if step in ("malformed", "unknown_fields"):
-            return self.canonical
+            return hasattr(conn.dialect, "encode_variant")
+        if step == "wrong_currency":
+            return sem.carries_currency  # a wire without currencies cannot name another one
+        if step == "play_on_closed_round":
+            return sem.rounds
+        if step == "bet_with_other_session":
+            return sem.names_player  # where the session names the player, it is simply the other's bet
+        if step == "zero_bet":
+            return not sem.zero_bet
         return True
 
     # -- counterexamples ------------------------------------------------------------------
@@ -266,6 +284,11 @@ class RunContext:
     @property
     def admin(self) -> bool:
         return self.conn.admin is not None
+
+    @property
+    def semantics(self) -> Semantics:
+        """The dialect's declared semantics: what its calls carry and mean."""
+        return semantics_of(self.conn.dialect)
 
     @property
     def canonical(self) -> bool:
@@ -362,18 +385,40 @@ class CheckMachine(RuleBasedStateMachine):
         assert isinstance(amount, int)
         return amount
 
-    def _bet(self, p: str, rnd: str, amount: int, tx: str | None = None, session: str | None = None) -> dict[str, Any]:
+    def _bet(self, p: str, rnd: str, amount: int, tx: str | None = None, session: str | None = None,
+             zero: bool = False) -> dict[str, Any]:
+        """A bet; above zero where the dialect's bets must be (``zero``: the one probe of a bet of 0)."""
+        if amount == 0 and not zero and not self.ctx.semantics.zero_bet:
+            amount = 1
         return {"op": "bet", "tx": tx or self.fresh("t"), "player": p, "session": session or self.session[p],
                 "round": rnd, "amount": amount, "currency": self.ck.currency(p)}
 
     def _win(self, p: str, rnd: str, amount: int, reason: str = "promo", closed: bool = False,
              tx: str | None = None, session: str | None = None) -> dict[str, Any]:
-        return {"op": "win", "tx": tx or self.fresh("t"), "player": p, "session": session or self.session[p],
+        """A win; it names the round's first accepted bet of ``p`` (a wire whose wins name their bet sends it; a
+        regular win with no bet there names one never sent, which such a wallet must not find)."""
+        spec = {"op": "win", "tx": tx or self.fresh("t"), "player": p, "session": session or self.session[p],
                 "round": rnd, "amount": amount, "currency": self.ck.currency(p), "reason": reason, "closed": closed}
+        bets = [s["tx"] for s in self.sent if s["op"] == "bet" and s["player"] == p and s["round"] == rnd
+                and self.ck.accepted(s)]
+        if bets:
+            spec["bet"] = bets[0]
+        elif reason == "regular" and self.ctx.semantics.names_bet:
+            spec["bet"] = self.fresh("t")
+        return spec
 
-    def _rollback(self, p: str, ref: str, rnd: str, session: str | None = None) -> dict[str, Any]:
-        return {"op": "rollback", "tx": self.fresh("t"), "ref": ref, "player": p,
-                "session": session or self.session[p], "round": rnd}
+    def _rollback(self, p: str, ref: str, rnd: str, session: str | None = None,
+                  amount: int | None = None) -> dict[str, Any]:
+        """A rollback; it carries the amount of the bet it cancels (a wire whose rollbacks carry one sends it;
+        ``amount``: for a bet not sent yet)."""
+        spec: dict[str, Any] = {"op": "rollback", "tx": self.fresh("t"), "ref": ref, "player": p,
+                                "session": session or self.session[p], "round": rnd}
+        bet = next((s for s in self.sent if s["op"] == "bet" and s["tx"] == ref), None)
+        if bet is not None:
+            spec.update(amount=bet["amount"], currency=bet["currency"])
+        else:
+            spec.update(amount=amount if amount is not None else 1, currency=self.ck.currency(p))
+        return spec
 
     def _note(self, spec: dict[str, Any], what: str) -> str:
         n = self.numbers.get(spec["tx"])
@@ -577,8 +622,9 @@ class CheckMachine(RuleBasedStateMachine):
         """A rollback overtakes its bet: 200 and a tombstone; the late bet is TX_ROLLED_BACK."""
         p = self._player(i)
         ghost, round_id = self.fresh("t"), self._round(rnd)
-        self._send(self._rollback(p, ghost, round_id), note="rolls back a bet never sent")
-        self._send(self._bet(p, round_id, self._stake(p, amount), tx=ghost), note="the rolled-back bet arrives")
+        stake = self._stake(p, amount)
+        self._send(self._rollback(p, ghost, round_id, amount=max(stake, 1)), note="rolls back a bet never sent")
+        self._send(self._bet(p, round_id, stake, tx=ghost), note="the rolled-back bet arrives")
 
     @_step("replay")
     @rule(j=INDEX, accepted=st.booleans(), live_session=st.booleans())
@@ -601,8 +647,12 @@ class CheckMachine(RuleBasedStateMachine):
             return
         s = dict(spec)
         op = s["op"]
+        sem = self.ctx.semantics
         if what in ("amount", "currency") and op == "rollback":
             what = "op"
+        if (what == "currency" and not sem.carries_currency) or (what == "round" and not sem.rounds) \
+                or (what == "player" and not sem.names_player):
+            what = "op"  # the wire does not carry it: changing it changes nothing the wallet sees
         if what == "amount":
             limit = self.wire.limit.get(s["currency"], INT64_MAX)
             s["amount"] = s["amount"] + delta if s["amount"] <= limit - delta else s["amount"] - delta
@@ -751,6 +801,8 @@ class CheckMachine(RuleBasedStateMachine):
     def bogus_session(self, i: int, op: str, mode: str, amount: int) -> None:
         """A session never issued, another player's, or a player the wallet does not know."""
         p = self._player(i)
+        if mode != "forged" and not self.ctx.semantics.names_player:
+            return  # the session names the player: another's session is that player's call, no player is named
         session, player = self.fresh("forged-session-"), p
         if mode == "other-player":
             other = self._other(p)
@@ -848,10 +900,17 @@ class CheckMachine(RuleBasedStateMachine):
             spec = self._bet(p, "r1", amount)
         else:
             spec = self._win(p, "r1", amount)
-        if not self.ck.fits([spec]):
-            return
+        if not self.ck.fits([spec]) or not variant_fits(self.ctx.conn.dialect, self.ck.concrete(spec), mutation):
+            return  # the wire cannot carry this variant (a string amount where amounts are strings...)
         self.ck.execute({"kind": "raw", "call": spec, "mutation": mutation})
         self._remember(spec)
+
+    @_step("zero_bet")
+    @rule(i=INDEX, rnd=ROUNDS)
+    def zero_bet(self, i: int, rnd: str) -> None:
+        """A bet of 0 where the dialect's bets are above zero: refused (any code), nothing changes."""
+        p = self._player(i)
+        self._send(self._bet(p, self._round(rnd), 0, zero=True), note="a bet of 0")
 
     @_step("retry_after_refusal")
     @rule(i=INDEX, over=SMALL, rnd=ROUNDS)

@@ -33,7 +33,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition, Unsatisfiable, UnsatisfiedAssumption
 from hypothesis.stateful import get_state_machine_test
 
+from ..dialects import semantics_of
+from ..dialects.semantics import RULE_IDS
 from ..findings import KINDS, Severity, fails
+from .checker import replaced_rules
 from .machine import CheckMachine, RunContext, StopSearch, machine_for
 from .protocol import RULES, Rule, Violation
 from .target import CheckError, Connection, Target
@@ -400,10 +403,20 @@ def what_is_skipped(conn: Connection) -> tuple[list[str], dict[str, str]]:
             rules["sessions-blocked-player"] = "the admin API has no block endpoint"
     wire = conn.wire
     name = conn.dialect.name
-    if name != "canonical":
-        skipped.append(f"malformed bodies and unknown fields: sent on the canonical wire only, not {name}'s")
+    if not hasattr(conn.dialect, "encode_variant"):
+        skipped.append(f"malformed bodies and unknown fields: the {name} dialect encodes no malformed variants")
         for r in ("transport-bad-request", "transport-unknown-fields"):
-            rules[r] = f"malformed bodies are sent on the canonical wire only (this is {name})"
+            rules[r] = f"the {name} dialect encodes no malformed variants"
+    sem = semantics_of(conn.dialect)
+    declared = {rule for rule, _ in sem.statements()}
+    for rule in RULE_IDS.values():
+        if rule not in declared:
+            rules[rule] = f"not among the {name} dialect's semantics"
+    for old, new in replaced_rules(sem).items():
+        rules[old] = f"the {name} dialect's semantics replace it: {new}"
+    if sem.differences():
+        skipped.append(f"the {name} dialect's semantics: " + "; ".join(
+            f"{axis} = {value}" for axis, value in sem.differences()) + " (judged by the dialect-* rules)")
     if not wire.timed:
         skipped.append(f"stale and future signatures: the {name} dialect's signature binds no time")
     if not wire.unsigned:

@@ -94,6 +94,9 @@ class Sent:
     request_body: bytes
     response_body: bytes
     sign: str = "ok"
+    method: str = "POST"
+    path: str = ""
+    """The request's method and path (the wallet's base URL left out): a GET wire's call is in its query."""
 
 
 class Connection:
@@ -112,7 +115,12 @@ class Connection:
         self.clients: dict[str, WalletClient] = {}
         self.admin: AdminClient | None = None
         self.account_sessions: list[str] = []
-        """Test-accounts mode: the session of each account, authenticated once per check."""
+        """Test-accounts mode: the session of each account, authenticated once per check (or given by the
+        players file, where the operator makes the sessions)."""
+        self.account_refs: list[str | None] = []
+        """Test-accounts mode: each account's second session id (the players file's ``session_ref``)."""
+        self.clocks: dict[str, Any] = {"ok": time.time, "wrong-secret": time.time,
+                                       "stale": lambda: time.time() - STALE_S, "future": lambda: time.time() + STALE_S}
         self.endpoints: dict[str, str] = {}
         """Optional admin endpoints probed before the search: name → "" (there) or why it is not used."""
         self._launch: dict[str, tuple[str, int]] = {}
@@ -155,15 +163,29 @@ class Connection:
             self.admin = AdminClient(t.admin_url, t.admin_token, self.session)
             await self._probe(self.admin)
             return
+        operator = dialects.semantics_of(self.dialect).sessions == "operator"
         for acc in t.accounts:
-            ex = await self.clients["ok"].exchange(WalletCall.authenticate(acc.token, "croupier-check"))
+            given: str | None = getattr(acc, "session_token", None) or None
+            self.account_refs.append(getattr(acc, "session_ref", None) or None)
+            if operator:
+                # No authenticate: the players file gives each session (or its token column is the session).
+                self.account_sessions.append(given or acc.token)
+                continue
+            call = WalletCall(Op.AUTHENTICATE, token=acc.token, game_id="croupier-check", currency_hint=acc.currency,
+                              session_ref=self.account_refs[-1])
+            ex = await self.clients["ok"].exchange(call)
             out = ex.outcome
-            if not isinstance(out, Ok) or not out.session_token:
+            session = out.session_token if isinstance(out, Ok) else None
+            if isinstance(out, Ok) and "session_token" in out.missing:
+                session = given or acc.token  # an answer without a session: the launch token is the session
+            if not isinstance(out, Ok) or not session:
                 raise CheckError(f"test account {acc.player_id}: authenticate answered {_short(ex)}")
-            if out.player_id != acc.player_id or out.balance.currency.code != acc.currency:
+            player = acc.player_id if "player_id" in out.missing else out.player_id
+            cur = acc.currency if "balance" in out.missing else out.balance.currency.code
+            if player != acc.player_id or cur != acc.currency:
                 raise CheckError(f"test account {acc.player_id} ({acc.currency}): authenticate answered player "
-                                 f"{out.player_id!r} in {out.balance.currency.code}")
-            self.account_sessions.append(out.session_token)
+                                 f"{player!r} in {cur}")
+            self.account_sessions.append(session)
 
     async def _probe(self, admin: AdminClient) -> None:
         """Which admin endpoints the wallet has, asked once before the search (never during it: what the
@@ -270,8 +292,8 @@ class Connection:
     async def _send(self, call: WalletCall, sign: str) -> Sent:
         if sign == "unsigned":
             return await self._unsigned(call)
-        ex = await self.clients[sign].exchange(call)
-        return Sent(ex.outcome, ex.status, ex.request_body, ex.response_body, sign)
+        dialect = self.wrong if sign == "wrong-secret" else self.dialect
+        return await self._post(dialect.encode_call(call, self.clocks[sign]()), call, sign)
 
     async def _unsigned(self, call: WalletCall) -> Sent:
         """The dialect's request without what carries its signature (it changes with the secret)."""
@@ -290,17 +312,20 @@ class Connection:
                 body = await resp.read()
                 status, headers = resp.status, dict(resp.headers)
         except TimeoutError:
-            return Sent(Unknown("timeout"), None, req.body, b"", sign)
+            return Sent(Unknown("timeout"), None, req.body, b"", sign, req.method, req.path)
         except aiohttp.ClientError as exc:
-            return Sent(Unknown(f"{type(exc).__name__}: {exc}"), None, req.body, b"", sign)
-        return Sent(self.dialect.decode_response(call, HttpResponse(status, headers, body)), status, req.body, body, sign)
+            return Sent(Unknown(f"{type(exc).__name__}: {exc}"), None, req.body, b"", sign, req.method, req.path)
+        return Sent(self.dialect.decode_response(call, HttpResponse(status, headers, body)), status, req.body, body,
+                    sign, req.method, req.path)
 
     def send(self, call: WalletCall, sign: str = "ok") -> Sent:
         sent = self.run(self._send(call, sign))
-        if call.op is Op.AUTHENTICATE and isinstance(sent.outcome, Ok) and sent.outcome.session_token:
+        out = sent.outcome
+        if call.op is Op.AUTHENTICATE and isinstance(out, Ok):
+            session = call.token if "session_token" in out.missing else out.session_token
             launch = self._launch.get(call.token or "")
-            if launch is not None and launch[1] > 0:
-                self.sessions_of[launch[0]] = sent.outcome.session_token
+            if session and launch is not None and launch[1] > 0:
+                self.sessions_of[launch[0]] = session
         return sent
 
     def send_all(self, calls: list[WalletCall]) -> list[Sent]:
@@ -310,13 +335,10 @@ class Connection:
 
         return self.run(all_of())
 
-    def raw(self, op: Op, body: bytes, call: WalletCall) -> Sent:
-        """A hand-made body for ``op``, signed as the canonical dialect signs (for malformed requests)."""
-        from .. import signing
-
-        headers = {"Content-Type": "application/json",
-                   signing.HEADER: signing.sign(self.target.secret, body, int(time.time()))}
-        return self.run(self._post(HttpRequest("POST", str(op), headers, body), call, "ok"))
+    def raw(self, req: HttpRequest, call: WalletCall) -> Sent:
+        """A hand-made request (method, path, headers, body: a malformed variant of ``call`` the dialect
+        encoded and signed), sent as it is; its answer read as the answer to ``call``."""
+        return self.run(self._post(req, call, "ok"))
 
     # -- admin API (reference-compatible wallets) -------------------------------------
     def _admin(self) -> AdminClient:

@@ -22,7 +22,7 @@ from .. import signing
 from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..money import INT64_MAX, Money, UnknownCurrency, currency
-from . import HttpRequest, HttpResponse
+from . import DialectError, HttpRequest, HttpResponse
 from .semantics import CANONICAL
 
 MAX_BODY: Final = 64 * 1024
@@ -32,6 +32,17 @@ MAX_ID_LENGTH: Final = 1024
 JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+EXTRA_FIELDS: Final[dict[str, Any]] = {
+    "x_provider_ref": "ext-7781", "bonus": {"campaign": "spring", "steps": [1, 2, {"k": None}]}, "jackpot_ids": [],
+    "is_test": False, "note": None,
+}
+"""Fields no wallet knows, of every JSON shape: a wallet ignores them (PROTOCOL.md, Transport)."""
+
+VARIANTS: Final = ("amount-float", "amount-string", "amount-negative", "amount-boolean", "amount-past-64-bit",
+                   "missing-field", "unknown-currency", "bad-reason", "round-closed-not-boolean", "extra-field",
+                   "not-json", "not-an-object", "oversized")
+"""The defects ``croupier check`` sends (:meth:`CanonicalDialect.encode_variant`)."""
 
 FIELDS: Final[dict[Op, tuple[str, ...]]] = {
     Op.AUTHENTICATE: ("token", "game_id"),
@@ -167,6 +178,44 @@ def call_to_json(call: WalletCall) -> dict[str, Any]:
     return out
 
 
+def malformed_canonical_body(call: WalletCall, variant: str) -> bytes:
+    """The canonical body of ``call`` with one defect (``DialectError``: a variant this call has no field for)."""
+    if variant not in VARIANTS:
+        raise DialectError(f"unknown variant {variant!r}")
+    if variant == "not-json":
+        return b'{"tx_id": ' + orjson.dumps(call.tx_id) + b', "amount": '
+    if variant == "not-an-object":
+        return orjson.dumps([call_to_json(call)])
+    body = call_to_json(call)
+    amount = body.get("amount", 0)
+    if variant == "amount-float":
+        body["amount"] = amount + 0.5
+    elif variant == "amount-string":
+        body["amount"] = str(amount)
+    elif variant == "amount-negative":
+        body["amount"] = -1 - amount
+    elif variant == "amount-boolean":
+        body["amount"] = True
+    elif variant == "amount-past-64-bit":
+        body["amount"] = INT64_MAX + 1
+    elif variant == "missing-field":
+        if "round_id" not in body:
+            raise DialectError(f"a {call.op} call has no round_id to leave out")
+        del body["round_id"]
+    elif variant == "unknown-currency":
+        body["currency"] = "XTS"
+    elif variant == "bad-reason":
+        body["reason"] = "lucky"
+    elif variant == "round-closed-not-boolean":
+        body["round_closed"] = "yes"
+    elif variant == "extra-field":
+        body.update(EXTRA_FIELDS)
+    data = orjson.dumps(body)
+    if variant == "oversized":
+        data += b" " * (64 * 1024 + 1 - len(data) + 16)
+    return data
+
+
 def outcome_to_json(call: WalletCall | None, outcome: Outcome) -> tuple[int, dict[str, Any]]:
     if isinstance(outcome, Ok):
         op = call.op if call else None
@@ -208,6 +257,14 @@ class CanonicalDialect:
     # -- simulator side -----------------------------------------------------------------
     def encode_call(self, call: WalletCall, now: float) -> HttpRequest:
         body = orjson.dumps(call_to_json(call))
+        headers = dict(JSON_HEADERS)
+        headers[signing.HEADER] = signing.sign(self.secret, body, int(now))
+        return HttpRequest("POST", str(call.op), headers, body)
+
+    def encode_variant(self, call: WalletCall, now: float, variant: str) -> HttpRequest:
+        """The signed request of ``call`` with one defect (``croupier check``'s malformed input): the signature
+        is over the defective body, so the defect is what the wallet judges."""
+        body = malformed_canonical_body(call, variant)
         headers = dict(JSON_HEADERS)
         headers[signing.HEADER] = signing.sign(self.secret, body, int(now))
         return HttpRequest("POST", str(call.op), headers, body)
