@@ -24,10 +24,7 @@ instead of being rounded.
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import hmac
 import itertools
 import json
 import re
@@ -45,8 +42,11 @@ from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..money import INT64_MAX, Currency, Money, MoneyError, UnknownCurrency, currency
 from . import DialectError, HttpRequest, HttpResponse
+from . import semantics as semantics_mod
 from .canonical import _Bad, check_id
 from .semantics import CANONICAL, Semantics
+from .signatures import SCHEMES as SCHEME_CLASSES
+from .signatures import Message, Scheme, SigConfig, param_text
 
 MAX_BODY: Final = 64 * 1024
 MAX_BATCH: Final = 100
@@ -54,8 +54,11 @@ MAX_BATCH: Final = 100
 _REQUEST_NS: Final = uuid.UUID("6f1c1a52-7d0e-4c55-9a57-0a3c4b1f2e90")
 
 SOURCES: Final = ("tx_id", "ref_tx_id", "player_id", "session_token", "token", "game_id", "round_id", "amount",
-                  "currency", "reason", "round_closed", "request_id", "timestamp_ms", "timestamp_s")
-"""What a request field may carry: a call's field, or a generated value."""
+                  "currency", "reason", "round_closed", "request_id", "timestamp_ms", "timestamp_s", "bet_tx_id",
+                  "session_ref")
+"""What a request field may carry: a call's field, or a generated value.  ``bet_tx_id`` (a win: the
+bet it pays) and ``session_ref`` (a second session id) are left out of a request whose call has none;
+so is a rollback's ``amount``."""
 
 REQUIRED: Final[dict[Op, tuple[str, ...]]] = {
     Op.AUTHENTICATE: ("token", "game_id"),
@@ -65,13 +68,26 @@ REQUIRED: Final[dict[Op, tuple[str, ...]]] = {
              "round_closed"),
     Op.ROLLBACK: ("tx_id", "ref_tx_id", "player_id", "session_token", "game_id", "round_id"),
 }
-"""The call fields each operation must carry on the wire (a win's reason, closing flag and amount may
-instead be implied by which operation it is sent as: ``when``)."""
+"""The call fields each operation must carry on the wire under PROTOCOL.md's semantics (a win's reason,
+closing flag and amount may instead be implied by which operation it is sent as: ``when``); a
+dialect's ``[semantics]`` take some away and add others (:func:`required_sources`)."""
+
+OPTIONAL_SOURCES: Final = frozenset({"bet_tx_id", "session_ref"})
+"""Sources a request carries only when its call has them (decoded as None when absent)."""
 
 RESPONSE_SOURCES: Final = ("status", "message", "balance", "currency", "wallet_tx_id", "player_id",
                            "session_token", "request_id", "tx_id")
-AMOUNT_ENCODINGS: Final = ("minor", "scaled", "decimal-string", "decimal-number")
-SCHEMES: Final = ("none", "hmac-sha256", "sha256-body-secret", "md5-sorted-params", "rsa-sha256", "static-token")
+AMOUNT_ENCODINGS: Final = ("minor", "minor-string", "scaled", "decimal-string", "decimal-number")
+SCHEMES: Final = tuple(SCHEME_CLASSES)
+VARIANTS: Final = ("amount-float", "amount-string", "amount-negative", "amount-boolean", "amount-past-64-bit",
+                   "missing-field", "unknown-currency", "bad-reason", "round-closed-not-boolean", "extra-field",
+                   "not-json", "not-an-object", "oversized")
+"""The defects :meth:`DeclarativeDialect.encode_variant` makes (the check's malformed-input mutations)."""
+EXTRA_FIELDS: Final[dict[str, Any]] = {
+    "x_provider_ref": "ext-7781", "x_bonus": {"campaign": "spring", "steps": [1, 2, {"k": None}]},
+    "x_jackpot_ids": [], "x_is_test": False, "x_note": None,
+}
+"""Fields no wallet knows, of every JSON shape (the extra-field variant; flat wires get them as text)."""
 
 
 class SpecError(ValueError):
@@ -148,6 +164,18 @@ class Spec:
     """The answer's list with one entry per action (``ok_fields`` under ``<batch_answers>.0.``)."""
     semantics: Semantics = CANONICAL
     """What the calls carry and mean (``[semantics]``; PROTOCOL.md's when absent)."""
+    code_fields: tuple[str, ...] = ()
+    """Where an answer's code is read, in precedence: the first present and not null
+    (``[response] code_fields``; the status field when empty)."""
+    sig_timestamp_header: str | None = None
+    """The header a timestamped signature puts its unix seconds in."""
+
+    def flat(self, o: Operation) -> bool:
+        """Whether ``o``'s fields travel as text parameters (a form body, or a GET's query string)."""
+        return self.format == "form" or o.method == "GET"
+
+    def read_codes_from(self) -> tuple[str, ...]:
+        return self.code_fields or ((self.status_field,) if self.status_field else ())
 
     def batchable(self) -> tuple[Operation, ...]:
         """The operations a batch may carry (none when the format has no batches)."""
@@ -163,7 +191,7 @@ class Spec:
     @property
     def max_exponent(self) -> int:
         """The largest currency exponent whose every amount the format carries exactly."""
-        return 10**9 if self.amount == "minor" else self.places
+        return 10**9 if self.amount in ("minor", "minor-string") else self.places
 
     def status_of(self, code: ErrorCode) -> int:
         if code in self.http_status:
@@ -204,9 +232,44 @@ def load_spec(data: Mapping[str, Any]) -> Spec:
         raise SpecError([f"malformed description (a value of the wrong kind): {exc}"]) from None
 
 
+def required_sources(o: Operation, sem: Semantics) -> tuple[str, ...]:
+    """The sources ``o`` must carry under ``sem``: PROTOCOL.md's, less what the semantics leave out,
+    plus a named bet (regular wins, ``win_bet = "named"``) and a rollback's amount (``rollback_amount``)."""
+    gone = set()
+    if not sem.names_player:
+        gone.add("player_id")
+    if not sem.carries_currency:
+        gone.add("currency")
+    if not sem.rounds:
+        gone |= {"round_id", "round_closed"}
+    need = [n for n in REQUIRED[o.op] if n not in gone]
+    if o.op is Op.WIN and sem.names_bet and (o.when_reason is None or WinReason.REGULAR in o.when_reason):
+        need.append("bet_tx_id")
+    if o.op is Op.ROLLBACK and sem.rollback_amount:
+        need.append("amount")
+    return tuple(need)
+
+
+def banned_sources(op: Op, sem: Semantics) -> dict[str, str]:
+    """The sources an ``op`` operation must not carry under ``sem``, and why."""
+    out: dict[str, str] = {}
+    if not sem.names_player:
+        out["player_id"] = 'the session identifies the player (semantics.player = "session")'
+    if not sem.carries_currency:
+        out["currency"] = 'calls carry no currency (semantics.currency = "account")'
+    if not sem.rounds:
+        out["round_id"] = out["round_closed"] = "there are no rounds (semantics.rounds = false)"
+    if op is not Op.WIN:
+        out["bet_tx_id"] = "only a win names the bet it pays"
+    if op is Op.ROLLBACK and not sem.rollback_amount:
+        out["amount"] = "a rollback carries no amount unless semantics.rollback_amount = true"
+    return out
+
+
 def _load_spec(data: Mapping[str, Any]) -> Spec:
     problems: list[str] = []
-    known_top = {"name", "description", "request", "amount", "signature", "operations", "response", "batch"}
+    known_top = {"name", "description", "request", "amount", "signature", "operations", "response", "batch",
+                 "semantics"}
     for key in data:
         if key not in known_top:
             problems.append(f"unknown top-level key {key!r} (known: {', '.join(sorted(known_top))})")
@@ -214,6 +277,7 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,40}", name):
         problems.append("name: lower-case letters, digits and dashes")
         name = "unnamed"
+    sem = semantics_mod.load(data.get("semantics"), problems)
     req = data.get("request", {})
     fmt = req.get("format", "json") if isinstance(req, Mapping) else "json"
     if fmt not in ("json", "form"):
@@ -228,29 +292,28 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
     if type(places) is not int or not 0 <= places <= 18:
         problems.append("amount.places: an integer 0..18")
         places = 0
-    if encoding == "minor" and places:
+    if encoding in ("minor", "minor-string") and places:
         problems.append("amount.places: minor units take no places")
     sig = data.get("signature", {})
     if not isinstance(sig, Mapping):
         sig = {}
+    for k in sig:
+        if k not in ("scheme", "header", "param", "query", "encoding", "timestamp_header", "sign_responses"):
+            problems.append(f"signature.{k}: unknown key (scheme, header, param, query, encoding, "
+                            "timestamp_header, sign_responses)")
     scheme = sig.get("scheme", "none")
     if scheme not in SCHEMES:
         problems.append(f"signature.scheme: one of {', '.join(SCHEMES)}")
     header, param, query = sig.get("header"), sig.get("param"), sig.get("query")
+    ts_header = sig.get("timestamp_header")
     sig_encoding = sig.get("encoding", "base64" if scheme == "rsa-sha256" else "hex")
     if sig_encoding not in ("hex", "base64"):
         problems.append("signature.encoding: 'hex' or 'base64'")
-    if scheme in ("hmac-sha256", "sha256-body-secret", "rsa-sha256") and not isinstance(header, str):
-        problems.append(f"signature.header: {scheme} puts the signature in a header; name it")
-    if scheme == "md5-sorted-params":
-        if not isinstance(param, str):
-            problems.append("signature.param: md5-sorted-params puts the hash in a body parameter; name it")
-        if fmt != "form":
-            problems.append("signature: md5-sorted-params signs form parameters (request.format = 'form')")
-    if scheme == "static-token" and not (isinstance(query, str) or isinstance(header, str)):
-        problems.append("signature: static-token goes in a query parameter (query = ...) or a header (header = ...)")
+    for key, value in (("header", header), ("param", param), ("query", query), ("timestamp_header", ts_header)):
+        if value is not None and (not isinstance(value, str) or not value):
+            problems.append(f"signature.{key}: a name")
     sign_responses = bool(sig.get("sign_responses", False))
-    if sign_responses and scheme not in ("rsa-sha256", "hmac-sha256", "sha256-body-secret"):
+    if sign_responses and not (scheme in SCHEME_CLASSES and SCHEME_CLASSES[scheme].signs_bodies):
         problems.append("signature.sign_responses: only for header signatures of the body")
 
     ops: list[Operation] = []
@@ -277,10 +340,12 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
             problems.append(f"{where}.method: POST, PUT or GET")
         where = f"{where} ({op} {path})"
         flds = _fields(o.get("fields"), f"{where}.fields", problems, SOURCES)
-        if fmt == "form":
+        if fmt == "form" or method == "GET":
             for key, _ in flds:
                 if "." in key:
-                    problems.append(f"{where}.fields.{key}: form bodies are flat (no nested paths)")
+                    problems.append(f"{where}.fields.{key}: "
+                                    f"{'form bodies' if fmt == 'form' else 'GET query strings'} are flat "
+                                    "(no nested paths)")
         when = o.get("when", {})
         reasons = None
         if "reason" in when:
@@ -293,6 +358,8 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
                 problems.append(f"{where}.when.{k}: unknown condition (reason, amount_zero, round_closed)")
         if when and op is not Op.WIN:
             problems.append(f"{where}.when: only win operations have variants")
+        if "round_closed" in when and not sem.rounds:
+            problems.append(f"{where}.when.round_closed: there are no rounds (semantics.rounds = false)")
         values = o.get("values", {})
         if not isinstance(values, Mapping):
             problems.append(f"{where}.values: a table source -> {{canonical value = wire value}}")
@@ -309,17 +376,25 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
         operation = Operation(op, path, method, flds, reasons, when.get("amount_zero"), when.get("round_closed"),
                               values)
         have = operation.sources()
-        for need in REQUIRED[op]:
+        for need in required_sources(operation, sem):
             implied = (need == "reason" and reasons is not None and len(reasons) == 1) or \
                 (need == "round_closed" and operation.when_round_closed is not None) or \
                 (need == "amount" and operation.when_amount_zero is True)
             if need not in have and not implied:
                 problems.append(f"{where}: must carry {need} (a field whose source is {need!r})")
+        for src, why in banned_sources(op, sem).items():
+            if src in have:
+                problems.append(f"{where}: carries {src}, but {why}")
         dup = [k for k in {k for k, _ in flds} if [x for x, _ in flds].count(k) > 1]
         if dup:
             problems.append(f"{where}: field(s) listed twice: {', '.join(dup)}")
         ops.append(operation)
     for op in Op:
+        if op is Op.AUTHENTICATE and sem.sessions == "operator":
+            if any(o.op is op for o in ops):
+                problems.append('operations: no authenticate operation when the operator makes the sessions '
+                                '(semantics.sessions = "operator")')
+            continue
         if not any(o.op is op for o in ops):
             problems.append(f"operations: nothing for {op}")
     # Every win must find an operation, and decoding must find exactly one.
@@ -337,6 +412,12 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
             problems.append(f"operations: {o.method} {o.path} twice with the same constants: "
                             "decoding could not tell them apart")
         seen.add(sig_key)
+    cfg = SigConfig(header if isinstance(header, str) else None, param if isinstance(param, str) else None,
+                    query if isinstance(query, str) else None, sig_encoding,
+                    ts_header if isinstance(ts_header, str) else None)
+    if scheme in SCHEME_CLASSES:
+        flat = bool(ops) and all(fmt == "form" or o.method == "GET" for o in ops)
+        problems.extend(SCHEME_CLASSES[scheme].problems(cfg, flat))
 
     resp = data.get("response")
     if not isinstance(resp, Mapping):
@@ -352,9 +433,16 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
         problems.append("response.error_fields: one field must carry the status (source 'status')")
     if success == "status-field" and not any(s == "status" for _, s in ok_fields):
         problems.append("response.ok_fields: with success = 'status-field' one field carries the status")
-    for need in ("balance", "currency", "player_id", "session_token"):
-        if not any(s == need for _, s in ok_fields):
-            problems.append(f"response.ok_fields: must carry {need}")
+    if not any(s == "balance" for _, s in ok_fields):
+        problems.append("response.ok_fields: must carry balance")
+    code_fields = resp.get("code_fields", [])
+    if not isinstance(code_fields, list) or not all(
+            isinstance(f, str) and re.fullmatch(r"[A-Za-z_][\w-]*(\.[\w-]+)*", f) for f in code_fields):
+        problems.append("response.code_fields: a list of field names (dotted paths allowed), in precedence")
+        code_fields = []
+    elif code_fields and status_field is not None and status_field not in code_fields:
+        problems.append(f"response.code_fields: must include the status field {status_field!r} "
+                        "(where this dialect's answers put a code)")
     ok_value = resp.get("ok", 0 if success == "status-field" else None)
     raw_codes = resp.get("codes", {})
     codes: dict[ErrorCode, Any] = {}
@@ -368,9 +456,6 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
             problems.append(f"response.codes.{k}: a string or an integer")
         else:
             codes[ErrorCode(k)] = v
-    missing = [str(c) for c in ErrorCode if c in PROTOCOL_CODES and c is not ErrorCode.INTERNAL and c not in codes]
-    if missing:
-        problems.append(f"response.codes: no wire code for {', '.join(missing)}")
     values = [repr(v) for v in codes.values()]
     if len(set(values)) != len(values):
         problems.append("response.codes: two canonical codes share a wire code (decoding must be exact)")
@@ -402,12 +487,13 @@ def _load_spec(data: Mapping[str, Any]) -> Spec:
         raise SpecError(problems)
     return Spec(
         name=name, format=fmt, amount=encoding, places=places, scheme=scheme,
-        sig_header=header, sig_param=param, sig_query=query, sig_encoding=sig_encoding,
+        sig_header=cfg.header, sig_param=cfg.param, sig_query=cfg.query, sig_encoding=sig_encoding,
         sign_responses=sign_responses, operations=tuple(ops), success=success, status_field=status_field,
         ok_value=ok_value, ok_fields=ok_fields, error_fields=error_fields, codes=codes,
         decode_codes=decode_codes, http_status=http_map, unknown_codes=unknown, replay=replay,
         rollback_unknown=resp.get("rollback_unknown"), description=str(data.get("description", "")),
-        batch_list=batch_list, batch_answers=batch_answers,
+        batch_list=batch_list, batch_answers=batch_answers, semantics=sem, code_fields=tuple(code_fields),
+        sig_timestamp_header=cfg.timestamp_header,
     )
 
 
@@ -509,6 +595,8 @@ def _put(doc: dict[str, Any], path: str, value: Any) -> None:
 
 
 _MISSING: Final = object()
+_OMIT: Final = object()
+"""A field the call does not have (a free-spin win's bet, an unknown second session id): not sent."""
 
 
 def _get(doc: Any, path: str) -> Any:
@@ -576,73 +664,59 @@ def _dump(value: Any) -> bytes:
 
 
 class DeclarativeDialect:
-    """A :class:`~simulator.dialects.Dialect` driven by a :class:`Spec`."""
+    """A :class:`~simulator.dialects.Dialect` driven by a :class:`Spec`.
 
-    def __init__(self, spec: Spec, secret: str) -> None:
+    ``account_currency`` is the wallet side's assumption for a wire whose calls carry no currency
+    (``semantics.currency = "account"``): their amounts are read in it.  Minor-unit wires lose
+    nothing by it (a wallet reads the same units in its account's currency); a decimal wire is read
+    at that currency's exponent."""
+
+    def __init__(self, spec: Spec, secret: str, account_currency: str = "EUR") -> None:
         self.spec = spec
         self.name = spec.name
         self.secret = secret
         self.max_exponent = spec.max_exponent
         self.semantics = spec.semantics
-        self.signature_has_time = False
-        """No real-world scheme here binds a timestamp: a stale or future request still verifies."""
-        self._keys: Any = None
+        self.account_currency = account_currency
+        cfg = SigConfig(spec.sig_header, spec.sig_param, spec.sig_query, spec.sig_encoding, spec.sig_timestamp_header)
+        self.scheme: Scheme = SCHEME_CLASSES[spec.scheme](secret, cfg)
+        self.signature_has_time = self.scheme.has_time
+        """Whether the signature binds a time (``hmac-md5-timestamp``): a stale or future request is refused."""
 
     # -- signatures ----------------------------------------------------------------------
     def warm(self) -> None:
         """Load or derive keys now (a driver calls this before its clock starts)."""
-        if self.spec.scheme == "rsa-sha256":
-            self._rsa("provider")
-
-    def _rsa(self, side: str) -> Any:
-        if self._keys is None:
-            from .keys import keys_for
-
-            self._keys = keys_for(self.secret)
-        return self._keys.provider if side == "provider" else self._keys.wallet
+        keys = getattr(self.scheme, "keys", None)
+        if keys is not None:
+            keys("provider")
 
     def _digest(self, body: bytes) -> str:
-        s = self.spec
-        key = self.secret.encode()
-        if s.scheme == "hmac-sha256":
-            raw = hmac.new(key, body, hashlib.sha256).digest()
-        elif s.scheme == "sha256-body-secret":
-            raw = hashlib.sha256(body + key).digest()
-        else:  # pragma: no cover - guarded by the callers
-            raise AssertionError(s.scheme)
-        return raw.hex() if s.sig_encoding == "hex" else base64.b64encode(raw).decode()
-
-    def _md5(self, params: list[tuple[str, str]]) -> str:
-        text = "&".join(f"{k}={v}" for k, v in sorted(params) if k != self.spec.sig_param)
-        return hashlib.md5((text + self.secret).encode()).hexdigest()
+        """The provider's signature of ``body`` (body-signing schemes)."""
+        return self.scheme.sign_bytes(body, "provider")
 
     def _sign_body(self, body: bytes, side: str) -> str:
-        if self.spec.scheme == "rsa-sha256":
-            return str(self._rsa(side).sign(body))
-        return self._digest(body)
+        return self.scheme.sign_bytes(body, side)
 
     def _check_body_sig(self, signature: str | None, body: bytes, side: str) -> bool:
         """``side`` is who checks: the provider checks answers, the wallet requests."""
-        if self.spec.scheme == "rsa-sha256":
-            return bool(self._rsa(side).verify(signature, body))
-        return signature is not None and hmac.compare_digest(
-            signature.encode("utf-8", "replace"), self._digest(body).encode())
+        return self.scheme.check_bytes(signature, body, side)
 
     # -- simulator side -------------------------------------------------------------------
     def operation_for(self, call: WalletCall) -> Operation:
         for o in self.spec.operations:
             if o.matches(call):
                 return o
-        raise DialectError(f"{self.name}: no operation for this {call.op}")  # validation makes this unreachable
+        raise DialectError(f"{self.name}: no operation for this {call.op}")
 
-    def _amount_out(self, m: Money) -> Any:
+    def _amount_out(self, m: Money, limit: bool = True) -> Any:
+        """``m`` in the wire's encoding (``limit``: refuse what a 64-bit integer of the wire's unit cannot hold)."""
         s = self.spec
         try:
-            if s.amount in ("minor", "scaled"):
-                value = m.minor if s.amount == "minor" else m.scaled(s.places)
-                if abs(value) > INT64_MAX:
+            if s.amount in ("minor", "minor-string", "scaled"):
+                value = m.scaled(s.places) if s.amount == "scaled" else m.minor
+                if abs(value) > INT64_MAX and limit:
                     raise MoneyError(f"{value} does not fit the wire's 64-bit integer")
-                return value
+                return str(value) if s.amount == "minor-string" else value
             if m.currency.exponent > s.places:
                 m.scaled(s.places)  # refuses digits the format cannot carry
             text = _fixed(m, s.places)
@@ -652,6 +726,10 @@ class DeclarativeDialect:
 
     def _amount_in(self, raw: Any, cur: Currency, text_ok: bool = False) -> Money:
         s = self.spec
+        if s.amount == "minor-string":
+            if not isinstance(raw, str) or not re.fullmatch(r"-?(0|[1-9][0-9]{0,39})", raw):
+                raise MoneyError("amount must be a string of an integer of minor units")
+            return Money(int(raw), cur)
         if text_ok and isinstance(raw, str):
             if s.amount in ("minor", "scaled"):
                 if not re.fullmatch(r"-?(0|[1-9][0-9]{0,20})", raw):
@@ -676,12 +754,16 @@ class DeclarativeDialect:
         return Money.from_decimal(text, cur)
 
     def _value(self, o: Operation, source: str, call: WalletCall, now: float) -> Any:
+        """The wire value of ``source`` for ``call`` (``_OMIT``: a field the call does not have)."""
         if source == "amount":
+            if call.amount is None and call.op is Op.ROLLBACK:
+                return _OMIT  # a rollback of a bet whose amount is not known
             assert call.amount is not None
             return self._amount_out(call.amount)
         if source == "currency":
-            assert call.amount is not None
-            return call.amount.currency.code
+            if call.amount is not None:
+                return call.amount.currency.code
+            return call.currency_hint if call.currency_hint is not None else _OMIT
         if source == "reason":
             reason = str(call.reason or WinReason.REGULAR)
             return o.values.get("reason", {}).get(reason, reason)
@@ -690,11 +772,13 @@ class DeclarativeDialect:
         if source == "request_id":
             return request_id(call)
         if source == "timestamp_ms":
-            return int(now * 1000) if self.spec.format == "json" else str(int(now * 1000))
+            return int(now * 1000) if not self.spec.flat(o) else str(int(now * 1000))
         if source == "timestamp_s":
-            return int(now) if self.spec.format == "json" else str(int(now))
+            return int(now) if not self.spec.flat(o) else str(int(now))
         value = getattr(call, source)
         if value is None:
+            if source in OPTIONAL_SOURCES:
+                return _OMIT
             raise DialectError(f"{self.name}: a {call.op} needs {source}")
         return value
 
@@ -702,46 +786,145 @@ class DeclarativeDialect:
         table = o.values.get("round_closed")
         if table is not None:
             return table["true" if closed else "false"]
-        return ("true" if closed else "false") if self.spec.format == "form" else closed
+        return ("true" if closed else "false") if self.spec.flat(o) else closed
+
+    def _items(self, o: Operation, call: WalletCall, now: float) -> list[tuple[str, str | Const, Any]]:
+        """Each field ``o`` sends for ``call``: (key, source, value), fields the call lacks left out."""
+        out = []
+        for key, src in o.fields:
+            value = src.value if isinstance(src, Const) else self._value(o, src, call, now)
+            if value is not _OMIT:
+                out.append((key, src, value))
+        return out
 
     def _doc(self, o: Operation, call: WalletCall, now: float) -> dict[str, Any]:
         doc: dict[str, Any] = {}
-        for key, src in o.fields:
-            _put(doc, key, src.value if isinstance(src, Const) else self._value(o, src, call, now))
+        for key, _, value in self._items(o, call, now):
+            _put(doc, key, value)
         return doc
 
     def encode_call(self, call: WalletCall, now: float) -> HttpRequest:
+        o = self.operation_for(call)
+        if self.spec.flat(o):
+            params = [(key, param_text(value))
+                      for key, _, value in self._items(o, call, now)]
+            return self._signed(o, now, params=params)
+        doc = self._doc(o, call, now)
+        return self._signed(o, now, body=_dump(doc), doc=doc)
+
+    def _signed(self, o: Operation, now: float, *, params: list[tuple[str, str]] | None = None,
+                body: bytes = b"", doc: Any = None) -> HttpRequest:
+        """The request of ``o`` with its signature: ``params`` for a flat operation (a form body or a
+        GET query), else the JSON ``body`` (``doc``: what it holds, for schemes that sign its fields)."""
+        get = o.method == "GET"
+        headers: dict[str, str] = {}
+        if params is not None:
+            signed = tuple(params)
+            if not get:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            signed = tuple((str(k), param_text(v)) for k, v in doc.items()) if isinstance(doc, dict) else ()
+            headers["Content-Type"] = "application/json"
+
+        def render(pairs: Sequence[tuple[str, str]] | None) -> tuple[bytes, str]:
+            if pairs is None:
+                return body, ""
+            text = urlencode(list(pairs))
+            return (b"", text) if get else (text.encode(), "")
+
+        raw, query = render(params)
+        place = self.scheme.sign(Message(raw, query, signed, headers), now)
+        if place.param is not None:
+            assert params is not None
+            raw, query = render([*params, place.param])
+        headers.update(place.headers)
+        if place.query is not None:
+            query = "&".join(q for q in (query, urlencode([place.query])) if q)
+        return HttpRequest(o.method, f"{o.path}?{query}" if query else o.path, headers, raw)
+
+    def encode_variant(self, call: WalletCall, now: float, variant: str) -> HttpRequest:
+        """The signed request of ``call`` with one defect, in this wire (the check's malformed inputs).
+
+        The signature covers the defective request: the defect is what is judged.  A variant that
+        means nothing on this wire raises :class:`DialectError`: ``amount-string`` where amounts are
+        text already (a string encoding, a form or a query), ``unknown-currency`` where no currency is
+        carried, ``bad-reason`` and ``round-closed-not-boolean`` where the operation implies them,
+        ``not-json`` and ``not-an-object`` where the request is not JSON, ``oversized`` for a GET."""
         s = self.spec
         o = self.operation_for(call)
-        headers: dict[str, str] = {}
-        if s.format == "form":
-            params: list[tuple[str, str]] = []
-            for key, src in o.fields:
-                value = src.value if isinstance(src, Const) else self._value(o, src, call, now)
-                params.append((key, value if isinstance(value, str) else _form_text(value)))
-            if s.scheme == "md5-sorted-params":
-                assert s.sig_param is not None
-                params.append((s.sig_param, self._md5(params)))
-            body = urlencode(params).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        else:
-            body = _dump(self._doc(o, call, now))
-            headers["Content-Type"] = "application/json"
-        return self._signed(o, body, headers)
+        flat = s.flat(o)
+        items = [[key, src, value] for key, src, value in self._items(o, call, now)]
 
-    def _signed(self, o: Operation, body: bytes, headers: dict[str, str]) -> HttpRequest:
-        s = self.spec
-        path = o.path
-        if s.scheme in ("hmac-sha256", "sha256-body-secret", "rsa-sha256"):
-            assert s.sig_header is not None
-            headers[s.sig_header] = self._sign_body(body, "provider")
-        elif s.scheme == "static-token":
-            if s.sig_query:
-                path = f"{path}?{urlencode([(s.sig_query, self.secret)])}"
-            else:
-                assert s.sig_header is not None
-                headers[s.sig_header] = self.secret
-        return HttpRequest(o.method, path, headers, body)
+        def keys_of(source: str) -> list[int]:
+            found = [i for i, (_, src, _v) in enumerate(items) if src == source]
+            if not found:
+                raise DialectError(f"{self.name}: {o.method} {o.path} carries no {source} ({variant})")
+            return found
+
+        def setall(source: str, value: Any) -> None:
+            for i in keys_of(source):
+                items[i][2] = value
+
+        amount = call.amount.minor if call.amount is not None else 0
+        cur = call.amount.currency if call.amount is not None else currency(self.account_currency)
+        numeric = s.amount in ("minor", "scaled", "decimal-number")
+        if variant == "amount-float":
+            if s.amount in ("minor", "minor-string", "scaled"):
+                unit = self._amount_out(Money(amount, cur), limit=False)
+                text = f"{unit}.5"
+            else:  # one decimal more than the wire carries: no amount of the wire is that
+                text = f"{_fixed(Money(amount, cur), s.places) if cur.exponent <= s.places else amount}"
+                text = f"{text}{'' if '.' in text else '.'}5"
+            setall("amount", text if (flat or not numeric) else Decimal(text))
+        elif variant == "amount-string":
+            if flat or not numeric:
+                raise DialectError(f"{self.name}: amounts are text on this wire already (amount-string)")
+            setall("amount", str(self._amount_out(Money(amount, cur), limit=False)))
+        elif variant == "amount-negative":
+            setall("amount", self._amount_out(Money(-1 - amount, cur), limit=False))
+        elif variant == "amount-boolean":
+            setall("amount", True)
+        elif variant == "amount-past-64-bit":
+            setall("amount", self._amount_out(Money(INT64_MAX + 1, cur), limit=False))
+        elif variant == "missing-field":
+            prefer = ("amount", "ref_tx_id", "tx_id") if call.op is not Op.ROLLBACK else ("ref_tx_id", "tx_id")
+            src = next((p for p in prefer if any(it[1] == p for it in items)), None)
+            if src is None:
+                raise DialectError(f"{self.name}: {o.path} has no field whose absence is a defect")
+            del items[keys_of(src)[0]]
+        elif variant == "unknown-currency":
+            setall("currency", "XTS")
+        elif variant == "bad-reason":
+            setall("reason", "lucky")
+        elif variant == "round-closed-not-boolean":
+            taken = {repr(v) for v in o.values.get("round_closed", {}).values()}
+            setall("round_closed", "yes" if repr("yes") not in taken else "maybe")
+        elif variant == "extra-field":
+            known = {str(it[0]).split(".")[0] for it in items}
+            items.extend([k, Const(v), v] for k, v in EXTRA_FIELDS.items() if k not in known)
+        elif variant not in ("not-json", "not-an-object", "oversized"):
+            raise DialectError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)})")
+        if flat:
+            if variant in ("not-json", "not-an-object"):
+                raise DialectError(f"{self.name}: {o.path} is not JSON ({variant})")
+            params = [(str(k), v if isinstance(v, str) else param_text(v)) for k, _, v in items]
+            if variant == "oversized":
+                if o.method == "GET":
+                    raise DialectError(f"{self.name}: a GET has no body to oversize")
+                params.append(("x_padding", "x" * (MAX_BODY + 16)))
+            return self._signed(o, now, params=params)
+        doc: dict[str, Any] = {}
+        for key, _, value in items:
+            _put(doc, str(key), value)
+        if variant == "not-json":
+            first = next(iter(doc), "tx_id")
+            return self._signed(o, now, body=b"{" + orjson.dumps(first) + b": ", doc=None)
+        if variant == "not-an-object":
+            return self._signed(o, now, body=b"[" + _dump(doc) + b"]", doc=None)
+        body = _dump(doc)
+        if variant == "oversized":
+            body += b" " * (MAX_BODY + 16 - len(body))
+        return self._signed(o, now, body=body, doc=doc)
 
     @property
     def supports_batches(self) -> bool:
@@ -772,7 +955,7 @@ class DeclarativeDialect:
                 if _get(d, key) != _get(merged, key):
                     raise DialectError(f"{self.name}: the actions of one batch must agree on {key} ({src})")
         _put(merged, s.batch_list, [_get(d, s.batch_list)[0] for d in docs])
-        return self._signed(ops[-1], _dump(merged), {"Content-Type": "application/json"})
+        return self._signed(ops[-1], now, body=_dump(merged), doc=merged)
 
     def decode_batch_response(self, calls: Sequence[WalletCall], response: HttpResponse) -> list[Outcome]:
         """One outcome per call.  The wire carries only the final balance: an earlier action gets
@@ -818,6 +1001,9 @@ class DeclarativeDialect:
         return outcomes[::-1]
 
     def decode_response(self, call: WalletCall, response: HttpResponse) -> Outcome:
+        """Success by the status field (or HTTP 200 without a code); otherwise the code of the first
+        ``code_fields`` entry present: a mapped code is that refusal, an unknown code "outcome unknown",
+        and any other code a refusal this dialect does not map (``ErrorCode.UNMAPPED``)."""
         s = self.spec
         if response.status >= 500:
             return Unknown(f"HTTP {response.status}", response.status)
@@ -832,50 +1018,72 @@ class DeclarativeDialect:
         if not isinstance(data, dict):
             return Unknown("answer is not a JSON object", response.status)
         status_value = _get(data, s.status_field) if s.status_field else _MISSING
+        where = s.read_codes_from()
         if s.success == "http-200":
-            if response.status == 200 and status_value is _MISSING:
+            if response.status == 200 and all(_get(data, f) is _MISSING for f in where):
                 return self._ok(call, data, response.status)
         elif response.status == 200 and status_value == s.ok_value and type(status_value) is type(s.ok_value):
             return self._ok(call, data, response.status)
-        if status_value is _MISSING:
+        if response.status == 200 and status_value is not _MISSING:
+            if call.op in s.replay and status_value == s.replay[call.op]:
+                return self._ok(call, data, response.status)
+            if call.op is Op.ROLLBACK and s.rollback_unknown is not None and status_value == s.rollback_unknown:
+                return self._ok(call, data, response.status)
+        code = next((v for v in (_get(data, f) for f in where) if v is not _MISSING and v is not None), _MISSING)
+        if code is _MISSING:
             return Unknown(f"HTTP {response.status} without a status", response.status)
-        if call.op in s.replay and status_value == s.replay[call.op] and response.status == 200:
-            return self._ok(call, data, response.status)
-        if call.op is Op.ROLLBACK and s.rollback_unknown is not None and status_value == s.rollback_unknown \
-                and response.status == 200:
-            return self._ok(call, data, response.status)
-        if status_value in s.unknown_codes:
-            return Unknown(f"wallet answered {status_value!r} (outcome unknown)", response.status)
-        code = _inverse(s.codes).get(_hashable(status_value)) or s.decode_codes.get(_hashable(status_value))
-        if code is not None and response.status == s.status_of(code):
-            msg = next((_get(data, k) for k, src in s.error_fields if src == "message"), "")
-            return Rejected(code, msg if isinstance(msg, str) else "")
-        return Unknown(f"HTTP {response.status} with unexpected status {status_value!r}", response.status)
+        if code in s.unknown_codes:
+            return Unknown(f"wallet answered {code!r} (outcome unknown)", response.status)
+        mapped = _inverse(s.codes).get(_hashable(code)) or s.decode_codes.get(_hashable(code))
+        msg = next((_get(data, k) for k, src in s.error_fields if src == "message"), "")
+        if mapped is not None:
+            if response.status == s.status_of(mapped):
+                return Rejected(mapped, msg if isinstance(msg, str) else "")
+            return Unknown(f"HTTP {response.status} with unexpected status {code!r}", response.status)
+        if isinstance(code, bool) or not isinstance(code, (str, int)) or code == s.ok_value:
+            return Unknown(f"HTTP {response.status} with unexpected status {code!r}", response.status)
+        return Rejected(ErrorCode.UNMAPPED, f"unmapped wire code {code!r}"
+                        + (f": {msg[:200]}" if isinstance(msg, str) and msg else ""))
 
     def _ok(self, call: WalletCall, data: dict[str, Any], status: int) -> Outcome:
+        """A success: the balance in the answer's currency, else the call's amount's, else the account
+        currency the provider knows (``currency_hint``).  An authenticate answer may leave out the player
+        id, session token and balance (``Ok.missing``; the balance is then a placeholder 0); every other
+        success carries a balance."""
         s = self.spec
         got: dict[str, Any] = {}
         for key, src in s.ok_fields:
             if isinstance(src, str):
                 value = _get(data, key)
-                if value is not _MISSING:
+                if value is not _MISSING and value is not None:
                     got[src] = value
         code = got.get("currency")
-        if not isinstance(code, str) and call.amount is not None:
-            code = call.amount.currency.code
+        if code is None:
+            code = call.amount.currency.code if call.amount is not None else call.currency_hint
+        if code is None:
+            return Unknown("answer without currency and the account's currency is not known", status)
         if not isinstance(code, str):
-            return Unknown("success without a currency", status)
+            return Unknown("success with a currency that is not a string", status)
         try:
-            balance = self._amount_in(got.get("balance"), currency(code))
+            cur = currency(code)
         except UnknownCurrency:
-            return Unknown(f"success in unknown currency {code!r}", status)
-        except MoneyError as exc:
-            return Unknown(f"success with an unreadable balance: {exc}", status)
+            return Unknown(f"success in unknown currency {code[:16]!r}", status)
+        missing: set[str] = set()
+        if "balance" in got:
+            try:
+                balance = self._amount_in(got["balance"], cur)
+            except MoneyError as exc:
+                return Unknown(f"success with an unreadable balance: {exc}", status)
+        elif call.op is Op.AUTHENTICATE:
+            balance, missing = Money(0, cur), {"balance"}
+        else:
+            return Unknown("success without a balance", status)
         if call.op is Op.AUTHENTICATE:
             pid, tok = got.get("player_id"), got.get("session_token")
-            if not isinstance(pid, str) or not isinstance(tok, str):
-                return Unknown("authenticate success without player id and session token", status)
-            return Ok(balance, player_id=pid, session_token=tok)
+            if (pid is not None and not isinstance(pid, str)) or (tok is not None and not isinstance(tok, str)):
+                return Unknown("authenticate success with a player id or session token that is not a string", status)
+            missing |= {name for name, v in (("player_id", pid), ("session_token", tok)) if v is None}
+            return Ok(balance, player_id=pid, session_token=tok, missing=frozenset(missing))
         if call.op is Op.BALANCE:
             return Ok(balance)
         wtx = got.get("wallet_tx_id", call.tx_id)  # a wire without one: the provider's id stands in
@@ -885,14 +1093,14 @@ class DeclarativeDialect:
 
     # -- wallet side ----------------------------------------------------------------------
     def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
-        decoded = self._decode(request, batch=False)
+        decoded = self._decode(request, now, batch=False)
         assert not isinstance(decoded, list)
         return decoded
 
     def decode_batch(self, request: HttpRequest, now: float) -> WalletCall | list[WalletCall] | Rejected:
-        return self._decode(request, batch=True)
+        return self._decode(request, now, batch=True)
 
-    def _decode(self, request: HttpRequest, batch: bool) -> WalletCall | list[WalletCall] | Rejected:
+    def _decode(self, request: HttpRequest, now: float, batch: bool) -> WalletCall | list[WalletCall] | Rejected:
         s = self.spec
         path, _, query = request.path.partition("?")
         candidates = [o for o in s.operations if o.path == path]
@@ -900,26 +1108,25 @@ class DeclarativeDialect:
             return Rejected(ErrorCode.BAD_REQUEST, f"unknown operation {path[:64]!r}")
         if request.method not in {o.method for o in candidates}:
             return Rejected(ErrorCode.BAD_REQUEST, f"{path[:64]} takes {candidates[0].method}")
-        if len(request.body) > MAX_BODY:
+        candidates = [o for o in candidates if o.method == request.method]
+        if len(request.body) > MAX_BODY or len(query) > MAX_BODY:
             return Rejected(ErrorCode.BAD_REQUEST, f"body larger than {MAX_BODY} bytes")
+        get = request.method == "GET"
+        flat = s.format == "form" or get
         try:
-            doc, pairs = self._parse(request.body, candidates)
-            if s.scheme in ("hmac-sha256", "sha256-body-secret", "rsa-sha256"):
-                assert s.sig_header is not None
-                if not self._check_body_sig(_header(request.headers, s.sig_header), request.body, "wallet"):
-                    raise _Bad(ErrorCode.INVALID_SIGNATURE, f"{s.sig_header} does not sign this body")
-            elif s.scheme == "static-token":
-                given = dict(parse_qsl(query)).get(s.sig_query) if s.sig_query else \
-                    _header(request.headers, s.sig_header or "")
-                if given is None or not hmac.compare_digest(given.encode("utf-8", "replace"), self.secret.encode()):
-                    raise _Bad(ErrorCode.INVALID_SIGNATURE, "missing or wrong token")
-            elif s.scheme == "md5-sorted-params":
-                assert s.sig_param is not None
-                given = doc.pop(s.sig_param, None)
-                # Every parameter as sent, unknown ones included (a duplicated unknown one twice).
-                params = [(k, v) for k, v in pairs if k != s.sig_param]
-                if not isinstance(given, str) or not hmac.compare_digest(given.encode(), self._md5(params).encode()):
-                    raise _Bad(ErrorCode.INVALID_SIGNATURE, f"{s.sig_param} does not match the parameters")
+            doc, pairs = self._parse(query.encode() if get else request.body, candidates, flat)
+            cfg = self.scheme.cfg
+            if flat:
+                signed = tuple((k, v) for k, v in pairs if k != cfg.param)
+            else:
+                signed = tuple((str(k), param_text(v)) for k, v in doc.items())
+            token = dict(parse_qsl(query)).get(cfg.query) if cfg.query else None
+            given = doc.get(cfg.param) if cfg.param and flat else None
+            msg = Message(request.body, query, signed, request.headers, given if isinstance(given, str) else None,
+                          token)
+            refused = self.scheme.verify(msg, now)
+            if refused is not None:
+                raise _Bad(ErrorCode.INVALID_SIGNATURE, refused)
             if s.batch_list is not None and any(o in s.batchable() for o in candidates):
                 actions = _get(doc, s.batch_list)
                 if isinstance(actions, list) and len(actions) > 1:
@@ -928,12 +1135,16 @@ class DeclarativeDialect:
                                                           "this endpoint takes one")
                     return self._batch_from(doc, actions)
             for o in candidates:
-                if o.method == request.method and all(_same(_get(doc, k), c.value) for k, c in o.fields
-                                                      if isinstance(c, Const)):
+                if all(_same(_get(doc, k), self._const_in(o, c.value)) for k, c in o.fields if isinstance(c, Const)):
                     return self._call_from(o, doc)
-            raise _Bad(ErrorCode.BAD_REQUEST, f"no operation of {path[:64]} matches this body")
+            raise _Bad(ErrorCode.BAD_REQUEST, f"no operation of {path[:64]} matches this "
+                                              f"{'query' if get else 'body'}")
         except _Bad as bad:
             return Rejected(bad.code, bad.message)
+
+    def _const_in(self, o: Operation, value: Any) -> Any:
+        """A constant as it arrives: text on a flat operation (a GET's query; a form's are text already)."""
+        return param_text(value) if o.method == "GET" and self.spec.format == "json" else value
 
     def _batch_from(self, doc: dict[str, Any], actions: list[Any]) -> list[WalletCall]:
         """The calls of a batch, in order.  Each action is decoded as a request of its own: the
@@ -971,14 +1182,17 @@ class DeclarativeDialect:
                 raise _Bad(bad.code, f"{s.batch_list}[{i}]: {bad.message}") from None
         return calls
 
-    def _parse(self, body: bytes, candidates: Sequence[Operation]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        """The document, and (a form) its parameters in the order sent.  A listed parameter (or the
-        signature's) given twice is ambiguous: BAD_REQUEST.  Another one is ignored, twice or not."""
-        if self.spec.format == "form":
+    def _parse(self, body: bytes, candidates: Sequence[Operation],
+               flat: bool) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """The document, and (flat: a form body or a GET's query) its parameters in the order sent.  A
+        listed parameter (or the signature's) given twice is ambiguous: BAD_REQUEST.  Another one is
+        ignored, twice or not."""
+        if flat:
             try:
                 pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
             except (UnicodeDecodeError, ValueError):
-                raise _Bad(ErrorCode.BAD_REQUEST, "body is not a form") from None
+                raise _Bad(ErrorCode.BAD_REQUEST,
+                           "body is not a form" if self.spec.format == "form" else "query is not a form") from None
             listed = {k for o in candidates for k, _ in o.fields} | {self.spec.sig_param}
             out: dict[str, Any] = {}
             for k, v in pairs:
@@ -997,33 +1211,29 @@ class DeclarativeDialect:
     def _call_from(self, o: Operation, doc: dict[str, Any]) -> WalletCall:
         """The call ``doc`` carries for ``o``: only ``o``'s fields are read, any other is ignored."""
         s = self.spec
-        if s.format == "json" and (overlong := _overlong_list(doc, [k for k, _ in o.fields])):
+        flat = s.flat(o)
+        if not flat and (overlong := _overlong_list(doc, [k for k, _ in o.fields])):
             raise _Bad(ErrorCode.BAD_REQUEST, overlong)
         got: dict[str, Any] = {}
         for key, src in o.fields:
             value = _get(doc, key)
             if value is _MISSING:
+                if isinstance(src, str) and (src in OPTIONAL_SOURCES or (src == "amount" and o.op is Op.ROLLBACK)
+                                             or (src == "currency" and o.op not in (Op.BET, Op.WIN))):
+                    continue  # a field a call may lack (a free-spin win names no bet)
                 raise _Bad(ErrorCode.BAD_REQUEST, f"missing field {key}")
             if isinstance(src, str):
                 got[src] = value
         args: dict[str, Any] = {}
-        for name in ("tx_id", "ref_tx_id", "player_id", "session_token", "token", "game_id", "round_id"):
+        for name in ("tx_id", "ref_tx_id", "player_id", "session_token", "token", "game_id", "round_id",
+                     "bet_tx_id", "session_ref"):
             if name in got:
                 args[name] = check_id(got[name], name)
-        if o.op in (Op.BET, Op.WIN):
-            code = got.get("currency")
-            if not isinstance(code, str):
-                raise _Bad(ErrorCode.BAD_REQUEST, "currency must be a string")
-            try:
-                cur = currency(code)
-            except UnknownCurrency:
-                raise _Bad(ErrorCode.CURRENCY_MISMATCH, f"unknown currency {code[:16]!r}") from None
-            if cur.exponent > s.max_exponent:
-                raise _Bad(ErrorCode.CURRENCY_MISMATCH,
-                           f"{s.name} carries {s.places} decimals; no {cur.code} account can be served exactly")
+        if o.op in (Op.BET, Op.WIN) or (o.op is Op.ROLLBACK and "amount" in got):
+            cur = self._currency_in(got.get("currency", _MISSING))
             if "amount" in got:
                 try:
-                    amount = self._amount_in(got["amount"], cur, text_ok=s.format == "form")
+                    amount = self._amount_in(got["amount"], cur, text_ok=flat)
                 except MoneyError as exc:
                     raise _Bad(ErrorCode.BAD_REQUEST, f"amount: {exc}") from None
                 if amount.minor < 0:
@@ -1037,7 +1247,7 @@ class DeclarativeDialect:
             args["amount"] = amount
         if o.op is Op.WIN:
             if "reason" in got:
-                table = {_hashable(v): k for k, v in o.values.get("reason", {}).items()}
+                table = {_hashable(param_text(v) if flat else v): k for k, v in o.values.get("reason", {}).items()}
                 raw = table.get(_hashable(got["reason"]), got["reason"])
                 if not isinstance(raw, str) or raw not in WinReason._value2member_map_:
                     raise _Bad(ErrorCode.BAD_REQUEST, "unknown win reason")
@@ -1048,7 +1258,7 @@ class DeclarativeDialect:
                 assert o.when_reason is not None
                 (reason,) = o.when_reason
             if "round_closed" in got:
-                closed = self._closed_in(o, got["round_closed"])
+                closed = self._closed_in(o, got["round_closed"], flat)
                 if o.when_round_closed is not None and closed != o.when_round_closed:
                     raise _Bad(ErrorCode.BAD_REQUEST, f"{o.path} round-closed flag contradicts the operation")
             else:
@@ -1056,13 +1266,29 @@ class DeclarativeDialect:
             args["reason"], args["round_closed"] = reason, closed
         return WalletCall(o.op, **args)
 
-    def _closed_in(self, o: Operation, raw: Any) -> bool:
+    def _currency_in(self, code: Any) -> Currency:
+        """A call's currency: the field's, or (a wire without one) the account currency assumed."""
+        s = self.spec
+        if code is _MISSING:
+            code = self.account_currency
+        if not isinstance(code, str):
+            raise _Bad(ErrorCode.BAD_REQUEST, "currency must be a string")
+        try:
+            cur = currency(code)
+        except UnknownCurrency:
+            raise _Bad(ErrorCode.CURRENCY_MISMATCH, f"unknown currency {code[:16]!r}") from None
+        if cur.exponent > s.max_exponent:
+            raise _Bad(ErrorCode.CURRENCY_MISMATCH,
+                       f"{s.name} carries {s.places} decimals; no {cur.code} account can be served exactly")
+        return cur
+
+    def _closed_in(self, o: Operation, raw: Any, flat: bool) -> bool:
         table = o.values.get("round_closed")
         if table is not None:
             for k, v in table.items():
-                if raw == v and type(raw) is type(v):
+                if (raw == param_text(v) and isinstance(raw, str)) if flat else (raw == v and type(raw) is type(v)):
                     return k == "true"
-        elif self.spec.format == "form" and raw in ("true", "false"):
+        elif flat and raw in ("true", "false"):
             return bool(raw == "true")
         elif isinstance(raw, bool):
             return raw
@@ -1074,9 +1300,8 @@ class DeclarativeDialect:
             # An account in a currency the wire cannot carry (KWD under 2 decimals): refused as its bets
             # are, whatever its balance happens to be (not 200 at 0.000 KWD and "unknown, retry" at 0.001).
             cur = outcome.balance.currency.code
-            return self._error(call, s.codes[ErrorCode.CURRENCY_MISMATCH],
-                               f"{s.name} carries {s.places} decimals; no {cur} account can be served exactly",
-                               s.status_of(ErrorCode.CURRENCY_MISMATCH))
+            return self._refuse(call, ErrorCode.CURRENCY_MISMATCH,
+                                f"{s.name} carries {s.places} decimals; no {cur} account can be served exactly")
         if isinstance(outcome, Ok):
             try:
                 doc = self._fill(s.ok_fields, call, outcome, self._ok_status(call, outcome), "")
@@ -1085,9 +1310,17 @@ class DeclarativeDialect:
                 return self._error(call, s.unknown_codes[0], str(exc), 500)
             return self._respond(200, doc)
         if isinstance(outcome, Rejected):
-            code = outcome.code if outcome.code in s.codes else ErrorCode.BAD_REQUEST
-            return self._error(call, s.codes[code], outcome.message, s.status_of(code))
+            return self._refuse(call, outcome.code, outcome.message)
         return self._error(call, s.unknown_codes[0], outcome.reason, 500)
+
+    def _refuse(self, call: WalletCall | None, code: ErrorCode, message: str) -> HttpResponse:
+        """A refusal in this wire: its code, else BAD_REQUEST's, else (neither mapped) the first code
+        meaning "outcome unknown" - the only answer left that is not false."""
+        s = self.spec
+        for c in (code, ErrorCode.BAD_REQUEST):
+            if c in s.codes:
+                return self._error(call, s.codes[c], message, s.status_of(c))
+        return self._error(call, s.unknown_codes[0], f"{code}: {message}", 500)
 
     def _ok_status(self, call: WalletCall | None, outcome: Ok) -> Any:
         s = self.spec
@@ -1185,12 +1418,6 @@ def _fixed(m: Money, places: int) -> str:
         return sign + digits
     digits = digits.rjust(places + 1, "0")
     return f"{sign}{digits[:-places]}.{digits[-places:]}"
-
-
-def _form_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _hashable(v: Any) -> Any:
