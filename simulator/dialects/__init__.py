@@ -103,6 +103,27 @@ def batching(dialect: Dialect) -> BatchDialect | None:
     return None
 
 
+class VariantDialect(Dialect, Protocol):
+    """A dialect that can send a valid call with one defect in its own wire (optional).
+
+    The check's malformed-input mutations (``amount-string``, ``missing-field`` ...) go
+    through it, so a wallet of any dialect is tried with them.  :func:`variants` says
+    whether a dialect has it.
+    """
+
+    def encode_variant(self, call: WalletCall, now: float, variant: str) -> HttpRequest:
+        """The signed request of ``call`` with the defect ``variant`` (signed over the defective
+        request); :class:`DialectError` when the variant means nothing on this wire."""
+        ...
+
+
+def variants(dialect: Dialect) -> VariantDialect | None:
+    """``dialect`` as a :class:`VariantDialect` if it can encode defective variants, else None."""
+    if callable(getattr(dialect, "encode_variant", None)):
+        return dialect  # type: ignore[return-value]
+    return None
+
+
 def names() -> list[str]:
     """The built-in dialects: canonical first, then the real-world shapes."""
     from .builtin import SPECS

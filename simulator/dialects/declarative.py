@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import orjson
 
@@ -49,6 +49,9 @@ from .signatures import SCHEMES as SCHEME_CLASSES
 from .signatures import Message, Scheme, SigConfig, param_text
 
 MAX_BODY: Final = 64 * 1024
+QUERY_SAFE: Final = "!$'()*,/:@?"
+"""Left unescaped in a GET's query: what HTTP clients (aiohttp's yarl) would unescape anyway, so the
+query arrives byte for byte as it was signed."""
 MAX_BATCH: Final = 100
 """Actions in one request, at most (a round's bets and wins; more is an abuse, not a round)."""
 _REQUEST_NS: Final = uuid.UUID("6f1c1a52-7d0e-4c55-9a57-0a3c4b1f2e90")
@@ -233,8 +236,9 @@ def load_spec(data: Mapping[str, Any]) -> Spec:
 
 
 def required_sources(o: Operation, sem: Semantics) -> tuple[str, ...]:
-    """The sources ``o`` must carry under ``sem``: PROTOCOL.md's, less what the semantics leave out,
-    plus a named bet (regular wins, ``win_bet = "named"``) and a rollback's amount (``rollback_amount``)."""
+    """The sources ``o`` must carry under ``sem``: PROTOCOL.md's, less what the semantics leave out
+    (a rollback found by its transaction id alone needs no round or game), plus a named bet (regular
+    wins, ``win_bet = "named"``) and a rollback's amount (``rollback_amount``)."""
     gone = set()
     if not sem.names_player:
         gone.add("player_id")
@@ -242,6 +246,8 @@ def required_sources(o: Operation, sem: Semantics) -> tuple[str, ...]:
         gone.add("currency")
     if not sem.rounds:
         gone |= {"round_id", "round_closed"}
+    if o.op is Op.ROLLBACK and sem.rollback_by == "tx":
+        gone |= {"game_id", "round_id"}  # found by the transaction id alone: round and game do not matter
     need = [n for n in REQUIRED[o.op] if n not in gone]
     if o.op is Op.WIN and sem.names_bet and (o.when_reason is None or WinReason.REGULAR in o.when_reason):
         need.append("bet_tx_id")
@@ -757,7 +763,9 @@ class DeclarativeDialect:
         """The wire value of ``source`` for ``call`` (``_OMIT``: a field the call does not have)."""
         if source == "amount":
             if call.amount is None and call.op is Op.ROLLBACK:
-                return _OMIT  # a rollback of a bet whose amount is not known
+                # A rollback of a bet never seen: no amount is known, the wire still wants one; 0 says
+                # "nothing" (the wallet refunds the bet it recorded, if any: semantics.rollback_amount).
+                return self._amount_out(Money(0, currency(call.currency_hint or self.account_currency)))
             assert call.amount is not None
             return self._amount_out(call.amount)
         if source == "currency":
@@ -829,8 +837,9 @@ class DeclarativeDialect:
         def render(pairs: Sequence[tuple[str, str]] | None) -> tuple[bytes, str]:
             if pairs is None:
                 return body, ""
-            text = urlencode(list(pairs))
-            return (b"", text) if get else (text.encode(), "")
+            if get:
+                return b"", urlencode(list(pairs), quote_via=quote, safe=QUERY_SAFE)
+            return urlencode(list(pairs)).encode(), ""
 
         raw, query = render(params)
         place = self.scheme.sign(Message(raw, query, signed, headers), now)
