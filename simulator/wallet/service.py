@@ -39,7 +39,7 @@ def protocol_handler(op: Op | None, other: Dialect | None = None) -> Callable[[w
         dialect = other or app[DIALECT]
         path = str(op) if op is not None else request.match_info["tail"]
         if op is None and request.query_string:
-            path = f"{path}?{request.query_string}"
+            path = f"{path}?{request.rel_url.raw_query_string}"  # as sent: a signature may cover it
         info: dict[str, object] = {"op": str(op) if op is not None else f"{dialect.name}:{path.partition('?')[0][:64]}"}
         request[LOG_INFO] = info
         body = await read_bounded(request)
