@@ -8,11 +8,14 @@ croupier send (one signed request per operation, printed as HTTP)?
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Any
 
 from . import dialects
-from .calls import WalletCall, WinReason
+from .calls import Op, WalletCall, WinReason
+from .dialects import DialectError
+from .dialects.semantics import Semantics
 from .money import Money, currency
 
 SAMPLE_NOW = 1_700_000_000.0
@@ -47,22 +50,44 @@ def sample_calls(cur: str) -> list[WalletCall]:
     return calls
 
 
+def as_meant(call: WalletCall, sem: Semantics) -> WalletCall:
+    """``call`` with what the dialect's semantics add: the bet a regular win names, a rollback's amount,
+    a second session id (the samples' bet is ``tx-1``)."""
+    call = dataclasses.replace(call, session_ref="session-ref-1", currency_hint="EUR")
+    if call.op is Op.WIN and call.reason is WinReason.REGULAR and sem.win_bet != "none":
+        call = dataclasses.replace(call, bet_tx_id="tx-1")
+    if call.op is Op.ROLLBACK and sem.rollback_amount:
+        amount = sample_calls("EUR")[2].amount
+        call = dataclasses.replace(call, amount=amount)
+    return call
+
+
 def render_samples(name: str, secret: str) -> str:
     d = dialects.get(name, secret)
+    sem = dialects.semantics_of(d)
     cur = "EUR" if dialects.carries(d, currency("EUR")) else "JPY"
     head = f"# dialect {d.name}: one request per operation (signed with the given secret, clock {int(SAMPLE_NOW)})"
-    out: list[str] = [head]
+    out: list[str] = [head, "#", "# semantics (what the calls carry and mean; docs/dialects.md):"]
+    out.extend(f"#   {line}" for line in sem.describe())
     for call in sample_calls(cur):
-        req = d.encode_call(call, SAMPLE_NOW)
+        if call.op is Op.AUTHENTICATE and sem.sessions == "operator":
+            out.append("\n# authenticate: none (the operator makes the sessions)")
+            continue
+        try:
+            req = d.encode_call(as_meant(call, sem), SAMPLE_NOW)
+        except DialectError as exc:
+            out.append(f"\n# {call.op}: not sent on this wire ({exc})")
+            continue
         what = str(call.op)
         if call.op.value == "win":
-            what += f" ({call.reason}, amount {call.amount}{', closes the round' if call.round_closed else ''})"
+            what += f" ({call.reason}, amount {call.amount}{', closes the round' if call.round_closed and sem.rounds else ''})"
         elif call.amount is not None:
             what += f" (amount {call.amount})"
         out.append(f"\n## {what}\n{req.method} /{req.path}")
         out.extend(f"{k}: {v}" for k, v in req.headers.items())
-        out.append("")
-        out.append(req.body.decode("utf-8", "replace"))
+        if req.body or req.method != "GET":  # a GET carries its fields in the query
+            out.append("")
+            out.append(req.body.decode("utf-8", "replace"))
     batching = dialects.batching(d)
     if batching is not None:
         calls = sample_calls(cur)
@@ -106,7 +131,13 @@ def check_file(path: str) -> int:
         for p in exc.problems:
             print(f"  - {p}", file=sys.stderr)
         return 2
-    amounts = spec.amount + (f" ({spec.places} places)" if spec.amount != "minor" else "")
+    amounts = spec.amount + (f" ({spec.places} places)" if spec.amount not in ("minor", "minor-string") else "")
     print(f"{path}: ok - dialect {spec.name}: {len(spec.operations)} operations, {spec.format} requests, "
           f"amounts {amounts}, signature {spec.scheme}")
+    differs = spec.semantics.differences()
+    print("  semantics: " + (", ".join(f"{k} = {_toml(v)}" for k, v in differs) if differs else "PROTOCOL.md's"))
     return 0
+
+
+def _toml(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else f'"{value}"'
