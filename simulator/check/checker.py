@@ -528,6 +528,13 @@ class Checker:
         if self.strict_codes:
             out = Outcomes(out.primary, frozenset({out.primary[1]}) if out.primary[0] == "rejected" else frozenset(),
                            out.accepts[:1] if out.primary[0] == "ok" else ())
+        longest = max((len(v) for v in (call.tx_id, call.player_id, call.session_token, call.game_id, call.round_id,
+                                        call.ref_tx_id, call.bet_tx_id) if v), default=0)
+        if longest > LONG_ID and ErrorCode.BAD_REQUEST not in out.codes and not self.strict_codes:
+            # PROTOCOL.md sets no largest id: refusing a very long one is the wallet's choice.
+            why = f"transport-bad-request: an id of {longest} characters refused (PROTOCOL.md sets no largest id)"
+            out = dataclasses.replace(out, codes=out.codes | {ErrorCode.BAD_REQUEST},
+                                      choices=(*out.choices, (ErrorCode.BAD_REQUEST, why)))
         seen = m.tx_of(call) if call.op in MONEY_OPS else None
         player = m.players.get(m.player_of(call) or "")
         sess = m.sessions.get(call.session_token or "")
@@ -792,6 +799,10 @@ class Checker:
         valid = self.model.outcomes(call, self.clock()).codes
         codes = ({ErrorCode.BAD_REQUEST} | valid if policy == "bad-request" else
                  {ErrorCode.CURRENCY_MISMATCH} | valid if policy == "currency" else set())
+        if policy == "currency" and self.conn.dialect.name != "canonical":
+            # Where an amount is not integer minor units (a decimal, a scaled integer), an unknown currency
+            # leaves the amount unreadable too: BAD_REQUEST is as right as CURRENCY_MISMATCH.
+            codes.add(ErrorCode.BAD_REQUEST)
         want = (" or ".join(f"{http_status(c)} {c}" for c in sorted(codes, key=str)) if codes
                 else "a refusal (4xx)") + " (changes nothing)"
         entry = self._entry(call, sent, want)
@@ -989,6 +1000,9 @@ _EFFECT_RULES = frozenset({"operations-effect", "idempotency-3-rejected-not-reco
                            "sessions-blocked-player", "operations-authenticate", "transport-unknown-fields"})
 """Rules of calls that must move money: a wrong balance after one is a balance mismatch, after any other a
 refused or refusable call that moved money."""
+LONG_ID = 255
+"""Ids longer than this (the machine sends some of about 1,000 characters) may be refused BAD_REQUEST: PROTOCOL.md
+sets no largest id, so a wallet's limit (a VARCHAR(255) column) is its choice."""
 _SESSION_CODES = frozenset({ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN, ErrorCode.PLAYER_BLOCKED})
 _SIGN_TEXT = {"wrong-secret": "with a wrong secret", "stale": "an hour ago", "future": "an hour ahead",
               "unsigned": "not at all", "ok": "correctly"}
@@ -1002,7 +1016,7 @@ def _codes(code: ErrorCode, alternatives: frozenset[ErrorCode]) -> str:
 def _noted(choice: str) -> str:
     """A choice seen, headed by the rule of PROTOCOL.md that allows it (the coverage table files it there), or
     by the dialect's rule where its semantics allow it (the choice then starts with that rule's id)."""
-    if choice.startswith("dialect-"):
+    if choice.startswith(("dialect-", "transport-")):
         return choice
     if choice.startswith("authenticate"):
         rule = "operations-authenticate"

@@ -3,8 +3,9 @@
 For each broken rule: the minimal sequence as numbered calls (request body,
 expected and actual answer), the PROTOCOL.md rule it breaks, a replay file
 (the sequence as steps that ``croupier replay FILE`` runs again) and the same
-sequence as a bash script of curl commands (fresh ids on every run, signatures
-computed with openssl).
+sequence as a bash script of curl commands in the dialect's own wire (fresh ids
+on every run; each request made by croupier's own dialect encoder,
+``python -m simulator.check.request``, signed with the check's secret).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from urllib.parse import quote
 
 import orjson
 
-from ..calls import WalletCall
-from ..dialects.canonical import call_to_json
+from ..calls import Op, WalletCall
+from ..dialects.semantics import CANONICAL, Semantics
 from ..findings import SEVERITY_ORDER, Severity
-from .checker import GAME, malformed_body
+from .checker import GAME
 from .protocol import RULES
+from .request import DEV_SECRET, call_json
 from .runner import STOPPED, CheckResult, Failure
 
 REPLAY_VERSION = 1
@@ -248,56 +250,73 @@ def replay_document(f: Failure, target: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_failures(result: CheckResult, out_dir: str | Path) -> dict[str, dict[str, str]]:
-    """A replay file and a curl script per broken rule, in ``out_dir``; returns their paths by rule."""
+def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None = None) -> dict[str, dict[str, str]]:
+    """A replay file and a curl script per broken rule, in ``out_dir``; returns their paths by rule.
+
+    ``secret``: the check's (the scripts sign with it unless CROUPIER_SECRET says otherwise; they are written
+    readable by their owner only)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, dict[str, str]] = {}
+    semantics = _semantics(result.target.get("dialect", "canonical"), secret or DEV_SECRET)
     for f in result.failures:
         replay = out / f"{f.rule.id}.json"
         curl = out / f"{f.rule.id}.sh"
         replay.write_bytes(orjson.dumps(replay_document(f, result.target), option=orjson.OPT_INDENT_2))
-        curl.write_text(curl_script(f, result.target), encoding="utf-8")
-        curl.chmod(0o755)
+        curl.write_text(curl_script(f, result.target, secret or DEV_SECRET, semantics), encoding="utf-8")
+        curl.chmod(0o700)
         paths[f.rule.id] = {"replay": str(replay), "curl": str(curl)}
     return paths
 
 
-_PRELUDE = r'''#!/usr/bin/env bash
-# croupier check: the minimal sequence that breaks {rule} ({title}).
-# PROTOCOL.md, {section}: {text}
-# Every run uses fresh ids (RUN=...); needs curl, openssl and python3.
-set -u
-WALLET="${{WALLET:-{wallet}}}"
-ADMIN_URL="${{ADMIN_URL:-{admin}}}"
-SECRET="${{CROUPIER_SECRET:-croupier-dev-secret}}"
-ADMIN_TOKEN="${{CROUPIER_ADMIN_TOKEN:-croupier-dev-admin}}"
-RUN="${{RUN:-c$(date +%s)$RANDOM}}"
+def _semantics(dialect: str, secret: str) -> Semantics:
+    from ..dialects import get, semantics_of
 
-call() {{  # call OP BODY [ok|wrong-secret|stale|future|unsigned]: prints the answer and its HTTP status
-  local op=$1 body=$2 mode=${{3:-ok}} key=$SECRET t sig
-  t=$(date +%s)
-  case $mode in stale) t=$((t - 3600));; future) t=$((t + 3600));; wrong-secret) key="$SECRET-not-the-secret";; esac
-  sig=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$key" -r | cut -d' ' -f1)
-  local hdr=(-H "X-Signature: t=$t,v1=$sig")
-  if [ "$mode" = unsigned ]; then hdr=(); fi
-  curl -sS -X POST "$WALLET/$op" -H 'Content-Type: application/json' "${{hdr[@]}}" --data-binary "$body" \
-       -w '  [HTTP %{{http_code}}]\n'
-}}
-admin() {{  # admin METHOD PATH [BODY]
+    try:
+        return semantics_of(get(dialect, secret))
+    except (ValueError, OSError):
+        return CANONICAL
+
+
+_PRELUDE = r'''#!/usr/bin/env bash
+# croupier check: the minimal sequence that breaks @RULE@ (@TITLE@).
+# @SOURCE@, @SECTION@: @TEXT@
+# Every run uses fresh ids (RUN=...). Each request is made by croupier's own encoder of the @DIALECT@ dialect
+# (python -m simulator.check.request: its paths, fields, amounts and signature) and sent with curl.
+# This file holds the secret the check was given (CROUPIER_SECRET overrides it). Needs curl and python3.
+set -u
+WALLET="${WALLET:-@WALLET@}"
+ADMIN_URL="${ADMIN_URL:-@ADMIN@}"
+export CROUPIER_SECRET="${CROUPIER_SECRET:-@SECRET@}"
+export CROUPIER_DIALECT="${CROUPIER_DIALECT:-@DIALECT@}"
+export PYTHONPATH="@ROOT@${PYTHONPATH:+:$PYTHONPATH}"
+PY="${CROUPIER_PYTHON:-@PYTHON@}"
+ADMIN_TOKEN="${CROUPIER_ADMIN_TOKEN:-croupier-dev-admin}"
+RUN="${RUN:-c$(date +%s)$RANDOM}"
+
+call() {  # call CALL [ok|wrong-secret|stale|future|unsigned] [VARIANT]: prints the answer and its HTTP status
+  local req METHOD RPATH BODY HDR=()
+  req=$("$PY" -m simulator.check.request encode "$1" "${2:-ok}" "${3:-}") || return 1
+  eval "$req"
+  curl -sS -X "$METHOD" "$WALLET/$RPATH" "${HDR[@]}" ${BODY:+--data-binary "$BODY"} -w '  [HTTP %{http_code}]\n'
+}
+session() {  # session CALL < answer: the session an authenticate answer gave (the dialect reads the answer)
+  "$PY" -m simulator.check.request session "$1"
+}
+admin() {  # admin METHOD PATH [BODY]
   curl -sS -X "$1" "$ADMIN_URL$2" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
-       ${{3:+--data-binary "$3"}}; echo
-}}
-field() {{  # field NAME < answer: one field of a JSON answer
+       ${3:+--data-binary "$3"}; echo
+}
+field() {  # field NAME < answer: one field of a JSON answer
   python3 -c 'import json,sys; print(json.loads(sys.stdin.read().rsplit("  [HTTP",1)[0])[sys.argv[1]])' "$1"
-}}
+}
 '''
 
 
 class _Curl:
     """Turns a failure's steps into bash lines; ids get the placeholder prefix, sessions shell variables."""
 
-    def __init__(self, f: Failure) -> None:
+    def __init__(self, f: Failure, semantics: Semantics = CANONICAL) -> None:
         self.expected = [e for e in f.entries if e["kind"] == "call"]
         self.players: dict[str, str] = {}
         self.sessions: dict[str, str] = {}
@@ -305,6 +324,7 @@ class _Curl:
         """placeholder → shell variable it stands for"""
         self.n = 0
         self.lines: list[str] = []
+        self.operator = semantics.sessions == "operator"
 
     def concrete(self, spec: dict[str, Any]) -> WalletCall:
         from .checker import Checker
@@ -318,6 +338,9 @@ class _Curl:
         subs = "".join(f"; {var}=${{{var}//{ph}/${v}}}" for ph, v in self.subs.items() if ph in text)
         self.lines.append(f"{var}={shlex.quote(text)}{subs}{tail}")
 
+    def assign_call(self, var: str, call: WalletCall) -> None:
+        self.assign(var, orjson.dumps(call_json(call)).decode())
+
     def comment(self) -> None:
         self.n += 1
         e = self.expected[self.n - 1] if self.n <= len(self.expected) else None
@@ -325,8 +348,12 @@ class _Curl:
 
     def send(self, spec: dict[str, Any], mode: str = "ok") -> None:
         self.comment()
-        self.assign("body", orjson.dumps(call_to_json(self.concrete(spec))).decode())
-        self.lines.append(f'call {spec["op"]} "$body" {mode}')
+        self.assign_call("body", self.concrete(spec))
+        self.lines.append(f'call "$body" {mode}')
+
+    def new_session(self, sess: str) -> None:
+        self.sessions[sess] = f"__{sess}__"
+        self.subs[f"__{sess}__"] = sess
 
     def step(self, step: dict[str, Any]) -> None:
         kind = step["kind"]
@@ -341,26 +368,32 @@ class _Curl:
             k, sess = step["account"] + 1, step["session"]
             self.players[step["alias"]] = f"__ACCOUNT_{k}_ID__"
             self.subs[f"__ACCOUNT_{k}_ID__"] = f"ACCOUNT_{k}_ID"
-            self.sessions[sess] = f"__{sess}__"
-            self.subs[f"__{sess}__"] = sess
-            self.lines.append(f"# test account {step['alias']}: export ACCOUNT_{k}_ID and ACCOUNT_{k}_TOKEN "
-                              "(its launch token)")
-            self.assign("body", orjson.dumps({"token": f"__ACCOUNT_{k}_TOKEN__", "game_id": GAME}).decode())
-            self.lines[-1] += f"; body=${{body//__ACCOUNT_{k}_TOKEN__/$ACCOUNT_{k}_TOKEN}}"
-            self.lines.append(f'{sess}=$(call authenticate "$body" | field session_token)')
+            self.new_session(sess)
+            if self.operator:
+                self.lines.append(f"# test account {step['alias']}: export ACCOUNT_{k}_ID and ACCOUNT_{k}_SESSION "
+                                  "(its session token, from the operator)")
+                self.lines.append(f'{sess}="${{ACCOUNT_{k}_SESSION:-${{ACCOUNT_{k}_TOKEN:-}}}}"')
+            else:
+                self.lines.append(f"# test account {step['alias']}: export ACCOUNT_{k}_ID and ACCOUNT_{k}_TOKEN "
+                                  "(its launch token)")
+                self.assign_call("body", WalletCall.authenticate(f"__ACCOUNT_{k}_TOKEN__", GAME))
+                self.lines[-1] += f"; body=${{body//__ACCOUNT_{k}_TOKEN__/$ACCOUNT_{k}_TOKEN}}"
+                self.lines.append(f'{sess}=$(call "$body" | session "$body")')
             self.comment()
             self.send_balance(step["alias"], sess)
         elif kind == "login":
             alias, sess = step["player"], step["session"]
-            self.sessions[sess] = f"__{sess}__"
-            self.subs[f"__{sess}__"] = sess
+            self.new_session(sess)
             self.assign("body", orjson.dumps({"player_id": self.players[alias], "ttl_s": step["ttl"]}).decode())
-            self.lines.append(f'TOKEN=$(admin POST /admin/tokens "$body" | field token); LAUNCH_{sess}=$TOKEN')
-            self.authenticate(sess, "TOKEN")
+            if self.operator:
+                self.lines.append(f"# the operator's session for {alias} (there is no authenticate)")
+                self.lines.append(f'{sess}=$(admin POST /admin/tokens "$body" | field token)')
+            else:
+                self.lines.append(f'TOKEN=$(admin POST /admin/tokens "$body" | field token); LAUNCH_{sess}=$TOKEN')
+                self.authenticate(sess, "TOKEN")
         elif kind == "reauth":
             sess, of = step["session"], step["of"]
-            self.sessions[sess] = f"__{sess}__"
-            self.subs[f"__{sess}__"] = sess
+            self.new_session(sess)
             self.lines.append(f"# the launch token of session {of} exchanged again")
             self.lines.append(f"LAUNCH_{sess}=${{LAUNCH_{of}:-}}")
             self.authenticate(sess, f"LAUNCH_{sess}")
@@ -376,12 +409,8 @@ class _Curl:
         elif kind == "raw":
             self.comment()
             mutation = step["mutation"]
-            raw = malformed_body(self.concrete(step["call"]), mutation).decode("utf-8", "replace")
-            if mutation == "oversized":
-                self.assign("body", raw.rstrip(" "), "; body=\"$body$(printf '%*s' 65600 '')\"")
-            else:
-                self.assign("body", raw)
-            self.lines.append(f'call {step["call"]["op"]} "$body"   # malformed: {mutation}')
+            self.assign_call("body", self.concrete(step["call"]))
+            self.lines.append(f'call "$body" ok {shlex.quote(mutation)}   # malformed: {mutation}')
         elif kind in ("race", "burst"):
             specs = step["calls"] if kind == "race" else [step["call"]] * step["n"]
             self.lines.append(f"# {len(specs)} calls at once")
@@ -389,28 +418,43 @@ class _Curl:
             for spec in specs:
                 self.comment()
                 names.append(f"body{self.n}")
-                self.assign(names[-1], orjson.dumps(call_to_json(self.concrete(spec))).decode())
-            self.lines.append("(" + " ".join(f'call {s["op"]} "${v}" &' for s, v in zip(specs, names, strict=True))
-                              + " wait)")
+                self.assign_call(names[-1], self.concrete(spec))
+            self.lines.append("(" + " ".join(f'call "${v}" &' for v in names) + " wait)")
 
     def authenticate(self, sess: str, token_var: str) -> None:
         self.comment()
-        self.assign("body", orjson.dumps({"token": "__LAUNCH__", "game_id": GAME}).decode())
+        self.assign_call("body", WalletCall.authenticate("__LAUNCH__", GAME))
         self.lines[-1] += f"; body=${{body//__LAUNCH__/${token_var}}}"
-        self.lines.append(f'ANSWER=$(call authenticate "$body"); echo "$ANSWER"; '
-                          f'{sess}=$(printf "%s" "$ANSWER" | field session_token)')
+        self.lines.append(f'ANSWER=$(call "$body"); echo "$ANSWER"; '
+                          f'{sess}=$(printf "%s" "$ANSWER" | session "$body")')
 
     def send_balance(self, alias: str, sess: str) -> None:
-        self.assign("body", orjson.dumps({"player_id": self.players[alias], "session_token": f"__{sess}__"}).decode())
-        self.lines.append('call balance "$body"')
+        self.assign_call("body", WalletCall(Op.BALANCE, player_id=self.players[alias], session_token=f"__{sess}__"))
+        self.lines.append('call "$body"')
 
 
-def curl_script(f: Failure, target: dict[str, Any]) -> str:
+def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
+                semantics: Semantics = CANONICAL) -> str:
+    """The minimal sequence of ``f`` as a bash script: admin calls as they were, protocol calls each made by
+    croupier's own encoder of the check's dialect and sent with curl."""
+    import sys
+
+    import simulator
+
     wallet = target["wallet"]
     admin = wallet.rsplit("/wallet", 1)[0] if wallet.endswith("/wallet") else wallet
-    c = _Curl(f)
-    c.lines.append(_PRELUDE.format(rule=f.rule.id, title=f.rule.title, section=f.rule.section, text=f.rule.text,
-                                   wallet=wallet, admin=admin))
+    c = _Curl(f, semantics)
+    values = {"@RULE@": f.rule.id, "@TITLE@": f.rule.title, "@SOURCE@": f.rule.source, "@SECTION@": f.rule.section,
+              "@TEXT@": f.rule.text, "@WALLET@": wallet, "@ADMIN@": admin, "@DIALECT@": target.get("dialect", "canonical"),
+              "@SECRET@": secret, "@ROOT@": str(Path(simulator.__file__).resolve().parent.parent),
+              "@PYTHON@": sys.executable or "python3"}
+    prelude = _PRELUDE
+    for key, value in values.items():
+        safe = value.replace("\n", " ")
+        if key in ("@WALLET@", "@ADMIN@", "@SECRET@", "@DIALECT@", "@ROOT@", "@PYTHON@"):
+            safe = safe.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
+        prelude = prelude.replace(key, safe)
+    c.lines.append(prelude)
     for step in f.steps:
         if step["kind"] != "check":
             c.step(step)
