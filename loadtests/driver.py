@@ -31,12 +31,12 @@ import gevent
 from gevent.pool import Group
 
 from simulator import settlement
-from simulator.calls import MONEY_OPS, Ok, Outcome, Rejected, Unknown, WalletCall
+from simulator.calls import MONEY_OPS, Ok, Outcome, Rejected, Unknown
 from simulator.codes import ErrorCode
 from simulator.dialects import Dialect, HttpResponse, batching
 from simulator.faults import Delivery, Due, answered, as_due
 from simulator.ledger import FAILING, Evidence, describe
-from simulator.rounds import Batch, Parallel, Seat, Send, Sleep, Step
+from simulator.rounds import Batch, Parallel, Seat, Send, Sleep, Step, balance_call
 
 if TYPE_CHECKING:
     from .process import Croupier
@@ -287,7 +287,7 @@ class GeventDriver:
                     continue
                 seat = seats[book.player_id]
                 self.c.rounds["settled_at_end"] += 1
-                self.drive(settlement.settlement(book, tx, seat, self.c.settle_ids(seat.player_id)))
+                self.drive(settlement.settlement(book, tx, seat, self.c.settle_ids(seat.player_id), self.c.semantics))
             self.quiesce(max(0.1, deadline - time.monotonic()))
             if time.monotonic() >= deadline:
                 self.c.errors.append(f"settlement stopped at its deadline ({self.c.scenario.settle_timeout_s:g} s)")
@@ -300,7 +300,7 @@ class GeventDriver:
 
     def reconcile(self, seat: Seat) -> None:
         """Read the balance once more, alone, and compare it with what the wallet must hold."""
-        call = WalletCall.balance(seat.player_id, seat.session_token)
+        call = balance_call(seat)
         req = self.c.dialect.encode_call(call, time.time())
         started = time.perf_counter()
         with self.http.request(req.method, f"{self.base}/{req.path}", name="balance", data=req.body,

@@ -46,12 +46,12 @@ from locust.runners import (
 )
 from locust.stats import CSV_STATS_INTERVAL_SEC
 
-from simulator import dialects
+from simulator import dialects, gameplay
 from simulator.faults import LateDuplicates
 from simulator.ledger import FAILING, Anomaly, Ledger
 from simulator.money import CURRENCIES, currency
 from simulator.players import PlayerProfile, make_players
-from simulator.rounds import Seat, TxIds
+from simulator.rounds import RoundContext, Seat, TxIds, player_ids
 from simulator.scenario import ScenarioError
 
 from . import report, verdict
@@ -73,11 +73,16 @@ class Croupier:
         self.env = environment
         self.settings = settings
         self.scenario = settings.scenario
-        self.ledger = Ledger(max_evidence_per_kind=report.MAX_FINDINGS_PER_KIND)
         self.dialect = dialects.get(settings.dialect, settings.secret)
         self.bad_dialect = dialects.get(settings.dialect, settings.secret + "-not-the-secret")
         for d in (self.dialect, self.bad_dialect):  # derive json-rsa's development keys before users start
             getattr(d, "warm", lambda: None)()
+        self.semantics = dialects.semantics_of(self.dialect)
+        """What the dialect's calls mean: the rounds play it and the ledger judges by it (as in ``croupier run``)."""
+        self.signed = gameplay.signs(self.dialect, self.bad_dialect)
+        self.ledger = Ledger(max_evidence_per_kind=report.MAX_FINDINGS_PER_KIND, semantics=self.semantics)
+        self.unpaid = 0
+        """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
         self.batches = dialects.batching(self.dialect) is not None
         """The dialect carries an instant round's bet and closing win in one request (as in ``croupier run``)."""
         self.calls: Counter[str] = Counter()
@@ -121,8 +126,20 @@ class Croupier:
     def settle_ids(self, player_id: str) -> TxIds:
         ids = self._settle_ids.get(player_id)
         if ids is None:
-            ids = self._settle_ids[player_id] = TxIds(f"{player_id}-settle")
+            ids = self._settle_ids[player_id] = player_ids(f"{player_id}-settle", self.semantics,
+                                                           f"{self.settings.run_id}-{self.node}-settle")
         return ids
+
+    def ids(self, player_id: str) -> TxIds:
+        """A player's transaction and round ids (:func:`simulator.rounds.player_ids`: shared transaction
+        ids where a ``tx_id`` is unique per player, as in ``croupier run``)."""
+        return player_ids(player_id, self.semantics, f"{self.settings.run_id}-{self.node}")
+
+    def context(self, seat: Seat, game_id: str, rng: random.Random, ids: TxIds, batch: bool = False) -> RoundContext:
+        """A round's context: the scenario's faults and retries, the dialect's semantics."""
+        sc = self.scenario
+        return RoundContext(seat, game_id, rng, ids, sc.faults, sc.retry, batch=batch, semantics=self.semantics,
+                            signed=self.signed)
 
     # -- statistics -------------------------------------------------------------------------
     def count_call(self, op: str, result: str) -> None:

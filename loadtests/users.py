@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -31,13 +30,25 @@ from locust import FastHttpUser, task
 from locust.exception import CatchResponseError
 
 from simulator import gameplay
-from simulator.calls import Ok, WalletCall
+from simulator.calls import Ok
 from simulator.codes import ErrorCode
-from simulator.diagnosis import admin_cause, auth_cause
+from simulator.diagnosis import admin_cause, seat_cause
 from simulator.ledger import describe
 from simulator.money import Money, currency
 from simulator.players import PlayerProfile, choose_stake, think_time
-from simulator.rounds import Parallel, RoundContext, RoundOutcome, Seat, Send, TxIds, live_round, play_round
+from simulator.rounds import (
+    Launch,
+    Parallel,
+    RoundContext,
+    RoundOutcome,
+    Seat,
+    SeatRefused,
+    TxIds,
+    live_round,
+    open_seat,
+    play_round,
+    repay,
+)
 from simulator.scenario import Scenario
 
 from . import process
@@ -126,7 +137,9 @@ def _error(c: Croupier, text: str) -> None:
 
 
 def seat_player(c: Croupier, driver: GeventDriver, admin: Admin, profile: PlayerProfile) -> Seat | None:
-    """Provision the player, then authenticate as a real launch would (``Runner._seat``'s steps)."""
+    """Provision the player, then open a session the dialect's way (``Runner._seat``'s steps, from the
+    same core: :func:`simulator.rounds.open_seat` — authenticate, or the admin API's token as the
+    session where the operator makes them)."""
     pid, code, opening = profile.player_id, profile.currency, profile.bankroll
     try:
         admin.create_player(pid, code, opening)
@@ -136,20 +149,15 @@ def seat_player(c: Croupier, driver: GeventDriver, admin: Admin, profile: Player
         _error(c, f"{pid}: {exc}")
         return None
     c.ledger.open(pid, code, opening)
-    sent = time.time()
-    outcome = driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
-    if not isinstance(outcome, Ok) or not outcome.session_token:
-        c.causes[auth_cause(outcome, c.settings.wallet_url, c.settings.dialect)] += 1
-        _error(c, f"{pid}: authenticate failed: {describe(outcome)}")
+    got = driver.drive(open_seat(Launch(pid, currency(code), token, balance=opening), c.semantics,
+                                 c.scenario.session_ttl_s, c.scenario.timeout_s + 1))
+    if isinstance(got, SeatRefused):
+        c.causes[seat_cause(got.step, got.outcome, c.settings.wallet_url, c.settings.dialect)] += 1
+        _error(c, f"{pid}: {got.step} failed: {got.detail or describe(got.outcome) if got.outcome else got.step}")
         return None
-    if outcome.player_id != pid:
-        c.causes["authenticate answered another player than the launch token's"] += 1
-        _error(c, f"{pid}: authenticate answered player {outcome.player_id!r}")
-        return None
-    seat = Seat(pid, outcome.session_token, currency(code), outcome.balance.minor)
-    seat.opened(sent, time.time(), c.scenario.session_ttl_s, c.scenario.timeout_s + 1)
-    c.seats[pid] = seat
-    return seat
+    assert isinstance(got, Seat)
+    c.seats[pid] = got
+    return got
 
 
 def relaunch(c: Croupier, driver: GeventDriver, admin: Admin, seat: Seat) -> bool:
@@ -159,14 +167,35 @@ def relaunch(c: Croupier, driver: GeventDriver, admin: Admin, seat: Seat) -> boo
     except AdminFailed as exc:
         _error(c, f"{seat.player_id}: relaunch failed: {exc}")
         return False
-    sent = time.time()
-    outcome = driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
-    if not isinstance(outcome, Ok) or not outcome.session_token:
-        _error(c, f"{seat.player_id}: re-authenticate failed: {describe(outcome)}")
+    got = driver.drive(open_seat(Launch(seat.player_id, seat.currency, token, session_ref=seat.session_ref,
+                                        balance=seat.balance), c.semantics, c.scenario.session_ttl_s,
+                                 c.scenario.timeout_s + 1, read_balance=False))
+    if isinstance(got, SeatRefused):
+        _error(c, f"{seat.player_id}: re-authenticate failed: {describe(got.outcome) if got.outcome else got.step}")
         return False
-    seat.session_token = outcome.session_token
-    seat.opened(sent, time.time(), c.scenario.session_ttl_s, c.scenario.timeout_s + 1)
+    assert isinstance(got, Seat)
+    seat.session_token, seat.live_until, seat.expired_after = got.session_token, got.live_until, got.expired_after
+    if got.balance is not None:
+        seat.balance = got.balance
     c.rounds["relaunched"] += 1
+    return True
+
+
+def pay_owed(c: Croupier, driver: GeventDriver, admin: Admin, ctx: RoundContext) -> bool:
+    """The session ran out: launch again and send what the wallet refused for it (a wallet whose wins
+    need a live session; ``Runner._pay_owed``'s steps).  False when the player cannot go on."""
+    seat = ctx.seat
+    if not relaunch(c, driver, admin, seat):
+        if seat.owed:
+            c.unpaid += len(seat.owed)
+            _error(c, f"{seat.player_id}: {len(seat.owed)} wins or rollbacks refused SESSION_EXPIRED (allowed by "
+                      "the dialect) not sent again: no new session")
+            seat.owed.clear()
+        return False
+    if seat.owed:
+        paid = driver.drive(repay(ctx))
+        assert isinstance(paid, int)
+        c.rounds["owed_paid"] += paid
     return True
 
 
@@ -243,7 +272,7 @@ class WalletPlayer(FastHttpUser):
         if seat is None:
             self.player, self.pause = None, RETRY_SEAT_S
             return
-        self.player = Playing(profile, seat, rng, TxIds(seat.player_id))
+        self.player = Playing(profile, seat, rng, self.c.ids(seat.player_id))
         self.pause = 0.0
 
     def _leave(self) -> None:
@@ -267,31 +296,33 @@ class WalletPlayer(FastHttpUser):
             self._leave()
             self._sit()
             return
-        faults, retry, code = sc.faults, sc.retry, p.seat.currency.code
+        faults, code = sc.faults, p.seat.currency.code
         kind = pick_kind(sc, p.rng)
         assert kind is not None
         game_id, plan = gameplay.plan_single(kind, p.rng, stake, code)
-        ctx = RoundContext(p.seat, game_id, p.rng, p.ids, faults, retry, batch=gameplay.batched(kind, c.batches))
+        ctx = c.context(p.seat, game_id, p.rng, p.ids, gameplay.batched(kind, c.batches))
         if faults.concurrent_rounds(p.rng) and balance >= 2 * stake:
             # Two tables open at once: two rounds of one player in flight together.
             other_kind = pick_kind(sc, p.rng)
             assert other_kind is not None
             other_id, other_plan = gameplay.plan_single(other_kind, p.rng, stake, code)
-            other = RoundContext(p.seat, other_id, random.Random(p.rng.random()), p.ids, faults, retry,
-                                 batch=gameplay.batched(other_kind, c.batches))
+            other = c.context(p.seat, other_id, random.Random(p.rng.random()), p.ids,
+                              gameplay.batched(other_kind, c.batches))
             c.faults["concurrent_rounds"] += 1
             results = self.driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
             assert isinstance(results, list)
             for r in results:
                 count_round(c, r)
+            expired = bool(p.seat.owed)
         else:
             result = self.driver.drive(play_round(ctx, plan))
             assert isinstance(result, RoundOutcome)
             count_round(c, result)
-            if result.refusal is ErrorCode.SESSION_EXPIRED and not relaunch(c, self.driver, self.admin, p.seat):
-                self._leave()
-                self.pause = RETRY_SEAT_S
-                return
+            expired = result.refusal is ErrorCode.SESSION_EXPIRED or bool(p.seat.owed)
+        if expired and not pay_owed(c, self.driver, self.admin, ctx):
+            self._leave()
+            self.pause = RETRY_SEAT_S
+            return
         p.played += 1
         if c.late is not None:  # the provider's retry queue, between the player's rounds
             self.driver.late_duplicates(p.seat.player_id)
@@ -337,7 +368,7 @@ class LiveTable(FastHttpUser):
         profiles = [c.new_profile() for _ in range(sc.live.seats)]
         jobs = [gevent.spawn(seat_player, c, self.driver, self.admin, p) for p, _ in profiles]
         gevent.joinall(jobs, raise_error=True)
-        self.seated = [(p, RoundContext(g.value, gameplay.LIVE_GAME_ID, rng, TxIds(g.value.player_id), sc.faults, sc.retry))
+        self.seated = [(p, c.context(g.value, gameplay.LIVE_GAME_ID, rng, c.ids(g.value.player_id)))
                        for (p, rng), g in zip(profiles, jobs, strict=True) if g.value is not None]
         self.pause = 0.0 if self.seated else RETRY_SEAT_S
 
@@ -367,8 +398,8 @@ class LiveTable(FastHttpUser):
         assert isinstance(results, list)
         for (ctx, _), r in zip(seats, results, strict=True):
             count_round(c, r)
-            if r.refusal is ErrorCode.SESSION_EXPIRED:
-                relaunch(c, self.driver, self.admin, ctx.seat)
+            if r.refusal is ErrorCode.SESSION_EXPIRED or ctx.seat.owed:
+                pay_owed(c, self.driver, self.admin, ctx)
         c.rounds["live_rounds"] += 1
         if c.late is not None:
             for _, ctx in self.seated:

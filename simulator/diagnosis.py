@@ -41,3 +41,33 @@ def auth_cause(outcome: Outcome, wallet_url: str, dialect: str = "canonical", pl
             return f"authenticate answered HTTP {outcome.status}: the wallet is failing"
         return f"authenticate got no answer ({outcome.reason}): is the wallet up at {url}?"
     return "authenticate answered without a session"
+
+
+def balance_cause(outcome: Outcome | None, wallet_url: str, players_file: str | None = None) -> str:
+    """The balance read that seats a player (no ``authenticate`` gave it) did not answer a balance."""
+    url = wallet_url.rstrip("/")
+    if isinstance(outcome, Rejected):
+        if outcome.code is ErrorCode.INVALID_SIGNATURE:
+            return "every call was refused INVALID_SIGNATURE: check --secret"
+        if outcome.code in (ErrorCode.INVALID_TOKEN, ErrorCode.SESSION_EXPIRED):
+            where = f"the session tokens of {players_file}" if players_file else "the sessions"
+            return f"balance read refused {outcome.code}: {where} are not (or no longer) valid"
+        return f"balance read refused {outcome.code}"
+    if isinstance(outcome, Unknown):
+        if outcome.status == 404:
+            return f"404 reading a balance at {url}: is the base URL right?"
+        if outcome.status is not None:
+            return f"balance read answered HTTP {outcome.status} ({outcome.reason})"
+        return f"balance read got no answer ({outcome.reason}): is the wallet up at {url}?"
+    return "balance read gave no balance"
+
+
+def seat_cause(step: str, outcome: Outcome | None, wallet_url: str, dialect: str = "canonical",
+               players_file: str | None = None) -> str:
+    """Why :func:`simulator.rounds.open_seat` could not seat a player (``step``: what failed)."""
+    if step == "other-player":
+        return "authenticate answered another player than the launch token's"
+    if step == "balance":
+        return balance_cause(outcome, wallet_url, players_file)
+    assert outcome is not None
+    return auth_cause(outcome, wallet_url, dialect, players_file)

@@ -11,6 +11,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from .calls import Op, WalletCall
+from .dialects import Dialect
 from .games import catalog
 from .games.base import RoundResult
 from .games.jackpot import JackpotGame
@@ -29,6 +31,20 @@ def batched(kind: str, batching: bool) -> bool:
     instant games.  :func:`simulator.rounds.batchable` decides for the round itself.  The one
     rule for ``croupier run`` and ``croupier load``."""
     return batching and kind in INSTANT_KINDS
+
+
+def signs(dialect: Dialect, wrong: Dialect) -> bool:
+    """Whether ``dialect`` signs its requests: ``wrong`` (the same dialect keyed with a wrong secret)
+    encodes a call otherwise.  A wire with no signature (``scheme = "none"``) has no bad-signature
+    call to make (:func:`simulator.rounds.expressible`).  When in doubt (the call cannot be encoded),
+    it does.  The one rule for ``croupier run`` and ``croupier load``."""
+    call = WalletCall(Op.BALANCE, player_id="croupier-probe", session_token="croupier-probe", currency_hint="EUR")
+    now = 1_700_000_000.0
+    try:
+        a, b = dialect.encode_call(call, now), wrong.encode_call(call, now)
+    except (ValueError, KeyError, TypeError):
+        return True
+    return (a.method, a.path, a.headers, a.body) != (b.method, b.path, b.headers, b.body)
 
 
 _jackpot: JackpotGame | None = None

@@ -27,6 +27,7 @@ import orjson
 
 from .calls import MONEY_OPS, Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from .codes import ErrorCode
+from .dialects.semantics import CANONICAL, RULE_IDS, Semantics
 from .faults import CIRCUMSTANTIAL, RULE_OF_CODE, Due, as_due
 from .findings import KINDS, RULES, Severity
 
@@ -82,6 +83,12 @@ R7_DUP: Final = "idempotency-7-concurrent-duplicates"
 R7_NEG: Final = "idempotency-7-never-negative"
 LATE_PAID: Final = "sessions-money-owed-is-paid"
 SETTLES: Final = "provider-settles"
+LIVE_SESSION: Final = RULE_IDS[("wins_need_live_session", True)]
+"""A dialect's: a win or rollback on an ended session may be refused SESSION_EXPIRED (sent again, accepted)."""
+WIN_NAMED: Final = RULE_IDS[("win_bet", "named")]
+WIN_ALONE: Final = RULE_IDS[("win_bet", "none")]
+NO_ROUNDS: Final = RULE_IDS[("rounds", False)]
+TX_PER_PLAYER: Final = RULE_IDS[("tx_scope", "player")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +186,9 @@ class Tx:
     """The rule its sending exercises besides the operation's own (a late win: money owed is paid)."""
     sends: int = 0
     refused_with: ErrorCode | None = None
+    maybe_ended: bool = False
+    """Its last send went on a session that may have ended, on a dialect whose wins need a live
+    session (the round said so: ``rule`` :data:`LIVE_SESSION`): a SESSION_EXPIRED refusal is allowed."""
     """The code it was last refused with (sent again, it is judged again: rule 3)."""
 
 
@@ -215,7 +225,8 @@ class Book:
 
 def _call_json(call: WalletCall) -> dict[str, Any]:
     out: dict[str, Any] = {"op": str(call.op)}
-    for name in ("tx_id", "ref_tx_id", "player_id", "round_id", "game_id", "reason", "round_closed"):
+    for name in ("tx_id", "ref_tx_id", "player_id", "round_id", "game_id", "reason", "round_closed",
+                 "bet_tx_id"):
         value = getattr(call, name)
         if value is not None:
             out[name] = str(value) if name == "reason" else value
@@ -251,6 +262,13 @@ def _undecodable_rule(response: bytes | None) -> str:
     return "operations-success-shape"
 
 
+def _code(outcome: Rejected) -> str:
+    """A refusal's code as a finding names it (with the wire's code when the dialect maps it to none)."""
+    if outcome.code is ErrorCode.UNMAPPED:
+        return f"an unmapped code ({outcome.message})" if outcome.message else "an unmapped code"
+    return str(outcome.code)
+
+
 def _refusal_rule(call: WalletCall, code: ErrorCode, default: str) -> str:
     """The rule a refusal of a valid call breaks, by what it was refused with."""
     if call.op is not Op.BET:
@@ -269,7 +287,10 @@ def _refusal_rule(call: WalletCall, code: ErrorCode, default: str) -> str:
 class Ledger:
     """Expected balances, in-doubt transactions, findings and coverage for every player."""
 
-    def __init__(self, max_evidence_per_kind: int = 20, max_notes_per_rule: int = 3) -> None:
+    def __init__(self, max_evidence_per_kind: int = 20, max_notes_per_rule: int = 3,
+                 semantics: Semantics = CANONICAL) -> None:
+        self.semantics = semantics
+        """What the dialect's calls mean (docs/dialects.md): the ledger expects only what they imply."""
         self.books: dict[str, Book] = {}
         self.findings: list[Finding] = []
         self.counts: dict[Anomaly, int] = {a: 0 for a in Anomaly}
@@ -415,8 +436,18 @@ class Ledger:
         if tx is not None and tx.sends:  # the same call again: a retry, a duplicate, a late duplicate
             tx.sends += 1
             tx.due = due
+            tx.maybe_ended = rule == LIVE_SESSION
             if tx.state is TxState.REFUSED:
+                # Judged again (rule 3), and until then it may land: in doubt again.
                 self.exercise(R3)
+                if due is None:
+                    tx.state = TxState.DOUBT
+                    if call.op is Op.ROLLBACK:
+                        bet = book.txs.get(call.ref_tx_id or "")
+                        book.doubt[call.tx_id] = -bet.delta if bet is not None and bet.state is TxState.APPLIED \
+                            else 0
+                    else:
+                        book.doubt[call.tx_id] = tx.delta
             else:
                 self.exercise(R1)
                 self.exercise(R1_ID)
@@ -428,23 +459,31 @@ class Ledger:
             if due is None:
                 self.exercise(R4 if bet is not None and bet.sends else R5)
             refund = -bet.delta if bet is not None and bet.state is TxState.APPLIED else 0
-            book.txs[call.tx_id] = Tx(call, TxState.DOUBT, 0, due=due, rule=rule, sends=1)
+            book.txs[call.tx_id] = Tx(call, TxState.DOUBT, 0, due=due, rule=rule, sends=1,
+                                      maybe_ended=rule == LIVE_SESSION)
             book.doubt[call.tx_id] = refund
         elif call.amount is not None:
             delta = -call.amount.minor if call.op is Op.BET else call.amount.minor
             if due is None:
                 self.exercise("operations-effect")
             if call.op is Op.WIN and call.reason is WinReason.REGULAR:
-                self.exercise("operations-regular-win-needs-bet")
+                self.exercise(self._win_bet_rule())
             if tx is not None:  # the placeholder an early rollback left: the bet is sent at last
                 self.exercise(R5)
                 tx.call, tx.delta, tx.due, tx.rule, tx.sends = call, delta, due, rule, 1
                 if tx.state is TxState.DOUBT:
                     book.doubt[call.tx_id] = delta
             else:
-                book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta, due=due, rule=rule, sends=1)
+                book.txs[call.tx_id] = Tx(call, TxState.DOUBT, delta, due=due, rule=rule, sends=1,
+                                          maybe_ended=rule == LIVE_SESSION)
                 book.doubt[call.tx_id] = delta
         return token
+
+    def _win_bet_rule(self) -> str:
+        """The rule of what a regular win needs: PROTOCOL.md's (a bet in its round), or the dialect's."""
+        win_bet = self.semantics.win_bet
+        return WIN_NAMED if win_bet == "named" else WIN_ALONE if win_bet == "none" else \
+            "operations-regular-win-needs-bet"
 
     def end(
         self,
@@ -472,7 +511,7 @@ class Ledger:
         if status is not None:
             self.exercise("operations-success-shape")
         if call.player_id is None:  # authenticate: the player is in the answer
-            if isinstance(outcome, Ok) and outcome.player_id:
+            if isinstance(outcome, Ok) and outcome.player_id and "balance" not in outcome.missing:
                 book = self.book(outcome.player_id)
                 self._check_reported(book, outcome, ev, solo=not book.in_flight and not book.doubt)
             return
@@ -530,9 +569,19 @@ class Ledger:
             return
         diff = reported - book.expected
         kind = hint if hint is not None and diff == hint_delta else Anomaly.BALANCE_MISMATCH
-        self.flag(kind, book.player_id, f"wallet reported {reported}, it must hold {book.expected} (off by {diff})",
-                  [*(extra or []), ev])
+        call = ev[0] if isinstance(ev, tuple) else None
+        shared = call is not None and self._shared(book, call.tx_id)
+        self.flag(kind, book.player_id, f"wallet reported {reported}, it must hold {book.expected} (off by {diff})"
+                  + (f"; another player sent a transaction {call.tx_id} too" if shared and call else ""),
+                  [*(extra or []), ev], TX_PER_PLAYER if shared else None)
         book.expected = reported  # judge what follows on its own, not as the same error again
+
+    def _shared(self, book: Book, tx_id: str | None) -> bool:
+        """Where a tx_id is unique per player: whether another player sent a transaction with this id
+        (a wallet that keys them per wallet takes one for the other's replay)."""
+        if self.semantics.tx_scope != "player" or not tx_id:
+            return False
+        return any(tx_id in other.txs for other in self.books.values() if other is not book)
 
     def _affordable(self, book: Book, call: WalletCall) -> bool:
         """Whether the balance certainly covers this bet (nothing else of the player's in doubt)."""
@@ -552,6 +601,9 @@ class Ledger:
                 allowed.add(ErrorCode.INSUFFICIENT_FUNDS)
             allowed |= book.circumstances
         code = outcome.code
+        if code is ErrorCode.UNMAPPED:
+            self._unmapped(book, call, outcome, due.rule, ev, f"{_what(call, due)} was due to be refused")
+            return
         if code not in allowed:
             self.flag(Anomaly.WRONG_CODE, book.player_id,
                       f"{_what(call, due)} refused with {code}; due: {' or '.join(sorted(allowed))} "
@@ -662,6 +714,12 @@ class Ledger:
                           f"bet of {call.amount.minor} refused for funds; balance must be {book.expected}", [ev],
                           R3 if again else "operations-effect")
             return
+        if code is ErrorCode.UNMAPPED:
+            # Some refusal: the wallet's word for a session that ran out, a block, a limit or the funds
+            # (which a bet may always meet) is not one the dialect maps, so it cannot be judged.
+            self._unmapped(book, call, outcome, "errors-codes", ev,
+                           "a bet may be refused for its session, the player's block or limits")
+            return
         if code in (ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN, ErrorCode.PLAYER_BLOCKED,
                     ErrorCode.LIMIT_EXCEEDED):
             # A session that ran out, an operator's block or limit: not a rule the bet can be judged by,
@@ -671,27 +729,83 @@ class Ledger:
             return
         if code is ErrorCode.ROUND_CLOSED and self._maybe_closed(book, call.round_id):
             return
+        default = NO_ROUNDS if code is ErrorCode.ROUND_CLOSED and not self.semantics.rounds else "operations-effect"
         self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"valid bet {call.tx_id} refused with {code}",
                   tx.evidence[-2:] if again else [ev],
-                  R3 if again else _refusal_rule(call, code, tx.rule or "operations-effect"))
+                  R3 if again else _refusal_rule(call, code, tx.rule or default))
+
+    def _unmapped(self, book: Book, call: WalletCall, outcome: Rejected, rule: str, ev: Seen, why: str) -> None:
+        """A refusal with a wire code the dialect maps to no protocol code, where a refusal may come:
+        judged as some refusal, and noted (which code it stands for is not known)."""
+        wire = outcome.message or "no message"
+        self.note(book.player_id, rule, f"{_what(call)} refused with an unmapped code ({wire}): judged as a "
+                  f"refusal ({why})", [ev])
+
+    def _live_session_refusal(self, book: Book, tx: Tx, outcome: Rejected) -> bool:
+        """A win or rollback refused because its session ended, on a dialect whose wins need a live
+        session, while it may have: allowed (the provider sends it again on a fresh session)."""
+        if not self.semantics.wins_need_live_session or not tx.maybe_ended:
+            return False
+        if outcome.code is ErrorCode.UNMAPPED:
+            self._unmapped(book, tx.call, outcome, LIVE_SESSION, tx.evidence[-1],
+                           "its session may have ended, and the dialect's wins need a live one")
+            return True
+        return outcome.code is ErrorCode.SESSION_EXPIRED
+
+    def _refusal_default(self, call: WalletCall, code: ErrorCode, tx: Tx, default: str) -> str:
+        """The rule a refusal of a valid win or rollback breaks, by the dialect's semantics."""
+        sem = self.semantics
+        if code is ErrorCode.SESSION_EXPIRED and sem.wins_need_live_session:
+            return LIVE_SESSION  # "sent again on a live session, it is accepted"
+        if code is ErrorCode.ROUND_CLOSED and not sem.rounds:
+            return NO_ROUNDS
+        return _refusal_rule(call, code, tx.rule if tx.rule not in (None, LIVE_SESSION) else default)
 
     def _win_refused(self, book: Book, tx: Tx, outcome: Rejected, again: bool) -> None:
         call, code = tx.call, outcome.code
-        if code is ErrorCode.ROUND_NOT_FOUND and call.reason is WinReason.REGULAR:
-            bets = [t for t in book.txs.values() if t.call.op is Op.BET and t.call.round_id == call.round_id]
-            standing = [t for t in bets if t.state is TxState.APPLIED and t.call.tx_id not in book.rollbacks_sent]
-            if not standing:
-                if any(t.state in (TxState.ROLLED_BACK, TxState.TOMBSTONED) for t in bets):
-                    self.note(book.player_id, "choice-win-after-rollback",
-                              f"regular win {call.tx_id} after its round's bet was rolled back: ROUND_NOT_FOUND",
-                              tx.evidence[-1:])
+        unmapped = code is ErrorCode.UNMAPPED
+        if self._live_session_refusal(book, tx, outcome):
+            return
+        if code is ErrorCode.ROUND_NOT_FOUND or unmapped:
+            betless, note = self._betless(book, call)
+            if betless:
+                if unmapped:
+                    self._unmapped(book, call, outcome, self._win_bet_rule(), tx.evidence[-1],
+                                   "its bet may not stand")
+                elif note is not None:
+                    self.note(book.player_id, note, f"regular win {call.tx_id} after its bet was rolled back: "
+                              "ROUND_NOT_FOUND", tx.evidence[-1:])
                 return  # its bet may never have landed: the wallet may not know the round
         if code is ErrorCode.ROUND_CLOSED and call.round_id in book.closed_rounds:
             return  # another win closed the round first (never sent by croupier; judged as the protocol says)
-        rule = R3 if again else _refusal_rule(call, code, tx.rule or (
-            "operations-regular-win-needs-bet" if code is ErrorCode.ROUND_NOT_FOUND else "operations-effect"))
-        self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"win {call.tx_id} refused with {code}",
+        if unmapped and call.round_id is not None and self._maybe_closed(book, call.round_id):
+            self._unmapped(book, call, outcome, "operations-round-closed", tx.evidence[-1], "its round may be closed")
+            return
+        rule = R3 if again else self._refusal_default(
+            call, code, tx, self._win_bet_rule() if code is ErrorCode.ROUND_NOT_FOUND else "operations-effect")
+        self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"win {call.tx_id} refused with {_code(outcome)}",
                   tx.evidence[-2:], rule)
+
+    def _betless(self, book: Book, call: WalletCall) -> tuple[bool, str | None]:
+        """Whether a regular win may find no bet to pay (its bet never landed, or was rolled back), and
+        the rule of the choice to note when its bet was rolled back: by the round (PROTOCOL.md), by the
+        bet the win names (a dialect's ``win_bet = "named"``); a win that stands alone never may."""
+        win_bet = self.semantics.win_bet
+        if call.reason is not WinReason.REGULAR or win_bet == "none":
+            return False, None
+        if win_bet == "named":
+            bet = book.txs.get(call.bet_tx_id) if call.bet_tx_id else None
+            if bet is None or bet.call.op is not Op.BET:
+                return True, None  # it names no bet the wallet took
+            if bet.state is TxState.APPLIED and call.bet_tx_id not in book.rollbacks_sent:
+                return False, None
+            rolled = bet.state in (TxState.ROLLED_BACK, TxState.TOMBSTONED)
+            return True, WIN_NAMED if rolled else None
+        bets = [t for t in book.txs.values() if t.call.op is Op.BET and t.call.round_id == call.round_id]
+        if any(t.state is TxState.APPLIED and t.call.tx_id not in book.rollbacks_sent for t in bets):
+            return False, None
+        rolled = any(t.state in (TxState.ROLLED_BACK, TxState.TOMBSTONED) for t in bets)
+        return True, "choice-win-after-rollback" if rolled else None
 
     def _rollback(self, book: Book, call: WalletCall, outcome: Outcome, ev: Seen, solo: bool) -> None:
         assert call.tx_id is not None and call.ref_tx_id is not None
@@ -758,8 +872,13 @@ class Ledger:
         """A rollback of one of the player's bets (or of one never sent) was refused."""
         code = outcome.code
         bet = book.txs.get(call.ref_tx_id or "")
+        if self._live_session_refusal(book, rb, outcome):
+            return
         if code is ErrorCode.ROUND_CLOSED and self._maybe_closed(book, call.round_id):
             return  # "later bets, wins and rollbacks on it are ROUND_CLOSED"
+        if code is ErrorCode.UNMAPPED and self._maybe_closed(book, call.round_id):
+            self._unmapped(book, call, outcome, "operations-round-closed", ev, "its round may be closed")
+            return
         if code is ErrorCode.ROLLBACK_NOT_ALLOWED and bet is not None and bet.sends and \
                 (bet.call.round_id != call.round_id or bet.call.game_id != call.game_id):
             self.note(book.player_id, "choice-rollback-round",
@@ -770,8 +889,8 @@ class Ledger:
         else:
             default = R4
         self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id,
-                  f"rollback {call.tx_id} of bet {call.ref_tx_id} refused with {code}",
-                  rb.evidence[-2:] if again else [ev], R3 if again else _refusal_rule(call, code, rb.rule or default))
+                  f"rollback {call.tx_id} of bet {call.ref_tx_id} refused with {_code(outcome)}",
+                  rb.evidence[-2:] if again else [ev], R3 if again else self._refusal_default(call, code, rb, default))
 
     def _invalid(self, book: Book, call: WalletCall, outcome: Outcome, due: Due, ev: Seen, solo: bool) -> None:
         """A call the wallet must refuse with any code of ``due`` (and change nothing)."""
@@ -855,7 +974,7 @@ class Ledger:
         code = outcome.code
         rule = "sessions-token-of-player" if code in (ErrorCode.SESSION_EXPIRED, ErrorCode.INVALID_TOKEN) \
             else RULE_OF_CODE.get(code, "operations-effect")
-        self.flag(Anomaly.REFUSED_VALID_CALL, player_id, f"balance read refused with {code}", [ev], rule)
+        self.flag(Anomaly.REFUSED_VALID_CALL, player_id, f"balance read refused with {_code(outcome)}", [ev], rule)
 
     def reconcile(self, player_id: str, reported: Ok, ev_latency_ms: float | None = None) -> bool:
         """The final, solo balance read: True when it matches (or cannot be judged)."""
@@ -871,7 +990,12 @@ class Ledger:
                         if t.state is TxState.ROLLED_BACK and t.delta == diff and t.wallet_tx_id is not None]
             twice = [t for t in book.txs.values() if t.state is TxState.ROLLED_BACK and t.delta == -diff
                      and book.refunds[t.call.tx_id or ""] > 1]
-            if twice:
+            shared = [t for t in concurrent if self._shared(book, t.call.tx_id)]
+            rule = None
+            if shared:  # taken for another player's transaction of the same id: it never moved money
+                kind, rule = Anomaly.BALANCE_MISMATCH, TX_PER_PLAYER
+                extra = shared[0].evidence[:2]
+            elif twice:
                 kind = Anomaly.ROLLBACK_APPLIED_TWICE
                 extra = twice[0].evidence[:2]
             elif after_rb:
@@ -884,7 +1008,8 @@ class Ledger:
                 kind = Anomaly.BALANCE_MISMATCH
                 extra = []
             self.flag(kind, player_id,
-                      f"final balance {reported.balance.minor}, it must be {book.expected} (off by {diff})", [*extra, ev])
+                      f"final balance {reported.balance.minor}, it must be {book.expected} (off by {diff})", [*extra, ev],
+                      rule)
             book.expected = reported.balance.minor
         if reported.balance.minor < 0:
             self.flag(Anomaly.NEGATIVE_BALANCE, player_id, f"final balance {reported.balance.minor}", [ev])

@@ -593,3 +593,97 @@ def invalid_call(
             Invalid.MISMATCHED_REPLAY, Invalid.CLOSED_ROUND):
         yield from cancel(ctx, [send.call])  # it may have landed: roll it back, as any bet without an answer
     return outcome  # type: ignore[return-value]
+
+
+# -- seating: how a provider gets a player's session ------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What the provider knows of a player before play (provisioned, or a players file's row)."""
+
+    player_id: str
+    currency: Currency
+    token: str
+    """The launch token an ``authenticate`` turns into a session; where the operator makes the
+    sessions (``Semantics.sessions == "operator"``), the session itself unless ``session_token``."""
+    session_token: str | None = None
+    """The session a players file gives (operator-made sessions; or when authenticate returns none)."""
+    session_ref: str | None = None
+    balance: int | None = None
+    """The opening balance when known (provisioned); else read from the wallet."""
+    game_id: str = "lobby"
+
+
+@dataclass(frozen=True, slots=True)
+class SeatRefused:
+    """A player could not be seated: ``step`` is the call that failed (``authenticate``, ``balance``) or
+    ``other-player`` (authenticate answered another player than the launch token's)."""
+
+    step: str
+    outcome: Outcome | None = None
+    detail: str = ""
+
+
+def open_seat(launch: Launch, semantics: Semantics, ttl_s: float | None, margin_s: float, *,
+              read_balance: bool = True) -> Generator[Step, object, Seat | SeatRefused]:
+    """Seat a player the way the dialect's sessions are made, for every driver (``run``, ``load``).
+
+    * ``sessions = "authenticate"``: the launch token is sent; what the answer leaves out
+      (:attr:`Ok.missing`) comes from what the provider knows: the player id it launched, the
+      players file's session token or else the launch token itself as the session (a Hub88-style
+      user-info call returns none), the balance from a ``balance`` call.
+    * ``sessions = "operator"``: no call makes a session; the file's session token (or its token)
+      is the session, and the balance is read with a ``balance`` call unless known.
+
+    ``ttl_s``: how long a session lives (None: unknown); ``margin_s``: how late a call may arrive.
+    ``read_balance=False`` (a relaunch): the balance is not read again."""
+    code = launch.currency.code
+    session: str | None
+    balance = launch.balance
+    if semantics.sessions == "operator":
+        sent = answered = time.time()
+        session = launch.session_token or launch.token
+    else:
+        call = WalletCall(Op.AUTHENTICATE, token=launch.token, game_id=launch.game_id,
+                          session_ref=launch.session_ref, currency_hint=code)
+        sent = time.time()
+        outcome = yield Send(call, purpose="authenticate")
+        answered = time.time()
+        assert isinstance(outcome, (Ok, Rejected, Unknown))
+        if not isinstance(outcome, Ok):
+            return SeatRefused("authenticate", outcome)
+        missing = outcome.missing
+        player_id = launch.player_id if "player_id" in missing else outcome.player_id
+        if player_id != launch.player_id:
+            return SeatRefused("other-player", outcome, repr(outcome.player_id))
+        session = (launch.session_token or launch.token) if "session_token" in missing else outcome.session_token
+        if not session:
+            return SeatRefused("authenticate", outcome)
+        if "balance" not in missing:
+            balance = outcome.balance.minor
+    seat = Seat(launch.player_id, session, launch.currency, balance, session_ref=launch.session_ref)
+    seat.opened(sent, answered, ttl_s, margin_s)
+    if seat.balance is None and read_balance:
+        read = WalletCall(Op.BALANCE, player_id=launch.player_id, session_token=session,
+                          session_ref=launch.session_ref, currency_hint=code)
+        outcome = yield Send(read, purpose="balance")
+        assert isinstance(outcome, (Ok, Rejected, Unknown))
+        if not isinstance(outcome, Ok):
+            return SeatRefused("balance", outcome)
+        seat.balance = outcome.balance.minor
+    return seat
+
+
+def balance_call(seat: Seat) -> WalletCall:
+    """A read of the seat's balance, with the account's currency for answers that omit it."""
+    return WalletCall(Op.BALANCE, player_id=seat.player_id, session_token=seat.session_token,
+                      session_ref=seat.session_ref, currency_hint=seat.currency.code)
+
+
+def player_ids(prefix: str, semantics: Semantics, shared: str) -> TxIds:
+    """A player's ids (``prefix``: the player's own).  Where a ``tx_id`` is unique per player
+    (``tx_scope = "player"``) every player's transaction ids share the prefix ``shared`` (the run's):
+    two players send the same ``tx_id``s, which such a wallet must keep apart.  The one rule for
+    ``croupier run`` and ``croupier load``."""
+    if semantics.tx_scope == "player":
+        return TxIds(prefix, tx_prefix=f"{shared}-x")
+    return TxIds(prefix)

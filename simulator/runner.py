@@ -30,10 +30,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import dialects, gameplay, settlement
-from .calls import Ok, Outcome, Rejected, WalletCall
+from .calls import Ok, Rejected
 from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
-from .diagnosis import admin_cause, auth_cause
+from .diagnosis import admin_cause, seat_cause
+from .dialects.semantics import CANONICAL, Semantics
 from .driver import Driver
 from .findings import Severity
 from .ledger import Evidence, Ledger, describe
@@ -41,14 +42,19 @@ from .money import CURRENCIES, currency
 from .players import PlayerProfile, choose_stake, make_players, think_time
 from .report import model
 from .rounds import (
+    Launch,
     Parallel,
     RoundContext,
     RoundOutcome,
     Seat,
-    Send,
+    SeatRefused,
     TxIds,
+    balance_call,
     live_round,
+    open_seat,
     play_round,
+    player_ids,
+    repay,
 )
 from .scenario import Scenario
 from .stats import RunStats
@@ -65,9 +71,23 @@ class SetupError(RunError):
 
 @dataclass(frozen=True, slots=True)
 class TestAccount:
+    """One row of a players file: a player the wallet already has, and how croupier reaches it."""
+
     player_id: str
     token: str
+    """A launch token (for ``authenticate``); where the operator makes the sessions and the file gives
+    no ``session_token``, the session itself."""
     currency: str
+    session_token: str | None = None
+    """The player's session, where the operator makes them (``sessions = "operator"``); also the session
+    when an ``authenticate`` answer carries none."""
+    session_ref: str | None = None
+    """A second session id some wires carry beside the session token."""
+
+    @property
+    def session(self) -> str:
+        """The session croupier plays on where no ``authenticate`` call makes one."""
+        return self.session_token or self.token
 
 
 @dataclass
@@ -118,25 +138,41 @@ class RunResult:
 
 
 def read_accounts(path: str) -> list[TestAccount]:
-    """A CSV of test accounts with a header: player_id,token,currency (a launch token each)."""
+    """A CSV of test accounts with a header: player_id,token,currency (a launch token each), and the
+    optional columns session_token and session_ref (where the operator makes the sessions, or a wire
+    carries a second session id).  A UTF-8 byte-order mark (Excel's "CSV UTF-8") is ignored, and so
+    are spaces around names and values; an empty optional value is no value."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
+            rows = list(reader)
     except OSError as exc:
         raise RunError(f"cannot read {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise RunError(f"{path}: not a UTF-8 CSV file ({exc})") from None
     accounts = []
     for n, row in enumerate(rows, start=2):
         try:
-            acc = TestAccount(row["player_id"].strip(), row["token"].strip(), row["currency"].strip())
+            acc = TestAccount(row["player_id"].strip(), row["token"].strip(), row["currency"].strip(),
+                              _optional(row.get("session_token")), _optional(row.get("session_ref")))
             currency(acc.currency)
         except (KeyError, AttributeError):
-            raise RunError(f"{path}:{n}: needs columns player_id,token,currency") from None
+            raise RunError(f"{path}:{n}: needs columns player_id,token,currency "
+                           "(and optionally session_token,session_ref)") from None
         except ValueError as exc:
             raise RunError(f"{path}:{n}: {exc}") from None
+        if not acc.player_id or not (acc.token or acc.session_token):
+            raise RunError(f"{path}:{n}: a player_id and a token (or a session_token) are needed")
         accounts.append(acc)
     if not accounts:
         raise RunError(f"{path}: no accounts")
     return accounts
+
+
+def _optional(value: str | None) -> str | None:
+    value = value.strip() if isinstance(value, str) else None
+    return value or None
 
 
 async def preflight(url: str, timeout: float = 3.0) -> None:
@@ -188,7 +224,13 @@ class Runner:
         self.o = options
         self.s = options.scenario
         self.stats = RunStats()
-        self.ledger = Ledger()
+        self.semantics = _semantics(options)
+        """What the dialect's calls mean: the rounds play it, the ledger judges by it."""
+        self.signed = True
+        """Whether the dialect signs its requests (set when the run starts)."""
+        self.ledger = Ledger(semantics=self.semantics)
+        self.unpaid = 0
+        """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
         self.stop = StopSignal()
         self.seats: dict[str, Seat] = {}
         self.errors: list[str] = []
@@ -211,20 +253,49 @@ class Runner:
 
     # -- players ----------------------------------------------------------------------
     def _profiles(self) -> list[tuple[int, PlayerProfile]]:
-        total = self.s.players + self.s.live.tables * self.s.live.seats
         if self.o.accounts is not None:
-            total = len(self.o.accounts)
+            return self._account_profiles(self.o.accounts)
+        total = self.s.players + self.s.live.tables * self.s.live.seats
         k, n = self.o.shard
         profiles = make_players(self.o.seed, total, currencies=self._currencies(), id_prefix=self.o.run_id)
         return [(i, p) for i, p in enumerate(profiles) if i % n == k]
 
+    def _account_profiles(self, accounts: list[TestAccount]) -> list[tuple[int, PlayerProfile]]:
+        """Test accounts play in their own currencies, whatever the scenario lists: player ``i`` is made
+        for account ``i``'s currency (its stakes and habits are that currency's).  An account whose
+        currency the dialect's wire cannot carry exactly is left out (and said so), not misjudged."""
+        dialect = self._warm()
+        k, n = self.o.shard
+        mine = [(i, acc) for i, acc in enumerate(accounts) if i % n == k]
+        uncarried = sorted({acc.currency for _, acc in mine if not dialects.carries(dialect, currency(acc.currency))})
+        if uncarried:
+            self.skipped.append(f"accounts in {', '.join(uncarried)}: the {self.o.dialect} dialect's wire cannot "
+                                "carry them exactly")
+        made: dict[str, list[PlayerProfile]] = {}
+        out = []
+        for i, acc in mine:
+            if acc.currency in uncarried:
+                continue
+            code = currency(acc.currency).code
+            if code not in made:
+                made[code] = make_players(self.o.seed, len(accounts), currencies=(code,), id_prefix=self.o.run_id)
+            out.append((i, made[code][i]))
+        if not out and mine:
+            raise RunError(f"dialect {self.o.dialect} carries none of the accounts' currencies "
+                           f"({', '.join(uncarried)}) exactly")
+        return out
+
+    def _warm(self) -> dialects.Dialect:
+        """The dialect, its keys derived (json-rsa's development keys) before the clock starts."""
+        dialect = dialects.get(self.o.dialect, self.o.secret)
+        for d in (dialect, dialects.get(self.o.dialect, self.o.secret + "-not-the-secret")):
+            getattr(d, "warm", lambda: None)()
+        return dialect
+
     def _currencies(self) -> tuple[str, ...] | None:
         """The scenario's currencies the dialect carries exactly (a ×100 000 or 2-decimal wire
         cannot carry every satoshi, so those players are not made rather than misjudged)."""
-        dialect = dialects.get(self.o.dialect, self.o.secret)
-        # Key derivation (json-rsa's development keys) before the clock starts, not in play time.
-        for d in (dialect, dialects.get(self.o.dialect, self.o.secret + "-not-the-secret")):
-            getattr(d, "warm", lambda: None)()
+        dialect = self._warm()
         wanted = tuple(self.s.currencies) if self.s.currencies is not None else tuple(CURRENCIES)
         kept = tuple(c for c in wanted if dialects.carries(dialect, currency(c)))
         if len(kept) == len(wanted):
@@ -251,18 +322,24 @@ class Runner:
         self.causes[cause] += 1
         self.errors.append(f"{player_id}: {cause}" + (f" ({detail})" if detail else ""))
 
-    async def _authenticate(self, driver: Driver, token: str) -> tuple[Outcome, float, float]:
-        sent = time.time()
-        outcome = await driver.deliver(Send(WalletCall.authenticate(token, "lobby"), purpose="authenticate"))
-        return outcome, sent, time.time()
+    def _ctx(self, seat: Seat, game_id: str, rng: random.Random, ids: TxIds, batch: bool = False) -> RoundContext:
+        """A round's context: the scenario's faults and retries, the dialect's semantics."""
+        return RoundContext(seat, game_id, rng, ids, self.s.faults, self.s.retry, batch=batch,
+                            semantics=self.semantics, signed=self.signed)
+
+    def _ttl(self) -> float | None:
+        """How long a session lives, when known (a provisioned one; a players file's is not known)."""
+        return self.s.session_ttl_s if self.o.accounts is None else None
 
     async def _seat_now(self, driver: Driver, admin: AdminClient | None, index: int,
                         profile: PlayerProfile) -> Seat | None:
         what = "POST /admin/players"
+        session_token = session_ref = None
         try:
             if self.o.accounts is not None:
                 acc = self.o.accounts[index]
                 player_id, token, code, opening = acc.player_id, acc.token, acc.currency, None
+                session_token, session_ref = acc.session_token, acc.session_ref
             else:
                 assert admin is not None
                 player_id, code, opening = profile.player_id, profile.currency, profile.bankroll
@@ -280,28 +357,24 @@ class Runner:
             self.ledger.open(player_id, code, opening)
         else:
             self.ledger.book(player_id).currency = code
-        outcome, sent, answered = await self._authenticate(driver, token)
-        if not isinstance(outcome, Ok) or not outcome.session_token:
-            self._setup_failed(player_id, auth_cause(outcome, self.o.wallet_url, self.o.dialect, self.o.players_file),
-                               describe(outcome))
+        launch = Launch(player_id, currency(code), token, session_token, session_ref, opening)
+        got = await driver.drive(open_seat(launch, self.semantics, self._ttl(), self.s.timeout_s + 1))
+        if isinstance(got, SeatRefused):
+            self._setup_failed(player_id, seat_cause(got.step, got.outcome, self.o.wallet_url, self.o.dialect,
+                                                     self.o.players_file),
+                               got.detail or (describe(got.outcome) if got.outcome is not None else ""))
             return None
-        if outcome.player_id != player_id:
-            self._setup_failed(player_id, "authenticate answered another player than the launch token's",
-                               f"{outcome.player_id!r}")
-            return None
-        seat = Seat(player_id, outcome.session_token, currency(code), outcome.balance.minor)
-        seat.opened(sent, answered, self.s.session_ttl_s if self.o.accounts is None else None, self.s.timeout_s + 1)
-        self.seats[player_id] = seat
+        assert isinstance(got, Seat) and got.balance is not None
+        self.seats[player_id] = got
         if opening is None:
-            self.ledger.open(player_id, code, outcome.balance.minor)
-        return seat
+            self.ledger.open(player_id, code, got.balance)
+        return got
 
     def _ids(self, player_id: str) -> TxIds:
         """A player's transaction and round ids; a test account's id carries no run id, so its ids get
         one (a second run with the same accounts never re-sends the first run's ids)."""
-        if self.o.accounts is not None:
-            return TxIds(f"{self.o.run_id}-{player_id}")
-        return TxIds(player_id)
+        prefix = f"{self.o.run_id}-{player_id}" if self.o.accounts is not None else player_id
+        return player_ids(prefix, self.semantics, self.o.run_id)
 
     def _kind(self, rng: random.Random) -> str:
         return rng.choices(self._kinds, cum_weights=self._kind_cum_weights)[0]
@@ -326,7 +399,7 @@ class Runner:
             if stake is None:
                 self.stats.rounds["player_broke"] += 1
                 break
-            ctx = RoundContext(seat, "", rng, ids, self.s.faults, self.s.retry)
+            ctx = self._ctx(seat, "", rng, ids)
             kind = self._kind(rng)
             game_id, plan = gameplay.plan_single(kind, rng, stake, seat.currency.code)
             ctx.game_id, ctx.batch = game_id, gameplay.batched(kind, self.batches)
@@ -334,21 +407,23 @@ class Runner:
                 # Two tables open at once: two rounds of one player in flight together.
                 other_kind = self._kind(rng)
                 other_id, other_plan = gameplay.plan_single(other_kind, rng, stake, seat.currency.code)
-                other = RoundContext(seat, other_id, random.Random(rng.random()), ids, self.s.faults, self.s.retry,
-                                     batch=gameplay.batched(other_kind, self.batches))
+                other = self._ctx(seat, other_id, random.Random(rng.random()), ids,
+                                  gameplay.batched(other_kind, self.batches))
                 self.stats.faults["concurrent_rounds"] += 1
                 async with self.sem:
                     results = await driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
                 for r in results:  # type: ignore[attr-defined]
                     self._count(r)
+                if seat.owed and not await self._pay_owed(driver, admin, ctx):
+                    break
             else:
                 async with self.sem:
                     result = await driver.drive(play_round(ctx, plan))
                 assert isinstance(result, RoundOutcome)
                 self._count(result)
                 # The session ran out (perhaps waiting for a late win): relaunch the game.
-                if result.refusal is ErrorCode.SESSION_EXPIRED and (
-                        admin is None or await self._relaunch(driver, admin, seat) is False):
+                if (result.refusal is ErrorCode.SESSION_EXPIRED or seat.owed) and \
+                        not await self._pay_owed(driver, admin, ctx):
                     break
             played += 1
             if driver.late is not None:  # the provider's retry queue, between the player's rounds
@@ -357,18 +432,39 @@ class Runner:
             if pause > 0:
                 await self.stop.pause(pause)
 
+    async def _pay_owed(self, driver: Driver, admin: AdminClient | None, ctx: RoundContext) -> bool:
+        """The session ran out: launch the game again and send what the wallet refused for it (a wallet
+        whose wins need a live session); False when the player cannot go on (no relaunch without the
+        admin API: what is owed is then reported as not sent again)."""
+        seat = ctx.seat
+        if admin is None or not await self._relaunch(driver, admin, seat):
+            self.unpaid += len(seat.owed)
+            seat.owed.clear()
+            return False
+        if seat.owed:
+            async with self.sem:
+                paid = await driver.drive(repay(ctx))
+            assert isinstance(paid, int)
+            self.stats.rounds["owed_paid"] += paid
+        return True
+
     async def _relaunch(self, driver: Driver, admin: AdminClient, seat: Seat) -> bool:
         try:
             token = await admin.token(seat.player_id, self.s.session_ttl_s)
         except (AdminError, aiohttp.ClientError, TimeoutError) as exc:
             self.errors.append(f"{seat.player_id}: relaunch failed: {exc}")
             return False
-        outcome, sent, answered = await self._authenticate(driver, token)
-        if not isinstance(outcome, Ok) or not outcome.session_token:
-            self.errors.append(f"{seat.player_id}: re-authenticate failed: {describe(outcome)}")
+        launch = Launch(seat.player_id, seat.currency, token, session_ref=seat.session_ref, balance=seat.balance)
+        got = await driver.drive(open_seat(launch, self.semantics, self.s.session_ttl_s, self.s.timeout_s + 1,
+                                           read_balance=False))
+        if isinstance(got, SeatRefused):
+            self.errors.append(f"{seat.player_id}: re-authenticate failed: "
+                               f"{describe(got.outcome) if got.outcome is not None else got.step}")
             return False
-        seat.session_token = outcome.session_token
-        seat.opened(sent, answered, self.s.session_ttl_s, self.s.timeout_s + 1)
+        assert isinstance(got, Seat)
+        seat.session_token, seat.live_until, seat.expired_after = got.session_token, got.live_until, got.expired_after
+        if got.balance is not None:
+            seat.balance = got.balance
         self.stats.rounds["relaunched"] += 1
         return True
 
@@ -384,8 +480,8 @@ class Runner:
         """A live table: the same seated players play one shared round after another."""
         rng = random.Random(f"{self.o.seed}:table:{table}")
         seated = [(p, await self._seat(driver, admin, i, p)) for i, p in players]
-        ctxs = [(p, RoundContext(s, gameplay.LIVE_GAME_ID, random.Random(rng.random()), self._ids(s.player_id),
-                                 self.s.faults, self.s.retry)) for p, s in seated if s is not None]
+        ctxs = [(p, self._ctx(s, gameplay.LIVE_GAME_ID, random.Random(rng.random()), self._ids(s.player_id)))
+                for p, s in seated if s is not None]
         ids = TxIds(f"{self.o.run_id}-table{table}")
         played = 0
         while ctxs and not self.stop.is_set() and (max_rounds is None or played < max_rounds):
@@ -398,8 +494,8 @@ class Runner:
             assert isinstance(results, list)
             for (ctx, _), r in zip(seats, results, strict=True):
                 self._count(r)
-                if r.refusal is ErrorCode.SESSION_EXPIRED and admin is not None:
-                    await self._relaunch(driver, admin, ctx.seat)
+                if r.refusal is ErrorCode.SESSION_EXPIRED or ctx.seat.owed:
+                    await self._pay_owed(driver, admin, ctx)
             self.stats.rounds["live_rounds"] += 1
             played += 1
             if driver.late is not None:
@@ -431,6 +527,10 @@ class Runner:
             gc.unfreeze()
 
     def _result(self, elapsed: float, unsettled: int, error: str | None = None) -> RunResult:
+        if self.unpaid:
+            self.skipped.append(
+                f"{self.unpaid} wins or rollbacks refused SESSION_EXPIRED (the dialect allows it on an ended "
+                "session) were not sent again: a new session needs the admin API (with --players none is made)")
         return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors,
                          self.unseated, error, self.skipped, self.settle_deadline_hit)
 
@@ -458,10 +558,11 @@ class Runner:
         connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             dialect = dialects.get(self.o.dialect, self.o.secret)
+            wrong = dialects.get(self.o.dialect, self.o.secret + "-not-the-secret")
             self.batches = dialects.batching(dialect) is not None
+            self.signed = gameplay.signs(dialect, wrong)
             client = WalletClient(self.o.wallet_url, dialect, session, timeout_s=self.s.timeout_s)
-            bad = WalletClient(self.o.wallet_url, dialects.get(self.o.dialect, self.o.secret + "-not-the-secret"),
-                               session, timeout_s=self.s.timeout_s)
+            bad = WalletClient(self.o.wallet_url, wrong, session, timeout_s=self.s.timeout_s)
             driver = Driver(client, self.ledger, self.stats, self.s.faults, bad)
             admin = AdminClient(self.o.admin_url, self.o.admin_token, session) \
                 if self.o.admin_url and self.o.admin_token and self.o.accounts is None else None
@@ -584,13 +685,14 @@ class Runner:
             seat = self.seats.get(pid)
             if seat is None:
                 return
-            mine = ids.setdefault(pid, TxIds(f"{self._ids(pid).prefix}-settle"))
+            own = self._ids(pid)
+            mine = ids.setdefault(pid, TxIds(f"{own.prefix}-settle", tx_prefix=f"{own.tx_prefix}-settle"))
             async with self.sem:
                 for book, tx in txs:
                     if tx.call.tx_id not in book.doubt:
                         continue  # settled meanwhile (its rollback's answer settled the bet too)
                     self.stats.rounds["settled_at_end"] += 1
-                    await driver.drive(settlement.settlement(book, tx, seat, mine))
+                    await driver.drive(settlement.settlement(book, tx, seat, mine, self.semantics))
 
         async def passes() -> None:
             for _ in range(3):
@@ -616,8 +718,7 @@ class Runner:
 
     async def _reconcile_one(self, driver: Driver, player_id: str, seat: Seat) -> None:
         async with self.sem:  # many players at once; each player's read is alone for that player
-            call = WalletCall.balance(player_id, seat.session_token)
-            ex = await driver.client.exchange(call)
+            ex = await driver.client.exchange(balance_call(seat))
         self.stats.record("balance", "ok" if isinstance(ex.outcome, Ok) else
                           (str(ex.outcome.code) if isinstance(ex.outcome, Rejected) else "unknown"),
                           ex.latency_ms, int(time.monotonic() - driver.started))
@@ -629,6 +730,14 @@ class Runner:
                 {"op": "balance", "player_id": player_id}, describe(ex.outcome), round(ex.latency_ms, 3), ex.status,
                 ex.response_body[:500].decode("utf-8", "replace")))
         self.errors.append(f"{player_id}: final balance read failed: {describe(ex.outcome)}")
+
+
+def _semantics(options: RunOptions) -> Semantics:
+    """The dialect's semantics (PROTOCOL.md's when the dialect cannot be read: the run says why later)."""
+    try:
+        return dialects.semantics_of(dialects.get(options.dialect, options.secret))
+    except ValueError:
+        return CANONICAL
 
 
 def _both(a: Any, b: Any) -> Any:
