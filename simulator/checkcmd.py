@@ -145,7 +145,7 @@ def check_command(args: argparse.Namespace) -> int:
         from .check.report import write_failures
 
         try:
-            paths = write_failures(result, args.out)
+            paths = write_failures(result, args.out, target.secret)
         except OSError as exc:
             result.errors.append(f"cannot write to {args.out}: {exc.strerror}")
     return _finish(args, result, paths, "check")

@@ -8,15 +8,19 @@ test_wallet_machine.py).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import signing
-from simulator.calls import WalletCall, WinReason
-from simulator.check.checker import RuleTally, excluded_codes, malformed_body, replaced_rules
+from simulator.calls import Ok, Outcome, Rejected, WalletCall, WinReason
+from simulator.check.checker import Checker, RuleTally, excluded_codes, malformed_body, replaced_rules
 from simulator.check.model import ANY_CODE, Outcomes, WalletModel
+from simulator.check.protocol import Violation
+from simulator.check.target import Sent
 from simulator.codes import ErrorCode
 from simulator.dialects import DialectError
 from simulator.dialects.canonical import CanonicalDialect, call_to_json
@@ -315,3 +319,70 @@ def test_canonical_variants_are_todays_bodies_signed() -> None:
         pass
     else:  # pragma: no cover
         raise AssertionError("a balance call has no round_id to leave out")
+
+
+# -- the checker, against a scripted wallet (no HTTP) -------------------------------------------
+
+class _Scripted:
+    """A connection whose wallet answers from a script: what a call gets is decided by the test."""
+
+    def __init__(self, semantics: Semantics, answer: Callable[[WalletCall], Outcome]) -> None:
+        self.dialect = SimpleNamespace(name="scripted", semantics=semantics)
+        self.answer = answer
+        self.sessions_of: dict[str, str] = {}
+
+    def create_player(self, player_id: str, currency: str, balance: int) -> None:
+        pass
+
+    def launch_token(self, player_id: str, ttl_s: int) -> str:
+        return f"session-of-{player_id}"
+
+    def send(self, call: WalletCall, sign: str = "ok") -> Sent:
+        out = self.answer(call)
+        return Sent(out, 200 if isinstance(out, Ok) else 400, b"{}", b"{}")
+
+
+def _checker(semantics: Semantics, answer: Callable[[WalletCall], Outcome], players: int = 1) -> Checker:
+    ck = Checker(_Scripted(semantics, answer), "x-")  # type: ignore[arg-type]
+    for n in range(1, players + 1):
+        ck.add_player(f"P{n}", "EUR", 1000)
+        assert ck.login(f"P{n}", f"S{n}", 3600)  # the operator's session: no authenticate
+    return ck
+
+
+def _bet(tx: str, player: str = "P1", amount: int = 100) -> dict[str, object]:
+    return {"op": "bet", "tx": tx, "player": player, "session": f"S{player[1]}", "round": "r1", "amount": amount,
+            "currency": "EUR"}
+
+
+def test_an_unmapped_code_is_some_refusal() -> None:
+    unmapped = Rejected(ErrorCode.UNMAPPED, "unmapped wire code 'E42'")
+    ck = _checker(Semantics(sessions="operator", zero_bet=False), lambda call: unmapped)
+    ck.call(_bet("t0", amount=0))  # a refusal is due: any refusal passes
+    assert any("unmapped wire code 'E42'" in note and note.startswith("errors-codes:") for note in ck.choices)
+    try:
+        ck.call(_bet("t1"))  # an acceptance is due
+    except Violation as v:
+        assert v.kind == "refused_valid_call" and "E42" in v.message
+    else:  # pragma: no cover
+        raise AssertionError("a valid bet refused with an unmapped code must be a finding")
+
+
+def test_another_players_tx_id_answered_as_a_replay_breaks_the_dialects_rule() -> None:
+    balances = {"x-P1": 1000, "x-P2": 1000}
+
+    def wallet(call: WalletCall) -> Outcome:  # tx ids kept per wallet: the second player's t1 is a "replay"
+        assert call.player_id is not None and call.amount is not None
+        if call.tx_id == "x-t1" and call.player_id == "x-P2":
+            return Ok(Money.of(balances["x-P2"], "EUR"), wallet_tx_id="w1")
+        balances[call.player_id] -= call.amount.minor
+        return Ok(Money.of(balances[call.player_id], "EUR"), wallet_tx_id="w1")
+
+    ck = _checker(Semantics(sessions="operator", tx_scope="player"), wallet, players=2)
+    ck.call(_bet("t1"))
+    try:
+        ck.call(_bet("t1", player="P2"))
+    except Violation as v:
+        assert v.rule.id == "dialect-tx-scope-player" and v.rule.source == "docs/dialects.md"
+    else:  # pragma: no cover
+        raise AssertionError("a per-player tx_id answered as another player's replay must be a finding")
