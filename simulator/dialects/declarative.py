@@ -831,7 +831,8 @@ class DeclarativeDialect:
             if not get:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
         else:
-            signed = tuple((str(k), param_text(v)) for k, v in doc.items()) if isinstance(doc, dict) else ()
+            signed = tuple((str(k), param_text(v)) for k, v in doc.items()) \
+                if isinstance(doc, dict) and self.scheme.uses_params else ()
             headers["Content-Type"] = "application/json"
 
         def render(pairs: Sequence[tuple[str, str]] | None) -> tuple[bytes, str]:
@@ -1119,7 +1120,8 @@ class DeclarativeDialect:
             return Rejected(ErrorCode.BAD_REQUEST, f"{path[:64]} takes {candidates[0].method}")
         candidates = [o for o in candidates if o.method == request.method]
         if len(request.body) > MAX_BODY or len(query) > MAX_BODY:
-            return Rejected(ErrorCode.BAD_REQUEST, f"body larger than {MAX_BODY} bytes")
+            return Rejected(ErrorCode.BAD_REQUEST,
+                            f"{'query' if len(query) > MAX_BODY else 'body'} larger than {MAX_BODY} bytes")
         get = request.method == "GET"
         flat = s.format == "form" or get
         try:
@@ -1127,8 +1129,10 @@ class DeclarativeDialect:
             cfg = self.scheme.cfg
             if flat:
                 signed = tuple((k, v) for k, v in pairs if k != cfg.param)
-            else:
+            elif self.scheme.uses_params:
                 signed = tuple((str(k), param_text(v)) for k, v in doc.items())
+            else:
+                signed = ()
             token = dict(parse_qsl(query)).get(cfg.query) if cfg.query else None
             given = doc.get(cfg.param) if cfg.param and flat else None
             msg = Message(request.body, query, signed, request.headers, given if isinstance(given, str) else None,

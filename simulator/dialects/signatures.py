@@ -90,6 +90,8 @@ class Scheme:
     """It may sign answers too (``sign_responses``)."""
     needs: ClassVar[tuple[str, ...]] = ()
     """The ``[signature]`` keys it requires."""
+    uses_params: ClassVar[bool] = False
+    """It signs the flat parameters (:attr:`Message.params`); the others never read them."""
 
     def __init__(self, secret: str, cfg: SigConfig) -> None:
         self.secret = secret
@@ -182,6 +184,8 @@ class Sha256BodySecret(_HeaderDigest):
 
 class _SortedParams(Scheme):
     """A hash of the flat parameters sorted by name, ``k1=v1&k2=v2`` (values as sent, not encoded)."""
+
+    uses_params = True
 
     def text(self, params: tuple[tuple[str, str], ...]) -> str:
         return "&".join(f"{k}={v}" for k, v in sorted(params))
