@@ -67,6 +67,9 @@ def seat_cause(step: str, outcome: Outcome | None, wallet_url: str, dialect: str
     """Why :func:`simulator.rounds.open_seat` could not seat a player (``step``: what failed)."""
     if step == "other-player":
         return "authenticate answered another player than the launch token's"
+    if step == "currency":
+        where = f"in {players_file}" if players_file else "provisioned"
+        return f"authenticate answered an account in another currency than {where}"
     if step == "balance":
         return balance_cause(outcome, wallet_url, players_file)
     assert outcome is not None

@@ -783,6 +783,10 @@ class Ledger:
             return
         rule = R3 if again else self._refusal_default(
             call, code, tx, self._win_bet_rule() if code is ErrorCode.ROUND_NOT_FOUND else "operations-effect")
+        if code is ErrorCode.ROUND_NOT_FOUND and self.semantics.tx_scope == "player" and any(
+                self._shared(book, t.call.tx_id) for t in book.txs.values()
+                if t.call.op is Op.BET and t.call.round_id == call.round_id):
+            rule = TX_PER_PLAYER  # its bet was taken for another player's transaction of the same id
         self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"win {call.tx_id} refused with {_code(outcome)}",
                   tx.evidence[-2:], rule)
 

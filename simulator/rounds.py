@@ -615,8 +615,9 @@ class Launch:
 
 @dataclass(frozen=True, slots=True)
 class SeatRefused:
-    """A player could not be seated: ``step`` is the call that failed (``authenticate``, ``balance``) or
-    ``other-player`` (authenticate answered another player than the launch token's)."""
+    """A player could not be seated: ``step`` is the call that failed (``authenticate``, ``balance``),
+    ``other-player`` (authenticate answered another player than the launch token's) or ``currency``
+    (the account is in another currency than the provider launched it in)."""
 
     step: str
     outcome: Outcome | None = None
@@ -659,6 +660,8 @@ def open_seat(launch: Launch, semantics: Semantics, ttl_s: float | None, margin_
         if not session:
             return SeatRefused("authenticate", outcome)
         if "balance" not in missing:
+            if outcome.balance.currency != launch.currency:
+                return SeatRefused("currency", outcome, f"account in {outcome.balance.currency.code}, not {code}")
             balance = outcome.balance.minor
     seat = Seat(launch.player_id, session, launch.currency, balance, session_ref=launch.session_ref)
     seat.opened(sent, answered, ttl_s, margin_s)

@@ -479,3 +479,19 @@ def test_players_mode_plays_the_accounts_currencies_whatever_the_scenario_lists(
     assert any("BTC" in s for s in runner.skipped)
     with pytest.raises(RunError, match="carries none"):
         _runner([Account("b", "t", "BTC")], "form-md5")._profiles()
+
+
+def test_an_account_in_another_currency_seats_nobody() -> None:
+    yen = Ok(Money(5, currency("JPY")), None, "p1", "s")
+    wallet = Wallet(script=lambda c: yen if c.op is Op.AUTHENTICATE else None)
+    got = wallet.drive(open_seat(Launch("p1", EUR, "launch-1"), Semantics(), None, 1.0))
+    assert isinstance(got, SeatRefused) and got.step == "currency"
+
+
+def test_a_win_refused_after_its_bet_was_taken_for_another_players_names_the_tx_scope() -> None:
+    ledger = opened(SHAPE_B, "a", "b")
+    exchange(ledger, bet("t1", "a"), ok(900, "w1"))
+    exchange(ledger, bet("t1", "b"), ok(1000, "w1"))
+    exchange(ledger, win("t2", "t1", "b"), Rejected(ErrorCode.ROUND_NOT_FOUND))
+    assert failing(ledger) == [("balance_mismatch", "dialect-tx-scope-player"),
+                               ("refused_valid_call", "dialect-tx-scope-player")]

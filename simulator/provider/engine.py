@@ -21,16 +21,16 @@ from collections.abc import Callable
 import aiohttp
 
 from .. import gameplay
-from ..calls import Ok, Rejected, WalletCall
+from ..calls import Ok, Rejected
 from ..codes import ErrorCode
-from ..dialects import Dialect, batching
+from ..dialects import Dialect, batching, semantics_of
 from ..driver import Driver
 from ..faults import FaultPlan
 from ..games.base import RoundResult
 from ..money import Money
 from ..money import currency as currency_of
 from ..players import GameKind
-from ..rounds import RoundContext, RoundOutcome, Send, play_round
+from ..rounds import Launch, RoundContext, RoundOutcome, Seat, SeatRefused, open_seat, play_round
 from .errors import GAME_NOT_FOUND, PLAYER_MISMATCH, WALLET_UNAVAILABLE, ProviderError
 from .lobby import LobbyGame, plan, plan_kind, resolve
 from .state import CallRecord, ProviderConfig, ProviderState, RecordingClient, RoundRecord, Session, plain
@@ -48,6 +48,9 @@ class Provider:
         """Set when the application starts (a client session belongs to a running loop)."""
         self.faults = FaultPlan()
         """No injected faults: an operator's integration sees a well-behaved provider."""
+        self.semantics = semantics_of(dialect)
+        """What the dialect's calls mean: the rounds play it and the ledger judges by it (as in ``croupier run``)."""
+        state.ledger.semantics = self.semantics
 
     def _driver(self, session_id: str | None, player_id: str, currency: str,
                 calls: list[CallRecord] | None = None) -> Driver:
@@ -65,21 +68,27 @@ class Provider:
         """Turn the operator's launch token into a provider session (``authenticate`` on the wallet)."""
         self._forget_balance(player_id)
         driver = self._driver(None, player_id, currency)
-        outcome = await driver.deliver(Send(WalletCall.authenticate(token, game.game_id), purpose="authenticate"))
-        if isinstance(outcome, Rejected):
-            raise ProviderError.from_wallet(outcome.code, f"the wallet refused the launch token: {outcome.code}"
-                                            + (f" ({outcome.message})" if outcome.message else ""))
-        if not isinstance(outcome, Ok) or not outcome.session_token:
-            raise ProviderError(WALLET_UNAVAILABLE, 502, f"the wallet gave no usable answer to authenticate: {outcome}")
-        if outcome.player_id != player_id:
-            raise ProviderError(PLAYER_MISMATCH, 409,
-                                f"the launch token belongs to player {outcome.player_id!r}, not {player_id!r}")
-        if outcome.balance.currency.code != currency:
-            raise ProviderError(str(ErrorCode.CURRENCY_MISMATCH), 422,
-                                f"the player's wallet is in {outcome.balance.currency.code}, not {currency}")
+        # The dialect's way (simulator.rounds.open_seat, as croupier run and load): authenticate, or the
+        # operator's launch token is the session; what an answer leaves out is read with a balance call.
+        got = await driver.drive(open_seat(Launch(player_id, currency_of(currency), token, game_id=game.game_id),
+                                           self.semantics, None, self.config.timeout_s + 1))
+        if isinstance(got, SeatRefused):
+            outcome = got.outcome
+            what = "the launch token" if got.step == "authenticate" else "the session"
+            if got.step == "other-player" and isinstance(outcome, Ok):
+                raise ProviderError(PLAYER_MISMATCH, 409,
+                                    f"the launch token belongs to player {outcome.player_id!r}, not {player_id!r}")
+            if got.step == "currency" and isinstance(outcome, Ok):
+                raise ProviderError(str(ErrorCode.CURRENCY_MISMATCH), 422,
+                                    f"the player's wallet is in {outcome.balance.currency.code}, not {currency}")
+            if isinstance(outcome, Rejected):
+                raise ProviderError.from_wallet(outcome.code, f"the wallet refused {what}: {outcome.code}"
+                                                + (f" ({outcome.message})" if outcome.message else ""))
+            raise ProviderError(WALLET_UNAVAILABLE, 502, f"the wallet gave no usable answer to {got.step}: {outcome}")
+        assert isinstance(got, Seat) and got.balance is not None
         self.state.ledger.book(player_id).currency = currency
         return self.state.open_session(player_id, currency_of(currency), language, game.game_id,
-                                       outcome.session_token, outcome.balance.minor)
+                                       got.session_token, got.balance)
 
     async def play(self, session: Session, stake: int, game: LobbyGame | None = None,
                    kind: GameKind | None = None,
@@ -115,7 +124,8 @@ class Provider:
             # An instant round's bet and closing win go in one request when the dialect batches,
             # by the same rule as croupier run and croupier load.
             ctx = RoundContext(session.seat, game.game_id, session.rng, session.ids, self.faults, self.config.retry,
-                               batch=gameplay.batched(game.kind, batching(self.dialect) is not None))
+                               batch=gameplay.batched(game.kind, batching(self.dialect) is not None),
+                               semantics=self.semantics)
             outcome = await driver.drive(play_round(ctx, result))
             await driver.quiesce()
             assert isinstance(outcome, RoundOutcome)
