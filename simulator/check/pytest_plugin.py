@@ -107,7 +107,8 @@ def croupier_check(croupier_target: Target, croupier_options: CheckOptions,
 
         result = check(croupier_target, dataclasses.replace(croupier_options, **overrides))
         if expect_pass and result.verdict != "pass":
-            paths = (write_failures(result, pytestconfig.getoption("croupier_out"), croupier_target.secret)
+            paths = (write_failures(result, pytestconfig.getoption("croupier_out"), croupier_target.secret,
+                                     croupier_target.admin_url)
                      if result.failures else {})
             pytest.fail(render_text(result, paths), pytrace=False)
         return result

@@ -250,11 +250,12 @@ def replay_document(f: Failure, target: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None = None) -> dict[str, dict[str, str]]:
+def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None = None,
+                   admin_url: str | None = None) -> dict[str, dict[str, str]]:
     """A replay file and a curl script per broken rule, in ``out_dir``; returns their paths by rule.
 
     ``secret``: the check's (the scripts sign with it unless CROUPIER_SECRET says otherwise; they are written
-    readable by their owner only)."""
+    readable by their owner only); ``admin_url``: the check's admin API (default: the wallet's host)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, dict[str, str]] = {}
@@ -263,7 +264,7 @@ def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None 
         replay = out / f"{f.rule.id}.json"
         curl = out / f"{f.rule.id}.sh"
         replay.write_bytes(orjson.dumps(replay_document(f, result.target), option=orjson.OPT_INDENT_2))
-        curl.write_text(curl_script(f, result.target, secret or DEV_SECRET, semantics), encoding="utf-8")
+        curl.write_text(curl_script(f, result.target, secret or DEV_SECRET, semantics, admin_url), encoding="utf-8")
         curl.chmod(0o700)
         paths[f.rule.id] = {"replay": str(replay), "curl": str(curl)}
     return paths
@@ -434,7 +435,7 @@ class _Curl:
 
 
 def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
-                semantics: Semantics = CANONICAL) -> str:
+                semantics: Semantics = CANONICAL, admin_url: str | None = None) -> str:
     """The minimal sequence of ``f`` as a bash script: admin calls as they were, protocol calls each made by
     croupier's own encoder of the check's dialect and sent with curl."""
     import sys
@@ -442,7 +443,7 @@ def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
     import simulator
 
     wallet = target["wallet"]
-    admin = wallet.rsplit("/wallet", 1)[0] if wallet.endswith("/wallet") else wallet
+    admin = admin_url or (wallet.rsplit("/wallet", 1)[0] if wallet.endswith("/wallet") else wallet)
     c = _Curl(f, semantics)
     values = {"@RULE@": f.rule.id, "@TITLE@": f.rule.title, "@SOURCE@": f.rule.source, "@SECTION@": f.rule.section,
               "@TEXT@": f.rule.text, "@WALLET@": wallet, "@ADMIN@": admin, "@DIALECT@": target.get("dialect", "canonical"),
