@@ -583,12 +583,14 @@ def test_variants_that_mean_nothing_on_a_wire_are_refused() -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("wire", ["json-minor", "json-decimal", "minor-string", "form"])
+@pytest.mark.parametrize("wire", ["json-minor", "json-scaled", "json-decimal", "minor-string", "form"])
 def test_every_variant_is_signed_and_refused_for_its_defect(variant: str, wire: str) -> None:
     """The wallet side never blames the signature; it refuses the defect (or, an unknown field or a huge
     amount, judges the call it is)."""
     data = base()
-    if wire == "json-decimal":
+    if wire == "json-scaled":
+        data["amount"] = {"encoding": "scaled", "places": 5}  # past 64 bits in its own unit too
+    elif wire == "json-decimal":
         data["amount"] = {"encoding": "decimal-number", "places": 2}
     elif wire == "minor-string":
         data["amount"] = {"encoding": "minor-string"}

@@ -663,6 +663,8 @@ def _dump(value: Any) -> bytes:
         return b"{" + b",".join(orjson.dumps(str(k)) + b":" + _dump(v) for k, v in value.items()) + b"}"
     if isinstance(value, list):
         return b"[" + b",".join(_dump(v) for v in value) + b"]"
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        return str(value).encode()  # JSON has no largest integer; orjson stops at 64 bits
     return orjson.dumps(value)
 
 
