@@ -540,7 +540,9 @@ class Ledger:
         if call.op is Op.BALANCE:
             if isinstance(outcome, Ok):
                 self._check_reported(book, outcome, ev, solo and not book.doubt)
-            elif isinstance(outcome, Rejected):
+            elif isinstance(outcome, Rejected) and book.expected is not None:
+                # (Before the balance is known it is the read that seats the player: a refusal says its
+                # session is not usable, which the run reports as a setup error, not a broken rule.)
                 self.balance_refused(book.player_id, outcome, ev)
             return
         if call.op is Op.AUTHENTICATE:

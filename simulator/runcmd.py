@@ -46,7 +46,9 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
     p.add_argument("--admin-url", help="reference-wallet admin API to provision players (default: the wallet's host)")
     p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
-    p.add_argument("--players", dest="players_file", help="CSV of test accounts: player_id,token,currency")
+    p.add_argument("--players", dest="players_file",
+                   help="CSV of test accounts: player_id,token,currency, optionally session_token,session_ref "
+                        "(sessions the operator made; a second session id); each plays in its own currency")
     p.add_argument("--player-count", type=int, help="override the scenario's number of players")
     p.add_argument("--seed", type=int, default=1, help="one seed reproduces every player's sequence of calls")
     p.add_argument("--run-id", help="prefix of player and transaction ids (default: random, so runs never collide)")

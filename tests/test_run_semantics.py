@@ -495,3 +495,13 @@ def test_a_win_refused_after_its_bet_was_taken_for_another_players_names_the_tx_
     exchange(ledger, win("t2", "t1", "b"), Rejected(ErrorCode.ROUND_NOT_FOUND))
     assert failing(ledger) == [("balance_mismatch", "dialect-tx-scope-player"),
                                ("refused_valid_call", "dialect-tx-scope-player")]
+
+
+def test_a_refused_seating_balance_read_is_a_setup_error_not_a_finding() -> None:
+    ledger = Ledger(semantics=SHAPE_A)
+    ledger.book("a").currency = "EUR"  # a players file's account: its balance is read to seat it
+    exchange(ledger, WalletCall(Op.BALANCE, player_id="a", session_token="bad"), Rejected(ErrorCode.INVALID_TOKEN))
+    assert not ledger.findings
+    ledger.open("a", "EUR", 100)
+    exchange(ledger, WalletCall(Op.BALANCE, player_id="a", session_token="s"), Rejected(ErrorCode.INVALID_TOKEN))
+    assert failing(ledger) == [("refused_valid_call", "sessions-token-of-player")]
