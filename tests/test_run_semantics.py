@@ -505,3 +505,58 @@ def test_a_refused_seating_balance_read_is_a_setup_error_not_a_finding() -> None
     ledger.open("a", "EUR", 100)
     exchange(ledger, WalletCall(Op.BALANCE, player_id="a", session_token="s"), Rejected(ErrorCode.INVALID_TOKEN))
     assert failing(ledger) == [("refused_valid_call", "sessions-token-of-player")]
+
+
+class Judged(Wallet):
+    """The scripted wallet with every exchange told to a ledger, as the drivers do."""
+
+    def __init__(self, ledger: Ledger, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.ledger = ledger
+
+    def answer_judged(self, send: Send) -> Outcome:
+        token = self.ledger.begin(send.call, send.expect, rule=send.rule)
+        outcome = self.answer(send.call)
+        self.ledger.end(token, send.call, outcome, expect=send.expect)
+        return outcome
+
+    def drive(self, gen: Generator[object, object, object]) -> object:
+        reply: object = None
+        while True:
+            try:
+                step = gen.send(reply)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(step, Send):
+                self.sent.append(step)
+                reply = self.answer_judged(step)
+            elif isinstance(step, Sleep):
+                reply = None
+            else:  # pragma: no cover
+                raise TypeError(step)
+
+
+def test_owed_wins_end_to_end_pass_the_ledger_where_wins_need_a_live_session() -> None:
+    def script(call: WalletCall) -> Outcome | None:
+        if call.op in (Op.WIN, Op.ROLLBACK) and call.session_token == "old":
+            return Rejected(ErrorCode.SESSION_EXPIRED)
+        return None
+
+    ledger = Ledger(semantics=LIVE)
+    ledger.open("p1", "EUR", 10_000)
+    wallet = Judged(ledger, balance=10_000, script=script)
+    seat = Seat("p1", "old", EUR, 10_000)
+    ctx = ctx_for(LIVE, seat=seat)
+    wallet.drive(play_round(ctx, Plan((Stake(100),), (Pay(300), Pay(20, WinReason.BONUS)))))
+    assert len(seat.owed) == 2 and not ledger.findings
+    seat.session_token = "fresh"  # relaunched
+    assert wallet.drive(repay(ctx)) == 2
+    assert not ledger.findings
+    assert ledger.reconcile("p1", ok(wallet.balance, "")) and wallet.balance == 10_220
+    # Where PROTOCOL.md's rule holds (money owed is paid on an expired session) the same wallet is caught.
+    strict = Ledger()
+    strict.open("p1", "EUR", 10_000)
+    other = Judged(strict, balance=10_000, script=script)
+    expired = Seat("p1", "old", EUR, 10_000, live_until=0.0, expired_after=0.0)
+    other.drive(play_round(ctx_for(Semantics(), seat=expired), Plan((Stake(100),), (Pay(300),))))
+    assert failing(strict) == [("refused_valid_call", "sessions-money-owed-is-paid")]
