@@ -65,8 +65,8 @@ def judge(outcome: Outcome, expect: ErrorCode | Due | None, flagged: list[str]) 
     if isinstance(outcome, Rejected):
         if due is not None:
             return None  # due to be refused: with which code is the ledger's to judge (wrong_code)
-        if outcome.code in BENIGN:
-            return None
+        if outcome.code in BENIGN or outcome.code is ErrorCode.UNMAPPED:
+            return None  # an unmapped code is some refusal: the ledger judged it (flagged above if not due)
         return f"refused {outcome.code} (not due)"
     if due is not None and due.usual is not ErrorCode.TX_ROLLED_BACK:
         return f"accepted ({due.usual} was due)"
