@@ -554,7 +554,8 @@ class ShapedWallet:
             out["text"] = raw
             out["amount"] = _js_number(raw, player.exponent)
         else:
-            out["amount"] = _decimal_number(raw, CURRENCIES[code].exponent if code in CURRENCIES else 0)
+            # An unknown currency is read with the account's digits: it is then CURRENCY_MISMATCH, below.
+            out["amount"] = _decimal_number(raw, CURRENCIES[code].exponent if code in CURRENCIES else player.exponent)
         if op == "win":
             reason = data.get("reason")
             if not isinstance(reason, str) or reason not in REASONS:

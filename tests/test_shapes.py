@@ -326,6 +326,9 @@ def test_check_passes_the_correct_wallet(shape: str, seed: int, wallets: dict[st
     assert not failing and not result.errors, text
     assert result.verdict == "pass" and result.exit_code == 0, text
     assert result.examples >= 10, text
+    judged = {"session-wallet": ("dialect-player-session", "dialect-win-bet-named", "dialect-rollback-by-tx"),
+              "query-wallet": ("dialect-tx-scope-player",)}[shape]
+    assert all(result.exercised[r] > 0 for r in judged), dict(result.exercised)  # by the shape's own meaning
 
 
 @pytest.mark.parametrize("bug", BUGS)
@@ -369,7 +372,7 @@ concurrent_duplicate = 0.1
 timeout = {timeout}
 lost_response = 0.1
 reorder = 0.1
-invalid = 0.1
+invalid = {invalid}
 timeout_deadline_ms = [0, 2]
 
 [retry]
@@ -380,10 +383,10 @@ cap_ms = 50
 
 
 def scenario(tmp_path: Path, *, rounds: int = 12, players: int = 4, duplicate: float = 0.1,
-             timeout: float = 0.1) -> Path:
+             timeout: float = 0.1, invalid: float = 0.3) -> Path:
     path = tmp_path / "shapes.toml"
-    path.write_text(SCENARIO.format(rounds=rounds, players=players, duplicate=duplicate, timeout=timeout),
-                    encoding="utf-8")
+    path.write_text(SCENARIO.format(rounds=rounds, players=players, duplicate=duplicate, timeout=timeout,
+                                    invalid=invalid), encoding="utf-8")
     return path
 
 
@@ -422,25 +425,42 @@ def _findings(report: dict[str, Any]) -> str:
 
 
 def _assert_clean(proc: subprocess.CompletedProcess[str], report: dict[str, Any]) -> None:
+    """Exit 0, no money or contract finding, and the run did what it is for: bets, wins, rollbacks (bets
+    without an answer), tombstones (rollbacks before their bets) and invalid calls refused."""
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + _findings(report)
-    assert report["verdict"] == "pass", _findings(report)
+    assert report["verdict"] == "pass" and report["unsettled"] == 0, _findings(report)
     assert not report["findings_by_severity"]["money"] and not report["findings_by_severity"]["contract"], \
         _findings(report)
-    assert report["calls"].get("bet", 0) > 0 and report["calls"].get("win", 0) > 0, report["calls"]
+    results = report["results"]
+    assert results.get("bet:ok", 0) > 0 and results.get("win:ok", 0) > 0, results
+    assert results.get("rollback:ok", 0) > 0 and results.get("bet:TX_ROLLED_BACK", 0) > 0, results
+    invalid = {k: n for k, n in report["faults"].items() if k.startswith("invalid:")}
+    assert sum(invalid.values()) > 0, report["faults"]  # calls to refuse, in the wire's own terms
 
 
-def test_run_passes_shape_a_from_a_players_file_with_session_tokens(wallets: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("sessions", ["players-file", "admin-api"])
+def test_run_passes_shape_a(sessions: str, wallets: dict[str, str], tmp_path: Path) -> None:
+    """No authenticate: sessions come from a players file's ``session_token`` column, or (croupier
+    provisioning players) from the operator's test API, whose token is the session."""
     host = wallets["correct"]
-    accounts = session_accounts(host, tmp_path / "a.csv", 4)
-    proc, report = _run(tmp_path, host, "session-wallet", scenario(tmp_path), "--players", str(accounts))
+    if sessions == "players-file":
+        how = ["--players", str(session_accounts(host, tmp_path / "a.csv", 4))]
+    else:
+        how = ["--admin-token", ADMIN_TOKEN, "--player-count", "4"]
+    proc, report = _run(tmp_path, host, "session-wallet", scenario(tmp_path, rounds=30), *how)
     _assert_clean(proc, report)
     assert report["players"] == 4
+    assert "authenticate" not in report["calls"], report["calls"]
 
 
 def test_run_passes_shape_b_through_the_admin_api(wallets: dict[str, str], tmp_path: Path) -> None:
+    """user-info answers neither session token nor balance: the launch token is the session, a balance call
+    reads the balance; tx ids shared by every player (per-player scope) are kept apart."""
     host = wallets["correct"]
-    proc, report = _run(tmp_path, host, "query-wallet", scenario(tmp_path), "--admin-token", ADMIN_TOKEN)
+    proc, report = _run(tmp_path, host, "query-wallet", scenario(tmp_path, rounds=20), "--admin-token",
+                        ADMIN_TOKEN, "--player-count", "4")
     _assert_clean(proc, report)
+    assert report["calls"]["authenticate"] == 4 and report["calls"]["balance"] >= 4, report["calls"]
 
 
 def test_run_finds_the_double_refund(wallets: dict[str, str], tmp_path: Path) -> None:
