@@ -575,18 +575,24 @@ class Ledger:
         diff = reported - book.expected
         kind = hint if hint is not None and diff == hint_delta else Anomaly.BALANCE_MISMATCH
         call = ev[0] if isinstance(ev, tuple) else None
-        shared = call is not None and self._shared(book, call.tx_id)
+        shared = call is not None and self._shared(book, call.tx_id, ok.wallet_tx_id)
         self.flag(kind, book.player_id, f"wallet reported {reported}, it must hold {book.expected} (off by {diff})"
                   + (f"; another player sent a transaction {call.tx_id} too" if shared and call else ""),
                   [*(extra or []), ev], TX_PER_PLAYER if shared else None)
         book.expected = reported  # judge what follows on its own, not as the same error again
 
-    def _shared(self, book: Book, tx_id: str | None) -> bool:
-        """Where a tx_id is unique per player: whether another player sent a transaction with this id
-        (a wallet that keys them per wallet takes one for the other's replay)."""
-        if self.semantics.tx_scope != "player" or not tx_id:
+    def _shared(self, book: Book, tx_id: str | None, wallet_tx_id: str | None) -> bool:
+        """Where a tx_id is unique per player: whether the wallet answered this player's ``tx_id`` with the
+        ``wallet_tx_id`` of another player's transaction of the same id (a wallet that keys them per
+        wallet takes it for the other's replay).  Only names the rule of a finding made otherwise."""
+        if self.semantics.tx_scope != "player" or not tx_id or wallet_tx_id is None:
             return False
-        return any(tx_id in other.txs for other in self.books.values() if other is not book)
+        for other in self.books.values():
+            if other is not book:
+                tx = other.txs.get(tx_id)
+                if tx is not None and tx.wallet_tx_id == wallet_tx_id:
+                    return True
+        return False
 
     def _affordable(self, book: Book, call: WalletCall) -> bool:
         """Whether the balance certainly covers this bet (nothing else of the player's in doubt)."""
@@ -789,7 +795,7 @@ class Ledger:
         rule = R3 if again else self._refusal_default(
             call, code, tx, self._win_bet_rule() if code is ErrorCode.ROUND_NOT_FOUND else "operations-effect")
         if code is ErrorCode.ROUND_NOT_FOUND and self.semantics.tx_scope == "player" and any(
-                self._shared(book, t.call.tx_id) for t in book.txs.values()
+                self._shared(book, t.call.tx_id, t.wallet_tx_id) for t in book.txs.values()
                 if t.call.op is Op.BET and t.call.round_id == call.round_id):
             rule = TX_PER_PLAYER  # its bet was taken for another player's transaction of the same id
         self.flag(Anomaly.REFUSED_VALID_CALL, book.player_id, f"win {call.tx_id} refused with {_code(outcome)}",
@@ -999,7 +1005,7 @@ class Ledger:
                         if t.state is TxState.ROLLED_BACK and t.delta == diff and t.wallet_tx_id is not None]
             twice = [t for t in book.txs.values() if t.state is TxState.ROLLED_BACK and t.delta == -diff
                      and book.refunds[t.call.tx_id or ""] > 1]
-            shared = [t for t in concurrent if self._shared(book, t.call.tx_id)]
+            shared = [t for t in concurrent if self._shared(book, t.call.tx_id, t.wallet_tx_id)]
             rule = None
             if shared:  # taken for another player's transaction of the same id: it never moved money
                 kind, rule = Anomaly.BALANCE_MISMATCH, TX_PER_PLAYER

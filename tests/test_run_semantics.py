@@ -570,3 +570,10 @@ def test_the_coverage_table_has_a_row_for_each_of_the_dialects_semantics() -> No
     assert {rule for rule, _ in SHAPE_A.statements()} <= set(cov)
     assert cov["dialect-win-bet-named"]["calls"] == 1 and cov["dialect-rounds-false"]["calls"] == 2
     assert not any(r.startswith("dialect-") for r in opened(Semantics()).coverage_json())
+
+
+def test_other_findings_on_shared_tx_ids_keep_their_own_rule() -> None:
+    ledger = opened(SHAPE_B, "a", "b")
+    exchange(ledger, bet("t1", "a"), ok(900, "w1"))
+    exchange(ledger, bet("t1", "b"), ok(880, "w2"))  # its own transaction, debited wrongly: not the tx scope
+    assert failing(ledger) == [("balance_mismatch", "operations-effect")]
