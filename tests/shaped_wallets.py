@@ -784,7 +784,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body).encode(), content_type="application/json")
+    return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
+                        content_type="application/json")
 
 
 def _raw_json(text: str, status: int = 200) -> web.Response:
