@@ -123,6 +123,13 @@ def test_an_unmapped_code_is_some_refusal() -> None:
     assert isinstance(answer(d, BET, {"status": {"nested": 1}}), Unknown)  # not a code at all
     assert isinstance(answer(d, BET, {"balance": 5}), Unknown)  # no code anywhere
     assert isinstance(answer(d, BET, {"status": "FUNDS"}, status=503), Unknown)
+    data = base()
+    data["response"]["replay"] = {"win": "ALREADY_PAID"}
+    replaying = dialect(data)
+    assert answer(replaying, WIN, {"status": "ALREADY_PAID", "balance": 5, "currency": "EUR", "txid": "w"}) == \
+        Ok(Money(5, EUR), "w")
+    assert isinstance(answer(replaying, BET, {"status": "ALREADY_PAID"}), Unknown)  # a replay code, not a refusal
+    assert isinstance(answer(replaying, BET, {"status": "OK"}, status=400), Unknown)
     # A mapped code at an HTTP status the dialect does not give it: not read as that refusal.
     assert isinstance(answer(d, BET, {"status": "INSUFFICIENT_FUNDS"}, status=400), Unknown)
 

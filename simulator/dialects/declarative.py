@@ -1052,7 +1052,10 @@ class DeclarativeDialect:
             if response.status == s.status_of(mapped):
                 return Rejected(mapped, msg if isinstance(msg, str) else "")
             return Unknown(f"HTTP {response.status} with unexpected status {code!r}", response.status)
-        if isinstance(code, bool) or not isinstance(code, (str, int)) or code == s.ok_value:
+        successes = (s.ok_value, s.rollback_unknown, *s.replay.values())
+        if isinstance(code, bool) or not isinstance(code, (str, int)) or any(
+                code == v and type(code) is type(v) for v in successes):
+            # Not a code, or a success's value where no success can be: nothing this dialect explains.
             return Unknown(f"HTTP {response.status} with unexpected status {code!r}", response.status)
         return Rejected(ErrorCode.UNMAPPED, f"unmapped wire code {code!r}"
                         + (f": {msg[:200]}" if isinstance(msg, str) and msg else ""))
