@@ -134,6 +134,22 @@ def test_an_unmapped_code_is_some_refusal() -> None:
     assert isinstance(answer(d, BET, {"status": "INSUFFICIENT_FUNDS"}, status=400), Unknown)
 
 
+_TWO_FIELDS_CODES = {"INSUFFICIENT_FUNDS": ErrorCode.INSUFFICIENT_FUNDS, "BET_NOT_FOUND": ErrorCode.ROUND_NOT_FOUND,
+                     "INVALID_REQUEST": ErrorCode.BAD_REQUEST}
+_code_or_absent = st.one_of(st.none(), st.just("absent"), st.sampled_from([*_TWO_FIELDS_CODES, "WHO_KNOWS"]))
+
+
+@given(_code_or_absent, st.sampled_from([*_TWO_FIELDS_CODES, "ERROR", "WHO_KNOWS"]))
+def test_the_first_code_present_decides(error_code: str | None, status: str) -> None:
+    body: dict[str, Any] = {"status": status}
+    if error_code != "absent":
+        body["error"] = {"code": error_code}
+    got = answer(_TWO_FIELDS, BET, body)
+    wire = error_code if isinstance(error_code, str) and error_code != "absent" else status
+    assert isinstance(got, Rejected)
+    assert got.code is _TWO_FIELDS_CODES.get(wire, ErrorCode.UNMAPPED)
+
+
 def test_partial_code_maps_are_valid_and_answered_with_bad_request_or_unknown() -> None:
     d = two_fields()
     assert ErrorCode.LIMIT_EXCEEDED not in d.spec.codes
@@ -146,6 +162,9 @@ def test_partial_code_maps_are_valid_and_answered_with_bad_request_or_unknown() 
     # Exactness is still required: two canonical codes may not share a wire code.
     data["response"]["codes"] = {"INSUFFICIENT_FUNDS": "X", "LIMIT_EXCEEDED": "X"}
     assert "share a wire code" in problems(data)
+
+
+_TWO_FIELDS = two_fields()
 
 
 def test_code_fields_must_be_paths_and_include_the_status_field() -> None:
@@ -507,6 +526,25 @@ def test_the_session_wallet_round_trips_what_its_wire_carries() -> None:
     assert funds == Rejected(ErrorCode.INSUFFICIENT_FUNDS, "")
     closed = d.decode_response(bet, HttpResponse(200, {}, b'{"status":"ERROR","error":{"code":"ROUND_CLOSED"}}'))
     assert isinstance(closed, Rejected) and closed.code is ErrorCode.UNMAPPED
+
+
+_SESSION = dialects.get(str(ROOT / "dialects" / "session-wallet.toml"), SECRET)
+
+
+@given(_ids, _ids, _ids, _ids, st.integers(0, INT64_MAX), st.sampled_from(list(WinReason)), st.booleans())
+def test_the_session_wallet_round_trips_any_call(session: str, tx: str, game: str, ref: str, minor: int,
+                                                 reason: WinReason, known: bool) -> None:
+    """Every call the shape A wire carries comes back as it went, whatever it leaves out."""
+    amount = Money(minor, EUR)
+    calls = [
+        WalletCall(Op.BALANCE, session_token=session),
+        WalletCall(Op.BET, session_token=session, tx_id=tx, game_id=game, amount=amount),
+        WalletCall(Op.WIN, session_token=session, tx_id=tx, game_id=game, amount=amount, reason=reason,
+                   round_closed=False, bet_tx_id=ref if known or reason is WinReason.REGULAR else None),
+        WalletCall(Op.ROLLBACK, session_token=session, tx_id=tx, ref_tx_id=ref, amount=amount),
+    ]
+    for call in calls:
+        assert _SESSION.decode_request(_SESSION.encode_call(call, NOW), NOW) == call
 
 
 def test_the_query_wallet_file_speaks_get_and_reads_a_partial_user_info() -> None:

@@ -13,7 +13,16 @@ one, at any depth (PROTOCOL.md, Transport: providers add fields over time); a
 listed field that is missing or of the wrong kind is still refused, and a list the
 description indexes (``actions.0.…``) may not carry more entries than it names.
 Signatures are checked over the body (or every form parameter) as sent, unknown
-ones included.
+ones included; each scheme is a class of :mod:`simulator.dialects.signatures`.
+
+A description also says what its calls *mean* (``[semantics]``,
+:mod:`simulator.dialects.semantics`): which call fields the wire leaves out (a
+session-identified player, the account's currency, no rounds) and which it adds (the
+bet a win pays, a rollback's amount, a second session id); validation follows them.
+Answers may read their code from several fields in precedence (``code_fields``), map
+only some canonical codes (any other code is ``ErrorCode.UNMAPPED``, "some refusal"),
+and leave out the currency (the call's, else the account's as the provider knows it).
+An operation with ``method = "GET"`` carries its fields in the query string.
 
 Money never goes through a float: decimal amounts are rendered from integer
 minor units with :meth:`Money.to_decimal`-style exact arithmetic and parsed with
