@@ -7,12 +7,14 @@ judge that reads the files right must:
 * speak each wire exactly (the wallet checks the signatures, amounts and fields itself) and read its
   answers back to the canonical outcomes (codes in two fields, a missing currency, a partial user-info);
 * pass the correct wallet with no money or contract finding: ``croupier check`` through each file, and
-  ``croupier run`` (shape A from a players file with ``session_token`` columns: there is no authenticate;
-  shape B through the admin API, its user-info answering neither token nor balance);
+  ``croupier run`` (shape A has no authenticate: its sessions from a players file's ``session_token``
+  column, or the admin API's tokens; shape B through the admin API, its user-info answering neither token
+  nor balance);
 * report each planted bug under its own rule: a string amount concatenated into the balance
-  (``money-minor-units``, the amount-string variant sent in shape B's own wire), a second rollback of a
-  bet refunded again (``idempotency-4-rollback-once``), another player's ``tx_id`` answered as a replay
-  where tx ids are per player (``dialect-tx-scope-player``).
+  (``money-minor-units``, the amount-string variant sent in shape B's own wire: ``check``), a second
+  rollback of a bet refunded again (``idempotency-4-rollback-once``: ``check`` and ``run``), another
+  player's ``tx_id`` answered as a replay where tx ids are per player (``dialect-tx-scope-player``:
+  ``check`` and ``run``).
 
 Budgets are small and fixed (seeds fixed, searches stop once the rule is seen), the wallets served from one
 child process (:func:`tests.shaped_wallets.shaped_servers`).
@@ -347,6 +349,10 @@ def test_check_reports_each_planted_bug_as_its_rule(bug: str, wallets: dict[str,
     assert f.severity in (Severity.MONEY, Severity.CONTRACT), render_text(result)
     assert not result.errors, render_text(result)
     assert SHAPED_PLANTED[bug].rule in BUG_RULES[bug]
+    if bug == "string_amount_concatenated":  # found by the variant, sent in the dialect's own wire
+        assert "amount string" in f.message, f.message
+        sent = [str(e.get("request", "")) for e in f.entries if e.get("note") == "malformed: amount-string"]
+        assert sent and '"transaction":' in sent[-1] and '"amount":"' in sent[-1], sent  # shape B's own fields
 
 
 # -- 5. croupier run: the correct wallet passes through each file; the bugs show -----------------------
