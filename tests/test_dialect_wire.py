@@ -683,3 +683,15 @@ def code_of(got: WalletCall | Rejected) -> ErrorCode | None:
 def signed_json(d: DeclarativeDialect, path: str, body: dict[str, Any]) -> HttpRequest:
     raw = json.dumps(body).encode()
     return HttpRequest("POST", path, {"Content-Type": "application/json", "X-Sig": d._digest(raw)}, raw)
+
+
+@pytest.mark.parametrize(("written", "js"), [
+    ("1.50", "1.5"), ("2.00", "2"), ("100", "100"), ("0.1", "0.1"), ("-0.50", "-0.5"), ("0.000001", "0.000001"),
+    ("0.00000001", "1e-8"), ("0.00000015", "1.5e-7"), ("1e21", "1e+21"), ("0.0", "0"),
+    ("123456789012345678901", "123456789012345678901"),  # an integer stays as written
+])
+def test_reserialised_json_writes_numbers_as_a_parser_does(written: str, js: str) -> None:
+    """HMAC over re-serialised JSON: a wallet that parsed ``1.50`` signs ``1.5`` (JSON.stringify's digits)."""
+    from simulator.dialects.signatures import canonical_json
+
+    assert canonical_json(f'{{"b": {written}, "a": 1}}'.encode()) == f'{{"a":1,"b":{js}}}'.encode()

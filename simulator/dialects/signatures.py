@@ -341,24 +341,52 @@ SCHEMES: Final[dict[str, type[Scheme]]] = {c.name: c for c in (
 
 
 def canonical_json(data: bytes) -> bytes:
-    """``data`` parsed and written again with sorted keys, ``,``/``:`` separators and UTF-8 as is
-    (numbers exactly as written); ``data`` itself when it is not JSON."""
+    """``data`` parsed and written again with sorted keys, ``,``/``:`` separators and UTF-8 as is;
+    ``data`` itself when it is not JSON.
+
+    Numbers are written as a wallet that parses and re-serialises writes them: ``1.50`` becomes
+    ``1.5`` and ``2.0`` becomes ``2`` (JavaScript's ``JSON.stringify``, and Python's ``json.dumps``
+    for the amounts a wire carries), computed from the exact decimal, never through a float."""
     try:
         value = json.loads(data, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
         return data
-    return dump_sorted(value).encode()
+    return dump_sorted(value, reserialise=True).encode()
 
 
-def dump_sorted(value: Any) -> str:
-    """Compact JSON with sorted keys; a Decimal is written as the number it is (no float)."""
+def js_number(d: Decimal) -> str:
+    """``d`` as ECMAScript's Number::toString writes it (shortest digits; exponent below 1e-6 or from 1e21)."""
+    if not d.is_finite():
+        return "null"
+    if d.is_zero():
+        return "0"
+    sign, digits, exp = d.normalize().as_tuple()
+    assert isinstance(exp, int)
+    text = "".join(map(str, digits))
+    k = len(text)
+    n = k + exp
+    if k <= n <= 21:
+        out = text + "0" * (n - k)
+    elif 0 < n <= 21:
+        out = f"{text[:n]}.{text[n:]}"
+    elif -6 < n <= 0:
+        out = "0." + "0" * -n + text
+    else:
+        e = n - 1
+        out = text[0] + (f".{text[1:]}" if k > 1 else "") + f"e{'+' if e > 0 else '-'}{abs(e)}"
+    return ("-" if sign else "") + out
+
+
+def dump_sorted(value: Any, reserialise: bool = False) -> str:
+    """Compact JSON with sorted keys; a Decimal is written as the number it is (no float), or, with
+    ``reserialise``, as a parser that holds it as a number writes it again (:func:`js_number`)."""
     if isinstance(value, Decimal):
-        return str(value)
+        return js_number(value) if reserialise else str(value)
     if isinstance(value, dict):
-        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + dump_sorted(value[k])
+        return "{" + ",".join(json.dumps(str(k), ensure_ascii=False) + ":" + dump_sorted(value[k], reserialise)
                               for k in sorted(value)) + "}"
     if isinstance(value, list):
-        return "[" + ",".join(dump_sorted(v) for v in value) + "]"
+        return "[" + ",".join(dump_sorted(v, reserialise) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 
