@@ -1103,7 +1103,10 @@ def encode_variant(dialect: Any, call: WalletCall, now: float, variant: str) -> 
     encode = getattr(dialect, "encode_variant", None)
     if encode is None:
         raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect sends no malformed variants")
-    req = encode(call, now, variant)
+    try:
+        req = encode(call, now, variant)
+    except (TypeError, OverflowError) as exc:  # a value the wire's encoder cannot write (past 64 bits...)
+        raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect cannot encode {variant}: {exc}") from None
     assert isinstance(req, HttpRequest)
     return req
 

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ..dialects import semantics_of
-from ..dialects.semantics import RULE_IDS, Semantics
+from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics
 from ..findings import RULES
 from ..money import INT64_MAX
 from .checker import MUTATIONS, Checker, replaced_rules, variant_fits
@@ -250,7 +250,8 @@ class RunContext:
         if step == "deposit":
             return conn.has("deposit")
         if step in ("malformed", "unknown_fields"):
-            return hasattr(conn.dialect, "encode_variant")
+            dialect = getattr(conn, "dialect", None)
+            return hasattr(dialect, "encode_variant") if dialect is not None else self.canonical
         if step == "wrong_currency":
             return sem.carries_currency  # a wire without currencies cannot name another one
         if step == "play_on_closed_round":
@@ -290,7 +291,8 @@ class RunContext:
     @property
     def semantics(self) -> Semantics:
         """The dialect's declared semantics: what its calls carry and mean."""
-        return semantics_of(self.conn.dialect)
+        dialect = getattr(self.conn, "dialect", None)
+        return semantics_of(dialect) if dialect is not None else CANONICAL
 
     @property
     def canonical(self) -> bool:
