@@ -8,7 +8,9 @@ test_wallet_machine.py).
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
@@ -17,9 +19,12 @@ from hypothesis import strategies as st
 
 from simulator import signing
 from simulator.calls import Ok, Outcome, Rejected, WalletCall, WinReason
+from simulator.check import request
 from simulator.check.checker import Checker, RuleTally, excluded_codes, malformed_body, replaced_rules
 from simulator.check.model import ANY_CODE, Outcomes, WalletModel
 from simulator.check.protocol import Violation
+from simulator.check.report import curl_script
+from simulator.check.runner import Failure
 from simulator.check.target import Sent
 from simulator.codes import ErrorCode
 from simulator.dialects import DialectError
@@ -386,3 +391,39 @@ def test_another_players_tx_id_answered_as_a_replay_breaks_the_dialects_rule() -
         assert v.rule.id == "dialect-tx-scope-player" and v.rule.source == "docs/dialects.md"
     else:  # pragma: no cover
         raise AssertionError("a per-player tx_id answered as another player's replay must be a finding")
+
+
+# -- curl reproductions: each request made by the dialect's own encoder ---------------------------
+
+def test_a_call_survives_the_curl_scripts_json() -> None:
+    w = dataclasses.replace(win("w1", bet_tx="b1", closed=True), session_ref="ref-1", currency_hint="EUR")
+    rb = rollback("r1", "b1", amount=100)
+    for call in (w, rb, WalletCall.balance("p1", "s1"), WalletCall.authenticate("L", "g1")):
+        back = request.call_from_json(orjson.loads(orjson.dumps(request.call_json(call))))
+        assert back == call and back.session_ref == call.session_ref
+
+
+def test_the_script_requests_are_the_dialects() -> None:
+    d, wrong = CanonicalDialect("s3cret"), CanonicalDialect("s3cret-not-the-secret")
+    call = bet("t1")
+    assert request.request(d, wrong, call, now=NOW) == d.encode_call(call, NOW)
+    assert signing.HEADER not in request.request(d, wrong, call, "unsigned", now=NOW).headers
+    assert request.request(d, wrong, call, variant="amount-float", now=NOW).body == malformed_body(call, "amount-float")
+    line = request.shell(d.encode_call(call, NOW))
+    assert line.startswith("METHOD=POST; RPATH=bet; HDR=(-H ") and "BODY='{" in line
+
+
+def test_an_operator_dialects_script_takes_its_sessions_from_the_admin_api(tmp_path: Path) -> None:
+    steps = [{"kind": "player", "alias": "P1", "currency": "EUR", "balance": 10, "suffix": ""},
+             {"kind": "login", "player": "P1", "session": "S1", "ttl": 3600},
+             {"kind": "call", "call": _bet("t1")},
+             {"kind": "raw", "mutation": "amount-string", "call": _bet("t2")}]
+    f = Failure(RULES["operations-effect"], "demo", 1, [], steps)
+    target = {"wallet": "http://127.0.0.1:1/a", "dialect": "canonical", "players": "admin API"}
+    text = curl_script(f, target, "s3cret", Semantics(sessions="operator"), "http://127.0.0.1:1")
+    assert 'S1=$(admin POST /admin/tokens "$body" | field token)' in text and '"op":"authenticate"' not in text
+    assert 'call "$body" ok amount-string' in text and "s3cret" in text
+    script = tmp_path / "x.sh"
+    script.write_text(text)
+    assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    assert '"op":"authenticate"' in curl_script(f, target, "s3cret")  # canonical sessions: made by authenticate

@@ -27,7 +27,7 @@ import orjson
 
 from ..calls import MONEY_OPS, Ok, Op, Rejected, Unknown, WalletCall, WinReason
 from ..codes import ErrorCode, http_status
-from ..dialects import DialectError, HttpRequest, semantics_of
+from ..dialects import Dialect, DialectError, HttpRequest, semantics_of, variants
 from ..dialects.canonical import EXTRA_FIELDS, malformed_canonical_body
 from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics
 from ..money import INT64_MAX, Money
@@ -1097,21 +1097,21 @@ def malformed_body(call: WalletCall, mutation: str) -> bytes:
     return malformed_canonical_body(call, mutation)
 
 
-def encode_variant(dialect: Any, call: WalletCall, now: float, variant: str) -> HttpRequest:
+def encode_variant(dialect: Dialect, call: WalletCall, now: float, variant: str) -> HttpRequest:
     """The signed request of ``call`` with one defect, in ``dialect``'s own wire (``DialectError``: the variant
-    means nothing on that wire, or the dialect sends no variants)."""
-    encode = getattr(dialect, "encode_variant", None)
-    if encode is None:
+    means nothing on that wire, or the dialect sends no variants: :func:`simulator.dialects.variants`)."""
+    vd = variants(dialect)
+    if vd is None:
         raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect sends no malformed variants")
     try:
-        req = encode(call, now, variant)
+        req = vd.encode_variant(call, now, variant)
     except (TypeError, OverflowError) as exc:  # a value the wire's encoder cannot write (past 64 bits...)
         raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect cannot encode {variant}: {exc}") from None
     assert isinstance(req, HttpRequest)
     return req
 
 
-def variant_fits(dialect: Any, call: WalletCall, variant: str) -> bool:
+def variant_fits(dialect: Dialect, call: WalletCall, variant: str) -> bool:
     """Whether ``dialect``'s wire can carry ``variant`` of ``call`` (a string amount on a string wire cannot)."""
     try:
         encode_variant(dialect, call, 0.0, variant)
