@@ -563,7 +563,9 @@ class Checker:
         if out.rule:
             # The decision rests on the dialect's semantics: a finding about it quotes the dialect's sentence
             # (a win's balance stays the effect's: the named or absent bet decides only whether it is paid).
-            rule = refused = out.rule
+            # (a refusal for an ended session or a blocked player stays those rules')
+            refused = out.rule if refused == ok_rule else refused
+            rule = out.rule
             if out.rule not in (RULE_IDS[("win_bet", "named")], RULE_IDS[("win_bet", "none")]):
                 ok_rule = out.rule
         if out.accepts and seen is None and self.txk(m, call) in self.rejected:

@@ -40,7 +40,7 @@ def _clip(text: str, limit: int = 300) -> str:
 def failure_text(f: Failure, paths: dict[str, str] | None = None, wallet: str = "URL") -> str:
     r = f.rule
     what = f" — {f.kind_title}" if f.kind else ""
-    lines = [f"✗ [{f.severity}] {r.id} — {r.title}{what}  (PROTOCOL.md, {r.section})", f'  "{r.text}"']
+    lines = [f"✗ [{f.severity}] {r.id} — {r.title}{what}  ({r.source}, {r.section})", f'  "{r.text}"']
     found = ""
     if f.found_after_s is not None:
         found = f"first found after {f.found_after_s:.2f} s ({f.found_after_examples} examples); "
@@ -140,7 +140,8 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
             out.extend(f"  - {s}" for s in result.skipped)
         if result.choices:
             out.append("")
-            out.append("choices the wallet made where PROTOCOL.md lets it choose (notes, never failures):")
+            out.append("choices the wallet made where PROTOCOL.md (or the dialect) lets it choose (notes, never "
+                       "failures):")
             out.extend(f"  {n:>6}×  {note}" for note, n in sorted(result.choices.items(), key=lambda kv: -kv[1]))
     out.append("")
     failing_rules = [f.rule.id for f in result.failing()]
@@ -163,7 +164,7 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
 def failure_json(f: Failure, paths: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "rule": f.rule.id, "title": f.rule.title, "section": f.rule.section, "protocol": f.rule.text,
-        "quotes": list(f.rule.quotes), "severity": str(f.severity), "kind": f.kind, "kind_title": f.kind_title,
+        "source": f.rule.source, "quotes": list(f.rule.quotes), "severity": str(f.severity), "kind": f.kind, "kind_title": f.kind_title,
         "message": f.message, "call": f.call_number, "length": f.length, "flaky": f.flaky,
         "found_after_s": None if f.found_after_s is None else round(f.found_after_s, 3),
         "found_after_examples": f.found_after_examples,
