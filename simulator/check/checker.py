@@ -150,6 +150,7 @@ def replaced_rules(sem: Semantics) -> dict[str, str]:
     out: dict[str, str] = {}
     if not sem.names_player:
         out["operations-unknown-player"] = RULE_IDS[("player", "session")]
+        out["sessions-token-of-player"] = out["choice-session"] = RULE_IDS[("player", "session")]
     if not sem.carries_currency:
         out["money-currency"] = RULE_IDS[("currency", "account")]
     if not sem.rounds:
@@ -407,6 +408,7 @@ class Checker:
         token = self.conn.launch_token(pid, ttl)
         if self.semantics.sessions == "operator":
             self._admin_entry(f"session token for {alias} from the operator (lifetime {ttl} s)")
+            self.exercised[RULE_IDS[("sessions", "operator")]] += 1
             self.model.record_session_direct(token, pid, ttl, self.clock())
             if ttl > 0:
                 self.conn.sessions_of[pid] = token
@@ -532,7 +534,7 @@ class Checker:
                                         call.ref_tx_id, call.bet_tx_id) if v), default=0)
         if longest > LONG_ID and ErrorCode.BAD_REQUEST not in out.codes and not self.strict_codes:
             # PROTOCOL.md sets no largest id: refusing a very long one is the wallet's choice.
-            why = f"transport-bad-request: an id of {longest} characters refused (PROTOCOL.md sets no largest id)"
+            why = f"transport-bad-request: an id of more than {LONG_ID} characters refused (PROTOCOL.md sets no largest id)"
             out = dataclasses.replace(out, codes=out.codes | {ErrorCode.BAD_REQUEST},
                                       choices=(*out.choices, (ErrorCode.BAD_REQUEST, why)))
         seen = m.tx_of(call) if call.op in MONEY_OPS else None
@@ -689,6 +691,11 @@ class Checker:
                              ("regular win after", "choice-win-after-rollback")):
             if needle in texts:
                 rules.add(rule)
+        sem, op = self.semantics, j.call.op
+        for axis, value, ops in (("player", "session", frozenset(Op)), ("currency", "account", {Op.BET, Op.WIN}),
+                                 ("rounds", False, MONEY_OPS), ("rollback_amount", True, {Op.ROLLBACK})):
+            if getattr(sem, axis) == value and op in ops:
+                rules.add(RULE_IDS[(axis, value)])  # judged as this dialect's wire carries it
         for rule in rules - {j.rule}:
             self.exercised[rule] += 1
 
