@@ -145,7 +145,7 @@ def check_command(args: argparse.Namespace) -> int:
         from .check.report import write_failures
 
         try:
-            paths = write_failures(result, args.out, target.secret, target.admin_url)
+            paths = write_failures(result, args.out, target.secret, target.admin_url, target.admin_token)
         except OSError as exc:
             result.errors.append(f"cannot write to {args.out}: {exc.strerror}")
     return _finish(args, result, paths, "check")

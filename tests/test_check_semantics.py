@@ -427,3 +427,14 @@ def test_an_operator_dialects_script_takes_its_sessions_from_the_admin_api(tmp_p
     script.write_text(text)
     assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
     assert '"op":"authenticate"' in curl_script(f, target, "s3cret")  # canonical sessions: made by authenticate
+
+
+def test_the_script_carries_the_checks_admin_token_and_finds_its_dialect_file_from_anywhere() -> None:
+    steps = [{"kind": "player", "alias": "P1", "currency": "EUR", "balance": 10, "suffix": ""}]
+    f = Failure(RULES["operations-effect"], "demo", 1, [], steps)
+    target = {"wallet": "http://127.0.0.1:1/a", "dialect": "dialects/session-wallet.toml", "players": "admin API"}
+    text = curl_script(f, target, "s3cret", admin_url="http://127.0.0.1:1", admin_token="tok-42")
+    assert 'ADMIN_TOKEN="${CROUPIER_ADMIN_TOKEN:-tok-42}"' in text
+    absolute = str(Path("dialects/session-wallet.toml").resolve())
+    assert f'CROUPIER_DIALECT="${{CROUPIER_DIALECT:-{absolute}}}"' in text
+    assert "croupier-dev-admin" in curl_script(f, {**target, "dialect": "canonical"}, "s3cret")

@@ -108,7 +108,7 @@ def croupier_check(croupier_target: Target, croupier_options: CheckOptions,
         result = check(croupier_target, dataclasses.replace(croupier_options, **overrides))
         if expect_pass and result.verdict != "pass":
             paths = (write_failures(result, pytestconfig.getoption("croupier_out"), croupier_target.secret,
-                                     croupier_target.admin_url)
+                                     croupier_target.admin_url, croupier_target.admin_token)
                      if result.failures else {})
             pytest.fail(render_text(result, paths), pytrace=False)
         return result

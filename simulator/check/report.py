@@ -252,11 +252,12 @@ def replay_document(f: Failure, target: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None = None,
-                   admin_url: str | None = None) -> dict[str, dict[str, str]]:
+                   admin_url: str | None = None, admin_token: str | None = None) -> dict[str, dict[str, str]]:
     """A replay file and a curl script per broken rule, in ``out_dir``; returns their paths by rule.
 
     ``secret``: the check's (the scripts sign with it unless CROUPIER_SECRET says otherwise; they are written
-    readable by their owner only); ``admin_url``: the check's admin API (default: the wallet's host)."""
+    readable by their owner only); ``admin_url``, ``admin_token``: the check's admin API (default: the wallet's
+    host, the reference wallet's development token), kept in the script as the secret is."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, dict[str, str]] = {}
@@ -265,7 +266,8 @@ def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None 
         replay = out / f"{f.rule.id}.json"
         curl = out / f"{f.rule.id}.sh"
         replay.write_bytes(orjson.dumps(replay_document(f, result.target), option=orjson.OPT_INDENT_2))
-        curl.write_text(curl_script(f, result.target, secret or DEV_SECRET, semantics, admin_url), encoding="utf-8")
+        curl.write_text(curl_script(f, result.target, secret or DEV_SECRET, semantics, admin_url,
+                                    admin_token), encoding="utf-8")
         curl.chmod(0o700)
         paths[f.rule.id] = {"replay": str(replay), "curl": str(curl)}
     return paths
@@ -293,7 +295,7 @@ export CROUPIER_SECRET="${CROUPIER_SECRET:-@SECRET@}"
 export CROUPIER_DIALECT="${CROUPIER_DIALECT:-@DIALECT@}"
 export PYTHONPATH="@ROOT@${PYTHONPATH:+:$PYTHONPATH}"
 PY="${CROUPIER_PYTHON:-@PYTHON@}"
-ADMIN_TOKEN="${CROUPIER_ADMIN_TOKEN:-croupier-dev-admin}"
+ADMIN_TOKEN="${CROUPIER_ADMIN_TOKEN:-@ADMIN_TOKEN@}"
 RUN="${RUN:-c$(date +%s)$RANDOM}"
 
 call() {  # call CALL [ok|wrong-secret|stale|future|unsigned] [VARIANT]: prints the answer and its HTTP status
@@ -436,7 +438,7 @@ class _Curl:
 
 
 def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
-                semantics: Semantics = CANONICAL, admin_url: str | None = None) -> str:
+                semantics: Semantics = CANONICAL, admin_url: str | None = None, admin_token: str | None = None) -> str:
     """The minimal sequence of ``f`` as a bash script: admin calls as they were, protocol calls each made by
     croupier's own encoder of the check's dialect and sent with curl."""
     import sys
@@ -444,16 +446,19 @@ def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
     import simulator
 
     wallet = target["wallet"]
+    dialect = target.get("dialect", "canonical")
+    if dialect.endswith(".toml") or "/" in dialect:
+        dialect = str(Path(dialect).resolve())  # the script runs from any directory
     admin = admin_url or (wallet.rsplit("/wallet", 1)[0] if wallet.endswith("/wallet") else wallet)
     c = _Curl(f, semantics)
     values = {"@RULE@": f.rule.id, "@TITLE@": f.rule.title, "@SOURCE@": f.rule.source, "@SECTION@": f.rule.section,
-              "@TEXT@": f.rule.text, "@WALLET@": wallet, "@ADMIN@": admin, "@DIALECT@": target.get("dialect", "canonical"),
-              "@SECRET@": secret, "@ROOT@": str(Path(simulator.__file__).resolve().parent.parent),
+              "@TEXT@": f.rule.text, "@WALLET@": wallet, "@ADMIN@": admin, "@DIALECT@": dialect,
+              "@SECRET@": secret, "@ADMIN_TOKEN@": admin_token or "croupier-dev-admin", "@ROOT@": str(Path(simulator.__file__).resolve().parent.parent),
               "@PYTHON@": sys.executable or "python3"}
     prelude = _PRELUDE
     for key, value in values.items():
         safe = value.replace("\n", " ")
-        if key in ("@WALLET@", "@ADMIN@", "@SECRET@", "@DIALECT@", "@ROOT@", "@PYTHON@"):
+        if key in ("@WALLET@", "@ADMIN@", "@SECRET@", "@ADMIN_TOKEN@", "@DIALECT@", "@ROOT@", "@PYTHON@"):
             safe = safe.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$").replace("`", "\\`")
         prelude = prelude.replace(key, safe)
     c.lines.append(prelude)
