@@ -27,7 +27,7 @@ import orjson
 
 from .calls import MONEY_OPS, Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from .codes import ErrorCode
-from .dialects.semantics import CANONICAL, RULE_IDS, Semantics
+from .dialects.semantics import CANONICAL, RULE_IDS, Semantics, replaced_rules
 from .faults import CIRCUMSTANTIAL, RULE_OF_CODE, Due, as_due
 from .findings import KINDS, RULES, Severity
 
@@ -1039,6 +1039,10 @@ class Ledger:
                 entry = out.setdefault(rule, {"calls": 0, "findings": {}})
                 if not entry["calls"]:
                     entry["calls"] = self.money_sent
+        for rule, instead in replaced_rules(self.semantics).items():
+            if rule in out and (out[rule]["calls"] or out[rule]["findings"]):
+                continue
+            out[rule] = {"calls": 0, "findings": {}, "replaced_by": instead}
         return out
 
     def summary(self) -> dict[str, Any]:

@@ -577,3 +577,21 @@ def test_other_findings_on_shared_tx_ids_keep_their_own_rule() -> None:
     exchange(ledger, bet("t1", "a"), ok(900, "w1"))
     exchange(ledger, bet("t1", "b"), ok(880, "w2"))  # its own transaction, debited wrongly: not the tx scope
     assert failing(ledger) == [("balance_mismatch", "operations-effect")]
+
+
+def test_the_coverage_table_says_which_protocol_rules_the_wire_cannot_carry() -> None:
+    """A run through a wire without currency, rounds or authenticate does not list PROTOCOL.md's rules about
+    them as 'not exercised' (a gap to close) but as not on this wire, naming the dialect's rule instead."""
+    from simulator.report import model
+
+    ledger = Ledger(semantics=SHAPE_A)
+    rows = {r["rule"]: r for r in model.coverage_rows(ledger.coverage_json())}
+    for rule, instead in (("money-currency", "dialect-currency-account"),
+                          ("operations-round-closed", "dialect-rounds-false"),
+                          ("operations-authenticate", "dialect-sessions-operator")):
+        assert rows[rule]["result"] == "not on this wire" and rows[rule]["replaced_by"] == instead
+        assert model.describe_result(rows[rule]) == f"not on this wire (see {instead})"
+    merged = model.merge_coverage([model.coverage_raw(rows.values())] * 2)
+    assert merged["money-currency"]["replaced_by"] == "dialect-currency-account"
+    canonical = {r["rule"]: r for r in model.coverage_rows(Ledger().coverage_json())}
+    assert canonical["money-currency"]["result"] == "not exercised" and "replaced_by" not in canonical["money-currency"]

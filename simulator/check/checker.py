@@ -29,7 +29,7 @@ from ..calls import MONEY_OPS, Ok, Op, Rejected, Unknown, WalletCall, WinReason
 from ..codes import ErrorCode, http_status
 from ..dialects import Dialect, DialectError, HttpRequest, semantics_of, variants
 from ..dialects.canonical import EXTRA_FIELDS, malformed_canonical_body
-from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics
+from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics, excluded_codes, replaced_rules
 from ..money import INT64_MAX, Money
 from .model import Accept, Expected, Outcomes, TxKey, WalletModel
 from .protocol import Violation, violation
@@ -140,41 +140,6 @@ class Problem:
     """decision (ok/rejected/code wrong), balance (right decision, wrong balance), id, wire"""
     finding: str = ""
     """The kind of finding (simulator.findings.KINDS): what happened, and so its severity."""
-
-
-def replaced_rules(sem: Semantics) -> dict[str, str]:
-    """PROTOCOL.md rules a dialect's semantics replace, each with the ``dialect-*`` rule that speaks instead.
-
-    What such a wire cannot express is not judged by PROTOCOL.md's sentence: a finding or a count under one of
-    these rules is filed under the dialect's (whose quote is the dialect's documented sentence)."""
-    out: dict[str, str] = {}
-    if not sem.names_player:
-        out["operations-unknown-player"] = RULE_IDS[("player", "session")]
-        out["sessions-token-of-player"] = out["choice-session"] = RULE_IDS[("player", "session")]
-    if not sem.carries_currency:
-        out["money-currency"] = RULE_IDS[("currency", "account")]
-    if not sem.rounds:
-        out["operations-round-closed"] = RULE_IDS[("rounds", False)]
-    if sem.win_bet != "round":
-        out["operations-regular-win-needs-bet"] = out["choice-win-after-rollback"] = RULE_IDS[("win_bet", sem.win_bet)]
-    if sem.rollback_by != "player":
-        out["choice-rollback-round"] = RULE_IDS[("rollback_by", sem.rollback_by)]
-    if sem.sessions == "operator":
-        out["operations-authenticate"] = RULE_IDS[("sessions", "operator")]
-    return out
-
-
-def excluded_codes(sem: Semantics) -> dict[ErrorCode, str]:
-    """Codes a dialect's semantics rule out, each with the rule that does: refusing a valid call with one of them
-    breaks that rule (``CURRENCY_MISMATCH`` where amounts are in the account's currency...)."""
-    out: dict[ErrorCode, str] = {}
-    if not sem.names_player:
-        out[ErrorCode.PLAYER_NOT_FOUND] = RULE_IDS[("player", "session")]
-    if not sem.carries_currency:
-        out[ErrorCode.CURRENCY_MISMATCH] = RULE_IDS[("currency", "account")]
-    if not sem.rounds:
-        out[ErrorCode.ROUND_CLOSED] = RULE_IDS[("rounds", False)]
-    return out
 
 
 class RuleTally(Counter[str]):

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
+from ..codes import ErrorCode
+
 PlayerBy = Literal["field", "session"]
 CurrencyBy = Literal["field", "account"]
 WinBet = Literal["round", "named", "none"]
@@ -147,6 +149,41 @@ class Semantics:
 
 
 CANONICAL: Final = Semantics()
+
+
+def replaced_rules(sem: Semantics) -> dict[str, str]:
+    """PROTOCOL.md rules a dialect's semantics replace, each with the ``dialect-*`` rule that speaks instead.
+
+    What such a wire cannot express is not judged by PROTOCOL.md's sentence: a finding or a count under one of
+    these rules is filed under the dialect's (whose quote is the dialect's documented sentence)."""
+    out: dict[str, str] = {}
+    if not sem.names_player:
+        out["operations-unknown-player"] = RULE_IDS[("player", "session")]
+        out["sessions-token-of-player"] = out["choice-session"] = RULE_IDS[("player", "session")]
+    if not sem.carries_currency:
+        out["money-currency"] = RULE_IDS[("currency", "account")]
+    if not sem.rounds:
+        out["operations-round-closed"] = RULE_IDS[("rounds", False)]
+    if sem.win_bet != "round":
+        out["operations-regular-win-needs-bet"] = out["choice-win-after-rollback"] = RULE_IDS[("win_bet", sem.win_bet)]
+    if sem.rollback_by != "player":
+        out["choice-rollback-round"] = RULE_IDS[("rollback_by", sem.rollback_by)]
+    if sem.sessions == "operator":
+        out["operations-authenticate"] = RULE_IDS[("sessions", "operator")]
+    return out
+
+
+def excluded_codes(sem: Semantics) -> dict[ErrorCode, str]:
+    """Codes a dialect's semantics rule out, each with the rule that does: refusing a valid call with one of them
+    breaks that rule (``CURRENCY_MISMATCH`` where amounts are in the account's currency...)."""
+    out: dict[ErrorCode, str] = {}
+    if not sem.names_player:
+        out[ErrorCode.PLAYER_NOT_FOUND] = RULE_IDS[("player", "session")]
+    if not sem.carries_currency:
+        out[ErrorCode.CURRENCY_MISMATCH] = RULE_IDS[("currency", "account")]
+    if not sem.rounds:
+        out[ErrorCode.ROUND_CLOSED] = RULE_IDS[("rounds", False)]
+    return out
 
 
 def load(raw: object, problems: list[str]) -> Semantics:

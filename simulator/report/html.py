@@ -73,7 +73,7 @@ def _coverage(report: dict[str, Any]) -> str:
     esc = html.escape
     rows = "".join(
         f"<tr><td>{esc(r['section'])}: {esc(r['title'])}</td><td>{r['calls']}</td>"
-        f"<td class=\"{'bad' if r['result'] == 'fail' else ('dim' if r['result'] == 'not exercised' else 'ok')}\">"
+        f"<td class=\"{'bad' if r['result'] == 'fail' else ('dim' if r['result'] in ('not exercised', 'not on this wire') else 'ok')}\">"
         f"{esc(model.describe_result(r))}</td></tr>" for r in report.get("coverage", []))
     return f"<table><tr><th>rule</th><th>calls</th><th>result</th></tr>{rows}</table>" if rows else "<p>None.</p>"
 

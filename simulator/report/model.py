@@ -81,7 +81,9 @@ def exit_code(verdict_: str) -> int:
 
 def coverage_rows(raw: Mapping[str, Mapping[str, Any]], fail_on: Severity = Severity.CONTRACT) -> list[dict[str, Any]]:
     """The coverage table: for each rule a run can exercise (and any other a finding names), how many
-    calls exercised it and the result: ``pass``, ``fail`` (with the kinds found), ``not exercised``."""
+    calls exercised it and the result: ``pass``, ``fail`` (with the kinds found), ``not exercised``, or
+    ``not on this wire`` for a PROTOCOL.md rule the dialect's semantics replace (``replaced_by`` names the
+    dialect's rule that speaks instead)."""
     rules = list(RUN_RULES) + sorted(r for r in raw if r not in RUN_RULES and r in RULES)
     rows = []
     for rule_id in rules:
@@ -90,20 +92,31 @@ def coverage_rows(raw: Mapping[str, Mapping[str, Any]], fail_on: Severity = Seve
         found = {k: int(n) for k, n in dict(entry.get("findings", {})).items() if n}
         rule = RULES[rule_id]
         bad = {k: n for k, n in found.items() if k in KINDS and fails(KINDS[k].severity, fail_on)}
+        instead = entry.get("replaced_by")
         if bad:
             result = "fail"
         elif calls or found:
             result = "pass"
+        elif instead:
+            result = "not on this wire"
         else:
             result = "not exercised"
-        rows.append({"rule": rule_id, "title": rule.title, "section": rule.section, "calls": calls,
-                     "findings": found, "result": result})
+        row = {"rule": rule_id, "title": rule.title, "section": rule.section, "calls": calls,
+               "findings": found, "result": result}
+        if instead:
+            row["replaced_by"] = str(instead)
+        rows.append(row)
     return rows
 
 
 def coverage_raw(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Rows back to counts (to merge several reports)."""
-    return {r["rule"]: {"calls": int(r.get("calls", 0)), "findings": dict(r.get("findings", {}))} for r in rows}
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        out[r["rule"]] = {"calls": int(r.get("calls", 0)), "findings": dict(r.get("findings", {}))}
+        if r.get("replaced_by"):
+            out[r["rule"]]["replaced_by"] = r["replaced_by"]
+    return out
 
 
 def merge_coverage(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
@@ -113,6 +126,8 @@ def merge_coverage(parts: Iterable[Mapping[str, Mapping[str, Any]]]) -> dict[str
         for rule, entry in part.items():
             mine = out.setdefault(rule, {"calls": 0, "findings": {}})
             mine["calls"] += int(entry.get("calls", 0))
+            if entry.get("replaced_by"):
+                mine["replaced_by"] = entry["replaced_by"]
             for kind, n in dict(entry.get("findings", {})).items():
                 mine["findings"][kind] = mine["findings"].get(kind, 0) + int(n)
     return out
@@ -126,4 +141,6 @@ def describe_result(row: Mapping[str, Any]) -> str:
         return f"fail: {kinds}"
     if found:
         return f"pass (noted: {kinds})"
+    if row.get("replaced_by"):
+        return f"not on this wire (see {row['replaced_by']})"
     return str(row["result"])

@@ -97,6 +97,6 @@ def print_coverage(report: dict[str, Any], console: Console) -> None:
     t.add_column("result")
     for row in rows:
         result = model.describe_result(row)
-        style = "red" if row["result"] == "fail" else ("dim" if row["result"] == "not exercised" else "green")
+        style = "red" if row["result"] == "fail" else ("dim" if row["result"] in ("not exercised", "not on this wire") else "green")
         t.add_row(f"{row['section']}: {row['title']}", str(row["calls"]), f"[{style}]{escape(result)}[/]")
     console.print(t)
