@@ -2,6 +2,8 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+TEST_WORKERS ?= 2
+# pytest-xdist workers for `make test` (0: one process, as `pytest` alone runs)
 
 .PHONY: demo test install install-test bench wallet clean
 
@@ -26,7 +28,7 @@ demo: install
 
 ## make test: set up with the test extras and run the whole suite
 test: install-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 ## make wallet: serve the reference wallet on 127.0.0.1:8080 (SQLite file croupier-wallet.db)
 wallet: install
