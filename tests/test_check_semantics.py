@@ -438,3 +438,9 @@ def test_the_script_carries_the_checks_admin_token_and_finds_its_dialect_file_fr
     absolute = str(Path("dialects/session-wallet.toml").resolve())
     assert f'CROUPIER_DIALECT="${{CROUPIER_DIALECT:-{absolute}}}"' in text
     assert "croupier-dev-admin" in curl_script(f, {**target, "dialect": "canonical"}, "s3cret")
+
+
+def test_declared_semantics_read_as_the_toml_that_declares_them() -> None:
+    sem = Semantics(player="session", rounds=False, win_bet="none")
+    assert sem.declared() == ['player = "session"', "rounds = false", 'win_bet = "none"']
+    assert CANONICAL.declared() == []

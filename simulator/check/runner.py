@@ -415,8 +415,8 @@ def what_is_skipped(conn: Connection) -> tuple[list[str], dict[str, str]]:
     for old, new in replaced_rules(sem).items():
         rules[old] = f"the {name} dialect's semantics replace it: {new}"
     if sem.differences():
-        skipped.append(f"the {name} dialect's semantics: " + "; ".join(
-            f"{axis} = {value}" for axis, value in sem.differences()) + " (judged by the dialect-* rules)")
+        skipped.append(f"the {name} dialect's semantics: " + "; ".join(sem.declared())
+                       + " (judged by the dialect-* rules)")
     if not wire.timed:
         skipped.append(f"stale and future signatures: the {name} dialect's signature binds no time")
     if not wire.unsigned:

@@ -135,6 +135,10 @@ class Semantics:
         return [(f.name, getattr(self, f.name)) for f in fields(self)
                 if getattr(self, f.name) != getattr(canonical, f.name)]
 
+    def declared(self) -> list[str]:
+        """The axes that differ from PROTOCOL.md, as a ``[semantics]`` table writes them (``rounds = false``)."""
+        return [f"{axis} = {_toml(value)}" for axis, value in self.differences()]
+
     def to_json(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
