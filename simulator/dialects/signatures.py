@@ -130,17 +130,11 @@ class NoSignature(Scheme):
     name = "none"
 
 
-class _HeaderDigest(Scheme):
-    """A digest of the payload in a header, keyed with the secret."""
+class _InHeader(Scheme):
+    """A signature of the payload in a header (answers signed the same way where the scheme signs bodies)."""
 
     signs_bodies = True
     needs = ("header",)
-
-    def digest(self, data: bytes) -> bytes:
-        raise NotImplementedError
-
-    def sign_bytes(self, data: bytes, side: str) -> str:
-        return self._encode(self.digest(data))
 
     def sign(self, msg: Message, now: float) -> Placement:
         assert self.cfg.header is not None
@@ -150,6 +144,16 @@ class _HeaderDigest(Scheme):
         if self.check_bytes(msg.header(self.cfg.header), msg.payload, "wallet"):
             return None
         return f"{self.cfg.header} does not sign this request"
+
+
+class _HeaderDigest(_InHeader):
+    """A digest of the payload in a header, keyed with the secret."""
+
+    def digest(self, data: bytes) -> bytes:
+        raise NotImplementedError
+
+    def sign_bytes(self, data: bytes, side: str) -> str:
+        return self._encode(self.digest(data))
 
 
 class HmacSha256(_HeaderDigest):
@@ -276,12 +280,10 @@ class HmacMd5Timestamp(Scheme):
         return None
 
 
-class RsaSha256(Scheme):
+class RsaSha256(_InHeader):
     """RSA-SHA256 (PKCS#1 v1.5) of the payload, base64 by default, in a header; keys from the secret."""
 
     name = "rsa-sha256"
-    signs_bodies = True
-    needs = ("header",)
 
     def __init__(self, secret: str, cfg: SigConfig) -> None:
         super().__init__(secret, cfg)
@@ -299,15 +301,6 @@ class RsaSha256(Scheme):
 
     def check_bytes(self, signature: str | None, data: bytes, side: str) -> bool:
         return bool(self.keys(side).verify(signature, data))
-
-    def sign(self, msg: Message, now: float) -> Placement:
-        assert self.cfg.header is not None
-        return Placement({self.cfg.header: self.sign_bytes(msg.payload, "provider")})
-
-    def verify(self, msg: Message, now: float) -> str | None:
-        if self.check_bytes(msg.header(self.cfg.header), msg.payload, "wallet"):
-            return None
-        return f"{self.cfg.header} does not sign this request"
 
 
 class StaticToken(Scheme):
