@@ -6,13 +6,16 @@ their latency (and so the races a check can provoke) would depend on what the ch
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from aiohttp import web
 
 
 @contextlib.contextmanager
@@ -32,3 +35,27 @@ def serve_from_child(module: str, names: list[str]) -> Iterator[dict[str, str]]:
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def serve_apps_forever(apps: Mapping[str, web.Application], host: str = "127.0.0.1") -> None:
+    """The child's side of :func:`serve_from_child`: each app on a free port, {name: port} printed as one
+    JSON line, served until the parent terminates the process."""
+
+    async def serve() -> None:
+        runners: list[web.AppRunner] = []
+        ports: dict[str, int] = {}
+        for name, app in apps.items():
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, host, 0).start()
+            ports[name] = int(runner.addresses[0][1])  # the port the OS chose
+            runners.append(runner)
+        print(json.dumps(ports), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            for r in runners:
+                await r.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())

@@ -18,11 +18,9 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
@@ -39,7 +37,7 @@ from simulator.wallet.records import RoundRow, SessionRow
 from simulator.wallet.service import make_app
 from tests.broken_wallets import IgnoresTombstones as NoTombstone
 from tests.broken_wallets import RacyBalance, SecondRollbackRefunds
-from tests.child_servers import serve_from_child
+from tests.child_servers import serve_apps_forever, serve_from_child
 from tests.support import ADMIN_TOKEN, SECRET
 
 # -- helpers ------------------------------------------------------------------------------
@@ -481,24 +479,6 @@ def make_planted_app(name: str, secret: str = SECRET, admin_token: str = ADMIN_T
     return make_app(spec.store(), WalletConfig(secret, admin_token), dialect)
 
 
-async def serve_many(names: list[str], host: str = "127.0.0.1") -> tuple[dict[str, int], Callable[[], Any]]:
-    """Serve each named wallet on a port of its own in this event loop; returns the ports and a cleanup."""
-    runners: list[web.AppRunner] = []
-    ports: dict[str, int] = {}
-    for name in names:
-        runner = web.AppRunner(make_planted_app(name), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, 0).start()
-        ports[name] = int(runner.addresses[0][1])  # the port the OS chose
-        runners.append(runner)
-
-    async def cleanup() -> None:
-        for r in runners:
-            await r.cleanup()
-
-    return ports, cleanup
-
-
 @contextlib.contextmanager
 def planted_servers(names: list[str]) -> Iterator[dict[str, str]]:
     """Serve the named wallets from one child process (``--many``), each on its own port: {name: base URL}.
@@ -521,16 +501,7 @@ def main() -> None:
         web.run_app(make_planted_app(args.bug[0]), host="127.0.0.1", port=args.port, print=None)
         return
 
-    async def serve() -> None:
-        ports, cleanup = await serve_many(args.bug)
-        print(json.dumps(ports), flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await cleanup()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    serve_apps_forever({n: make_planted_app(n) for n in args.bug})
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ from aiohttp import web
 
 from simulator.codes import ErrorCode, http_status
 from simulator.money import CURRENCIES
-from tests.child_servers import serve_from_child
+from tests.child_servers import serve_apps_forever, serve_from_child
 
 SECRET: Final = "test-secret"
 ADMIN_TOKEN: Final = "test-admin"
@@ -984,25 +984,6 @@ def bugs_of(name: str) -> frozenset[str]:
 # -- serving -------------------------------------------------------------------------------------------
 
 
-async def serve_many(names: list[str], host: str = "127.0.0.1", secret: str = SECRET,
-                     admin_token: str = ADMIN_TOKEN) -> tuple[dict[str, int], Callable[[], Any]]:
-    """Serve each named wallet on a port of its own; returns the ports and a cleanup."""
-    runners: list[web.AppRunner] = []
-    ports: dict[str, int] = {}
-    for name in names:
-        runner = web.AppRunner(make_shaped_app(secret, admin_token, bugs_of(name)), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, host, 0).start()
-        ports[name] = int(runner.addresses[0][1])
-        runners.append(runner)
-
-    async def cleanup() -> None:
-        for r in runners:
-            await r.cleanup()
-
-    return ports, cleanup
-
-
 @contextlib.contextmanager
 def shaped_servers(names: list[str]) -> Iterator[dict[str, str]]:
     """Serve the named wallets (``"correct"`` and/or bugs) from one child process: {name: host URL}.
@@ -1028,16 +1009,7 @@ def main() -> None:
         web.run_app(app, host="127.0.0.1", port=args.port, print=None)
         return
 
-    async def serve() -> None:
-        ports, cleanup = await serve_many(names, secret=args.secret, admin_token=args.admin_token)
-        print(json.dumps(ports), flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await cleanup()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    serve_apps_forever({n: make_shaped_app(args.secret, args.admin_token, bugs_of(n)) for n in names})
 
 
 if __name__ == "__main__":
