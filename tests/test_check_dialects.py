@@ -96,7 +96,7 @@ def test_planted_bug_is_caught_through_a_dialect(bug: str, dialect: str, wallets
         return rule in best and _calls(best[rule]) <= bound
 
     result = check(target(wallets[bug], dialect),
-                   CheckOptions(seed=SEED, db_dir=None, budget_s=30, shrink_s=15, enough=enough))
+                   CheckOptions(seed=SEED, db_dir=None, budget_s=30, shrink_s=30, enough=enough))
     found = {f.rule.id: f for f in result.failures}
     assert rule in found, render_text(result)
     assert found[rule].length <= bound, render_text(result)
