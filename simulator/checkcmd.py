@@ -139,7 +139,23 @@ def check_command(args: argparse.Namespace) -> int:
         budget = f"{options.budget_s:.0f} s of searching" if options.budget_s else "no time limit"
         most = f"up to {options.max_examples} sequences, " if options.max_examples else ""
         print(f"croupier check: {target.wallet_url}: {most}{budget}, {len(selected)} rules…", file=sys.stderr)
-    result = check(target, options)
+    from .check.target import CheckError, Connection
+
+    try:
+        conn = Connection(target).open()
+    except CheckError:
+        conn = None  # check() opens its own and reports why it could not, as it always has
+    if conn is not None:
+        try:
+            if signature_refused(conn):
+                return _fail_usage(
+                    f"the wallet at {target.wallet_url} refused croupier's signature on every call "
+                    "(INVALID_SIGNATURE): check --secret (or CROUPIER_SECRET), it must be the wallet's shared secret")
+            result = check(target, options, conn)
+        finally:
+            conn.close()
+    else:
+        result = check(target, options)
     paths = {}
     if result.failures:
         from .check.report import write_failures
@@ -149,6 +165,25 @@ def check_command(args: argparse.Namespace) -> int:
         except OSError as exc:
             result.errors.append(f"cannot write to {args.out}: {exc.strerror}")
     return _finish(args, result, paths, "check")
+
+
+def signature_refused(conn: Any) -> bool:
+    """Every signed call refused ``INVALID_SIGNATURE`` at the start: the secret is wrong, not the wallet.
+
+    Two calls that need nothing valid but the signature (an unknown launch token, an unknown player):
+    a wallet with the right secret answers them ``INVALID_TOKEN`` / ``PLAYER_NOT_FOUND``…; only when
+    both are refused for their signature is the check not run (a wallet refusing some signatures is judged).
+    """
+    from .calls import Rejected, WalletCall
+    from .codes import ErrorCode
+
+    probes = [WalletCall.authenticate("croupier-signature-probe", "croupier-probe"),
+              WalletCall.balance("croupier-signature-probe", "croupier-signature-probe")]
+    try:
+        answers = [conn.send(call).outcome for call in probes]
+    except Exception:  # noqa: BLE001 - a wire that cannot carry a probe: the check judges the wallet
+        return False
+    return all(isinstance(a, Rejected) and a.code is ErrorCode.INVALID_SIGNATURE for a in answers)
 
 
 def replay_command(args: argparse.Namespace) -> int:

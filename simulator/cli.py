@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__
 
@@ -111,8 +113,90 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for a near miss among ``known``, else nothing."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def dialect_problem(name: str, flag: str = "--dialect") -> str | None:
+    """Why ``--dialect name`` cannot be used, in one sentence naming the fix; ``None`` if it can."""
+    from .dialects import names
+    from .dialects.declarative import load_file
+
+    known = names()
+    if name in known:
+        return None
+    if name.endswith(".toml") or "/" in name:
+        try:
+            load_file(name)
+        except OSError as exc:
+            return f"cannot read dialect file {name}: {exc.strerror}: check {flag}"
+        except ValueError as exc:
+            return f"{name} is not a valid dialect ({exc}): run `croupier dialect check {name}` for every problem"
+        return None
+    return (f"unknown dialect {name!r}{did_you_mean(name, known)}: {flag} takes one of "
+            f"{', '.join(known)}, or a .toml dialect file")
+
+
+def scenario_problem(name: str) -> str | None:
+    """Why the scenario ``name`` cannot be played, in one sentence; ``None`` if it can."""
+    from . import scenario as scenarios
+
+    p = Path(name)
+    if not (p.suffix == ".toml" or os.sep in name):
+        known = sorted(scenarios.builtin())
+        if name not in known:
+            return (f"no scenario named {name!r}{did_you_mean(name, known)}: `croupier scenarios` lists "
+                    f"{', '.join(known) or 'none'}, or give a .toml file")
+    try:
+        scenarios.load(name)
+    except (scenarios.ScenarioError, OSError, UnicodeDecodeError) as exc:
+        return str(exc)
+    return None
+
+
+def preflight(args: argparse.Namespace) -> str | None:
+    """Check the arguments every command shares before anything starts (a wallet, a server, Locust)."""
+    if args.command in ("run", "load"):
+        problem = scenario_problem(args.scenario)
+        if problem:
+            return problem
+    if args.command == "demo":
+        problem = scenario_problem(args.scenario)
+        if problem:
+            return problem
+        if not args.duration > 0:
+            return "--duration must be a positive number of seconds"
+    dialect = getattr(args, "dialect", None)
+    if args.command in ("run", "load", "check", "replay", "provider", "sandbox") and dialect:
+        return dialect_problem(dialect)
+    if args.command == "dialect" and getattr(args, "dialect_command", None) == "sample":
+        return dialect_problem(args.dialect, "the dialect argument")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``croupier`` entry point: no traceback reaches the user (``CROUPIER_DEBUG=1`` shows them)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("croupier: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last resort: one sentence, not a traceback
+        if os.environ.get("CROUPIER_DEBUG"):
+            raise
+        print(f"croupier: unexpected error: {type(exc).__name__}: {exc} "
+              "(CROUPIER_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    problem = preflight(args)
+    if problem:
+        print(f"croupier: {problem}", file=sys.stderr)
+        return 2
     if args.command == "wallet" and args.wallet_command == "serve":
         from .wallet.server import ConfigError, ServeOptions, serve, serve_workers
 

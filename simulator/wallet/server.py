@@ -83,14 +83,59 @@ def resolve_secrets(opts: ServeOptions) -> tuple[str, str]:
     return secret or DEV_SECRET, admin or DEV_ADMIN_TOKEN
 
 
+def _dsn_where(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "localhost"
+        port = parts.port or 5432
+    except ValueError:
+        return "the --dsn address"
+    return f"{host}:{port}{parts.path}"
+
+
+def dsn_problem(dsn: str, timeout: float = 10.0) -> str | None:
+    """Connect once before serving, so a wrong ``--dsn`` is one sentence and exit 2, not a traceback."""
+    scheme = dsn.split("://", 1)[0] if "://" in dsn else ""
+    if scheme not in ("postgresql", "postgres"):
+        return (f"--dsn must be a PostgreSQL URL such as postgresql://user:password@host:5432/database "
+                f"(got {scheme + '://' if scheme else 'no scheme'}); for SQLite use --db FILE instead")
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(dsn, timeout=timeout)
+        await conn.close()
+
+    where = _dsn_where(dsn)
+    try:
+        asyncio.run(asyncio.wait_for(probe(), timeout + 1))
+    except asyncpg.InvalidCatalogNameError:
+        db = where.split("/", 1)[-1] if "/" in where else "?"
+        return f"PostgreSQL at {where} has no database {db!r}: create it (createdb {db}) or fix --dsn"
+    except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+        return f"PostgreSQL at {where} refused the login ({exc}): check the user and password in --dsn"
+    except (TimeoutError, OSError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return f"cannot reach PostgreSQL at {where} ({why}): is it running, and is --dsn right?"
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        return f"cannot use PostgreSQL at {where}: {exc}: check --dsn"
+    return None
+
+
 def make_store(opts: ServeOptions) -> Store:
     if opts.dsn:
         from .postgres import PostgresStore
 
         try:
-            return PostgresStore(opts.dsn, schema=opts.pg_schema)
+            store = PostgresStore(opts.dsn, schema=opts.pg_schema)
         except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+            raise ConfigError(f"{exc}: check --pg-schema") from None
+        problem = dsn_problem(opts.dsn)
+        if problem:
+            raise ConfigError(problem)
+        return store
     if opts.workers > 1:
         raise ConfigError("--workers needs PostgreSQL (--dsn): SQLite and memory have one writer")
     if opts.memory:
