@@ -82,10 +82,11 @@ class Driver:
 
     async def deliver(self, send: Send) -> Outcome:
         d = send.delivery
-        if d is not Delivery.NORMAL:
+        if send.purpose.startswith("invalid:"):  # one event, one count: a bad signature is an invalid call
+            if not send.purpose.endswith(":again"):  # the signed resend after it is a valid call, no fault
+                self.stats.faults[send.purpose] += 1
+        elif d is not Delivery.NORMAL:
             self.stats.faults[str(d)] += 1
-        if send.purpose.startswith("invalid:"):
-            self.stats.faults[send.purpose] += 1
         if d is Delivery.NORMAL:
             return (await self._one(send)).outcome
         if d is Delivery.DUPLICATE:

@@ -174,3 +174,13 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.to_decimal()} {self.currency.code}"
+
+
+def format_minor(minor: int, code: str | Currency, *, grouped: bool = True) -> str:
+    """``minor`` units of a currency in its major units, exactly (integer arithmetic, never a float):
+    ``format_minor(-123456789, "EUR")`` → ``"-1,234,567.89"``; without ``grouped`` no thousands commas."""
+    cur = code if isinstance(code, Currency) else currency(code)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**cur.exponent)
+    head = f"{whole:,}" if grouped else str(whole)
+    return f"{sign}{head}.{frac:0{cur.exponent}d}" if cur.exponent else sign + head

@@ -658,6 +658,7 @@ class Runner:
                 await asyncio.wait(pending, timeout=min(wait or 0.5, 0.5), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.stop.set()
+            self.stats.phase = "settling…"  # the bar is full: say what the seconds after it are for
             # Rounds in progress finish (a round is never abandoned half-way); then we settle.
             pending = [t for t in tasks if not t.done()]
             if pending:

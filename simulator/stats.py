@@ -30,6 +30,8 @@ class Histogram:
     count: int = 0
     max_ms: float = 0.0
     total_ms: float = 0.0
+    min_ms: float = math.inf
+    """The least latency seen (``inf`` while empty); a percentile is never below it nor above ``max_ms``."""
 
     def add(self, ms: float) -> None:
         self.buckets[_bucket(ms)] += 1
@@ -37,14 +39,19 @@ class Histogram:
         self.total_ms += ms
         if ms > self.max_ms:  # noqa: PLR1730 - per call; a branch is cheaper than max()
             self.max_ms = ms
+        if ms < self.min_ms:  # noqa: PLR1730
+            self.min_ms = ms
 
     def merge(self, other: Histogram) -> None:
         self.buckets.update(other.buckets)
         self.count += other.count
         self.total_ms += other.total_ms
         self.max_ms = max(self.max_ms, other.max_ms)
+        self.min_ms = min(self.min_ms, other.min_ms)
 
     def percentile(self, p: float) -> float:
+        """The upper edge of the bucket holding the p-th percentile, clamped to [min, max] seen: an
+        estimate is never above the slowest call (nor below the fastest)."""
         if not self.count:
             return 0.0
         rank = max(1, math.ceil(p / 100 * self.count))
@@ -52,7 +59,7 @@ class Histogram:
         for b in sorted(self.buckets):
             seen += self.buckets[b]
             if seen >= rank:
-                return min(_upper(b), self.max_ms)
+                return max(min(_upper(b), self.max_ms), min(self.min_ms, self.max_ms))
         return self.max_ms  # pragma: no cover
 
     def summary(self) -> dict[str, float | int]:
@@ -66,13 +73,16 @@ class Histogram:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {"buckets": {str(k): v for k, v in self.buckets.items()}, "count": self.count,
-                "max_ms": self.max_ms, "total_ms": self.total_ms}
+        out: dict[str, Any] = {"buckets": {str(k): v for k, v in self.buckets.items()}, "count": self.count,
+                               "max_ms": self.max_ms, "total_ms": self.total_ms}
+        if self.count:
+            out["min_ms"] = self.min_ms
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Histogram:
         h = cls(Counter({int(k): int(v) for k, v in data["buckets"].items()}), int(data["count"]),
-                float(data["max_ms"]), float(data["total_ms"]))
+                float(data["max_ms"]), float(data["total_ms"]), float(data.get("min_ms", 0.0 if data["count"] else math.inf)))
         return h
 
 
@@ -87,6 +97,8 @@ class RunStats:
     latency: dict[str, Histogram] = field(default_factory=dict)
     timeline: dict[int, Histogram] = field(default_factory=dict)
     """Second since start → latencies of calls that ended in it."""
+    phase: str = ""
+    """What the run is doing now, for a progress line ("" while playing, "settling…" after); not saved."""
 
     def record(self, op: str, result: str, ms: float, second: int) -> None:
         self.calls[op] += 1
