@@ -156,6 +156,23 @@ def scenario_problem(name: str) -> str | None:
     return None
 
 
+def sqlite_problem(db: str) -> str | None:
+    """Why the SQLite file ``--db`` cannot hold a wallet; ``None`` if it can (opened and migrated once)."""
+    import sqlite3
+
+    from .wallet.sqlite import connect, migrate
+
+    try:
+        conn = connect(db, "normal")
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error, RuntimeError) as exc:
+        return f"cannot open the wallet's SQLite file {db}: {exc}: check --db"
+    return None
+
+
 def preflight(args: argparse.Namespace) -> str | None:
     """Check the arguments every command shares before anything starts (a wallet, a server, Locust)."""
     if args.command in ("run", "load"):
@@ -168,6 +185,10 @@ def preflight(args: argparse.Namespace) -> str | None:
             return problem
         if not args.duration > 0:
             return "--duration must be a positive number of seconds"
+    if args.command in ("demo", "sandbox") and args.db:
+        problem = sqlite_problem(args.db)
+        if problem:
+            return problem
     dialect = getattr(args, "dialect", None)
     if args.command in ("run", "load", "check", "replay", "provider", "sandbox") and dialect:
         return dialect_problem(dialect)

@@ -161,6 +161,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.workers < 1:
         console.print("[red]croupier:[/] --workers must be at least 1")
         return 2
+    if args.concurrency < 1:
+        console.print("[red]croupier:[/] --concurrency must be at least 1")
+        return 2
     if args.workers > 1 and not args.shard:
         return _run_workers(args, options, console)
     show = not args.quiet and not args.partial and console.is_terminal

@@ -1,0 +1,194 @@
+"""Every subcommand with every kind of bad input it takes: one sentence naming the fix, exit 2, no traceback.
+
+A table of cases, each run as a real ``croupier`` subprocess (what a user types): an unknown scenario or
+dialect (with "did you mean"), a missing, unreadable or malformed file, a bad number or duration, a wallet
+on a closed 127.0.0.1 port, a wrong secret or admin token against a real reference wallet started here,
+a bad PostgreSQL DSN.  Exit codes as documented in ``simulator/cli.py``: 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port
+
+TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    argv: tuple[str, ...]
+    """``{wallet}`` (the reference wallet), ``{closed}`` (a closed port), ``{tmp}`` are filled in."""
+    fix: str
+    """A regular expression the output must match: the sentence naming what to fix."""
+    code: int = 2
+    needs_wallet: bool = False
+
+
+def C(id: str, *argv: str, fix: str, code: int = 2) -> Case:
+    return Case(id, argv, fix, code, needs_wallet=any("{wallet}" in a for a in argv))
+
+
+CLOSED = "http://127.0.0.1:{closed}/wallet"
+REF = "http://127.0.0.1:{wallet}/wallet"
+RIGHT = ("--secret", SECRET, "--admin-token", ADMIN_TOKEN)
+
+CASES = [
+    # -- run ------------------------------------------------------------------------------------
+    C("run-unknown-scenario", "run", "smok", fix=r"no scenario named 'smok' \(did you mean 'smoke'\?\)"),
+    C("run-missing-scenario-file", "run", "{tmp}/nothere.toml", fix=r"no scenario file"),
+    C("run-malformed-scenario", "run", "{tmp}/bad.toml", fix=r"not valid TOML"),
+    C("run-unknown-dialect", "run", "smoke", "--dialect", "formmd5", "--wallet", CLOSED,
+      fix=r"unknown dialect 'formmd5' \(did you mean 'form-md5'\?\)"),
+    C("run-missing-dialect-file", "run", "smoke", "--dialect", "{tmp}/nothere.toml", fix=r"cannot read dialect file"),
+    C("run-malformed-dialect-file", "run", "smoke", "--dialect", "{tmp}/bad.toml",
+      fix=r"not a valid dialect .*croupier dialect check"),
+    C("run-bad-duration", "run", "smoke", "--duration", "abc", fix=r"--duration: invalid float"),
+    C("run-negative-duration", "run", "smoke", "--duration", "-1", fix=r"--duration must be positive"),
+    C("run-zero-rounds", "run", "smoke", "--rounds", "0", fix=r"--rounds must be at least 1"),
+    C("run-zero-workers", "run", "smoke", "--workers", "0", fix=r"--workers must be at least 1"),
+    C("run-zero-concurrency", "run", "smoke", "--concurrency", "0", fix=r"--concurrency must be at least 1"),
+    C("run-bad-fail-on", "run", "smoke", "--fail-on", "bogus", fix=r"--fail-on: invalid choice"),
+    C("run-missing-players", "run", "smoke", "--players", "{tmp}/nothere.csv", "--wallet", CLOSED,
+      fix=r"cannot read .*nothere.csv"),
+    C("run-players-is-dir", "run", "smoke", "--players", "{tmp}/adir", "--wallet", CLOSED, fix=r"cannot read"),
+    C("run-malformed-players", "run", "smoke", "--players", "{tmp}/bad.csv", "--wallet", CLOSED,
+      fix=r"bad.csv"),
+    C("run-unreachable-wallet", "run", "smoke", "--duration", "1", "--quiet", "--wallet", CLOSED,
+      fix=r"wallet unreachable .*is the wallet running, and is --wallet right"),
+    C("run-not-a-url", "run", "smoke", "--duration", "1", "--quiet", "--wallet", "notaurl",
+      fix=r"not an http\(s\) URL"),
+    C("run-wrong-secret", "run", "smoke", "--duration", "1", "--quiet", "--wallet", REF, "--secret", "wrong",
+      "--admin-token", ADMIN_TOKEN, fix=r"INVALID_SIGNATURE: check --secret"),
+    C("run-wrong-admin-token", "run", "smoke", "--duration", "1", "--quiet", "--wallet", REF, "--secret", SECRET,
+      "--admin-token", "wrong", fix=r"check --admin-token"),
+    # -- check / replay ---------------------------------------------------------------------------
+    C("check-unknown-dialect", "check", "--dialect", "formmd5", "--wallet", CLOSED,
+      fix=r"did you mean 'form-md5'"),
+    C("check-unknown-rule", "check", "--rules", "nosuchrule", "--wallet", CLOSED, fix=r"no rule 'nosuchrule'"),
+    C("check-bad-budget", "check", "--budget", "abc", fix=r"--budget: invalid float"),
+    C("check-bad-timeout", "check", "--timeout", "0", fix=r"--timeout: must be positive"),
+    C("check-missing-players", "check", "--players", "{tmp}/nothere.csv", "--wallet", CLOSED,
+      fix=r"cannot read .*nothere.csv"),
+    C("check-unreachable-wallet", "check", "--budget", "1", "--wallet", CLOSED, fix=r"wallet unreachable"),
+    C("check-wrong-secret", "check", "--budget", "5", "--wallet", REF, "--secret", "wrong",
+      "--admin-token", ADMIN_TOKEN, fix=r"refused croupier's signature on every call .*check --secret"),
+    C("check-wrong-admin-token", "check", "--budget", "1", "--wallet", REF, "--secret", SECRET,
+      "--admin-token", "wrong", fix=r"answered 401.*--admin-token"),
+    C("replay-missing-file", "replay", "{tmp}/nothere.json", "--wallet", CLOSED, fix=r"cannot read"),
+    C("replay-not-json", "replay", "{tmp}/bad.json", "--wallet", CLOSED, fix=r"is not JSON"),
+    C("replay-not-a-replay", "replay", "{tmp}/other.json", "--wallet", CLOSED, fix=r"not a croupier replay file"),
+    C("replay-unknown-dialect", "replay", "{tmp}/other.json", "--dialect", "formmd5", fix=r"did you mean 'form-md5'"),
+    # -- load -------------------------------------------------------------------------------------
+    C("load-unknown-scenario", "load", "smok", "--wallet", CLOSED, fix=r"did you mean 'smoke'"),
+    C("load-unknown-dialect", "load", "smoke", "--dialect", "formmd5", "--wallet", CLOSED,
+      fix=r"unknown dialect 'formmd5' \(did you mean 'form-md5'\?\)"),
+    C("load-bad-run-time", "load", "smoke", "--run-time", "xyz", fix=r"not a duration such as 30s"),
+    C("load-zero-users", "load", "smoke", "--users", "0", fix=r"--users: must be at least 1"),
+    C("load-bad-threshold", "load", "smoke", "--fail-on", "garbage", "--wallet", CLOSED,
+      fix=r"cannot read threshold 'garbage'"),
+    C("load-bad-shape", "load", "smoke", "--shape", "nope", fix=r"--shape: invalid choice"),
+    C("load-unreachable-wallet", "load", "smoke", "--run-time", "2s", "--wallet", CLOSED, fix=r"wallet unreachable"),
+    # -- demo -------------------------------------------------------------------------------------
+    C("demo-unknown-scenario", "demo", "--scenario", "chaoss", fix=r"did you mean 'chaos'"),
+    C("demo-bad-duration", "demo", "--duration", "abc", fix=r"--duration: invalid float"),
+    C("demo-negative-duration", "demo", "--duration", "-1", fix=r"--duration must be a positive number"),
+    C("demo-db-is-dir", "demo", "--db", "{tmp}/adir", fix=r"cannot open the wallet's SQLite file .*check --db"),
+    # -- wallet serve -----------------------------------------------------------------------------
+    C("wallet-mysql-dsn", "wallet", "serve", "--port", "0", "--dsn", "mysql://u@localhost/db",
+      fix=r"--dsn must be a PostgreSQL URL"),
+    C("wallet-dsn-no-scheme", "wallet", "serve", "--port", "0", "--dsn", "nonsense", fix=r"--dsn must be a PostgreSQL"),
+    C("wallet-postgres-down", "wallet", "serve", "--port", "0", "--dsn", "postgresql://u@127.0.0.1:{closed}/db",
+      fix=r"cannot reach PostgreSQL at 127.0.0.1:\d+/db .*is it running, and is --dsn right"),
+    C("wallet-bad-schema", "wallet", "serve", "--port", "0", "--dsn", "postgresql://u@127.0.0.1:{closed}/db",
+      "--pg-schema", "Bad-Name", fix=r"schema must be .*--pg-schema"),
+    C("wallet-db-is-dir", "wallet", "serve", "--port", "0", "--db", "{tmp}/adir", fix=r"cannot open database"),
+    C("wallet-bad-port", "wallet", "serve", "--port", "99999", fix=r"--port: must be 0..65535"),
+    C("wallet-port-taken", "wallet", "serve", "--memory", "--port", "{wallet}", fix=r"cannot listen on"),
+    C("wallet-zero-ttl", "wallet", "serve", "--session-ttl", "0", fix=r"--session-ttl: must be at least 1"),
+    C("wallet-workers-without-pg", "wallet", "serve", "--workers", "2", "--memory", fix=r"--workers needs PostgreSQL"),
+    C("wallet-public-without-secret", "wallet", "serve", "--host", "0.0.0.0", "--memory", "--port", "0",
+      fix=r"needs --secret and --admin-token"),
+    # -- provider serve / sandbox -----------------------------------------------------------------
+    C("provider-unknown-dialect", "provider", "serve", "--wallet", CLOSED, "--dialect", "formmd5", "--port", "0",
+      fix=r"did you mean 'form-md5'"),
+    C("provider-not-a-url", "provider", "serve", "--wallet", "notaurl", "--port", "0",
+      fix=r"--wallet must be the wallet's http\(s\) base URL"),
+    C("provider-bad-port", "provider", "serve", "--wallet", CLOSED, "--port", "99999", fix=r"must be 0..65535"),
+    C("provider-no-wallet", "provider", "serve", fix=r"the following arguments are required: --wallet"),
+    C("sandbox-unknown-dialect", "sandbox", "--wallet", CLOSED, "--dialect", "formmd5", "--port", "0",
+      fix=r"did you mean 'form-md5'"),
+    C("sandbox-db-is-dir", "sandbox", "--db", "{tmp}/adir", "--port", "0", fix=r"check --db"),
+    C("sandbox-public-host", "sandbox", "--host", "10.1.2.3", "--port", "0", fix=r"--host must be a loopback"),
+    # -- dialect / scenarios ----------------------------------------------------------------------
+    C("dialect-check-missing", "dialect", "check", "{tmp}/nothere.toml", fix=r"cannot read"),
+    C("dialect-check-malformed", "dialect", "check", "{tmp}/bad.toml", fix=r"invalid dialect .*not valid TOML"),
+    C("dialect-check-dir", "dialect", "check", "{tmp}/adir", fix=r"cannot read .*Is a directory"),
+    C("dialect-sample-unknown", "dialect", "sample", "formmd5", fix=r"did you mean 'form-md5'"),
+    C("dialect-sample-missing", "dialect", "sample", "{tmp}/nothere.toml", fix=r"cannot read dialect file"),
+    C("scenarios-bad-flag", "scenarios", "--bogus", fix=r"unrecognized arguments: --bogus"),
+    C("unknown-command", "nosuchcommand", fix=r"invalid choice: 'nosuchcommand'"),
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("bad-input")
+    (tmp / "bad.toml").write_text("not toml [[[\n")
+    (tmp / "bad.json").write_text("garbage\n")
+    (tmp / "other.json").write_text('{"rule": 1}')
+    (tmp / "bad.csv").write_text("player_id,token,currency\np1,t1,XXX\n")
+    (tmp / "adir").mkdir()
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when the socket is: nothing listens there
+
+
+@pytest.fixture(scope="module")
+def wallet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    proc = WalletProcess(tmp_path_factory.mktemp("wallet") / "w.db", "--memory", port=free_port()).start()
+    try:
+        yield proc.port
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input(case: Case, files: Path, closed_port: int, request: pytest.FixtureRequest) -> None:
+    port = request.getfixturevalue("wallet") if case.needs_wallet else 0
+    argv = [a.format(tmp=files, closed=closed_port, wallet=port) for a in case.argv]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "400"}
+    for name in ("CROUPIER_SECRET", "CROUPIER_ADMIN_TOKEN", "CROUPIER_DSN", "CROUPIER_DEBUG"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "simulator", *argv], check=False, capture_output=True,
+                          text=True, timeout=TIMEOUT_S, env=env, cwd=files, stdin=subprocess.DEVNULL)
+    out = done.stdout + done.stderr
+    where = f"croupier {' '.join(argv)} → exit {done.returncode}\n{out[-3000:]}"
+    assert "Traceback" not in out, where
+    assert "unexpected error" not in out, where
+    assert done.returncode == case.code, where
+    assert re.search(case.fix, " ".join(out.split())), where
+
+
+def test_table_covers_every_subcommand() -> None:
+    from simulator.cli import parser
+
+    sub = next(a for a in parser()._actions if a.dest == "command")
+    commands = set(sub.choices or ())  # type: ignore[arg-type]
+    tried = {c.argv[0] for c in CASES}
+    assert commands - tried == set()
