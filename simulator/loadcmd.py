@@ -142,13 +142,14 @@ def _free_port() -> int:
 def _reachable(url: str, what: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{what}: not an http(s) URL: {url}"
+        return f"--{what} must be an http(s) URL, got {url!r}"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((parts.hostname, port), timeout=3):
             return None
     except OSError as exc:
-        return f"{what} unreachable at {parts.hostname}:{port}: {exc.strerror or exc}"
+        return (f"{what} unreachable at {parts.hostname}:{port}: {exc.strerror or exc}: "
+                f"is the {what} running, and is --{what} right?")
 
 
 def load_command(args: argparse.Namespace) -> int:

@@ -98,7 +98,12 @@ CASES = [
     C("load-bad-threshold", "load", "smoke", "--fail-on", "garbage", "--wallet", CLOSED,
       fix=r"cannot read threshold 'garbage'"),
     C("load-bad-shape", "load", "smoke", "--shape", "nope", fix=r"--shape: invalid choice"),
-    C("load-unreachable-wallet", "load", "smoke", "--run-time", "2s", "--wallet", CLOSED, fix=r"wallet unreachable"),
+    C("load-unreachable-wallet", "load", "smoke", "--run-time", "2s", "--wallet", CLOSED,
+      fix=r"wallet unreachable .*is --wallet right"),
+    C("load-unreachable-provider", "load", "smoke", "--run-time", "2s", "--wallet", REF,
+      "--provider", "http://127.0.0.1:{closed}", fix=r"provider unreachable .*is --provider right"),
+    C("load-not-a-url", "load", "smoke", "--run-time", "2s", "--wallet", "notaurl",
+      fix=r"--wallet must be an http\(s\) URL"),
     # -- demo -------------------------------------------------------------------------------------
     C("demo-unknown-scenario", "demo", "--scenario", "chaoss", fix=r"did you mean 'chaos'"),
     C("demo-bad-duration", "demo", "--duration", "abc", fix=r"--duration: invalid float"),
