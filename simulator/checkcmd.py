@@ -139,7 +139,7 @@ def check_command(args: argparse.Namespace) -> int:
         budget = f"{options.budget_s:.0f} s of searching" if options.budget_s else "no time limit"
         most = f"up to {options.max_examples} sequences, " if options.max_examples else ""
         print(f"croupier check: {target.wallet_url}: {most}{budget}, {len(selected)} rules…", file=sys.stderr)
-    from .check.target import CheckError, Connection
+    from .check.target import Connection
 
     try:
         conn = Connection(target).open()
@@ -148,9 +148,7 @@ def check_command(args: argparse.Namespace) -> int:
     if conn is not None:
         try:
             if signature_refused(conn):
-                return _fail_usage(
-                    f"the wallet at {target.wallet_url} refused croupier's signature on every call "
-                    "(INVALID_SIGNATURE): check --secret (or CROUPIER_SECRET), it must be the wallet's shared secret")
+                return _fail_usage(_WRONG_SECRET.format(url=target.wallet_url))
             result = check(target, options, conn)
         finally:
             conn.close()
@@ -165,6 +163,10 @@ def check_command(args: argparse.Namespace) -> int:
         except OSError as exc:
             result.errors.append(f"cannot write to {args.out}: {exc.strerror}")
     return _finish(args, result, paths, "check")
+
+
+_WRONG_SECRET = ("the wallet at {url} refused croupier's signature on every call (INVALID_SIGNATURE): "
+                 "check --secret (or CROUPIER_SECRET), it must be the wallet's shared secret")
 
 
 def signature_refused(conn: Any) -> bool:
@@ -194,6 +196,19 @@ def replay_command(args: argparse.Namespace) -> int:
         doc = load(args.file)
     except (RunError, CheckError, ValueError) as exc:
         return _fail_usage(str(exc))
+    from .check.target import Connection
+
+    try:
+        conn = Connection(target).open()
+    except CheckError:
+        conn = None  # replay() reports why it could not reach the wallet, as it always has
+    if conn is not None:
+        try:
+            refused = signature_refused(conn)
+        finally:
+            conn.close()
+        if refused:
+            return _fail_usage(_WRONG_SECRET.format(url=target.wallet_url))
     result = replay(doc, target, args.strict_codes)
     if not args.quiet and result.verdict != "error":
         print(f"replaying {args.file}: {doc.get('rule')} — {doc.get('message', '')}")

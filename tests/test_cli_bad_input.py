@@ -88,6 +88,10 @@ CASES = [
     C("replay-missing-file", "replay", "{tmp}/nothere.json", "--wallet", CLOSED, fix=r"cannot read"),
     C("replay-not-json", "replay", "{tmp}/bad.json", "--wallet", CLOSED, fix=r"is not JSON"),
     C("replay-not-a-replay", "replay", "{tmp}/other.json", "--wallet", CLOSED, fix=r"not a croupier replay file"),
+    C("replay-unreachable-wallet", "replay", "{tmp}/empty-replay.json", "--wallet", CLOSED,
+      fix=r"wallet unreachable"),
+    C("replay-wrong-secret", "replay", "{tmp}/empty-replay.json", "--wallet", REF, "--secret", "wrong",
+      "--admin-token", ADMIN_TOKEN, fix=r"refused croupier's signature on every call .*check --secret"),
     C("replay-unknown-dialect", "replay", "{tmp}/other.json", "--dialect", "formmd5", fix=r"did you mean 'form-md5'"),
     # -- load -------------------------------------------------------------------------------------
     C("load-unknown-scenario", "load", "smok", "--wallet", CLOSED, fix=r"did you mean 'smoke'"),
@@ -152,6 +156,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tmp / "bad.toml").write_text("not toml [[[\n")
     (tmp / "bad.json").write_text("garbage\n")
     (tmp / "other.json").write_text('{"rule": 1}')
+    (tmp / "empty-replay.json").write_text('{"croupier_replay": 1, "steps": [], "players": "admin", "rule": "x"}')
     (tmp / "bad.csv").write_text("player_id,token,currency\np1,t1,XXX\n")
     (tmp / "adir").mkdir()
     return tmp
