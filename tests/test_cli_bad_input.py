@@ -16,10 +16,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port
+from tests.support import ADMIN_TOKEN, PG_DSN, ROOT, SECRET, WalletProcess, free_port, skip_without_pg
 
 TIMEOUT_S = 60
 
@@ -33,10 +34,12 @@ class Case:
     """A regular expression the output must match: the sentence naming what to fix."""
     code: int = 2
     needs_wallet: bool = False
+    needs_pg: bool = False
 
 
 def C(id: str, *argv: str, fix: str, code: int = 2) -> Case:
-    return Case(id, argv, fix, code, needs_wallet=any("{wallet}" in a for a in argv))
+    return Case(id, argv, fix, code, needs_wallet=any("{wallet}" in a for a in argv),
+                needs_pg=any("{pg_missing_db}" in a for a in argv))
 
 
 CLOSED = "http://127.0.0.1:{closed}/wallet"
@@ -119,6 +122,10 @@ CASES = [
     C("wallet-dsn-no-scheme", "wallet", "serve", "--port", "0", "--dsn", "nonsense", fix=r"--dsn must be a PostgreSQL"),
     C("wallet-postgres-down", "wallet", "serve", "--port", "0", "--dsn", "postgresql://u@127.0.0.1:{closed}/db",
       fix=r"cannot reach PostgreSQL at 127.0.0.1:\d+/db .*is it running, and is --dsn right"),
+    C("wallet-workers-postgres-down", "wallet", "serve", "--port", "0", "--workers", "2",
+      "--dsn", "postgresql://u@127.0.0.1:{closed}/db", fix=r"cannot reach PostgreSQL .*is --dsn right"),
+    C("wallet-missing-database", "wallet", "serve", "--port", "0", "--dsn", "{pg_missing_db}",
+      fix=r"has no database 'croupier_no_such_db': create it .*or fix --dsn"),
     C("wallet-bad-schema", "wallet", "serve", "--port", "0", "--dsn", "postgresql://u@127.0.0.1:{closed}/db",
       "--pg-schema", "Bad-Name", fix=r"schema must be .*--pg-schema"),
     C("wallet-db-is-dir", "wallet", "serve", "--port", "0", "--db", "{tmp}/adir", fix=r"cannot open database"),
@@ -181,7 +188,10 @@ def wallet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, files: Path, closed_port: int, request: pytest.FixtureRequest) -> None:
     port = request.getfixturevalue("wallet") if case.needs_wallet else 0
-    argv = [a.format(tmp=files, closed=closed_port, wallet=port) for a in case.argv]
+    if case.needs_pg:
+        skip_without_pg()
+    missing_db = urlunsplit(urlsplit(PG_DSN)._replace(path="/croupier_no_such_db"))
+    argv = [a.format(tmp=files, closed=closed_port, wallet=port, pg_missing_db=missing_db) for a in case.argv]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "400"}
     for name in ("CROUPIER_SECRET", "CROUPIER_ADMIN_TOKEN", "CROUPIER_DSN", "CROUPIER_DEBUG"):
         env.pop(name, None)

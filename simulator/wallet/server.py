@@ -171,6 +171,7 @@ def serve_workers(opts: ServeOptions, argv: list[str]) -> int:
         raise ConfigError("--workers needs PostgreSQL (--dsn): SQLite and memory have one writer")
     configure(opts.log_level, opts.access_log)
     resolve_secrets(opts)
+    make_store(opts)  # a wrong --dsn is one sentence here, not one traceback per worker
     children = [subprocess.Popen([sys.executable, "-m", "simulator", *argv, "--worker-of-pool"])
                 for _ in range(opts.workers)]
 
