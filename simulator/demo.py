@@ -17,13 +17,12 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 from rich.console import Console
-from rich.table import Table
 
 from . import scenario as scenarios
 from .client import AdminClient
 from .report.html import render
 from .report.junit import junit_xml
-from .report.summary import print_summary
+from .report.summary import ggr_table, print_summary
 from .runcmd import _progress
 from .runner import RunOptions, result_json, run
 from .wallet.http import WalletConfig
@@ -69,17 +68,7 @@ def run_demo(db: str | None = None, scenario: str = "chaos", duration: float = 2
         path = Path(db) if db else Path(tmp) / "wallet.db"
         report, ggr, stats = asyncio.run(_demo(path, scenario, duration, seed, console, console.is_terminal))
     print_summary(report, console)
-    by_currency: dict[str, list[int]] = {}
-    for line in ggr:
-        acc = by_currency.setdefault(str(line["currency"]), [0, 0, 0, 0, 0, 0])
-        for i, key in enumerate(("bets", "bet_amount", "wins", "win_amount", "refund_amount", "ggr")):
-            acc[i] += int(line[key])  # type: ignore[call-overload]
-    table = Table(title="the wallet's own GGR report, all games (minor units)", title_justify="left")
-    for col in ("currency", "bets", "staked", "wins", "paid", "refunds", "GGR"):
-        table.add_column(col, justify="left" if col == "currency" else "right")
-    for code, acc in sorted(by_currency.items()):
-        table.add_row(code, *(str(v) for v in acc))
-    console.print(table)
+    console.print(ggr_table(ggr, "the wallet's own GGR report, all games"))
     if json_path:
         Path(json_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if junit_path:

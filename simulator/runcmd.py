@@ -138,15 +138,18 @@ def _options(args: argparse.Namespace) -> RunOptions:
 
 
 def _progress(console: Console, duration: float | None) -> tuple[Progress, Any]:
-    progress = Progress(TextColumn("[bold]croupier run[/]"), BarColumn(), TimeElapsedColumn(),
+    progress = Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[line]}"), console=console, transient=True)
-    task = progress.add_task("run", total=duration or None, line="")
+    task = progress.add_task("croupier run", total=duration or None, line="")
 
     def tick(stats: RunStats, ledger: Ledger, elapsed: float) -> None:
         calls = sum(stats.calls.values())
         line = (f"{calls} calls  {calls / elapsed if elapsed else 0:,.0f}/s  rounds {sum(stats.rounds.values())}  "
                 f"findings {ledger.anomaly_count}")
-        progress.update(task, completed=min(elapsed, duration) if duration else None, line=line)
+        # Once the run's time is up, rounds in progress finish and what is in doubt is settled: say so,
+        # rather than a bar sitting at 100 % for seconds.
+        progress.update(task, completed=min(elapsed, duration) if duration else None, line=line,
+                        description=f"croupier run · {stats.phase}" if stats.phase else "croupier run")
 
     return progress, tick
 
