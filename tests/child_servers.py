@@ -6,13 +6,14 @@ their latency (and so the races a check can provoke) would depend on what the ch
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from aiohttp import web
@@ -59,3 +60,24 @@ def serve_apps_forever(apps: Mapping[str, web.Application], host: str = "127.0.0
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
+
+
+def wallet_main(doc: str | None, names: list[str], port: int, secret: str, admin_token: str,
+                make: Callable[[str, str, str], web.Application]) -> None:
+    """``python -m tests.X [NAME…] [--port P] [--secret S] [--admin-token T] [--many]`` for a test wallet module:
+    one wallet on ``port`` until interrupted, or (``--many``) every named one on a free port, for
+    :func:`serve_from_child`.  ``make(name, secret, admin_token)`` builds a wallet by name; ``names[0]`` is
+    the correct one."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    p.add_argument("wallet", nargs="*", default=[names[0]], choices=names)
+    p.add_argument("--port", type=int, default=port)
+    p.add_argument("--secret", default=secret)
+    p.add_argument("--admin-token", default=admin_token)
+    p.add_argument("--many", action="store_true",
+                   help="serve every named wallet on a free port; print {name: port} as one JSON line")
+    args = p.parse_args()
+    chosen = args.wallet or [names[0]]
+    if not args.many:
+        web.run_app(make(chosen[0], args.secret, args.admin_token), host="127.0.0.1", port=args.port, print=None)
+        return
+    serve_apps_forever({n: make(n, args.secret, args.admin_token) for n in chosen})

@@ -34,7 +34,6 @@ PROTOCOL.md on this base.  Serve one by hand::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import csv
@@ -56,7 +55,7 @@ from aiohttp import web
 from simulator import signing
 from simulator.codes import ErrorCode, http_status
 from simulator.money import CURRENCIES
-from tests.child_servers import serve_apps_forever, serve_from_child
+from tests.child_servers import serve_from_child, wallet_main
 
 SECRET: Final = "test-secret"
 ADMIN_TOKEN: Final = "test-admin"
@@ -829,22 +828,8 @@ def lenient_servers(names: list[str]) -> Iterator[dict[str, str]]:
 
 def main() -> None:
     """Serve one lenient wallet until interrupted, or several (``--many``: one port each, printed as JSON)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("bug", nargs="*", default=["lenient"], choices=["lenient", *sorted(LENIENT_PLANTED)])
-    p.add_argument("--port", type=int, default=8098)
-    p.add_argument("--secret", default=SECRET)
-    p.add_argument("--admin-token", default=ADMIN_TOKEN)
-    p.add_argument("--many", action="store_true",
-                   help="serve every named wallet on a free port; print {name: port} as one JSON line")
-    args = p.parse_args()
-    names = args.bug or ["lenient"]
-    if not args.many:
-        app = make_lenient_app(args.secret, args.admin_token, _bugs_of(names[0]))
-        web.run_app(app, host="127.0.0.1", port=args.port, print=None)
-        return
-
-    serve_apps_forever({n: make_lenient_app(args.secret, args.admin_token, _bugs_of(n)) for n in names})
-
+    wallet_main(__doc__, ["lenient", *sorted(LENIENT_PLANTED)], 8098, SECRET, ADMIN_TOKEN,
+                lambda name, secret, token: make_lenient_app(secret, token, _bugs_of(name)))
 
 if __name__ == "__main__":
     main()

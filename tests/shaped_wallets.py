@@ -59,7 +59,6 @@ The admin API is PROTOCOL.md's table (plus ``unblock``), at ``/admin/``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -77,7 +76,7 @@ from aiohttp import web
 
 from simulator.codes import ErrorCode, http_status
 from simulator.money import CURRENCIES
-from tests.child_servers import serve_apps_forever, serve_from_child
+from tests.child_servers import serve_from_child, wallet_main
 
 SECRET: Final = "test-secret"
 ADMIN_TOKEN: Final = "test-admin"
@@ -995,22 +994,8 @@ def shaped_servers(names: list[str]) -> Iterator[dict[str, str]]:
 
 def main() -> None:
     """Serve one shaped wallet until interrupted, or several (``--many``: one port each, printed as JSON)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("wallet", nargs="*", default=["correct"], choices=["correct", *sorted(SHAPED_PLANTED)])
-    p.add_argument("--port", type=int, default=8097)
-    p.add_argument("--secret", default=SECRET)
-    p.add_argument("--admin-token", default=ADMIN_TOKEN)
-    p.add_argument("--many", action="store_true",
-                   help="serve every named wallet on a free port; print {name: port} as one JSON line")
-    args = p.parse_args()
-    names = args.wallet or ["correct"]
-    if not args.many:
-        app = make_shaped_app(args.secret, args.admin_token, bugs_of(names[0]))
-        web.run_app(app, host="127.0.0.1", port=args.port, print=None)
-        return
-
-    serve_apps_forever({n: make_shaped_app(args.secret, args.admin_token, bugs_of(n)) for n in names})
-
+    wallet_main(__doc__, ["correct", *sorted(SHAPED_PLANTED)], 8097, SECRET, ADMIN_TOKEN,
+                lambda name, secret, token: make_shaped_app(secret, token, bugs_of(name)))
 
 if __name__ == "__main__":
     main()

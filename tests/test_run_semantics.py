@@ -79,6 +79,10 @@ class Wallet:
             self.balance += self.bets.pop(call.ref_tx_id or "", 0)
         return Ok(Money(self.balance, EUR), f"w-{call.tx_id}")
 
+    def reply_to(self, send: Send) -> Outcome:
+        """The answer to one request (a subclass may also tell it to a ledger)."""
+        return self.answer(send.call)
+
     def drive(self, gen: Generator[object, object, object]) -> object:
         reply: object = None
         while True:
@@ -88,7 +92,7 @@ class Wallet:
                 return stop.value
             if isinstance(step, Send):
                 self.sent.append(step)
-                reply = self.answer(step.call)
+                reply = self.reply_to(step)
             elif isinstance(step, Batch):
                 reply = tuple(self.answer(c) for c in step.calls)
             elif isinstance(step, Sleep):
@@ -514,26 +518,11 @@ class Judged(Wallet):
         super().__init__(**kw)  # type: ignore[arg-type]
         self.ledger = ledger
 
-    def answer_judged(self, send: Send) -> Outcome:
+    def reply_to(self, send: Send) -> Outcome:
         token = self.ledger.begin(send.call, send.expect, rule=send.rule)
         outcome = self.answer(send.call)
         self.ledger.end(token, send.call, outcome, expect=send.expect)
         return outcome
-
-    def drive(self, gen: Generator[object, object, object]) -> object:
-        reply: object = None
-        while True:
-            try:
-                step = gen.send(reply)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(step, Send):
-                self.sent.append(step)
-                reply = self.answer_judged(step)
-            elif isinstance(step, Sleep):
-                reply = None
-            else:  # pragma: no cover
-                raise TypeError(step)
 
 
 def test_owed_wins_end_to_end_pass_the_ledger_where_wins_need_a_live_session() -> None:
