@@ -44,13 +44,11 @@ async def _demo(db: Path, name: str, duration: float, seed: int, console: Consol
     scenario = dataclasses.replace(scenarios.load(name), duration_s=duration)
     options = RunOptions(scenario, f"{base}/wallet", secret, admin_url=base, admin_token=admin_token, seed=seed,
                          run_id=secrets.token_hex(3))
-    progress, tick = _progress(console, duration)
+    progress, tick = _progress(console, duration, show_progress)
     try:
         if show_progress:
             options.on_tick = tick
-            with progress:
-                result = await run(options)
-        else:
+        with progress:
             result = await run(options)
         import aiohttp
 
@@ -66,7 +64,7 @@ def run_demo(db: str | None = None, scenario: str = "chaos", duration: float = 2
     console = Console()
     with tempfile.TemporaryDirectory(prefix="croupier-demo-") as tmp:
         path = Path(db) if db else Path(tmp) / "wallet.db"
-        report, ggr, stats = asyncio.run(_demo(path, scenario, duration, seed, console, console.is_terminal))
+        report, ggr, stats = asyncio.run(_demo(path, scenario, duration, seed, console, True))
     print_summary(report, console)
     console.print(ggr_table(ggr, "the wallet's own GGR report, all games"))
     if json_path:

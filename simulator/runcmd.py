@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import scenario as scenarios
 from .findings import Severity
 from .ledger import Ledger
+from .progress import LiveProgress
 from .report import model
 from .report.html import render
 from .report.junit import junit_xml
@@ -137,19 +137,14 @@ def _options(args: argparse.Namespace) -> RunOptions:
     )
 
 
-def _progress(console: Console, duration: float | None) -> tuple[Progress, Any]:
-    progress = Progress(TextColumn("[bold]{task.description}[/]"), BarColumn(), TimeElapsedColumn(),
-                        TextColumn("{task.fields[line]}"), console=console, transient=True)
-    task = progress.add_task("croupier run", total=duration or None, line="")
+def _progress(console: Console, duration: float | None, enabled: bool) -> tuple[LiveProgress, Any]:
+    progress = LiveProgress("croupier run", duration, console, enabled=enabled)
 
     def tick(stats: RunStats, ledger: Ledger, elapsed: float) -> None:
         calls = sum(stats.calls.values())
         line = (f"{calls} calls  {calls / elapsed if elapsed else 0:,.0f}/s  rounds {sum(stats.rounds.values())}  "
                 f"findings {ledger.anomaly_count}")
-        # Once the run's time is up, rounds in progress finish and what is in doubt is settled: say so,
-        # rather than a bar sitting at 100 % for seconds.
-        progress.update(task, completed=min(elapsed, duration) if duration else None, line=line,
-                        description=f"croupier run · {stats.phase}" if stats.phase else "croupier run")
+        progress.update(elapsed, line, stats.phase)
 
     return progress, tick
 
@@ -169,15 +164,12 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     if args.workers > 1 and not args.shard:
         return _run_workers(args, options, console)
-    show = not args.quiet and not args.partial and console.is_terminal
-    progress, tick = _progress(console, options.scenario.duration_s)
+    show = not args.quiet and not args.partial
+    progress, tick = _progress(console, options.scenario.duration_s, show)
     if show:
         options.on_tick = tick
     try:
-        if show:
-            with progress:
-                result = _event_loop_run(run(options))
-        else:
+        with progress:
             result = _event_loop_run(run(options))
     except RunError as exc:
         console.print(f"[red]croupier:[/] {exc}")
