@@ -37,18 +37,21 @@ def _positive(kind: type) -> Any:
 
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
-    p.add_argument("--dialect", default="canonical")
-    p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
+    p.add_argument("--dialect", default="canonical",
+                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
+    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
     p.add_argument("--admin-url", help="reference-wallet admin API for fresh players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
+    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
+                                         "development token)")
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts player_id,token,currency, for a wallet without the admin API")
     p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per call (default: %(default)s)")
     p.add_argument("--strict-codes", action="store_true",
                    help="expect the reference wallet's order of checks (docs/wallet-rules.md) when a call breaks "
                         "two rules, instead of accepting any code that applies")
-    p.add_argument("--json", dest="json_path", help="write the report as JSON")
-    p.add_argument("--junit", dest="junit_path", help="write a JUnit XML report (one test case per rule)")
+    p.add_argument("--json", dest="json_path", metavar="PATH", help="write the report as JSON to PATH")
+    p.add_argument("--junit", dest="junit_path", metavar="PATH",
+                   help="write a JUnit XML report to PATH (one test case per rule)")
     p.add_argument("--quiet", action="store_true", help="print nothing (exit code and files only)")
 
 

@@ -85,37 +85,42 @@ def add_load_parser(sub: Any) -> None:
     p.add_argument("scenario", help="a built-in scenario name (see `croupier scenarios`) or a .toml file")
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
     p.add_argument("--provider", help="play through the mock provider at this base URL (player → provider → wallet)")
-    p.add_argument("--provider-key", help="the provider's operator API key (env CROUPIER_PROVIDER_KEY)")
+    p.add_argument("--provider-key", help="the provider's operator API key (default: env CROUPIER_PROVIDER_KEY, "
+                                          "else the development key)")
     p.add_argument("--users", type=_positive_int,
                    help="Locust users (default: the scenario's [load] users, else its players + live tables); "
                         "the peak for a --shape")
     p.add_argument("--spawn-rate", type=_positive_float, help="users started per second (default: all within ~1 s)")
     p.add_argument("--run-time", type=seconds, help="e.g. 30s, 5m, 1h30m (default: the scenario's duration)")
     p.add_argument("--workers", type=int, default=0,
-                   help="Locust's distributed mode on this machine: one master and N worker processes")
+                   help="Locust's distributed mode on this machine: one master and N worker processes "
+                        "(default: 0, one process)")
     p.add_argument("--expect-workers", type=int, default=0, metavar="N",
-                   help="also wait for N workers started on other machines (see --master-bind-host)")
+                   help="also wait for N workers started on other machines (see --master-bind-host; default: 0)")
     p.add_argument("--master-bind-host", default="127.0.0.1",
                    help="where the master listens for workers (0.0.0.0 for workers on other machines)")
-    p.add_argument("--master-bind-port", type=int, default=0, help="default: a free port (5557 is Locust's usual)")
+    p.add_argument("--master-bind-port", type=int, default=0,
+                   help="where the master listens for workers (default: 0, a free port; 5557 is Locust's usual)")
     p.add_argument("--web", action="store_true", help="open Locust's web UI instead of running headless")
-    p.add_argument("--web-host", default="127.0.0.1")
-    p.add_argument("--web-port", type=int, default=8089)
+    p.add_argument("--web-host", default="127.0.0.1", help="where Locust's web UI listens, with --web")
+    p.add_argument("--web-port", type=int, default=8089, help="the port of Locust's web UI, with --web")
     p.add_argument("--shape", choices=SHAPES, help="a load shape (default: the scenario's [load] shape, else constant)")
     p.add_argument("--fail-on", action="append", default=[], metavar="THRESHOLD|SEVERITY",
                    help="fail the run when this holds, e.g. 'p99(bet)>250ms' or 'error_rate>0.1%%' (repeatable; "
                         "added to the scenario's [load] fail_on); or the least severe finding that fails the "
                         "run: money, contract (default: money and contract findings fail) or note")
-    p.add_argument("--junit", dest="junit_path",
+    p.add_argument("--junit", dest="junit_path", metavar="PATH",
                    help="JUnit XML: one case per threshold and per kind of finding (notes as properties)")
-    p.add_argument("--json", dest="json_path", help="croupier's report as JSON (also in the report folder)")
+    p.add_argument("--json", dest="json_path", metavar="PATH", help="croupier's report as JSON (also in the report folder)")
     p.add_argument("--report-dir", default="load-report",
                    help="Locust's CSV and HTML reports and croupier's summary.json (default: %(default)s)")
-    p.add_argument("--dialect", default="canonical")
-    p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
+    p.add_argument("--dialect", default="canonical",
+                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
+    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
     p.add_argument("--admin-url", help="reference-wallet admin API to provision players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
+                                         "development token)")
+    p.add_argument("--seed", type=int, default=1, help="one seed reproduces every player's sequence of rounds")
     p.add_argument("--run-id", help="prefix of player ids (default: random, so runs never collide)")
     p.add_argument("--locust-arg", action="append", default=[], metavar="ARG",
                    help="pass ARG to the Locust master as is, e.g. --locust-arg=--csv-full-history")

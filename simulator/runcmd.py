@@ -39,21 +39,25 @@ DEV_ADMIN = "croupier-dev-admin"
 
 
 def add_run_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="play realistic, faulty provider traffic at a wallet and reconcile")
+    p = sub.add_parser("run", help="play realistic, faulty provider traffic at a wallet and reconcile",
+                       description="Play a scenario's players, games and faults at a wallet as signed protocol "
+                                   "calls, judge every answer, settle and reconcile at the end, print the verdict.")
     p.add_argument("scenario", help="a built-in scenario name (see `croupier scenarios`) or a .toml file")
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
-    p.add_argument("--dialect", default="canonical")
-    p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
+    p.add_argument("--dialect", default="canonical",
+                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
+    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
     p.add_argument("--admin-url", help="reference-wallet admin API to provision players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
+    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
+                                         "development token)")
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts: player_id,token,currency, optionally session_token,session_ref "
                         "(sessions the operator made; a second session id); each plays in its own currency")
-    p.add_argument("--player-count", type=int, help="override the scenario's number of players")
+    p.add_argument("--player-count", type=int, help="players (default: the scenario's [run] players)")
     p.add_argument("--seed", type=int, default=1, help="one seed reproduces every player's sequence of calls")
     p.add_argument("--run-id", help="prefix of player and transaction ids (default: random, so runs never collide)")
-    p.add_argument("--duration", type=float, help="seconds (overrides the scenario)")
-    p.add_argument("--rounds", type=int, help="rounds per player (overrides the scenario)")
+    p.add_argument("--duration", type=float, help="seconds of play (default: the scenario's [run] duration_s)")
+    p.add_argument("--rounds", type=int, help="rounds per player (default: the scenario's [run] rounds)")
     p.add_argument("--settle-timeout", type=float, help="seconds the end-of-run settlement may take "
                    "(overrides the scenario's [run] settle_timeout_s, default 60)")
     p.add_argument("--workers", type=int, default=1, help="processes to shard players across")
@@ -61,15 +65,18 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--fail-on", dest="fail_on", default="contract", choices=[s.value for s in Severity],
                    help="the least severe finding that fails the run: money, contract (default: money or "
                         "contract findings fail) or note (any finding, choices the protocol allows included)")
-    p.add_argument("--json", dest="json_path")
-    p.add_argument("--junit", dest="junit_path", help="JUnit XML: a test case per kind of finding (notes as properties)")
-    p.add_argument("--html", dest="html_path")
+    p.add_argument("--json", dest="json_path", metavar="PATH",
+                   help="write the report as JSON to PATH (findings, coverage, per-second series)")
+    p.add_argument("--junit", dest="junit_path", metavar="PATH", help="JUnit XML: a test case per kind of finding (notes as properties)")
+    p.add_argument("--html", dest="html_path", metavar="PATH", help="write an HTML report to PATH")
     p.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     p.add_argument("--shard", help=argparse.SUPPRESS)
     p.add_argument("--partial", help=argparse.SUPPRESS)
 
-    s = sub.add_parser("scenarios", help="list the built-in scenarios")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("scenarios", help="list the built-in scenarios",
+                       description="The built-in scenarios, each with its players, duration and description.")
+    s.add_argument("--json", action="store_true",
+                   help="print them as JSON: description, duration_s, rounds, players, model, arrival_rate")
 
 
 def _event_loop_run(main: Coroutine[Any, Any, RunResult]) -> RunResult:

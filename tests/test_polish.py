@@ -1,0 +1,185 @@
+"""The small things a newcomer meets first (issue 15's "Deliver 3" and "small things").
+
+* ``wallet serve``'s access log: off on a terminal unless ``--access-log`` (then one readable line
+  per request), JSON lines in a pipe or to ``--access-log-file`` — a wallet under a real pty
+  and under a pipe;
+* ``croupier scenarios``: whole descriptions, duration and players, in text and ``--json``;
+* ``croupier check`` leaves no ``.hypothesis/`` in the working directory;
+* the games catalog: a plain ``croupier-stars`` beside the Mega one, unknown ids refused,
+  ``/games`` RTPs readable;
+* one sentence for a wrong ``--admin-token``; replay on a fixed wallet says what was recorded and
+  what happens now; the curl script names no old ``wallet_tx_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulator.wallet import accesslog
+
+from .support import ROOT, free_port
+
+SERVE = [sys.executable, "-m", "simulator", "wallet", "serve", "--memory", "--secret", "s", "--admin-token", "t"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CROUPIER_")}
+    return {**env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
+
+
+def _ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(base)
+
+
+@contextlib.contextmanager
+def wallet_on_a_terminal(*flags: str) -> Iterator[tuple[str, list[bytes]]]:
+    """The wallet with stdout and stderr on a pseudo-terminal (what a shell gives ``croupier wallet serve &``);
+    yields its base URL and the bytes it wrote, complete once the block ends (SIGTERM, then EOF)."""
+    port = free_port()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*SERVE, "--port", str(port), *flags], stdout=slave, stderr=slave, env=_env())
+    os.close(slave)
+    out: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError as exc:  # EIO once the child closed its end
+                if exc.errno == errno.EIO:
+                    return
+                raise
+            if not chunk:
+                return
+            out.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        _ready(f"http://127.0.0.1:{port}", proc)
+        yield f"http://127.0.0.1:{port}", out
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def _get(base: str, path: str, n: int = 1) -> None:
+    for _ in range(n):
+        try:
+            with urllib.request.urlopen(base + path, timeout=5):
+                pass
+        except urllib.error.HTTPError:
+            pass
+
+
+def test_on_a_terminal_the_access_log_is_off_by_default() -> None:
+    with wallet_on_a_terminal() as (base, out):
+        _get(base, "/healthz", 20)
+    text = b"".join(out).decode()
+    assert "croupier wallet on" in text and "--access-log" in text, text  # says how to turn it on
+    assert "/healthz" not in text and '{"' not in text, text
+
+
+def test_on_a_terminal_access_log_is_one_readable_line_per_request() -> None:
+    with wallet_on_a_terminal("--access-log") as (base, out):
+        _get(base, "/healthz", 3)
+        _get(base, "/no/such/path")
+    lines = b"".join(out).decode().splitlines()
+    assert not [ln for ln in lines if ln.lstrip().startswith("{")], lines
+    health = [ln for ln in lines if re.fullmatch(r"\d\d:\d\d:\d\d GET /healthz 200 \d+\.\d ms", ln.strip())]
+    assert len(health) >= 3, lines  # the readiness poll, then three
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d GET /no/such/path 404 \d+\.\d ms", ln.strip()) for ln in lines), lines
+
+
+def test_access_log_file_takes_json_lines_and_the_terminal_stays_quiet(tmp_path: Path) -> None:
+    log = tmp_path / "access.jsonl"
+    with wallet_on_a_terminal("--access-log-file", str(log)) as (base, out):
+        _get(base, "/healthz", 2)
+    assert "/healthz" not in b"".join(out).decode()
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(records) >= 2 and all(r["path"] == "/healthz" and r["status"] == 200 for r in records), records
+
+
+def test_in_a_pipe_the_access_log_is_json_lines_and_no_access_log_silences_it() -> None:
+    for flags, logged in (((), True), (("--no-access-log",), False)):
+        port = free_port()
+        proc = subprocess.Popen([*SERVE, "--port", str(port), *flags], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env=_env())
+        try:
+            _ready(f"http://127.0.0.1:{port}", proc)
+            _get(f"http://127.0.0.1:{port}", "/healthz", 2)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        records = [json.loads(ln) for ln in err.decode().splitlines() if ln.startswith("{")]
+        assert bool(records) == logged, err
+        assert all(r["method"] == "GET" and r["path"] == "/healthz" for r in records)
+
+
+def test_the_access_log_form_follows_the_flags_and_the_stream() -> None:
+    class Stream:
+        def __init__(self, tty: bool) -> None:
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+    tty, pipe = Stream(True), Stream(False)
+    assert accesslog.choose(None, None, tty) is None  # type: ignore[arg-type]
+    assert accesslog.choose(None, None, pipe) == "json"  # type: ignore[arg-type]
+    assert accesslog.choose(True, None, tty) == "text"  # type: ignore[arg-type]
+    assert accesslog.choose(True, None, pipe) == "json"  # type: ignore[arg-type]
+    assert accesslog.choose(False, None, pipe) is None  # type: ignore[arg-type]
+    assert accesslog.choose(None, "f.jsonl", tty) == "json"  # type: ignore[arg-type]
+    line = accesslog.text_line({"ts": 0, "method": "POST", "path": "/wallet/bet", "status": 409, "ms": 1.234,
+                                "op": "bet", "tx_id": "b1", "code": "TX_ROLLED_BACK", "replay": True})
+    assert line.endswith("POST /wallet/bet 409 1.2 ms  bet tx b1 TX_ROLLED_BACK replay"), line
+
+
+def test_an_access_log_file_that_cannot_be_written_is_one_sentence(tmp_path: Path) -> None:
+    out = subprocess.run([*SERVE, "--port", str(free_port()), "--access-log-file", str(tmp_path / "no" / "x.log")],
+                         capture_output=True, text=True, env=_env(), timeout=30, check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "check --access-log-file" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("command", [["provider", "serve", "--wallet", "http://127.0.0.1:9/wallet"], ["sandbox"]])
+def test_provider_and_sandbox_take_the_same_access_log_flags(command: list[str]) -> None:
+    from simulator import cli
+
+    args = cli.parser().parse_args([*command, "--access-log", "--access-log-file", "a.jsonl"])
+    assert args.access_log is True and args.access_log_file == "a.jsonl"
+    assert cli.parser().parse_args([*command, "--no-access-log"]).access_log is False
+    assert cli.parser().parse_args(command).access_log is None
