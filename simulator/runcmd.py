@@ -89,14 +89,11 @@ def _event_loop_run(main: Coroutine[Any, Any, RunResult]) -> RunResult:
 
 
 def list_scenarios(as_json: bool) -> int:
-    found = scenarios.builtin()
-    if as_json:
-        print(orjson.dumps({k: scenarios.header(v) for k, v in found.items()}).decode())
-        return 0
-    console = Console()
-    for name, path in found.items():
-        first = scenarios.header(path).splitlines()
-        console.print(f"[bold]{name:24}[/] {first[0].split(':', 1)[-1].strip() if first else ''}")
+    """``croupier scenarios``: :func:`simulator.scenario.listing` (whole descriptions, duration, players)."""
+    import shutil
+
+    text, data = scenarios.listing(shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100)
+    print(orjson.dumps(data).decode() if as_json else text, end="\n" if as_json else "")
     return 0
 
 

@@ -183,3 +183,36 @@ def test_provider_and_sandbox_take_the_same_access_log_flags(command: list[str])
     assert args.access_log is True and args.access_log_file == "a.jsonl"
     assert cli.parser().parse_args([*command, "--no-access-log"]).access_log is False
     assert cli.parser().parse_args(command).access_log is None
+
+
+# -- croupier scenarios -----------------------------------------------------------------------------
+
+def test_scenarios_lists_whole_descriptions_with_duration_and_players(capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator import cli, scenario
+
+    assert cli.main(["scenarios"]) == 0
+    text = capsys.readouterr().out
+    blocks = {b.splitlines()[0].split()[0]: b for b in text.strip().split("\n\n") if b and not b.startswith(" ")}
+    assert set(blocks) == set(scenario.builtin())
+    for name, path in scenario.builtin().items():
+        block = text.split(f"\n{name}  (", 1)[-1] if not text.startswith(f"{name}  (") else text[len(name) + 3:]
+        body = block.split("\n\n", 1)[0]
+        head, *lines = body.splitlines()
+        s = scenario.load(str(path))
+        assert f"{s.duration_s:g} s" in head and (f"{s.players} players" in head or s.players == 0), head
+        assert all(len(ln) <= 100 for ln in lines), lines
+        # the whole description, word for word: wrapped, never cut
+        assert " ".join(" ".join(lines).split()) == " ".join(scenario.description(path).split())
+    assert "chaos  (20 s · 40 players" in text
+    assert "replay. The demo plays this one." in " ".join(text.split()).replace("replay.  The", "replay. The")
+
+
+def test_scenarios_json_has_description_duration_and_players(capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator import cli
+
+    assert cli.main(["scenarios", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["chaos"]["duration_s"] == 20 and data["chaos"]["players"] == 40
+    assert data["chaos"]["description"].endswith("The demo plays this one.")
+    assert data["live-settlement-burst"]["live_tables"] == 4 and data["live-settlement-burst"]["players"] == 0
+    assert all({"description", "duration_s", "rounds", "players", "model"} <= set(v) for v in data.values())
