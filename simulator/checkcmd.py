@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 
-from .check.runner import DEFAULT_DB_DIR, CheckOptions, CheckResult
+from .check.runner import CheckOptions, CheckResult
 from .check.target import CheckError, Target, admin_url_for
+from .cli import user_cache_dir
 from .runner import RunError, read_accounts
 
 DEV_SECRET = "croupier-dev-secret"
@@ -63,9 +64,10 @@ def add_check_parsers(sub: Any) -> None:
     c.add_argument("--max-examples", type=_positive(int), default=None,
                    help="sequences to search at most (default: no limit, the budget decides)")
     c.add_argument("--budget", type=float, default=60.0,
-                   help="seconds to search, shrinking not counted; 0 for no limit (default: %(default)s)")
+                   help="seconds to search; 0 for no limit. Shrinking is on top: each broken rule found adds up "
+                        "to --shrink-time seconds, so a check that finds bugs runs longer (default: %(default)s)")
     c.add_argument("--shrink-time", type=_positive(float), default=30.0,
-                   help="seconds to shrink each counterexample, beside the budget; then the search goes on for "
+                   help="seconds to shrink each counterexample, on top of --budget; then the search goes on for "
                         "the rules not broken yet (default: %(default)s)")
     c.add_argument("--rules", help="comma list of rule ids or prefixes (idempotency-,sessions-...) to judge and "
                                    "seek; default: every rule")
@@ -75,9 +77,9 @@ def add_check_parsers(sub: Any) -> None:
                    help="the mildest severity that fails the check (exit 1): money, contract (default), or note")
     c.add_argument("--seed", type=int, help="reproduce a run's search (default: random, printed)")
     c.add_argument("--steps", type=_positive(int), default=10, help="rules per sequence (default: %(default)s)")
-    c.add_argument("--db-dir", default=DEFAULT_DB_DIR,
-                   help="Hypothesis example database: a failure found once is tried first next time "
-                        "(default: %(default)s)")
+    c.add_argument("--db-dir", default=str(user_cache_dir() / "check-examples"),
+                   help="Hypothesis example database, a per-user cache: a failure found once is tried first next "
+                        "time, from any directory (default: %(default)s)")
     c.add_argument("--no-db", action="store_true", help="keep no example database")
     c.add_argument("--out", default=DEFAULT_OUT,
                    help="where each failure's replay file and curl script go (default: %(default)s)")
@@ -141,7 +143,8 @@ def check_command(args: argparse.Namespace) -> int:
     if not args.quiet and sys.stderr.isatty():
         budget = f"{options.budget_s:.0f} s of searching" if options.budget_s else "no time limit"
         most = f"up to {options.max_examples} sequences, " if options.max_examples else ""
-        print(f"croupier check: {target.wallet_url}: {most}{budget}, {len(selected)} rules…", file=sys.stderr)
+        shrink = f" (+ up to {options.shrink_s:g} s of shrinking per broken rule found)" if options.budget_s else ""
+        print(f"croupier check: {target.wallet_url}: {most}{budget}{shrink}, {len(selected)} rules…", file=sys.stderr)
     from .check.target import Connection
 
     try:

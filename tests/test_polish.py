@@ -216,3 +216,65 @@ def test_scenarios_json_has_description_duration_and_players(capsys: pytest.Capt
     assert data["chaos"]["description"].endswith("The demo plays this one.")
     assert data["live-settlement-burst"]["live_tables"] == 4 and data["live-settlement-burst"]["players"] == 0
     assert all({"description", "duration_s", "rounds", "players", "model"} <= set(v) for v in data.values())
+
+
+# -- croupier check: nothing left in the working directory; the shrink time said up front -----------
+
+@contextlib.contextmanager
+def reference_wallet(*flags: str) -> Iterator[str]:
+    """``croupier wallet serve --memory`` (secret ``s``, admin token ``t``) in a child: yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([*SERVE, "--port", str(port), "--no-access-log", *flags], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=_env())
+    try:
+        _ready(f"http://127.0.0.1:{port}", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def on_a_terminal(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
+    """Run ``argv`` with stdout and stderr on a pseudo-terminal; its exit code and everything it wrote."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdout=slave, stderr=slave, cwd=cwd, env=env)
+    os.close(slave)
+    out = []
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out.append(chunk)
+        return proc.wait(timeout), b"".join(out).decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_check_leaves_no_hypothesis_folder_and_says_shrinking_comes_on_top(tmp_path: Path) -> None:
+    work, cache = tmp_path / "work", tmp_path / "cache"
+    work.mkdir()
+    env = {**_env(), "XDG_CACHE_HOME": str(cache)}
+    with reference_wallet() as base:
+        code, text = on_a_terminal([sys.executable, "-m", "simulator", "check", "--wallet", f"{base}/wallet",
+                                    "--secret", "s", "--admin-token", "t", "--budget", "1", "--seed", "3"],
+                                   work, env)
+    assert code == 0, text
+    assert "1 s of searching (+ up to 30 s of shrinking per broken rule found)" in " ".join(text.split()), text
+    assert list(work.iterdir()) == [], list(work.rglob("*"))  # no .hypothesis/, no .croupier/ for a pass
+    assert (cache / "croupier" / "hypothesis").is_dir()  # Hypothesis's own caches went to the user's cache
+
+
+def test_check_help_says_shrinking_adds_to_the_budget() -> None:
+    from simulator import cli
+
+    check = next(c for p, c in __import__("tests.test_cli_help", fromlist=["PARSERS"]).PARSERS if p == ("check",))
+    text = " ".join(check.format_help().split())
+    assert "Shrinking is on top: each broken rule found adds up to --shrink-time seconds" in text
+    assert str(cli.user_cache_dir()) in text.replace("- ", "-")  # --db-dir's default: the per-user cache
