@@ -278,3 +278,44 @@ def test_check_help_says_shrinking_adds_to_the_budget() -> None:
     text = " ".join(check.format_help().split())
     assert "Shrinking is on top: each broken rule found adds up to --shrink-time seconds" in text
     assert str(cli.user_cache_dir()) in text.replace("- ", "-")  # --db-dir's default: the per-user cache
+
+
+# -- the curl script: no old wallet_tx_id, no secret nobody chose ----------------------------------
+
+def _failure_with_a_replay() -> object:
+    from simulator.check.runner import Failure
+    from simulator.findings import RULES
+
+    bet = {"op": "bet", "tx": "t1", "player": "P1", "session": "S1", "round": "r1", "amount": 100, "currency": "EUR"}
+    steps = [{"kind": "player", "alias": "P1", "currency": "EUR", "balance": 1000, "suffix": ""},
+             {"kind": "login", "player": "P1", "session": "S1", "ttl": 3600},
+             {"kind": "call", "call": bet}, {"kind": "call", "call": bet}]
+    entries = [{"kind": "call", "expected": "200 ok, session"},
+               {"kind": "call", "expected": "200 ok, balance 900, a new wallet_tx_id"},
+               {"kind": "call", "expected": "200 ok, balance 900, the original wallet_tx_id 'w-4f1c9e' (a replay)"}]
+    return Failure(RULES["idempotency-1-original-id"], "a replay answered another wallet_tx_id", 3,
+                   entries, steps)  # type: ignore[arg-type]
+
+
+def test_the_curl_script_names_no_old_wallet_tx_id_and_says_when_the_secret_is_the_dev_one() -> None:
+    from simulator.check.report import curl_script
+    from simulator.check.request import DEV_SECRET
+
+    target = {"wallet": "http://127.0.0.1:1/wallet", "dialect": "canonical", "players": "admin API"}
+    text = curl_script(_failure_with_a_replay(), target, "s3cret")  # type: ignore[arg-type]
+    assert "w-4f1c9e" not in text
+    assert "expected: 200 ok, balance 900, the wallet_tx_id its original call got above (a replay)" in text
+    assert "development secret" not in text
+    dev = curl_script(_failure_with_a_replay(), target, DEV_SECRET)  # type: ignore[arg-type]
+    assert "the development secret, as no --secret was given" in dev
+
+
+def test_the_request_helper_never_signs_with_a_secret_nobody_gave() -> None:
+    env = {k: v for k, v in _env().items() if k != "CROUPIER_SECRET"}
+    call = json.dumps({"op": "balance", "player_id": "p1", "session_token": "s1"})
+    out = subprocess.run([sys.executable, "-m", "simulator.check.request", "encode", call], capture_output=True,
+                         text=True, env=env, timeout=30, check=False)
+    assert out.returncode == 2 and "CROUPIER_SECRET is not set" in out.stderr, out
+    ok = subprocess.run([sys.executable, "-m", "simulator.check.request", "encode", call], capture_output=True,
+                        text=True, env={**env, "CROUPIER_SECRET": "x"}, timeout=30, check=False)
+    assert ok.returncode == 0 and ok.stdout.startswith("METHOD="), ok

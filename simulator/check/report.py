@@ -10,6 +10,7 @@ on every run; each request made by croupier's own dialect encoder,
 
 from __future__ import annotations
 
+import re
 import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -287,7 +288,7 @@ _PRELUDE = r'''#!/usr/bin/env bash
 # @SOURCE@, @SECTION@: @TEXT@
 # Every run uses fresh ids (RUN=...). Each request is made by croupier's own encoder of the @DIALECT@ dialect
 # (python -m simulator.check.request: its paths, fields, amounts and signature) and sent with curl.
-# This file holds the secret the check was given (CROUPIER_SECRET overrides it). Needs curl and python3.
+# This file holds the secret the check was given@DEVNOTE@ (CROUPIER_SECRET overrides it). Needs curl and python3.
 set -u
 WALLET="${WALLET:-@WALLET@}"
 ADMIN_URL="${ADMIN_URL:-@ADMIN@}"
@@ -315,6 +316,10 @@ field() {  # field NAME < answer: one field of a JSON answer
   python3 -c 'import json,sys; print(json.loads(sys.stdin.read().rsplit("  [HTTP",1)[0])[sys.argv[1]])' "$1"
 }
 '''
+
+
+_ORIGINAL_ID = re.compile(r"the original wallet_tx_id '[^']*'")
+"""The check's own run's id in an expected answer: a script's run gets other ids, so it names the call instead."""
 
 
 class _Curl:
@@ -348,7 +353,8 @@ class _Curl:
     def comment(self) -> None:
         self.n += 1
         e = self.expected[self.n - 1] if self.n <= len(self.expected) else None
-        self.lines.append("echo " + shlex.quote(f"# {self.n}. " + (f"expected: {e['expected']}" if e else "")))
+        expected = _ORIGINAL_ID.sub("the wallet_tx_id its original call got above", e["expected"]) if e else ""
+        self.lines.append("echo " + shlex.quote(f"# {self.n}. " + (f"expected: {expected}" if expected else "")))
 
     def send(self, spec: dict[str, Any], mode: str = "ok") -> None:
         self.comment()
@@ -454,7 +460,8 @@ def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
     values = {"@RULE@": f.rule.id, "@TITLE@": f.rule.title, "@SOURCE@": f.rule.source, "@SECTION@": f.rule.section,
               "@TEXT@": f.rule.text, "@WALLET@": wallet, "@ADMIN@": admin, "@DIALECT@": dialect,
               "@SECRET@": secret, "@ADMIN_TOKEN@": admin_token or "croupier-dev-admin", "@ROOT@": str(Path(simulator.__file__).resolve().parent.parent),
-              "@PYTHON@": sys.executable or "python3"}
+              "@PYTHON@": sys.executable or "python3",
+              "@DEVNOTE@": ": the development secret, as no --secret was given" if secret == DEV_SECRET else ""}
     prelude = _PRELUDE
     for key, value in values.items():
         safe = value.replace("\n", " ")
