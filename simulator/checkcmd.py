@@ -217,7 +217,7 @@ def replay_command(args: argparse.Namespace) -> int:
             return _fail_usage(_WRONG_SECRET.format(url=target.wallet_url))
     result = replay(doc, target, args.strict_codes)
     if not args.quiet and result.verdict != "error":
-        print(f"replaying {args.file}: {doc.get('rule')} — {doc.get('message', '')}")
+        print(f"recorded failure ({args.file}): {doc.get('rule')} — {doc.get('message', '')}")
     return _finish(args, result, {}, "replay")
 
 

@@ -319,3 +319,23 @@ def test_the_request_helper_never_signs_with_a_secret_nobody_gave() -> None:
     ok = subprocess.run([sys.executable, "-m", "simulator.check.request", "encode", call], capture_output=True,
                         text=True, env={**env, "CROUPIER_SECRET": "x"}, timeout=30, check=False)
     assert ok.returncode == 0 and ok.stdout.startswith("METHOD="), ok
+
+
+# -- croupier replay on a fixed wallet -------------------------------------------------------------
+
+def test_replay_on_a_fixed_wallet_says_recorded_then_now(tmp_path: Path) -> None:
+    from simulator.check.report import replay_document
+
+    target = {"wallet": "http://127.0.0.1:1/wallet", "dialect": "canonical", "players": "admin API"}
+    doc = replay_document(_failure_with_a_replay(), target)  # type: ignore[arg-type]
+    replay_file = tmp_path / "idempotency-1-original-id.json"
+    replay_file.write_text(json.dumps(doc))
+    with reference_wallet() as base:
+        out = subprocess.run([sys.executable, "-m", "simulator", "replay", str(replay_file), "--wallet",
+                              f"{base}/wallet", "--secret", "s", "--admin-token", "t"],
+                             capture_output=True, text=True, env=_env(), timeout=60, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    assert lines[0].startswith(f"recorded failure ({replay_file}): idempotency-1-original-id — a replay answered"), lines
+    assert lines[-1] == "now: no longer reproduces: fixed (the sequence passes now)", lines
+    assert not any(ln.startswith("replaying ") for ln in lines)

@@ -151,10 +151,11 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
             out.append(f"no counterexample in {result.examples} sequences"
                        + (f" ({len(result.failures)} note(s))" if result.failures else ""))
         else:
-            out.append("the sequence passes now")
+            out.append("now: no longer reproduces: fixed (the sequence passes now)")
     elif result.verdict == "fail":
         counts = ", ".join(f"{len(g)} {sev}" for sev, g in _by_severity(result.failing()))
-        out.append(f"{len(failing_rules)} broken rule(s) ({counts}): " + ", ".join(failing_rules))
+        out.append(("now: still reproduces: " if command == "replay" else "")
+                   + f"{len(failing_rules)} broken rule(s) ({counts}): " + ", ".join(failing_rules))
     else:
         out.append("the check could not run" if not result.examples else "the check ended with an error")
     return "\n".join(out)
