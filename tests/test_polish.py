@@ -339,3 +339,30 @@ def test_replay_on_a_fixed_wallet_says_recorded_then_now(tmp_path: Path) -> None
     assert lines[0].startswith(f"recorded failure ({replay_file}): idempotency-1-original-id — a replay answered"), lines
     assert lines[-1] == "now: no longer reproduces: fixed (the sequence passes now)", lines
     assert not any(ln.startswith("replaying ") for ln in lines)
+
+
+# -- the games catalog: a plain croupier-stars, honest ids, readable RTPs ---------------------------
+
+def test_the_lobby_offers_the_plain_slot_and_the_mega_one_each_by_its_own_id() -> None:
+    import random
+    from fractions import Fraction
+
+    from simulator.games import catalog
+    from simulator.provider import lobby
+
+    plain, mega = lobby.resolve("croupier-stars"), lobby.resolve("croupier-stars-mega")
+    assert plain is not None and mega is not None and plain != mega
+    assert plain.declared_rtp == catalog.get("croupier-stars").declared_rtp  # the catalog's own math
+    assert mega.declared_rtp > plain.declared_rtp  # the jackpot's share on top
+    rng = random.Random(5)
+    plain_rounds = [lobby.plan(plain, rng, 100, "EUR") for _ in range(50)]
+    mega_rounds = [lobby.plan(mega, rng, 100, "EUR") for _ in range(50)]
+    assert not any("jackpot" in r.detail for r in plain_rounds)
+    assert all("jackpot" in r.detail for r in mega_rounds)
+    assert lobby.resolve("croupier-star") is None and lobby.resolve("Croupier-Stars") is None
+    assert lobby.rtp_basis_points(Fraction(36, 37)) == 9730 and lobby.short_fraction(Fraction(36, 37)) == "36/37"
+    assert lobby.rtp_basis_points(Fraction(19999, 20000)) == 10000  # half up
+    for g in lobby.games():
+        data = g.to_json()
+        assert data["rtp_fraction"] is None or len(data["rtp_fraction"]) <= 25, data
+        assert data["rtp"] == f"{data['rtp_bp'] // 10000}.{data['rtp_bp'] % 10000:04d}"
