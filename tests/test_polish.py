@@ -366,3 +366,20 @@ def test_the_lobby_offers_the_plain_slot_and_the_mega_one_each_by_its_own_id() -
         data = g.to_json()
         assert data["rtp_fraction"] is None or len(data["rtp_fraction"]) <= 25, data
         assert data["rtp"] == f"{data['rtp_bp'] // 10000}.{data['rtp_bp'] % 10000:04d}"
+
+
+# -- check --admin-token wrong: one sentence, the status, the answer as JSON -----------------------
+
+def test_a_wrong_admin_token_is_one_sentence_with_the_status_and_the_json_answer(tmp_path: Path) -> None:
+    with reference_wallet() as base:
+        out = subprocess.run([sys.executable, "-m", "simulator", "check", "--wallet", f"{base}/wallet", "--secret",
+                              "s", "--admin-token", "wrong", "--budget", "2"], capture_output=True, text=True,
+                             env=_env(), timeout=60, check=False, cwd=tmp_path)
+    assert out.returncode == 2, out
+    text = out.stdout + out.stderr
+    assert "Traceback" not in text and "{'" not in text, text  # no Python repr of the answer
+    line = next(ln for ln in text.splitlines() if "refused the admin token" in ln)
+    assert "POST /admin/players answered HTTP 401 " in line and line.endswith("check --admin-token (or "
+                                                                             "CROUPIER_ADMIN_TOKEN)"), line
+    answer = line.split("HTTP 401 ", 1)[1].split("; check --admin-token")[0]
+    assert json.loads(answer)["code"] == "UNAUTHORIZED"

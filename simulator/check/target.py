@@ -25,6 +25,7 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import orjson
 
 from .. import dialects
 from ..calls import Ok, Op, Outcome, Unknown, WalletCall
@@ -199,16 +200,20 @@ class Connection:
         try:
             await admin.create_player(pid, "EUR", 0)
         except AdminError as exc:
-            raise CheckError(f"admin API: POST /admin/players answered {exc.status} ({_body(exc)}): fresh players "
-                             "come from it (give --admin-url/--admin-token, or --players FILE for a wallet "
-                             "without the admin API)") from None
+            if exc.status in (401, 403):
+                raise CheckError(f"the admin API at {url} refused the admin token: POST /admin/players answered "
+                                 f"HTTP {exc.status} {_body(exc)}; check --admin-token (or CROUPIER_ADMIN_TOKEN)"
+                                 ) from None
+            raise CheckError(f"the admin API at {url} cannot make players: POST /admin/players answered HTTP "
+                             f"{exc.status} {_body(exc)}; fresh players come from it: check --admin-url and "
+                             "--admin-token, or give --players FILE for a wallet without the admin API") from None
         except aiohttp.ClientError as exc:
             raise CheckError(f"admin API unreachable at {url}: {exc}") from None
         try:
             await admin.token(pid, NORMAL_TTL_PROBE)
         except AdminError as exc:
-            raise CheckError(f"admin API: POST /admin/tokens answered {exc.status} ({_body(exc)}): launch tokens "
-                             "come from it (or give --players FILE)") from None
+            raise CheckError(f"the admin API at {url} cannot issue launch tokens: POST /admin/tokens answered HTTP "
+                             f"{exc.status} {_body(exc)}; check --admin-url, or give --players FILE") from None
 
         async def optional(name: str, what: str, coro: Coroutine[Any, Any, Any]) -> bool:
             try:
@@ -350,7 +355,7 @@ class Connection:
         try:
             return self.run(coro)
         except AdminError as exc:
-            raise CheckError(f"admin API answered {exc.status}: {exc.body}") from None
+            raise CheckError(f"the admin API answered HTTP {exc.status} {_body(exc)}") from None
         except aiohttp.ClientError as exc:
             raise CheckError(f"admin API unreachable: {exc}") from None
         except ValueError as exc:
@@ -417,7 +422,19 @@ NORMAL_TTL_PROBE = 3600
 
 
 def _body(exc: AdminError) -> str:
-    return str(exc.body)[:200]
+    """The admin API's answer as it was sent (JSON), cut at 200 characters: never a Python repr."""
+    body = exc.body
+    if isinstance(body, (bytes, bytearray)):
+        text = bytes(body).decode("utf-8", "replace")
+    elif isinstance(body, str):
+        text = body
+    else:
+        try:
+            text = orjson.dumps(body).decode()
+        except TypeError:
+            text = str(body)
+    text = " ".join(text.split()) or "(an empty answer)"
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def admin_url_for(wallet_url: str) -> str:
