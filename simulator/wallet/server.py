@@ -171,7 +171,7 @@ def access_log_note(access_log: bool | None, access_log_file: str | None) -> str
     if access_log_file:
         return f"access log: JSON lines to {access_log_file}"
     if form is None:
-        return "access log off" + (" (--access-log shows a line per request)" if access_log is None else "")
+        return "access log off" + (", --access-log shows a line per request" if access_log is None else "")
     return f"access log: {'a line' if form == 'text' else 'JSON'} per request on stderr"
 
 
