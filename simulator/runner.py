@@ -347,7 +347,7 @@ class Runner:
                 what = "POST /admin/tokens"
                 token = await admin.token(player_id, self.s.session_ttl_s)
         except AdminError as exc:
-            self._setup_failed(profile.player_id, admin_cause(exc.status, what, self.o.admin_url), str(exc.body)[:200])
+            self._setup_failed(profile.player_id, admin_cause(exc.status, what, self.o.admin_url), exc.answer_text())
             return None
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._setup_failed(profile.player_id, f"admin API unreachable at {self.o.admin_url}",

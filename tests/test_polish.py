@@ -383,3 +383,13 @@ def test_a_wrong_admin_token_is_one_sentence_with_the_status_and_the_json_answer
                                                                              "CROUPIER_ADMIN_TOKEN)"), line
     answer = line.split("HTTP 401 ", 1)[1].split("; check --admin-token")[0]
     assert json.loads(answer)["code"] == "UNAUTHORIZED"
+
+
+def test_an_admin_error_reads_as_the_answer_the_wallet_sent() -> None:
+    from simulator.client import AdminError
+
+    exc = AdminError(401, {"status": "error", "code": "UNAUTHORIZED", "message": "needs a token"})
+    assert str(exc) == 'admin API answered HTTP 401 {"status":"error","code":"UNAUTHORIZED","message":"needs a token"}'
+    assert AdminError(502, "<html>\n  bad gateway\n</html>").answer_text() == "<html> bad gateway </html>"
+    assert AdminError(500, "").answer_text() == "(an empty answer)"
+    assert len(AdminError(500, "x" * 500).answer_text()) == 200

@@ -25,7 +25,6 @@ from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
-import orjson
 
 from .. import dialects
 from ..calls import Ok, Op, Outcome, Unknown, WalletCall
@@ -422,19 +421,8 @@ NORMAL_TTL_PROBE = 3600
 
 
 def _body(exc: AdminError) -> str:
-    """The admin API's answer as it was sent (JSON), cut at 200 characters: never a Python repr."""
-    body = exc.body
-    if isinstance(body, (bytes, bytearray)):
-        text = bytes(body).decode("utf-8", "replace")
-    elif isinstance(body, str):
-        text = body
-    else:
-        try:
-            text = orjson.dumps(body).decode()
-        except TypeError:
-            text = str(body)
-    text = " ".join(text.split()) or "(an empty answer)"
-    return text if len(text) <= 200 else text[:199] + "…"
+    """The admin API's answer as it was sent (JSON), never a Python repr."""
+    return exc.answer_text()
 
 
 def admin_url_for(wallet_url: str) -> str:
