@@ -393,3 +393,15 @@ def test_an_admin_error_reads_as_the_answer_the_wallet_sent() -> None:
     assert AdminError(502, "<html>\n  bad gateway\n</html>").answer_text() == "<html> bad gateway </html>"
     assert AdminError(500, "").answer_text() == "(an empty answer)"
     assert len(AdminError(500, "x" * 500).answer_text()) == 200
+
+
+def test_launching_an_unknown_game_is_refused_with_the_nearest_id() -> None:
+    from simulator.provider import service
+    from simulator.provider.errors import ProviderError
+
+    with pytest.raises(ProviderError) as caught:
+        service._game("croupier-star")
+    assert caught.value.status == 404 and caught.value.code == "GAME_NOT_FOUND"
+    assert "unknown game 'croupier-star' (did you mean 'croupier-stars'?)" in caught.value.message
+    assert "croupier-stars-mega" in caught.value.message  # the list, so the user can pick
+    assert service._game("croupier-stars").game_id == "croupier-stars"

@@ -104,6 +104,16 @@ def resolve(game_id: str) -> LobbyGame | None:
     return None
 
 
+def unknown(game_id: str) -> str:
+    """Why ``game_id`` cannot be launched, in one sentence with the nearest id and where the list is."""
+    import difflib
+
+    ids = [g.game_id for g in games()]
+    close = difflib.get_close_matches(game_id, ids, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown game {game_id[:64]!r}{hint}; the games are {', '.join(ids)} (GET /games)"
+
+
 def kinds() -> tuple[GameKind, ...]:
     offered = {g.kind for g in games()}
     return tuple(k for k in GAME_KINDS if k in offered)
