@@ -38,7 +38,7 @@ from rich.table import Table
 
 from .findings import Severity
 from .report import model
-from .report.junit import junit_xml
+from .report.junit import junit_xml, recount
 from .report.summary import print_summary
 from .scenario import ScenarioError
 
@@ -326,4 +326,5 @@ def junit(report: dict[str, Any]) -> bytes:
         case = ET.SubElement(ts, "testcase", classname="croupier.load.thresholds", name=r["threshold"])
         if not r["passed"]:
             ET.SubElement(case, "failure", type="threshold", message=r["message"])
+    recount(root)  # <testsuites> totals include the thresholds' suite
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
