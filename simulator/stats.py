@@ -178,17 +178,17 @@ class RunStats:
         if result != "ok" and result != "unknown":
             _count_at(self.refusals_at, result, second)
 
-    def fault(self, kind: str, n: int = 1) -> None:
-        """``n`` faults of ``kind`` injected now."""
+    def fault(self, kind: str, n: int = 1, second: int | None = None) -> None:
+        """``n`` faults of ``kind`` injected now (or in ``second``)."""
         self.faults[kind] += n
         by_second = self.faults_at.get(kind)
         if by_second is None:
             by_second = self.faults_at[kind] = Counter()
-        by_second[self.second()] += n
+        by_second[self.second() if second is None else second] += n
 
-    def anomaly(self, kind: str) -> None:
-        """A finding of ``kind`` made now (the ledger's hook)."""
-        _count_at(self.anomalies_at, kind, self.second())
+    def anomaly(self, kind: str, second: int | None = None) -> None:
+        """A finding of ``kind`` made now (or in ``second``): the ledger's hook."""
+        _count_at(self.anomalies_at, kind, self.second() if second is None else second)
 
     def settling(self) -> None:
         """The end-of-run settlement begins now (the report shades the seconds from here)."""
