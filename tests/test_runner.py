@@ -349,7 +349,7 @@ def test_reports_are_written(wallet_proc: WalletProcess, tmp_path: Path) -> None
     assert props["note.wallet_choice"] == "0" and props["verdict"] == "pass"
     assert props["coverage.operations-effect"].startswith("calls=")
     html = paths["html"].read_text(encoding="utf-8")
-    assert "<svg" in html and "smoke" in html and "Coverage" in html and ">PASS<" in html
+    assert 'id="croupier-series"' in html and "smoke" in html and "Coverage" in html and ">PASS<" in html
 
 
 def _calls(report: dict[str, Any]) -> Counter[str]:

@@ -257,7 +257,7 @@ _SCRIPT = r"""
     if (s.settling_from === null || s.settling_from === undefined) return undefined;
     return {silent: true, itemStyle: {color: 'rgba(120,120,120,0.15)'},
             label: {show: true, position: 'insideTop', color: '#555', formatter: 'settlement'},
-            data: [[{xAxis: s.settling_from}, {xAxis: Math.max(last, s.settling_from) + 0.5}]]};
+            data: [[{xAxis: s.settling_from}, {xAxis: Math.max(last, s.settling_from) + 1}]]};
   }
   function pairs(values) { return values.map(function (v, i) { return [s.seconds[i], v]; }); }
   function base(el, unit, yname, series) {
@@ -270,7 +270,7 @@ _SCRIPT = r"""
       grid: {left: 70, right: 24, top: 36, bottom: 58},
       tooltip: {trigger: 'axis', valueFormatter: function (v) { return v === null || v === undefined ? '–' : v + unit; },
                 axisPointer: {label: {formatter: function (p) { return p.value + ' s  ' + clock(p.value); }}}},
-      xAxis: {type: 'value', min: 0, max: Math.max(last, 0), name: 'time since start (s)' + (t0 ? ', started ' + s.t0.replace('T', ' ').replace('Z', ' UTC') : ''),
+      xAxis: {type: 'value', min: 0, max: s.settling_from === null || s.settling_from === undefined ? Math.max(last, 0) : Math.max(last, s.settling_from) + 1, name: 'time since start (s)' + (t0 ? ', started ' + s.t0.replace('T', ' ').replace('Z', ' UTC') : ''),
               nameLocation: 'middle', nameGap: 30, minInterval: 1,
               axisLabel: {formatter: '{value} s'}, splitLine: {show: true, lineStyle: {color: '#eee'}}},
       yAxis: {type: 'value', name: yname, nameLocation: 'middle', nameGap: 50, min: 0,
