@@ -92,11 +92,15 @@ def _environment(report: Mapping[str, Any], s: Mapping[str, Any]) -> str:
     return f'<table class="env" id="environment">{cells}</table>'
 
 
+_ROUND_ENDS = ("settled", "cancelled", "refused", "unresolved")
+"""How a round can end (the other counters of ``report["rounds"]`` count events, not rounds)."""
+
+
 def _overview(report: Mapping[str, Any]) -> str:
     calls = report.get("calls", {})
     rounds = report.get("rounds", {})
     items = [("calls", _n(sum(calls.values()))), ("calls per second", _esc(str(report.get("calls_per_s", 0)))),
-             ("rounds", _n(sum(v for k, v in rounds.items() if k not in ("settled_at_end", "owed_paid"))))]
+             ("rounds played", _n(sum(v for k, v in rounds.items() if k in _ROUND_ENDS)))]
     items += [("findings", _n(sum(int(v) for v in report.get("anomalies", {}).values()))),
               ("left in doubt", _n(report.get("unsettled", 0))),
               ("faults injected", _n(sum(report.get("faults", {}).values())))]
