@@ -381,6 +381,8 @@ def test_workers_merge_into_one_report(wallet_proc: WalletProcess, tmp_path: Pat
     assert merged["rounds"] == single["rounds"]
     # Latency histograms merge exactly: one sample per call.
     assert {op: h["count"] for op, h in merged["latency_ms"].items()} == dict(_calls(merged))
+    # The per-second series of the merged run adds up to its calls too (shards aligned on their starts).
+    assert {op: sum(v) for op, v in merged["series"]["calls"].items()} == dict(_calls(merged))
 
 
 # -- 4. determinism -------------------------------------------------------------------------

@@ -294,9 +294,9 @@ _SCRIPT = r"""
       var out = [];
       Object.keys(s.latency_ms).sort().forEach(function (op, i) {
         var c = palette[i % palette.length];
-        out.push({name: op + ' p50', type: 'line', showSymbol: false, connectNulls: false, color: c,
+        out.push({name: op + ' p50', type: 'line', symbolSize: 4, connectNulls: false, color: c,
                   data: pairs(s.latency_ms[op].p50), lineStyle: {width: 1.5}});
-        out.push({name: op + ' p99', type: 'line', showSymbol: false, connectNulls: false, color: c,
+        out.push({name: op + ' p99', type: 'line', symbolSize: 4, connectNulls: false, color: c,
                   data: pairs(s.latency_ms[op].p99), lineStyle: {width: 1.5, type: 'dashed'}});
       });
       return base(null, ' ms', 'latency (ms)', out);
