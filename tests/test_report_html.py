@@ -259,3 +259,19 @@ async def test_a_load_tests_html_renders_its_charts_offline(load_reports: dict[s
     seen = await _open(load_reports["html"])
     _assert_charts(seen, report)
     assert "croupier load" in seen["env"]
+
+
+@pytest.mark.slow
+def test_demo_writes_the_same_report_with_the_wallets_ggr(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "simulator", "demo", "--duration", "2", "--html", str(tmp_path / "d.html"),
+                           "--json", str(tmp_path / "d.json")], check=False, cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    page = (tmp_path / "d.html").read_text(encoding="utf-8")
+    report = orjson.loads((tmp_path / "d.json").read_bytes())
+    assert series.valid(report["series"]) and series.totals(report["series"], "calls")["bet"] == report["calls"]["bet"]
+    assert "GGR (the wallet's own report)" in page and ">EUR<" in page and 'id="chart-faults"' in page
