@@ -110,9 +110,11 @@ def step(before: Mapping[str, Any] | None, now: Mapping[str, Any]) -> dict[str, 
 
 
 def series_of(steps: Iterable[tuple[int, Mapping[str, Any]]], t0: str | None,
-              settling_from: int | None) -> dict[str, Any]:
+              settling_from: int | None, spread: int = 1) -> dict[str, Any]:
     """The run's series (:mod:`simulator.report.series`) from its steps, each at the second it covers;
-    two steps in one second add up (their latencies: the later step's)."""
+    two steps in one second add up (their latencies: the later step's).  ``spread``: statistics that
+    arrive every ``spread`` seconds (a distributed run's worker reports) are spread evenly over the
+    empty seconds before them, up to ``spread`` seconds in all (:func:`spread_bursts`)."""
     by_second: dict[int, list[Mapping[str, Any]]] = {}
     for second, st in steps:
         by_second.setdefault(max(0, int(second)), []).append(st)
@@ -137,7 +139,38 @@ def series_of(steps: Iterable[tuple[int, Mapping[str, Any]]], t0: str | None,
 
     out["latency_ms"] = {op: {"p50": [latest(op, "p50", s) for s in seconds], "p99": [latest(op, "p99", s) for s in seconds]}
                          for op in out["calls"]}
-    return out
+    return spread_bursts(out, spread) if spread > 1 else out
+
+
+def spread_bursts(series: dict[str, Any], spread: int) -> dict[str, Any]:
+    """Counts that arrived in one second after up to ``spread - 1`` seconds with nothing, spread evenly over
+    those seconds (integer shares, the remainder on the latest seconds: the sums stay exact); their
+    latencies are shown over the same seconds.  A distributed Locust run's workers report every few seconds:
+    without this its charts would be a comb of spikes and zeros."""
+    keys = ("calls", "refusals", "faults", "anomalies")
+    n = len(series["seconds"])
+    busy = [any(series[k][name][i] for k in keys for name in series[k]) for i in range(n)]
+    gap = 0
+    for i in range(n):
+        if not busy[i]:
+            gap += 1
+            continue
+        width = min(gap, spread - 1) + 1
+        gap = 0
+        if width == 1:
+            continue
+        first = i - width + 1
+        for k in keys:
+            for values in series[k].values():
+                total, values[i] = values[i], 0
+                share, rest = divmod(total, width)
+                for j in range(width):
+                    values[first + j] = share + (1 if j >= width - rest else 0)
+        for lat in series["latency_ms"].values():
+            for p in ("p50", "p99"):
+                for j in range(first, i):
+                    lat[p][j] = lat[p][i]
+    return series
 
 
 def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[verdict.Threshold], *,

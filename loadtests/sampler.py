@@ -6,7 +6,9 @@ local process's own, or the sum of the workers' latest snapshots) and keeps only
 from the previous reading (:func:`loadtests.report.step`), so a long soak keeps a few numbers per
 second, not histograms.  A last reading at the end (after the settlement) makes the series add up
 to the report's totals.  With workers, statistics reach the master every few seconds (Locust's
-worker report interval), so the seconds of a distributed run come in steps of that interval.
+worker report interval): what arrives after empty seconds is spread evenly over them
+(:func:`loadtests.report.spread_bursts`), so a distributed run's charts are smooth at the price of
+a few seconds' resolution.
 
 The end-of-run settlement begins when Locust starts stopping users (``test_stopping``): from
 there each user settles its calls still in doubt and reads its balances once more.
@@ -14,13 +16,14 @@ there each user settles its calls still in doubt and reads its balances once mor
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import gevent
-from locust.runners import MasterRunner
+from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 
 from simulator.report import series as series_shape
 
@@ -99,7 +102,8 @@ class Sampler:
             return series_shape.empty()
         self.stop_loop()
         self.read(int(time.monotonic() - self.origin))
-        return report.series_of(self.steps, series_shape.iso_utc(self.t0), self.settling_from)
+        spread = math.ceil(WORKER_REPORT_INTERVAL) if isinstance(self.env.runner, MasterRunner) else 1
+        return report.series_of(self.steps, series_shape.iso_utc(self.t0), self.settling_from, spread)
 
 
 current: Sampler | None = None

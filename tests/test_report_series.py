@@ -97,10 +97,11 @@ readings = st.lists(st.tuples(st.sampled_from(("bet", "win")), st.integers(1, 20
                               st.sampled_from(("timeout", "duplicate", None))), max_size=60)
 
 
-@given(readings, st.integers(1, 6))
+@given(readings, st.integers(1, 6), st.integers(1, 4))
 def test_load_steps_add_up_to_the_last_cumulative_reading(calls_: list[tuple[str, int, str, str | None]],
-                                                          every: int) -> None:
-    """The sampler's steps (differences of cumulative readings) add up to what Locust counted in all."""
+                                                          every: int, spread: int) -> None:
+    """The sampler's steps (differences of cumulative readings) add up to what Locust counted in all,
+    spread over the empty seconds before them (a distributed run's bursts) or not."""
     rows: dict[str, tuple[int, int, Counter[int]]] = {}
     results: Counter[str] = Counter()
     faults: Counter[str] = Counter()
@@ -120,9 +121,22 @@ def test_load_steps_add_up_to_the_last_cumulative_reading(calls_: list[tuple[str
             last = now
     final = load_report.sample([(k, r, f, h) for k, (r, f, h) in rows.items()], results, faults, {})
     steps.append((len(calls_) // every, load_report.step(last, final)))
-    got = load_report.series_of(steps, series.iso_utc(T0), None)
+    got = load_report.series_of(steps, series.iso_utc(T0), None, spread)
     assert series.valid(got)
     assert series.totals(got, "calls") == {op: r for op, (r, _, _) in rows.items()}
     assert series.totals(got, "faults") == dict(faults)
     assert series.totals(got, "refusals") == ({"ROUND_CLOSED": n} if (n := sum(
         v for k, v in results.items() if k.endswith("ROUND_CLOSED"))) else {})
+
+
+def test_bursts_are_spread_over_the_empty_seconds_before_them_exactly() -> None:
+    s = series.empty()
+    s["seconds"] = list(range(9))
+    s["calls"] = {"bet": [0, 0, 9, 0, 0, 7, 0, 0, 10]}
+    s["faults"] = {"timeout": [0, 0, 2, 0, 0, 0, 0, 0, 1]}
+    s["latency_ms"] = {"bet": {"p50": [None, None, 1.0, None, None, 2.0, None, None, 3.0],
+                               "p99": [None, None, 5.0, None, None, 6.0, None, None, 7.0]}}
+    got = load_report.spread_bursts(s, 3)
+    assert got["calls"]["bet"] == [3, 3, 3, 2, 2, 3, 3, 3, 4]
+    assert got["faults"]["timeout"] == [0, 1, 1, 0, 0, 0, 0, 0, 1]
+    assert got["latency_ms"]["bet"]["p50"] == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0]
