@@ -179,9 +179,14 @@ def _findings(report: Mapping[str, Any]) -> str:
         for kind, count in kinds.items():
             mine = [f for f in findings if f["kind"] == kind]
             shown = mine[:SHOWN_PER_KIND]
-            left = (f"showing {_n(len(shown))} of {_n(count)} — the report keeps the evidence of the first "
-                    f"{_n(len(mine))} (all in the JSON), the count is exact") if count > len(shown) \
-                else f"all {_n(count)} shown"
+            if count <= len(shown):
+                left = f"all {_n(count)} shown"
+            elif len(mine) > len(shown):
+                left = (f"showing {_n(len(shown))} of {_n(count)} — the JSON has the evidence of the first "
+                        f"{_n(len(mine))}; the count is exact")
+            else:
+                left = (f"showing {_n(len(shown))} of {_n(count)} — croupier keeps the evidence of the first "
+                        f"{_n(len(mine))} of a kind; the count is exact")
             items = "".join(
                 f"<details><summary>{_esc(str(f.get('player_id', '')))}: {_esc(str(f.get('message', '')))}</summary>"
                 f"<blockquote>{_esc(str(f.get('section', '')))}: “{_esc(str(f.get('quote', '')))}”</blockquote>"
