@@ -276,13 +276,14 @@ _SCRIPT = r"""
       animation: false, color: palette,
       title: {show: false},
       legend: {type: 'scroll', top: 0, left: 50, right: 10},
-      grid: {left: 70, right: 24, top: 36, bottom: 58},
+      grid: {left: 84, right: 24, top: 62, bottom: 58},
       tooltip: {trigger: 'axis', valueFormatter: function (v) { return v === null || v === undefined ? '–' : v + unit; },
                 axisPointer: {label: {formatter: function (p) { return p.value + ' s  ' + clock(p.value); }}}},
       xAxis: {type: 'value', min: 0, max: s.settling_from === null || s.settling_from === undefined ? Math.max(last, 0) : Math.max(last, s.settling_from) + 1, name: 'time since start (s)' + (t0 ? ', started ' + s.t0.replace('T', ' ').replace('Z', ' UTC') : ''),
               nameLocation: 'middle', nameGap: 30, minInterval: 1,
               axisLabel: {formatter: '{value} s'}, splitLine: {show: true, lineStyle: {color: '#eee'}}},
-      yAxis: {type: 'value', name: yname, nameLocation: 'middle', nameGap: 50, min: 0,
+      yAxis: {type: 'value', name: yname, nameLocation: 'end', nameGap: 14, min: 0,
+              nameTextStyle: {align: 'left', fontWeight: 'bold', color: '#444'},
               axisLabel: {formatter: '{value}' + unit}, splitLine: {lineStyle: {color: '#eee'}}},
       series: series
     };
@@ -333,7 +334,7 @@ table.num td{text-align:right}table.num td:first-child{text-align:left}table.env
 .banner{background:#fff4e5;border:2px solid #e8710a;padding:.7em 1em;margin:1em 0;font-size:15px}
 .tiles{display:flex;flex-wrap:wrap;gap:.6em;margin:1em 0}.tile{border:1px solid #ddd;border-radius:6px;padding:.5em .9em;min-width:8em}
 .tile b{display:block;font-size:20px}.tile span{color:#666;font-size:12px}
-.chart{width:100%;height:300px}.chart[data-empty=true]{height:auto}figure{margin:1em 0}figcaption{font-weight:600}
+.chart{width:100%;height:320px}.chart[data-empty=true]{height:auto}figure{margin:1em 0}figcaption{font-weight:600}
 figcaption small{font-weight:normal;color:#666;margin-left:.5em}
 pre{background:#f6f8fa;border:1px solid #e3e3e3;padding:.4em .6em;font-size:12px;overflow:auto;max-height:20em;margin:.2em 0}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:.6em}.ev{margin:.5em 0}details{margin:.4em 0}
