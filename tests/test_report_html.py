@@ -275,3 +275,25 @@ def test_demo_writes_the_same_report_with_the_wallets_ggr(tmp_path: Path) -> Non
     report = orjson.loads((tmp_path / "d.json").read_bytes())
     assert series.valid(report["series"]) and series.totals(report["series"], "calls")["bet"] == report["calls"]["bet"]
     assert "GGR (the wallet's own report)" in page and ">EUR<" in page and 'id="chart-faults"' in page
+
+
+async def test_an_hour_long_run_stays_small_and_draws(tmp_path: Path) -> None:
+    from simulator.stats import RunStats
+
+    stats = RunStats(t0=1_796_000_000.0, settling_from=3590)
+    for second in range(3600):
+        for op in ("authenticate", "bet", "win", "rollback", "balance"):
+            stats.record(op, "ok", 2.0 + second % 7, second)
+        stats.record("bet", "INSUFFICIENT_FUNDS", 3.0, second)
+        stats.fault("timeout", second=second)
+        stats.anomaly("wallet_choice", second=second)
+    report = _minimal_report() | {"series": series.build(stats), "calls": dict(stats.calls), "run_id": "hour",
+                                  "seed": 7, "elapsed_s": 3600.0}
+    path = tmp_path / "hour.html"
+    path.write_text(render(report), encoding="utf-8")
+    assert path.stat().st_size < MAX_PAGE_BYTES
+    assert "3,600 seconds are drawn as 900 points of 4 s each" in path.read_text(encoding="utf-8")
+    seen = await _open(path)
+    _assert_charts(seen, report)
+    assert "3,600 s" in " ".join(seen["charts"]["chart-calls"]["text"]) or \
+        "3600 s" in " ".join(seen["charts"]["chart-calls"]["text"])

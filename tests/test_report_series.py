@@ -140,3 +140,16 @@ def test_bursts_are_spread_over_the_empty_seconds_before_them_exactly() -> None:
     assert got["calls"]["bet"] == [3, 3, 3, 2, 2, 3, 3, 3, 4]
     assert got["faults"]["timeout"] == [0, 1, 1, 0, 0, 0, 0, 0, 1]
     assert got["latency_ms"]["bet"]["p50"] == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 3.0, 3.0]
+
+
+def test_a_long_run_is_drawn_in_fewer_points_without_hiding_a_slow_second() -> None:
+    stats = RunStats(t0=T0, settling_from=3000)
+    for second in range(3600):
+        stats.record("bet", "ok", 900.0 if second == 1234 else 2.0, second)
+        stats.record("bet", "ok", 2.0, second)
+    full = series.build(stats)
+    drawn, step = series.downsample(full, 900)
+    assert step == 4 and len(drawn["seconds"]) == 900 and drawn["seconds"][:3] == [0, 4, 8]
+    assert drawn["calls"]["bet"] == [2.0] * 900  # the mean per second
+    assert max(v for v in drawn["latency_ms"]["bet"]["p99"] if v is not None) >= 880  # the slow second stays
+    assert drawn["settling_from"] == 3000 and series.downsample(full, 5000) == (full, 1)

@@ -26,6 +26,10 @@ from ..findings import KINDS, RULES, Severity, fails
 from ..money import UnknownCurrency, format_minor
 from . import model, series
 
+MAX_POINTS = 900
+"""Points per line at most: a longer run is drawn in runs of seconds (the page stays small; the JSON has
+every second)."""
+
 SHOWN_PER_KIND = 10
 """Findings of one kind shown with their evidence (the count of those left out is said)."""
 
@@ -255,7 +259,8 @@ _CHARTS = (
 _SCRIPT = r"""
 (function () {
   var data = JSON.parse(document.getElementById('croupier-series').textContent);
-  var s = data.series, t0 = s.t0 ? Date.parse(s.t0) : null, last = s.seconds.length - 1;
+  var s = data.series, t0 = s.t0 ? Date.parse(s.t0) : null;
+  var last = s.seconds.length ? s.seconds[s.seconds.length - 1] + data.step - 1 : 0;
   var palette = ['#4e79a7','#f28e2b','#e15759','#76b7b2','#59a14f','#edc948','#b07aa1','#ff9da7','#9c755f','#bab0ac'];
   function clock(sec) {
     if (t0 === null) return '';
@@ -358,6 +363,8 @@ def render(report: Mapping[str, Any]) -> str:
     if not series.valid(s):
         s = series.empty()
     assert isinstance(s, Mapping)
+    full_seconds = len(s["seconds"])
+    s, step = series.downsample(s, MAX_POINTS)
     verdict = str(report.get("verdict", "error"))
     load = report.get("engine") == "locust"
     command = "croupier load" if load else "croupier run"
@@ -365,10 +372,13 @@ def render(report: Mapping[str, Any]) -> str:
              "chart-refusals": sorted(s["refusals"]), "chart-faults": sorted(s["faults"]),
              "chart-anomalies": sorted(s["anomalies"])}
     figures = "".join(_figure(cid, title, cap, names[cid]) for cid, title, cap in _CHARTS)
-    settling = "" if s.get("settling_from") is None else (
+    resolution = "" if step == 1 else (
+        f"<p>{_n(full_seconds)} seconds are drawn as {_n(len(s['seconds']))} points of {step} s each: counts are "
+        "their mean per second, p50 the mean and p99 the worst of the seconds' (the JSON has every second).</p>")
+    settling = resolution + ("" if s.get("settling_from") is None else (
         f"<p>The shaded band from second {s['settling_from']} is the end-of-run settlement: croupier stops playing, "
-        "settles what is still in doubt and reads every balance once more, so throughput drops there by design.</p>")
-    data = orjson.dumps({"series": s}).decode().replace("</", "<\\/")
+        "settles what is still in doubt and reads every balance once more, so throughput drops there by design.</p>"))
+    data = orjson.dumps({"series": s, "step": step}).decode().replace("</", "<\\/")
     faults = [[_esc(k), _n(v)] for k, v in sorted(report.get("faults", {}).items())]
     skipped = "".join(f"<li>{_esc(x)}</li>" for x in report.get("skipped", []))
     errors = report.get("errors", [])

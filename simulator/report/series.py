@@ -82,6 +82,36 @@ def totals(series: Mapping[str, Any], key: str) -> dict[str, int]:
     return {k: sum(v) for k, v in series.get(key, {}).items()}
 
 
+def downsample(series: Mapping[str, Any], max_points: int) -> tuple[dict[str, Any], int]:
+    """The series with at most ``max_points`` points per line, for drawing a long run: each point is a
+    run of ``step`` seconds (returned), counts as their mean per second, p50 as the mean of the seconds'
+    p50s and p99 as their worst (a slow second is never averaged away).  ``seconds`` are each run's first
+    second; ``settling_from`` is unchanged.  The JSON keeps every second."""
+    n = len(series["seconds"])
+    step = max(1, -(-n // max(1, max_points)))
+    if step == 1:
+        return dict(series), 1
+    starts = list(range(0, n, step))
+
+    def mean(values: list[int]) -> list[float]:
+        return [round(sum(values[i:i + step]) / len(values[i:i + step]), 2) for i in starts]
+
+    def pick(values: list[float | None], worst: bool) -> list[float | None]:
+        out: list[float | None] = []
+        for i in starts:
+            seen = [v for v in values[i:i + step] if v is not None]
+            out.append(None if not seen else (max(seen) if worst else round(sum(seen) / len(seen), 3)))
+        return out
+
+    out = dict(series)
+    out["seconds"] = [series["seconds"][i] for i in starts]
+    for key in ("calls", "refusals", "anomalies", "faults"):
+        out[key] = {k: mean(v) for k, v in series[key].items()}
+    out["latency_ms"] = {op: {"p50": pick(v["p50"], False), "p99": pick(v["p99"], True)}
+                         for op, v in series["latency_ms"].items()}
+    return out, step
+
+
 def valid(series: object) -> bool:
     """Whether ``series`` has the shape above (the HTML report draws nothing from anything else)."""
     if not isinstance(series, Mapping) or any(k not in series for k in KEYS):
