@@ -54,7 +54,7 @@ from simulator.players import PlayerProfile, make_players
 from simulator.rounds import RoundContext, Seat, TxIds, player_ids
 from simulator.scenario import ScenarioError
 
-from . import report, verdict
+from . import report, sampler, verdict
 from . import settings as cfg
 
 log = logging.getLogger("croupier.load")
@@ -292,7 +292,7 @@ class Master:
             self.stats(), merged, s.thresholds, scenario=s.scenario.name,
             target=s.provider_url or s.wallet_url, seed=s.seed, run_id=s.run_id, workers=workers,
             topology="provider" if s.provider_url else "wallet", exceptions=len(runner.exceptions),
-            fail_on=s.severity)
+            fail_on=s.severity, series=sampler.series(), dialect=s.dialect)
 
 
 master: Master | None = None
@@ -315,6 +315,7 @@ def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
         master = Master(environment, settings)
         _choose_users(environment, settings, user_classes)
     _listen(environment)
+    sampler.listen(environment)  # the report's per-second series (master or local runner)
 
 
 def _choose_users(environment: Any, settings: cfg.Settings, user_classes: dict[str, Any]) -> None:

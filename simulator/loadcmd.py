@@ -38,7 +38,8 @@ from rich.table import Table
 
 from .findings import Severity
 from .report import model
-from .report.junit import junit_xml
+from .report.html import render
+from .report.junit import junit_xml, recount
 from .report.summary import print_summary
 from .scenario import ScenarioError
 
@@ -112,6 +113,9 @@ def add_load_parser(sub: Any) -> None:
     p.add_argument("--junit", dest="junit_path", metavar="PATH",
                    help="JUnit XML: one case per threshold and per kind of finding (notes as properties)")
     p.add_argument("--json", dest="json_path", metavar="PATH", help="croupier's report as JSON (also in the report folder)")
+    p.add_argument("--html", dest="html_path", metavar="PATH",
+                   help="croupier's HTML report (charts over time, findings with evidence); also report.html "
+                        "in the report folder")
     p.add_argument("--report-dir", default="load-report",
                    help="Locust's CSV and HTML reports and croupier's summary.json (default: %(default)s)")
     p.add_argument("--dialect", default="canonical",
@@ -264,6 +268,10 @@ def load_command(args: argparse.Namespace) -> int:
         Path(args.json_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if args.junit_path:
         Path(args.junit_path).write_bytes(junit(report))
+    page = render(report)  # croupier's own HTML report, beside Locust's locust.html
+    (out / "report.html").write_text(page, encoding="utf-8")
+    if args.html_path:
+        Path(args.html_path).write_text(page, encoding="utf-8")
     if not args.quiet:
         show(report, out, Console())
     if report["verdict"] == "error":
@@ -314,7 +322,7 @@ def show(report: dict[str, Any], out: Path, console: Console) -> None:
     loc = report["locust"]
     console.print(f"locust: {loc['requests']} requests, {loc['failures']} failures"
                   + (f", {report['workers']} workers" if report.get("workers") else "")
-                  + f"; reports in {out}/ (locust.html, locust_stats.csv, summary.json)")
+                  + f"; reports in {out}/ (report.html, summary.json, locust.html, locust_stats.csv)")
     colour = "green" if report["verdict"] == "pass" else "red"
     why = f": {', '.join(str(r) for r in report['reasons'])}" if report["reasons"] else ""
     console.print(f"[bold {colour}]verdict: {report['verdict'].upper()}[/]{why}")
@@ -331,4 +339,5 @@ def junit(report: dict[str, Any]) -> bytes:
         case = ET.SubElement(ts, "testcase", classname="croupier.load.thresholds", name=r["threshold"])
         if not r["passed"]:
             ET.SubElement(case, "failure", type="threshold", message=r["message"])
+    recount(root)  # <testsuites> totals include the thresholds' suite
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))

@@ -27,7 +27,7 @@ from . import scenario as scenarios
 from .findings import Severity
 from .ledger import Ledger
 from .progress import LiveProgress
-from .report import model
+from .report import model, series
 from .report.html import render
 from .report.junit import junit_xml
 from .report.summary import print_summary
@@ -191,7 +191,7 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, c
     if args.junit_path:
         Path(args.junit_path).write_bytes(junit_xml(report))
     if args.html_path:
-        Path(args.html_path).write_text(render(report, stats.timeline), encoding="utf-8")
+        Path(args.html_path).write_text(render(report), encoding="utf-8")
     if not args.quiet:
         print_summary(report, Console())
     if report.get("error"):
@@ -238,7 +238,7 @@ def merge_reports(reports: list[dict[str, Any]], stats: RunStats, fail_on: Sever
         coverage=model.coverage_rows(coverage, fail_on), error=errors[0] if errors else None,
         errors=[e for r in reports for e in r["errors"]], workers=len(reports),
         unseated=sum(r.get("unseated", 0) for r in reports),
-        skipped=sorted({s for r in reports for s in r.get("skipped", [])}),
+        skipped=sorted({s for r in reports for s in r.get("skipped", [])}), series=series.build(stats),
     )
     merged["verdict"] = model.verdict(anomalies, fail_on, merged["error"])
     return merged
