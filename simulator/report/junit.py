@@ -65,6 +65,13 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
         err.text = "\n".join(report.get("errors", [])[:20])
     elif report.get("errors"):
         ET.SubElement(run, "system-out").text = "\n".join(report["errors"][:20])
+    mark = report.get("interrupted")
+    if mark:  # the shared contract: a property, and one case that did not complete
+        ET.SubElement(props, "property", name="interrupted", value=str(mark.get("signal", "")))
+        cases += 1
+        errors += 1
+        done = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="run completed")
+        ET.SubElement(done, "error", type="interrupted", message=str(mark.get("note", ""))).text = str(mark.get("note", ""))
     ts.set("tests", str(cases))
     ts.set("failures", str(failures))
     ts.set("errors", str(errors))
