@@ -156,7 +156,8 @@ class Interruption:
             return f"{self.signal} before play started: no round was played, nothing is in doubt"
         text = f"{self.signal} after {self.after_s:.1f} s: play stopped, no new round started"
         if self.cancelled_rounds:
-            text += f" ({self.cancelled_rounds} rounds in flight cut off after {INTERRUPT_ROUNDS_S:g} s)"
+            text += f" ({self.cancelled_rounds} rounds in flight cut off" + (
+                ")" if self.again else f" after {INTERRUPT_ROUNDS_S:g} s)")
         if self.again:
             return text + (f"; a second {self.again} skipped the settlement and the final balance reads: "
                            f"{calls} left in doubt, not judged")
