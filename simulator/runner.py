@@ -684,11 +684,16 @@ class Runner:
             ticker = asyncio.create_task(self._tick(started))
             await self._until_done(tasks, started)
             # Interrupted, each step of the end is bounded from the signal, and a second signal skips them.
-            await self._bounded(driver.quiesce(), self.s.timeout_s * 2 + 1, INTERRUPT_ROUNDS_S)
+            await self._bounded(driver.quiesce(), self.s.timeout_s * 2 + 1, self._rounds_left())
             await self._bounded(self._drain_late(driver), self.s.settle_timeout_s, 0.0)  # no new calls once stopped
             unsettled = await self._settle(driver)
             await self._bounded(self._reconcile(driver), self.s.timeout_s * 3 + 5, INTERRUPT_RECONCILE_S)
             ticker.cancel()
+            unheard = list(driver.background)  # answers nobody waits for any more (a cut-short end): not leaked
+            for task in unheard:
+                task.cancel()
+            if unheard:
+                await asyncio.wait(unheard, timeout=1.0)
         elapsed = time.monotonic() - started
         wanted = len(self.o.accounts) if self.o.accounts is not None else \
             self.s.players + self.s.live.tables * self.s.live.seats
@@ -784,6 +789,13 @@ class Runner:
             for t in tasks:
                 if t.done() and not t.cancelled() and t.exception() is not None:
                     self.errors.append(f"player task failed: {t.exception()!r}")
+
+    def _rounds_left(self) -> float:
+        """What is left of :data:`INTERRUPT_ROUNDS_S` since the signal (all of it before one): the answers
+        the provider stopped waiting for share the rounds' window, not a window of their own."""
+        if self.interruption is None:
+            return INTERRUPT_ROUNDS_S
+        return max(0.0, self.interruption.at + INTERRUPT_ROUNDS_S - time.monotonic())
 
     async def _let_finish(self, tasks: list[asyncio.Task[None]]) -> None:
         """Let the rounds in progress finish: up to ``max(30, 4 × timeout_s)`` seconds, or
