@@ -254,3 +254,84 @@ def test_demo_interrupted_stops_its_wallet_and_keeps_its_reports(tmp_path: Path)
     assert_summary(cmd.stdout_lines())
     with pytest.raises(OSError):  # the demo's wallet is gone with it
         urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/healthz", timeout=2)
+
+
+# -- the pieces, without a process ------------------------------------------------------------------
+
+def _mark(**kw: object) -> dict[str, object]:
+    return {"signal": "SIGINT", "after_s": 3.2, "settled": True, "unsettled": 0, "note": "n", **kw}
+
+
+def test_summary_first_and_last_lines_say_interrupted() -> None:
+    import io
+
+    from rich.console import Console
+
+    from simulator.report.summary import print_summary
+    from tests.test_summary_readable import _report
+
+    report = {**_report(), "interrupted": _mark(note="SIGINT after 3.2 s: play stopped")}
+    out = io.StringIO()
+    print_summary(report, Console(file=out, width=80, force_terminal=False, color_system=None))
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    assert lines[0] == lines[-1]
+    assert lines[0].startswith("INTERRUPTED by SIGINT after 3.2 s — verdict so far: FAIL scenario invalid-calls")
+    assert lines[1] == "interrupted: SIGINT after 3.2 s: play stopped"
+    out = io.StringIO()
+    print_summary(_report(), Console(file=out, width=80, force_terminal=False, color_system=None))
+    assert "INTERRUPTED" not in out.getvalue()  # a finished run is not marked
+
+
+def test_junit_has_the_interrupted_property_and_one_case_that_did_not_complete() -> None:
+    from simulator.report.junit import junit_xml
+    from tests.test_summary_readable import _report
+
+    plain = ET.fromstring(junit_xml(_report())).find("testsuite")
+    suite = ET.fromstring(junit_xml({**_report(), "interrupted": _mark(note="the note")})).find("testsuite")
+    assert plain is not None and suite is not None
+    assert int(suite.get("tests", "0")) == int(plain.get("tests", "0")) + 1 == len(list(suite.iter("testcase")))
+    assert int(suite.get("errors", "0")) == int(plain.get("errors", "0")) + 1
+    assert {p.get("name"): p.get("value") for p in suite.iter("property")}["interrupted"] == "SIGINT"
+    case = next(c for c in suite.iter("testcase") if c.get("name") == "run completed")
+    error = case.find("error")
+    assert error is not None and error.get("message") == "the note" and error.get("type") == "interrupted"
+
+
+def test_workers_marks_merge_into_one() -> None:
+    from simulator.runcmd import merge_interrupted
+
+    both = merge_interrupted([_mark(after_s=3.0, unsettled=1), _mark(after_s=3.4, unsettled=2)], "SIGTERM")
+    assert both["signal"] == "SIGTERM" and both["after_s"] == 3.4 and both["unsettled"] == 3
+    assert both["settled"] is True and "3 calls still without a definitive answer" in both["note"]
+    cut = merge_interrupted([_mark(), _mark(settled=False, unsettled=4)])
+    assert cut["settled"] is False and "cut short: 4 calls left in doubt" in cut["note"]
+    skipped = merge_interrupted([_mark(settled=False, unsettled=1)], skipped=True)
+    assert "a second signal skipped the settlement" in skipped["note"] and "1 call left" in skipped["note"]
+
+
+def test_the_note_says_what_was_stopped_and_what_was_left() -> None:
+    from simulator.runner import Interruption
+
+    done = Interruption("SIGTERM", 0.0, after_s=4.25, settled=True)
+    assert done.note == ("SIGTERM after 4.2 s: play stopped, no new round started; every call in doubt was settled "
+                         "and every balance read again")
+    cut = Interruption("SIGINT", 0.0, after_s=1.0, unsettled=2, cancelled_rounds=3, settle_bound_s=5.0)
+    assert "3 rounds in flight cut off after 2 s" in cut.note
+    assert "the settlement was cut short after 5 s: 2 calls left in doubt, not judged" in cut.note
+    again = Interruption("SIGINT", 0.0, again="SIGINT", unsettled=1)
+    assert "a second SIGINT skipped the settlement and the final balance reads: 1 call left in doubt" in again.note
+    assert Interruption("SIGINT", 0.0, before_play=True).note.startswith("SIGINT before play started")
+    assert set(done.to_json()) == {"signal", "after_s", "settled", "unsettled", "note"}
+
+
+def test_a_stop_request_stops_hypothesis_at_once_only_while_it_searches() -> None:
+    from simulator.check.runner import StopRequest
+
+    idle = StopRequest()
+    idle.request("SIGTERM")  # between two Hypothesis runs: noted, the search stops before the next
+    assert idle.signal == "SIGTERM" and idle.at is not None
+    busy = StopRequest(searching=True)
+    with pytest.raises(KeyboardInterrupt):
+        busy.request("SIGINT")
+    busy.request("SIGTERM")  # a second one changes nothing
+    assert busy.signal == "SIGINT"
