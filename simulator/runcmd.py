@@ -264,7 +264,8 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
 
     The workers are in a process group of their own, so a terminal's Ctrl-C reaches them once, from
     here: every SIGINT/SIGTERM this process gets is passed on to each worker (a second one too, which
-    skips their settlement).  Interrupted, each writes its partial report marked ``interrupted`` and
+    skips their settlement), as SIGTERM: a worker still starting up then ends quietly, where a SIGINT
+    would be a KeyboardInterrupt in the middle of its imports.  Interrupted, each writes its partial report marked ``interrupted`` and
     the merged report stays so; a worker still running :data:`WORKER_GRACE_S` after the first signal
     is killed, and none outlives this command whatever ends it."""
     n = args.workers
@@ -274,7 +275,7 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
         for p in procs:
             if p.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(p.pid, signal.Signals[name])
+                    os.kill(p.pid, signal.SIGTERM)
         if count == 1 and not args.quiet:
             console.print(f"[yellow]croupier:[/] {name}: stopping the {n} workers (at most {WORKER_GRACE_S:g} s); "
                           "Ctrl-C or SIGTERM again skips their settlement", soft_wrap=True)
@@ -297,12 +298,16 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
                     p.kill()
                     p.wait()
         interrupted = interrupts.first
-        if interrupted is None and any(c != 0 for c in codes):
+        # A worker interrupted on its own (a signal sent to it alone) reported what it had: merged, still 130.
+        if interrupted is None and any(c not in (0, EXIT_INTERRUPTED) for c in codes):
             console.print(f"[red]croupier:[/] a worker failed (exit codes {codes})")
             return 2
         paths = [Path(tmp) / f"{k}.json" for k in range(len(procs))]
         parts = [orjson.loads(p.read_bytes()) for p in paths if p.exists()]
     missing = n - len(parts)
+    if interrupted is None and missing:
+        console.print(f"[red]croupier:[/] {missing} of {n} workers left no report (exit codes {codes})")
+        return 2
     stats = RunStats()
     for part in parts:
         stats.merge(RunStats.from_json(part["stats"]))
