@@ -514,7 +514,7 @@ class Runner:
                         not await self._pay_owed(driver, admin, ctx):
                     break
             played += 1
-            if driver.late is not None:  # the provider's retry queue, between the player's rounds
+            if driver.late is not None and not self.stop.is_set():  # the provider's retry queue, between the player's rounds
                 await driver.late_duplicates(seat.player_id)
             pause = self._think(profile, rng)
             if pause > 0:
@@ -588,7 +588,7 @@ class Runner:
                     await self._pay_owed(driver, admin, ctx)
             self.stats.rounds["live_rounds"] += 1
             played += 1
-            if driver.late is not None:
+            if driver.late is not None and not self.stop.is_set():
                 for _, ctx in ctxs:
                     await driver.late_duplicates(ctx.seat.player_id)
             await self.stop.pause(self.s.live.window_ms / 1000)
