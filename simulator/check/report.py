@@ -122,7 +122,7 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
     mark = result.interrupted
     out = [head]
     if mark:  # the first line and the last say INTERRUPTED: a partial search is never taken for a whole one
-        out.insert(0, f"{_interrupted_line(result)}: {mark['note']}")
+        out[:0] = [_interrupted_line(result), f"interrupted: {mark['note']}"]
     failing = {id(f) for f in result.failing()}
     for sev, group in _by_severity(result.failures):
         out.append("")
