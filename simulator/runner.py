@@ -142,7 +142,8 @@ class Interruption:
     unsettled: int = 0
     """Calls still in doubt at the end."""
     cancelled_rounds: int = 0
-    """Rounds in flight that did not finish within :data:`INTERRUPT_ROUNDS_S` (their calls were settled)."""
+    """Rounds in flight that did not finish within :data:`INTERRUPT_ROUNDS_S` (a player's or a table's; the
+    calls they had in flight were left in doubt, for the settlement)."""
     settle_bound_s: float = 0.0
     """How long the settlement ran."""
     before_play: bool = False
@@ -600,7 +601,6 @@ class Runner:
         # Players are made (Faker: CPU-bound) before the clock starts: duration_s is play time.
         profiles = await asyncio.to_thread(self._profiles)
         if self.interruption is not None:
-            self.interruption.before_play = self.interruption.settled = True
             return self._result(0.0, 0, "interrupted before play started: nothing was checked")
         try:
             await preflight(self.o.wallet_url)
@@ -628,6 +628,9 @@ class Runner:
         if stop is not None:
             stop.after_s = max(0.0, stop.at - (self.started if self.started is not None else stop.at))
             stop.unsettled = unsettled
+            stop.before_play = stop.before_play or self.started is None
+            if stop.before_play or (unsettled == 0 and stop.again is None):
+                stop.settled = True  # nothing was, or is, in doubt: nothing is left to settle
         return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors,
                          self.unseated, error, self.skipped, self.settle_deadline_hit, stop)
 
