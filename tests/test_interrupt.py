@@ -174,6 +174,20 @@ def test_second_sigint_skips_the_settlement(wallet: str, tmp_path: Path) -> None
     assert_summary(cmd.stdout_lines())
 
 
+def test_run_interrupted_as_it_starts(wallet: str, tmp_path: Path) -> None:
+    """A signal while players are still being seated: the same clean end, a verdict so far of whatever
+    was (or was not) checked."""
+    cmd = Command(tmp_path, *run_argv(wallet))
+    try:
+        until("the first progress line", lambda: "croupier run" in cmd.err.read_text(), cmd.proc)
+        code = cmd.wait(cmd.signal(signal.SIGTERM))
+    finally:
+        cmd.kill()
+    assert_clean(cmd, code)
+    assert_reports(tmp_path, "SIGTERM")
+    assert_summary(cmd.stdout_lines())
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (Linux /proc; no psutil)."""
     found = []
