@@ -11,6 +11,11 @@ every balance is read once more, alone, and compared.
 A run that could not test anything (wallet unreachable, nobody provisioned or
 authenticated, no call judged) ends with the verdict ``error`` and the likely
 cause, never ``pass``; it always ends with a report.
+
+A run stopped from outside (:meth:`Runner.interrupt`: the command's SIGINT or SIGTERM) ends
+the same way, only sooner: no new round, the end's steps bounded from the signal
+(:data:`INTERRUPT_ROUNDS_S`, :data:`INTERRUPT_SETTLE_S`, :data:`INTERRUPT_RECONCILE_S`), and
+what is still in doubt counted rather than judged; its report says so (``interrupted``).
 """
 
 from __future__ import annotations
