@@ -172,9 +172,12 @@ WORKER_GRACE_S = WIND_DOWN_S + 5.0
 before it kills them: no worker outlives the command."""
 
 
-async def run_interruptible(options: RunOptions, interrupts: Interrupts, console: Console | None = None) -> RunResult:
+async def run_interruptible(options: RunOptions, interrupts: Interrupts, console: Console | None = None,
+                            parent: int | None = None) -> RunResult:
     """The run, with the command's SIGINT/SIGTERM turned into :meth:`Runner.interrupt` calls on this loop
-    (the runner never sees a signal); ``console``: where to say what an interruption does now."""
+    (the runner never sees a signal); ``console``: where to say what an interruption does now;
+    ``parent``: a ``--workers`` parent's pid — should it die without passing a signal on (SIGKILL),
+    this worker stops as if it got a SIGTERM rather than play on alone for the rest of the run."""
     runner = Runner(options)
     loop = asyncio.get_running_loop()
 
@@ -183,10 +186,20 @@ async def run_interruptible(options: RunOptions, interrupts: Interrupts, console
             loop.call_soon_threadsafe(_interrupted, runner, name, count, console)
 
     stop_listening = interrupts.listen(tell)
+    orphaned = asyncio.create_task(_watch_parent(parent, runner)) if parent is not None else None
     try:
         return await runner.run()
     finally:
         stop_listening()
+        if orphaned is not None:
+            orphaned.cancel()
+
+
+async def _watch_parent(parent: int, runner: Runner) -> None:
+    """Once the parent is gone (this process re-parented), stop the run as a SIGTERM would."""
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    runner.interrupt("SIGTERM")
 
 
 def _interrupted(runner: Runner, name: str, count: int, console: Console | None) -> None:
@@ -232,7 +245,8 @@ def _run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
         options.on_tick = tick
     try:
         with progress:
-            result = _event_loop_run(run_interruptible(options, interrupts, console if show else None))
+            result = _event_loop_run(run_interruptible(options, interrupts, console if show else None,
+                                                       os.getppid() if args.partial else None))
     except RunError as exc:
         console.print(f"[red]croupier:[/] {exc}")
         return 2

@@ -233,6 +233,29 @@ def test_run_workers_sigterm_to_the_parent_alone(wallet: str, tmp_path: Path) ->
     assert_summary(cmd.stdout_lines())
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_run_workers_stop_when_the_parent_is_killed(wallet: str, tmp_path: Path) -> None:
+    """SIGKILL leaves the parent no chance to pass anything on: its workers notice and stop by themselves."""
+    before = bets(wallet)
+    cmd = Command(tmp_path, *run_argv(wallet, "--workers", "2"))
+    try:
+        until("bets at the wallet", lambda: bets(wallet) > before + 100 and len(children(cmd.proc.pid)) == 2,
+              cmd.proc)
+        workers = children(cmd.proc.pid)
+        cmd.signal(signal.SIGKILL)
+        cmd.proc.wait(5)
+        deadline = time.monotonic() + STOP_WITHIN_S
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        cmd.kill()
+    left = [w for w in workers if alive(w)]
+    for w in left:  # not to leave them to the next test
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"workers {left} played on after their parent was killed"
+    assert "Traceback" not in cmd.text()
+
+
 def test_check_interrupted_reports_what_it_found(wallet: str, tmp_path: Path) -> None:
     before = bets(wallet)
     cmd = Command(tmp_path, "check", "--wallet", f"{wallet}/wallet", "--secret", SECRET, "--admin-token", ADMIN_TOKEN,
