@@ -3,7 +3,8 @@
 Exit codes: 0 no counterexample that fails the check (money or contract; notes too with
 ``--fail-on note``) (replay: the sequence passes now), 1 such a counterexample (replay: it still
 fails), 2 bad usage (an unknown rule id), an unreadable file, an unreachable wallet, or a check
-that ended with an error.
+that ended with an error; 130 interrupted (SIGINT or SIGTERM): the search stops at once and what was
+found so far is reported, in every report asked for, marked ``interrupted``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .check.runner import CheckOptions, CheckResult
+from .check.runner import CheckOptions, CheckResult, StopRequest
 from .check.target import CheckError, Target, admin_url_for
 from .cli import user_cache_dir
 from .runner import RunError, read_accounts
@@ -119,6 +120,17 @@ def list_rules() -> str:
 
 
 def check_command(args: argparse.Namespace) -> int:
+    """``croupier check``: SIGINT and SIGTERM stop the search (the first; later ones are noted while the
+    reports are written, which takes a moment) and what was found so far is reported."""
+    from .interrupt import Interrupts
+
+    stop = StopRequest()
+    with Interrupts() as interrupts:
+        interrupts.listen(lambda name, count: stop.request(name))
+        return _check_command(args, stop)
+
+
+def _check_command(args: argparse.Namespace, stop: StopRequest) -> int:
     from .check.runner import UnknownRule, check, select_rules, split_rules
 
     if args.list_rules:
@@ -138,7 +150,7 @@ def check_command(args: argparse.Namespace) -> int:
     options = CheckOptions(
         max_examples=args.max_examples, budget_s=args.budget if args.budget > 0 else None, seed=args.seed,
         db_dir=None if args.no_db else args.db_dir, steps=args.steps, shrink_s=args.shrink_time,
-        strict_codes=args.strict_codes, rules=rules, skip_rules=skip, fail_on=args.fail_on,
+        strict_codes=args.strict_codes, rules=rules, skip_rules=skip, fail_on=args.fail_on, stop=stop,
     )
     if not args.quiet and sys.stderr.isatty():
         budget = f"{options.budget_s:.0f} s of searching" if options.budget_s else "no time limit"

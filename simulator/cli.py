@@ -1,7 +1,7 @@
 """The croupier command line.
 
 Exit codes: 0 success, 1 the job ran and found a problem, 2 bad usage or
-configuration (what CI pipelines branch on), 130 interrupted.  The top-level
+configuration (what CI pipelines branch on), 130 interrupted (SIGINT or SIGTERM).  The top-level
 help's description is :data:`DESCRIPTION`, plain text: a docstring's reST
 markup would show in ``--help`` as it is.
 """
@@ -307,12 +307,19 @@ def preflight(args: argparse.Namespace) -> str | None:
     return None
 
 
+INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect")
+"""Commands whose SIGTERM is a Ctrl-C until they handle it themselves (run, check and demo do, and keep
+their work); the servers and ``load`` keep their own SIGTERM handling."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``croupier`` entry point: no traceback reaches the user (``CROUPIER_DEBUG=1`` shows them)."""
+    """The ``croupier`` entry point: no traceback reaches the user (``CROUPIER_DEBUG=1`` shows them), and
+    an interruption the command did not handle itself is one line and exit 130."""
     try:
         return _main(argv)
-    except KeyboardInterrupt:
-        print("croupier: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        name = str(exc) if str(exc) in ("SIGINT", "SIGTERM") else "SIGINT"
+        print(f"croupier: interrupted ({name})", file=sys.stderr)
         return 130
     except Exception as exc:  # the last resort: one sentence, not a traceback
         if os.environ.get("CROUPIER_DEBUG"):
@@ -323,6 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
+    command = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    if command in INTERRUPTIBLE:
+        from .interrupt import terminate_as_interrupt
+
+        terminate_as_interrupt()
     args = parser().parse_args(argv)
     problem = preflight(args)
     if problem:

@@ -3,18 +3,23 @@
 Exit codes: 0 pass (no finding of a failing severity: ``--fail-on``, default ``contract``, so
 money and contract findings fail and notes never do); 1 fail; 2 error — bad usage, a bad
 scenario file, or a run that could not test anything (unreachable wallet, nobody seated,
-nothing judged), with the likely cause in every report.
+nothing judged), with the likely cause in every report; 130 interrupted (SIGINT or SIGTERM):
+play stops, what is in doubt is settled within a bound (a second signal skips it), and every
+report asked for is written, marked ``interrupted``, with the verdict so far.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -25,13 +30,24 @@ from rich.console import Console
 
 from . import scenario as scenarios
 from .findings import Severity
+from .interrupt import EXIT_INTERRUPTED, Interrupts
 from .ledger import Ledger
 from .progress import LiveProgress
 from .report import model, series
 from .report.html import render
 from .report.junit import junit_xml
 from .report.summary import print_summary
-from .runner import RunError, RunOptions, RunResult, read_accounts, result_json, run
+from .runner import (
+    INTERRUPT_RECONCILE_S,
+    INTERRUPT_ROUNDS_S,
+    INTERRUPT_SETTLE_S,
+    RunError,
+    Runner,
+    RunOptions,
+    RunResult,
+    read_accounts,
+    result_json,
+)
 from .stats import RunStats
 
 DEV_SECRET = "croupier-dev-secret"
@@ -153,7 +169,66 @@ def _progress(console: Console, duration: float | None, enabled: bool) -> tuple[
     return progress, tick
 
 
+WIND_DOWN_S = INTERRUPT_ROUNDS_S + INTERRUPT_SETTLE_S + INTERRUPT_RECONCILE_S
+"""The most an interrupted run takes to stop (rounds in flight, settlement, final reads), reports aside."""
+WORKER_GRACE_S = WIND_DOWN_S + 5.0
+"""How long ``--workers`` waits for its interrupted workers (their wind-down, their partial reports)
+before it kills them: no worker outlives the command."""
+
+
+async def run_interruptible(options: RunOptions, interrupts: Interrupts, console: Console | None = None,
+                            parent: int | None = None) -> RunResult:
+    """The run, with the command's SIGINT/SIGTERM turned into :meth:`Runner.interrupt` calls on this loop
+    (the runner never sees a signal); ``console``: where to say what an interruption does now;
+    ``parent``: a ``--workers`` parent's pid — should it die without passing a signal on (SIGKILL),
+    this worker stops as if it got a SIGTERM rather than play on alone for the rest of the run."""
+    runner = Runner(options)
+    loop = asyncio.get_running_loop()
+
+    def tell(name: str, count: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over, the signal noted
+            loop.call_soon_threadsafe(_interrupted, runner, name, count, console)
+
+    stop_listening = interrupts.listen(tell)
+    orphaned = asyncio.create_task(_watch_parent(parent, runner)) if parent is not None else None
+    try:
+        return await runner.run()
+    finally:
+        stop_listening()
+        if orphaned is not None:
+            orphaned.cancel()
+
+
+async def _watch_parent(parent: int, runner: Runner) -> None:
+    """Once the parent is gone (this process re-parented), stop the run as a SIGTERM would."""
+    while os.getppid() == parent:
+        await asyncio.sleep(0.5)
+    runner.interrupt("SIGTERM")
+
+
+def _interrupted(runner: Runner, name: str, count: int, console: Console | None) -> None:
+    if count == 1:
+        runner.interrupt(name)
+        if console is not None:
+            console.print(f"[yellow]croupier:[/] {name}: stopping — no new round; the calls in flight finish and "
+                          f"what is in doubt is settled (at most {WIND_DOWN_S:g} s); Ctrl-C or SIGTERM again skips "
+                          "the settlement", soft_wrap=True)
+    elif count == 2:
+        in_doubt = len(runner.ledger.in_doubt())
+        runner.interrupt(name)
+        if console is not None:
+            console.print(f"[yellow]croupier:[/] {name} again: settlement skipped, {in_doubt} call"
+                          f"{'' if in_doubt == 1 else 's'} in doubt left unsettled; writing the reports",
+                          soft_wrap=True)
+
+
 def run_command(args: argparse.Namespace) -> int:
+    """``croupier run``: SIGINT and SIGTERM are handled from here on (see :func:`run_interruptible`)."""
+    with Interrupts() as interrupts:
+        return _run_command(args, interrupts)
+
+
+def _run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
     console = Console(stderr=True)
     try:
         options = _options(args)
@@ -167,21 +242,22 @@ def run_command(args: argparse.Namespace) -> int:
         console.print("[red]croupier:[/] --concurrency must be at least 1")
         return 2
     if args.workers > 1 and not args.shard:
-        return _run_workers(args, options, console)
+        return _run_workers(args, options, console, interrupts)
     show = not args.quiet and not args.partial
     progress, tick = _progress(console, options.scenario.duration_s, show)
     if show:
         options.on_tick = tick
     try:
         with progress:
-            result = _event_loop_run(run(options))
+            result = _event_loop_run(run_interruptible(options, interrupts, console if show else None,
+                                                       os.getppid() if args.partial else None))
     except RunError as exc:
         console.print(f"[red]croupier:[/] {exc}")
         return 2
     report = result_json(result)
     if args.partial:
         Path(args.partial).write_bytes(orjson.dumps({"report": report, "stats": result.stats.to_json()}))
-        return 0
+        return EXIT_INTERRUPTED if result.interruption is not None else 0
     return _finish(args, report, result.stats, console)
 
 
@@ -196,28 +272,118 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, c
         print_summary(report, Console())
     if report.get("error"):
         console.print(f"[red]croupier:[/] {report['error']}")
+    if report.get("interrupted"):
+        return EXIT_INTERRUPTED
     return model.exit_code(report["verdict"])
 
 
-def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console) -> int:
-    """Shard players over processes (one seed, one run id), then merge their reports exactly."""
+def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console, interrupts: Interrupts) -> int:
+    """Shard players over processes (one seed, one run id), then merge their reports exactly.
+
+    The workers are in a process group of their own, so a terminal's Ctrl-C reaches them once, from
+    here: every SIGINT/SIGTERM this process gets is passed on to each worker (a second one too, which
+    skips their settlement), as SIGTERM: a worker still starting up then ends quietly, where a SIGINT
+    would be a KeyboardInterrupt in the middle of its imports.  Interrupted, each writes its partial report marked ``interrupted`` and
+    the merged report stays so; a worker still running :data:`WORKER_GRACE_S` after the first signal
+    is killed, and none outlives this command whatever ends it."""
     n = args.workers
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def forward(name: str, count: int) -> None:
+        for p in procs:
+            if p.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGTERM)
+        if count == 1 and not args.quiet:
+            console.print(f"[yellow]croupier:[/] {name}: stopping the {n} workers (at most {WORKER_GRACE_S:g} s); "
+                          "Ctrl-C or SIGTERM again skips their settlement", soft_wrap=True)
+
     with tempfile.TemporaryDirectory(prefix="croupier-") as tmp:
-        procs = []
-        for k in range(n):
-            argv = [sys.executable, "-m", "simulator", *_passthrough(args), "--run-id", options.run_id,
-                    "--shard", f"{k}/{n}", "--partial", str(Path(tmp) / f"{k}.json"), "--quiet", "--workers", "1"]
-            procs.append(subprocess.Popen(argv))
-        codes = [p.wait() for p in procs]
-        if any(c not in (0,) for c in codes):
+        stop_listening = interrupts.listen(forward)
+        try:
+            for k in range(n):
+                if interrupts.received:  # interrupted while starting them: start no more
+                    break
+                argv = [sys.executable, "-m", "simulator", *_passthrough(args), "--run-id", options.run_id,
+                        "--shard", f"{k}/{n}", "--partial", str(Path(tmp) / f"{k}.json"), "--quiet",
+                        "--workers", "1"]
+                procs.append(subprocess.Popen(argv, process_group=0))
+            codes = _wait_workers(procs, interrupts)
+        finally:
+            stop_listening()
+            for p in procs:  # whatever happened here, no worker is left behind
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        interrupted = interrupts.first
+        # A worker interrupted on its own (a signal sent to it alone) reported what it had: merged, still 130.
+        if interrupted is None and any(c not in (0, EXIT_INTERRUPTED) for c in codes):
             console.print(f"[red]croupier:[/] a worker failed (exit codes {codes})")
             return 2
-        parts = [orjson.loads((Path(tmp) / f"{k}.json").read_bytes()) for k in range(n)]
+        paths = [Path(tmp) / f"{k}.json" for k in range(len(procs))]
+        parts = [orjson.loads(p.read_bytes()) for p in paths if p.exists()]
+    missing = n - len(parts)
+    if interrupted is None and missing:
+        console.print(f"[red]croupier:[/] {missing} of {n} workers left no report (exit codes {codes})")
+        return 2
     stats = RunStats()
     for part in parts:
         stats.merge(RunStats.from_json(part["stats"]))
-    reports = [p["report"] for p in parts]
-    return _finish(args, merge_reports(reports, stats, Severity(args.fail_on)), stats, console)
+    reports = [p["report"] for p in parts] or [_empty_report(options)]
+    merged = merge_reports(reports, stats, Severity(args.fail_on))
+    if interrupted is not None:
+        marks = [r["interrupted"] for r in reports if r.get("interrupted")]
+        mark: dict[str, Any] = merge_interrupted(marks, interrupted, skipped=len(interrupts.received) > 1) if marks else {
+            "signal": interrupted, "after_s": 0.0, "settled": False, "unsettled": 0,
+            "note": f"{interrupted} before play started: nothing was sent"}
+        if missing:
+            mark["note"] += f"; {missing} of {n} workers left no report (stopped before they could write one)"
+        merged["interrupted"] = mark
+    return _finish(args, merged, stats, console)
+
+
+def _wait_workers(procs: list[subprocess.Popen[bytes]], interrupts: Interrupts) -> list[int]:
+    """Every worker's exit code; once interrupted, a worker still running after :data:`WORKER_GRACE_S`
+    is killed (its partial report is then missing, and said so)."""
+    while any(p.poll() is None for p in procs):
+        if interrupts.first_at is not None and time.monotonic() > interrupts.first_at + WORKER_GRACE_S:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        time.sleep(0.05)
+    return [p.wait() for p in procs]
+
+
+def _empty_report(options: RunOptions) -> dict[str, Any]:
+    """The report of a run none of whose workers reported (interrupted as they started)."""
+    result = RunResult(options.scenario, options, RunStats(), Ledger(), 0.0, 0, 0,
+                       error="interrupted before any worker reported: nothing was checked")
+    return result_json(result)
+
+
+def merge_interrupted(marks: list[dict[str, Any]], signal_name: str | None = None,
+                      skipped: bool | None = None) -> dict[str, Any]:
+    """The ``interrupted`` entries of several workers as one: the latest signal time, settled only if
+    every worker settled, the calls left in doubt added up, one sentence.  ``signal_name``: the signal
+    the parent got (default: the first worker's); ``skipped``: whether a second signal skipped the
+    settlement (default: as the workers' notes say)."""
+    unsettled = sum(int(m.get("unsettled", 0)) for m in marks)
+    calls = f"{unsettled} call{'' if unsettled == 1 else 's'}"
+    after = max(float(m.get("after_s", 0.0)) for m in marks)
+    signal_name = signal_name or str(marks[0].get("signal", "SIGINT"))
+    if skipped is None:
+        skipped = any("skipped the settlement" in str(m.get("note", "")) for m in marks)
+    settled = all(bool(m.get("settled")) for m in marks)
+    text = f"{signal_name} after {after:.1f} s, passed on to {len(marks)} workers: play stopped, no new round started"
+    if skipped:
+        text += f"; a second signal skipped the settlement and the final balance reads: {calls} left in doubt, not judged"
+    elif not settled:
+        text += f"; the settlement was cut short: {calls} left in doubt, not judged"
+    elif unsettled:
+        text += f"; settled, {calls} still without a definitive answer (findings)"
+    else:
+        text += "; every call in doubt was settled and every balance read again"
+    return {"signal": signal_name, "after_s": after, "settled": settled, "unsettled": unsettled, "note": text}
 
 
 def merge_reports(reports: list[dict[str, Any]], stats: RunStats, fail_on: Severity) -> dict[str, Any]:
@@ -241,6 +407,9 @@ def merge_reports(reports: list[dict[str, Any]], stats: RunStats, fail_on: Sever
         skipped=sorted({s for r in reports for s in r.get("skipped", [])}), series=series.build(stats),
     )
     merged["verdict"] = model.verdict(anomalies, fail_on, merged["error"])
+    marks = [r["interrupted"] for r in reports if r.get("interrupted")]
+    if marks:
+        merged["interrupted"] = merge_interrupted(marks)
     return merged
 
 

@@ -11,6 +11,11 @@ every balance is read once more, alone, and compared.
 A run that could not test anything (wallet unreachable, nobody provisioned or
 authenticated, no call judged) ends with the verdict ``error`` and the likely
 cause, never ``pass``; it always ends with a report.
+
+A run stopped from outside (:meth:`Runner.interrupt`: the command's SIGINT or SIGTERM) ends
+the same way, only sooner: no new round, the end's steps bounded from the signal
+(:data:`INTERRUPT_ROUNDS_S`, :data:`INTERRUPT_SETTLE_S`, :data:`INTERRUPT_RECONCILE_S`), and
+what is still in doubt counted rather than judged; its report says so (``interrupted``).
 """
 
 from __future__ import annotations
@@ -58,6 +63,21 @@ from .rounds import (
 )
 from .scenario import Scenario
 from .stats import RunStats
+
+INTERRUPT_ROUNDS_S = 2.0
+"""After SIGINT/SIGTERM: how long the rounds in flight may take to finish before they are cancelled
+(their calls still in doubt are then settled like any the provider stopped waiting for)."""
+INTERRUPT_SETTLE_S = 5.0
+"""After SIGINT/SIGTERM: the most the settlement may take, from the signal or from its start if later
+(the run's ``settle_timeout_s`` if that is shorter)."""
+INTERRUPT_RECONCILE_S = 2.0
+"""After SIGINT/SIGTERM: the most the final balance reads may take."""
+# Why these bounds: an interrupted run must be gone, its reports written, before whoever interrupted it
+# gives up — a person at a terminal, or a supervisor that sends SIGKILL after a grace period (docker stop:
+# 10 s, the shortest common one; Kubernetes 30 s, systemd 90 s). 2 + 5 + 2 s leaves a second for the
+# reports within docker's 10 s; the full settle_timeout_s (60 s by default) would not.  A wallet that
+# needs longer gets its calls left in doubt said in the report (never judged), and a second signal
+# skips what is left of it at once.
 
 
 class RunError(RuntimeError):
@@ -111,6 +131,56 @@ class RunOptions:
 
 
 @dataclass
+class Interruption:
+    """A run stopped from outside (SIGINT/SIGTERM, told by the command through :meth:`Runner.interrupt`)."""
+
+    signal: str
+    """The first signal's name."""
+    at: float
+    """``time.monotonic()`` when it came."""
+    again: str | None = None
+    """A second signal: the settlement and the final balance reads were skipped."""
+    after_s: float = 0.0
+    """Seconds of run before the signal."""
+    settled: bool = False
+    """Whether the settlement ran to its end (False: cut short by its bound or skipped)."""
+    unsettled: int = 0
+    """Calls still in doubt at the end."""
+    cancelled_rounds: int = 0
+    """Rounds in flight that did not finish within :data:`INTERRUPT_ROUNDS_S` (a player's or a table's; the
+    calls they had in flight were left in doubt, for the settlement)."""
+    settle_bound_s: float = 0.0
+    """How long the settlement ran."""
+    before_play: bool = False
+    """The signal came before the first round: nothing was sent."""
+
+    @property
+    def note(self) -> str:
+        """One sentence: what was stopped, what was left unsettled."""
+        calls = f"{self.unsettled} call{'' if self.unsettled == 1 else 's'}"
+        if self.before_play:
+            return f"{self.signal} before play started: no round was played, nothing is in doubt"
+        text = f"{self.signal} after {self.after_s:.1f} s: play stopped, no new round started"
+        if self.cancelled_rounds:
+            text += f" ({self.cancelled_rounds} rounds in flight cut off" + (
+                ")" if self.again else f" after {INTERRUPT_ROUNDS_S:g} s)")
+        if self.again:
+            return text + (f"; a second {self.again} skipped the settlement and the final balance reads: "
+                           f"{calls} left in doubt, not judged")
+        if not self.settled:
+            return text + (f"; the settlement was cut short after {self.settle_bound_s:g} s: {calls} left in "
+                           "doubt, not judged")
+        if self.unsettled:
+            return text + f"; settled, {calls} still without a definitive answer (findings)"
+        return text + "; every call in doubt was settled and every balance read again"
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's ``interrupted`` entry (the shared contract of every report)."""
+        return {"signal": self.signal, "after_s": round(self.after_s, 3), "settled": self.settled,
+                "unsettled": self.unsettled, "note": self.note}
+
+
+@dataclass
 class RunResult:
     scenario: Scenario
     options: RunOptions
@@ -127,6 +197,8 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
     """What this run did not do, and why (no admin API, a dialect that cannot carry a currency...)."""
     settle_deadline_hit: bool = False
+    interruption: Interruption | None = None
+    """Set when the run was stopped by a signal (the report is then marked ``interrupted``)."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -232,6 +304,12 @@ class Runner:
         self.unpaid = 0
         """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
         self.stop = StopSignal()
+        self.interruption: Interruption | None = None
+        """Set by :meth:`interrupt` (the command's SIGINT/SIGTERM)."""
+        self.abandon = asyncio.Event()
+        """A second signal: skip what is left of the settlement and the final balance reads."""
+        self.started: float | None = None
+        """``time.monotonic()`` when play started."""
         self.seats: dict[str, Seat] = {}
         self.errors: list[str] = []
         self.sem = asyncio.Semaphore(max(1, options.concurrency))
@@ -250,6 +328,20 @@ class Runner:
         # The game mix, drawn from once per round: weights summed once (random.choices does the same sums).
         self._kinds = [k for k, w in self.s.game_mix.items() if w > 0]
         self._kind_cum_weights = list(itertools.accumulate(self.s.game_mix[k] for k in self._kinds))
+
+    def interrupt(self, signal_name: str) -> None:
+        """A stop asked from outside, on the run's event loop (the command turns SIGINT/SIGTERM into
+        this call; the runner itself never touches signals).  The first stops play: no new round,
+        the rounds in flight get :data:`INTERRUPT_ROUNDS_S`, the settlement :data:`INTERRUPT_SETTLE_S`.
+        The second skips what is left of the settlement and the final balance reads."""
+        if self.interruption is None:
+            self.interruption = Interruption(signal_name, time.monotonic())
+            self.stats.phase = "interrupted: stopping…"
+            self.stop.set()
+        elif self.interruption.again is None:
+            self.interruption.again = signal_name
+            self.stats.phase = "interrupted: settlement skipped"
+            self.abandon.set()
 
     # -- players ----------------------------------------------------------------------
     def _profiles(self) -> list[tuple[int, PlayerProfile]]:
@@ -388,6 +480,8 @@ class Runner:
     async def _player(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile,
                       max_rounds: int | None) -> None:
         rng = random.Random(f"{self.o.seed}:{index}")
+        if self.stop.is_set():  # interrupted before this player sat down
+            return
         seat = await self._seat(driver, admin, index, profile)
         if seat is None:
             return
@@ -426,7 +520,7 @@ class Runner:
                         not await self._pay_owed(driver, admin, ctx):
                     break
             played += 1
-            if driver.late is not None:  # the provider's retry queue, between the player's rounds
+            if driver.late is not None and not self.stop.is_set():  # the provider's retry queue, between the player's rounds
                 await driver.late_duplicates(seat.player_id)
             pause = self._think(profile, rng)
             if pause > 0:
@@ -479,6 +573,8 @@ class Runner:
                      players: list[tuple[int, PlayerProfile]], max_rounds: int | None) -> None:
         """A live table: the same seated players play one shared round after another."""
         rng = random.Random(f"{self.o.seed}:table:{table}")
+        if self.stop.is_set():
+            return
         seated = [(p, await self._seat(driver, admin, i, p)) for i, p in players]
         ctxs = [(p, self._ctx(s, gameplay.LIVE_GAME_ID, random.Random(rng.random()), self._ids(s.player_id)))
                 for p, s in seated if s is not None]
@@ -498,7 +594,7 @@ class Runner:
                     await self._pay_owed(driver, admin, ctx)
             self.stats.rounds["live_rounds"] += 1
             played += 1
-            if driver.late is not None:
+            if driver.late is not None and not self.stop.is_set():
                 for _, ctx in ctxs:
                     await driver.late_duplicates(ctx.seat.player_id)
             await self.stop.pause(self.s.live.window_ms / 1000)
@@ -509,6 +605,8 @@ class Runner:
             raise RunError("players come from the admin API (--admin-url, --admin-token) or --players FILE")
         # Players are made (Faker: CPU-bound) before the clock starts: duration_s is play time.
         profiles = await asyncio.to_thread(self._profiles)
+        if self.interruption is not None:
+            return self._result(0.0, 0, "interrupted before play started: nothing was checked")
         try:
             await preflight(self.o.wallet_url)
         except RunError as exc:
@@ -531,8 +629,15 @@ class Runner:
             self.skipped.append(
                 f"{self.unpaid} wins or rollbacks refused SESSION_EXPIRED (the dialect allows it on an ended "
                 "session) were not sent again: a new session needs the admin API (with --players none is made)")
+        stop = self.interruption
+        if stop is not None:
+            stop.after_s = max(0.0, stop.at - (self.started if self.started is not None else stop.at))
+            stop.unsettled = unsettled
+            stop.before_play = stop.before_play or self.started is None
+            if stop.before_play or (unsettled == 0 and stop.again is None):
+                stop.settled = True  # nothing was, or is, in doubt: nothing is left to settle
         return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors,
-                         self.unseated, error, self.skipped, self.settle_deadline_hit)
+                         self.unseated, error, self.skipped, self.settle_deadline_hit, stop)
 
     def _diagnose(self, wanted: int) -> str | None:
         """Why this run tested less than it was asked to (None: it did what it was asked)."""
@@ -553,7 +658,7 @@ class Runner:
         return None
 
     async def _run(self, profiles: list[tuple[int, PlayerProfile]]) -> RunResult:
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=self.s.timeout_s)
         connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -586,11 +691,17 @@ class Runner:
                     tasks.append(asyncio.create_task(self._table(driver, admin, t, mine, self.s.rounds)))
             ticker = asyncio.create_task(self._tick(started))
             await self._until_done(tasks, started)
-            await self._bounded(driver.quiesce(), self.s.timeout_s * 2 + 1)
-            await self._bounded(self._drain_late(driver), self.s.settle_timeout_s)
+            # Interrupted, each step of the end is bounded from the signal, and a second signal skips them.
+            await self._bounded(driver.quiesce(), self.s.timeout_s * 2 + 1, self._rounds_left())
+            await self._bounded(self._drain_late(driver), self.s.settle_timeout_s, 0.0)  # no new calls once stopped
             unsettled = await self._settle(driver)
-            await self._bounded(self._reconcile(driver), self.s.timeout_s * 3 + 5)
+            await self._bounded(self._reconcile(driver), self.s.timeout_s * 3 + 5, INTERRUPT_RECONCILE_S)
             ticker.cancel()
+            unheard = list(driver.background)  # answers nobody waits for any more (a cut-short end): not leaked
+            for task in unheard:
+                task.cancel()
+            if unheard:
+                await asyncio.wait(unheard, timeout=1.0)
         elapsed = time.monotonic() - started
         wanted = len(self.o.accounts) if self.o.accounts is not None else \
             self.s.players + self.s.live.tables * self.s.live.seats
@@ -609,14 +720,35 @@ class Runner:
             raise SetupError(f"admin API unreachable at {self.o.admin_url} ({type(exc).__name__}): "
                              "check --admin-url, or use --players FILE") from None
 
-    @staticmethod
-    async def _bounded(coro: Awaitable[Any], seconds: float) -> bool:
-        """Run ``coro`` for at most ``seconds``; False when it had to be stopped."""
+    async def _bounded(self, coro: Awaitable[Any], seconds: float, interrupted_s: float | None = None) -> bool:
+        """Run ``coro`` for at most ``seconds``; once the run is interrupted, for at most ``interrupted_s``
+        from the signal (or from the start of ``coro`` if later), and not at all after a second signal.
+        False when it had to be stopped (it is cancelled)."""
+        task = asyncio.ensure_future(coro)
+        start = time.monotonic()
         try:
-            await asyncio.wait_for(coro, max(0.1, seconds))
+            while not task.done():
+                deadline = start + max(0.1, seconds)
+                stop = self.interruption
+                if stop is not None:
+                    if self.abandon.is_set():
+                        break
+                    if interrupted_s is not None:
+                        deadline = min(deadline, max(start, stop.at) + interrupted_s)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                # Woken by the task, or every 0.2 s to see whether a signal came (a short bound now).
+                await asyncio.wait({task}, timeout=min(left, 0.2))
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.done():
+            task.result()  # what it raised, as wait_for did
             return True
-        except TimeoutError:
-            return False
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+        return False
 
     async def _drain_late(self, driver: Driver) -> None:
         """The end of play: every late duplicate still queued goes out now, each player's alone."""
@@ -631,7 +763,7 @@ class Runner:
 
     async def _delayed(self, n: int, coro: Awaitable[None]) -> None:
         # Spread the first calls over the first second rather than a thundering herd at t=0.
-        await asyncio.sleep(min(1.0, n * 0.002))
+        await self.stop.pause(min(1.0, n * 0.002))
         await coro
 
     async def _arrivals(self, driver: Driver, admin: AdminClient | None, pool: list[tuple[int, PlayerProfile]],
@@ -648,27 +780,53 @@ class Runner:
     async def _until_done(self, tasks: list[asyncio.Task[None]], started: float) -> None:
         deadline = None if self.s.duration_s is None else started + self.s.duration_s
         try:
-            while True:
+            while not self.stop.is_set():
                 pending = [t for t in tasks if not t.done()]
                 if not pending:
                     break
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if wait == 0.0:
                     break
-                await asyncio.wait(pending, timeout=min(wait or 0.5, 0.5), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(pending, timeout=min(wait or 0.25, 0.25), return_when=asyncio.FIRST_COMPLETED)
         finally:
             self.stop.set()
-            self.stats.phase = "settling…"  # the bar is full: say what the seconds after it are for
+            # The bar is full (or the run was interrupted): say what the seconds after it are for.
+            self.stats.phase = "interrupted: settling…" if self.interruption is not None else "settling…"
+            # Rounds in progress finish (a round is never abandoned half-way unless interrupted); then we settle.
             self.stats.settling()
-            # Rounds in progress finish (a round is never abandoned half-way); then we settle.
-            pending = [t for t in tasks if not t.done()]
-            if pending:
-                _, still = await asyncio.wait(pending, timeout=max(30.0, self.s.timeout_s * 4))
-                for t in still:
-                    t.cancel()
+            await self._let_finish(tasks)
             for t in tasks:
                 if t.done() and not t.cancelled() and t.exception() is not None:
                     self.errors.append(f"player task failed: {t.exception()!r}")
+
+    def _rounds_left(self) -> float:
+        """What is left of :data:`INTERRUPT_ROUNDS_S` since the signal (all of it before one): the answers
+        the provider stopped waiting for share the rounds' window, not a window of their own."""
+        if self.interruption is None:
+            return INTERRUPT_ROUNDS_S
+        return max(0.0, self.interruption.at + INTERRUPT_ROUNDS_S - time.monotonic())
+
+    async def _let_finish(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Let the rounds in progress finish: up to ``max(30, 4 × timeout_s)`` seconds, or
+        :data:`INTERRUPT_ROUNDS_S` from a signal, none after a second; then cancel them (the calls they
+        had in flight stay in doubt, and are settled as a provider settles what it stopped waiting for)."""
+        pending = {t for t in tasks if not t.done()}
+        until = time.monotonic() + max(30.0, self.s.timeout_s * 4)
+        while pending and not self.abandon.is_set():
+            stop = self.interruption
+            limit = until if stop is None else min(until, stop.at + INTERRUPT_ROUNDS_S)
+            left = limit - time.monotonic()
+            if left <= 0:
+                break
+            # The tasks grow while the open model's arrivals finish: look again every 0.2 s.
+            _, pending = await asyncio.wait(pending | {t for t in tasks if not t.done()}, timeout=min(left, 0.2))
+        still = [t for t in tasks if not t.done()]
+        for t in still:
+            t.cancel()
+        if still:
+            await asyncio.wait(still, timeout=1.0)
+            if self.interruption is not None:
+                self.interruption.cancelled_rounds = len(still)
 
     async def _tick(self, started: float) -> None:
         if self.o.on_tick is None:
@@ -707,7 +865,14 @@ class Runner:
                 await asyncio.gather(*(player(pid, txs) for pid, txs in by_player.items()))
                 await driver.quiesce()
 
-        if not await self._bounded(passes(), self.s.settle_timeout_s):
+        began = time.monotonic()
+        finished = await self._bounded(passes(), self.s.settle_timeout_s, INTERRUPT_SETTLE_S)
+        if self.interruption is not None:
+            self.interruption.settled = finished
+            self.interruption.settle_bound_s = round(time.monotonic() - began, 1)
+            if not finished:  # cut short by the signal, not the wallet's doing: counted, not judged
+                return len(self.ledger.in_doubt())
+        if not finished:
             self.settle_deadline_hit = True
             self.errors.append(f"settlement stopped at its deadline ({self.s.settle_timeout_s:g} s, "
                                "[run] settle_timeout_s): what was still in doubt is reported so")
@@ -784,4 +949,5 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "dialect": result.options.dialect,
         "croupier_version": __version__,
         "series": series.build(s),
+        **({"interrupted": result.interruption.to_json()} if result.interruption is not None else {}),
     }

@@ -120,7 +120,10 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
     else:
         head = (f"croupier check: {t['wallet']} ({t['dialect']}, players from {t['players']}): {_timing(result)}; "
                 f"seed {result.seed}; stopped: {STOPPED.get(result.stopped_by, result.stopped_by or 'error')}")
+    mark = result.interrupted
     out = [head]
+    if mark:  # the first line and the last say INTERRUPTED: a partial search is never taken for a whole one
+        out[:0] = [_interrupted_line(result), f"interrupted: {mark['note']}"]
     failing = {id(f) for f in result.failing()}
     for sev, group in _by_severity(result.failures):
         out.append("")
@@ -158,7 +161,15 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
                    + f"{len(failing_rules)} broken rule(s) ({counts}): " + ", ".join(failing_rules))
     else:
         out.append("the check could not run" if not result.examples else "the check ended with an error")
+    if mark:
+        out[-1] = f"{_interrupted_line(result)}: {out[-1]}"
     return "\n".join(out)
+
+
+def _interrupted_line(result: CheckResult) -> str:
+    mark = result.interrupted or {}
+    return (f"INTERRUPTED by {mark.get('signal', 'a signal')} after {float(mark.get('after_s') or 0):.1f} s — "
+            f"verdict so far: {result.verdict.upper()}")
 
 
 # -- JSON and JUnit ----------------------------------------------------------------------------
@@ -194,6 +205,7 @@ def result_json(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
         "skipped": result.skipped,
         "rules_selected": sorted(result.selected),
         "errors": result.errors,
+        **({"interrupted": result.interrupted} if result.interrupted else {}),
     }
 
 
@@ -204,10 +216,11 @@ def junit_xml(result: CheckResult, suite: str = "croupier.check") -> bytes:
     notes = [f for f in result.failures if f.rule.id not in failing]
     rows = {r.rule.id: r for r in result.coverage()}
     skipped = [r for r in rows.values() if r.result in ("skipped", "not exercised")]
+    mark = result.interrupted
     root = ET.Element("testsuites")
-    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(RULES) + 1), failures=str(len(failing)),
-                       errors=str(1 if result.errors else 0), skipped=str(len(skipped)),
-                       time=f"{result.elapsed_s:.3f}")
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(RULES) + 1 + bool(mark)),
+                       failures=str(len(failing)), errors=str((1 if result.errors else 0) + bool(mark)),
+                       skipped=str(len(skipped)), time=f"{result.elapsed_s:.3f}")
     props = ET.SubElement(ts, "properties")
     for key, value in (("wallet", result.target["wallet"]), ("dialect", result.target["dialect"]),
                        ("seed", result.seed), ("examples", result.examples),
@@ -236,6 +249,10 @@ def junit_xml(result: CheckResult, suite: str = "croupier.check") -> bytes:
     case = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="run")
     if result.errors:
         ET.SubElement(case, "error", type="error", message=result.errors[0][:500]).text = "\n\n".join(result.errors)
+    if mark:  # the shared contract: a property, and one case that did not complete
+        ET.SubElement(props, "property", name="interrupted", value=str(mark["signal"]))
+        done = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="run completed")
+        ET.SubElement(done, "error", type="interrupted", message=str(mark["note"])).text = str(mark["note"])
     xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return xml
 

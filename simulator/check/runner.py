@@ -83,6 +83,31 @@ def split_rules(text: str | None) -> list[str] | None:
 
 
 @dataclass
+class StopRequest:
+    """A stop asked from outside the check: the command turns SIGINT/SIGTERM into :meth:`request`
+    (this module never touches signals).
+
+    Between two Hypothesis runs the request is noted and the search stops before the next one.
+    While one runs, :meth:`request` raises ``KeyboardInterrupt`` — how Hypothesis itself is stopped
+    at once (it drops the example in progress and records nothing) — so it must be called where that
+    may be raised: from a signal handler of the thread running the check, as the command does."""
+
+    signal: str | None = None
+    """The signal's name once a stop was asked."""
+    at: float | None = None
+    """``time.monotonic()`` of the request."""
+    searching: bool = False
+    """Whether a Hypothesis run is going (set by the runner)."""
+
+    def request(self, signal_name: str) -> None:
+        if self.signal is not None:
+            return  # a second signal changes nothing: the check is already stopping
+        self.signal, self.at = signal_name, time.monotonic()
+        if self.searching:
+            raise KeyboardInterrupt(signal_name)
+
+
+@dataclass
 class CheckOptions:
     max_examples: int | None = None
     """Stop after this many examples of searching (shrinking not counted); None: the budget decides."""
@@ -107,6 +132,8 @@ class CheckOptions:
     """The mildest severity that fails the check: money, contract (default) or note."""
     stop_after: Iterable[str] = ()
     """Stop once every one of these rule ids has been reported, shrunk (benchmarks, tests)."""
+    stop: StopRequest | None = None
+    """A stop the command may ask for (SIGINT/SIGTERM): what was found so far is reported."""
 
 
 @dataclass
@@ -157,7 +184,7 @@ STOPPED = {
     "enough": "enough was found (CheckOptions.enough / stop_after)",
     "saturated": "every example ran into a rule already reported",
     "exhausted": "Hypothesis had nothing left to try",
-    "interrupted": "it was interrupted (Ctrl-C)",
+    "interrupted": "it was interrupted (Ctrl-C or SIGTERM)",
     "error": "an error",
     "replayed": "the sequence was replayed",
 }
@@ -205,6 +232,10 @@ class CheckResult:
     rule_skips: dict[str, str] = field(default_factory=dict)
     """rule id → why it cannot be judged against this wallet (missing endpoint, wire, --players)."""
     fail_on: str = "contract"
+    interrupted: dict[str, Any] | None = None
+    """The report's ``interrupted`` entry (the shared contract) when a signal stopped the check."""
+    doing: str = ""
+    """What the check was doing when it was interrupted (one clause)."""
 
     def failing(self) -> list[Failure]:
         """The failures that fail the check (money and contract; notes too with fail_on note)."""
@@ -218,6 +249,8 @@ class CheckResult:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return 130  # interrupted: what was found is reported, the verdict is only so far
         return {"pass": 0, "fail": 1}.get(self.verdict, 2)
 
     @property
@@ -370,10 +403,35 @@ def check(target: Target, options: CheckOptions | None = None, conn: Connection 
         result.search_s, result.shrink_s = ctx.search_time(), ctx.shrink_time()
         result.exercised, result.choices = ctx.exercised, ctx.choices
         judged = [r for r in selected if not r.startswith("choice-")]
-        if not result.failures and not result.errors and not any(ctx.exercised.get(r) for r in judged):
+        if not result.failures and not result.errors and not any(ctx.exercised.get(r) for r in judged) \
+                and result.stopped_by != "interrupted":
             result.errors.append("nothing was exercised: no call was judged under any rule selected "
                                  f"({result.examples} examples)")
+    if result.stopped_by == "interrupted":
+        result.interrupted = interruption(result, options.stop, started)
     return result
+
+
+def interruption(result: CheckResult, stop: StopRequest | None, started: float) -> dict[str, Any]:
+    """The report's ``interrupted`` entry: which signal, when, and in one sentence what was being searched."""
+    name = stop.signal if stop is not None and stop.signal else "SIGINT"
+    at = stop.at if stop is not None and stop.at is not None else time.monotonic()
+    after = max(0.0, at - started)
+    found = len(result.failures)
+    note = (f"{name} after {after:.1f} s stopped the check {result.doing or 'before the search began'}, "
+            f"after {result.examples} examples; "
+            + (f"the {found} rule(s) found broken so far are reported" if found else "nothing was found broken so far"))
+    return {"signal": name, "after_s": round(after, 3), "settled": True, "unsettled": 0, "note": note}
+
+
+def _doing(ctx: RunContext) -> str:
+    """What the check was doing, as a clause of the interruption's note."""
+    shrinking = [r for r in ctx.best if r not in ctx.reported]
+    if ctx.shrink_started is not None and shrinking:
+        return (f"while shrinking the counterexample(s) of {', '.join(shrinking)} (the shortest sequence seen "
+                "is reported)")
+    left = len([r for r in ctx.selected if not r.startswith("choice-") and r not in ctx.reported])
+    return f"while searching for sequences that break the {left} selected rule(s) not broken yet"
 
 
 def what_is_skipped(conn: Connection) -> tuple[list[str], dict[str, str]]:
@@ -439,8 +497,13 @@ def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult)
     key = db_key(ctx.selected)
     breakable = {r for r in ctx.selected if not r.startswith("choice-")}
     wanted = set(options.stop_after)
+    asked = options.stop or StopRequest()
     chunk = 0
     while True:
+        if asked.signal is not None:
+            result.doing = result.doing or _doing(ctx)
+            result.stopped_by = "interrupted"
+            break
         stop = ctx.stop_reason()
         if stop in ("budget", "enough"):
             result.stopped_by = stop
@@ -465,15 +528,20 @@ def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult)
         before = ctx.examples
         stop = None
         try:
-            run_machine(machine, options, size, chunk_seed, reuse=chunk == 0, key=key)
+            asked.searching = True
+            try:
+                run_machine(machine, options, size, chunk_seed, reuse=chunk == 0, key=key)
+            finally:
+                asked.searching = False
         except StopSearch as s:
             stop = s.reason
         except CheckError:
             raise
         except Unsatisfiable:
             stop = "saturated"
-        except KeyboardInterrupt:  # Ctrl-C: report what was found so far
+        except KeyboardInterrupt:  # Ctrl-C or the command's stop request: report what was found so far
             stop = "interrupted"
+            result.doing = _doing(ctx)
         except SystemExit:
             raise
         except BaseException as exc:  # noqa: BLE001 - whatever Hypothesis raises is reported, never a traceback

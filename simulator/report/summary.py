@@ -46,6 +46,18 @@ def verdict_line(report: Mapping[str, Any]) -> str:
     )
 
 
+def headline(report: Mapping[str, Any]) -> str:
+    """The summary's first and last line: the verdict line, and for an interrupted run (the report's
+    ``interrupted`` entry) ``INTERRUPTED`` first, so neither a glance nor ``| tail -1`` takes a partial
+    run's verdict for a finished one's."""
+    line = verdict_line(report)
+    mark = report.get("interrupted")
+    if not mark:
+        return line
+    return (f"[bold yellow]INTERRUPTED[/] by {escape(str(mark.get('signal', 'a signal')))} after "
+            f"{float(mark.get('after_s') or 0):.1f} s — verdict so far: {line}")
+
+
 @contextmanager
 def _laid_out(console: Console) -> Iterator[Console]:
     """Off a terminal, lay out at :data:`PIPE_WIDTH` at least, so no table wraps a value in two."""
@@ -106,8 +118,11 @@ def print_summary(report: dict[str, Any], console: Console | None = None) -> Non
 
 
 def _print_summary(report: dict[str, Any], console: Console) -> None:
-    line = verdict_line(report)
+    line = headline(report)
     console.print(line, soft_wrap=True)
+    mark = report.get("interrupted")
+    if mark:
+        console.print(f"[yellow]interrupted[/]: {escape(str(mark.get('note', '')))}", soft_wrap=True)
     if report.get("error"):
         console.print(f"[bold red]error[/]: {escape(str(report['error']))} — the run could not test what it was "
                       "asked to, so it is not a pass", soft_wrap=True)
@@ -132,7 +147,8 @@ def _print_summary(report: dict[str, Any], console: Console) -> None:
     for text in report.get("skipped", []):
         console.print(f"[yellow]skipped[/]: {escape(text)}", soft_wrap=True)
     if report.get("unsettled"):
-        console.print(f"[yellow]{report['unsettled']} calls still in doubt after settlement[/]", soft_wrap=True)
+        after = "when the interrupted run ended" if mark else "after settlement"
+        console.print(f"[yellow]{report['unsettled']} calls still in doubt {after}[/]", soft_wrap=True)
     for err in report.get("errors", [])[:5]:
         console.print(f"[yellow]warning[/]: {escape(str(err))}", soft_wrap=True)
     console.print(line, soft_wrap=True)  # the verdict is the last line too: what `| tail -1` and CI show
