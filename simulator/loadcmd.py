@@ -523,4 +523,23 @@ def junit(report: dict[str, Any]) -> bytes:
         case = ET.SubElement(ts, "testcase", classname="croupier.load.thresholds", name=r["threshold"])
         if not r["passed"]:
             ET.SubElement(case, "failure", type="threshold", message=r["message"])
+    if report.get("interrupted"):
+        _mark_interrupted(root, report["interrupted"])
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+def _mark_interrupted(root: ET.Element, stop: dict[str, Any]) -> None:
+    """The shared contract for an interrupted run's JUnit: a testsuite property ``interrupted`` and a test
+    case ``run completed`` whose ``<error>`` carries the note (added here unless ``junit_xml`` did)."""
+    suite = root.find("testsuite")
+    if suite is None or any(c.get("name") == "run completed" for c in root.iter("testcase")):
+        return
+    props = suite.find("properties")
+    if props is None:
+        props = ET.Element("properties")
+        suite.insert(0, props)
+    ET.SubElement(props, "property", name="interrupted", value=str(stop.get("note", stop.get("signal"))))
+    case = ET.SubElement(suite, "testcase", classname=f"{suite.get('name', 'croupier')}.run", name="run completed")
+    ET.SubElement(case, "error", type="interrupted", message=str(stop.get("note", ""))).text = str(stop.get("note", ""))
+    for key in ("tests", "errors"):
+        suite.set(key, str(int(suite.get(key) or 0) + 1))

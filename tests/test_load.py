@@ -130,6 +130,55 @@ def test_snapshots_merge_and_the_report_names_its_reasons() -> None:
     assert ET.fromstring(loadcmd.junit(built)).find(".//error") is not None
 
 
+def test_percentiles_never_exceed_the_slowest_call() -> None:
+    """Locust rounds a latency to whole ms below 100 ms: 55.855 ms is kept as 56, whose nearest-rank p99
+    would say 56.0 beside a max of 55.855 (seen in a real run); croupier clamps to the row's [min, max]."""
+    row = verdict.entry("wallet", "authenticate", 100, 0, {2: 1, 10: 90, 56: 9}, 1500.0, 55.855, 1.6)
+    lat = verdict.latency_summary(row)
+    assert lat["p99"] == lat["max"] == 55.855 and lat["p50"] == 10
+    assert verdict.row_percentile(row, 0.5) == 2.0  # above the fastest (1.6): the bucket is right there
+    low = verdict.entry("wallet", "bet", 3, 0, {0: 3}, 0.9, 0.4, 0.2)
+    assert verdict.row_percentile(low, 50) == 0.2  # never below the fastest call either
+    measured = verdict.evaluate([verdict.parse("p99(authenticate)>55.9ms")], {"entries": [row]}, {})
+    assert measured[0].passed and measured[0].measured == 55.855
+
+
+def test_provisioning_is_counted_apart_and_merged_exactly() -> None:
+    from loadtests import provisioning
+
+    a, b = provisioning.Provisioning(), provisioning.Provisioning()
+    for ms in (2.0, 3.0, 700.0):
+        a.fire(request_type="admin", name="create player", response_time=ms, response_length=0, exception=None,
+               context={})
+    b.fire(request_type="admin", name="token", response_time=4.0, exception=RuntimeError("401"))
+    got = provisioning.summary(provisioning.merge([a.to_json(), None, b.to_json()]))
+    assert got["calls"] == 4 and got["failures"] == 1 and got["time_s"] == pytest.approx(0.709)
+    assert got["by_name"]["create player"]["count"] == 3 and got["by_name"]["token"]["failures"] == 1
+    assert got["latency_ms"]["p99"] == got["latency_ms"]["max"] == 700.0
+    line = loadcmd.describe_provisioning(got)
+    assert "4 calls, 1 failed (3 create player, 1 token)" in line and "0.709 s" in line
+    assert loadcmd.describe_provisioning({}) == ""
+
+
+def test_an_interrupted_load_run_says_so_in_its_junit() -> None:
+    merged = report.merge_snapshots([{"node": "local", "players": 2, "calls": {"bet": 4}, "results": {"bet:ok": 4}}])
+    built = report.build(_stats(), merged, [], scenario="s", target="t", seed=1, run_id="r", workers=0,
+                         topology="wallet")
+    stop = loadcmd.Interrupt(signal="SIGINT", at=12.5, count=2, hurried_at=13.0)
+    built["left_in_doubt"] = 3
+    built["interrupted"] = loadcmd.interrupted(built, stop, started=10.0)
+    assert built["interrupted"]["signal"] == "SIGINT" and built["interrupted"]["after_s"] == 2.5
+    assert not built["interrupted"]["settled"] and built["interrupted"]["unsettled"] == 3
+    assert "second interrupt" in built["interrupted"]["note"] and "3 calls left in doubt" in built["interrupted"]["note"]
+    xml = ET.fromstring(loadcmd.junit(built))
+    cases = [c for c in xml.iter("testcase") if c.get("name") == "run completed"]
+    assert len(cases) == 1 and cases[0].find("error") is not None
+    assert any(p.get("name") == "interrupted" for p in xml.iter("property"))
+    for suite in xml.iter("testsuite"):  # the headers count what is there
+        assert int(suite.get("tests", "0")) == len(suite.findall("testcase"))
+        assert int(suite.get("errors", "0")) == sum(1 for c in suite.findall("testcase") if c.find("error") is not None)
+
+
 def test_durations_in_locust_syntax() -> None:
     assert [loadcmd.seconds(t) for t in ("90", "90s", "5m", "1h30m", "2m30s")] == [90, 90, 300, 5400, 150]
     for bad in ("", "soon", "0s", "5x"):
@@ -195,6 +244,26 @@ def test_a_short_headless_run_has_rows_per_operation_and_no_anomaly(wallet: Wall
     assert not list(junit.iter("failure")) and len(list(junit.iter("testcase"))) == len(failing_kinds) + 1 + 1
     assert {r["rule"]: r for r in rep["coverage"]}["operations-effect"]["result"] == "pass"
     assert "verdict: PASS" in proc.stdout
+    # The real target, not a placeholder, in Locust's report (and so its web UI, which shows the same host).
+    html = (tmp_path / "report" / "locust.html").read_text(encoding="utf-8")
+    assert f"{wallet.base}/wallet" in html and "croupier.invalid" not in html
+    # Provisioning is not the protocol: no admin row, and the Aggregated row is the protocol calls alone.
+    assert not [k for k in rows if k[0] == "admin" or k[1] in ("create player", "token", "player")]
+    protocol = sum(int(r["Request Count"]) for k, r in rows.items() if k[0] == "wallet")
+    assert int(rows[("", "Aggregated")]["Request Count"]) == protocol == sum(rep["calls"].values())
+    prov = rep["provisioning"]
+    assert prov["by_name"]["create player"]["count"] == prov["by_name"]["token"]["count"] == rep["players"]
+    assert prov["calls"] == 2 * rep["players"] and prov["failures"] == 0 and prov["time_s"] > 0
+    assert f"provisioning (admin API, kept out of the protocol statistics): {prov['calls']} calls" in proc.stdout
+    # No percentile above the slowest call it summarises.
+    for op, lat in [*rep["latency_ms"].items(), ("provisioning", prov["latency_ms"])]:
+        assert lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], (op, lat)
+    for row in rep["locust"]["rows"]:
+        assert row["p50"] <= row["p99"] <= round(row["max_ms"], 3), row
+    # Live progress in a pipe: a plain line every few seconds (here 8 s: at least two), no bar.
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("croupier load") and " calls " in ln]
+    assert len(lines) >= 2 and all("users" in ln and "findings" in ln for ln in lines), proc.stderr
+    assert "\r" not in proc.stderr
 
 
 @pytest.mark.slow
