@@ -249,7 +249,7 @@ def load_command(args: argparse.Namespace) -> int:
                       + (f", {args.workers} local workers" if args.workers else "")
                       + (f", waiting for {args.expect_workers} remote workers on {args.master_bind_host}:{port}"
                          if args.expect_workers else "")
-                      + (f"; web UI on http://{args.web_host}:{args.web_port}" if args.web else ""))
+                      + (f"; web UI on http://{args.web_host}:{args.web_port}" if args.web else ""), soft_wrap=True)
     progress_file = out / ".croupier-progress.json"
     progress_file.unlink(missing_ok=True)
     master += ["--croupier-progress", str(progress_file)]
@@ -449,19 +449,23 @@ class Locust:
                 continue
             calls = int(figures.get("calls", 0))
             seen = [(t, n) for t, n in seen if now - t <= 5.0] + [(now, calls)]
-            rate = (calls - seen[0][1]) / (now - seen[0][0]) if now > seen[0][0] else 0.0
+            if now > seen[0][0]:  # calls/s over the last 5 s: what the wallet does now, not since the start
+                rate = (calls - seen[0][1]) / (now - seen[0][0])
+            else:
+                rate = calls / max(1.0, float(figures.get("t") or 0.0))
             phase = str(figures.get("phase") or "")
             if stop.signal:
                 phase = "interrupted: " + ("skipping the settlement…" if stop.hurried_at is not None
-                                           else (phase or "stopping…") + " (again to skip)")
+                                           else (phase or "stopping…") + " (interrupt again to skip)")
             live.update(now - started, f"{calls:,} calls  {rate:,.0f}/s  users {figures.get('users', 0)}  "
                                        f"failures {figures.get('failures', 0):,}  findings {figures.get('findings', 0):,}",
                         phase)
 
     def close(self) -> None:
         """The master has ended (or we are leaving): workers are given a moment to quit as the master told
-        them, then stopped; every child is reaped and no process group of ours survives."""
-        deadline = time.monotonic() + 15
+        them (not long once interrupted), then stopped; every child is reaped and no process group of ours
+        survives."""
+        deadline = time.monotonic() + (3 if self.interrupt.signal else 15)
         for p in self.workers:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
