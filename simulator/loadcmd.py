@@ -485,11 +485,11 @@ class Locust:
 
 
 def show(report: dict[str, Any], out: Path, console: Console) -> None:
-    """croupier's summary, the thresholds, Locust's totals, provisioning apart, and the verdict last."""
+    """croupier's summary, the thresholds, Locust's totals, provisioning apart, and the verdict last.
+
+    An interrupted run's first line and its note are :func:`print_summary`'s (the shared ``interrupted``
+    contract); the last line here says INTERRUPTED too, so ``| tail -1`` never shows a partial run as done."""
     stop = report.get("interrupted")
-    if stop:
-        console.print(f"[bold red]INTERRUPTED[/] ({stop['signal']} after {stop['after_s']:g} s) — verdict so far: "
-                      f"{str(report['verdict']).upper()}", soft_wrap=True)
     print_summary(report, console)
     if report["thresholds"]:
         t = Table(title="thresholds", title_justify="left")
@@ -509,9 +509,8 @@ def show(report: dict[str, Any], out: Path, console: Console) -> None:
     colour = "green" if report["verdict"] == "pass" else "red"
     why = f": {', '.join(str(r) for r in report['reasons'])}" if report["reasons"] else ""
     if stop:
-        console.print(f"[yellow]{stop['note']}[/]", soft_wrap=True)
-        console.print(f"[bold red]INTERRUPTED[/] — [bold {colour}]verdict so far: {report['verdict'].upper()}[/]{why}",
-                      soft_wrap=True)
+        console.print(f"[bold yellow]INTERRUPTED[/] by {stop['signal']} after {float(stop['after_s']):.1f} s — "
+                      f"[bold {colour}]verdict so far: {report['verdict'].upper()}[/]{why}", soft_wrap=True)
         return
     console.print(f"[bold {colour}]verdict: {report['verdict'].upper()}[/]{why}", soft_wrap=True)
 
