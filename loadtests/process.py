@@ -57,7 +57,7 @@ from locust.runners import (
     MasterRunner,
     WorkerRunner,
 )
-from locust.stats import CSV_STATS_INTERVAL_SEC
+from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
 from simulator import dialects, gameplay
 from simulator.faults import LateDuplicates
@@ -108,6 +108,26 @@ current: Croupier | None = None
 
 class AnomalyFound(CatchResponseError):
     """What an ``ANOMALY`` row's failures say (the evidence is in croupier's summary)."""
+
+
+def anomaly_row(environment: Any, kind: str, error: AnomalyFound) -> None:
+    """One finding as a failure in the ``ANOMALY`` row of its kind, and in Locust's failures table.
+
+    A finding is not a request: it has no latency (logged as ``None``, so it touches no percentile) and
+    it stays out of the Aggregated row, which counts the protocol's calls only (the exchange the finding
+    was made on is already a failure in its own operation's row).  Locust's ``log_error`` would add it
+    to the Aggregated row too, so the row and the failures table are written here directly; the
+    worker-to-master statistics carry rows, the Aggregated row and the failures table separately, so
+    this holds in distributed runs as well."""
+    stats = environment.runner.stats
+    row = stats.get(kind, verdict.ANOMALY_TYPE)
+    row.log(None, 0)  # counted, without a response time
+    row.log_error(error)
+    key = StatsError.create_key(verdict.ANOMALY_TYPE, kind, error)
+    failure = stats.errors.get(key)
+    if failure is None:
+        failure = stats.errors[key] = StatsError(verdict.ANOMALY_TYPE, kind, error)
+    failure.occurred()
 
 
 class Croupier:
@@ -202,9 +222,7 @@ class Croupier:
                 continue
             while self._published[kind] < n:
                 self._published[kind] += 1
-                self.env.events.request.fire(
-                    request_type=verdict.ANOMALY_TYPE, name=str(kind), response_time=0, response_length=0,
-                    exception=AnomalyFound(f"{kind} (evidence in croupier's summary)"), context={})
+                anomaly_row(self.env, str(kind), AnomalyFound(f"{kind} (evidence in croupier's summary)"))
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -304,9 +322,7 @@ class Master:
         self.provider_extra = {"anomalies": counts, "findings": findings, "errors": self.provider_extra["errors"]}
         for kind, n in counts.items():
             for _ in range(n):
-                self.env.events.request.fire(
-                    request_type=verdict.ANOMALY_TYPE, name=kind, response_time=0, response_length=0,
-                    exception=AnomalyFound(f"{kind} (found by the provider's ledger)"), context={})
+                anomaly_row(self.env, kind, AnomalyFound(f"{kind} (found by the provider's ledger)"))
 
     def wait_for_workers(self, runner: MasterRunner) -> None:
         """Ask every worker to finish (stop users, settle, reconcile) and wait for its final report."""

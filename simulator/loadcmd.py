@@ -273,10 +273,10 @@ def load_command(args: argparse.Namespace) -> int:
     if not summary.is_file():
         if stop.signal:
             console.print(f"[red]croupier:[/] interrupted ({stop.signal}) before Locust wrote croupier's report: "
-                          f"nothing was measured yet (see {out / 'locust-master.log'})")
+                          f"nothing was measured yet (see {out / 'locust-master.log'})", soft_wrap=True)
             return 130
         console.print(f"[red]croupier:[/] Locust ended (exit code {code}) without croupier's report; "
-                      f"see {out / 'locust-master.log'}")
+                      f"see {out / 'locust-master.log'}", soft_wrap=True)
         return 2
     report = orjson.loads(summary.read_bytes())
     report["wall_s"] = round(time.monotonic() - started, 3)

@@ -322,6 +322,11 @@ def test_a_wallet_that_double_applies_replays_fails_the_run(tmp_path: Path) -> N
     assert any(f["kind"] == "double_apply" and f["evidence"] for f in rep["findings"])
     rows = _rows(tmp_path)
     assert int(rows[("ANOMALY", "double_apply")]["Failure Count"]) == rep["anomalies"]["double_apply"]
+    # A finding is not a request: the Aggregated row counts the protocol's calls (and their failures) only.
+    wallet_rows = [r for k, r in rows.items() if k[0] == "wallet"]
+    aggregated = rows[("", "Aggregated")]
+    assert int(aggregated["Request Count"]) == sum(int(r["Request Count"]) for r in wallet_rows)
+    assert int(aggregated["Failure Count"]) == sum(int(r["Failure Count"]) for r in wallet_rows) > 0
     failed = {c.get("name") for c in ET.parse(tmp_path / "junit.xml").iter("testcase") if c.find("failure") is not None}
     assert "double_apply" in failed
     assert "verdict: FAIL" in proc.stdout
