@@ -12,9 +12,19 @@ Findings have the severities of ``croupier run`` (money, contract, note); ``--fa
 note|contract|money`` says which fail the run (default contract: money and contract findings),
 and any other ``--fail-on`` is a threshold.
 
+Like ``croupier run``: Locust is told the wallet's base URL as its ``--host`` (its report and web UI
+name the real target); provisioning (the admin API) is counted apart from the protocol's statistics;
+percentiles are never above the slowest call; a progress line shows calls, calls/s, users, failures
+and findings while it runs.  Locust's processes run in process groups of their own: a terminal's
+Ctrl-C reaches this process only, which ends the run properly (SIGINT or SIGTERM: users stop, rounds in
+progress finish, calls in doubt are settled within a bound, every report is written marked
+``interrupted``; a second signal skips the settlement; a third kills), and no Locust process outlives
+the command.
+
 Exit codes: 0 pass; 1 a failing finding, calls left in doubt or a threshold failed; 2 bad usage, an
 unreachable wallet, a run that tested nothing (no player seated, no call judged: the verdict
-``error``, with the likely cause), or Locust did not finish.
+``error``, with the likely cause), or Locust did not finish; 130 interrupted (the reports say what was
+seen until then).
 """
 
 from __future__ import annotations
@@ -375,8 +385,11 @@ class Locust:
             log.write(raw)
             log.flush()
             if echo is not None:
-                echo.write(raw.decode("utf-8", "replace"))
-                echo.flush()
+                try:
+                    echo.write(raw.decode("utf-8", "replace"))
+                    echo.flush()
+                except (OSError, ValueError):  # our output was closed (`| head`): keep logging, stop echoing
+                    echo = None
 
     # -- signals ------------------------------------------------------------------------------
     @contextlib.contextmanager
