@@ -281,9 +281,14 @@ def load_command(args: argparse.Namespace) -> int:
         progress_file.unlink(missing_ok=True)
     stop = locust.interrupt
     if not summary.is_file():
+        if stop.killed:
+            console.print(f"[red]croupier:[/] interrupted ({stop.signal}): Locust was killed (a third interrupt, or "
+                          f"stuck past its bound) before it wrote croupier's report; its CSVs in {out} hold what "
+                          "it had measured", soft_wrap=True)
+            return 130
         if stop.signal:
-            console.print(f"[red]croupier:[/] interrupted ({stop.signal}) before Locust wrote croupier's report: "
-                          f"nothing was measured yet (see {out / 'locust-master.log'})", soft_wrap=True)
+            console.print(f"[red]croupier:[/] interrupted ({stop.signal}) before Locust had started its test: "
+                          f"nothing was measured (see {out / 'locust-master.log'})", soft_wrap=True)
             return 130
         console.print(f"[red]croupier:[/] Locust ended (exit code {code}) without croupier's report; "
                       f"see {out / 'locust-master.log'}", soft_wrap=True)
