@@ -439,7 +439,22 @@ def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
         if path:
             gevent.spawn(_write_progress, path)
     gevent.signal_handler(signal.SIGUSR1, hurry)
+    parent = os.environ.get("CROUPIER_PARENT_PID", "")
+    if parent.isdigit():
+        gevent.spawn(_orphan_watch, int(parent))
     _listen(environment)
+
+
+def _orphan_watch(parent: int) -> None:
+    """``croupier load`` died without a word (SIGKILL, a crash): end this Locust process as if interrupted
+    (its report still written), rather than run on orphaned — still playing against a wallet nobody is
+    watching, still listening on the web UI's port."""
+    while True:
+        gevent.sleep(1.0)
+        if os.getppid() != parent:
+            log.warning("croupier: croupier load (pid %d) is gone: ending this Locust process", parent)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
 
 
 def _choose_users(environment: Any, settings: cfg.Settings, user_classes: dict[str, Any]) -> None:

@@ -219,6 +219,7 @@ def load_command(args: argparse.Namespace) -> int:
            "CROUPIER_SECRET": args.secret or os.environ.get("CROUPIER_SECRET") or cfg.DEV_SECRET,
            "CROUPIER_ADMIN_TOKEN": args.admin_token or os.environ.get("CROUPIER_ADMIN_TOKEN") or cfg.DEV_ADMIN,
            "CROUPIER_PROVIDER_KEY": args.provider_key or os.environ.get("CROUPIER_PROVIDER_KEY") or cfg.DEV_PROVIDER_KEY}
+    env["CROUPIER_PARENT_PID"] = str(os.getpid())  # Locust's processes end if this one dies unannounced
     env.pop("CROUPIER_SHAPE", None)
     if shape:
         env["CROUPIER_SHAPE"] = shape
@@ -279,6 +280,7 @@ def load_command(args: argparse.Namespace) -> int:
     finally:
         locust.close()
         progress_file.unlink(missing_ok=True)
+        progress_file.with_name(progress_file.name + ".tmp").unlink(missing_ok=True)
     stop = locust.interrupt
     if not summary.is_file():
         if stop.killed:

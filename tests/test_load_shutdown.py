@@ -164,3 +164,24 @@ def test_a_second_sigint_skips_the_settlement_and_says_what_was_left(wallet: Wal
     assert f"{stop['unsettled']} calls left in doubt" in stop["note"]
     assert not any(n for k, n in rep["anomalies"].items() if k == "no_definitive_answer")  # not the wallet's fault
     assert ET.parse(tmp_path / "junit.xml").getroot().find(".//testcase[@name='run completed']/error") is not None
+
+
+def test_locust_does_not_outlive_a_killed_croupier_load(wallet: WalletProcess, tmp_path: Path) -> None:
+    """SIGKILL (a CI job's hard timeout) gives ``croupier load`` no chance to tell anyone: Locust's
+    processes notice they were orphaned and end themselves, the report still written."""
+    proc = _start(tmp_path, wallet, "smoke", "--users", "2", "--run-time", "60s", "--workers", "1")
+    children: list[psutil.Process] = []
+    try:
+        _until("calls", lambda: _playing(tmp_path, 50) or proc.poll() is not None)
+        children = _locust_children(proc)
+        assert len(children) == 2
+        proc.kill()
+        proc.communicate(timeout=10)
+        _until("the orphaned Locust processes to end", lambda: not _gone(children), timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for child in _gone(children):  # never leave a test's processes behind, even when it fails
+            child.kill()
+    assert (tmp_path / "report" / "summary.json").is_file()
