@@ -365,6 +365,7 @@ class Locust:
         self.logs: list[Any] = []
         self.relays: list[threading.Thread] = []
         self.interrupt = Interrupt()
+        self._told = False
 
     # -- starting -------------------------------------------------------------------------
     def start_master(self, argv: list[str], env: dict[str, str]) -> None:
@@ -417,12 +418,18 @@ class Locust:
         if stop.count == 1:
             stop.signal = signal.Signals(signum).name
             stop.at = time.monotonic()
-            if self.master is not None:
-                self._send(self.master, signal.SIGTERM)
+            self._tell_master()
         elif stop.count == 2:
             self.hurry()
         else:
             self.kill()
+
+    def _tell_master(self) -> None:
+        """End the test properly: Locust's SIGTERM handler runs its shutdown (our ``quitting`` hook stops
+        the users, settles, writes the reports).  Once only; before the master exists, :meth:`wait` does it."""
+        if self.master is not None and not self._told:
+            self._told = True
+            self._send(self.master, signal.SIGTERM)
 
     def hurry(self) -> None:
         """Skip the settlement: every Locust process (and, through the master, remote workers) is told."""
@@ -459,6 +466,8 @@ class Locust:
                 pass
             now = time.monotonic()
             stop = self.interrupt
+            if stop.signal:
+                self._tell_master()  # (a signal that came while the master was being started)
             if stop.signal and stop.hurried_at is None and now - stop.at > bound:
                 self.hurry()
             if stop.hurried_at is not None and now - stop.hurried_at > self.HURRY_GRACE_S:
