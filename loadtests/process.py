@@ -297,6 +297,8 @@ class Master:
         self.reported = False
         self.tests = 0
         """Tests started (in the web UI there may be none, or several)."""
+        self.quit_while_running = False
+        """Locust was told to quit while a test ran (an interruption), not after it ended."""
 
     def provider_report(self) -> dict[str, Any] | None:
         url = f"{self.settings.provider_url}/reports/anomalies"
@@ -375,6 +377,8 @@ class Master:
         result["provisioning"] = provisioning.summary(provisioning.merge(snap.get("provisioning") for snap in snaps))
         result["left_in_doubt"] = sum(int(snap.get("left_in_doubt", 0)) for snap in snaps)
         result["settlement_skipped"] = hurried()
+        result["tests_started"] = self.tests
+        result["quit_while_running"] = self.quit_while_running
         if not self.tests and result["verdict"] == "error":  # the web UI, closed before anyone pressed Start
             result["error"] = "no test was started (with --web, start one in Locust's web UI)"
             result["reasons"] = [result["error"]]
@@ -560,6 +564,7 @@ def _listen(environment: Any) -> None:
             return  # (on SIGTERM, Locust may run its shutdown twice: the report is made once)
         master.reported = True
         if runner.state in (STATE_SPAWNING, STATE_RUNNING):
+            master.quit_while_running = True
             runner.stop()  # interrupted (web UI, SIGTERM): finish the test properly first
         master.phase = "reporting…"
         result = master.finalize()

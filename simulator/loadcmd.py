@@ -271,16 +271,17 @@ def load_command(args: argparse.Namespace) -> int:
     started = time.monotonic()
     locust = Locust(out, echo=not args.quiet)
     live = LiveProgress("croupier load", float(run_time) if run_time else None, console, enabled=not args.quiet)
-    try:
-        with locust.signals(), live:
-            locust.start_master(master, env)
-            for k in range(args.workers):
-                locust.start_worker(k, worker, env)
-            code = locust.wait(live, started, bound)
-    finally:
-        locust.close()
-        progress_file.unlink(missing_ok=True)
-        progress_file.with_name(progress_file.name + ".tmp").unlink(missing_ok=True)
+    with locust.signals():  # until every child is gone: a signal while workers wind down is ours too
+        try:
+            with live:
+                locust.start_master(master, env)
+                for k in range(args.workers):
+                    locust.start_worker(k, worker, env)
+                code = locust.wait(live, started, bound)
+        finally:
+            locust.close()
+            progress_file.unlink(missing_ok=True)
+            progress_file.with_name(progress_file.name + ".tmp").unlink(missing_ok=True)
     stop = locust.interrupt
     if not summary.is_file():
         if stop.killed:
@@ -297,6 +298,8 @@ def load_command(args: argparse.Namespace) -> int:
         return 2
     report = orjson.loads(summary.read_bytes())
     report["wall_s"] = round(time.monotonic() - started, 3)
+    if stop.signal and args.web and report.get("tests_started") and not report.get("quit_while_running"):
+        stop = Interrupt()  # Ctrl-C after the web UI's test had ended: the way a web session ends, not an interruption
     if stop.signal:
         report["interrupted"] = interrupted(report, stop, started)
         summary.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
