@@ -185,3 +185,29 @@ def test_locust_does_not_outlive_a_killed_croupier_load(wallet: WalletProcess, t
         for child in _gone(children):  # never leave a test's processes behind, even when it fails
             child.kill()
     assert (tmp_path / "report" / "summary.json").is_file()
+
+
+def test_ctrl_c_after_the_web_uis_test_ended_is_the_sessions_normal_end(wallet: WalletProcess, tmp_path: Path) -> None:
+    port = free_port()
+    proc = _start(tmp_path, wallet, "smoke", "--users", "2", "--web", "--web-port", str(port))
+    ui = f"http://127.0.0.1:{port}"
+    try:
+        _until("the web UI", lambda: _port_open(port) or proc.poll() is not None)
+        form = f"user_count=2&spawn_rate=2&host={wallet.base}/wallet".encode()
+        urllib.request.urlopen(urllib.request.Request(f"{ui}/swarm", data=form), timeout=5).close()
+        _until("calls", lambda: _playing(tmp_path, 100))
+        urllib.request.urlopen(urllib.request.Request(f"{ui}/stop", method="POST"), timeout=30).close()
+        _until("the test to stop", lambda: orjson.loads((tmp_path / "report" / ".croupier-progress.json")
+                                                       .read_bytes())["state"] == "stopped")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out[-2000:] + err[-2000:]
+    assert not _port_open(port)
+    _clean(out, err)
+    rep = orjson.loads((tmp_path / "report" / "summary.json").read_bytes())
+    assert "interrupted" not in rep and rep["verdict"] == "pass" and rep["tests_started"] == 1
+    assert out.strip().splitlines()[-1].startswith("verdict: PASS")
