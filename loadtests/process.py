@@ -67,7 +67,7 @@ from simulator.players import PlayerProfile, make_players
 from simulator.rounds import RoundContext, Seat, TxIds, player_ids
 from simulator.scenario import ScenarioError
 
-from . import provisioning, report, verdict
+from . import provisioning, report, sampler, verdict
 from . import settings as cfg
 
 log = logging.getLogger("croupier.load")
@@ -373,7 +373,7 @@ class Master:
             self.stats(), merged, s.thresholds, scenario=s.scenario.name,
             target=s.provider_url or s.wallet_url, seed=s.seed, run_id=s.run_id, workers=workers,
             topology="provider" if s.provider_url else "wallet", exceptions=len(runner.exceptions),
-            fail_on=s.severity)
+            fail_on=s.severity, series=sampler.series(), dialect=s.dialect)
         result["provisioning"] = provisioning.summary(provisioning.merge(snap.get("provisioning") for snap in snaps))
         result["left_in_doubt"] = sum(int(snap.get("left_in_doubt", 0)) for snap in snaps)
         result["settlement_skipped"] = hurried()
@@ -447,6 +447,7 @@ def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
     if parent.isdigit():
         gevent.spawn(_orphan_watch, int(parent))
     _listen(environment)
+    sampler.listen(environment)  # the report's per-second series (master or local runner)
 
 
 def _orphan_watch(parent: int) -> None:

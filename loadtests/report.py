@@ -5,7 +5,9 @@ sends a *snapshot* of it (anomaly counts and evidence, calls, rounds, faults, wh
 doubt) with each statistics report; the master keeps the latest per worker and merges them
 here with Locust's merged statistics into the report ``croupier run`` prints — the same keys,
 so :func:`simulator.report.summary.print_summary` and :func:`simulator.report.junit.junit_xml`
-serve both — plus the thresholds' results.
+serve both — plus the thresholds' results and the per-second series of
+:mod:`simulator.report.series` (the same shape as ``croupier run``'s), which the master's
+:class:`loadtests.sampler.Sampler` builds with :func:`sample`, :func:`step` and :func:`series_of`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import simulator
 from simulator.findings import Severity
 from simulator.ledger import Anomaly
 from simulator.report import model
+from simulator.report import series as series_shape
 
 from . import verdict
 
@@ -66,9 +70,113 @@ def _error(merged: Mapping[str, Any]) -> str | None:
     return None
 
 
+def sample(entries: Iterable[tuple[str, int, int, Mapping[Any, int]]], results: Mapping[str, int],
+           faults: Mapping[str, int], anomalies: Mapping[str, int]) -> dict[str, Any]:
+    """A cumulative reading of a running load test: each protocol row's (name, requests, failures,
+    latency histogram) as Locust has them, and croupier's counters (refusals by code are read from
+    the ``op:CODE`` results)."""
+    refusals: Counter[str] = Counter()
+    for key, n in results.items():
+        code = key.split(":", 1)[-1]
+        if code not in ("ok", "unknown"):
+            refusals[code] += int(n)
+    return {"rows": {name: (int(req), int(fail), {str(k): int(v) for k, v in rt.items()})
+                     for name, req, fail, rt in entries},
+            "refusals": dict(refusals), "faults": {k: int(v) for k, v in faults.items()},
+            "anomalies": {str(k): int(v) for k, v in anomalies.items() if v}}
+
+
+def _minus(now: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
+    return {k: n - int(before.get(k, 0)) for k, n in now.items() if n - int(before.get(k, 0)) > 0}
+
+
+def step(before: Mapping[str, Any] | None, now: Mapping[str, Any]) -> dict[str, Any]:
+    """What happened between two readings: calls, p50/p99 of the calls that ended in between
+    (None without any), refusals, faults and findings."""
+    rows_before = before["rows"] if before else {}
+    calls: dict[str, int] = {}
+    p50: dict[str, float | None] = {}
+    p99: dict[str, float | None] = {}
+    for name, (req, _fail, rt) in now["rows"].items():
+        req0, _, rt0 = rows_before.get(name, (0, 0, {}))
+        calls[name] = max(0, req - req0)
+        delta = _minus(rt, rt0)
+        p50[name] = verdict.percentile(delta, 50) if delta else None
+        p99[name] = verdict.percentile(delta, 99) if delta else None
+    out: dict[str, Any] = {"calls": calls, "p50": p50, "p99": p99}
+    for key in ("refusals", "faults", "anomalies"):
+        out[key] = _minus(now[key], before[key] if before else {})
+    return out
+
+
+def series_of(steps: Iterable[tuple[int, Mapping[str, Any]]], t0: str | None,
+              settling_from: int | None, spread: int = 1) -> dict[str, Any]:
+    """The run's series (:mod:`simulator.report.series`) from its steps, each at the second it covers;
+    two steps in one second add up (their latencies: the later step's).  ``spread``: statistics that
+    arrive every ``spread`` seconds (a distributed run's worker reports) are spread evenly over the
+    empty seconds before them, up to ``spread`` seconds in all (:func:`spread_bursts`)."""
+    by_second: dict[int, list[Mapping[str, Any]]] = {}
+    for second, st in steps:
+        by_second.setdefault(max(0, int(second)), []).append(st)
+    last = max([*by_second, *([settling_from] if settling_from is not None else [])], default=-1)
+    seconds = list(range(last + 1))
+    names: dict[str, set[str]] = {k: set() for k in ("calls", "refusals", "faults", "anomalies")}
+    for sts in by_second.values():
+        for st in sts:
+            for key, found in names.items():
+                found.update(st[key])
+    out = series_shape.empty(t0)
+    out["seconds"] = seconds
+    out["settling_from"] = settling_from
+    for key, found in names.items():
+        out[key] = {n: [sum(int(st[key].get(n, 0)) for st in by_second.get(s, [])) for s in seconds]
+                    for n in sorted(found)}
+    out["calls"] = {op: v for op, v in out["calls"].items() if any(v)}
+
+    def latest(op: str, p: str, s: int) -> float | None:
+        got = [st[p].get(op) for st in by_second.get(s, []) if st[p].get(op) is not None]
+        return got[-1] if got else None
+
+    out["latency_ms"] = {op: {"p50": [latest(op, "p50", s) for s in seconds], "p99": [latest(op, "p99", s) for s in seconds]}
+                         for op in out["calls"]}
+    return spread_bursts(out, spread) if spread > 1 else out
+
+
+def spread_bursts(series: dict[str, Any], spread: int) -> dict[str, Any]:
+    """Counts that arrived in one second after up to ``spread - 1`` seconds with nothing, spread evenly over
+    those seconds (integer shares, the remainder on the latest seconds: the sums stay exact); their
+    latencies are shown over the same seconds.  A distributed Locust run's workers report every few seconds:
+    without this its charts would be a comb of spikes and zeros."""
+    keys = ("calls", "refusals", "faults", "anomalies")
+    n = len(series["seconds"])
+    busy = [any(series[k][name][i] for k in keys for name in series[k]) for i in range(n)]
+    gap = 0
+    for i in range(n):
+        if not busy[i]:
+            gap += 1
+            continue
+        width = min(gap, spread - 1) + 1
+        gap = 0
+        if width == 1:
+            continue
+        first = i - width + 1
+        for k in keys:
+            for values in series[k].values():
+                total, values[i] = values[i], 0
+                share, rest = divmod(total, width)
+                for j in range(width):
+                    values[first + j] = share + (1 if j >= width - rest else 0)
+        for lat in series["latency_ms"].values():
+            for p in ("p50", "p99"):
+                for j in range(first, i):
+                    lat[p][j] = lat[p][i]
+    return series
+
+
 def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[verdict.Threshold], *,
           scenario: str, target: str, seed: int, run_id: str, workers: int, topology: str,
-          exceptions: int = 0, fail_on: Severity = Severity.CONTRACT) -> dict[str, Any]:
+          exceptions: int = 0, fail_on: Severity = Severity.CONTRACT, series: Mapping[str, Any] | None = None,
+          dialect: str | None = None) -> dict[str, Any]:
     """The run's report: ``croupier run``'s keys, Locust's rows, the thresholds and the verdict
     (``error`` when nothing was tested, ``fail`` on a failing finding, a threshold or the load test's
     own errors, else ``pass``)."""
@@ -129,6 +237,9 @@ def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[
         "errors": merged["errors"],
         "thresholds": [r.to_json() for r in results],
         "nodes": merged["nodes"],
+        "dialect": dialect,
+        "croupier_version": simulator.__version__,
+        "series": dict(series) if series is not None else series_shape.empty(),
         "locust": {
             "requests": sum(e["requests"] for e in stats["entries"] if e["type"] != verdict.ANOMALY_TYPE),
             "failures": sum(e["failures"] for e in stats["entries"] if e["type"] != verdict.ANOMALY_TYPE),

@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 
-from .check.runner import DEFAULT_DB_DIR, CheckOptions, CheckResult
+from .check.runner import CheckOptions, CheckResult
 from .check.target import CheckError, Target, admin_url_for
+from .cli import user_cache_dir
 from .runner import RunError, read_accounts
 
 DEV_SECRET = "croupier-dev-secret"
@@ -37,18 +38,21 @@ def _positive(kind: type) -> Any:
 
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
-    p.add_argument("--dialect", default="canonical")
-    p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
+    p.add_argument("--dialect", default="canonical",
+                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
+    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
     p.add_argument("--admin-url", help="reference-wallet admin API for fresh players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
+    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
+                                         "development token)")
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts player_id,token,currency, for a wallet without the admin API")
     p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per call (default: %(default)s)")
     p.add_argument("--strict-codes", action="store_true",
                    help="expect the reference wallet's order of checks (docs/wallet-rules.md) when a call breaks "
                         "two rules, instead of accepting any code that applies")
-    p.add_argument("--json", dest="json_path", help="write the report as JSON")
-    p.add_argument("--junit", dest="junit_path", help="write a JUnit XML report (one test case per rule)")
+    p.add_argument("--json", dest="json_path", metavar="PATH", help="write the report as JSON to PATH")
+    p.add_argument("--junit", dest="junit_path", metavar="PATH",
+                   help="write a JUnit XML report to PATH (one test case per rule)")
     p.add_argument("--quiet", action="store_true", help="print nothing (exit code and files only)")
 
 
@@ -60,9 +64,10 @@ def add_check_parsers(sub: Any) -> None:
     c.add_argument("--max-examples", type=_positive(int), default=None,
                    help="sequences to search at most (default: no limit, the budget decides)")
     c.add_argument("--budget", type=float, default=60.0,
-                   help="seconds to search, shrinking not counted; 0 for no limit (default: %(default)s)")
+                   help="seconds to search; 0 for no limit. Shrinking is on top: each broken rule found adds up "
+                        "to --shrink-time seconds, so a check that finds bugs runs longer (default: %(default)s)")
     c.add_argument("--shrink-time", type=_positive(float), default=30.0,
-                   help="seconds to shrink each counterexample, beside the budget; then the search goes on for "
+                   help="seconds to shrink each counterexample, on top of --budget; then the search goes on for "
                         "the rules not broken yet (default: %(default)s)")
     c.add_argument("--rules", help="comma list of rule ids or prefixes (idempotency-,sessions-...) to judge and "
                                    "seek; default: every rule")
@@ -72,9 +77,9 @@ def add_check_parsers(sub: Any) -> None:
                    help="the mildest severity that fails the check (exit 1): money, contract (default), or note")
     c.add_argument("--seed", type=int, help="reproduce a run's search (default: random, printed)")
     c.add_argument("--steps", type=_positive(int), default=10, help="rules per sequence (default: %(default)s)")
-    c.add_argument("--db-dir", default=DEFAULT_DB_DIR,
-                   help="Hypothesis example database: a failure found once is tried first next time "
-                        "(default: %(default)s)")
+    c.add_argument("--db-dir", default=str(user_cache_dir() / "check-examples"),
+                   help="Hypothesis example database, a per-user cache: a failure found once is tried first next "
+                        "time, from any directory (default: %(default)s)")
     c.add_argument("--no-db", action="store_true", help="keep no example database")
     c.add_argument("--out", default=DEFAULT_OUT,
                    help="where each failure's replay file and curl script go (default: %(default)s)")
@@ -138,7 +143,8 @@ def check_command(args: argparse.Namespace) -> int:
     if not args.quiet and sys.stderr.isatty():
         budget = f"{options.budget_s:.0f} s of searching" if options.budget_s else "no time limit"
         most = f"up to {options.max_examples} sequences, " if options.max_examples else ""
-        print(f"croupier check: {target.wallet_url}: {most}{budget}, {len(selected)} rules…", file=sys.stderr)
+        shrink = f" (+ up to {options.shrink_s:g} s of shrinking per broken rule found)" if options.budget_s else ""
+        print(f"croupier check: {target.wallet_url}: {most}{budget}{shrink}, {len(selected)} rules…", file=sys.stderr)
     from .check.target import Connection
 
     try:
@@ -211,7 +217,7 @@ def replay_command(args: argparse.Namespace) -> int:
             return _fail_usage(_WRONG_SECRET.format(url=target.wallet_url))
     result = replay(doc, target, args.strict_codes)
     if not args.quiet and result.verdict != "error":
-        print(f"replaying {args.file}: {doc.get('rule')} — {doc.get('message', '')}")
+        print(f"recorded failure ({args.file}): {doc.get('rule')} — {doc.get('message', '')}")
     return _finish(args, result, {}, "replay")
 
 

@@ -1,7 +1,9 @@
-"""The ``croupier`` command line.
+"""The croupier command line.
 
 Exit codes: 0 success, 1 the job ran and found a problem, 2 bad usage or
-configuration (what CI pipelines branch on).
+configuration (what CI pipelines branch on), 130 interrupted.  The top-level
+help's description is :data:`DESCRIPTION`, plain text: a docstring's reST
+markup would show in ``--help`` as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
@@ -31,46 +34,106 @@ def _port(text: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="croupier", description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--version", action="version", version=f"croupier {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+class HelpFormatter(argparse.HelpFormatter):
+    """Every flag's help ends with its default, unless the help already says what the default is.
 
-    wallet = sub.add_parser("wallet", help="the reference wallet")
-    wsub = wallet.add_subparsers(dest="wallet_command", required=True)
-    serve = wsub.add_parser("serve", help="serve the reference wallet (canonical protocol + admin API)")
-    serve.add_argument("--db", default="croupier-wallet.db", help="SQLite file (default: %(default)s)")
+    Why not ``argparse.ArgumentDefaultsHelpFormatter``: it prints ``(default: None)`` and
+    ``(default: False)`` for flags that have no default worth saying, which reads as noise."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (text and "%(default)" not in text and "default" not in text and has_default(action)
+                and (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
+            text += " (default: %(default)s)"
+        return text
+
+
+def has_default(action: argparse.Action) -> bool:
+    """Whether ``action`` has a default a user should be told (not None, False, an empty list or suppressed)."""
+    default = action.default
+    return not (default is None or default is False or default == argparse.SUPPRESS
+                or (isinstance(default, (list, tuple)) and not default))
+
+
+class Parser(argparse.ArgumentParser):
+    """croupier's parsers: every one, subcommands' included (argparse makes them of the parent's class),
+    shows defaults with :class:`HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+DESCRIPTION = ("croupier: a game-provider simulator, load-test harness and reference wallet for casino seamless "
+               "wallets. Exit codes: 0 pass, 1 the job ran and found a problem, 2 bad usage or an error, "
+               "130 interrupted.")
+
+
+def _access_log_args(p: argparse.ArgumentParser) -> None:
+    """The access-log flags ``wallet serve``, ``provider serve`` and ``sandbox`` share."""
+    p.add_argument("--access-log", dest="access_log", action=argparse.BooleanOptionalAction, default=None,
+                   help="one line per request: readable on a terminal, JSON in a pipe or a file; --no-access-log "
+                        "for none (default: off on a terminal, JSON lines on stderr otherwise)")
+    p.add_argument("--access-log-file", metavar="PATH",
+                   help="append the access log as JSON lines to PATH instead of stderr (default: stderr, as "
+                        "--access-log says)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="croupier", description=DESCRIPTION)
+    p.add_argument("--version", action="version", version=f"croupier {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    wallet = sub.add_parser("wallet", help="the reference wallet", description="The reference wallet.")
+    wsub = wallet.add_subparsers(dest="wallet_command", required=True, metavar="COMMAND")
+    serve = wsub.add_parser("serve", help="serve the reference wallet (canonical protocol + admin API)",
+                            description="Serve the reference wallet: the canonical protocol under /wallet, every "
+                                        "built-in dialect under /wallet/NAME/, the admin API under /admin.")
+    serve.add_argument("--db", default="croupier-wallet.db", help="SQLite file, created and migrated on start")
     serve.add_argument("--memory", action="store_true", help="keep everything in memory (nothing survives)")
     serve.add_argument("--sync", choices=("normal", "full"), default="normal",
                        help="SQLite durability: normal survives a process crash, full also a power loss")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=8080)
-    serve.add_argument("--secret", help="HMAC secret shared with providers (env CROUPIER_SECRET)")
-    serve.add_argument("--admin-token", help="bearer token of the admin API (env CROUPIER_ADMIN_TOKEN)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (beyond loopback needs --secret and --admin-token)")
+    serve.add_argument("--port", type=_port, default=8080, help="port to listen on")
+    serve.add_argument("--secret", help="HMAC secret shared with providers (default: env CROUPIER_SECRET, else the "
+                                        "development secret, on loopback only)")
+    serve.add_argument("--admin-token", help="bearer token of the admin API (default: env CROUPIER_ADMIN_TOKEN, "
+                                             "else the development token, on loopback only)")
     serve.add_argument("--session-ttl", type=_positive_int, default=3600, help="session lifetime in seconds")
-    serve.add_argument("--no-access-log", dest="access_log", action="store_false", help="no JSON access lines")
-    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _access_log_args(serve)
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                       help="the least severe of the wallet's own log lines to print")
     serve.add_argument("--shutdown-timeout", type=float, default=30.0,
                        help="seconds to let in-flight calls finish on SIGTERM")
     serve.add_argument("--dsn", default=None,
-                       help="PostgreSQL DSN instead of SQLite, e.g. postgresql://user@host/db (env CROUPIER_DSN)")
-    serve.add_argument("--pg-schema", default="public", help="PostgreSQL schema to use (default: %(default)s)")
+                       help="PostgreSQL DSN instead of SQLite, e.g. postgresql://user@host/db (default: env "
+                            "CROUPIER_DSN, else SQLite)")
+    serve.add_argument("--pg-schema", default="public", help="PostgreSQL schema to use")
     serve.add_argument("--workers", type=_positive_int, default=1,
                        help="wallet processes on one port (PostgreSQL only)")
     serve.add_argument("--worker-of-pool", action="store_true", help=argparse.SUPPRESS)
 
-    provider = sub.add_parser("provider", help="the mock game provider (operator-facing)")
-    psub = provider.add_subparsers(dest="provider_command", required=True)
-    pserve = psub.add_parser("serve", help="serve the mock provider: catalog, launch, game page, play, reports")
-    pserve.add_argument("--wallet", required=True, help="the operator wallet's protocol base URL")
-    pserve.add_argument("--dialect", default="canonical")
-    pserve.add_argument("--secret", help="HMAC secret shared with the wallet (env CROUPIER_SECRET)")
-    pserve.add_argument("--host", default="127.0.0.1")
-    pserve.add_argument("--port", type=_port, default=8081)
+    provider = sub.add_parser("provider", help="the mock game provider (operator-facing)",
+                              description="The mock game provider.")
+    psub = provider.add_subparsers(dest="provider_command", required=True, metavar="COMMAND")
+    pserve = psub.add_parser("serve", help="serve the mock provider: catalog, launch, game page, play, reports",
+                             description="Serve the mock provider an operator integrates with: the game catalog, "
+                                         "launch, a game page, play, history and reports, against your wallet.")
+    pserve.add_argument("--wallet", required=True, help="the operator wallet's protocol base URL (required)")
+    pserve.add_argument("--dialect", default="canonical",
+                        help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
+    pserve.add_argument("--secret", help="HMAC secret shared with the wallet (default: env CROUPIER_SECRET, else the "
+                                         "development secret, on loopback only)")
+    pserve.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (beyond loopback needs --secret and --api-key)")
+    pserve.add_argument("--port", type=_port, default=8081, help="port to listen on")
     pserve.add_argument("--seed", type=int, help="seeds every session's game draws (default: random)")
-    pserve.add_argument("--api-key", help="bearer key of the operator-facing calls (env CROUPIER_PROVIDER_KEY)")
-    pserve.add_argument("--no-access-log", dest="access_log", action="store_false", help="no JSON access lines")
-    pserve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    pserve.add_argument("--api-key", help="bearer key of the operator-facing calls (default: env "
+                                          "CROUPIER_PROVIDER_KEY, else the development key, on loopback only)")
+    _access_log_args(pserve)
+    pserve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="the least severe of the provider's own log lines to print")
     pserve.add_argument("--shutdown-timeout", type=float, default=30.0,
                         help="seconds to let in-flight rounds finish on SIGTERM")
 
@@ -91,26 +154,52 @@ def parser() -> argparse.ArgumentParser:
     add_dialect_parser(sub)
 
     sandbox = sub.add_parser("sandbox", help="reference wallet + mock provider + a web lobby with playable games "
-                             "and the wallet calls in view")
+                             "and the wallet calls in view",
+                             description="The reference wallet, the mock provider and a web lobby with playable "
+                                         "games, on 127.0.0.1, until Ctrl-C.")
     sandbox.add_argument("--host", default="127.0.0.1", help="a loopback address (the lobby has no login)")
     sandbox.add_argument("--port", type=_port, default=8000,
                          help="the lobby's port; the wallet takes the next, the provider the one after "
                               "(0: any free ports; default: %(default)s)")
-    sandbox.add_argument("--wallet", help="your wallet's protocol base URL instead of the embedded reference wallet")
+    sandbox.add_argument("--wallet", help="your wallet's protocol base URL instead of the embedded reference wallet "
+                                          "(default: the embedded one)")
     sandbox.add_argument("--dialect", default="canonical", help="the wire dialect of --wallet (default: %(default)s)")
-    sandbox.add_argument("--secret", help="HMAC secret shared with --wallet (env CROUPIER_SECRET)")
+    sandbox.add_argument("--secret", help="HMAC secret shared with --wallet (default: env CROUPIER_SECRET, else the "
+                                          "development secret)")
     sandbox.add_argument("--db", help="the embedded wallet's SQLite file (default: a temporary file)")
     sandbox.add_argument("--seed", type=int, help="seeds every game session's draws (default: random)")
+    _access_log_args(sandbox)
 
-    demo = sub.add_parser("demo", help="reference wallet on a temporary SQLite file + the chaos scenario, then the summary")
-    demo.add_argument("--scenario", default="chaos")
-    demo.add_argument("--duration", type=float, default=20.0, help="seconds (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=1)
+    demo = sub.add_parser("demo", help="reference wallet on a temporary SQLite file + the chaos scenario, then the "
+                                       "summary",
+                          description="Start the reference wallet on a temporary SQLite file, play a scenario at "
+                                      "it, print the verdict.")
+    demo.add_argument("--scenario", default="chaos", help="the scenario to play (`croupier scenarios` lists them)")
+    demo.add_argument("--duration", type=float, default=20.0, help="seconds of play (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=1, help="one seed reproduces the whole run")
     demo.add_argument("--db", help="keep the wallet's SQLite file here (default: a temporary file)")
-    demo.add_argument("--json", dest="json_path")
-    demo.add_argument("--junit", dest="junit_path")
-    demo.add_argument("--html", dest="html_path")
+    demo.add_argument("--json", dest="json_path", metavar="PATH", help="write the run's report as JSON to PATH")
+    demo.add_argument("--junit", dest="junit_path", metavar="PATH", help="write a JUnit XML report to PATH")
+    demo.add_argument("--html", dest="html_path", metavar="PATH", help="write an HTML report to PATH")
     return p
+
+
+def user_cache_dir() -> Path:
+    """croupier's per-user cache folder (``$XDG_CACHE_HOME/croupier``, else ``~/.cache/croupier``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "croupier"
+
+
+def keep_hypothesis_out_of_cwd() -> None:
+    """Point Hypothesis's own storage (its caches of constants and character maps, and any database it
+    would make itself) at :func:`user_cache_dir` instead of ``./.hypothesis``.
+
+    Why: ``croupier check`` is a command run from wherever the user stands, not a test suite in a
+    project; it must leave only what it says it writes (the report files, the replay files under
+    ``--out``).  Its own example database is ``--db-dir``, which is in the same cache by default."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(user_cache_dir() / "hypothesis")
 
 
 def did_you_mean(word: str, known: Sequence[str]) -> str:
@@ -245,8 +334,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         opts = ServeOptions(
             host=args.host, port=args.port, db=args.db, memory=args.memory, sync=args.sync,
             secret=args.secret, admin_token=args.admin_token, session_ttl=args.session_ttl,
-            access_log=args.access_log, log_level=args.log_level, shutdown_timeout=args.shutdown_timeout,
-            dsn=args.dsn or os.environ.get("CROUPIER_DSN"), pg_schema=args.pg_schema,
+            access_log=args.access_log, access_log_file=args.access_log_file, log_level=args.log_level,
+            shutdown_timeout=args.shutdown_timeout, dsn=args.dsn or os.environ.get("CROUPIER_DSN"), pg_schema=args.pg_schema,
             workers=1 if args.worker_of_pool else args.workers, reuse_port=args.worker_of_pool,
         )
         try:
@@ -265,8 +354,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
         popts = ProviderServeOptions(
             wallet=args.wallet, dialect=args.dialect, secret=args.secret, host=args.host, port=args.port,
-            seed=args.seed, api_key=args.api_key, access_log=args.access_log, log_level=args.log_level,
-            shutdown_timeout=args.shutdown_timeout,
+            seed=args.seed, api_key=args.api_key, access_log=args.access_log, access_log_file=args.access_log_file,
+            log_level=args.log_level, shutdown_timeout=args.shutdown_timeout,
         )
         try:
             serve_provider(popts)
@@ -289,6 +378,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .loadcmd import load_command
 
         return load_command(args)
+    if args.command in ("check", "replay"):
+        keep_hypothesis_out_of_cwd()
     if args.command == "check":
         from .checkcmd import check_command
 
@@ -305,7 +396,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .sandbox.server import SandboxOptions, run_sandbox
 
         return run_sandbox(SandboxOptions(host=args.host, port=args.port, wallet=args.wallet, dialect=args.dialect,
-                                          secret=args.secret, db=args.db, seed=args.seed))
+                                          secret=args.secret, db=args.db, seed=args.seed,
+                                          access_log=args.access_log, access_log_file=args.access_log_file))
     if args.command == "demo":
         from .demo import run_demo
         from .scenario import ScenarioError

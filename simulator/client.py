@@ -96,10 +96,28 @@ def _ms(started: float) -> float:
 
 
 class AdminError(RuntimeError):
+    """The admin API answered with an error status; ``body`` is its answer as decoded (JSON when it was)."""
+
     def __init__(self, status: int, body: Any) -> None:
-        super().__init__(f"admin API answered {status}: {body}")
         self.status = status
         self.body = body
+        super().__init__(f"admin API answered HTTP {status} {self.answer_text()}")
+
+    def answer_text(self, limit: int = 200) -> str:
+        """The answer as the wallet sent it (JSON, on one line, cut at ``limit`` characters): what a user
+        reads in a message, never a Python repr."""
+        body = self.body
+        if isinstance(body, (bytes, bytearray)):
+            text = bytes(body).decode("utf-8", "replace")
+        elif isinstance(body, str):
+            text = body
+        else:
+            try:
+                text = orjson.dumps(body).decode()
+            except TypeError:
+                text = str(body)
+        text = " ".join(text.split()) or "(an empty answer)"
+        return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass

@@ -64,7 +64,7 @@ def run_demo(db: str | None = None, scenario: str = "chaos", duration: float = 2
     console = Console()
     with tempfile.TemporaryDirectory(prefix="croupier-demo-") as tmp:
         path = Path(db) if db else Path(tmp) / "wallet.db"
-        report, ggr, stats = asyncio.run(_demo(path, scenario, duration, seed, console, True))
+        report, ggr, _ = asyncio.run(_demo(path, scenario, duration, seed, console, True))
     print_summary(report, console)
     console.print(ggr_table(ggr, "the wallet's own GGR report, all games"))
     if json_path:
@@ -72,7 +72,7 @@ def run_demo(db: str | None = None, scenario: str = "chaos", duration: float = 2
     if junit_path:
         Path(junit_path).write_bytes(junit_xml(report))
     if html_path:
-        Path(html_path).write_text(render(report, stats.timeline), encoding="utf-8")  # type: ignore[attr-defined]
+        Path(html_path).write_text(render({**report, "ggr": ggr}), encoding="utf-8")
     console.print("Next: `croupier wallet serve` for a sandbox wallet, `croupier run SCENARIO --wallet URL` "
                   "against yours, `croupier scenarios` for the list.")
     if report["verdict"] == "error":

@@ -23,10 +23,11 @@ SAMPLE_NOW = 1_700_000_000.0
 
 
 def add_dialect_parser(sub: Any) -> None:
-    d = sub.add_parser("dialect", help="wallet dialects: validate a dialect file, show the requests croupier sends")
-    dsub = d.add_subparsers(dest="dialect_command", required=True)
+    d = sub.add_parser("dialect", help="wallet dialects: validate a dialect file, show the requests croupier sends",
+                       description="Wallet dialects: the wire formats croupier speaks besides the canonical one.")
+    dsub = d.add_subparsers(dest="dialect_command", required=True, metavar="COMMAND")
     check = dsub.add_parser("check", help="validate a TOML dialect file (exit 2 with every problem if invalid)")
-    check.add_argument("file")
+    check.add_argument("file", help="the TOML dialect file to validate")
     sample = dsub.add_parser("sample", help="print the request croupier would send for each operation")
     sample.add_argument("dialect", help="a built-in name or a .toml dialect file")
     sample.add_argument("--secret", default="croupier-dev-secret", help="secret to sign the samples with")

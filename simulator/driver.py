@@ -45,6 +45,8 @@ class Driver:
     """Calls sent so far (a late duplicate waits for a number of them)."""
 
     def __post_init__(self) -> None:
+        self.stats.start(self.started)  # the report's second 0, and the findings' clock
+        self.ledger.on_flag = self.stats.anomaly
         if self.late is None and self.faults.rates.late_duplicate > 0:
             self.late = LateDuplicates(self.faults)
 
@@ -67,7 +69,7 @@ class Driver:
             return 0
         calls = self.late.drain(player_id) if drain else self.late.due(player_id, time.monotonic(), self.sent)
         for call in calls:
-            self.stats.faults["late_duplicate"] += 1
+            self.stats.fault("late_duplicate")
             await self._one(Send(call, purpose="late_duplicate"))
         return len(calls)
 
@@ -84,9 +86,9 @@ class Driver:
         d = send.delivery
         if send.purpose.startswith("invalid:"):  # one event, one count: a bad signature is an invalid call
             if not send.purpose.endswith(":again"):  # the signed resend after it is a valid call, no fault
-                self.stats.faults[send.purpose] += 1
+                self.stats.fault(send.purpose)
         elif d is not Delivery.NORMAL:
-            self.stats.faults[str(d)] += 1
+            self.stats.fault(str(d))
         if d is Delivery.NORMAL:
             return (await self._one(send)).outcome
         if d is Delivery.DUPLICATE:
@@ -116,7 +118,7 @@ class Driver:
         """A batch is one request: the faults apply to it as to any (a bad signature never goes batched)."""
         d = batch.delivery
         if d is not Delivery.NORMAL:
-            self.stats.faults[str(d)] += 1
+            self.stats.fault(str(d))
         if d is Delivery.NORMAL or d is Delivery.BAD_SIGNATURE:
             return (await self._batch(batch)).outcome
         if d is Delivery.DUPLICATE:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, TypeAlias
@@ -301,6 +301,8 @@ class Ledger:
         self.max_notes_per_rule = max_notes_per_rule
         self._notes: Counter[str] = Counter()
         self._tokens = itertools.count(1)
+        self.on_flag: Callable[[str], None] | None = None
+        """Told each finding's kind as it is made (the run's per-second series; None: nobody listens)."""
 
     # -- set-up -----------------------------------------------------------------------
     def open(self, player_id: str, currency: str, balance: int) -> Book:
@@ -335,6 +337,8 @@ class Ledger:
              rule: str | None = None) -> None:
         rule = rule or kind.rule
         self.counts[kind] += 1
+        if self.on_flag is not None:
+            self.on_flag(str(kind))
         cov = self.coverage.get(rule)
         if cov is None:
             cov = self.coverage[rule] = Coverage()

@@ -53,7 +53,8 @@ from rich.table import Table
 from .findings import Severity
 from .progress import LiveProgress
 from .report import model
-from .report.junit import junit_xml
+from .report.html import render
+from .report.junit import junit_xml, recount
 from .report.summary import print_summary
 from .scenario import ScenarioError
 
@@ -100,37 +101,45 @@ def add_load_parser(sub: Any) -> None:
     p.add_argument("scenario", help="a built-in scenario name (see `croupier scenarios`) or a .toml file")
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
     p.add_argument("--provider", help="play through the mock provider at this base URL (player → provider → wallet)")
-    p.add_argument("--provider-key", help="the provider's operator API key (env CROUPIER_PROVIDER_KEY)")
+    p.add_argument("--provider-key", help="the provider's operator API key (default: env CROUPIER_PROVIDER_KEY, "
+                                          "else the development key)")
     p.add_argument("--users", type=_positive_int,
                    help="Locust users (default: the scenario's [load] users, else its players + live tables); "
                         "the peak for a --shape")
     p.add_argument("--spawn-rate", type=_positive_float, help="users started per second (default: all within ~1 s)")
     p.add_argument("--run-time", type=seconds, help="e.g. 30s, 5m, 1h30m (default: the scenario's duration)")
     p.add_argument("--workers", type=int, default=0,
-                   help="Locust's distributed mode on this machine: one master and N worker processes")
+                   help="Locust's distributed mode on this machine: one master and N worker processes "
+                        "(default: 0, one process)")
     p.add_argument("--expect-workers", type=int, default=0, metavar="N",
-                   help="also wait for N workers started on other machines (see --master-bind-host)")
+                   help="also wait for N workers started on other machines (see --master-bind-host; default: 0)")
     p.add_argument("--master-bind-host", default="127.0.0.1",
                    help="where the master listens for workers (0.0.0.0 for workers on other machines)")
-    p.add_argument("--master-bind-port", type=int, default=0, help="default: a free port (5557 is Locust's usual)")
+    p.add_argument("--master-bind-port", type=int, default=0,
+                   help="where the master listens for workers (default: 0, a free port; 5557 is Locust's usual)")
     p.add_argument("--web", action="store_true", help="open Locust's web UI instead of running headless")
-    p.add_argument("--web-host", default="127.0.0.1")
-    p.add_argument("--web-port", type=int, default=8089)
+    p.add_argument("--web-host", default="127.0.0.1", help="where Locust's web UI listens, with --web")
+    p.add_argument("--web-port", type=int, default=8089, help="the port of Locust's web UI, with --web")
     p.add_argument("--shape", choices=SHAPES, help="a load shape (default: the scenario's [load] shape, else constant)")
     p.add_argument("--fail-on", action="append", default=[], metavar="THRESHOLD|SEVERITY",
                    help="fail the run when this holds, e.g. 'p99(bet)>250ms' or 'error_rate>0.1%%' (repeatable; "
                         "added to the scenario's [load] fail_on); or the least severe finding that fails the "
                         "run: money, contract (default: money and contract findings fail) or note")
-    p.add_argument("--junit", dest="junit_path",
+    p.add_argument("--junit", dest="junit_path", metavar="PATH",
                    help="JUnit XML: one case per threshold and per kind of finding (notes as properties)")
-    p.add_argument("--json", dest="json_path", help="croupier's report as JSON (also in the report folder)")
+    p.add_argument("--json", dest="json_path", metavar="PATH", help="croupier's report as JSON (also in the report folder)")
+    p.add_argument("--html", dest="html_path", metavar="PATH",
+                   help="croupier's HTML report (charts over time, findings with evidence); also report.html "
+                        "in the report folder")
     p.add_argument("--report-dir", default="load-report",
                    help="Locust's CSV and HTML reports and croupier's summary.json (default: %(default)s)")
-    p.add_argument("--dialect", default="canonical")
-    p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
+    p.add_argument("--dialect", default="canonical",
+                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
+    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
     p.add_argument("--admin-url", help="reference-wallet admin API to provision players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
+                                         "development token)")
+    p.add_argument("--seed", type=int, default=1, help="one seed reproduces every player's sequence of rounds")
     p.add_argument("--run-id", help="prefix of player ids (default: random, so runs never collide)")
     p.add_argument("--locust-arg", action="append", default=[], metavar="ARG",
                    help="pass ARG to the Locust master as is, e.g. --locust-arg=--csv-full-history")
@@ -307,6 +316,10 @@ def load_command(args: argparse.Namespace) -> int:
         Path(args.json_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if args.junit_path:
         Path(args.junit_path).write_bytes(junit(report))
+    page = render(report)  # croupier's own HTML report, beside Locust's locust.html
+    (out / "report.html").write_text(page, encoding="utf-8")
+    if args.html_path:
+        Path(args.html_path).write_text(page, encoding="utf-8")
     if not args.quiet:
         show(report, out, Console())
     if report["verdict"] == "error" and not stop.signal:
@@ -534,7 +547,7 @@ def show(report: dict[str, Any], out: Path, console: Console) -> None:
     loc = report["locust"]
     console.print(f"locust: {loc['requests']} requests, {loc['failures']} failures"
                   + (f", {report['workers']} workers" if report.get("workers") else "")
-                  + f"; reports in {out}/ (locust.html, locust_stats.csv, summary.json)", soft_wrap=True)
+                  + f"; reports in {out}/ (report.html, summary.json, locust.html, locust_stats.csv)", soft_wrap=True)
     provisioned = describe_provisioning(report.get("provisioning") or {})
     if provisioned:
         console.print(provisioned, soft_wrap=True, highlight=False)
@@ -558,23 +571,6 @@ def junit(report: dict[str, Any]) -> bytes:
         case = ET.SubElement(ts, "testcase", classname="croupier.load.thresholds", name=r["threshold"])
         if not r["passed"]:
             ET.SubElement(case, "failure", type="threshold", message=r["message"])
-    if report.get("interrupted"):
-        _mark_interrupted(root, report["interrupted"])
+    recount(root)  # <testsuites> totals include the thresholds' suite
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
-
-def _mark_interrupted(root: ET.Element, stop: dict[str, Any]) -> None:
-    """The shared contract for an interrupted run's JUnit: a testsuite property ``interrupted`` and a test
-    case ``run completed`` whose ``<error>`` carries the note (added here unless ``junit_xml`` did)."""
-    suite = root.find("testsuite")
-    if suite is None or any(c.get("name") == "run completed" for c in root.iter("testcase")):
-        return
-    props = suite.find("properties")
-    if props is None:
-        props = ET.Element("properties")
-        suite.insert(0, props)
-    ET.SubElement(props, "property", name="interrupted", value=str(stop.get("note", stop.get("signal"))))
-    case = ET.SubElement(suite, "testcase", classname=f"{suite.get('name', 'croupier')}.run", name="run completed")
-    ET.SubElement(case, "error", type="interrupted", message=str(stop.get("note", ""))).text = str(stop.get("note", ""))
-    for key in ("tests", "errors"):
-        suite.set(key, str(int(suite.get(key) or 0) + 1))

@@ -27,7 +27,7 @@ from . import scenario as scenarios
 from .findings import Severity
 from .ledger import Ledger
 from .progress import LiveProgress
-from .report import model
+from .report import model, series
 from .report.html import render
 from .report.junit import junit_xml
 from .report.summary import print_summary
@@ -39,21 +39,25 @@ DEV_ADMIN = "croupier-dev-admin"
 
 
 def add_run_parser(sub: Any) -> None:
-    p = sub.add_parser("run", help="play realistic, faulty provider traffic at a wallet and reconcile")
+    p = sub.add_parser("run", help="play realistic, faulty provider traffic at a wallet and reconcile",
+                       description="Play a scenario's players, games and faults at a wallet as signed protocol "
+                                   "calls, judge every answer, settle and reconcile at the end, print the verdict.")
     p.add_argument("scenario", help="a built-in scenario name (see `croupier scenarios`) or a .toml file")
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
-    p.add_argument("--dialect", default="canonical")
-    p.add_argument("--secret", help="shared HMAC secret (env CROUPIER_SECRET)")
+    p.add_argument("--dialect", default="canonical",
+                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
+    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
     p.add_argument("--admin-url", help="reference-wallet admin API to provision players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (env CROUPIER_ADMIN_TOKEN)")
+    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
+                                         "development token)")
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts: player_id,token,currency, optionally session_token,session_ref "
                         "(sessions the operator made; a second session id); each plays in its own currency")
-    p.add_argument("--player-count", type=int, help="override the scenario's number of players")
+    p.add_argument("--player-count", type=int, help="players (default: the scenario's [run] players)")
     p.add_argument("--seed", type=int, default=1, help="one seed reproduces every player's sequence of calls")
     p.add_argument("--run-id", help="prefix of player and transaction ids (default: random, so runs never collide)")
-    p.add_argument("--duration", type=float, help="seconds (overrides the scenario)")
-    p.add_argument("--rounds", type=int, help="rounds per player (overrides the scenario)")
+    p.add_argument("--duration", type=float, help="seconds of play (default: the scenario's [run] duration_s)")
+    p.add_argument("--rounds", type=int, help="rounds per player (default: the scenario's [run] rounds)")
     p.add_argument("--settle-timeout", type=float, help="seconds the end-of-run settlement may take "
                    "(overrides the scenario's [run] settle_timeout_s, default 60)")
     p.add_argument("--workers", type=int, default=1, help="processes to shard players across")
@@ -61,15 +65,18 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--fail-on", dest="fail_on", default="contract", choices=[s.value for s in Severity],
                    help="the least severe finding that fails the run: money, contract (default: money or "
                         "contract findings fail) or note (any finding, choices the protocol allows included)")
-    p.add_argument("--json", dest="json_path")
-    p.add_argument("--junit", dest="junit_path", help="JUnit XML: a test case per kind of finding (notes as properties)")
-    p.add_argument("--html", dest="html_path")
+    p.add_argument("--json", dest="json_path", metavar="PATH",
+                   help="write the report as JSON to PATH (findings, coverage, per-second series)")
+    p.add_argument("--junit", dest="junit_path", metavar="PATH", help="JUnit XML: a test case per kind of finding (notes as properties)")
+    p.add_argument("--html", dest="html_path", metavar="PATH", help="write an HTML report to PATH")
     p.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     p.add_argument("--shard", help=argparse.SUPPRESS)
     p.add_argument("--partial", help=argparse.SUPPRESS)
 
-    s = sub.add_parser("scenarios", help="list the built-in scenarios")
-    s.add_argument("--json", action="store_true")
+    s = sub.add_parser("scenarios", help="list the built-in scenarios",
+                       description="The built-in scenarios, each with its players, duration and description.")
+    s.add_argument("--json", action="store_true",
+                   help="print them as JSON: description, duration_s, rounds, players, model, arrival_rate")
 
 
 def _event_loop_run(main: Coroutine[Any, Any, RunResult]) -> RunResult:
@@ -82,14 +89,11 @@ def _event_loop_run(main: Coroutine[Any, Any, RunResult]) -> RunResult:
 
 
 def list_scenarios(as_json: bool) -> int:
-    found = scenarios.builtin()
-    if as_json:
-        print(orjson.dumps({k: scenarios.header(v) for k, v in found.items()}).decode())
-        return 0
-    console = Console()
-    for name, path in found.items():
-        first = scenarios.header(path).splitlines()
-        console.print(f"[bold]{name:24}[/] {first[0].split(':', 1)[-1].strip() if first else ''}")
+    """``croupier scenarios``: :func:`simulator.scenario.listing` (whole descriptions, duration, players)."""
+    import shutil
+
+    text, data = scenarios.listing(shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100)
+    print(orjson.dumps(data).decode() if as_json else text, end="\n" if as_json else "")
     return 0
 
 
@@ -187,7 +191,7 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, c
     if args.junit_path:
         Path(args.junit_path).write_bytes(junit_xml(report))
     if args.html_path:
-        Path(args.html_path).write_text(render(report, stats.timeline), encoding="utf-8")
+        Path(args.html_path).write_text(render(report), encoding="utf-8")
     if not args.quiet:
         print_summary(report, Console())
     if report.get("error"):
@@ -234,7 +238,7 @@ def merge_reports(reports: list[dict[str, Any]], stats: RunStats, fail_on: Sever
         coverage=model.coverage_rows(coverage, fail_on), error=errors[0] if errors else None,
         errors=[e for r in reports for e in r["errors"]], workers=len(reports),
         unseated=sum(r.get("unseated", 0) for r in reports),
-        skipped=sorted({s for r in reports for s in r.get("skipped", [])}),
+        skipped=sorted({s for r in reports for s in r.get("skipped", [])}), series=series.build(stats),
     )
     merged["verdict"] = model.verdict(anomalies, fail_on, merged["error"])
     return merged

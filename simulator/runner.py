@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from . import dialects, gameplay, settlement
+from . import __version__, dialects, gameplay, settlement
 from .calls import Ok, Rejected
 from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
@@ -40,7 +40,7 @@ from .findings import Severity
 from .ledger import Evidence, Ledger, describe
 from .money import CURRENCIES, currency
 from .players import PlayerProfile, choose_stake, make_players, think_time
-from .report import model
+from .report import model, series
 from .rounds import (
     Launch,
     Parallel,
@@ -347,7 +347,7 @@ class Runner:
                 what = "POST /admin/tokens"
                 token = await admin.token(player_id, self.s.session_ttl_s)
         except AdminError as exc:
-            self._setup_failed(profile.player_id, admin_cause(exc.status, what, self.o.admin_url), str(exc.body)[:200])
+            self._setup_failed(profile.player_id, admin_cause(exc.status, what, self.o.admin_url), exc.answer_text())
             return None
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._setup_failed(profile.player_id, f"admin API unreachable at {self.o.admin_url}",
@@ -409,7 +409,7 @@ class Runner:
                 other_id, other_plan = gameplay.plan_single(other_kind, rng, stake, seat.currency.code)
                 other = self._ctx(seat, other_id, random.Random(rng.random()), ids,
                                   gameplay.batched(other_kind, self.batches))
-                self.stats.faults["concurrent_rounds"] += 1
+                self.stats.fault("concurrent_rounds")
                 async with self.sem:
                     results = await driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
                 for r in results:  # type: ignore[attr-defined]
@@ -471,9 +471,9 @@ class Runner:
     def _count(self, result: RoundOutcome) -> None:
         self.stats.rounds[result.status] += 1
         if "reorder" in result.notes:
-            self.stats.faults["reorder"] += 1
+            self.stats.fault("reorder")
         if "late_win" in result.notes:
-            self.stats.faults["late_win"] += 1
+            self.stats.fault("late_win")
 
     async def _table(self, driver: Driver, admin: AdminClient | None, table: int,
                      players: list[tuple[int, PlayerProfile]], max_rounds: int | None) -> None:
@@ -659,6 +659,7 @@ class Runner:
         finally:
             self.stop.set()
             self.stats.phase = "settling…"  # the bar is full: say what the seconds after it are for
+            self.stats.settling()
             # Rounds in progress finish (a round is never abandoned half-way); then we settle.
             pending = [t for t in tasks if not t.done()]
             if pending:
@@ -780,4 +781,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "unseated": result.unseated,
         "skipped": list(result.skipped),
         "errors": result.provision_errors[:50],
+        "dialect": result.options.dialect,
+        "croupier_version": __version__,
+        "series": series.build(s),
     }

@@ -8,6 +8,7 @@ documents itself in its leading comment block.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -223,3 +224,69 @@ def header(path: Path) -> str:
         elif line.strip():
             break
     return "\n".join(lines).strip()
+
+
+def description(path: Path) -> str:
+    """A scenario's documentation as one paragraph per blank-line-separated block, its leading
+    ``name:`` dropped (the listing shows the name beside it)."""
+    text = header(path)
+    name = path.stem
+    if text.startswith(f"{name}:"):
+        text = text[len(name) + 1:].lstrip()
+    paragraphs = [" ".join(block.split()) for block in text.split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def summary(s: Scenario) -> dict[str, Any]:
+    """What a run of ``s`` is, in numbers: duration or rounds, players (the open model's arrival rate, a live
+    table's seats), for ``croupier scenarios`` and its ``--json``."""
+    return {"duration_s": s.duration_s, "rounds": s.rounds, "players": s.players, "model": s.model,
+            "arrival_rate": s.arrival_rate if s.model == "open" else None,
+            "live_tables": s.live.tables, "live_seats_per_table": s.live.seats if s.live.tables else 0}
+
+
+def shape_text(s: Scenario) -> str:
+    """``20 s · 40 players`` — the line under a scenario's name in ``croupier scenarios``."""
+    length = []
+    if s.duration_s is not None:
+        length.append(f"{s.duration_s:g} s")
+    if s.rounds is not None:
+        length.append(f"{s.rounds} rounds per player")
+    who = []
+    if s.model == "open":
+        who.append(f"players arriving at {s.arrival_rate:g}/s, one session each")
+    elif s.players:
+        who.append(f"{s.players} players")
+    if s.live.tables:
+        who.append(f"{s.live.tables} live table{'s' if s.live.tables > 1 else ''} × {s.live.seats} seats")
+    return " · ".join([" or ".join(length) or "no time limit", ", ".join(who) or "no players"])
+
+
+_UNIT = re.compile(r"(\d) (s|ms|%|×)(?=\W|$)")
+
+
+def listing(width: int = 100) -> tuple[str, dict[str, dict[str, Any]]]:
+    """``croupier scenarios``: the text (each name, its duration and players, then its whole description
+    wrapped at ``width`` — never cut) and the same as JSON-able data.  A file that does not load is listed
+    with why, not skipped: a user who added one wants to know."""
+    import textwrap
+
+    out: list[str] = []
+    data: dict[str, dict[str, Any]] = {}
+    for name, path in builtin().items():
+        text = description(path)
+        try:
+            s = load(str(path))
+        except (ScenarioError, OSError, UnicodeDecodeError) as exc:
+            data[name] = {"description": text, "error": str(exc), "path": str(path)}
+            out.append(f"{name}  (cannot be played: {exc})")
+            continue
+        data[name] = {"description": text, **summary(s), "path": str(path)}
+        out.append(f"{name}  ({shape_text(s)})")
+        for paragraph in text.split("\n\n"):
+            glued = _UNIT.sub("\\1\u00a0\\2", paragraph)  # "4.5 s" never split over two lines
+            out.extend(line.replace("\u00a0", " ") for line in textwrap.wrap(
+                glued, width=max(40, width), initial_indent="    ", subsequent_indent="    ",
+                break_on_hyphens=False) or [""])
+        out.append("")
+    return "\n".join(out).rstrip() + "\n", data

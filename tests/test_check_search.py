@@ -324,7 +324,7 @@ def test_without_the_admin_players_endpoint_the_check_cannot_run_and_says_why() 
     app.middlewares.insert(0, no_admin)
     with serve_in_thread(app) as base:
         result = check(target(base), CheckOptions(budget_s=2, seed=SEED, db_dir=None))
-    assert result.verdict == "error" and "POST /admin/players answered 404" in result.errors[0]
+    assert result.verdict == "error" and "POST /admin/players answered HTTP 404" in result.errors[0]
     assert "--players FILE" in result.errors[0]
 
 

@@ -87,7 +87,7 @@ CASES = [
     C("check-wrong-secret", "check", "--budget", "5", "--wallet", REF, "--secret", "wrong",
       "--admin-token", ADMIN_TOKEN, fix=r"refused croupier's signature on every call .*check --secret"),
     C("check-wrong-admin-token", "check", "--budget", "1", "--wallet", REF, "--secret", SECRET,
-      "--admin-token", "wrong", fix=r"answered 401.*--admin-token"),
+      "--admin-token", "wrong", fix=r"answered HTTP 401 \{.*\}; check --admin-token"),
     C("replay-missing-file", "replay", "{tmp}/nothere.json", "--wallet", CLOSED, fix=r"cannot read"),
     C("replay-not-json", "replay", "{tmp}/bad.json", "--wallet", CLOSED, fix=r"is not JSON"),
     C("replay-not-a-replay", "replay", "{tmp}/other.json", "--wallet", CLOSED, fix=r"not a croupier replay file"),

@@ -349,7 +349,7 @@ def test_reports_are_written(wallet_proc: WalletProcess, tmp_path: Path) -> None
     assert props["note.wallet_choice"] == "0" and props["verdict"] == "pass"
     assert props["coverage.operations-effect"].startswith("calls=")
     html = paths["html"].read_text(encoding="utf-8")
-    assert "<svg" in html and "smoke" in html and "Coverage" in html and ">PASS<" in html
+    assert 'id="croupier-series"' in html and "smoke" in html and "Coverage" in html and ">PASS<" in html
 
 
 def _calls(report: dict[str, Any]) -> Counter[str]:
@@ -381,6 +381,8 @@ def test_workers_merge_into_one_report(wallet_proc: WalletProcess, tmp_path: Pat
     assert merged["rounds"] == single["rounds"]
     # Latency histograms merge exactly: one sample per call.
     assert {op: h["count"] for op, h in merged["latency_ms"].items()} == dict(_calls(merged))
+    # The per-second series of the merged run adds up to its calls too (shards aligned on their starts).
+    assert {op: sum(v) for op, v in merged["series"]["calls"].items()} == dict(_calls(merged))
 
 
 # -- 4. determinism -------------------------------------------------------------------------

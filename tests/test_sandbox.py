@@ -556,7 +556,7 @@ async def test_browser_lobby_slot_win_and_duplicate(sandbox: RunningSandbox, htt
             await expect(page.locator("#players tbody")).to_contain_text("browser-1")
 
             # Launch the slot: the provider's launch flow, then the sandbox's game page.
-            await page.get_by_role("button", name="Launch Croupier Stars").click()
+            await page.get_by_role("button", name="Launch Croupier Stars", exact=True).click()
             await page.wait_for_url("**/play/*")
             await expect(page.locator("h1")).to_contain_text("Croupier Stars")
             await expect(page.locator("#balance")).to_have_text("50.00 EUR")

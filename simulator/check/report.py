@@ -10,6 +10,7 @@ on every run; each request made by croupier's own dialect encoder,
 
 from __future__ import annotations
 
+import re
 import shlex
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -150,10 +151,11 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
             out.append(f"no counterexample in {result.examples} sequences"
                        + (f" ({len(result.failures)} note(s))" if result.failures else ""))
         else:
-            out.append("the sequence passes now")
+            out.append("now: no longer reproduces: fixed (the sequence passes now)")
     elif result.verdict == "fail":
         counts = ", ".join(f"{len(g)} {sev}" for sev, g in _by_severity(result.failing()))
-        out.append(f"{len(failing_rules)} broken rule(s) ({counts}): " + ", ".join(failing_rules))
+        out.append(("now: still reproduces: " if command == "replay" else "")
+                   + f"{len(failing_rules)} broken rule(s) ({counts}): " + ", ".join(failing_rules))
     else:
         out.append("the check could not run" if not result.examples else "the check ended with an error")
     return "\n".join(out)
@@ -287,7 +289,7 @@ _PRELUDE = r'''#!/usr/bin/env bash
 # @SOURCE@, @SECTION@: @TEXT@
 # Every run uses fresh ids (RUN=...). Each request is made by croupier's own encoder of the @DIALECT@ dialect
 # (python -m simulator.check.request: its paths, fields, amounts and signature) and sent with curl.
-# This file holds the secret the check was given (CROUPIER_SECRET overrides it). Needs curl and python3.
+# This file holds the secret the check was given@DEVNOTE@ (CROUPIER_SECRET overrides it). Needs curl and python3.
 set -u
 WALLET="${WALLET:-@WALLET@}"
 ADMIN_URL="${ADMIN_URL:-@ADMIN@}"
@@ -315,6 +317,10 @@ field() {  # field NAME < answer: one field of a JSON answer
   python3 -c 'import json,sys; print(json.loads(sys.stdin.read().rsplit("  [HTTP",1)[0])[sys.argv[1]])' "$1"
 }
 '''
+
+
+_ORIGINAL_ID = re.compile(r"the original wallet_tx_id '[^']*'")
+"""The check's own run's id in an expected answer: a script's run gets other ids, so it names the call instead."""
 
 
 class _Curl:
@@ -348,7 +354,8 @@ class _Curl:
     def comment(self) -> None:
         self.n += 1
         e = self.expected[self.n - 1] if self.n <= len(self.expected) else None
-        self.lines.append("echo " + shlex.quote(f"# {self.n}. " + (f"expected: {e['expected']}" if e else "")))
+        expected = _ORIGINAL_ID.sub("the wallet_tx_id its original call got above", e["expected"]) if e else ""
+        self.lines.append("echo " + shlex.quote(f"# {self.n}. " + (f"expected: {expected}" if expected else "")))
 
     def send(self, spec: dict[str, Any], mode: str = "ok") -> None:
         self.comment()
@@ -454,7 +461,8 @@ def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
     values = {"@RULE@": f.rule.id, "@TITLE@": f.rule.title, "@SOURCE@": f.rule.source, "@SECTION@": f.rule.section,
               "@TEXT@": f.rule.text, "@WALLET@": wallet, "@ADMIN@": admin, "@DIALECT@": dialect,
               "@SECRET@": secret, "@ADMIN_TOKEN@": admin_token or "croupier-dev-admin", "@ROOT@": str(Path(simulator.__file__).resolve().parent.parent),
-              "@PYTHON@": sys.executable or "python3"}
+              "@PYTHON@": sys.executable or "python3",
+              "@DEVNOTE@": ": the development secret, as no --secret was given" if secret == DEV_SECRET else ""}
     prelude = _PRELUDE
     for key, value in values.items():
         safe = value.replace("\n", " ")

@@ -93,7 +93,10 @@ def shell(req: HttpRequest) -> str:
 
 def _dialects() -> tuple[Dialect, Dialect]:
     name = os.environ.get("CROUPIER_DIALECT", "canonical")
-    secret = os.environ.get("CROUPIER_SECRET", DEV_SECRET)
+    secret = os.environ.get("CROUPIER_SECRET")
+    if not secret:  # never sign with a secret nobody chose: the wallet would refuse it, and say why not
+        raise ValueError("CROUPIER_SECRET is not set: export the wallet's shared secret (the check's curl "
+                         "scripts set it to the secret the check was given)")
     return get(name, secret), get(name, secret + "-not-the-secret")
 
 

@@ -199,16 +199,20 @@ class Connection:
         try:
             await admin.create_player(pid, "EUR", 0)
         except AdminError as exc:
-            raise CheckError(f"admin API: POST /admin/players answered {exc.status} ({_body(exc)}): fresh players "
-                             "come from it (give --admin-url/--admin-token, or --players FILE for a wallet "
-                             "without the admin API)") from None
+            if exc.status in (401, 403):
+                raise CheckError(f"the admin API at {url} refused the admin token: POST /admin/players answered "
+                                 f"HTTP {exc.status} {_body(exc)}; check --admin-token (or CROUPIER_ADMIN_TOKEN)"
+                                 ) from None
+            raise CheckError(f"the admin API at {url} cannot make players: POST /admin/players answered HTTP "
+                             f"{exc.status} {_body(exc)}; fresh players come from it: check --admin-url and "
+                             "--admin-token, or give --players FILE for a wallet without the admin API") from None
         except aiohttp.ClientError as exc:
             raise CheckError(f"admin API unreachable at {url}: {exc}") from None
         try:
             await admin.token(pid, NORMAL_TTL_PROBE)
         except AdminError as exc:
-            raise CheckError(f"admin API: POST /admin/tokens answered {exc.status} ({_body(exc)}): launch tokens "
-                             "come from it (or give --players FILE)") from None
+            raise CheckError(f"the admin API at {url} cannot issue launch tokens: POST /admin/tokens answered HTTP "
+                             f"{exc.status} {_body(exc)}; check --admin-url, or give --players FILE") from None
 
         async def optional(name: str, what: str, coro: Coroutine[Any, Any, Any]) -> bool:
             try:
@@ -350,7 +354,7 @@ class Connection:
         try:
             return self.run(coro)
         except AdminError as exc:
-            raise CheckError(f"admin API answered {exc.status}: {exc.body}") from None
+            raise CheckError(f"the admin API answered HTTP {exc.status} {_body(exc)}") from None
         except aiohttp.ClientError as exc:
             raise CheckError(f"admin API unreachable: {exc}") from None
         except ValueError as exc:
@@ -417,7 +421,8 @@ NORMAL_TTL_PROBE = 3600
 
 
 def _body(exc: AdminError) -> str:
-    return str(exc.body)[:200]
+    """The admin API's answer as it was sent (JSON), never a Python repr."""
+    return exc.answer_text()
 
 
 def admin_url_for(wallet_url: str) -> str:

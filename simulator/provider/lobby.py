@@ -1,10 +1,16 @@
 """The provider's lobby: the catalog's games as an operator sees them, and one round of each.
 
-Why a view and not the catalog itself: the slot is played with the progressive
-jackpot attached (``gameplay.plan_single("slot", ...)`` plays
-``croupier-stars-mega``), so the lobby lists that game, under the id the
-wallet's calls will carry, with the RTP the player really gets.  The catalog id
-of a game the lobby plays with a jackpot is accepted as an alias at launch.
+Why a view and not the catalog itself: the slot is offered twice — plain
+(``croupier-stars``, the catalog's own game) and with the progressive jackpot
+attached (``croupier-stars-mega``, what ``gameplay.plan_single("slot", ...)``
+plays for ``croupier run``) — each under the id the wallet's calls will carry,
+with the RTP the player really gets.  A game is launched by its own id only: an
+unknown id is refused (404 ``GAME_NOT_FOUND``), never mapped to another game.
+
+RTPs are exact fractions inside croupier (the slot's has hundreds of digits);
+``GET /games`` gives each as a 4-decimal string and in basis points, both
+rounded half up from the exact value, and the fraction itself only where it is
+short enough to read (``36/37``).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ class LobbyGame:
             "name": self.name,
             "kind": self.kind,
             "rtp": rtp_decimal(self.declared_rtp),
-            "rtp_fraction": str(self.declared_rtp),
+            "rtp_bp": rtp_basis_points(self.declared_rtp),
+            "rtp_fraction": short_fraction(self.declared_rtp),
             "min_stake": {code: max(ladder[0], self.min_stake) for code, ladder in STAKE_LADDERS.items()},
         }
 
@@ -51,6 +58,22 @@ def rtp_decimal(rtp: Fraction, places: int = 4) -> str:
         q += 1
     whole, frac = divmod(q, scale)
     return f"{whole}.{frac:0{places}d}"
+
+
+def rtp_basis_points(rtp: Fraction) -> int:
+    """``rtp`` in basis points (1/100 of a percent), rounded half up, exactly: how back offices store RTPs."""
+    return int(rtp_decimal(rtp, 4).replace(".", ""))
+
+
+SHORT_FRACTION_DIGITS = 12
+
+
+def short_fraction(rtp: Fraction) -> str | None:
+    """``"36/37"`` when numerator and denominator are short enough to read, else None (a 200-digit
+    numerator is exact but tells a reader nothing: ``rtp`` and ``rtp_bp`` say it)."""
+    if max(len(str(rtp.numerator)), len(str(rtp.denominator))) > SHORT_FRACTION_DIGITS:
+        return None
+    return f"{rtp.numerator}/{rtp.denominator}"
 
 
 def _min_stake(game: object) -> int:
@@ -66,17 +89,29 @@ def games() -> tuple[LobbyGame, ...]:
     slot = gameplay.jackpot_slot()
     out = []
     for g in catalog.all():
-        played: Any = slot if g.game_id == slot.game.game_id else g
-        out.append(LobbyGame(played.game_id, g.game_id, played.name, g.kind, played.declared_rtp, _min_stake(played)))
+        versions: tuple[Any, ...] = (g, slot) if g.game_id == slot.game.game_id else (g,)
+        for played in versions:
+            out.append(LobbyGame(played.game_id, g.game_id, played.name, g.kind, played.declared_rtp,
+                                 _min_stake(played)))
     return tuple(out)
 
 
 def resolve(game_id: str) -> LobbyGame | None:
-    """The lobby game with ``game_id`` (or with that catalog id), or None."""
+    """The lobby game with exactly ``game_id``, or None (never another game of a similar name)."""
     for g in games():
-        if game_id in (g.game_id, g.catalog_id):
+        if game_id == g.game_id:
             return g
     return None
+
+
+def unknown(game_id: str) -> str:
+    """Why ``game_id`` cannot be launched, in one sentence with the nearest id and where the list is."""
+    import difflib
+
+    ids = [g.game_id for g in games()]
+    close = difflib.get_close_matches(game_id, ids, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown game {game_id[:64]!r}{hint}; the games are {', '.join(ids)} (GET /games)"
 
 
 def kinds() -> tuple[GameKind, ...]:

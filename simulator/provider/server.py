@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ..wallet.accesslog import JsonAccessLogger, configure
-from ..wallet.server import DEV_SECRET, ConfigError, is_loopback
+from ..wallet.accesslog import AccessLogger
+from ..wallet.server import DEV_SECRET, ConfigError, access_log_note, configure_logs, is_loopback
 from .service import make_app
 from .state import ProviderConfig
 
@@ -39,7 +39,9 @@ class ProviderServeOptions:
     port: int = 8081
     seed: int | None = None
     api_key: str | None = None
-    access_log: bool = True
+    access_log: bool | None = None
+    """As the wallet's: True on, False off, None off on a terminal and JSON elsewhere."""
+    access_log_file: str | None = None
     log_level: str = "info"
     shutdown_timeout: float = 30.0
 
@@ -72,7 +74,7 @@ def config_from(opts: ProviderServeOptions) -> ProviderConfig:
 
 
 def build(opts: ProviderServeOptions) -> web.Application:
-    configure(opts.log_level, opts.access_log)
+    configure_logs(opts.log_level, opts.access_log, opts.access_log_file)
     config = config_from(opts)
     try:
         return make_app(config)
@@ -85,8 +87,8 @@ def serve(opts: ProviderServeOptions) -> None:
     app = build(opts)
 
     async def announce(_: web.Application) -> None:
-        log.info("croupier provider on http://%s:%d (wallet: %s, dialect: %s)", opts.host, opts.port, opts.wallet,
-                 opts.dialect)
+        log.info("croupier provider on http://%s:%d (wallet: %s, dialect: %s; %s)", opts.host, opts.port, opts.wallet,
+                 opts.dialect, access_log_note(opts.access_log, opts.access_log_file))
 
     app.on_startup.append(announce)
     try:
@@ -98,5 +100,5 @@ def serve(opts: ProviderServeOptions) -> None:
     sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((opts.host, opts.port))
-    web.run_app(app, sock=sock, access_log_class=JsonAccessLogger, access_log=logging.getLogger("croupier.access"),
+    web.run_app(app, sock=sock, access_log_class=AccessLogger, access_log=logging.getLogger("croupier.access"),
                 shutdown_timeout=opts.shutdown_timeout, print=None, loop=loop)

@@ -105,7 +105,7 @@ def _session(request: web.Request, session_id: Any) -> Session:
 def _game(game_id: Any) -> lobby.LobbyGame:
     game = lobby.resolve(_text(game_id, "game_id"))
     if game is None:
-        raise ProviderError(GAME_NOT_FOUND, 404, f"unknown game {str(game_id)[:64]!r}; GET /games lists them")
+        raise ProviderError(GAME_NOT_FOUND, 404, lobby.unknown(str(game_id)))
     return game
 
 

@@ -1,113 +1,410 @@
-"""A self-contained HTML report: summary tables plus latency-over-time and throughput plots.
+"""A self-contained HTML report of a run (``croupier run``/``demo``) or a load test (``croupier load``).
 
-Plots are inline SVG drawn here (no JavaScript, no network), so the file can be
-attached to a CI run and opened anywhere.
+One file to attach to a CI run or mail to a manager, readable offline: Apache ECharts (vendored
+in ``static/``, see its README) is inlined into the page and draws with its SVG renderer, so
+nothing is fetched when the page opens and axis labels are real text.  The charts come from
+the report's per-second series (:mod:`.series`): throughput and latency per operation, refusals
+by code, faults injected and findings over time, with the end-of-run settlement shaded so its
+tail does not read as an outage.  Everything else — environment, verdict, findings with their
+evidence (calls and answers as JSON, with the HTTP status), coverage, latency tables — is plain
+HTML and reads without JavaScript.
 """
 
 from __future__ import annotations
 
 import html
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
 from typing import Any
 
+import orjson
+
 from ..findings import KINDS, RULES, Severity, fails
-from ..stats import Histogram
-from . import model
+from ..money import UnknownCurrency, format_minor
+from . import model, series
+
+MAX_POINTS = 900
+"""Points per line at most: a longer run is drawn in runs of seconds (the page stays small; the JSON has
+every second)."""
+
+SHOWN_PER_KIND = 10
+"""Findings of one kind shown with their evidence (the count of those left out is said)."""
+
+_esc = html.escape
 
 
-def _polyline(points: list[tuple[float, float]], w: int, h: int, ymax: float, colour: str) -> str:
-    if not points:
+@cache
+def _echarts() -> str:
+    """The vendored ECharts build (read once per process)."""
+    return resources.files("simulator.report").joinpath("static/echarts.common.min.js").read_text(encoding="utf-8")
+
+
+def _n(value: Any) -> str:
+    """A count with thousands separators (``1,342``)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return _esc(str(value))
+
+
+def _pretty(text: str | None) -> str:
+    """A body as indented JSON when it is JSON, else as it came."""
+    if text is None:
         return ""
-    xmax = max(1.0, max(x for x, _ in points))
-    coords = " ".join(f"{40 + x / xmax * (w - 50):.1f},{h - 25 - (y / ymax if ymax else 0) * (h - 40):.1f}"
-                      for x, y in points)
-    return f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"/>'
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
 
 
-def _chart(title: str, series: list[tuple[str, str, list[tuple[float, float]]]], unit: str) -> str:
-    w, h = 720, 240
-    ymax = max((y for _, _, pts in series for _, y in pts), default=1.0) * 1.1 or 1.0
-    lines = "".join(_polyline(pts, w, h, ymax, colour) for _, colour, pts in series)
-    legend = " ".join(f'<tspan fill="{c}">■ {html.escape(n)}</tspan>' for n, c, _ in series)
-    return (
-        f'<figure><figcaption>{html.escape(title)}</figcaption>'
-        f'<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{html.escape(title)}">'
-        f'<line x1="40" y1="{h - 25}" x2="{w - 10}" y2="{h - 25}" stroke="#888"/>'
-        f'<line x1="40" y1="10" x2="40" y2="{h - 25}" stroke="#888"/>'
-        f'<text x="2" y="18" font-size="11">{ymax:.1f} {unit}</text>'
-        f'<text x="{w - 120}" y="{h - 8}" font-size="11">seconds →</text>'
-        f'{lines}<text x="50" y="22" font-size="12">{legend}</text></svg></figure>'
-    )
+def _json_block(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
-def _findings(report: dict[str, Any]) -> str:
-    """Findings grouped by severity: a table of counts (with the rule each kind breaks) and the evidence."""
-    esc = html.escape
+def _when(t0: str | None) -> str:
+    if not t0:
+        return "unknown"
+    try:
+        return datetime.strptime(t0, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return t0
+
+
+def _environment(report: Mapping[str, Any], s: Mapping[str, Any]) -> str:
+    """Where, when and how the run was made: enough to reproduce it or to file it."""
+    load = report.get("engine") == "locust"
+    rows: list[tuple[str, Any]] = [
+        ("croupier version", report.get("croupier_version")),
+        ("command", "croupier load" if load else "croupier run"),
+        ("scenario", report.get("scenario")),
+        ("wallet", report.get("wallet")),
+        ("dialect", report.get("dialect")),
+        ("run id", report.get("run_id")),
+        ("seed", report.get("seed")),
+        ("started", _when(s.get("t0"))),
+        ("duration", f"{report.get('elapsed_s', 0)} s" + (f" (wall {report['wall_s']} s)" if report.get("wall_s") else "")),
+        ("workers", report.get("workers") or 1),
+        ("players", report.get("players")),
+        ("fails on", f"{report.get('fail_on', 'contract')} findings and worse"),
+    ]
+    if load:
+        rows.insert(2, ("topology", report.get("topology")))
+    cells = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))
+    return f'<table class="env" id="environment">{cells}</table>'
+
+
+_ROUND_ENDS = ("settled", "cancelled", "refused", "unresolved")
+"""How a round can end (the other counters of ``report["rounds"]`` count events, not rounds)."""
+
+
+def _overview(report: Mapping[str, Any]) -> str:
+    calls = report.get("calls", {})
+    rounds = report.get("rounds", {})
+    items = [("calls", _n(sum(calls.values()))), ("calls per second", _esc(str(report.get("calls_per_s", 0)))),
+             ("rounds played", _n(sum(v for k, v in rounds.items() if k in _ROUND_ENDS)))]
+    items += [("findings", _n(sum(int(v) for v in report.get("anomalies", {}).values()))),
+              ("left in doubt", _n(report.get("unsettled", 0))),
+              ("faults injected", _n(sum(report.get("faults", {}).values())))]
+    return '<div class="tiles">' + "".join(f'<div class="tile"><b>{v}</b><span>{_esc(k)}</span></div>'
+                                           for k, v in items) + "</div>"
+
+
+def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+    if not rows:
+        return "<p>None.</p>"
+    th = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><tr>{th}</tr>{body}</table>'
+
+
+def _rounds(report: Mapping[str, Any]) -> str:
+    rounds = report.get("rounds", {})
+    return _table(["what", "count"], [[_esc(k), _n(v)] for k, v in sorted(rounds.items())])
+
+
+def _ggr(report: Mapping[str, Any]) -> str:
+    """The wallet's GGR by currency in major units (``demo`` reads it from the reference wallet)."""
+    lines = report.get("ggr")
+    if not lines:
+        return ""
+    cols = (("bets", "bets", False), ("staked", "bet_amount", True), ("wins", "wins", False),
+            ("paid", "win_amount", True), ("refunds", "refund_amount", True), ("GGR", "ggr", True))
+    by: dict[str, list[int]] = {}
+    for line in lines:
+        acc = by.setdefault(str(line["currency"]), [0] * len(cols))
+        for i, (_, key, _) in enumerate(cols):
+            acc[i] += int(line.get(key) or 0)
+    rows = []
+    for code, acc in sorted(by.items()):
+        cells = [_esc(code)]
+        for (_, _, money), v in zip(cols, acc, strict=True):
+            try:
+                cells.append(_esc(format_minor(v, code)) if money else _n(v))
+            except UnknownCurrency:
+                cells.append(f"{_n(v)} (minor units)")
+        rows.append(cells)
+    return "<h2>GGR (the wallet's own report)</h2>" + _table(["currency", *(c for c, _, _ in cols)], rows)
+
+
+def _evidence(e: Mapping[str, Any]) -> str:
+    status = e.get("status")
+    latency = e.get("latency_ms")
+    head = (f"<b>{_esc(str(e.get('call', {}).get('op', 'call')))}</b> → {_esc(str(e.get('outcome', '')))}"
+            + (f" · HTTP {_esc(str(status))}" if status is not None else " · no HTTP answer")
+            + (f" · {latency} ms" if latency is not None else "")
+            + ("" if e.get("visible", True) else " · answer not read by the provider (fault)"))
+    body = e.get("response")
+    return (f'<li class="ev"><div>{head}</div><div class="pair"><div><i>call</i><pre>{_esc(_json_block(e.get("call")))}'
+            f"</pre></div><div><i>answer{f' (HTTP {_esc(str(status))})' if status is not None else ''}</i><pre>"
+            f"{_esc(_pretty(body)) if body else '(no body)'}</pre></div></div></li>")
+
+
+def _findings(report: Mapping[str, Any]) -> str:
+    """Counts by severity and kind (with the rule each breaks), then the evidence grouped by kind."""
     groups = report.get("findings_by_severity") or model.by_severity(report.get("anomalies", {}))
     fail_on = model.severity_name(report.get("fail_on", "contract"))
+    findings: list[Mapping[str, Any]] = report.get("findings", [])
     out = []
     for severity, kinds in groups.items():
-        sev = Severity(severity)
-        failing = fails(sev, fail_on)
-        head = f"<h3>{esc(severity)} findings{'' if failing else ' (not failing the run)'}</h3>"
+        failing = fails(Severity(severity), fail_on)
+        out.append(f"<h3>{_esc(severity)} findings{'' if failing else ' (not failing the run)'}</h3>")
         if not kinds:
-            out.append(f"{head}<p>None.</p>")
+            out.append("<p>None.</p>")
             continue
         rows = []
         for kind, count in kinds.items():
-            first = next((f for f in report["findings"] if f["kind"] == kind), None)
-            rule = RULES.get(first.get("rule", KINDS[kind].rule) if first else KINDS[kind].rule)
-            rows.append(f"<tr><td class=\"{'bad' if failing else 'note'}\">{esc(kind)}</td><td>{count}</td>"
-                        f"<td>{esc(rule.section + ': ' + rule.title) if rule else ''}</td></tr>")
-        evidence = "".join(
-            f"<details><summary>{esc(f['kind'])} — {esc(f['player_id'])}: {esc(f['message'])}</summary>"
-            f"<blockquote>{esc(f.get('section', ''))}: “{esc(f.get('quote', ''))}”</blockquote><ol>"
-            + "".join(f"<li><code>{esc(str(e['call']))}</code> → {esc(e['outcome'])}"
-                      + (f" <code>HTTP {e['status']} {esc(str(e['response']))}</code>" if e.get("response") else "")
-                      + "</li>" for e in f["evidence"])
-            + "</ol></details>" for f in report["findings"] if f.get("severity", KINDS[f["kind"]].severity) == severity)
-        out.append(f"{head}<table><tr><th>kind</th><th>count</th><th>rule</th></tr>{''.join(rows)}</table>{evidence}")
+            rule = RULES.get(KINDS[kind].rule) if kind in KINDS else None
+            rows.append([f'<span class="{"bad" if failing else "note"}">{_esc(kind)}</span>', _n(count),
+                         _esc(f"{rule.section}: {rule.title}") if rule else ""])
+        out.append(_table(["kind", "count", "rule"], rows))
+        for kind, count in kinds.items():
+            mine = [f for f in findings if f["kind"] == kind]
+            shown = mine[:SHOWN_PER_KIND]
+            if count <= len(shown):
+                left = f"all {_n(count)} shown"
+            elif len(mine) > len(shown):
+                left = (f"showing {_n(len(shown))} of {_n(count)} — the JSON has the evidence of the first "
+                        f"{_n(len(mine))}; the count is exact")
+            else:
+                left = (f"showing {_n(len(shown))} of {_n(count)} — croupier keeps the evidence of the first "
+                        f"{_n(len(mine))} of a kind; the count is exact")
+            items = "".join(
+                f"<details><summary>{_esc(str(f.get('player_id', '')))}: {_esc(str(f.get('message', '')))}</summary>"
+                f"<blockquote>{_esc(str(f.get('section', '')))}: “{_esc(str(f.get('quote', '')))}”</blockquote>"
+                f"<ol>{''.join(_evidence(e) for e in f.get('evidence', []))}</ol></details>" for f in shown)
+            out.append(f'<section class="kind" id="kind-{_esc(kind)}"><h4>{_esc(kind)} <small>({left})</small></h4>'
+                       f"{items}</section>")
     return "".join(out)
 
 
-def _coverage(report: dict[str, Any]) -> str:
-    esc = html.escape
-    rows = "".join(
-        f"<tr><td>{esc(r['section'])}: {esc(r['title'])}</td><td>{r['calls']}</td>"
-        f"<td class=\"{'bad' if r['result'] == 'fail' else ('dim' if r['result'] in ('not exercised', 'not on this wire') else 'ok')}\">"
-        f"{esc(model.describe_result(r))}</td></tr>" for r in report.get("coverage", []))
-    return f"<table><tr><th>rule</th><th>calls</th><th>result</th></tr>{rows}</table>" if rows else "<p>None.</p>"
+def _coverage(report: Mapping[str, Any]) -> str:
+    rows = []
+    for r in report.get("coverage", []):
+        cls = "bad" if r["result"] == "fail" else ("dim" if r["result"] in ("not exercised", "not on this wire") else "ok")
+        rows.append([f"{_esc(r['section'])}: {_esc(r['title'])}", _n(r["calls"]),
+                     f'<span class="{cls}">{_esc(model.describe_result(r))}</span>'])
+    return _table(["rule", "calls", "result"], rows)
 
 
-def render(report: dict[str, Any], timeline: dict[int, Histogram]) -> str:
-    seconds = sorted(timeline)
-    p50 = [(float(s), timeline[s].percentile(50)) for s in seconds]
-    p99 = [(float(s), timeline[s].percentile(99)) for s in seconds]
-    rate = [(float(s), float(timeline[s].count)) for s in seconds]
-    esc = html.escape
-    verdict = report["verdict"]
-    rows = "".join(
-        f"<tr><td>{esc(op)}</td><td>{v['count']}</td><td>{v['p50']}</td><td>{v['p95']}</td><td>{v['p99']}</td>"
-        f"<td>{v['max']}</td></tr>" for op, v in report["latency_ms"].items())
-    faults = "".join(f"<tr><td>{esc(k)}</td><td>{v}</td></tr>" for k, v in sorted(report["faults"].items()))
-    error = (f'<p class="bad">ERROR: {esc(str(report["error"]))} — the run could not test what it was asked to, '
-             "so it is not a pass.</p>") if report.get("error") else ""
-    skipped = "".join(f"<li>{esc(s)}</li>" for s in report.get("skipped", []))
+def _latency(report: Mapping[str, Any]) -> str:
+    rows = [[_esc(op), _n(v["count"]), *(str(v.get(k, "")) for k in ("p50", "p95", "p99", "max"))]
+            for op, v in report.get("latency_ms", {}).items()]
+    return _table(["operation", "calls", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows, "num")
+
+
+def _load_extras(report: Mapping[str, Any]) -> str:
+    """What only a load test has: its thresholds and Locust's own rows."""
+    if report.get("engine") != "locust":
+        return ""
+    out = ["<h2>Thresholds</h2>", _table(["threshold", "result", "measured"], [
+        [_esc(t["threshold"]), '<span class="ok">pass</span>' if t["passed"] else '<span class="bad">FAIL</span>',
+         _esc(t["message"])] for t in report.get("thresholds", [])])]
+    loc = report.get("locust") or {}
+    rows = [[_esc(str(r.get("type", ""))), _esc(str(r.get("name", ""))), _n(r.get("requests", 0)),
+             _n(r.get("failures", 0)), str(r.get("p50", "")), str(r.get("p99", ""))] for r in loc.get("rows", [])]
+    out += [(f"<h2>Locust's rows</h2><p>{_n(loc.get('requests', 0))} requests, {_n(loc.get('failures', 0))} failures"
+            " (provisioning and anomaly rows included; the charts count the protocol calls only).</p>"),
+            _table(["type", "name", "requests", "failures", "p50 ms", "p99 ms"], rows, "num")]
+    return "".join(out)
+
+
+def _banner(report: Mapping[str, Any]) -> str:
+    out = []
+    stop = report.get("interrupted")
+    if isinstance(stop, Mapping):
+        settled = "settled" if stop.get("settled") else f"{_n(stop.get('unsettled', 0))} calls left unsettled"
+        out.append(f'<div class="banner" id="interrupted"><b>INTERRUPTED</b> by {_esc(str(stop.get("signal", "a signal")))}'
+                   f" after {_esc(str(stop.get('after_s', '?')))} s ({settled}). {_esc(str(stop.get('note', '')))} "
+                   "The verdict below is on what was seen until then.</div>")
+    if report.get("error"):
+        out.append(f'<p class="bad">ERROR: {_esc(str(report["error"]))} — the run could not test what it was asked to, '
+                   "so it is not a pass.</p>")
+    for reason in report.get("reasons", []) if report.get("verdict") != "pass" else []:
+        out.append(f'<p class="bad">{_esc(str(reason))}</p>')
+    return "".join(out)
+
+
+_CHARTS = (
+    ("chart-calls", "Throughput by operation", "Calls that ended in each second, stacked by operation."),
+    ("chart-latency", "Latency by operation", "p50 (solid) and p99 (dashed) of the calls that ended in each second."),
+    ("chart-refusals", "Refusals by error code", ("Calls the wallet refused, by protocol error code, per second "
+                                                  "(injected faults such as bad signatures are refused on purpose).")),
+    ("chart-faults", "Faults injected", "What croupier did to delivery on purpose, per second."),
+    ("chart-anomalies", "Findings", "Findings by kind, at the second they were made."),
+)
+
+_SCRIPT = r"""
+(function () {
+  var data = JSON.parse(document.getElementById('croupier-series').textContent);
+  var s = data.series, t0 = s.t0 ? Date.parse(s.t0) : null;
+  var last = s.seconds.length ? s.seconds[s.seconds.length - 1] + data.step - 1 : 0;
+  var palette = ['#4e79a7','#f28e2b','#e15759','#76b7b2','#59a14f','#edc948','#b07aa1','#ff9da7','#9c755f','#bab0ac'];
+  function clock(sec) {
+    if (t0 === null) return '';
+    var d = new Date(t0 + sec * 1000);
+    return d.toISOString().substr(11, 8) + ' UTC';
+  }
+  function shade() {
+    if (s.settling_from === null || s.settling_from === undefined) return undefined;
+    return {silent: true, itemStyle: {color: 'rgba(120,120,120,0.15)'},
+            label: {show: true, position: 'insideTop', color: '#555', formatter: 'settlement'},
+            data: [[{xAxis: s.settling_from}, {xAxis: Math.max(last, s.settling_from) + 1}]]};
+  }
+  function pairs(values) { return values.map(function (v, i) { return [s.seconds[i], v]; }); }
+  function base(el, unit, yname, series) {
+    var first = series[0];
+    if (first) first.markArea = shade();
+    return {
+      animation: false, color: palette,
+      title: {show: false},
+      legend: {type: 'scroll', top: 0, left: 50, right: 10},
+      grid: {left: 84, right: 24, top: 62, bottom: 58},
+      tooltip: {trigger: 'axis', valueFormatter: function (v) { return v === null || v === undefined ? '–' : v + unit; },
+                axisPointer: {label: {formatter: function (p) { return p.value + ' s  ' + clock(p.value); }}}},
+      xAxis: {type: 'value', min: 0, max: s.settling_from === null || s.settling_from === undefined ? Math.max(last, 0) : Math.max(last, s.settling_from) + 1, name: 'time since start (s)' + (t0 ? ', started ' + s.t0.replace('T', ' ').replace('Z', ' UTC') : ''),
+              nameLocation: 'middle', nameGap: 30, minInterval: 1,
+              axisLabel: {formatter: '{value} s'}, splitLine: {show: true, lineStyle: {color: '#eee'}}},
+      yAxis: {type: 'value', name: yname, nameLocation: 'end', nameGap: 14, min: 0,
+              nameTextStyle: {align: 'left', fontWeight: 'bold', color: '#444'},
+              axisLabel: {formatter: '{value}' + unit}, splitLine: {lineStyle: {color: '#eee'}}},
+      series: series
+    };
+  }
+  function counts(table, kind) {
+    return Object.keys(table).sort().map(function (k) {
+      return {name: k, type: kind, stack: 'all', data: pairs(table[k]), showSymbol: false, barMaxWidth: 16,
+              areaStyle: kind === 'line' ? {opacity: 0.5} : undefined, lineStyle: {width: 1}};
+    });
+  }
+  var charts = {
+    'chart-calls': function () { return base(null, '/s', 'calls per second', counts(s.calls, 'line')); },
+    'chart-latency': function () {
+      var out = [];
+      Object.keys(s.latency_ms).sort().forEach(function (op, i) {
+        var c = palette[i % palette.length];
+        out.push({name: op + ' p50', type: 'line', symbolSize: 4, connectNulls: false, color: c,
+                  data: pairs(s.latency_ms[op].p50), lineStyle: {width: 1.5}});
+        out.push({name: op + ' p99', type: 'line', symbolSize: 4, connectNulls: false, color: c,
+                  data: pairs(s.latency_ms[op].p99), lineStyle: {width: 1.5, type: 'dashed'}});
+      });
+      return base(null, ' ms', 'latency (ms)', out);
+    },
+    'chart-refusals': function () { return base(null, '/s', 'refused calls per second', counts(s.refusals, 'bar')); },
+    'chart-faults': function () { return base(null, '/s', 'faults per second', counts(s.faults, 'bar')); },
+    'chart-anomalies': function () { return base(null, '', 'findings per second', counts(s.anomalies, 'bar')); }
+  };
+  var made = [];
+  Object.keys(charts).forEach(function (id) {
+    var el = document.getElementById(id);
+    if (!el || el.getAttribute('data-empty') === 'true') return;
+    var chart = echarts.init(el, null, {renderer: 'svg'});
+    chart.setOption(charts[id]());
+    made.push(chart);
+  });
+  window.addEventListener('resize', function () { made.forEach(function (c) { c.resize(); }); });
+  document.documentElement.setAttribute('data-charts', String(made.length));
+})();
+"""
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:72em;margin:0 auto;padding:1.5em 2em;background:#fff}
+h1{margin:.2em 0}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 9px;text-align:left;vertical-align:top}
+table.num td{text-align:right}table.num td:first-child{text-align:left}table.env th{background:#f4f4f4;font-weight:600}
+.bad{color:#b00020;font-weight:600}.ok{color:#137333;font-weight:600}.note{color:#0b57d0}.dim{color:#888}
+.banner{background:#fff4e5;border:2px solid #e8710a;padding:.7em 1em;margin:1em 0;font-size:15px}
+.tiles{display:flex;flex-wrap:wrap;gap:.6em;margin:1em 0}.tile{border:1px solid #ddd;border-radius:6px;padding:.5em .9em;min-width:8em}
+.tile b{display:block;font-size:20px}.tile span{color:#666;font-size:12px}
+.chart{width:100%;height:320px}.chart[data-empty=true]{height:auto}figure{margin:1em 0}figcaption{font-weight:600}
+figcaption small{font-weight:normal;color:#666;margin-left:.5em}
+pre{background:#f6f8fa;border:1px solid #e3e3e3;padding:.4em .6em;font-size:12px;overflow:auto;max-height:20em;margin:.2em 0}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:.6em}.ev{margin:.5em 0}details{margin:.4em 0}
+summary{cursor:pointer}blockquote{color:#555;margin:.3em 1em;font-style:italic}.kind h4{margin:.8em 0 .2em}
+"""
+
+
+def _figure(chart_id: str, title: str, caption: str, names: list[str]) -> str:
+    empty = not names
+    body = '<p class="dim">Nothing over the run.</p>' if empty else \
+        '<noscript><p class="dim">The chart needs JavaScript; the tables below have the totals.</p></noscript>'
+    return (f'<figure><figcaption>{_esc(title)}<small>{_esc(caption)}</small></figcaption>'
+            f'<div class="chart" id="{chart_id}" data-empty="{str(empty).lower()}" role="img" '
+            f'aria-label="{_esc(title)}: {_esc(", ".join(names))}">{body}</div></figure>')
+
+
+def render(report: Mapping[str, Any]) -> str:
+    """The whole page for a report dict (``report["series"]`` feeds the charts; a report without one
+    gets the tables only)."""
+    s = report.get("series")
+    if not series.valid(s):
+        s = series.empty()
+    assert isinstance(s, Mapping)
+    full_seconds = len(s["seconds"])
+    s, step = series.downsample(s, MAX_POINTS)
+    verdict = str(report.get("verdict", "error"))
+    load = report.get("engine") == "locust"
+    command = "croupier load" if load else "croupier run"
+    names = {"chart-calls": sorted(s["calls"]), "chart-latency": sorted(s["latency_ms"]),
+             "chart-refusals": sorted(s["refusals"]), "chart-faults": sorted(s["faults"]),
+             "chart-anomalies": sorted(s["anomalies"])}
+    figures = "".join(_figure(cid, title, cap, names[cid]) for cid, title, cap in _CHARTS)
+    resolution = "" if step == 1 else (
+        f"<p>{_n(full_seconds)} seconds are drawn as {_n(len(s['seconds']))} points of {step} s each: counts are "
+        "their mean per second, p50 the mean and p99 the worst of the seconds' (the JSON has every second).</p>")
+    settling = resolution + ("" if s.get("settling_from") is None else (
+        f"<p>The shaded band from second {s['settling_from']} is the end-of-run settlement: croupier stops playing, "
+        "settles what is still in doubt and reads every balance once more, so throughput drops there by design.</p>"))
+    data = orjson.dumps({"series": s, "step": step}).decode().replace("</", "<\\/")
+    faults = [[_esc(k), _n(v)] for k, v in sorted(report.get("faults", {}).items())]
+    skipped = "".join(f"<li>{_esc(x)}</li>" for x in report.get("skipped", []))
+    errors = report.get("errors", [])
+    cls = "ok" if verdict == "pass" else "bad"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>croupier — {esc(report['scenario'])}: {verdict}</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}td:first-child{{text-align:left}}
-.bad{{color:#b00;font-weight:bold}}.ok{{color:#070}}.note{{color:#06c}}.dim{{color:#888}}figure{{margin:1em 0}}
-code{{font-size:12px}}blockquote{{color:#555;margin:.3em 1em}}</style></head>
-<body><h1>croupier run: <span class="{'ok' if verdict == 'pass' else 'bad'}">{esc(verdict.upper())}</span></h1>
-{error}<p>Scenario <b>{esc(report['scenario'])}</b> against <code>{esc(report['wallet'])}</code>, seed {report['seed']},
-run id <code>{esc(str(report.get('run_id', '')))}</code>, {report['players']} players, {report['elapsed_s']} s,
-{sum(report['calls'].values())} calls ({report['calls_per_s']} per second), {report['unsettled']} left in doubt;
-failing on {esc(str(report.get('fail_on', 'contract')))} findings and worse.</p>
-{_chart("Latency per second (ms)", [("p50", "#1f77b4", p50), ("p99", "#d62728", p99)], "ms")}
-{_chart("Calls per second", [("calls", "#2ca02c", rate)], "/s")}
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{command} — {_esc(str(report.get('scenario', '')))}: {_esc(verdict.upper())}</title>
+<style>{_STYLE}</style></head>
+<body><main>
+<h1>{command}: <span class="{cls}" id="verdict">{_esc(verdict.upper())}</span></h1>
+{_banner(report)}
+<h2>Environment</h2>{_environment(report, s)}
+{_overview(report)}
+<h2>Over time</h2>{settling}{figures}
 <h2>Findings</h2>{_findings(report)}
 <h2>Coverage</h2>{_coverage(report)}
+<h2>Latency by operation</h2>{_latency(report)}
+{_load_extras(report)}
+<h2>Rounds</h2>{_rounds(report)}
+{_ggr(report)}
+<h2>Faults injected</h2>{_table(["fault", "count"], faults)}
 {f"<h2>Skipped</h2><ul>{skipped}</ul>" if skipped else ""}
-<h2>Latency by operation (ms)</h2><table><tr><th>op</th><th>calls</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>{rows}</table>
-<h2>Faults injected</h2><table>{faults}</table>
+{f"<h2>Errors</h2><ul>{''.join(f'<li>{_esc(str(e))}</li>' for e in errors)}</ul>" if errors else ""}
+<p class="dim">The per-second series, every count and the findings' evidence are in the JSON report (<code>--json</code>).</p>
+</main>
+<script type="application/json" id="croupier-series">{data}</script>
+<script>{_echarts()}</script>
+<script>{_SCRIPT}</script>
 </body></html>"""

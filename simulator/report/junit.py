@@ -3,7 +3,13 @@
 Money and contract kinds are test cases (a ``<failure>`` when found and failing under
 ``--fail-on``); notes — choices the protocol allows — are ``<properties>`` (test cases too with
 ``--fail-on note``); the coverage table is properties (``coverage.<rule>``); a run that could
-not test anything has an ``<error>`` (the verdict ``error``), never a silent pass.
+not test anything has an ``<error>`` (the verdict ``error``), never a silent pass; an interrupted
+run has the property ``interrupted`` and a ``run completed`` case with an ``<error>`` saying what
+was stopped.
+
+The counts in the headers (``tests``, ``failures``, ``errors``, on every ``<testsuite>`` and on
+``<testsuites>``) are counted from the elements themselves by :func:`recount`, so they cannot
+disagree with the cases below them (a test validates the file against the JUnit schema).
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
     for key in ("wallet", "seed", "run_id", "scenario", "verdict", "fail_on", "error"):
         if report.get(key) is not None:
             ET.SubElement(props, "property", name=key, value=str(report[key]))
-    cases = failures = errors = 0
     for kind_id, kind in KINDS.items():
         count = int(anomalies.get(kind_id, 0))
         if kind.severity is Severity.NOTE and not fails(kind.severity, fail_on):
@@ -33,7 +38,6 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
             for i, f in enumerate(f for f in findings if f["kind"] == kind_id):
                 ET.SubElement(props, "property", name=f"note.{kind_id}.{i + 1}", value=f"{f.get('rule')}: {f['message']}")
             continue
-        cases += 1
         case = ET.SubElement(ts, "testcase", classname=f"{suite}.{kind.severity}", name=kind_id)
         if not count:
             continue
@@ -42,7 +46,6 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
         if not fails(kind.severity, fail_on):
             ET.SubElement(case, "system-out").text = message
             continue
-        failures += 1
         fail = ET.SubElement(case, "failure", type=kind_id, message=message)
         if first:
             lines = [f"rule {first.get('rule', kind.rule)} ({first.get('section', '')}): {first.get('quote', '')}",
@@ -57,16 +60,44 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
                       value=f"calls={row['calls']} result={model.describe_result(row)}")
     for line in report.get("skipped", []):
         ET.SubElement(props, "property", name="skipped", value=line)
-    cases += 1
+    stop = report.get("interrupted")
+    if isinstance(stop, dict):
+        ET.SubElement(props, "property", name="interrupted", value=str(stop.get("signal", "yes")))
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="run completed")
+        ET.SubElement(case, "error", type="interrupted",
+                      message=str(stop.get("note") or "the run was interrupted")).text = (
+            f"{stop.get('signal', 'a signal')} after {stop.get('after_s', '?')} s; "
+            f"settled: {stop.get('settled')}; left unsettled: {stop.get('unsettled', 0)}")
     run = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="the run tested the wallet")
     if report.get("verdict") == "error" or report.get("error"):
-        errors += 1
         err = ET.SubElement(run, "error", type="run", message=str(report.get("error") or "the run tested nothing"))
         err.text = "\n".join(report.get("errors", [])[:20])
     elif report.get("errors"):
         ET.SubElement(run, "system-out").text = "\n".join(report["errors"][:20])
-    ts.set("tests", str(cases))
-    ts.set("failures", str(failures))
-    ts.set("errors", str(errors))
     ts.set("time", str(report.get("elapsed_s", 0)))
+    recount(root)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+
+
+def recount(root: ET.Element) -> ET.Element:
+    """Set ``tests``/``failures``/``errors`` of every ``<testsuite>`` from its ``<testcase>`` children, and
+    of ``<testsuites>`` as their sums (``time`` too); call it again after adding a suite or a case."""
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    time_s = 0.0
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    for ts in suites:
+        cases = ts.findall("testcase")
+        mine = {"tests": len(cases), "failures": sum(1 for c in cases if c.find("failure") is not None),
+                "errors": sum(1 for c in cases if c.find("error") is not None)}
+        for key, n in mine.items():
+            ts.set(key, str(n))
+            totals[key] += n
+        try:
+            time_s += float(ts.get("time") or 0)
+        except ValueError:
+            pass
+    if root.tag == "testsuites":
+        for key, n in totals.items():
+            root.set(key, str(n))
+        root.set("time", str(round(time_s, 3)))
+    return root

@@ -31,6 +31,7 @@ from .. import dialects
 from ..provider.server import ProviderServeOptions, config_from
 from ..provider.service import PROVIDER
 from ..provider.service import make_app as make_provider
+from ..wallet.accesslog import AccessLogger, configure_access
 from ..wallet.http import WalletConfig
 from ..wallet.server import DEV_SECRET, ConfigError, is_loopback
 from ..wallet.service import make_app as make_wallet
@@ -57,6 +58,10 @@ class SandboxOptions:
     """The embedded wallet's SQLite file (default: a temporary one, gone at exit)."""
     seed: int | None = None
     session_ttl: int = 3600
+    access_log: bool | None = None
+    """As ``wallet serve``'s: True on (readable on a terminal), False off, None off on a terminal, JSON elsewhere."""
+    access_log_file: str | None = None
+    """JSON access lines of all three servers to this file instead of stderr."""
 
 
 @dataclass(slots=True)
@@ -100,15 +105,23 @@ def _url(host: str, sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _serve(app: web.Application, sock: socket.socket, runners: list[web.AppRunner]) -> None:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+async def _serve(app: web.Application, sock: socket.socket, runners: list[web.AppRunner], logged: bool = False) -> None:
+    """``logged``: one access line per request (the form :func:`configure_access` set up)."""
+    if logged:
+        runner = web.AppRunner(app, access_log_class=AccessLogger, access_log=logging.getLogger("croupier.access"),
+                               shutdown_timeout=5.0)
+    else:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     runners.append(runner)
     await web.SockSite(runner, sock).start()
 
 
-async def start(opts: SandboxOptions) -> RunningSandbox:
-    """Bind every port first (a busy one is a ConfigError before anything starts), then start all three."""
+async def start(opts: SandboxOptions, logged: bool = False) -> RunningSandbox:
+    """Bind every port first (a busy one is a ConfigError before anything starts), then start all three.
+
+    ``logged``: each server writes an access line per request to ``croupier.access`` (set up by
+    :func:`run_sandbox` from the options; in-process users such as tests leave it off)."""
     if not is_loopback(opts.host):
         raise ConfigError("the sandbox has no authentication: --host must be a loopback address (127.0.0.1, ::1)")
     if not 0 <= opts.port <= 65533:
@@ -140,7 +153,7 @@ async def start(opts: SandboxOptions) -> RunningSandbox:
                 db = Path(tmp.name) / "wallet.db"
             secret, admin_token = secrets.token_hex(16), secrets.token_hex(16)
             await _serve(make_wallet(SQLiteStore(db), WalletConfig(secret, admin_token, opts.session_ttl)),
-                         wallet_sock, runners)
+                         wallet_sock, runners, logged)
             admin_url = _url(opts.host, wallet_sock)
             # The reference wallet serves every built-in dialect under its own prefix, over one store.
             wallet_url = f"{admin_url}/wallet" + ("" if opts.dialect == "canonical" else f"/{opts.dialect}")
@@ -161,8 +174,8 @@ async def start(opts: SandboxOptions) -> RunningSandbox:
         provider_url = _url(opts.host, provider_sock)
         state = SandboxState(provider=provider, provider_url=provider_url, api_key=api_key, panel=Panel(provider),
                              wallet_url=wallet_url, admin_url=admin_url, admin_token=admin_token)
-        await _serve(provider_app, provider_sock, runners)
-        await _serve(make_lobby(state), lobby_sock, runners)
+        await _serve(provider_app, provider_sock, runners, logged)
+        await _serve(make_lobby(state), lobby_sock, runners, logged)
     except BaseException:
         for runner in reversed(runners):
             await runner.cleanup()
@@ -175,8 +188,8 @@ async def start(opts: SandboxOptions) -> RunningSandbox:
                           state, runners, tmp, db)
 
 
-async def _main(opts: SandboxOptions) -> None:
-    sandbox = await start(opts)
+async def _main(opts: SandboxOptions, logged: bool) -> None:
+    sandbox = await start(opts, logged)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -189,6 +202,8 @@ async def _main(opts: SandboxOptions) -> None:
     else:
         print(f"  your wallet       {sandbox.wallet_url}  (dialect {opts.dialect})", flush=True)
     print(f"  mock provider     {sandbox.provider_url}  (operator API key {sandbox.api_key})", flush=True)
+    if not logged and opts.access_log is None:
+        print("  Access log off on a terminal (--access-log shows a line per request).", flush=True)
     print("  Ctrl-C stops all three.", flush=True)
     try:
         await stop.wait()
@@ -205,7 +220,13 @@ def run_sandbox(opts: SandboxOptions) -> int:
     if opts.wallet is not None and not (opts.secret or os.environ.get("CROUPIER_SECRET")):
         log.warning("no --secret given for your wallet: signing with the development secret %r", DEV_SECRET)
     try:
-        asyncio.run(_main(opts))
+        logged = configure_access(opts.access_log, opts.access_log_file) is not None
+    except OSError as exc:
+        print(f"croupier: cannot write the access log to {opts.access_log_file}: {exc.strerror}: "
+              "check --access-log-file", file=sys.stderr, flush=True)
+        return 2
+    try:
+        asyncio.run(_main(opts, logged))
     except ConfigError as exc:
         print(f"croupier: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -1,19 +1,36 @@
-"""Structured access logs: one JSON object per request, machine-readable for log pipelines."""
+"""Access logs: one line per request, readable on a terminal, JSON for log pipelines.
+
+Why two forms and a default that depends on where stderr goes: a wallet started
+by hand in a shell (``croupier wallet serve &`` then ``croupier run …``) shares
+the terminal with the run's progress bar, and thousands of JSON lines a second
+would bury it — so on a terminal the access log is off unless asked for
+(``--access-log``), and then it is one short readable line per request.  In a
+pipe, a file or under a supervisor (Docker, systemd, CI) nobody reads it live
+and a log collector wants JSON, so it stays on as one JSON object per line, as
+it always was (``--no-access-log`` turns it off, ``--access-log-file PATH``
+sends it to a file instead).
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from typing import Any
+from typing import IO, Any, Literal
 
 import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+Form = Literal["text", "json"]
 
-class JsonAccessLogger(AbstractAccessLogger):
-    """Writes method, path, status, latency and what the wallet decided (op, code, replay)."""
+RECORD = "croupier_access"
+"""The attribute of a log record that carries the request's fields (a dict), for the formatters."""
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Collects method, path, status, latency and what the wallet decided (op, code, replay) per request;
+    the handler's formatter decides how the line looks (:class:`JsonFormatter`, :class:`TextFormatter`)."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time_s: float) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
@@ -31,21 +48,84 @@ class JsonAccessLogger(AbstractAccessLogger):
         extra = request.get(LOG_INFO)
         if extra:
             record.update(extra)
-        self.logger.info(orjson.dumps(record).decode())
+        self.logger.info("%s %s %s", record["method"], record["path"], record["status"], extra={RECORD: record})
 
 
-def configure(level: str = "info", access_log: bool = True) -> logging.Logger:
-    """Log to stderr: JSON access lines as they are, everything else prefixed with its level."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+JsonAccessLogger = AccessLogger
+"""The name the servers used before the access log had a readable form."""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: what log collectors parse."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, RECORD, None)
+        return orjson.dumps(fields).decode() if fields is not None else record.getMessage()
+
+
+class TextFormatter(logging.Formatter):
+    """``19:50:01 POST /wallet/bet 200 1.2 ms  bet tx b1 INSUFFICIENT_FUNDS``: what a person scans."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, RECORD, None)
+        if fields is None:
+            return record.getMessage()
+        return text_line(fields)
+
+
+def text_line(fields: dict[str, Any]) -> str:
+    """The readable line of one request (method, path, status, milliseconds, then the wallet's decision)."""
+    clock = time.strftime("%H:%M:%S", time.localtime(float(fields.get("ts", time.time()))))
+    line = f"{clock} {fields['method']} {fields['path']} {fields['status']} {float(fields['ms']):.1f} ms"
+    extra = [str(fields["op"])] if "op" in fields else []
+    if "tx_id" in fields:
+        extra.append(f"tx {fields['tx_id']}")
+    if "code" in fields:
+        extra.append(str(fields["code"]))
+    if fields.get("replay"):
+        extra.append("replay")
+    return line + ("  " + " ".join(extra) if extra else "")
+
+
+def choose(access_log: bool | None, access_log_file: str | None, stream: IO[str] | None = None) -> Form | None:
+    """The access log's form, or None for none: a file is JSON; asked for, text on a terminal and JSON
+    elsewhere; not said, off on a terminal and JSON elsewhere; refused (``--no-access-log``), none."""
+    if access_log_file:
+        return "json"
+    if access_log is False:
+        return None
+    out = sys.stderr if stream is None else stream
+    tty = bool(getattr(out, "isatty", lambda: False)())
+    if access_log is None:
+        return None if tty else "json"
+    return "text" if tty else "json"
+
+
+def configure_access(access_log: bool | None = None, access_log_file: str | None = None) -> Form | None:
+    """Set up the ``croupier.access`` logger as :func:`choose` decides; returns the form (None: off).
+    A file that cannot be opened raises ``OSError``."""
+    form = choose(access_log, access_log_file)
+    handler: logging.Handler = (logging.FileHandler(access_log_file, encoding="utf-8") if access_log_file
+                                else logging.StreamHandler(sys.stderr))
+    handler.setFormatter(TextFormatter() if form == "text" else JsonFormatter())
     access = logging.getLogger("croupier.access")
+    for old in access.handlers:
+        if isinstance(old, logging.FileHandler):
+            old.close()
     access.handlers[:] = [handler]
     access.propagate = False
-    access.setLevel(logging.INFO if access_log else logging.WARNING)
+    access.setLevel(logging.INFO if form is not None else logging.WARNING)
+    return form
+
+
+def configure(level: str = "info", access_log: bool | None = None, access_log_file: str | None = None) -> logging.Logger:
+    """Log to stderr (the access log to ``access_log_file`` when given): access lines as :func:`choose`
+    decides, everything else prefixed with its level.  A file that cannot be opened raises ``OSError``."""
+    configure_access(access_log, access_log_file)
     root = logging.getLogger("croupier")
     if not root.handlers:
         other = logging.StreamHandler(sys.stderr)
         other.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(other)
     root.setLevel(level.upper())
-    return access
+    return logging.getLogger("croupier.access")

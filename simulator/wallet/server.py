@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .accesslog import JsonAccessLogger, configure
+from .accesslog import AccessLogger, choose, configure
 from .http import WalletConfig
 from .memory import MemoryStore
 from .service import make_app
@@ -45,7 +45,10 @@ class ServeOptions:
     secret: str | None = None
     admin_token: str | None = None
     session_ttl: int = 3600
-    access_log: bool = True
+    access_log: bool | None = None
+    """True: on (readable on a terminal, JSON elsewhere); False: off; None: off on a terminal, JSON elsewhere."""
+    access_log_file: str | None = None
+    """JSON access lines to this file (appended) instead of stderr."""
     log_level: str = "info"
     shutdown_timeout: float = 30.0
     dsn: str | None = None
@@ -153,8 +156,27 @@ def make_store(opts: ServeOptions) -> Store:
     return SQLiteStore(opts.db, sync=opts.sync)
 
 
+def configure_logs(level: str, access_log: bool | None, access_log_file: str | None) -> None:
+    """The logs as asked; an access-log file that cannot be opened is a :class:`ConfigError`, not a traceback."""
+    try:
+        configure(level, access_log, access_log_file)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the access log to {access_log_file}: {exc.strerror}: "
+                          "check --access-log-file") from None
+
+
+def access_log_note(access_log: bool | None, access_log_file: str | None) -> str:
+    """Where the access log goes, for the startup line: a person at a terminal learns how to see it."""
+    form = choose(access_log, access_log_file)
+    if access_log_file:
+        return f"access log: JSON lines to {access_log_file}"
+    if form is None:
+        return "access log off" + (", --access-log shows a line per request" if access_log is None else "")
+    return f"access log: {'a line' if form == 'text' else 'JSON'} per request on stderr"
+
+
 def build(opts: ServeOptions) -> web.Application:
-    configure(opts.log_level, opts.access_log)
+    configure_logs(opts.log_level, opts.access_log, opts.access_log_file)
     secret, admin = resolve_secrets(opts)
     if opts.session_ttl < 1:
         raise ConfigError("--session-ttl must be at least 1 second")
@@ -169,7 +191,7 @@ def serve_workers(opts: ServeOptions, argv: list[str]) -> int:
     """
     if not opts.dsn:
         raise ConfigError("--workers needs PostgreSQL (--dsn): SQLite and memory have one writer")
-    configure(opts.log_level, opts.access_log)
+    configure_logs(opts.log_level, opts.access_log, opts.access_log_file)
     resolve_secrets(opts)
     make_store(opts)  # a wrong --dsn is one sentence here, not one traceback per worker
     children = [subprocess.Popen([sys.executable, "-m", "simulator", *argv, "--worker-of-pool"])
@@ -192,7 +214,8 @@ def serve(opts: ServeOptions) -> None:
     where = ("postgres" if opts.dsn else "memory" if opts.memory else f"{opts.db} (sync={opts.sync})")
 
     async def announce(_: web.Application) -> None:
-        log.info("croupier wallet on http://%s:%d/wallet (store: %s)", opts.host, opts.port, where)
+        log.info("croupier wallet on http://%s:%d/wallet (store: %s; %s)", opts.host, opts.port, where,
+                 access_log_note(opts.access_log, opts.access_log_file))
 
     app.on_startup.append(announce)
     try:
@@ -213,7 +236,7 @@ def serve(opts: ServeOptions) -> None:
     web.run_app(
         app,
         sock=sock,
-        access_log_class=JsonAccessLogger,
+        access_log_class=AccessLogger,
         access_log=logging.getLogger("croupier.access"),
         shutdown_timeout=opts.shutdown_timeout,
         print=None,
