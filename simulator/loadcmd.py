@@ -537,13 +537,7 @@ def show(report: dict[str, Any], out: Path, console: Console) -> None:
     stop = report.get("interrupted")
     print_summary(report, console)
     if report["thresholds"]:
-        t = Table(title="thresholds", title_justify="left")
-        t.add_column("threshold")
-        t.add_column("verdict")
-        t.add_column("measured")
-        for r in report["thresholds"]:
-            t.add_row(r["threshold"], "[green]pass[/]" if r["passed"] else "[red]FAIL[/]", r["message"])
-        console.print(t)
+        console.print(threshold_table(report["thresholds"]))
     loc = report["locust"]
     console.print(f"locust: {loc['requests']} requests, {loc['failures']} failures"
                   + (f", {report['workers']} workers" if report.get("workers") else "")
@@ -560,15 +554,29 @@ def show(report: dict[str, Any], out: Path, console: Console) -> None:
     console.print(f"[bold {colour}]verdict: {report['verdict'].upper()}[/]{why}", soft_wrap=True)
 
 
-def junit(report: dict[str, Any]) -> bytes:
-    """croupier's JUnit (one case per anomaly kind, provisioning, settlement) plus one case per threshold."""
-    root = ET.fromstring(junit_xml(report, suite="croupier.load"))
+def threshold_table(results: list[dict[str, Any]]) -> Table:
+    """The thresholds' results (``croupier load``'s and ``croupier run --fail-on THRESHOLD``'s)."""
+    t = Table(title="thresholds", title_justify="left")
+    t.add_column("threshold")
+    t.add_column("verdict")
+    t.add_column("measured")
+    for r in results:
+        t.add_row(r["threshold"], "[green]pass[/]" if r["passed"] else "[red]FAIL[/]", r["message"])
+    return t
+
+
+def junit(report: dict[str, Any], suite: str = "croupier.load") -> bytes:
+    """croupier's JUnit (one case per anomaly kind, provisioning, settlement) plus, when the report has
+    thresholds (a load test always; ``croupier run`` when given), a suite with one case per threshold."""
+    root = ET.fromstring(junit_xml(report, suite=suite))
+    if "thresholds" not in report:
+        return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
     results = report["thresholds"]
-    ts = ET.SubElement(root, "testsuite", name=f"croupier.load.{report.get('scenario', 'run')}.thresholds",
+    ts = ET.SubElement(root, "testsuite", name=f"{suite}.{report.get('scenario', 'run')}.thresholds",
                        tests=str(len(results)), failures=str(sum(1 for r in results if not r["passed"])),
                        errors="0", time=str(report.get("elapsed_s", 0)))
     for r in results:
-        case = ET.SubElement(ts, "testcase", classname="croupier.load.thresholds", name=r["threshold"])
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.thresholds", name=r["threshold"])
         if not r["passed"]:
             ET.SubElement(case, "failure", type="threshold", message=r["message"])
     recount(root)  # <testsuites> totals include the thresholds' suite

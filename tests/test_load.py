@@ -341,3 +341,54 @@ def test_a_threshold_that_cannot_be_met_fails_the_run_and_is_named(wallet: Walle
     by = {r["threshold"]: r for r in rep["thresholds"]}
     assert not by["rps<1000000"]["passed"] and by["p99(bet)>10s"]["passed"]
     assert "rps<1000000" in proc.stdout and "FAIL" in proc.stdout
+
+
+# -- croupier run --fail-on: the same language --------------------------------------------------
+def test_run_statistics_read_as_the_run_summary_does() -> None:
+    from simulator.stats import RunStats
+
+    stats = RunStats()
+    for ms in (0.8, 1.1, 1.3, 2.0, 55.855):
+        stats.record("bet", "ok", ms, 0)
+    stats.record("bet", "unknown", 3000.0, 1)
+    stats.record("win", "INSUFFICIENT_FUNDS", 1.0, 1)
+    rows = {r["name"]: r for r in verdict.run_statistics(stats, 2.0)["entries"]}
+    assert rows["bet"]["requests"] == 6 and rows["bet"]["failures"] == 1 and rows["win"]["failures"] == 0
+    summary = stats.latency["bet"].summary()
+    for pct in (50, 95, 99):
+        assert verdict.row_percentile(rows["bet"], pct) == summary[f"p{pct}"], pct
+    got = {r.threshold.text: r for r in verdict.evaluate(verdict.parse_all(
+        ["error_rate(bet)>10%", "max(bet)>2s", "rps<3", "anomalies>0"]), verdict.run_statistics(stats, 2.0), {})}
+    assert got["error_rate(bet)>10%"].measured == pytest.approx(1 / 6) and not got["error_rate(bet)>10%"].passed
+    assert not got["max(bet)>2s"].passed and got["rps<3"].measured == 3.5 and got["anomalies>0"].passed
+
+
+def test_run_fail_on_takes_a_severity_or_thresholds_as_load_does() -> None:
+    p = argparse.ArgumentParser(exit_on_error=False)
+    p.add_argument("--fail-on", dest="fail_on", default="contract", action=verdict.FailOnAction)
+    args = p.parse_args(["--fail-on", "p99(bet)>250ms", "--fail-on", "note", "--fail-on", "error_rate>0.1%"])
+    assert args.fail_on == "note" and args.thresholds == ["p99(bet)>250ms", "error_rate>0.1%"]
+    assert p.parse_args([]).fail_on == "contract" and not getattr(p.parse_args([]), "thresholds", None)
+    for bad in (["--fail-on", "p99(bet)>>1"], ["--fail-on", "money", "--fail-on", "note"]):
+        with pytest.raises(SystemExit) as exc:
+            p.parse_args(bad)
+        assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_croupier_run_fails_on_a_threshold(wallet: WalletProcess, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "run", "smoke", "--wallet", f"{wallet.base}/wallet", "--secret", SECRET,
+         "--admin-token", ADMIN_TOKEN, "--duration", "1", "--fail-on", "p99(bet)>0.001ms", "--fail-on", "rps<1",
+         "--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "junit.xml")],
+        check=False, cwd=tmp_path, env=env, text=True, capture_output=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rep = orjson.loads((tmp_path / "run.json").read_bytes())
+    by = {r["threshold"]: r for r in rep["thresholds"]}
+    assert not by["p99(bet)>0.001ms"]["passed"] and by["rps<1"]["passed"] and not any(rep["anomalies"].values())
+    assert by["p99(bet)>0.001ms"]["measured"] == rep["latency_ms"]["bet"]["p99"]  # the summary's own figure
+    assert rep["verdict"] == "fail" and rep["reasons"] == ["1 of 2 thresholds"]
+    failed = {c.get("name") for c in ET.parse(tmp_path / "junit.xml").iter("testcase") if c.find("failure") is not None}
+    assert failed == {"p99(bet)>0.001ms"}
+    assert proc.stdout.strip().splitlines()[-1].startswith("FAIL")  # the verdict is still the last line
