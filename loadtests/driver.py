@@ -284,6 +284,8 @@ class GeventDriver:
             if not doubtful:
                 return 0
             for book, tx in settlement.in_order(doubtful):
+                if self.c.hurried:
+                    self.c.settlement_skipped = True
                 if time.monotonic() >= deadline or self.c.hurried:
                     break
                 if tx.call.tx_id not in book.doubt:
@@ -293,6 +295,7 @@ class GeventDriver:
                 self.drive(settlement.settlement(book, tx, seat, self.c.settle_ids(seat.player_id), self.c.semantics))
             self.quiesce(max(0.1, deadline - time.monotonic()))
             if self.c.hurried:  # a second interrupt: what is left is counted as left, not as the wallet's fault
+                self.c.settlement_skipped = True
                 return 0
             if time.monotonic() >= deadline:
                 self.c.errors.append(f"settlement stopped at its deadline ({self.c.scenario.settle_timeout_s:g} s)")

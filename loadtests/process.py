@@ -168,6 +168,8 @@ class Croupier:
         """Calls sent by this process (a late duplicate waits for a number of them)."""
         self._settle_ids: dict[str, TxIds] = {}
         self.provisioning = provisioning.Provisioning()
+        self.settlement_skipped = False
+        """A second interrupt cut this process's settlement short (players left unsettled, unreconciled)."""
         """The admin API's calls, kept out of Locust's statistics (see :mod:`loadtests.provisioning`)."""
         runner = environment.runner
         self.node = f"w{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
@@ -234,6 +236,7 @@ class Croupier:
             "provisioning": self.provisioning.to_json(),
             # A second interrupt skipped the settlement: the calls still in doubt (less those flagged before).
             "left_in_doubt": max(0, len(self.ledger.in_doubt()) - self.unsettled) if hurried() else 0,
+            "settlement_skipped": self.settlement_skipped,
         }
 
     # -- the end ----------------------------------------------------------------------------
@@ -257,6 +260,8 @@ class Croupier:
 
         self.wait_inflight()
         left = {pid: seat for pid, seat in self.seats.items() if pid not in self.retired}
+        if left and hurried():
+            self.settlement_skipped = True
         if left and not self.settings.provider_url and not hurried():
             http = FastHttpSession(None, self.env.events.request, None,
                                    network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s)
@@ -376,7 +381,7 @@ class Master:
             fail_on=s.severity, series=sampler.series(), dialect=s.dialect)
         result["provisioning"] = provisioning.summary(provisioning.merge(snap.get("provisioning") for snap in snaps))
         result["left_in_doubt"] = sum(int(snap.get("left_in_doubt", 0)) for snap in snaps)
-        result["settlement_skipped"] = hurried()
+        result["settlement_skipped"] = any(bool(snap.get("settlement_skipped")) for snap in snaps)
         result["tests_started"] = self.tests
         result["quit_while_running"] = self.quit_while_running
         if not self.tests and result["verdict"] == "error":  # the web UI, closed before anyone pressed Start

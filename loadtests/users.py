@@ -214,6 +214,7 @@ def leave(c: Croupier, driver: GeventDriver, seats: list[Seat]) -> None:
     and what they had in doubt is counted as left unsettled (never blamed on the wallet).  Their books are
     kept then: a round still in flight may yet answer, and must find its player's book as it was."""
     if process.hurried():
+        c.settlement_skipped = c.settlement_skipped or bool(seats)
         return
     driver.quiesce()
     for seat in seats:
