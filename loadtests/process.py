@@ -15,13 +15,25 @@ The end of a run, in order (a round is never abandoned half-way; nothing stays i
    waits for each worker's final report before it lets Locust send ``quit``;
 4. the master (or the local runner) builds the report at ``quitting``, checks the thresholds,
    writes ``--croupier-summary`` and sets Locust's exit code: 0 pass, 1 fail.
+
+Interrupted (``croupier load`` got SIGINT or SIGTERM and sent the master SIGTERM): the same end —
+Locust's SIGTERM handler fires ``quitting``, which stops the users first, so rounds finish, calls in
+doubt are settled and the report is written (and Locust's HTML report, which Locust itself writes only
+on a normal end).  A second interrupt reaches every Locust process as SIGUSR1 (and the workers as a
+``croupier_hurry`` message): settlement is skipped, every bounded wait ends at once, and what was still
+in doubt is counted as ``left_in_doubt`` — never flagged as the wallet's fault.
+
+While the test runs, the master writes ``--croupier-progress`` (a small JSON file, once a second): calls,
+users, failures, findings so far and the phase, for ``croupier load``'s live progress line.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import random
+import signal
 import sys
 import time
 import urllib.request
@@ -30,6 +42,7 @@ from collections import Counter
 from typing import Any
 
 import gevent
+import greenlet
 import orjson
 from gevent.event import Event
 from locust.contrib.fasthttp import FastHttpSession
@@ -44,7 +57,7 @@ from locust.runners import (
     MasterRunner,
     WorkerRunner,
 )
-from locust.stats import CSV_STATS_INTERVAL_SEC
+from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
 from simulator import dialects, gameplay
 from simulator.faults import LateDuplicates
@@ -54,18 +67,67 @@ from simulator.players import PlayerProfile, make_players
 from simulator.rounds import RoundContext, Seat, TxIds, player_ids
 from simulator.scenario import ScenarioError
 
-from . import report, sampler, verdict
+from . import provisioning, report, sampler, verdict
 from . import settings as cfg
 
 log = logging.getLogger("croupier.load")
 
 FINISH = "croupier_finish"
+HURRY = "croupier_hurry"
+PROGRESS_EVERY_S = 1.0
+_hurry = Event()
+"""Set by a second interrupt: skip the settlement, end every bounded wait now."""
+
+
+def hurried() -> bool:
+    """A second interrupt came: settle nothing more, finish and report what was seen."""
+    return bool(_hurry.is_set())
+
+
+def hurry() -> None:
+    if not _hurry.is_set():
+        log.info("croupier: second interrupt: the settlement is skipped; what is in doubt is left so")
+        _hurry.set()
+
+
+def join_bounded(greenlets: list[gevent.Greenlet], timeout: float | None) -> None:
+    """``gevent.joinall`` with a bound that a second interrupt cuts short (checked every 0.2 s)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pending = [g for g in greenlets if not g.ready()]
+    while pending and not _hurry.is_set():
+        left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+        if left <= 0:
+            return
+        gevent.joinall(pending, timeout=left)
+        pending = [g for g in pending if not g.ready()]
+
+
 current: Croupier | None = None
 """This process's share of the running test (None before the first test starts)."""
 
 
 class AnomalyFound(CatchResponseError):
     """What an ``ANOMALY`` row's failures say (the evidence is in croupier's summary)."""
+
+
+def anomaly_row(environment: Any, kind: str, error: AnomalyFound) -> None:
+    """One finding as a failure in the ``ANOMALY`` row of its kind, and in Locust's failures table.
+
+    A finding is not a request: it has no latency (logged as ``None``, so it touches no percentile) and
+    it stays out of the Aggregated row, which counts the protocol's calls only (the exchange the finding
+    was made on is already a failure in its own operation's row).  Locust's ``log_error`` would add it
+    to the Aggregated row too, so the row and the failures table are written here directly; the
+    worker-to-master statistics carry rows, the Aggregated row and the failures table separately, so
+    this holds in distributed runs as well."""
+    stats = environment.runner.stats
+    row = stats.get(kind, verdict.ANOMALY_TYPE)
+    row.log(None, 0)  # counted, without a response time
+    row.log_error(error)
+    key = StatsError.create_key(verdict.ANOMALY_TYPE, kind, error)
+    failure = stats.errors.get(key)
+    if failure is None:
+        failure = stats.errors[key] = StatsError(verdict.ANOMALY_TYPE, kind, error)
+    failure.occurred()
 
 
 class Croupier:
@@ -105,6 +167,10 @@ class Croupier:
         self.sent = 0
         """Calls sent by this process (a late duplicate waits for a number of them)."""
         self._settle_ids: dict[str, TxIds] = {}
+        self.provisioning = provisioning.Provisioning()
+        self.settlement_skipped = False
+        """A second interrupt cut this process's settlement short (players left unsettled, unreconciled)."""
+        """The admin API's calls, kept out of Locust's statistics (see :mod:`loadtests.provisioning`)."""
         runner = environment.runner
         self.node = f"w{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
 
@@ -141,6 +207,10 @@ class Croupier:
         return RoundContext(seat, game_id, rng, ids, sc.faults, sc.retry, batch=batch, semantics=self.semantics,
                             signed=self.signed)
 
+    @property
+    def hurried(self) -> bool:
+        return hurried()
+
     # -- statistics -------------------------------------------------------------------------
     def count_call(self, op: str, result: str) -> None:
         self.calls[op] += 1
@@ -154,9 +224,7 @@ class Croupier:
                 continue
             while self._published[kind] < n:
                 self._published[kind] += 1
-                self.env.events.request.fire(
-                    request_type=verdict.ANOMALY_TYPE, name=str(kind), response_time=0, response_length=0,
-                    exception=AnomalyFound(f"{kind} (evidence in croupier's summary)"), context={})
+                anomaly_row(self.env, str(kind), AnomalyFound(f"{kind} (evidence in croupier's summary)"))
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -165,6 +233,10 @@ class Croupier:
             "faults": dict(self.faults), "anomalies": {str(k): v for k, v in self.ledger.counts.items() if v},
             "findings": [f.to_json() for f in self.ledger.findings], "unsettled": self.unsettled,
             "errors": self.errors[:50], "causes": dict(self.causes), "coverage": self.ledger.coverage_json(),
+            "provisioning": self.provisioning.to_json(),
+            # A second interrupt skipped the settlement: the calls still in doubt (less those flagged before).
+            "left_in_doubt": max(0, len(self.ledger.in_doubt()) - self.unsettled) if hurried() else 0,
+            "settlement_skipped": self.settlement_skipped,
         }
 
     # -- the end ----------------------------------------------------------------------------
@@ -180,7 +252,7 @@ class Croupier:
     def wait_inflight(self) -> None:
         """Let rounds in progress finish (bounded: every call has a timeout, retries a cap)."""
         if self.inflight:
-            gevent.joinall(list(self.inflight), timeout=max(60.0, self.scenario.timeout_s * 10))
+            join_bounded(list(self.inflight), max(60.0, self.scenario.timeout_s * 10))
 
     def sweep(self) -> None:
         """Settle and reconcile the players no user's ``on_stop`` finished with."""
@@ -188,7 +260,9 @@ class Croupier:
 
         self.wait_inflight()
         left = {pid: seat for pid, seat in self.seats.items() if pid not in self.retired}
-        if left and not self.settings.provider_url:
+        if left and hurried():
+            self.settlement_skipped = True
+        if left and not self.settings.provider_url and not hurried():
             http = FastHttpSession(None, self.env.events.request, None,
                                    network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s)
             driver = GeventDriver(self, http)
@@ -222,6 +296,14 @@ class Master:
         self.provider_baseline: dict[str, int] | None = None
         self.provider_extra: dict[str, Any] = {"anomalies": {}, "findings": [], "errors": []}
         self.workers_seen: set[str] = set()
+        self.phase = ""
+        """What the test is doing, for the progress line: "" (playing), "settling…", "reporting…"."""
+        self.started = time.monotonic()
+        self.reported = False
+        self.tests = 0
+        """Tests started (in the web UI there may be none, or several)."""
+        self.quit_while_running = False
+        """Locust was told to quit while a test ran (an interruption), not after it ended."""
 
     def provider_report(self) -> dict[str, Any] | None:
         url = f"{self.settings.provider_url}/reports/anomalies"
@@ -247,19 +329,23 @@ class Master:
         self.provider_extra = {"anomalies": counts, "findings": findings, "errors": self.provider_extra["errors"]}
         for kind, n in counts.items():
             for _ in range(n):
-                self.env.events.request.fire(
-                    request_type=verdict.ANOMALY_TYPE, name=kind, response_time=0, response_length=0,
-                    exception=AnomalyFound(f"{kind} (found by the provider's ledger)"), context={})
+                anomaly_row(self.env, kind, AnomalyFound(f"{kind} (found by the provider's ledger)"))
 
     def wait_for_workers(self, runner: MasterRunner) -> None:
         """Ask every worker to finish (stop users, settle, reconcile) and wait for its final report."""
         ids = [c.id for c in runner.clients.values() if c.state != STATE_MISSING]
         for cid in ids:
             runner.send_message(FINISH, None, client_id=cid)
-        deadline = time.monotonic() + self.env.stop_timeout + 120
+        deadline = time.monotonic() + (self.env.stop_timeout or 0) + 120
+        hurried_at: float | None = None
         while time.monotonic() < deadline:
             if all(self.snapshots.get(cid, {}).get("final") for cid in ids):
                 return
+            if hurried() and hurried_at is None:  # the workers skip their settlement: a short wait for their word
+                hurried_at = time.monotonic()
+                for cid in ids:
+                    runner.send_message(HURRY, None, client_id=cid)
+                deadline = min(deadline, hurried_at + 10)
             gevent.sleep(0.1)
         missing = [cid for cid in ids if not self.snapshots.get(cid, {}).get("final")]
         log.error("croupier: no final report from %d worker(s); their last reports are used", len(missing))
@@ -288,11 +374,52 @@ class Master:
         s = self.settings
         runner = self.env.runner
         workers = len(self.workers_seen) if isinstance(runner, MasterRunner) else 0
-        return report.build(
+        result = report.build(
             self.stats(), merged, s.thresholds, scenario=s.scenario.name,
             target=s.provider_url or s.wallet_url, seed=s.seed, run_id=s.run_id, workers=workers,
             topology="provider" if s.provider_url else "wallet", exceptions=len(runner.exceptions),
             fail_on=s.severity, series=sampler.series(), dialect=s.dialect)
+        result["provisioning"] = provisioning.summary(provisioning.merge(snap.get("provisioning") for snap in snaps))
+        result["left_in_doubt"] = sum(int(snap.get("left_in_doubt", 0)) for snap in snaps)
+        result["settlement_skipped"] = any(bool(snap.get("settlement_skipped")) for snap in snaps)
+        result["tests_started"] = self.tests
+        result["quit_while_running"] = self.quit_while_running
+        if not self.tests and result["verdict"] == "error":  # the web UI, closed before anyone pressed Start
+            result["error"] = "no test was started (with --web, start one in Locust's web UI)"
+            result["reasons"] = [result["error"]]
+        return result
+
+    def progress(self) -> dict[str, Any]:
+        """The figures of the live progress line: protocol calls (provisioning and ANOMALY rows aside),
+        their failures, users, findings so far (workers' as of their last report) and the phase."""
+        runner = self.env.runner
+        calls = failures = 0
+        for e in runner.stats.entries.values():
+            if e.method != verdict.ANOMALY_TYPE:
+                calls += e.num_requests
+                failures += e.num_failures
+        snaps = list(self.snapshots.values())
+        if current is not None and not isinstance(runner, MasterRunner):
+            findings = sum(current.ledger.counts.values())
+        else:
+            findings = sum(sum(snap.get("anomalies", {}).values()) for snap in snaps)
+        return {"t": round(time.monotonic() - self.started, 3), "state": runner.state, "users": runner.user_count,
+                "calls": calls, "failures": failures, "findings": findings, "phase": self.phase}
+
+
+def _write_progress(path: str) -> None:
+    """The master's progress file, rewritten once a second (atomically: croupier load may read it any time)."""
+    tmp = f"{path}.tmp"
+    while True:
+        gevent.sleep(PROGRESS_EVERY_S)
+        if master is None:
+            continue
+        try:
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps(master.progress()))
+            os.replace(tmp, path)
+        except OSError as exc:  # a progress line is not worth failing a run for
+            log.debug("croupier: progress file: %s", exc)
 
 
 master: Master | None = None
@@ -306,6 +433,9 @@ def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
     options = environment.parsed_options
     if options is None:  # pragma: no cover - Locust as a library
         return
+    if environment.host:  # the real target, also where the web UI lists the user classes
+        for cls in user_classes.values():
+            cls.host = environment.host
     if not isinstance(runner, WorkerRunner):
         try:
             settings = cfg.from_options(options, environment.host)
@@ -314,8 +444,27 @@ def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
             sys.exit(2)
         master = Master(environment, settings)
         _choose_users(environment, settings, user_classes)
+        path = getattr(options, "croupier_progress", "")
+        if path:
+            gevent.spawn(_write_progress, path)
+    gevent.signal_handler(signal.SIGUSR1, hurry)
+    parent = os.environ.get("CROUPIER_PARENT_PID", "")
+    if parent.isdigit():
+        gevent.spawn(_orphan_watch, int(parent))
     _listen(environment)
     sampler.listen(environment)  # the report's per-second series (master or local runner)
+
+
+def _orphan_watch(parent: int) -> None:
+    """``croupier load`` died without a word (SIGKILL, a crash): end this Locust process as if interrupted
+    (its report still written), rather than run on orphaned — still playing against a wallet nobody is
+    watching, still listening on the web UI's port."""
+    while True:
+        gevent.sleep(1.0)
+        if os.getppid() != parent:
+            log.warning("croupier: croupier load (pid %d) is gone: ending this Locust process", parent)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
 
 
 def _choose_users(environment: Any, settings: cfg.Settings, user_classes: dict[str, Any]) -> None:
@@ -355,6 +504,8 @@ def _listen(environment: Any) -> None:
                 log.error("croupier: %s (keeping the previous settings)", exc)
             master.snapshots.clear()
             master.workers_seen.clear()
+            master.phase = ""
+            master.tests += 1
             if master.settings.provider_url:
                 data = master.provider_report()
                 master.provider_baseline = {k: int(v) for k, v in (data or {}).get("anomalies", {}).items()}
@@ -365,6 +516,8 @@ def _listen(environment: Any) -> None:
             except (ScenarioError, ValueError) as exc:
                 log.error("croupier: %s (keeping the previous settings)", exc)
             settings = master.settings
+            master.phase = ""
+            master.tests += 1
         else:
             settings = cfg.from_options(environment.parsed_options, environment.host)
         current = Croupier(environment, settings)
@@ -374,6 +527,8 @@ def _listen(environment: Any) -> None:
             master.provider_baseline = {k: int(v) for k, v in (data or {}).get("anomalies", {}).items()}
 
     def test_stop(environment: Any, **_: Any) -> None:
+        if master is not None:
+            master.phase = "settling…"
         if isinstance(runner, MasterRunner):
             assert master is not None
             master.wait_for_workers(runner)
@@ -398,16 +553,26 @@ def _listen(environment: Any) -> None:
         if runner.state not in (STATE_CLEANUP, STATE_STOPPING, STATE_STOPPED):
             runner.stop()
         if current is not None:
-            current.finished.wait(environment.stop_timeout + 90)
+            deadline = time.monotonic() + (environment.stop_timeout or 0) + 90
+            while not current.finished.wait(0.2) and time.monotonic() < deadline and not hurried():
+                pass
+            if hurried():
+                current.finished.wait(5)  # a hurried sweep settles nothing: it ends at once
         send_stats = getattr(runner, "_send_stats", None)  # Locust's own flush of a worker's statistics
         if send_stats is not None:
             send_stats()  # the final report, with the final snapshot
 
+    def hurry_message(environment: Any, msg: Any, **_: Any) -> None:
+        hurry()
+
     def quitting(environment: Any, **_: Any) -> None:
-        if isinstance(runner, WorkerRunner) or master is None:
-            return
+        if isinstance(runner, WorkerRunner) or master is None or master.reported:
+            return  # (on SIGTERM, Locust may run its shutdown twice: the report is made once)
+        master.reported = True
         if runner.state in (STATE_SPAWNING, STATE_RUNNING):
-            runner.stop()  # interrupted (web UI, Ctrl+C): finish the test properly first
+            master.quit_while_running = True
+            runner.stop()  # interrupted (web UI, SIGTERM): finish the test properly first
+        master.phase = "reporting…"
         result = master.finalize()
         path = master.settings.summary_path
         if path:
@@ -424,6 +589,10 @@ def _listen(environment: Any) -> None:
             # Locust rewrites its CSV files once a second: let it write them once more, with the
             # final figures (the settlement's calls and the last anomalies came after its last write).
             gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.25)
+        html = getattr(environment.parsed_options, "html_file", None)
+        if html and greenlet.getcurrent().parent is not None:
+            # Not in Locust's main greenlet: a SIGTERM's shutdown, after which Locust writes no HTML report.
+            _save_html(environment, html)
 
     events.test_start.add_listener(test_start)
     events.test_stop.add_listener(test_stop)
@@ -432,6 +601,19 @@ def _listen(environment: Any) -> None:
     events.quitting.add_listener(quitting)
     if isinstance(runner, WorkerRunner):
         runner.register_message(FINISH, finish, concurrent=True)
+        runner.register_message(HURRY, hurry_message, concurrent=True)
+
+
+def _save_html(environment: Any, path: str) -> None:
+    """Locust's HTML report, as Locust writes it at a normal end."""
+    from locust.html import get_html_report
+
+    try:
+        text = get_html_report(environment, show_download_link=False)  # type: ignore[no-untyped-call]
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except (OSError, ValueError) as exc:
+        log.error("croupier: Locust's HTML report could not be written to %s: %s", path, exc)
 
 
 def _size_users(environment: Any, settings: cfg.Settings) -> None:

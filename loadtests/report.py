@@ -244,8 +244,8 @@ def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[
             "requests": sum(e["requests"] for e in stats["entries"] if e["type"] != verdict.ANOMALY_TYPE),
             "failures": sum(e["failures"] for e in stats["entries"] if e["type"] != verdict.ANOMALY_TYPE),
             "rows": [{k: v for k, v in e.items() if k != "response_times"}
-                     | {"p50": verdict.percentile(e["response_times"], 50),
-                        "p99": verdict.percentile(e["response_times"], 99)} for e in stats["entries"]],
+                     | {"p50": verdict.row_percentile(e, 50), "p99": verdict.row_percentile(e, 99)}
+                     for e in stats["entries"]],
             "errors": stats.get("errors", []),
             "exceptions": exceptions,
         },

@@ -116,6 +116,9 @@ def add_arguments(parser: Any) -> None:
                    help="the least severe finding that fails the run: money, contract (default) or note")
     g.add_argument("--croupier-summary", env_var="CROUPIER_SUMMARY", default="", include_in_web_ui=False,
                    help="the master writes croupier's end-of-run report (JSON) here")
+    g.add_argument("--croupier-progress", env_var="CROUPIER_PROGRESS", default="", include_in_web_ui=False,
+                   help="the master rewrites this JSON file once a second (calls, users, failures, findings, "
+                        "phase): croupier load's live progress")
 
 
 @dataclass(frozen=True, slots=True)

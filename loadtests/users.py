@@ -27,6 +27,7 @@ from typing import Any, Final
 import gevent
 import orjson
 from locust import FastHttpUser, task
+from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import CatchResponseError
 
 from simulator import gameplay
@@ -54,10 +55,12 @@ from simulator.scenario import Scenario
 from . import process
 from .driver import BENIGN, GeventDriver
 from .process import Croupier
-from .settings import Settings
 
 PLACEHOLDER_HOST: Final = "http://croupier.invalid"
-"""Locust wants a host per user class; every URL croupier requests is absolute (--croupier-wallet)."""
+"""Locust wants a host per user class.  ``croupier load`` passes the wallet's (or the provider's) base URL
+as Locust's ``--host``, which replaces this one, so Locust's report and web UI name the real target;
+this is only seen when Locust is run by hand without ``--host``.  Every URL croupier requests is
+absolute (--croupier-wallet), so the host never changes where a call goes."""
 ADMIN: Final = "admin"
 PROVIDER: Final = "provider"
 VIA_PROVIDER: Final = "via-provider"
@@ -72,10 +75,15 @@ class AdminFailed(RuntimeError):
 
 
 class Admin:
-    """The reference wallet's admin API over the user's client (rows of type ``admin``)."""
+    """The reference wallet's admin API, over an HTTP session of its own whose request events go to the
+    process's :class:`~loadtests.provisioning.Provisioning` instead of Locust's statistics: provisioning
+    is set-up, not the protocol, and must not weigh in the per-operation rows or the Aggregated row."""
 
-    def __init__(self, http: Any, settings: Settings) -> None:
-        self.http = http
+    def __init__(self, c: Croupier) -> None:
+        settings = c.settings
+        timeout = c.scenario.timeout_s
+        self.http: Any = FastHttpSession(None, c.provisioning, None, network_timeout=timeout,
+                                         connection_timeout=timeout, concurrency=4)
         self.url = settings.admin_url
         self.headers = {"Authorization": f"Bearer {settings.admin_token}", "Content-Type": "application/json"}
 
@@ -125,10 +133,11 @@ def guarded(user: Any, fn: Any) -> Any:
 
 
 def finish_work(user: Any) -> None:
-    """``on_stop``: wait for the user's round in progress (bounded: calls time out, retries are capped)."""
+    """``on_stop``: wait for the user's round in progress (bounded: calls time out, retries are capped;
+    a second interrupt stops the wait at once, see :func:`loadtests.process.join_bounded`)."""
     g = getattr(user, "work", None)
     if g is not None and not g.ready():
-        g.join(timeout=max(60.0, user.c.scenario.timeout_s * 10))
+        process.join_bounded([g], max(60.0, user.c.scenario.timeout_s * 10))
 
 
 def _error(c: Croupier, text: str) -> None:
@@ -201,7 +210,12 @@ def pay_owed(c: Croupier, driver: GeventDriver, admin: Admin, ctx: RoundContext)
 
 def leave(c: Croupier, driver: GeventDriver, seats: list[Seat]) -> None:
     """Players leave: their late duplicates sent, their calls in doubt settled, their balances read once
-    more and reconciled."""
+    more and reconciled — unless a second interrupt asked to skip the settlement: then nothing is sent,
+    and what they had in doubt is counted as left unsettled (never blamed on the wallet).  Their books are
+    kept then: a round still in flight may yet answer, and must find its player's book as it was."""
+    if process.hurried():
+        c.settlement_skipped = c.settlement_skipped or bool(seats)
+        return
     driver.quiesce()
     for seat in seats:
         driver.late_duplicates(seat.player_id, drain=True)
@@ -263,7 +277,7 @@ class WalletPlayer(FastHttpUser):
     def on_start(self) -> None:
         self.c = process.require()
         self.driver = GeventDriver(self.c, self.client)
-        self.admin = Admin(self.client, self.c.settings)
+        self.admin = Admin(self.c)
         self._sit()
 
     def _sit(self) -> None:
@@ -356,7 +370,7 @@ class LiveTable(FastHttpUser):
     def on_start(self) -> None:
         c = self.c = process.require()
         self.driver = GeventDriver(c, self.client)
-        self.admin = Admin(self.client, c.settings)
+        self.admin = Admin(c)
         n = next(_tables)
         self.name = f"table{n}"
         self.rng = random.Random(f"{c.settings.seed}:{c.node}:table:{n}")
@@ -446,7 +460,7 @@ class ProviderPlayer(FastHttpUser):
     def on_start(self) -> None:
         c = self.c = process.require()
         self.url = c.settings.provider_url
-        self.admin = Admin(self.client, c.settings)
+        self.admin = Admin(c)
         self.auth = {"Authorization": f"Bearer {c.settings.provider_key}", "Content-Type": "application/json"}
         if not self.url:
             _error(c, "ProviderPlayer needs --croupier-provider URL")

@@ -4,7 +4,7 @@ A threshold states when the run *fails*::
 
     p99(bet)>250ms        the 99th percentile of bet latency above 250 ms
     p95>100ms             … of every request (anomaly rows excluded)
-    avg(wallet win)>20ms  a row picked by type and name ("wallet", "via-provider", "provider", "admin")
+    avg(wallet win)>20ms  a row picked by type and name ("wallet", "via-provider", "provider")
     error_rate>0.1%       failed requests / requests (also 0.001); error_rate(bet) for one row
     rps<500               fewer than 500 requests per second over the run
     failures(rollback)>0  a count; also requests(...)
@@ -18,19 +18,27 @@ no request fails ("not measured"): a typo never passes a CI gate silently.
 Statistics come as plain dictionaries (see :func:`entry`), made from Locust's in the Locust
 process; nothing here imports Locust, so the command line validates ``--fail-on`` before it
 starts anything.
+
+``croupier run`` takes the same ``--fail-on``: a severity (money, contract, note) or a threshold
+(:class:`FailOnAction`), measured on its own statistics (:func:`run_statistics`: one ``wallet`` row per
+operation, from its exact latency histograms).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from simulator.findings import KINDS, Severity
+from simulator.stats import RunStats, _upper
 
+SEVERITIES: Final = tuple(s.value for s in Severity)
+"""The ``--fail-on`` values that name a severity (the least severe finding that fails the run), not a threshold."""
 ANOMALY_TYPE: Final = "ANOMALY"
 """The request type of the rows that count ledger anomalies in Locust's statistics."""
 
@@ -75,7 +83,7 @@ class Threshold:
         if self.metric in _RATES:
             return f"{value * 100:.3g}%"
         if self.is_latency:
-            return f"{value:.1f}ms"
+            return f"{value:.1f}ms" if value >= 1 or value == 0 else f"{value:.3g}ms"
         if self.metric == "rps":
             return f"{value:.1f}/s"
         return f"{value:g}"
@@ -183,12 +191,27 @@ def merge(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             "max_ms": max_ms, "min_ms": min_ms or 0.0}
 
 
+def row_percentile(row: Mapping[str, Any], pct: float) -> float:
+    """A row's percentile, clamped to the row's own [min, max].
+
+    Locust keeps latencies rounded (to 1 ms under 100 ms, to 10 ms under 1 s, to 100 ms above), so the
+    nearest-rank percentile of its histogram can exceed the slowest call it saw (a p99 of 56.0 beside a
+    max of 55.855): no percentile may say more than what was measured, nor less than the fastest call."""
+    if not row["requests"]:
+        return 0.0
+    value = percentile(row["response_times"], pct)
+    hi = float(row["max_ms"])
+    lo = min(float(row.get("min_ms") or 0.0), hi)
+    return round(max(min(value, hi), lo), 3)
+
+
 def latency_summary(row: Mapping[str, Any]) -> dict[str, float | int]:
-    """count, mean, p50, p95, p99, max of a row: the shape ``croupier run`` reports latencies in."""
+    """count, mean, p50, p95, p99, max of a row: the shape ``croupier run`` reports latencies in
+    (percentiles clamped to [min, max], see :func:`row_percentile`)."""
     n = int(row["requests"])
     return {"count": n, "mean": round(row["total_ms"] / n, 3) if n else 0.0,
-            "p50": percentile(row["response_times"], 50), "p95": percentile(row["response_times"], 95),
-            "p99": percentile(row["response_times"], 99), "max": round(row["max_ms"], 3)}
+            "p50": row_percentile(row, 50), "p95": row_percentile(row, 95),
+            "p99": row_percentile(row, 99), "max": round(row["max_ms"], 3)}
 
 
 def select(entries: Iterable[Mapping[str, Any]], selector: str | None, *, anomalies: bool = False) -> list[Mapping[str, Any]]:
@@ -237,7 +260,7 @@ def measure(t: Threshold, stats: Mapping[str, Any], anomaly_counts: Mapping[str,
     if t.metric == "min":
         return float(row["min_ms"])
     pct = 50.0 if t.metric == "median" else float(t.metric[1:])
-    return percentile(row["response_times"], pct)
+    return row_percentile(row, pct)
 
 
 def evaluate(thresholds: Iterable[Threshold], stats: Mapping[str, Any], anomaly_counts: Mapping[str, int],
@@ -255,3 +278,59 @@ def evaluate(thresholds: Iterable[Threshold], stats: Mapping[str, Any], anomaly_
         results.append(Result(t, not failed, value,
                               f"{verdict}: {what} = {t.show(value)} (fails when {t.op} {t.show(t.limit)})"))
     return results
+
+
+# -- croupier run's --fail-on --------------------------------------------------------
+class FailOnAction(argparse.Action):
+    """``--fail-on SEVERITY|THRESHOLD`` (repeatable), as ``croupier load`` reads it: a severity sets the
+    option's own value (``money``, ``contract``, ``note``; one at most), anything else is a threshold,
+    parsed now (a typo is exit 2 before anything runs) and appended to ``thresholds``."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        text = str(values).strip()
+        if text in SEVERITIES:
+            named = getattr(namespace, "_fail_on_named", None)
+            if named is not None and named != text:
+                parser.error(f"--fail-on names more than one severity: {named}, {text}")
+            namespace._fail_on_named = text
+            setattr(namespace, self.dest, text)
+            return
+        try:
+            parse(text)
+        except ThresholdError as exc:
+            parser.error(f"argument --fail-on: {exc} (or a severity: {', '.join(SEVERITIES)})")
+        namespace.thresholds = [*(getattr(namespace, "thresholds", None) or []), text]
+
+
+def run_statistics(stats: RunStats, elapsed_s: float) -> dict[str, Any]:
+    """``croupier run``'s statistics as threshold rows: one ``wallet`` row per operation (``bet``, ``win``,
+    ``batch``…), its latencies from the run's histograms (2 %-wide buckets, each at its upper edge, so a
+    percentile reads as the summary's does, clamped to the row's [min, max]).
+
+    A failure here is a call that got no definitive answer (a timeout, a reset, a 5xx, garbage): ``croupier
+    run`` judges refusals through its findings (``anomalies>0``), not per call as Locust's rows do."""
+    entries = []
+    for op, hist in sorted(stats.latency.items()):
+        times: dict[float, int] = {}
+        for bucket, n in hist.buckets.items():
+            edge = round(_upper(bucket), 3)
+            times[edge] = times.get(edge, 0) + n
+        entries.append(entry("wallet", op, hist.count, int(stats.results.get(f"{op}:unknown", 0)), times,
+                             hist.total_ms, hist.max_ms, hist.min_ms if hist.count else 0.0))
+    return {"entries": entries, "duration_s": elapsed_s}
+
+
+def check_run(report: dict[str, Any], stats: RunStats, texts: Sequence[str]) -> None:
+    """Judge ``croupier run``'s thresholds into its report: ``thresholds`` (as ``croupier load``'s), and a
+    failed one makes a passing verdict ``fail`` (an ``error`` stays one: nothing was tested)."""
+    if not texts:
+        return
+    results = evaluate(parse_all(texts), run_statistics(stats, float(report.get("elapsed_s") or 0.0)),
+                       report.get("anomalies", {}), int(report.get("unsettled") or 0))
+    report["thresholds"] = [r.to_json() for r in results]
+    failed = [r for r in results if not r.passed]
+    if failed and report.get("verdict") == "pass":
+        report["verdict"] = "fail"
+    if failed:
+        report["reasons"] = [*report.get("reasons", []), f"{len(failed)} of {len(results)} thresholds"]

@@ -35,7 +35,6 @@ from .ledger import Ledger
 from .progress import LiveProgress
 from .report import model, series
 from .report.html import render
-from .report.junit import junit_xml
 from .report.summary import print_summary
 from .runner import (
     INTERRUPT_RECONCILE_S,
@@ -55,6 +54,8 @@ DEV_ADMIN = "croupier-dev-admin"
 
 
 def add_run_parser(sub: Any) -> None:
+    from loadtests.verdict import FailOnAction  # --fail-on SEVERITY|THRESHOLD, read as croupier load reads it
+
     p = sub.add_parser("run", help="play realistic, faulty provider traffic at a wallet and reconcile",
                        description="Play a scenario's players, games and faults at a wallet as signed protocol "
                                    "calls, judge every answer, settle and reconcile at the end, print the verdict.")
@@ -78,9 +79,11 @@ def add_run_parser(sub: Any) -> None:
                    "(overrides the scenario's [run] settle_timeout_s, default 60)")
     p.add_argument("--workers", type=int, default=1, help="processes to shard players across")
     p.add_argument("--concurrency", type=int, default=256, help="rounds in flight at once per process")
-    p.add_argument("--fail-on", dest="fail_on", default="contract", choices=[s.value for s in Severity],
+    p.add_argument("--fail-on", dest="fail_on", default="contract", action=FailOnAction, metavar="SEVERITY|THRESHOLD",
                    help="the least severe finding that fails the run: money, contract (default: money or "
-                        "contract findings fail) or note (any finding, choices the protocol allows included)")
+                        "contract findings fail) or note (any finding, choices the protocol allows included); "
+                        "or, as for `croupier load`, a threshold such as 'p99(bet)>250ms' or 'error_rate>0.1%%' "
+                        "(repeatable)")
     p.add_argument("--json", dest="json_path", metavar="PATH",
                    help="write the report as JSON to PATH (findings, coverage, per-second series)")
     p.add_argument("--junit", dest="junit_path", metavar="PATH", help="JUnit XML: a test case per kind of finding (notes as properties)")
@@ -262,13 +265,20 @@ def _run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
 
 
 def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, console: Console) -> int:
+    from loadtests.verdict import check_run  # --fail-on THRESHOLD: load's language (pure: no Locust, no gevent)
+
+    from .loadcmd import junit, threshold_table
+
+    check_run(report, stats, getattr(args, "thresholds", None) or [])
     if args.json_path:
         Path(args.json_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if args.junit_path:
-        Path(args.junit_path).write_bytes(junit_xml(report))
+        Path(args.junit_path).write_bytes(junit(report, suite="croupier"))
     if args.html_path:
         Path(args.html_path).write_text(render(report), encoding="utf-8")
     if not args.quiet:
+        if report.get("thresholds"):
+            Console().print(threshold_table(report["thresholds"]))  # before the summary: the verdict stays last
         print_summary(report, Console())
     if report.get("error"):
         console.print(f"[red]croupier:[/] {report['error']}")

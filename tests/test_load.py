@@ -130,6 +130,56 @@ def test_snapshots_merge_and_the_report_names_its_reasons() -> None:
     assert ET.fromstring(loadcmd.junit(built)).find(".//error") is not None
 
 
+def test_percentiles_never_exceed_the_slowest_call() -> None:
+    """Locust rounds a latency to whole ms below 100 ms: 55.855 ms is kept as 56, whose nearest-rank p99
+    would say 56.0 beside a max of 55.855 (seen in a real run); croupier clamps to the row's [min, max]."""
+    row = verdict.entry("wallet", "authenticate", 100, 0, {2: 1, 10: 90, 56: 9}, 1500.0, 55.855, 1.6)
+    lat = verdict.latency_summary(row)
+    assert lat["p99"] == lat["max"] == 55.855 and lat["p50"] == 10
+    assert verdict.row_percentile(row, 0.5) == 2.0  # above the fastest (1.6): the bucket is right there
+    low = verdict.entry("wallet", "bet", 3, 0, {0: 3}, 0.9, 0.4, 0.2)
+    assert verdict.row_percentile(low, 50) == 0.2  # never below the fastest call either
+    measured = verdict.evaluate([verdict.parse("p99(authenticate)>55.9ms")], {"entries": [row]}, {})
+    assert measured[0].passed and measured[0].measured == 55.855
+
+
+def test_provisioning_is_counted_apart_and_merged_exactly() -> None:
+    from loadtests import provisioning
+
+    a, b = provisioning.Provisioning(), provisioning.Provisioning()
+    for ms in (2.0, 3.0, 700.0):
+        a.fire(request_type="admin", name="create player", response_time=ms, response_length=0, exception=None,
+               context={})
+    b.fire(request_type="admin", name="token", response_time=4.0, exception=RuntimeError("401"))
+    got = provisioning.summary(provisioning.merge([a.to_json(), None, b.to_json()]))
+    assert got["calls"] == 4 and got["failures"] == 1 and got["time_s"] == pytest.approx(0.709)
+    assert got["by_name"]["create player"]["count"] == 3 and got["by_name"]["token"]["failures"] == 1
+    assert got["latency_ms"]["p99"] == got["latency_ms"]["max"] == 700.0
+    line = loadcmd.describe_provisioning(got)
+    assert "4 calls, 1 failed (3 create player, 1 token)" in line and "0.709 s" in line
+    assert loadcmd.describe_provisioning({}) == ""
+
+
+def test_an_interrupted_load_run_says_so_in_its_junit() -> None:
+    merged = report.merge_snapshots([{"node": "local", "players": 2, "calls": {"bet": 4}, "results": {"bet:ok": 4}}])
+    built = report.build(_stats(), merged, [], scenario="s", target="t", seed=1, run_id="r", workers=0,
+                         topology="wallet")
+    stop = loadcmd.Interrupt(signal="SIGINT", at=12.5, count=2, hurried_at=13.0)
+    built["left_in_doubt"] = 3
+    built["settlement_skipped"] = True  # what the Locust processes report when a second signal cut it short
+    built["interrupted"] = loadcmd.interrupted(built, stop, started=10.0)
+    assert built["interrupted"]["signal"] == "SIGINT" and built["interrupted"]["after_s"] == 2.5
+    assert not built["interrupted"]["settled"] and built["interrupted"]["unsettled"] == 3
+    assert "second interrupt" in built["interrupted"]["note"] and "3 calls left in doubt" in built["interrupted"]["note"]
+    xml = ET.fromstring(loadcmd.junit(built))
+    cases = [c for c in xml.iter("testcase") if c.get("name") == "run completed"]
+    assert len(cases) == 1 and cases[0].find("error") is not None
+    assert any(p.get("name") == "interrupted" for p in xml.iter("property"))
+    for suite in xml.iter("testsuite"):  # the headers count what is there
+        assert int(suite.get("tests", "0")) == len(suite.findall("testcase"))
+        assert int(suite.get("errors", "0")) == sum(1 for c in suite.findall("testcase") if c.find("error") is not None)
+
+
 def test_durations_in_locust_syntax() -> None:
     assert [loadcmd.seconds(t) for t in ("90", "90s", "5m", "1h30m", "2m30s")] == [90, 90, 300, 5400, 150]
     for bad in ("", "soon", "0s", "5x"):
@@ -195,6 +245,26 @@ def test_a_short_headless_run_has_rows_per_operation_and_no_anomaly(wallet: Wall
     assert not list(junit.iter("failure")) and len(list(junit.iter("testcase"))) == len(failing_kinds) + 1 + 1
     assert {r["rule"]: r for r in rep["coverage"]}["operations-effect"]["result"] == "pass"
     assert "verdict: PASS" in proc.stdout
+    # The real target, not a placeholder, in Locust's report (and so its web UI, which shows the same host).
+    html = (tmp_path / "report" / "locust.html").read_text(encoding="utf-8")
+    assert f"{wallet.base}/wallet" in html and "croupier.invalid" not in html
+    # Provisioning is not the protocol: no admin row, and the Aggregated row is the protocol calls alone.
+    assert not [k for k in rows if k[0] == "admin" or k[1] in ("create player", "token", "player")]
+    protocol = sum(int(r["Request Count"]) for k, r in rows.items() if k[0] == "wallet")
+    assert int(rows[("", "Aggregated")]["Request Count"]) == protocol == sum(rep["calls"].values())
+    prov = rep["provisioning"]
+    assert prov["by_name"]["create player"]["count"] == prov["by_name"]["token"]["count"] == rep["players"]
+    assert prov["calls"] == 2 * rep["players"] and prov["failures"] == 0 and prov["time_s"] > 0
+    assert f"provisioning (admin API, kept out of the protocol statistics): {prov['calls']} calls" in proc.stdout
+    # No percentile above the slowest call it summarises.
+    for op, lat in [*rep["latency_ms"].items(), ("provisioning", prov["latency_ms"])]:
+        assert lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], (op, lat)
+    for row in rep["locust"]["rows"]:
+        assert row["p50"] <= row["p99"] <= round(row["max_ms"], 3), row
+    # Live progress in a pipe: a plain line every few seconds (here 8 s: at least two), no bar.
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("croupier load") and " calls " in ln]
+    assert len(lines) >= 2 and all("users" in ln and "findings" in ln for ln in lines), proc.stderr
+    assert "\r" not in proc.stderr
 
 
 @pytest.mark.slow
@@ -253,6 +323,11 @@ def test_a_wallet_that_double_applies_replays_fails_the_run(tmp_path: Path) -> N
     assert any(f["kind"] == "double_apply" and f["evidence"] for f in rep["findings"])
     rows = _rows(tmp_path)
     assert int(rows[("ANOMALY", "double_apply")]["Failure Count"]) == rep["anomalies"]["double_apply"]
+    # A finding is not a request: the Aggregated row counts the protocol's calls (and their failures) only.
+    wallet_rows = [r for k, r in rows.items() if k[0] == "wallet"]
+    aggregated = rows[("", "Aggregated")]
+    assert int(aggregated["Request Count"]) == sum(int(r["Request Count"]) for r in wallet_rows)
+    assert int(aggregated["Failure Count"]) == sum(int(r["Failure Count"]) for r in wallet_rows) > 0
     failed = {c.get("name") for c in ET.parse(tmp_path / "junit.xml").iter("testcase") if c.find("failure") is not None}
     assert "double_apply" in failed
     assert "verdict: FAIL" in proc.stdout
@@ -267,3 +342,54 @@ def test_a_threshold_that_cannot_be_met_fails_the_run_and_is_named(wallet: Walle
     by = {r["threshold"]: r for r in rep["thresholds"]}
     assert not by["rps<1000000"]["passed"] and by["p99(bet)>10s"]["passed"]
     assert "rps<1000000" in proc.stdout and "FAIL" in proc.stdout
+
+
+# -- croupier run --fail-on: the same language --------------------------------------------------
+def test_run_statistics_read_as_the_run_summary_does() -> None:
+    from simulator.stats import RunStats
+
+    stats = RunStats()
+    for ms in (0.8, 1.1, 1.3, 2.0, 55.855):
+        stats.record("bet", "ok", ms, 0)
+    stats.record("bet", "unknown", 3000.0, 1)
+    stats.record("win", "INSUFFICIENT_FUNDS", 1.0, 1)
+    rows = {r["name"]: r for r in verdict.run_statistics(stats, 2.0)["entries"]}
+    assert rows["bet"]["requests"] == 6 and rows["bet"]["failures"] == 1 and rows["win"]["failures"] == 0
+    summary = stats.latency["bet"].summary()
+    for pct in (50, 95, 99):
+        assert verdict.row_percentile(rows["bet"], pct) == summary[f"p{pct}"], pct
+    got = {r.threshold.text: r for r in verdict.evaluate(verdict.parse_all(
+        ["error_rate(bet)>10%", "max(bet)>2s", "rps<3", "anomalies>0"]), verdict.run_statistics(stats, 2.0), {})}
+    assert got["error_rate(bet)>10%"].measured == pytest.approx(1 / 6) and not got["error_rate(bet)>10%"].passed
+    assert not got["max(bet)>2s"].passed and got["rps<3"].measured == 3.5 and got["anomalies>0"].passed
+
+
+def test_run_fail_on_takes_a_severity_or_thresholds_as_load_does() -> None:
+    p = argparse.ArgumentParser(exit_on_error=False)
+    p.add_argument("--fail-on", dest="fail_on", default="contract", action=verdict.FailOnAction)
+    args = p.parse_args(["--fail-on", "p99(bet)>250ms", "--fail-on", "note", "--fail-on", "error_rate>0.1%"])
+    assert args.fail_on == "note" and args.thresholds == ["p99(bet)>250ms", "error_rate>0.1%"]
+    assert p.parse_args([]).fail_on == "contract" and not getattr(p.parse_args([]), "thresholds", None)
+    for bad in (["--fail-on", "p99(bet)>>1"], ["--fail-on", "money", "--fail-on", "note"]):
+        with pytest.raises(SystemExit) as exc:
+            p.parse_args(bad)
+        assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_croupier_run_fails_on_a_threshold(wallet: WalletProcess, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "run", "smoke", "--wallet", f"{wallet.base}/wallet", "--secret", SECRET,
+         "--admin-token", ADMIN_TOKEN, "--duration", "1", "--fail-on", "p99(bet)>0.001ms", "--fail-on", "rps<1",
+         "--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "junit.xml")],
+        check=False, cwd=tmp_path, env=env, text=True, capture_output=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rep = orjson.loads((tmp_path / "run.json").read_bytes())
+    by = {r["threshold"]: r for r in rep["thresholds"]}
+    assert not by["p99(bet)>0.001ms"]["passed"] and by["rps<1"]["passed"] and not any(rep["anomalies"].values())
+    assert by["p99(bet)>0.001ms"]["measured"] == rep["latency_ms"]["bet"]["p99"]  # the summary's own figure
+    assert rep["verdict"] == "fail" and rep["reasons"] == ["1 of 2 thresholds"]
+    failed = {c.get("name") for c in ET.parse(tmp_path / "junit.xml").iter("testcase") if c.find("failure") is not None}
+    assert failed == {"p99(bet)>0.001ms"}
+    assert proc.stdout.strip().splitlines()[-1].startswith("FAIL")  # the verdict is still the last line
