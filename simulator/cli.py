@@ -307,9 +307,9 @@ def preflight(args: argparse.Namespace) -> str | None:
     return None
 
 
-INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect")
-"""Commands whose SIGTERM is a Ctrl-C until they handle it themselves (run, check and demo do, and keep
-their work); the servers and ``load`` keep their own SIGTERM handling."""
+INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect", "load")
+"""Commands whose SIGTERM is a Ctrl-C until they handle it themselves (run, check, demo and load do, and
+keep their work; load saves and restores the handler it finds); the servers keep their own SIGTERM handling."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
