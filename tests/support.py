@@ -12,12 +12,13 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
+import psutil
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -216,3 +217,57 @@ def write_test_accounts(base: str, path: Path, accounts: list[tuple[str, str, in
     rows = asyncio.run(provision())
     path.write_text("player_id,token,currency\n" + "".join(f"{p},{t},{c}\n" for p, t, c in rows))
     return rows
+
+
+def chromium_or_skip() -> str:
+    """Debian's chromium for the browser tests (``CROUPIER_CHROMIUM`` to name another), or skip the test
+    with the reason: without a browser or Playwright they cannot run (``.ci/run`` installs chromium)."""
+    import importlib.util
+    import shutil
+
+    found = next((c for c in (os.environ.get("CROUPIER_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"))
+                  if c and os.access(c, os.X_OK)), None)
+    if found is None:
+        import pytest
+
+        pytest.skip("no chromium browser installed (Debian: apt-get install chromium; .ci/run does it)")
+    if importlib.util.find_spec("playwright") is None:
+        import pytest
+
+        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+    return found
+
+
+def until(what: str, ready: Callable[[], bool], proc: subprocess.Popen[Any] | None = None,
+          timeout: float = 40.0) -> None:
+    """Wait for a condition a test can observe (calls at the wallet, a progress line) rather than a fixed
+    sleep; fails at once, saying so, if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            assert proc.poll() is None, f"the command exited ({proc.returncode}) before {what}"
+        if ready():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def child_processes(pid: int, recursive: bool = False) -> list[psutil.Process]:
+    """A command's child processes (its workers, Locust's master and workers), to check none outlives it."""
+    try:
+        found: list[psutil.Process] = psutil.Process(pid).children(recursive=recursive)
+    except psutil.NoSuchProcess:
+        return []
+    return found
+
+
+def still_running(procs: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of ``procs`` still running (a zombie waiting for its parent's wait() has ended)."""
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return out

@@ -18,16 +18,15 @@ import sys
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, child_processes, free_port, still_running, until
 
 STOP_WITHIN_S = 15.0
 """How long a command may take to exit after the (first) signal: its wind-down is bounded at 9 s."""
-START_WITHIN_S = 30.0
 """How long a command may take to send its first bets (imports, provisioning; the machine is shared)."""
 
 
@@ -45,16 +44,6 @@ def bets(base: str) -> int:
     req = urllib.request.Request(f"{base}/admin/reports/ggr", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         return sum(int(line.get("bets") or 0) for line in json.load(resp)["lines"])
-
-
-def until(what: str, ready: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float = START_WITHIN_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"the command exited ({proc.returncode}) before {what}"
-        if ready():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no {what} within {timeout} s")
 
 
 class Command:
@@ -188,44 +177,22 @@ def test_run_interrupted_as_it_starts(wallet: str, tmp_path: Path) -> None:
     assert_summary(cmd.stdout_lines())
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (Linux /proc; no psutil)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
 def test_run_workers_sigterm_to_the_parent_alone(wallet: str, tmp_path: Path) -> None:
     before = bets(wallet)
     cmd = Command(tmp_path, *run_argv(wallet, "--workers", "2"))
     try:
-        until("bets at the wallet", lambda: bets(wallet) > before + 100 and len(children(cmd.proc.pid)) == 2,
+        until("bets at the wallet", lambda: bets(wallet) > before + 100 and len(child_processes(cmd.proc.pid)) == 2,
               cmd.proc)
-        workers = children(cmd.proc.pid)
+        workers = child_processes(cmd.proc.pid)
         code = cmd.wait(cmd.signal(signal.SIGTERM))  # the parent alone: not its process group
     finally:
         cmd.kill()
     assert_clean(cmd, code)
     deadline = time.monotonic() + 2
-    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+    while still_running(workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [w for w in workers if alive(w)], "a worker outlived the command"
+    assert not still_running(workers), "a worker outlived the command"
     mark = assert_reports(tmp_path, "SIGTERM")
     assert "passed on to 2 workers" in str(mark["note"])
     report = json.loads((tmp_path / "r.json").read_text())
@@ -239,19 +206,19 @@ def test_run_workers_stop_when_the_parent_is_killed(wallet: str, tmp_path: Path)
     before = bets(wallet)
     cmd = Command(tmp_path, *run_argv(wallet, "--workers", "2"))
     try:
-        until("bets at the wallet", lambda: bets(wallet) > before + 100 and len(children(cmd.proc.pid)) == 2,
+        until("bets at the wallet", lambda: bets(wallet) > before + 100 and len(child_processes(cmd.proc.pid)) == 2,
               cmd.proc)
-        workers = children(cmd.proc.pid)
+        workers = child_processes(cmd.proc.pid)
         cmd.signal(signal.SIGKILL)
         cmd.proc.wait(5)
         deadline = time.monotonic() + STOP_WITHIN_S
-        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        while still_running(workers) and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         cmd.kill()
-    left = [w for w in workers if alive(w)]
+    left = still_running(workers)
     for w in left:  # not to leave them to the next test
-        os.kill(w, signal.SIGKILL)
+        w.kill()
     assert not left, f"workers {left} played on after their parent was killed"
     assert "Traceback" not in cmd.text()
 

@@ -19,13 +19,12 @@ import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import psutil
 import pytest
 
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, child_processes, free_port, still_running, until
 
 pytestmark = pytest.mark.slow
 
@@ -45,14 +44,7 @@ def _start(cwd: Path, wallet: WalletProcess, *extra: str) -> subprocess.Popen[st
 
 
 def _locust_children(proc: subprocess.Popen[str]) -> list[psutil.Process]:
-    return [p for p in psutil.Process(proc.pid).children(recursive=True) if "locust" in " ".join(p.cmdline())]
-
-
-def _until(what: str, check: Any, timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    return [p for p in child_processes(proc.pid, recursive=True) if "locust" in " ".join(p.cmdline())]
 
 
 def _playing(cwd: Path, calls: int = 200) -> bool:
@@ -61,10 +53,6 @@ def _playing(cwd: Path, calls: int = 200) -> bool:
         return int(orjson.loads((cwd / "report" / ".croupier-progress.json").read_bytes())["calls"]) >= calls
     except (OSError, ValueError, KeyError):
         return False
-
-
-def _gone(children: list[psutil.Process]) -> list[psutil.Process]:
-    return [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
 def _port_open(port: int) -> bool:
@@ -85,12 +73,12 @@ def test_sigterm_to_load_web_with_a_worker_leaves_no_process_and_no_open_port(
     port = free_port()
     proc = _start(tmp_path, wallet, "smoke", "--users", "2", "--web", "--web-port", str(port), "--workers", "1")
     try:
-        _until("the web UI", lambda: _port_open(port) or proc.poll() is not None)
+        until("the web UI", lambda: _port_open(port) or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
             page = resp.read().decode()
         assert f"{wallet.base}/wallet" in page and "croupier.invalid" not in page  # the real host in the UI
-        _until("the worker", lambda: len(_locust_children(proc)) == 2)
+        until("the worker", lambda: len(_locust_children(proc)) == 2)
         children = _locust_children(proc)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -99,7 +87,7 @@ def test_sigterm_to_load_web_with_a_worker_leaves_no_process_and_no_open_port(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
-    _until("the Locust processes to end", lambda: not _gone(children), timeout=5)
+    until("the Locust processes to end", lambda: not still_running(children), timeout=5)
     assert not _port_open(port)
     _clean(out, err)
     rep = orjson.loads((tmp_path / "report" / "summary.json").read_bytes())
@@ -113,7 +101,7 @@ def test_sigint_mid_run_settles_writes_every_report_marked_interrupted_and_exits
     proc = _start(tmp_path, wallet, "chaos", "--users", "4", "--run-time", "60s", "--workers", "1",
                   "--json", str(tmp_path / "run.json"), "--junit", str(tmp_path / "junit.xml"))
     try:
-        _until("calls", lambda: _playing(tmp_path) or proc.poll() is not None)
+        until("calls", lambda: _playing(tmp_path) or proc.poll() is not None)
         children = _locust_children(proc)
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -124,7 +112,7 @@ def test_sigint_mid_run_settles_writes_every_report_marked_interrupted_and_exits
             proc.communicate()
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
     assert time.monotonic() - started < 30  # stopped, not played to the end of its 60 s
-    _until("the Locust processes to end", lambda: not _gone(children), timeout=5)
+    until("the Locust processes to end", lambda: not still_running(children), timeout=5)
     _clean(out, err)
     rep = orjson.loads((tmp_path / "report" / "summary.json").read_bytes())
     stop = rep["interrupted"]
@@ -146,7 +134,7 @@ def test_a_second_signal_skips_the_settlement_and_says_what_was_left(wallet: Wal
     proc = _start(tmp_path, wallet, "chaos", "--users", "6", "--run-time", "60s", "--workers", "1",
                   "--junit", str(tmp_path / "junit.xml"))
     try:
-        _until("calls", lambda: _playing(tmp_path) or proc.poll() is not None)
+        until("calls", lambda: _playing(tmp_path) or proc.poll() is not None)
         children = _locust_children(proc)
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGTERM)
@@ -156,7 +144,7 @@ def test_a_second_signal_skips_the_settlement_and_says_what_was_left(wallet: Wal
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, out[-2000:] + err[-2000:]
-    _until("the Locust processes to end", lambda: not _gone(children), timeout=5)
+    until("the Locust processes to end", lambda: not still_running(children), timeout=5)
     _clean(out, err)
     rep = orjson.loads((tmp_path / "report" / "summary.json").read_bytes())
     stop = rep["interrupted"]
@@ -173,17 +161,17 @@ def test_locust_does_not_outlive_a_killed_croupier_load(wallet: WalletProcess, t
     proc = _start(tmp_path, wallet, "smoke", "--users", "2", "--run-time", "60s", "--workers", "1")
     children: list[psutil.Process] = []
     try:
-        _until("calls", lambda: _playing(tmp_path, 50) or proc.poll() is not None)
+        until("calls", lambda: _playing(tmp_path, 50) or proc.poll() is not None)
         children = _locust_children(proc)
         assert len(children) == 2
         proc.kill()
         proc.communicate(timeout=10)
-        _until("the orphaned Locust processes to end", lambda: not _gone(children), timeout=30)
+        until("the orphaned Locust processes to end", lambda: not still_running(children), timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-        for child in _gone(children):  # never leave a test's processes behind, even when it fails
+        for child in still_running(children):  # never leave a test's processes behind, even when it fails
             child.kill()
     assert (tmp_path / "report" / "summary.json").is_file()
 
@@ -193,12 +181,12 @@ def test_ctrl_c_after_the_web_uis_test_ended_is_the_sessions_normal_end(wallet: 
     proc = _start(tmp_path, wallet, "smoke", "--users", "2", "--web", "--web-port", str(port))
     ui = f"http://127.0.0.1:{port}"
     try:
-        _until("the web UI", lambda: _port_open(port) or proc.poll() is not None)
+        until("the web UI", lambda: _port_open(port) or proc.poll() is not None)
         form = f"user_count=2&spawn_rate=2&host={wallet.base}/wallet".encode()
         urllib.request.urlopen(urllib.request.Request(f"{ui}/swarm", data=form), timeout=5).close()
-        _until("calls", lambda: _playing(tmp_path, 100))
+        until("calls", lambda: _playing(tmp_path, 100))
         urllib.request.urlopen(urllib.request.Request(f"{ui}/stop", method="POST"), timeout=30).close()
-        _until("the test to stop", lambda: orjson.loads((tmp_path / "report" / ".croupier-progress.json")
+        until("the test to stop", lambda: orjson.loads((tmp_path / "report" / ".croupier-progress.json")
                                                        .read_bytes())["state"] == "stopped")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)

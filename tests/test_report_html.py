@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from simulator.report.html import render
 from simulator.report.junit import junit_xml
 from simulator.runner import result_json
 from tests.planted_wallets import make_planted_app
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, chromium_or_skip
 from tests.test_load import _croupier as load_cli
 from tests.test_run_verdicts import _late, _run_at
 from tests.test_runner import croupier, secrets_args
@@ -169,22 +168,10 @@ def test_an_interrupted_run_has_a_banner_and_a_page_is_small() -> None:
 
 
 # -- in a browser ------------------------------------------------------------------------------------------
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("CROUPIER_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 async def _open(path: Path) -> dict[str, Any]:
     """Open the page offline and read what a reader sees: every chart's text, the console, the requests."""
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no chromium browser installed (Debian: apt-get install chromium; .ci/run does it)")
-    try:
-        from playwright.async_api import Route, async_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+    chromium = chromium_or_skip()
+    from playwright.async_api import Route, async_playwright
     errors: list[str] = []
     outside: list[str] = []
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -39,6 +38,7 @@ from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
 from simulator.wallet.service import make_app as make_wallet
 from simulator.wallet.sqlite import SQLiteStore
+from tests.support import chromium_or_skip
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -520,21 +520,9 @@ def test_command_starts_and_stops_cleanly_on_sigterm() -> None:
 
 
 # -- in a browser ----------------------------------------------------------------------------------
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("CROUPIER_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 async def test_browser_lobby_slot_win_and_duplicate(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no chromium browser installed (Debian: apt-get install chromium; .ci/run does it)")
-    try:
-        from playwright.async_api import async_playwright, expect
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+    chromium = chromium_or_skip()
+    from playwright.async_api import async_playwright, expect
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, headless=True,
@@ -600,13 +588,8 @@ async def test_browser_lobby_slot_win_and_duplicate(sandbox: RunningSandbox, htt
 
 async def test_browser_roulette_refusal_and_crash(sandbox: RunningSandbox, http: aiohttp.ClientSession) -> None:
     """The other pages: a refused bet shown as a game shows it, a roulette spin, a crash round."""
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no chromium browser installed (Debian: apt-get install chromium; .ci/run does it)")
-    try:
-        from playwright.async_api import async_playwright, expect
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+    chromium = chromium_or_skip()
+    from playwright.async_api import async_playwright, expect
     await call(http, "POST", f"{sandbox.lobby_url}/api/players",
                {"player_id": "browser-2", "currency": "EUR", "balance": "0.15"})
 
@@ -698,13 +681,8 @@ async def test_browser_draws_a_free_spin_round(sandbox: RunningSandbox, http: ai
     from simulator.provider.state import RoundRecord
     from simulator.sandbox.play import round_view
 
-    chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no chromium browser installed (Debian: apt-get install chromium; .ci/run does it)")
-    try:
-        from playwright.async_api import Route, async_playwright, expect
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install -e '.[test]')")
+    chromium = chromium_or_skip()
+    from playwright.async_api import Route, async_playwright, expect
     rng = random.Random(11)
     result = next(r for r in (CROUPIER_STARS.play(rng, 100) for _ in range(20_000)) if r.detail["free_spins"])
     game = lobby.resolve("croupier-stars")
