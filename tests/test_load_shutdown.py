@@ -47,6 +47,18 @@ def _locust_children(proc: subprocess.Popen[str]) -> list[psutil.Process]:
     return [p for p in child_processes(proc.pid, recursive=True) if "locust" in " ".join(p.cmdline())]
 
 
+def _signal(proc: subprocess.Popen[str], *signals: signal.Signals, timeout: float = 60) -> tuple[str, str]:
+    """Send ``signals`` in a row and collect the output; a command that does not end in time is killed
+    (the test then fails on its exit code, not by hanging)."""
+    try:
+        for sig in signals:
+            proc.send_signal(sig)
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
 def _playing(cwd: Path, calls: int = 200) -> bool:
     """The run is under way: the master's progress file counts protocol calls."""
     try:
@@ -80,8 +92,7 @@ def test_sigterm_to_load_web_with_a_worker_leaves_no_process_and_no_open_port(
         assert f"{wallet.base}/wallet" in page and "croupier.invalid" not in page  # the real host in the UI
         until("the worker", lambda: len(_locust_children(proc)) == 2)
         children = _locust_children(proc)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        out, err = _signal(proc, signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -104,8 +115,7 @@ def test_sigint_mid_run_settles_writes_every_report_marked_interrupted_and_exits
         until("calls", lambda: _playing(tmp_path) or proc.poll() is not None)
         children = _locust_children(proc)
         started = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=90)
+        out, err = _signal(proc, signal.SIGINT, timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -136,9 +146,7 @@ def test_a_second_signal_skips_the_settlement_and_says_what_was_left(wallet: Wal
     try:
         until("calls", lambda: _playing(tmp_path) or proc.poll() is not None)
         children = _locust_children(proc)
-        proc.send_signal(signal.SIGINT)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        out, err = _signal(proc, signal.SIGINT, signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -188,8 +196,7 @@ def test_ctrl_c_after_the_web_uis_test_ended_is_the_sessions_normal_end(wallet: 
         urllib.request.urlopen(urllib.request.Request(f"{ui}/stop", method="POST"), timeout=30).close()
         until("the test to stop", lambda: orjson.loads((tmp_path / "report" / ".croupier-progress.json")
                                                        .read_bytes())["state"] == "stopped")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        out, err = _signal(proc, signal.SIGINT)
     finally:
         if proc.poll() is None:
             proc.kill()
