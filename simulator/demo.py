@@ -48,7 +48,8 @@ async def _demo(db: Path, name: str, duration: float, seed: int, console: Consol
     await site.start()
     port = runner.addresses[0][1]
     base = f"http://127.0.0.1:{port}"
-    console.print(f"reference wallet on {base}/wallet (SQLite {db}); playing [bold]{name}[/] for {duration:g} s")
+    console.print(f"reference wallet on {base}/wallet (SQLite {db}); playing [bold]{name}[/] for {duration:g} s",
+                  soft_wrap=True)
     scenario = dataclasses.replace(scenarios.load(name), duration_s=duration)
     options = RunOptions(scenario, f"{base}/wallet", secret, admin_url=base, admin_token=admin_token, seed=seed,
                          run_id=secrets.token_hex(3))
@@ -66,7 +67,8 @@ async def _demo(db: Path, name: str, duration: float, seed: int, console: Consol
                 async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=GGR_READ_S)) as session:
                     ggr = (await AdminClient(base, admin_token, session).ggr())["lines"]
             except (aiohttp.ClientError, TimeoutError) as exc:
-                console.print(f"[yellow]croupier:[/] the wallet's GGR report could not be read: {exc!r}")
+                console.print(f"[yellow]croupier:[/] the wallet's GGR report could not be read: {type(exc).__name__}: {exc}",
+                                  soft_wrap=True)
     finally:
         await runner.cleanup()  # the wallet stops cleanly, interrupted or not
     return result_json(result), ggr, result.stats
@@ -84,21 +86,20 @@ def run_demo(db: str | None = None, scenario: str = "chaos", duration: float = 2
 def _finish(report: dict[str, object], ggr: list[dict[str, object]], console: Console,
             json_path: str | None, junit_path: str | None, html_path: str | None) -> int:
     interrupted = bool(report.get("interrupted"))
-    if ggr and interrupted:  # the summary's last line says INTERRUPTED: nothing after it
-        console.print(ggr_table(ggr, "the wallet's own GGR report, all games"))
-    print_summary(report, console)
-    if ggr and not interrupted:
-        console.print(ggr_table(ggr, "the wallet's own GGR report, all games"))
     if json_path:
         Path(json_path).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     if junit_path:
         Path(junit_path).write_bytes(junit_xml(report))
     if html_path:
         Path(html_path).write_text(render({**report, "ggr": ggr}), encoding="utf-8")
+    if not interrupted:
+        console.print("Next: `croupier wallet serve` for a sandbox wallet, `croupier run SCENARIO --wallet URL` "
+                      "against yours, `croupier scenarios` for the list.", soft_wrap=True)
+    if ggr:
+        console.print(ggr_table(ggr, "the wallet's own GGR report, all games"))
+    print_summary(report, console)  # last: its final line is the verdict, what `| tail -1` and CI show
     if interrupted:
         return EXIT_INTERRUPTED
-    console.print("Next: `croupier wallet serve` for a sandbox wallet, `croupier run SCENARIO --wallet URL` "
-                  "against yours, `croupier scenarios` for the list.")
     if report["verdict"] == "error":
         return 2  # nothing could be tested: the same code as `croupier run`
     return 1 if report["verdict"] != "pass" or report["unsettled"] else 0

@@ -262,6 +262,9 @@ def test_demo_writes_the_same_report_with_the_wallets_ggr(tmp_path: Path) -> Non
     report = orjson.loads((tmp_path / "d.json").read_bytes())
     assert series.valid(report["series"]) and series.totals(report["series"], "calls")["bet"] == report["calls"]["bet"]
     assert "GGR (the wallet's own report)" in page and ">EUR<" in page and 'id="chart-faults"' in page
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1].startswith("PASS") and "GGR" not in lines[-1]  # the verdict is the last line, after the GGR
+    assert any(ln.startswith("reference wallet on http") and ln.endswith("playing chaos for 2 s") for ln in lines)
 
 
 async def test_an_hour_long_run_stays_small_and_draws(tmp_path: Path) -> None:
