@@ -54,7 +54,7 @@ from .findings import Severity
 from .progress import LiveProgress
 from .report import model
 from .report.html import render
-from .report.junit import junit_xml, recount
+from .report.junit import junit_xml, thresholds_suite, to_bytes
 from .report.summary import print_summary
 from .scenario import ScenarioError
 
@@ -571,16 +571,7 @@ def junit(report: dict[str, Any], suite: str = "croupier.load") -> bytes:
     """croupier's JUnit (one case per anomaly kind, provisioning, settlement) plus, when the report has
     thresholds (a load test always; ``croupier run`` when given), a suite with one case per threshold."""
     root = ET.fromstring(junit_xml(report, suite=suite))
-    if "thresholds" not in report:
-        return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
-    results = report["thresholds"]
-    ts = ET.SubElement(root, "testsuite", name=f"{suite}.{report.get('scenario', 'run')}.thresholds",
-                       tests=str(len(results)), failures=str(sum(1 for r in results if not r["passed"])),
-                       errors="0", time=str(report.get("elapsed_s", 0)))
-    for r in results:
-        case = ET.SubElement(ts, "testcase", classname=f"{suite}.thresholds", name=r["threshold"])
-        if not r["passed"]:
-            ET.SubElement(case, "failure", type="threshold", message=r["message"])
-    recount(root)  # <testsuites> totals include the thresholds' suite
-    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
+    if "thresholds" in report:
+        thresholds_suite(root, suite, report)
+    return to_bytes(root)
 

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,3 +272,24 @@ def still_running(procs: list[psutil.Process]) -> list[psutil.Process]:
         except psutil.NoSuchProcess:
             continue
     return out
+
+
+def valid_junit(xml: bytes) -> ET.Element:
+    """The document, after checking it against the JUnit schema (tests/data/junit.xsd) and every header
+    count (``tests``, ``failures``, ``errors``, ``skipped``) against the cases below it."""
+    import pytest
+
+    xmlschema = pytest.importorskip("xmlschema", reason="pip install -e '.[test]' (xmlschema)")
+    xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit.xsd")).validate(xml.decode("utf-8"))
+    root = ET.fromstring(xml)
+    total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for ts in root.iter("testsuite"):
+        cases = ts.findall("testcase")
+        counted = {"tests": len(cases), "failures": sum(c.find("failure") is not None for c in cases),
+                   "errors": sum(c.find("error") is not None for c in cases),
+                   "skipped": sum(c.find("skipped") is not None for c in cases)}
+        assert {k: int(ts.get(k, -1)) for k in counted} == counted, ts.get("name")
+        for k, n in counted.items():
+            total[k] += n
+    assert {k: int(root.get(k, -1)) for k in total} == total
+    return root

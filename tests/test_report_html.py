@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,11 @@ from simulator.report.html import render
 from simulator.report.junit import junit_xml
 from simulator.runner import result_json
 from tests.planted_wallets import make_planted_app
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, chromium_or_skip
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, chromium_or_skip, valid_junit
 from tests.test_load import _croupier as load_cli
 from tests.test_run_verdicts import _late, _run_at
 from tests.test_runner import croupier, secrets_args
 
-XSD = ROOT / "tests" / "data" / "junit.xsd"
 MAX_PAGE_BYTES = 1_500_000
 
 
@@ -88,27 +86,13 @@ def test_the_json_carries_a_series_that_adds_up_to_the_report(which: str, reques
 
 
 # -- JUnit ---------------------------------------------------------------------------------------------
-def _validate(xml: bytes) -> ET.Element:
-    xmlschema = pytest.importorskip("xmlschema", reason="pip install -e '.[test]' (xmlschema)")
-    xmlschema.XMLSchema(str(XSD)).validate(xml.decode("utf-8"))
-    root = ET.fromstring(xml)
-    total = {"tests": 0, "failures": 0, "errors": 0}
-    for ts in root.iter("testsuite"):
-        cases = ts.findall("testcase")
-        counted = {"tests": len(cases), "failures": sum(c.find("failure") is not None for c in cases),
-                   "errors": sum(c.find("error") is not None for c in cases)}
-        assert {k: int(ts.get(k, -1)) for k in counted} == counted, ts.get("name")
-        for k, n in counted.items():
-            total[k] += n
-    assert {k: int(root.get(k, -1)) for k in total} == total
-    return root
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["run", "load"])
 def test_junit_files_are_valid_and_their_counts_are_their_cases(which: str, request: pytest.FixtureRequest) -> None:
     paths = request.getfixturevalue(f"{which}_reports")
-    root = _validate(paths["xml"].read_bytes())
+    root = valid_junit(paths["xml"].read_bytes())
     assert int(root.get("tests", 0)) > 10 and root.get("failures") == "0"
 
 
@@ -117,7 +101,7 @@ def test_junit_with_failures_an_error_and_an_interruption_is_valid_and_counted()
     report.update(anomalies={"double_apply": 3, "wallet_choice": 2}, verdict="fail", error="nobody seated",
                   interrupted={"signal": "SIGINT", "after_s": 2.5, "settled": False, "unsettled": 4,
                                "note": "stopped after 2.5 s; 4 calls left unsettled"})
-    root = _validate(junit_xml(report))
+    root = valid_junit(junit_xml(report))
     suite = root.find("testsuite")
     assert suite is not None and suite.get("failures") == "1" and suite.get("errors") == "2"
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}

@@ -60,14 +60,7 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
                       value=f"calls={row['calls']} result={model.describe_result(row)}")
     for line in report.get("skipped", []):
         ET.SubElement(props, "property", name="skipped", value=line)
-    stop = report.get("interrupted")
-    if isinstance(stop, dict):
-        ET.SubElement(props, "property", name="interrupted", value=str(stop.get("signal", "yes")))
-        case = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="run completed")
-        ET.SubElement(case, "error", type="interrupted",
-                      message=str(stop.get("note") or "the run was interrupted")).text = (
-            f"{stop.get('signal', 'a signal')} after {stop.get('after_s', '?')} s; "
-            f"settled: {stop.get('settled')}; left unsettled: {stop.get('unsettled', 0)}")
+    interrupted_case(ts, suite, report.get("interrupted"))
     run = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="the run tested the wallet")
     if report.get("verdict") == "error" or report.get("error"):
         err = ET.SubElement(run, "error", type="run", message=str(report.get("error") or "the run tested nothing"))
@@ -75,20 +68,54 @@ def junit_xml(report: dict[str, Any], suite: str = "croupier") -> bytes:
     elif report.get("errors"):
         ET.SubElement(run, "system-out").text = "\n".join(report["errors"][:20])
     ts.set("time", str(report.get("elapsed_s", 0)))
+    return to_bytes(root)
+
+
+def interrupted_case(ts: ET.Element, suite: str, stop: object) -> None:
+    """The shared mark of an interrupted run, check or load: the property ``interrupted`` (the signal) and
+    one ``run completed`` case with an ``<error>`` saying what was stopped and what was left unsettled."""
+    if not isinstance(stop, dict):
+        return
+    props = ts.find("properties")
+    if props is None:
+        props = ET.Element("properties")
+        ts.insert(0, props)
+    ET.SubElement(props, "property", name="interrupted", value=str(stop.get("signal", "yes")))
+    case = ET.SubElement(ts, "testcase", classname=f"{suite}.run", name="run completed")
+    detail = f"{stop.get('signal', 'a signal')} after {stop.get('after_s', '?')} s"
+    if "settled" in stop:
+        detail += f"; settled: {stop.get('settled')}; left unsettled: {stop.get('unsettled', 0)}"
+    ET.SubElement(case, "error", type="interrupted",
+                  message=str(stop.get("note") or "the run was interrupted")).text = detail
+
+
+def thresholds_suite(root: ET.Element, suite: str, report: dict[str, Any]) -> None:
+    """A suite with one case per threshold (``croupier load``'s, and ``croupier run --fail-on THRESHOLD``'s)."""
+    ts = ET.SubElement(root, "testsuite", name=f"{suite}.{report.get('scenario', 'run')}.thresholds",
+                       time=str(report.get("elapsed_s", 0)))
+    for r in report.get("thresholds", []):
+        case = ET.SubElement(ts, "testcase", classname=f"{suite}.thresholds", name=r["threshold"])
+        if not r["passed"]:
+            ET.SubElement(case, "failure", type="threshold", message=r["message"])
+
+
+def to_bytes(root: ET.Element) -> bytes:
+    """The document, its header counts first set from the cases themselves (:func:`recount`)."""
     recount(root)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
 def recount(root: ET.Element) -> ET.Element:
-    """Set ``tests``/``failures``/``errors`` of every ``<testsuite>`` from its ``<testcase>`` children, and
-    of ``<testsuites>`` as their sums (``time`` too); call it again after adding a suite or a case."""
-    totals = {"tests": 0, "failures": 0, "errors": 0}
+    """Set ``tests``/``failures``/``errors``/``skipped`` of every ``<testsuite>`` from its ``<testcase>``
+    children, and of ``<testsuites>`` as their sums (``time`` too); call it again after adding a suite or a case."""
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     time_s = 0.0
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     for ts in suites:
         cases = ts.findall("testcase")
         mine = {"tests": len(cases), "failures": sum(1 for c in cases if c.find("failure") is not None),
-                "errors": sum(1 for c in cases if c.find("error") is not None)}
+                "errors": sum(1 for c in cases if c.find("error") is not None),
+                "skipped": sum(1 for c in cases if c.find("skipped") is not None)}
         for key, n in mine.items():
             ts.set(key, str(n))
             totals[key] += n
