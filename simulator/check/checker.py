@@ -1076,11 +1076,11 @@ def encode_variant(dialect: Dialect, call: WalletCall, now: float, variant: str)
     means nothing on that wire, or the dialect sends no variants: :func:`simulator.dialects.variants`)."""
     vd = variants(dialect)
     if vd is None:
-        raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect sends no malformed variants")
+        raise DialectError(f"the {dialect.name} dialect sends no malformed variants")
     try:
         req = vd.encode_variant(call, now, variant)
     except (TypeError, OverflowError) as exc:  # a value the wire's encoder cannot write (past 64 bits...)
-        raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect cannot encode {variant}: {exc}") from None
+        raise DialectError(f"the {dialect.name} dialect cannot encode {variant}: {exc}") from None
     assert isinstance(req, HttpRequest)
     return req
 

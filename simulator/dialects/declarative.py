@@ -50,8 +50,8 @@ import orjson
 from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..money import INT64_MAX, Currency, Money, MoneyError, UnknownCurrency, currency
-from . import DialectError, HttpRequest, HttpResponse
 from . import semantics as semantics_mod
+from .base import DialectBase, DialectError, HttpRequest, HttpResponse
 from .canonical import _Bad, check_id
 from .semantics import CANONICAL, Semantics
 from .signatures import SCHEMES as SCHEME_CLASSES
@@ -680,13 +680,15 @@ def _dump(value: Any) -> bytes:
 # -- the dialect --------------------------------------------------------------------------------
 
 
-class DeclarativeDialect:
+class DeclarativeDialect(DialectBase):
     """A :class:`~simulator.dialects.Dialect` driven by a :class:`Spec`.
 
     ``account_currency`` is the wallet side's assumption for a wire whose calls carry no currency
     (``semantics.currency = "account"``): their amounts are read in it.  Minor-unit wires lose
     nothing by it (a wallet reads the same units in its account's currency); a decimal wire is read
     at that currency's exponent."""
+
+    supports_variants = True
 
     def __init__(self, spec: Spec, secret: str, account_currency: str = "EUR") -> None:
         self.spec = spec
@@ -699,13 +701,13 @@ class DeclarativeDialect:
         self.scheme: Scheme = SCHEME_CLASSES[spec.scheme](secret, cfg)
         self.signature_has_time = self.scheme.has_time
         """Whether the signature binds a time (``hmac-md5-timestamp``): a stale or future request is refused."""
+        self.supports_batches = spec.batch_list is not None
+        """The description has a ``[batch]`` table: several money calls travel in one request."""
 
     # -- signatures ----------------------------------------------------------------------
     def warm(self) -> None:
         """Load or derive keys now (a driver calls this before its clock starts)."""
-        keys = getattr(self.scheme, "keys", None)
-        if keys is not None:
-            keys("provider")
+        self.scheme.warm()
 
     def _digest(self, body: bytes) -> str:
         """The provider's signature of ``body`` (body-signing schemes)."""
@@ -946,10 +948,6 @@ class DeclarativeDialect:
         if variant == "oversized":
             body += b" " * (MAX_BODY + 16 - len(body))
         return self._signed(o, now, body=body, doc=doc)
-
-    @property
-    def supports_batches(self) -> bool:
-        return self.spec.batch_list is not None
 
     def encode_batch(self, calls: Sequence[WalletCall], now: float) -> HttpRequest:
         s = self.spec
