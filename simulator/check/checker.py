@@ -30,6 +30,7 @@ from ..codes import ErrorCode, http_status
 from ..dialects import Dialect, DialectError, HttpRequest, semantics_of, variants
 from ..dialects.canonical import EXTRA_FIELDS, malformed_canonical_body
 from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics, excluded_codes, replaced_rules
+from ..findings import RULE_OF_CODE
 from ..money import INT64_MAX, Money
 from .model import Accept, Expected, Outcomes, TxKey, WalletModel
 from .protocol import Violation, violation
@@ -37,22 +38,9 @@ from .target import CheckError, Connection, Sent
 
 GAME = "g1"
 
-_CODE_RULE: dict[ErrorCode, str] = {
-    ErrorCode.PLAYER_NOT_FOUND: "operations-unknown-player",
-    ErrorCode.INVALID_TOKEN: "sessions-token-of-player",
-    ErrorCode.SESSION_EXPIRED: "sessions-bet-needs-live-session",
-    ErrorCode.CURRENCY_MISMATCH: "money-currency",
-    ErrorCode.PLAYER_BLOCKED: "sessions-blocked-player",
-    ErrorCode.TX_ROLLED_BACK: "idempotency-5-tombstone",
-    ErrorCode.ROUND_CLOSED: "operations-round-closed",
-    ErrorCode.INSUFFICIENT_FUNDS: "idempotency-7-never-negative",
-    ErrorCode.ROUND_NOT_FOUND: "operations-regular-win-needs-bet",
-    ErrorCode.LIMIT_EXCEEDED: "money-64-bit",
-    ErrorCode.ROLLBACK_NOT_ALLOWED: "idempotency-6-rollback-only-bets",
-    ErrorCode.DUPLICATE_MISMATCH: "idempotency-2-mismatch",
-    ErrorCode.INVALID_SIGNATURE: "transport-signature",
-    ErrorCode.BAD_REQUEST: "transport-bad-request",
-}
+_CODE_RULE: dict[ErrorCode, str] = {**RULE_OF_CODE, ErrorCode.INVALID_TOKEN: "sessions-token-of-player"}
+"""The rule each refusal code stands for (:data:`simulator.findings.RULE_OF_CODE`); a token refused off a bet
+is read as the player's own session refused (the bet's case is judged apart)."""
 
 MUTATIONS: dict[str, str] = {
     "amount-float": "money-minor-units",
