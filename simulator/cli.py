@@ -193,7 +193,7 @@ def did_you_mean(word: str, known: Sequence[str]) -> str:
 def dialect_problem(name: str, flag: str = "--dialect") -> str | None:
     """Why ``--dialect name`` cannot be used, in one sentence naming the fix; ``None`` if it can."""
     from .dialects import names
-    from .dialects.declarative import load_file
+    from .dialects.spec import load_file
 
     known = names()
     if name in known:

@@ -27,7 +27,8 @@ from .base import (
 )
 from .builtin import SPECS, builtin
 from .canonical import CanonicalDialect
-from .declarative import DeclarativeDialect, load_file
+from .declarative import DeclarativeDialect
+from .spec import load_file
 
 __all__ = [
     "BatchDialect", "Dialect", "DialectBase", "DialectError", "HttpRequest", "HttpResponse", "VariantDialect",
