@@ -115,3 +115,23 @@ def test_the_cycle_finder_finds_a_cycle(ignored: set[tuple[str, str]]) -> None:
     graph.add_import(importer="p", imported="p.c")
     assert _cycles(graph, ignored) == [["p", "p.a", "p.b"]]
     assert _cycles(graph, {("p", "p.a")}) == []
+
+
+def test_no_dialect_capability_is_probed() -> None:
+    """The optional capabilities are declared on the Dialect protocol (defaults in DialectBase): a caller reads
+    ``dialect.supports_batches``, it never asks ``getattr(dialect, "supports_batches", False)``."""
+    import ast
+
+    from simulator.dialects import Dialect, DialectBase
+
+    capabilities = {n for n in (*vars(DialectBase), *vars(Dialect)) if not n.startswith("_")} | {
+        "encode_batch", "decode_batch", "encode_batch_response", "decode_batch_response", "encode_variant"}
+    probes = []
+    for folder in CONFIG["root_packages"]:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                        and node.func.id in ("getattr", "hasattr") and len(node.args) >= 2 \
+                        and isinstance(node.args[1], ast.Constant) and node.args[1].value in capabilities:
+                    probes.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
+    assert probes == []
