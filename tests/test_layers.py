@@ -135,3 +135,23 @@ def test_no_dialect_capability_is_probed() -> None:
                         and isinstance(node.args[1], ast.Constant) and node.args[1].value in capabilities:
                     probes.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
     assert probes == []
+
+
+CORE = sorted(contract("core-pure")["source_modules"])  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_importing_the_core_loads_no_driver_library(module: str) -> None:
+    """What the contract says of the import graph, true of a running interpreter too: importing a core module (its
+    package's ``__init__`` included, which the graph does not count) loads none of the forbidden libraries."""
+    forbidden = sorted(m for m in contract("core-pure")["forbidden_modules"]  # type: ignore[attr-defined]
+                       if m.split(".")[0] not in CONFIG["root_packages"])
+    script = ("import importlib, pkgutil, sys\n"
+              f"m = importlib.import_module({module!r})\n"
+              "for info in pkgutil.walk_packages(getattr(m, '__path__', []), m.__name__ + '.'):\n"
+              "    importlib.import_module(info.name)\n"
+              f"print(sorted({{n.split('.')[0] for n in sys.modules}} & {set(forbidden)!r}))")
+    run = subprocess.run([sys.executable, "-c", script], check=False, cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", f"importing {module} loads {run.stdout.strip()}"
