@@ -138,7 +138,7 @@ class Croupier:
         self.dialect = dialects.get(settings.dialect, settings.secret)
         self.bad_dialect = dialects.get(settings.dialect, settings.secret + "-not-the-secret")
         for d in (self.dialect, self.bad_dialect):  # derive json-rsa's development keys before users start
-            getattr(d, "warm", lambda: None)()
+            d.warm()
         self.semantics = dialects.semantics_of(self.dialect)
         """What the dialect's calls mean: the rounds play it and the ledger judges by it (as in ``croupier run``)."""
         self.signed = gameplay.signs(self.dialect, self.bad_dialect)
@@ -452,7 +452,7 @@ def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
     if parent.isdigit():
         gevent.spawn(_orphan_watch, int(parent))
     _listen(environment)
-    sampler.listen(environment)  # the report's per-second series (master or local runner)
+    sampler.listen(environment, lambda: master, lambda: current)  # the report's per-second series
 
 
 def _orphan_watch(parent: int) -> None:

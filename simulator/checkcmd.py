@@ -19,12 +19,29 @@ import orjson
 
 from .check.runner import CheckOptions, CheckResult, StopRequest
 from .check.target import CheckError, Target, admin_url_for
-from .cli import user_cache_dir
 from .runner import RunError, read_accounts
 
 DEV_SECRET = "croupier-dev-secret"
 DEV_ADMIN = "croupier-dev-admin"
 DEFAULT_OUT = ".croupier/check"
+
+
+def user_cache_dir() -> Path:
+    """croupier's per-user cache folder (``$XDG_CACHE_HOME/croupier``, else ``~/.cache/croupier``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "croupier"
+
+
+def keep_hypothesis_out_of_cwd() -> None:
+    """Point Hypothesis's own storage (its caches of constants and character maps, and any database it
+    would make itself) at :func:`user_cache_dir` instead of ``./.hypothesis``.
+
+    Why: ``croupier check`` is a command run from wherever the user stands, not a test suite in a
+    project; it must leave only what it says it writes (the report files, the replay files under
+    ``--out``).  Its own example database is ``--db-dir``, which is in the same cache by default."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(user_cache_dir() / "hypothesis")
 
 
 def _positive(kind: type) -> Any:

@@ -184,24 +184,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def user_cache_dir() -> Path:
-    """croupier's per-user cache folder (``$XDG_CACHE_HOME/croupier``, else ``~/.cache/croupier``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "croupier"
-
-
-def keep_hypothesis_out_of_cwd() -> None:
-    """Point Hypothesis's own storage (its caches of constants and character maps, and any database it
-    would make itself) at :func:`user_cache_dir` instead of ``./.hypothesis``.
-
-    Why: ``croupier check`` is a command run from wherever the user stands, not a test suite in a
-    project; it must leave only what it says it writes (the report files, the replay files under
-    ``--out``).  Its own example database is ``--db-dir``, which is in the same cache by default."""
-    from hypothesis.configuration import set_hypothesis_home_dir
-
-    set_hypothesis_home_dir(user_cache_dir() / "hypothesis")
-
-
 def did_you_mean(word: str, known: Sequence[str]) -> str:
     """`` (did you mean 'x'?)`` for a near miss among ``known``, else nothing."""
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
@@ -211,7 +193,7 @@ def did_you_mean(word: str, known: Sequence[str]) -> str:
 def dialect_problem(name: str, flag: str = "--dialect") -> str | None:
     """Why ``--dialect name`` cannot be used, in one sentence naming the fix; ``None`` if it can."""
     from .dialects import names
-    from .dialects.declarative import load_file
+    from .dialects.spec import load_file
 
     known = names()
     if name in known:
@@ -391,6 +373,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
         return load_command(args)
     if args.command in ("check", "replay"):
+        from .checkcmd import keep_hypothesis_out_of_cwd
+
         keep_hypothesis_out_of_cwd()
     if args.command == "check":
         from .checkcmd import check_command

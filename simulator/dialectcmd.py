@@ -119,7 +119,7 @@ def dialect_command(args: argparse.Namespace) -> int:
 
 def check_file(path: str) -> int:
     """Validate a dialect file: 0 and a one-line summary, or 2 and every problem, one a line."""
-    from .dialects.declarative import SpecError, load_file
+    from .dialects.spec import SpecError, load_file
 
     try:
         spec = load_file(path)

@@ -24,6 +24,7 @@ from typing import Final, TypeVar
 
 from .calls import Unknown, WalletCall
 from .codes import ErrorCode
+from .findings import RULE_OF_CODE
 
 
 class Delivery(StrEnum):
@@ -78,24 +79,6 @@ class Due:
     @classmethod
     def of(cls, code: ErrorCode, *also: ErrorCode, rule: str | None = None, what: str = "") -> Due:
         return cls(frozenset({code, *also}), code, rule or RULE_OF_CODE.get(code, "errors-codes"), what)
-
-
-RULE_OF_CODE: Final[dict[ErrorCode, str]] = {
-    ErrorCode.INVALID_SIGNATURE: "transport-signature",
-    ErrorCode.CURRENCY_MISMATCH: "money-currency",
-    ErrorCode.INSUFFICIENT_FUNDS: "idempotency-7-never-negative",
-    ErrorCode.ROUND_CLOSED: "operations-round-closed",
-    ErrorCode.DUPLICATE_MISMATCH: "idempotency-2-mismatch",
-    ErrorCode.TX_ROLLED_BACK: "idempotency-5-tombstone",
-    ErrorCode.ROLLBACK_NOT_ALLOWED: "idempotency-6-rollback-only-bets",
-    ErrorCode.SESSION_EXPIRED: "sessions-bet-needs-live-session",
-    ErrorCode.INVALID_TOKEN: "sessions-bet-needs-live-session",
-    ErrorCode.PLAYER_BLOCKED: "sessions-blocked-player",
-    ErrorCode.ROUND_NOT_FOUND: "operations-regular-win-needs-bet",
-    ErrorCode.BAD_REQUEST: "transport-bad-request",
-    ErrorCode.PLAYER_NOT_FOUND: "operations-unknown-player",
-}
-"""The rule of PROTOCOL.md whose code each error code is (findings name the rule by its id)."""
 
 
 def as_due(expect: ErrorCode | Due | None) -> Due | None:

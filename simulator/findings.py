@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from .codes import ErrorCode
 from .dialects.semantics import RULE_IDS, STATEMENTS
 
 
@@ -170,6 +171,26 @@ _DIALECT_RULES: Final = tuple(
 """A dialect's declared semantics (simulator/dialects/semantics.py), quoted from docs/dialects.md."""
 
 RULES: Final[dict[str, Rule]] = {r.id: r for r in (*_RULES, *_DIALECT_RULES)}
+
+RULE_OF_CODE: Final[dict[ErrorCode, str]] = {
+    ErrorCode.INVALID_SIGNATURE: "transport-signature",
+    ErrorCode.CURRENCY_MISMATCH: "money-currency",
+    ErrorCode.INSUFFICIENT_FUNDS: "idempotency-7-never-negative",
+    ErrorCode.ROUND_CLOSED: "operations-round-closed",
+    ErrorCode.DUPLICATE_MISMATCH: "idempotency-2-mismatch",
+    ErrorCode.TX_ROLLED_BACK: "idempotency-5-tombstone",
+    ErrorCode.ROLLBACK_NOT_ALLOWED: "idempotency-6-rollback-only-bets",
+    ErrorCode.SESSION_EXPIRED: "sessions-bet-needs-live-session",
+    ErrorCode.INVALID_TOKEN: "sessions-bet-needs-live-session",
+    ErrorCode.PLAYER_BLOCKED: "sessions-blocked-player",
+    ErrorCode.ROUND_NOT_FOUND: "operations-regular-win-needs-bet",
+    ErrorCode.BAD_REQUEST: "transport-bad-request",
+    ErrorCode.PLAYER_NOT_FOUND: "operations-unknown-player",
+}
+"""The rule of PROTOCOL.md whose code each error code is (findings name the rule by its id): the ledger's and
+``croupier check``'s (which reads ``INVALID_TOKEN`` off a bet as this, off any other call as the player's own
+session refused, ``sessions-token-of-player``).  ``LIMIT_EXCEEDED`` has none: PROTOCOL.md sets no largest
+balance, so a refusal with it is judged by the rule of the call it refused."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,8 @@ import orjson
 from .calls import MONEY_OPS, Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from .codes import ErrorCode
 from .dialects.semantics import CANONICAL, RULE_IDS, Semantics, replaced_rules
-from .faults import CIRCUMSTANTIAL, RULE_OF_CODE, Due, as_due
-from .findings import KINDS, RULES, Severity
+from .faults import CIRCUMSTANTIAL, Due, as_due
+from .findings import KINDS, RULE_OF_CODE, RULES, Severity
 
 
 class Anomaly(StrEnum):

@@ -381,7 +381,7 @@ class Runner:
         """The dialect, its keys derived (json-rsa's development keys) before the clock starts."""
         dialect = dialects.get(self.o.dialect, self.o.secret)
         for d in (dialect, dialects.get(self.o.dialect, self.o.secret + "-not-the-secret")):
-            getattr(d, "warm", lambda: None)()
+            d.warm()
         return dialect
 
     def _currencies(self) -> tuple[str, ...] | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.codes import ErrorCode
 from simulator.findings import KINDS, RULES, Severity, fails, worst
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,3 +54,54 @@ def test_severities_fail_in_order() -> None:
     assert not fails(Severity.CONTRACT, Severity.MONEY)
     assert worst([Severity.NOTE, Severity.CONTRACT]) is Severity.CONTRACT
     assert worst([]) is None
+
+
+# -- one taxonomy: run's ledger, load's and croupier check name rules and kinds from findings.py only ----------
+
+def _literals(*folders: str) -> dict[str, list[str]]:
+    """Every string constant in the Python files under ``folders``, with where it is."""
+    import ast
+
+    found: dict[str, list[str]] = {}
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    found.setdefault(node.value, []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_every_rule_id_in_the_code_is_a_rule_of_findings() -> None:
+    """A rule id written anywhere (the checker's tables, the ledger's, a dialect's) is a key of RULES, or the
+    prefix of some (``idempotency-2``, matched with startswith): no second vocabulary drifts from the first."""
+    heads = {r.split("-")[0] for r in RULES}
+    looks_like_a_rule = re.compile(r"[a-z]+(-[a-z0-9]+)+")
+    stray = {text: where for text, where in _literals("simulator", "loadtests").items()
+             if looks_like_a_rule.fullmatch(text) and text.split("-")[0] in heads
+             and text not in RULES and not any(r.startswith(text + "-") for r in RULES)}
+    assert stray == {}, "rule ids that findings.RULES does not have (add the rule there, or name an existing one)"
+
+
+def test_every_code_of_a_rule_names_a_rule() -> None:
+    from simulator.check.checker import _CODE_RULE, MUTATIONS
+    from simulator.check.machine import STEP_RULES
+    from simulator.findings import RULE_OF_CODE
+
+    named = [*RULE_OF_CODE.values(), *_CODE_RULE.values(), *MUTATIONS.values(),
+             *(r for rules in STEP_RULES.values() for r in rules)]
+    assert [r for r in named if r not in RULES] == []
+    assert {c: r for c, r in _CODE_RULE.items() if RULE_OF_CODE.get(c) != r} == \
+        {ErrorCode.INVALID_TOKEN: "sessions-token-of-player"}, "check reads the codes as the ledger does"
+
+
+CHECK_REPORTS_OTHERWISE = {"wallet_choice": "check lists the choices a wallet made in its coverage, not as findings"}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_croupier_check_can_report_every_kind(kind: str) -> None:
+    """Adding a kind says something to ``croupier check``: it names the kind where a wallet shows it, or this
+    test says why it never will."""
+    named = _literals("simulator/check")
+    assert kind in named or kind in CHECK_REPORTS_OTHERWISE, \
+        f"croupier check never reports {kind!r}: teach simulator/check/checker.py when a wallet does it, " \
+        f"or say here why check cannot"

@@ -272,14 +272,14 @@ def test_check_leaves_no_hypothesis_folder_and_says_shrinking_comes_on_top(tmp_p
 
 
 def test_check_help_says_shrinking_adds_to_the_budget() -> None:
-    from simulator import cli
+    from simulator import checkcmd
 
     from .test_cli_help import PARSERS
 
     check = dict(PARSERS)[("check",)]
     text = " ".join(check.format_help().split())
     assert "Shrinking is on top: each broken rule found adds up to --shrink-time seconds" in text
-    assert str(cli.user_cache_dir()) in text.replace("- ", "-")  # --db-dir's default: the per-user cache
+    assert str(checkcmd.user_cache_dir()) in text.replace("- ", "-")  # --db-dir's default: the per-user cache
 
 
 # -- the curl script: no old wallet_tx_id, no secret nobody chose ----------------------------------

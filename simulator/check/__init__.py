@@ -16,10 +16,34 @@ rules it judges by are :data:`~simulator.check.protocol.RULES`.
 
 from __future__ import annotations
 
-from ..runner import TestAccount, read_accounts
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .protocol import RULES, Rule, Violation
-from .runner import CheckOptions, CheckResult, Failure, UnknownRule, check, select_rules
-from .target import CheckError, Target
+
+if TYPE_CHECKING:
+    from ..runner import TestAccount, read_accounts
+    from .runner import CheckOptions, CheckResult, Failure, UnknownRule, check, select_rules
+    from .target import CheckError, Target
+
+_LAZY = {
+    "TestAccount": "simulator.runner", "read_accounts": "simulator.runner",
+    "CheckOptions": "simulator.check.runner", "CheckResult": "simulator.check.runner",
+    "Failure": "simulator.check.runner", "UnknownRule": "simulator.check.runner", "check": "simulator.check.runner",
+    "select_rules": "simulator.check.runner", "CheckError": "simulator.check.target", "Target": "simulator.check.target",
+}
+"""Loaded when first asked for: importing the package's pure modules (``model``, ``protocol``) loads no HTTP client
+nor Hypothesis (README, Layout: the core imports no app)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "RULES", "CheckError", "CheckOptions", "CheckResult", "Failure", "Rule", "Target", "TestAccount", "UnknownRule",

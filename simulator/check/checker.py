@@ -27,67 +27,24 @@ import orjson
 
 from ..calls import MONEY_OPS, Ok, Op, Rejected, Unknown, WalletCall, WinReason
 from ..codes import ErrorCode, http_status
-from ..dialects import Dialect, DialectError, HttpRequest, semantics_of, variants
-from ..dialects.canonical import EXTRA_FIELDS, malformed_canonical_body
+from ..dialects import DialectError, semantics_of
+from ..dialects.canonical import EXTRA_FIELDS
 from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics, excluded_codes, replaced_rules
+from ..findings import RULE_OF_CODE
 from ..money import INT64_MAX, Money
 from .model import Accept, Expected, Outcomes, TxKey, WalletModel
 from .protocol import Violation, violation
 from .target import CheckError, Connection, Sent
+from .variants import MUTATIONS, POLICY, encode_variant, malformed_body, variant_fits
 
 GAME = "g1"
 
-_CODE_RULE: dict[ErrorCode, str] = {
-    ErrorCode.PLAYER_NOT_FOUND: "operations-unknown-player",
-    ErrorCode.INVALID_TOKEN: "sessions-token-of-player",
-    ErrorCode.SESSION_EXPIRED: "sessions-bet-needs-live-session",
-    ErrorCode.CURRENCY_MISMATCH: "money-currency",
-    ErrorCode.PLAYER_BLOCKED: "sessions-blocked-player",
-    ErrorCode.TX_ROLLED_BACK: "idempotency-5-tombstone",
-    ErrorCode.ROUND_CLOSED: "operations-round-closed",
-    ErrorCode.INSUFFICIENT_FUNDS: "idempotency-7-never-negative",
-    ErrorCode.ROUND_NOT_FOUND: "operations-regular-win-needs-bet",
-    ErrorCode.LIMIT_EXCEEDED: "money-64-bit",
-    ErrorCode.ROLLBACK_NOT_ALLOWED: "idempotency-6-rollback-only-bets",
-    ErrorCode.DUPLICATE_MISMATCH: "idempotency-2-mismatch",
-    ErrorCode.INVALID_SIGNATURE: "transport-signature",
-    ErrorCode.BAD_REQUEST: "transport-bad-request",
-}
+_CODE_RULE: dict[ErrorCode, str] = {**RULE_OF_CODE, ErrorCode.INVALID_TOKEN: "sessions-token-of-player"}
+"""The rule each refusal code stands for (:data:`simulator.findings.RULE_OF_CODE`); a token refused off a bet
+is read as the player's own session refused (the bet's case is judged apart)."""
 
-MUTATIONS: dict[str, str] = {
-    "amount-float": "money-minor-units",
-    "amount-string": "money-minor-units",
-    "amount-negative": "money-minor-units",
-    "amount-boolean": "money-minor-units",
-    "amount-past-64-bit": "money-minor-units",
-    "missing-field": "transport-bad-request",
-    "not-json": "transport-bad-request",
-    "not-an-object": "transport-bad-request",
-    "oversized": "transport-bad-request",
-    "unknown-currency": "money-currency",
-    "bad-reason": "transport-bad-request",
-    "round-closed-not-boolean": "transport-bad-request",
-    "extra-field": "transport-unknown-fields",
-}
-"""Malformed variants of a valid bet or win (each sent in the dialect's own wire) and the rule each tests."""
-
-__all__ = ["EXTRA_FIELDS", "MUTATIONS", "Checker", "encode_variant", "malformed_body", "replaced_rules"]
-
-_POLICY: dict[str, str] = {
-    "amount-float": "bad-request", "amount-string": "bad-request", "amount-boolean": "bad-request",
-    "missing-field": "bad-request", "not-json": "bad-request", "not-an-object": "bad-request",
-    "oversized": "bad-request", "round-closed-not-boolean": "bad-request",
-    "amount-negative": "any", "bad-reason": "any",
-    "unknown-currency": "currency", "amount-past-64-bit": "big", "extra-field": "valid",
-}
-"""What PROTOCOL.md allows for each variant.
-
-bad-request: a listed field missing or of the wrong type is BAD_REQUEST (or the code of another rule the call
-breaks); any: the text says the value is invalid but names no code, so any refusal that changes nothing;
-currency: CURRENCY_MISMATCH (or another rule's code); big: an amount past 2^63-1 — the protocol sets no
-largest amount, so exact acceptance or a refusal; valid: an unknown field changes nothing, the call is judged
-as it is."""
-
+__all__ = ["EXTRA_FIELDS", "MUTATIONS", "Checker", "encode_variant", "malformed_body", "replaced_rules",
+           "variant_fits"]
 
 @dataclass
 class Entry:
@@ -747,7 +704,7 @@ class Checker:
             req = encode_variant(self.conn.dialect, call, self.clock(), mutation)
         except DialectError as exc:
             raise CheckError(f"the {self.conn.dialect.name} dialect cannot send {mutation}: {exc}") from None
-        policy, rule = _POLICY[mutation], MUTATIONS[mutation]
+        policy, rule = POLICY[mutation], MUTATIONS[mutation]
         if policy == "big" and call.amount is not None:
             call = dataclasses.replace(call, amount=Money(INT64_MAX + 1, call.amount.currency))
         sent = self.conn.raw(req, call)
@@ -1064,34 +1021,6 @@ def _wire_rule(sent: Sent, j: _Judged) -> str:
             return "money-minor-units"
         return "operations-success-shape"
     return "errors-codes"
-
-
-def malformed_body(call: WalletCall, mutation: str) -> bytes:
-    """The canonical body of ``call`` with one defect (see :meth:`CanonicalDialect.encode_variant`)."""
-    return malformed_canonical_body(call, mutation)
-
-
-def encode_variant(dialect: Dialect, call: WalletCall, now: float, variant: str) -> HttpRequest:
-    """The signed request of ``call`` with one defect, in ``dialect``'s own wire (``DialectError``: the variant
-    means nothing on that wire, or the dialect sends no variants: :func:`simulator.dialects.variants`)."""
-    vd = variants(dialect)
-    if vd is None:
-        raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect sends no malformed variants")
-    try:
-        req = vd.encode_variant(call, now, variant)
-    except (TypeError, OverflowError) as exc:  # a value the wire's encoder cannot write (past 64 bits...)
-        raise DialectError(f"the {getattr(dialect, 'name', '?')} dialect cannot encode {variant}: {exc}") from None
-    assert isinstance(req, HttpRequest)
-    return req
-
-
-def variant_fits(dialect: Dialect, call: WalletCall, variant: str) -> bool:
-    """Whether ``dialect``'s wire can carry ``variant`` of ``call`` (a string amount on a string wire cannot)."""
-    try:
-        encode_variant(dialect, call, 0.0, variant)
-    except DialectError:
-        return False
-    return True
 
 
 def is_violation(exc: BaseException) -> bool:

@@ -38,9 +38,10 @@ from ..dialects import semantics_of, variants
 from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics
 from ..findings import RULES
 from ..money import INT64_MAX
-from .checker import MUTATIONS, Checker, replaced_rules, variant_fits
+from .checker import Checker, replaced_rules
 from .protocol import Violation
 from .target import CheckError, Connection
+from .variants import MUTATIONS, variant_fits
 from .wire import CURRENCY_CODES, Wire
 
 NORMAL_TTL = 3600

@@ -29,8 +29,8 @@ import orjson
 from ..calls import Ok, Op, WalletCall, WinReason
 from ..dialects import Dialect, DialectError, HttpRequest, HttpResponse, get
 from ..money import Money
-from .checker import encode_variant
 from .target import STALE_S
+from .variants import encode_variant
 from .wire import without_signature
 
 DEV_SECRET = "croupier-dev-secret"

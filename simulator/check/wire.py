@@ -99,4 +99,4 @@ def wire_of(dialect: Dialect, other: Dialect, codes: tuple[str, ...]) -> Wire:
     probe = WalletCall.balance("p", "s")
     unsigned = without_signature(dialect.encode_call(probe, 0.0), other.encode_call(probe, 0.0)) is not None
     return Wire(kept, {c: largest_amount(dialect, c) for c in kept},
-                bool(getattr(dialect, "signature_has_time", False)), unsigned)
+                dialect.signature_has_time, unsigned)

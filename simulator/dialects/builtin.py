@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from .declarative import DeclarativeDialect, Spec, load_spec
+from .declarative import DeclarativeDialect
+from .spec import Spec, load_spec
 
 _ID = "request_id"
 

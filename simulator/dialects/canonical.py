@@ -22,7 +22,7 @@ from .. import signing
 from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..money import INT64_MAX, Money, UnknownCurrency, currency
-from . import DialectError, HttpRequest, HttpResponse
+from .base import DialectBase, DialectError, HttpRequest, HttpResponse
 from .semantics import CANONICAL
 
 MAX_BODY: Final = 64 * 1024
@@ -242,7 +242,7 @@ def outcome_to_json(call: WalletCall | None, outcome: Outcome) -> tuple[int, dic
     return 500, {"status": "error", "code": "INTERNAL", "message": outcome.reason}
 
 
-class CanonicalDialect:
+class CanonicalDialect(DialectBase):
     """croupier v1: JSON POST per operation, HMAC-SHA256 header, integer minor units."""
 
     name = "canonical"
@@ -250,6 +250,8 @@ class CanonicalDialect:
     """PROTOCOL.md's meaning on every axis (:mod:`simulator.dialects.semantics`)."""
     signature_has_time = True
     """``X-Signature`` binds ``t=``: a request an hour old is INVALID_SIGNATURE."""
+    supports_variants = True
+    """:meth:`encode_variant` sends every malformed-input variant of ``croupier check``."""
 
     def __init__(self, secret: str | bytes) -> None:
         self.secret = secret

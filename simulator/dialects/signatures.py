@@ -97,6 +97,9 @@ class Scheme:
         self.secret = secret
         self.cfg = cfg
 
+    def warm(self) -> None:
+        """Load or derive what signing needs now (nothing but the secret, for most schemes)."""
+
     @classmethod
     def problems(cls, cfg: SigConfig, flat: bool) -> list[str]:
         """What is wrong with ``cfg`` for this scheme (``flat``: every request's fields are parameters)."""
@@ -288,6 +291,9 @@ class RsaSha256(_InHeader):
     def __init__(self, secret: str, cfg: SigConfig) -> None:
         super().__init__(secret, cfg)
         self._keys: Any = None
+
+    def warm(self) -> None:
+        self.keys("provider")
 
     def keys(self, side: str) -> Any:
         if self._keys is None:

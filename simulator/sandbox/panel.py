@@ -49,7 +49,7 @@ import orjson
 from ..calls import MONEY_OPS, Exchange, Ok, Op, Outcome, Rejected, Unknown, WalletCall
 from ..client import BatchExchange
 from ..codes import ErrorCode
-from ..dialects import Dialect, HttpRequest, HttpResponse, batching, semantics_of
+from ..dialects import Dialect, DialectBase, HttpRequest, HttpResponse, batching, semantics_of
 from ..driver import Driver
 from ..faults import Delivery
 from ..ledger import Ledger
@@ -92,7 +92,7 @@ def _text(raw: bytes) -> str:
     return shown + (f"… ({len(raw)} bytes)" if len(raw) > MAX_SHOWN_BODY else "")
 
 
-class CapturingDialect:
+class CapturingDialect(DialectBase):
     """Wraps the provider's dialect to keep the exact request of each call it encodes.
 
     The request is handed over when the exchange is logged (:meth:`take`), keyed
