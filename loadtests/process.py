@@ -59,49 +59,27 @@ from locust.runners import (
 )
 from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
-from simulator import dialects, gameplay
-from simulator.faults import LateDuplicates
-from simulator.ledger import FAILING, Anomaly, Ledger
+from simulator import dialects, gameplay, settlement
+from simulator.calls import Ok, Outcome, Rejected, Unknown
+from simulator.delivery import label
+from simulator.dialects import HttpResponse
+from simulator.faults import FaultPlan, LateDuplicates
+from simulator.ledger import FAILING, Anomaly, Evidence, Ledger, describe
 from simulator.money import CURRENCIES, currency
 from simulator.players import PlayerProfile, make_players
-from simulator.rounds import RoundContext, Seat, TxIds, player_ids
+from simulator.rounds import RoundContext, Seat, TxIds, balance_call, player_ids
 from simulator.scenario import ScenarioError
 
 from . import provisioning, report, sampler, verdict
 from . import settings as cfg
+from .driver import GeventDriver
+from .hurry import hurried, hurry, join_bounded
 
 log = logging.getLogger("croupier.load")
 
 FINISH = "croupier_finish"
 HURRY = "croupier_hurry"
 PROGRESS_EVERY_S = 1.0
-_hurry = Event()
-"""Set by a second interrupt: skip the settlement, end every bounded wait now."""
-
-
-def hurried() -> bool:
-    """A second interrupt came: settle nothing more, finish and report what was seen."""
-    return bool(_hurry.is_set())
-
-
-def hurry() -> None:
-    if not _hurry.is_set():
-        log.info("croupier: second interrupt: the settlement is skipped; what is in doubt is left so")
-        _hurry.set()
-
-
-def join_bounded(greenlets: list[gevent.Greenlet], timeout: float | None) -> None:
-    """``gevent.joinall`` with a bound that a second interrupt cuts short (checked every 0.2 s)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    pending = [g for g in greenlets if not g.ready()]
-    while pending and not _hurry.is_set():
-        left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-        if left <= 0:
-            return
-        gevent.joinall(pending, timeout=left)
-        pending = [g for g in pending if not g.ready()]
-
-
 current: Croupier | None = None
 """This process's share of the running test (None before the first test starts)."""
 
@@ -211,6 +189,15 @@ class Croupier:
     def hurried(self) -> bool:
         return hurried()
 
+    @property
+    def plan(self) -> FaultPlan:
+        """The scenario's fault plan (the driver's :class:`~loadtests.driver.Process`)."""
+        return self.scenario.faults
+
+    @property
+    def wallet_url(self) -> str:
+        return self.settings.wallet_url
+
     # -- statistics -------------------------------------------------------------------------
     def count_call(self, op: str, result: str) -> None:
         self.calls[op] += 1
@@ -239,6 +226,73 @@ class Croupier:
             "settlement_skipped": self.settlement_skipped,
         }
 
+    # -- the end of a player ----------------------------------------------------------------
+    def settle_in_doubt(self, driver: GeventDriver, seats: dict[str, Seat]) -> int:
+        """Settle these players' calls still in doubt as a provider must (PROTOCOL.md): wins and
+        rollbacks re-sent, then bets rolled back (or asked again when a standing win closed their
+        round), each until answered.  Returns what is still in doubt.
+
+        The same rule as the asyncio runner's end of run (``Runner._settle``): the steps come
+        from :mod:`simulator.settlement`, delivered by ``driver``."""
+        deadline = time.monotonic() + self.scenario.settle_timeout_s
+        for _ in range(3):
+            doubtful = [(b, tx) for b, tx in self.ledger.in_doubt() if b.player_id in seats]
+            if not doubtful:
+                return 0
+            for book, tx in settlement.in_order(doubtful):
+                if self.hurried:
+                    self.settlement_skipped = True
+                if time.monotonic() >= deadline or self.hurried:
+                    break
+                if tx.call.tx_id not in book.doubt:
+                    continue
+                seat = seats[book.player_id]
+                self.rounds["settled_at_end"] += 1
+                driver.drive(settlement.settlement(book, tx, seat, self.settle_ids(seat.player_id), self.semantics))
+            driver.quiesce(max(0.1, deadline - time.monotonic()))
+            if self.hurried:  # a second interrupt: what is left is counted as left, not as the wallet's fault
+                self.settlement_skipped = True
+                return 0
+            if time.monotonic() >= deadline:
+                self.errors.append(f"settlement stopped at its deadline ({self.scenario.settle_timeout_s:g} s)")
+                break
+        left = [(b, tx) for b, tx in self.ledger.in_doubt() if b.player_id in seats]
+        for book, tx in left:
+            self.ledger.flag_unsettled(book, tx)
+        self.publish_anomalies()
+        return len(left)
+
+    def reconcile(self, driver: GeventDriver, seat: Seat) -> None:
+        """Read the balance once more, alone, and compare it with what the wallet must hold."""
+        call = balance_call(seat)
+        req = self.dialect.encode_call(call, time.time())
+        started = time.perf_counter()
+        with driver.http.request(req.method, f"{driver.base}/{req.path}", name="balance", data=req.body,
+                                 headers=req.headers, catch_response=True) as resp:
+            resp.request_meta["request_type"] = driver.request_type
+            latency = (time.perf_counter() - started) * 1000
+            if not resp.status_code:
+                outcome: Outcome = Unknown("no response")
+            else:
+                outcome = self.dialect.decode_response(
+                    call, HttpResponse(resp.status_code, dict(resp.headers.items() if resp.headers else ()), resp.content or b""))
+            if isinstance(outcome, Ok):
+                before = self.ledger.anomaly_count
+                self.ledger.reconcile(seat.player_id, outcome, latency)
+                if self.ledger.anomaly_count > before:
+                    resp.failure("anomaly: the final balance disagrees with the ledger")
+                else:
+                    resp.success()
+            else:
+                if isinstance(outcome, Rejected):
+                    self.ledger.balance_refused(seat.player_id, outcome, Evidence(
+                        {"op": "balance", "player_id": seat.player_id}, describe(outcome), round(latency, 3),
+                        resp.status_code or None))
+                self.errors.append(f"{seat.player_id}: final balance read failed: {describe(outcome)}")
+                resp.failure(f"final balance read failed: {label(outcome)}")
+        self.count_call("balance", label(outcome))
+        self.publish_anomalies()
+
     # -- the end ----------------------------------------------------------------------------
     def retire(self, player_id: str) -> None:
         """A player has left, settled and reconciled: forget its transactions (long runs stay small;
@@ -256,8 +310,6 @@ class Croupier:
 
     def sweep(self) -> None:
         """Settle and reconcile the players no user's ``on_stop`` finished with."""
-        from .driver import GeventDriver
-
         self.wait_inflight()
         left = {pid: seat for pid, seat in self.seats.items() if pid not in self.retired}
         if left and hurried():
@@ -268,9 +320,9 @@ class Croupier:
             driver = GeventDriver(self, http)
             for pid in left:
                 driver.late_duplicates(pid, drain=True)
-            self.unsettled += driver.settle_in_doubt(left)
+            self.unsettled += self.settle_in_doubt(driver, left)
             for seat in left.values():
-                driver.reconcile(seat)
+                self.reconcile(driver, seat)
                 self.retire(seat.player_id)
         self.final = True
         self.finished.set()
