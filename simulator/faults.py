@@ -2,7 +2,7 @@
 
 A fault is either a way of *delivering* one call (``Delivery``: the driver sends
 it twice, twice at once, gives up waiting, drops the answer, bursts retries, or
-signs it wrongly), a change in what a round *does* (reorder, late win, an
+signs it wrongly, or reads only some of a batch's answers), a change in what a round *does* (reorder, late win, an
 invalid call the wallet must refuse), or an acknowledged call sent again long
 after its answer (``late_duplicate``: :class:`LateDuplicates`, a provider's retry
 queue or settlement job).  The plan only decides (:meth:`FaultPlan.decide`: one
@@ -42,6 +42,10 @@ class Delivery(StrEnum):
     """Many copies of one request in a burst."""
     BAD_SIGNATURE = "bad_signature"
     """Signed with the wrong secret: must be refused with INVALID_SIGNATURE."""
+    PARTIAL_BATCH = "partial_batch"
+    """A batch answered for some of its actions only: the provider reads the answers of its first
+    actions, the others never reach it (a proxy cut the body short, a partial failure).  A single
+    call has one action: delivered as normal."""
 
 
 class Invalid(StrEnum):
@@ -127,13 +131,16 @@ class FaultRates:
     """A player with two tables open: two rounds of one player in flight at once."""
     late_duplicate: float = 0.0
     """Per acknowledged bet, win or rollback: sent again as it was, long after its answer."""
+    partial_batch: float = 0.0
+    """Per batch (a batching dialect): only its first actions' answers are read."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault rate {f.name} must be a number from 0 to 1, got {value!r}")
-        deliveries = self.duplicate + self.concurrent_duplicate + self.timeout + self.lost_response + self.retry_storm
+        deliveries = self.duplicate + self.concurrent_duplicate + self.timeout + self.lost_response + self.retry_storm \
+            + self.partial_batch
         if deliveries > 1.0:
             raise ValueError("delivery fault rates add up to more than 1")
 
@@ -148,6 +155,7 @@ DELIVERY_FAULTS: Final = (
     Delivery.TIMEOUT,
     Delivery.LOST_RESPONSE,
     Delivery.RETRY_STORM,
+    Delivery.PARTIAL_BATCH,
 )
 
 
@@ -223,6 +231,9 @@ class FaultPlan:
         roll -= r.lost_response
         if roll < r.retry_storm:
             return Delivery.RETRY_STORM
+        roll -= r.retry_storm
+        if roll < r.partial_batch:
+            return Delivery.PARTIAL_BATCH
         return Delivery.NORMAL
 
     def decide(self, delivery: Delivery, tx_id: str | None, purpose: str = "", actions: int | None = None) -> Decision:
@@ -251,7 +262,16 @@ class FaultPlan:
                             unread=f"{delivery} (fault)" if batch else "provider stopped waiting (fault)")
         if delivery is Delivery.BAD_SIGNATURE:
             return Decision(fault, bad_signature=not batch)
+        if delivery is Delivery.PARTIAL_BATCH:
+            if actions is None or actions < 2:
+                return PLAIN  # one action is answered whole
+            return Decision(fault, actions_read=self.actions_read(tx_id, actions), unread=f"{delivery} (fault)")
         return Decision(fault)  # NORMAL with an invalid purpose
+
+    def actions_read(self, tx_id: str | None, actions: int) -> int:
+        """Of a batch of ``actions`` (two or more), how many first answers a partial answer carries:
+        at least one, never all; seeded by the first tx_id, as :meth:`deadline_s`."""
+        return 1 + zlib.crc32(f"partial:{tx_id}".encode()) % (actions - 1)
 
     def reorder(self, rng: random.Random) -> bool:
         return self.rates.reorder > 0 and rng.random() < self.rates.reorder

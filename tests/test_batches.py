@@ -320,8 +320,9 @@ async def test_a_chaos_run_sends_batches_and_is_clean() -> None:
     report = result_json(result)
     assert report["batched"] == result.stats.calls["batch"] > 0
     assert result.stats.results["batch:ok"] > 0
-    # Batches went through the faults too (one request each: duplicated, lost, timed out ...).
+    # Batches went through the faults too (one request each: duplicated, lost, timed out, read in part ...).
     assert result.stats.faults["duplicate"] > 0 and result.stats.faults["timeout"] > 0
+    assert result.stats.faults["partial_batch"] > 0
     assert {pid: book.expected for pid, book in result.ledger.books.items()} == held
 
 

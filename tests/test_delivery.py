@@ -112,7 +112,8 @@ def test_copies_sent_are_the_decisions_and_the_answer_read_is_the_one_it_names(
         assert got == (next((a for a in sent if not isinstance(a, Unknown)), sent[0]),)
     else:
         assert got == (sent[0],)
-    assert sum(faults.values()) == (delivery is not Delivery.NORMAL)
+    assert sum(faults.values()) == (d.fault is not None)
+    assert d.fault is None or d.fault == str(delivery)
 
 
 def test_a_deadline_shorter_than_the_request_is_not_waited_for() -> None:
@@ -159,6 +160,47 @@ def _inner() -> Generator[Step, object, str]:
 def _outer() -> Generator[Step, object, object]:
     yield Sleep(0.5)
     return (yield Parallel((_inner(), _inner())))
+
+
+@given(st.integers(2, 6), st.text(min_size=1, max_size=8))
+def test_a_batch_answered_in_part_is_read_in_part(actions: int, tx: str) -> None:
+    """A partial answer: one request; the first answers read (at least one, never all), the others
+    Unknown to the round; the ledger judges every action and says which the provider never saw."""
+    courier, faults = _courier(FaultPlan())
+    calls = tuple(_bet(f"{tx}-{i}", 1, rnd=tx) for i in range(actions))
+    script = Script([OK])
+    batch = Batch(calls, Delivery.PARTIAL_BATCH)
+    d = courier.decide(batch)
+    got = run_sync(courier.deliver(batch), script.transmit)
+    assert d.actions_read is not None and 1 <= d.actions_read < actions
+    assert len(script.sent) == 1 and faults == Counter({"partial_batch": 1})
+    assert got == (OK,) * d.actions_read + (Unknown("partial_batch (fault)"),) * (actions - d.actions_read)
+    tx_ = courier.ledger.books["p1"].txs
+    assert [tx_[c.tx_id or ""].evidence[-1][5] for c in calls] == [i < d.actions_read for i in range(actions)]
+    # One call has one action: answered whole, no fault.
+    courier, faults = _courier(FaultPlan())
+    assert courier.decide(Send(calls[0], Delivery.PARTIAL_BATCH)).actions_read is None
+    assert run_sync(courier.deliver(Send(calls[0], Delivery.PARTIAL_BATCH)), Script([OK]).transmit) == (OK,)
+    assert not faults
+
+
+def test_partial_answers_on_the_actions_wire_are_clean_against_the_reference_rules() -> None:
+    """The actions dialect's bet+win plays, a third of them answered for their bet only: the round
+    sends the play again as it is (every action is idempotent), the ledger finds nothing wrong and
+    nothing is left in doubt."""
+    name = "actions-hmac"
+    calls: list[tuple[Any, ...]] = []
+    wallet = _wallet(name)
+    good, bad = _clients(wallet, name, calls)
+    plan = FaultPlan(FaultRates(partial_batch=0.3))
+    ledger = Ledger(semantics=dialects.semantics_of(good))
+    driver = SyncDriver(InProcessClient(wallet, good), ledger, InProcessClient(wallet, bad), plan=plan)
+    _scenario(name, driver.deliver, driver.drive, lambda p, d: driver.late_duplicates(p, drain=d), wallet, plan)
+    assert driver.faults["partial_batch"] > 5
+    assert ledger.anomaly_count == 0, [f"{f.kind}: {f.message}" for f in ledger.findings[:3]]
+    assert not ledger.in_doubt()
+    for pid, book in ledger.books.items():
+        assert book.expected == wallet.balance(pid)
 
 
 def test_sleep_and_parallel_steps_become_pause_and_gather() -> None:
@@ -212,7 +254,8 @@ class Exact(FaultPlan):
 def _plan(dialect: str) -> FaultPlan:
     """Every fault kind at once; a deadline of 0 ms, so a timed-out call is never waited for in any driver."""
     rates = FaultRates(duplicate=0.08, concurrent_duplicate=0.08, timeout=0.08, lost_response=0.08, retry_storm=0.1,
-                       reorder=0.1, late_win=0.1, invalid=0.6, concurrent_rounds=0.2, late_duplicate=0.2)
+                       partial_batch=0.1, reorder=0.1, late_win=0.1, invalid=0.6, concurrent_rounds=0.2,
+                       late_duplicate=0.2)
     return Exact(rates, storm_size=6, timeout_deadline_ms=(0, 0))
 
 
@@ -397,7 +440,7 @@ def test_one_scenario_sends_the_same_calls_through_every_driver(name: str) -> No
     for kind in ("duplicate", "concurrent_duplicate", "timeout", "lost_response", "retry_storm", "late_duplicate"):
         assert faults[kind] > 0, (kind, faults)
     if name == "actions-hmac":
-        assert any(batched for *_, batched in base)
+        assert any(batched for *_, batched in base) and faults["partial_batch"] > 0
     else:
         assert faults["invalid:signature"] > 0 and any(s == "bad" for *_, s, _ in base)
     # A storm sends storm_size copies of its call in every driver (the in-process one sent 4).
