@@ -188,14 +188,10 @@ def test_partial_answers_on_the_actions_wire_are_clean_against_the_reference_rul
     """The actions dialect's bet+win plays, a third of them answered for their bet only: the round
     sends the play again as it is (every action is idempotent), the ledger finds nothing wrong and
     nothing is left in doubt."""
-    name = "actions-hmac"
-    calls: list[tuple[Any, ...]] = []
-    wallet = _wallet(name)
-    good, bad = _clients(wallet, name, calls)
-    plan = FaultPlan(FaultRates(partial_batch=0.3))
-    ledger = Ledger(semantics=dialects.semantics_of(good))
-    driver = SyncDriver(InProcessClient(wallet, good), ledger, InProcessClient(wallet, bad), plan=plan)
-    _scenario(name, driver.deliver, driver.drive, lambda p, d: driver.late_duplicates(p, drain=d), wallet, plan)
+    bench = Bench("actions-hmac", FaultPlan(FaultRates(partial_batch=0.3)))
+    driver = bench.sync_driver(late=False)
+    bench.play(driver.deliver, driver.drive, lambda p, d: driver.late_duplicates(p, drain=d))
+    ledger, wallet = bench.ledger, bench.wallet
     assert driver.faults["partial_batch"] > 5
     assert ledger.anomaly_count == 0, [f"{f.kind}: {f.message}" for f in ledger.findings[:3]]
     assert not ledger.in_doubt()
@@ -293,26 +289,35 @@ def _scenario(name: str, deliver: Callable[[Send], Outcome], drive: Callable[[Ge
         late(pid, True)
 
 
-def _wallet(name: str) -> InProcessWallet:
-    return InProcessWallet(SECRET, wire=dialects.get(name, SECRET))
+@dataclass
+class Bench:
+    """One driver's run: a fresh in-process wallet, the dialect (recording every call it encodes, with
+    its signer), the fault plan and a ledger."""
 
+    name: str
+    plan: FaultPlan
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
 
-def _clients(wallet: InProcessWallet, name: str, calls: list[tuple[Any, ...]]) -> tuple[Dialect, Dialect]:
-    good = cast(Dialect, Recording(dialects.get(name, SECRET), "good", calls))
-    bad = cast(Dialect, Recording(dialects.get(name, SECRET + "-wrong"), "bad", calls))
-    return good, bad
+    def __post_init__(self) -> None:
+        self.wallet = InProcessWallet(SECRET, wire=dialects.get(self.name, SECRET))
+        self.good = cast(Dialect, Recording(dialects.get(self.name, SECRET), "good", self.calls))
+        self.bad = cast(Dialect, Recording(dialects.get(self.name, SECRET + "-wrong"), "bad", self.calls))
+        self.ledger = Ledger(semantics=dialects.semantics_of(self.good))
+
+    def play(self, deliver: Callable[[Send], Outcome], drive: Callable[[Generator[Step, object, object]], object],
+             late: Callable[[str, bool], int]) -> None:
+        _scenario(self.name, deliver, drive, late, self.wallet, self.plan)
+
+    def sync_driver(self, late: bool = True) -> SyncDriver:
+        return SyncDriver(InProcessClient(self.wallet, self.good), self.ledger, InProcessClient(self.wallet, self.bad),
+                          plan=self.plan, late=LateDuplicates(self.plan) if late else None)
 
 
 def _in_process(name: str) -> tuple[list[tuple[Any, ...]], Ledger, Counter[str]]:
-    calls: list[tuple[Any, ...]] = []
-    wallet = _wallet(name)
-    good, bad = _clients(wallet, name, calls)
-    plan = _plan(name)
-    ledger = Ledger(semantics=dialects.semantics_of(good))
-    driver = SyncDriver(InProcessClient(wallet, good), ledger, InProcessClient(wallet, bad), plan=plan,
-                        late=LateDuplicates(plan))
-    _scenario(name, driver.deliver, driver.drive, lambda p, d: driver.late_duplicates(p, drain=d), wallet, plan)
-    return calls, ledger, driver.faults
+    bench = Bench(name, _plan(name))
+    driver = bench.sync_driver()
+    bench.play(driver.deliver, driver.drive, lambda p, d: driver.late_duplicates(p, drain=d))
+    return bench.calls, bench.ledger, driver.faults
 
 
 @dataclass
@@ -331,26 +336,22 @@ class AsyncInProcess:
 
 
 def _asyncio(name: str) -> tuple[list[tuple[Any, ...]], Ledger, Counter[str]]:
-    calls: list[tuple[Any, ...]] = []
-    wallet = _wallet(name)
-    good, bad = _clients(wallet, name, calls)
-    plan = _plan(name)
-    ledger = Ledger(semantics=dialects.semantics_of(good))
+    bench = Bench(name, _plan(name))
     stats = RunStats()
     loop = asyncio.new_event_loop()
     try:
-        driver = Driver(cast(Any, AsyncInProcess(InProcessClient(wallet, good))), ledger, stats, plan,
-                        cast(Any, AsyncInProcess(InProcessClient(wallet, bad))))
+        driver = Driver(cast(Any, AsyncInProcess(InProcessClient(bench.wallet, bench.good))), bench.ledger, stats,
+                        bench.plan, cast(Any, AsyncInProcess(InProcessClient(bench.wallet, bench.bad))))
 
         def late(p: str, drain: bool) -> int:
             return loop.run_until_complete(driver.late_duplicates(p, drain=drain))
 
-        _scenario(name, lambda s: loop.run_until_complete(driver.deliver(s)),
-                  lambda g: loop.run_until_complete(driver.drive(g)), late, wallet, plan)
+        bench.play(lambda s: loop.run_until_complete(driver.deliver(s)),
+                   lambda g: loop.run_until_complete(driver.drive(g)), late)
         loop.run_until_complete(driver.quiesce())
     finally:
         loop.close()
-    return calls, ledger, stats.faults
+    return bench.calls, bench.ledger, stats.faults
 
 
 class FakeResponse:
@@ -408,22 +409,18 @@ class FakeProcess:
 def _gevent(name: str) -> tuple[list[tuple[Any, ...]], Ledger, Counter[str]]:
     from loadtests.driver import GeventDriver
 
-    calls: list[tuple[Any, ...]] = []
-    wallet = _wallet(name)
-    good, bad = _clients(wallet, name, calls)
-    plan = _plan(name)
-    ledger = Ledger(semantics=dialects.semantics_of(good))
-    process = FakeProcess(ledger, good, bad, plan, LateDuplicates(plan))
-    http = FakeHttp(wallet)
+    bench = Bench(name, _plan(name))
+    process = FakeProcess(bench.ledger, bench.good, bench.bad, bench.plan, LateDuplicates(bench.plan))
+    http = FakeHttp(bench.wallet)
     driver = GeventDriver(process, http)
 
     def play() -> None:
-        _scenario(name, driver.deliver, driver.drive, lambda p, d: driver.late_duplicates(p, drain=d), wallet, plan)
+        bench.play(driver.deliver, driver.drive, lambda p, d: driver.late_duplicates(p, drain=d))
         driver.quiesce()
 
     gevent.spawn(play).get()
     assert "unmarked" not in http.marked
-    return calls, ledger, process.faults
+    return bench.calls, bench.ledger, process.faults
 
 
 @pytest.mark.parametrize("name", ["canonical", "actions-hmac"])
