@@ -60,14 +60,11 @@ from locust.runners import (
 from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
 from simulator import dialects, gameplay, settlement
-from simulator.calls import Ok, Outcome, Rejected, Unknown
-from simulator.delivery import label
-from simulator.dialects import HttpResponse
 from simulator.faults import FaultPlan, LateDuplicates
-from simulator.ledger import FAILING, Anomaly, Evidence, Ledger, describe
+from simulator.ledger import FAILING, Anomaly, Ledger
 from simulator.money import CURRENCIES, currency
 from simulator.players import PlayerProfile, make_players
-from simulator.rounds import RoundContext, Seat, TxIds, balance_call, player_ids
+from simulator.rounds import RoundContext, Seat, TxIds, player_ids
 from simulator.scenario import ScenarioError
 
 from . import provisioning, report, sampler, verdict
@@ -263,35 +260,11 @@ class Croupier:
         return len(left)
 
     def reconcile(self, driver: GeventDriver, seat: Seat) -> None:
-        """Read the balance once more, alone, and compare it with what the wallet must hold."""
-        call = balance_call(seat)
-        req = self.dialect.encode_call(call, time.time())
-        started = time.perf_counter()
-        with driver.http.request(req.method, f"{driver.base}/{req.path}", name="balance", data=req.body,
-                                 headers=req.headers, catch_response=True) as resp:
-            resp.request_meta["request_type"] = driver.request_type
-            latency = (time.perf_counter() - started) * 1000
-            if not resp.status_code:
-                outcome: Outcome = Unknown("no response")
-            else:
-                outcome = self.dialect.decode_response(
-                    call, HttpResponse(resp.status_code, dict(resp.headers.items() if resp.headers else ()), resp.content or b""))
-            if isinstance(outcome, Ok):
-                before = self.ledger.anomaly_count
-                self.ledger.reconcile(seat.player_id, outcome, latency)
-                if self.ledger.anomaly_count > before:
-                    resp.failure("anomaly: the final balance disagrees with the ledger")
-                else:
-                    resp.success()
-            else:
-                if isinstance(outcome, Rejected):
-                    self.ledger.balance_refused(seat.player_id, outcome, Evidence(
-                        {"op": "balance", "player_id": seat.player_id}, describe(outcome), round(latency, 3),
-                        resp.status_code or None))
-                self.errors.append(f"{seat.player_id}: final balance read failed: {describe(outcome)}")
-                resp.failure(f"final balance read failed: {label(outcome)}")
-        self.count_call("balance", label(outcome))
-        self.publish_anomalies()
+        """Read the balance once more, alone, and compare it with what the wallet must hold
+        (:meth:`simulator.delivery.Courier.reconcile`, as ``croupier run`` does)."""
+        failed = driver.run(driver.courier.reconcile(seat))
+        if failed is not None:
+            self.errors.append(failed)
 
     # -- the end ----------------------------------------------------------------------------
     def retire(self, player_id: str) -> None:

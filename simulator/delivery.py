@@ -30,8 +30,8 @@ from typing import Final, Protocol, TypeAlias, TypeVar
 from .calls import MONEY_OPS, Ok, Outcome, Rejected, Unknown, WalletCall
 from .codes import ErrorCode
 from .faults import Decision, Due, FaultPlan, LateDuplicates, Read, answered, as_due
-from .ledger import FAILING, Ledger
-from .rounds import Batch, Parallel, Send, Sleep, Step
+from .ledger import FAILING, Evidence, Ledger, describe
+from .rounds import Batch, Parallel, Seat, Send, Sleep, Step, balance_call
 
 T = TypeVar("T")
 
@@ -153,6 +153,8 @@ class Tally(Protocol):
 
 @dataclass(slots=True)
 class Count:
+    """A tally of its own (one driver, one count)."""
+
     sent: int = 0
 
 
@@ -273,6 +275,31 @@ class Courier:
             self.on_fault("late_duplicate")
             yield from self.deliver(Send(call, purpose="late_duplicate"))
         return len(calls)
+
+
+    def reconcile(self, seat: Seat) -> Flow[str | None]:
+        """The end of a player: its balance read once more, alone, and compared with what the wallet
+        must hold.  Returns why the read failed (None: it was read; a mismatch is the ledger's finding)."""
+        call = balance_call(seat)
+        answer = yield Transmit((call,), False, False, "balance")
+        assert isinstance(answer, Answer)
+        outcome = answer.outcomes[0]
+        why: str | None = None
+        failed: str | None = None
+        if isinstance(outcome, Ok):
+            before = self.ledger.anomaly_count
+            self.ledger.reconcile(seat.player_id, outcome, answer.latency_ms)
+            if self.ledger.anomaly_count > before:
+                why = "anomaly: the final balance disagrees with the ledger"
+        else:
+            if isinstance(outcome, Rejected):
+                self.ledger.balance_refused(seat.player_id, outcome, Evidence(
+                    {"op": "balance", "player_id": seat.player_id}, describe(outcome), round(answer.latency_ms, 3),
+                    answer.status, answer.body[:500].decode("utf-8", "replace")))
+            failed = f"{seat.player_id}: final balance read failed: {describe(outcome)}"
+            why = f"final balance read failed: {label(outcome)}"
+        yield Record("balance", label(outcome), answer.latency_ms, why, Send(call, purpose="reconcile"), answer)
+        return failed
 
 
 def run_sync(flow: Flow[T], transmit: Callable[[Transmit], Answer], *,

@@ -184,7 +184,7 @@ class Decision:
     """The copies go out at once (else one after the other, each after the previous answer)."""
     deadline_s: float | None = None
     """The provider stops waiting after this long (the request goes on and still reaches the ledger);
-    None: it waits for the answer (the client's own timeout)."""
+    None: it waits for the answer (the client's own timeout).  With a deadline there is one copy."""
     read: Read = Read.FIRST
     visible: bool = True
     """Whether the provider reads each copy's answer (the ledger's evidence says so)."""

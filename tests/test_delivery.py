@@ -442,3 +442,13 @@ def test_one_scenario_sends_the_same_calls_through_every_driver(name: str) -> No
         assert faults["invalid:signature"] > 0 and any(s == "bad" for *_, s, _ in base)
     # A storm sends storm_size copies of its call in every driver (the in-process one sent 4).
     assert max(base.values()) >= 6
+
+
+def test_the_scenario_key_is_read() -> None:
+    """``[faults] partial_batch`` in a scenario file: a rate like any delivery fault's."""
+    from simulator import scenario
+
+    sc = scenario.parse({"faults": {"partial_batch": 0.2, "timeout": 0.1}}, "t.toml")
+    assert sc.faults.rates.partial_batch == 0.2
+    with pytest.raises(scenario.ScenarioError):
+        scenario.parse({"faults": {"partial_batch": 0.95, "timeout": 0.1}}, "t.toml")  # more than 1 in all
