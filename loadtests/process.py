@@ -477,7 +477,7 @@ def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
     if parent.isdigit():
         gevent.spawn(_orphan_watch, int(parent))
     _listen(environment)
-    sampler.listen(environment)  # the report's per-second series (master or local runner)
+    sampler.listen(environment, _call_type, lambda: _counters(environment))  # the report's per-second series
 
 
 def _orphan_watch(parent: int) -> None:
@@ -513,6 +513,28 @@ def _choose_users(environment: Any, settings: cfg.Settings, user_classes: dict[s
                 table.fixed_count = sc.live.tables  # the rest of the users play alone
             chosen.append(table)
     environment.user_classes = chosen
+
+
+def _call_type() -> str:
+    """The statistics rows of croupier's calls: to the wallet, or through the provider."""
+    provider = master is not None and bool(master.settings.provider_url)
+    return "via-provider" if provider else "wallet"
+
+
+def _counters(environment: Any) -> sampler.Counters:
+    """croupier's results, faults and findings so far: this process's, or the workers' latest."""
+    if isinstance(environment.runner, MasterRunner):
+        results: Counter[str] = Counter()
+        faults: Counter[str] = Counter()
+        anomalies: Counter[str] = Counter()
+        for snap in list(master.snapshots.values()) if master else []:
+            results.update(snap.get("results", {}))
+            faults.update(snap.get("faults", {}))
+            anomalies.update(snap.get("anomalies", {}))
+        return results, faults, anomalies
+    if current is None:
+        return {}, {}, {}
+    return current.results, current.faults, {str(k): v for k, v in current.ledger.counts.items() if v}
 
 
 def _listen(environment: Any) -> None:

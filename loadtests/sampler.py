@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
@@ -29,10 +28,18 @@ from simulator.report import series as series_shape
 
 from . import report
 
+Counters = tuple[Mapping[str, int], Mapping[str, int], Mapping[str, int]]
+"""croupier's results, faults and findings so far."""
+
 
 class Sampler:
-    def __init__(self, environment: Any) -> None:
+    """Reads the test once a second.  What croupier counted comes from ``counters`` and the rows to
+    read are those of ``call_type()`` (both the process's: this module does not import it)."""
+
+    def __init__(self, environment: Any, call_type: Callable[[], str], counters: Callable[[], Counters]) -> None:
         self.env = environment
+        self._call_type = call_type
+        self._counters = counters
         self.t0: float | None = None
         self.origin = 0.0
         self.settling_from: int | None = None
@@ -63,30 +70,6 @@ class Sampler:
             self.read(k)
             k += 1
 
-    def _call_type(self) -> str:
-        from . import process
-
-        provider = process.master is not None and bool(process.master.settings.provider_url)
-        return "via-provider" if provider else "wallet"
-
-    def _counters(self) -> tuple[Mapping[str, int], Mapping[str, int], Mapping[str, int]]:
-        """croupier's results, faults and findings so far: this process's, or the workers' latest."""
-        from . import process
-
-        if isinstance(self.env.runner, MasterRunner):
-            results: Counter[str] = Counter()
-            faults: Counter[str] = Counter()
-            anomalies: Counter[str] = Counter()
-            for snap in list(process.master.snapshots.values()) if process.master else []:
-                results.update(snap.get("results", {}))
-                faults.update(snap.get("faults", {}))
-                anomalies.update(snap.get("anomalies", {}))
-            return results, faults, anomalies
-        cur = process.current
-        if cur is None:
-            return {}, {}, {}
-        return cur.results, cur.faults, {str(k): v for k, v in cur.ledger.counts.items() if v}
-
     def read(self, second: int) -> None:
         """Take a reading and keep what changed since the previous one as ``second``'s step."""
         call_type = self._call_type()
@@ -109,14 +92,14 @@ class Sampler:
 current: Sampler | None = None
 
 
-def listen(environment: Any) -> None:
+def listen(environment: Any, call_type: Callable[[], str], counters: Callable[[], Counters]) -> None:
     """Read the test once a second in the master or the local runner (never in a worker)."""
     global current
     from locust.runners import WorkerRunner
 
     if isinstance(environment.runner, WorkerRunner):
         return
-    current = Sampler(environment)
+    current = Sampler(environment, call_type, counters)
     environment.events.test_start.add_listener(current.start)
     environment.events.test_stopping.add_listener(current.stopping)
 
