@@ -17,14 +17,13 @@ from typing import TypeVar, cast
 
 from .calls import Outcome
 from .client import WalletClient
-from .delivery import LATE, Answer, Courier, Flow, Gather, Record, Transmit, Within, label
+from .delivery import LATE, Answer, Courier, Flow, Gather, Record, Transmit, Within
 from .faults import FaultPlan, LateDuplicates
 from .ledger import Ledger
 from .rounds import Send, Step
 from .stats import RunStats
 
 T = TypeVar("T")
-_result = label  # the statistics' word for an outcome (bench/runner.py times it)
 
 
 @dataclass
