@@ -489,9 +489,9 @@ def component_costs(repeat: int = 20_000) -> list[dict[str, Any]]:
 
     from simulator import gameplay
     from simulator.calls import Ok, WalletCall
+    from simulator.delivery import label as outcome_label
     from simulator.dialects import HttpResponse
     from simulator.dialects.canonical import CanonicalDialect
-    from simulator.driver import _result
     from simulator.ledger import Ledger
     from simulator.money import Money, currency
     from simulator.rounds import RoundContext, Seat, Send, TxIds, play_round
@@ -536,7 +536,7 @@ def component_costs(repeat: int = 20_000) -> list[dict[str, Any]]:
     def stats() -> None:
         st = RunStats()
         for i in range(repeat):
-            st.record("bet", _result(ok), 1.234 + (i % 50) / 10, i // 1000)
+            st.record("bet", outcome_label(ok), 1.234 + (i % 50) / 10, i // 1000)
 
     def headers() -> None:
         extra: dict[str, str] = {}

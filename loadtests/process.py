@@ -59,8 +59,8 @@ from locust.runners import (
 )
 from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
-from simulator import dialects, gameplay
-from simulator.faults import LateDuplicates
+from simulator import dialects, gameplay, settlement
+from simulator.faults import FaultPlan, LateDuplicates
 from simulator.ledger import FAILING, Anomaly, Ledger
 from simulator.money import CURRENCIES, currency
 from simulator.players import PlayerProfile, make_players
@@ -69,39 +69,14 @@ from simulator.scenario import ScenarioError
 
 from . import provisioning, report, sampler, verdict
 from . import settings as cfg
+from .driver import GeventDriver
+from .hurry import hurried, hurry, join_bounded
 
 log = logging.getLogger("croupier.load")
 
 FINISH = "croupier_finish"
 HURRY = "croupier_hurry"
 PROGRESS_EVERY_S = 1.0
-_hurry = Event()
-"""Set by a second interrupt: skip the settlement, end every bounded wait now."""
-
-
-def hurried() -> bool:
-    """A second interrupt came: settle nothing more, finish and report what was seen."""
-    return bool(_hurry.is_set())
-
-
-def hurry() -> None:
-    if not _hurry.is_set():
-        log.info("croupier: second interrupt: the settlement is skipped; what is in doubt is left so")
-        _hurry.set()
-
-
-def join_bounded(greenlets: list[gevent.Greenlet], timeout: float | None) -> None:
-    """``gevent.joinall`` with a bound that a second interrupt cuts short (checked every 0.2 s)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    pending = [g for g in greenlets if not g.ready()]
-    while pending and not _hurry.is_set():
-        left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-        if left <= 0:
-            return
-        gevent.joinall(pending, timeout=left)
-        pending = [g for g in pending if not g.ready()]
-
-
 current: Croupier | None = None
 """This process's share of the running test (None before the first test starts)."""
 
@@ -211,6 +186,15 @@ class Croupier:
     def hurried(self) -> bool:
         return hurried()
 
+    @property
+    def plan(self) -> FaultPlan:
+        """The scenario's fault plan (the driver's :class:`~loadtests.driver.Process`)."""
+        return self.scenario.faults
+
+    @property
+    def wallet_url(self) -> str:
+        return self.settings.wallet_url
+
     # -- statistics -------------------------------------------------------------------------
     def count_call(self, op: str, result: str) -> None:
         self.calls[op] += 1
@@ -239,6 +223,49 @@ class Croupier:
             "settlement_skipped": self.settlement_skipped,
         }
 
+    # -- the end of a player ----------------------------------------------------------------
+    def settle_in_doubt(self, driver: GeventDriver, seats: dict[str, Seat]) -> int:
+        """Settle these players' calls still in doubt as a provider must (PROTOCOL.md): wins and
+        rollbacks re-sent, then bets rolled back (or asked again when a standing win closed their
+        round), each until answered.  Returns what is still in doubt.
+
+        The same rule as the asyncio runner's end of run (``Runner._settle``): the steps come
+        from :mod:`simulator.settlement`, delivered by ``driver``."""
+        deadline = time.monotonic() + self.scenario.settle_timeout_s
+        for _ in range(3):
+            doubtful = [(b, tx) for b, tx in self.ledger.in_doubt() if b.player_id in seats]
+            if not doubtful:
+                return 0
+            for book, tx in settlement.in_order(doubtful):
+                if self.hurried:
+                    self.settlement_skipped = True
+                if time.monotonic() >= deadline or self.hurried:
+                    break
+                if tx.call.tx_id not in book.doubt:
+                    continue
+                seat = seats[book.player_id]
+                self.rounds["settled_at_end"] += 1
+                driver.drive(settlement.settlement(book, tx, seat, self.settle_ids(seat.player_id), self.semantics))
+            driver.quiesce(max(0.1, deadline - time.monotonic()))
+            if self.hurried:  # a second interrupt: what is left is counted as left, not as the wallet's fault
+                self.settlement_skipped = True
+                return 0
+            if time.monotonic() >= deadline:
+                self.errors.append(f"settlement stopped at its deadline ({self.scenario.settle_timeout_s:g} s)")
+                break
+        left = [(b, tx) for b, tx in self.ledger.in_doubt() if b.player_id in seats]
+        for book, tx in left:
+            self.ledger.flag_unsettled(book, tx)
+        self.publish_anomalies()
+        return len(left)
+
+    def reconcile(self, driver: GeventDriver, seat: Seat) -> None:
+        """Read the balance once more, alone, and compare it with what the wallet must hold
+        (:meth:`simulator.delivery.Courier.reconcile`, as ``croupier run`` does)."""
+        failed = driver.run(driver.courier.reconcile(seat))
+        if failed is not None:
+            self.errors.append(failed)
+
     # -- the end ----------------------------------------------------------------------------
     def retire(self, player_id: str) -> None:
         """A player has left, settled and reconciled: forget its transactions (long runs stay small;
@@ -256,8 +283,6 @@ class Croupier:
 
     def sweep(self) -> None:
         """Settle and reconcile the players no user's ``on_stop`` finished with."""
-        from .driver import GeventDriver
-
         self.wait_inflight()
         left = {pid: seat for pid, seat in self.seats.items() if pid not in self.retired}
         if left and hurried():
@@ -268,9 +293,9 @@ class Croupier:
             driver = GeventDriver(self, http)
             for pid in left:
                 driver.late_duplicates(pid, drain=True)
-            self.unsettled += driver.settle_in_doubt(left)
+            self.unsettled += self.settle_in_doubt(driver, left)
             for seat in left.values():
-                driver.reconcile(seat)
+                self.reconcile(driver, seat)
                 self.retire(seat.player_id)
         self.final = True
         self.finished.set()
@@ -452,7 +477,7 @@ def on_init(environment: Any, user_classes: dict[str, Any]) -> None:
     if parent.isdigit():
         gevent.spawn(_orphan_watch, int(parent))
     _listen(environment)
-    sampler.listen(environment, lambda: master, lambda: current)  # the report's per-second series
+    sampler.listen(environment, _call_type, lambda: _counters(environment))  # the report's per-second series
 
 
 def _orphan_watch(parent: int) -> None:
@@ -488,6 +513,28 @@ def _choose_users(environment: Any, settings: cfg.Settings, user_classes: dict[s
                 table.fixed_count = sc.live.tables  # the rest of the users play alone
             chosen.append(table)
     environment.user_classes = chosen
+
+
+def _call_type() -> str:
+    """The statistics rows of croupier's calls: to the wallet, or through the provider."""
+    provider = master is not None and bool(master.settings.provider_url)
+    return "via-provider" if provider else "wallet"
+
+
+def _counters(environment: Any) -> sampler.Counters:
+    """croupier's results, faults and findings so far: this process's, or the workers' latest."""
+    if isinstance(environment.runner, MasterRunner):
+        results: Counter[str] = Counter()
+        faults: Counter[str] = Counter()
+        anomalies: Counter[str] = Counter()
+        for snap in list(master.snapshots.values()) if master else []:
+            results.update(snap.get("results", {}))
+            faults.update(snap.get("faults", {}))
+            anomalies.update(snap.get("anomalies", {}))
+        return results, faults, anomalies
+    if current is None:
+        return {}, {}, {}
+    return current.results, current.faults, {str(k): v for k, v in current.ledger.counts.items() if v}
 
 
 def _listen(environment: Any) -> None:

@@ -18,51 +18,28 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 
-from simulator.ledger import Ledger
 from simulator.report import series as series_shape
 
 from . import report
-from .settings import Settings
 
-
-class MasterView(Protocol):
-    """What the sampler reads of :class:`loadtests.process.Master` (given, so this module never imports it)."""
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def snapshots(self) -> Mapping[str, Mapping[str, Any]]: ...
-
-
-class LocalView(Protocol):
-    """What the sampler reads of this process's :class:`loadtests.process.Croupier`."""
-
-    @property
-    def results(self) -> Mapping[str, int]: ...
-
-    @property
-    def faults(self) -> Mapping[str, int]: ...
-
-    @property
-    def ledger(self) -> Ledger: ...
+Counters = tuple[Mapping[str, int], Mapping[str, int], Mapping[str, int]]
+"""croupier's results, faults and findings so far."""
 
 
 class Sampler:
-    def __init__(self, environment: Any, master: Callable[[], MasterView | None] = lambda: None,
-                 local: Callable[[], LocalView | None] = lambda: None) -> None:
+    """Reads the test once a second.  What croupier counted comes from ``counters`` and the rows to
+    read are those of ``call_type()`` (both the process's: this module does not import it)."""
+
+    def __init__(self, environment: Any, call_type: Callable[[], str], counters: Callable[[], Counters]) -> None:
         self.env = environment
-        self.master = master
-        """The master's gatherings (None until a test starts, or in a plain local run)."""
-        self.local = local
-        """This process's own counters (None until a test starts)."""
+        self._call_type = call_type
+        self._counters = counters
         self.t0: float | None = None
         self.origin = 0.0
         self.settling_from: int | None = None
@@ -93,28 +70,6 @@ class Sampler:
             self.read(k)
             k += 1
 
-    def _call_type(self) -> str:
-        master = self.master()
-        provider = master is not None and bool(master.settings.provider_url)
-        return "via-provider" if provider else "wallet"
-
-    def _counters(self) -> tuple[Mapping[str, int], Mapping[str, int], Mapping[str, int]]:
-        """croupier's results, faults and findings so far: this process's, or the workers' latest."""
-        if isinstance(self.env.runner, MasterRunner):
-            results: Counter[str] = Counter()
-            faults: Counter[str] = Counter()
-            anomalies: Counter[str] = Counter()
-            master = self.master()
-            for snap in list(master.snapshots.values()) if master else []:
-                results.update(snap.get("results", {}))
-                faults.update(snap.get("faults", {}))
-                anomalies.update(snap.get("anomalies", {}))
-            return results, faults, anomalies
-        cur = self.local()
-        if cur is None:
-            return {}, {}, {}
-        return cur.results, cur.faults, {str(k): v for k, v in cur.ledger.counts.items() if v}
-
     def read(self, second: int) -> None:
         """Take a reading and keep what changed since the previous one as ``second``'s step."""
         call_type = self._call_type()
@@ -137,15 +92,14 @@ class Sampler:
 current: Sampler | None = None
 
 
-def listen(environment: Any, master: Callable[[], MasterView | None], local: Callable[[], LocalView | None]) -> None:
-    """Read the test once a second in the master or the local runner (never in a worker): ``master`` and
-    ``local`` give :mod:`loadtests.process`'s current gatherings when asked."""
+def listen(environment: Any, call_type: Callable[[], str], counters: Callable[[], Counters]) -> None:
+    """Read the test once a second in the master or the local runner (never in a worker)."""
     global current
     from locust.runners import WorkerRunner
 
     if isinstance(environment.runner, WorkerRunner):
         return
-    current = Sampler(environment, master, local)
+    current = Sampler(environment, call_type, counters)
     environment.events.test_start.add_listener(current.start)
     environment.events.test_stopping.add_listener(current.stopping)
 

@@ -33,6 +33,7 @@ from locust.exception import CatchResponseError
 from simulator import gameplay
 from simulator.calls import Ok
 from simulator.codes import ErrorCode
+from simulator.delivery import BENIGN
 from simulator.diagnosis import admin_cause, seat_cause
 from simulator.ledger import describe
 from simulator.money import Money, currency
@@ -53,7 +54,8 @@ from simulator.rounds import (
 from simulator.scenario import Scenario
 
 from . import process
-from .driver import BENIGN, GeventDriver
+from .driver import GeventDriver
+from .hurry import hurried, join_bounded
 from .process import Croupier
 
 PLACEHOLDER_HOST: Final = "http://croupier.invalid"
@@ -134,10 +136,10 @@ def guarded(user: Any, fn: Any) -> Any:
 
 def finish_work(user: Any) -> None:
     """``on_stop``: wait for the user's round in progress (bounded: calls time out, retries are capped;
-    a second interrupt stops the wait at once, see :func:`loadtests.process.join_bounded`)."""
+    a second interrupt stops the wait at once, see :func:`loadtests.hurry.join_bounded`)."""
     g = getattr(user, "work", None)
     if g is not None and not g.ready():
-        process.join_bounded([g], max(60.0, user.c.scenario.timeout_s * 10))
+        join_bounded([g], max(60.0, user.c.scenario.timeout_s * 10))
 
 
 def _error(c: Croupier, text: str) -> None:
@@ -213,15 +215,15 @@ def leave(c: Croupier, driver: GeventDriver, seats: list[Seat]) -> None:
     more and reconciled — unless a second interrupt asked to skip the settlement: then nothing is sent,
     and what they had in doubt is counted as left unsettled (never blamed on the wallet).  Their books are
     kept then: a round still in flight may yet answer, and must find its player's book as it was."""
-    if process.hurried():
+    if hurried():
         c.settlement_skipped = c.settlement_skipped or bool(seats)
         return
     driver.quiesce()
     for seat in seats:
         driver.late_duplicates(seat.player_id, drain=True)
-    c.unsettled += driver.settle_in_doubt({s.player_id: s for s in seats})
+    c.unsettled += c.settle_in_doubt(driver, {s.player_id: s for s in seats})
     for seat in seats:
-        driver.reconcile(seat)
+        c.reconcile(driver, seat)
         c.retire(seat.player_id)
 
 

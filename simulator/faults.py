@@ -2,10 +2,12 @@
 
 A fault is either a way of *delivering* one call (``Delivery``: the driver sends
 it twice, twice at once, gives up waiting, drops the answer, bursts retries, or
-signs it wrongly), a change in what a round *does* (reorder, late win, an
+signs it wrongly, or reads only some of a batch's answers), a change in what a round *does* (reorder, late win, an
 invalid call the wallet must refuse), or an acknowledged call sent again long
 after its answer (``late_duplicate``: :class:`LateDuplicates`, a provider's retry
-queue or settlement job).  The plan only decides; drivers act.
+queue or settlement job).  The plan only decides (:meth:`FaultPlan.decide`: one
+:class:`Decision` per call or batch); :mod:`simulator.delivery` carries decisions out for
+every driver.
 
 A call the wallet must refuse carries a :class:`Due`: every code of a rule the call
 breaks (PROTOCOL.md, "Where a wallet may choose": *any code of a rule that the call
@@ -41,6 +43,10 @@ class Delivery(StrEnum):
     """Many copies of one request in a burst."""
     BAD_SIGNATURE = "bad_signature"
     """Signed with the wrong secret: must be refused with INVALID_SIGNATURE."""
+    PARTIAL_BATCH = "partial_batch"
+    """A batch answered for some of its actions only: the provider reads the answers of its first
+    actions, the others never reach it (a proxy cut the body short, a partial failure).  A single
+    call has one action: delivered as normal."""
 
 
 class Invalid(StrEnum):
@@ -108,13 +114,16 @@ class FaultRates:
     """A player with two tables open: two rounds of one player in flight at once."""
     late_duplicate: float = 0.0
     """Per acknowledged bet, win or rollback: sent again as it was, long after its answer."""
+    partial_batch: float = 0.0
+    """Per batch (a batching dialect): only its first actions' answers are read."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault rate {f.name} must be a number from 0 to 1, got {value!r}")
-        deliveries = self.duplicate + self.concurrent_duplicate + self.timeout + self.lost_response + self.retry_storm
+        deliveries = self.duplicate + self.concurrent_duplicate + self.timeout + self.lost_response + self.retry_storm \
+            + self.partial_batch
         if deliveries > 1.0:
             raise ValueError("delivery fault rates add up to more than 1")
 
@@ -129,7 +138,49 @@ DELIVERY_FAULTS: Final = (
     Delivery.TIMEOUT,
     Delivery.LOST_RESPONSE,
     Delivery.RETRY_STORM,
+    Delivery.PARTIAL_BATCH,
 )
+
+
+class Read(StrEnum):
+    """Which copy's answer the provider reads."""
+
+    FIRST = "first"
+    """The first copy's (copies sent one after the other: the provider waited for the first)."""
+    ANY = "any"
+    """The first definitive answer of the copies (copies sent at once: :func:`answered`)."""
+    NONE = "none"
+    """None: the round gets ``Unknown`` (the answer was lost)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The fault plan's whole decision for one call or batch, as data: what a driver needs to
+    deliver it and nothing else, so every driver delivers it alike (:mod:`simulator.delivery`).
+
+    A new delivery fault is a new way of filling these fields in :meth:`FaultPlan.decide`."""
+
+    fault: str | None = None
+    """What the run counts as injected (None: nothing)."""
+    copies: int = 1
+    concurrent: bool = False
+    """The copies go out at once (else one after the other, each after the previous answer)."""
+    deadline_s: float | None = None
+    """The provider stops waiting after this long (the request goes on and still reaches the ledger);
+    None: it waits for the answer (the client's own timeout).  With a deadline there is one copy."""
+    read: Read = Read.FIRST
+    visible: bool = True
+    """Whether the provider reads each copy's answer (the ledger's evidence says so)."""
+    bad_signature: bool = False
+    """Signed with the wrong secret."""
+    actions_read: int | None = None
+    """Of a batch, how many of its first actions' answers the provider reads (None: every one)."""
+    unread: str = ""
+    """The reason of the ``Unknown`` the round gets for an answer it does not read."""
+
+
+PLAIN: Final = Decision()
+"""A call delivered once, its answer read: the decision for almost every call."""
 
 
 @dataclass(slots=True)
@@ -163,7 +214,47 @@ class FaultPlan:
         roll -= r.lost_response
         if roll < r.retry_storm:
             return Delivery.RETRY_STORM
+        roll -= r.retry_storm
+        if roll < r.partial_batch:
+            return Delivery.PARTIAL_BATCH
         return Delivery.NORMAL
+
+    def decide(self, delivery: Delivery, tx_id: str | None, purpose: str = "", actions: int | None = None) -> Decision:
+        """How to deliver one call (``actions`` None) or a batch of ``actions`` calls whose first
+        ``tx_id`` is given, sent with ``delivery`` for ``purpose``.  Deadlines and partial answers
+        are seeded by the tx_id, so every driver decides the same for the same run.
+
+        A bad signature is an invalid call: counted once, by its purpose (the signed resend after
+        it, ``…:again``, is a valid call); a batch never goes badly signed."""
+        if purpose.startswith("invalid:"):
+            fault = None if purpose.endswith(":again") else purpose
+        elif delivery is Delivery.NORMAL:
+            return PLAIN
+        else:
+            fault = str(delivery)
+        batch = actions is not None
+        if delivery is Delivery.DUPLICATE:
+            return Decision(fault, copies=2)
+        if delivery in (Delivery.CONCURRENT_DUPLICATE, Delivery.RETRY_STORM):
+            return Decision(fault, copies=self.copies(delivery), concurrent=True, read=Read.ANY)
+        if delivery is Delivery.LOST_RESPONSE:
+            return Decision(fault, read=Read.NONE, visible=False,
+                            unread=f"{delivery} (fault)" if batch else "lost response (fault)")
+        if delivery is Delivery.TIMEOUT:
+            return Decision(fault, deadline_s=self.deadline_s(tx_id),
+                            unread=f"{delivery} (fault)" if batch else "provider stopped waiting (fault)")
+        if delivery is Delivery.BAD_SIGNATURE:
+            return Decision(fault, bad_signature=not batch)
+        if delivery is Delivery.PARTIAL_BATCH:
+            if actions is None or actions < 2:
+                return PLAIN  # one action is answered whole
+            return Decision(fault, actions_read=self.actions_read(tx_id, actions), unread=f"{delivery} (fault)")
+        return Decision(fault)  # NORMAL with an invalid purpose
+
+    def actions_read(self, tx_id: str | None, actions: int) -> int:
+        """Of a batch of ``actions`` (two or more), how many first answers a partial answer carries:
+        at least one, never all; seeded by the first tx_id, as :meth:`deadline_s`."""
+        return 1 + zlib.crc32(f"partial:{tx_id}".encode()) % (actions - 1)
 
     def reorder(self, rng: random.Random) -> bool:
         return self.rates.reorder > 0 and rng.random() < self.rates.reorder

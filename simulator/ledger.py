@@ -377,6 +377,7 @@ class Ledger:
         outcomes: Sequence[Outcome],
         *,
         visible: bool = True,
+        read: int | None = None,
         latency_ms: float | None = None,
         status: int | None = None,
         response: bytes | None = None,
@@ -385,11 +386,14 @@ class Ledger:
         the whole request (its first refusal, else its last answer), which drivers report.
 
         The wallet stops at the first refusal: every call after it is ``not_tried``; every call
-        before the last is ``inner`` (only the last call's balance is on the wire)."""
+        before the last is ``inner`` (only the last call's balance is on the wire).  ``read``: the
+        provider read the answers of the first ``read`` calls only (None: all); the others are judged
+        all the same, and their evidence says the provider never saw them."""
         refused, last = False, len(tokens) - 1
         undecodable = False
         for i, (token, call, outcome) in enumerate(zip(tokens, calls, outcomes, strict=True)):
-            self.end(token, call, outcome, visible=visible, latency_ms=latency_ms, status=status,
+            seen = visible and (read is None or i < read)
+            self.end(token, call, outcome, visible=seen, latency_ms=latency_ms, status=status,
                      response=response, not_tried=refused, inner=i < last, judge_bytes=not undecodable)
             undecodable = undecodable or (isinstance(outcome, Unknown) and outcome.status is not None
                                           and outcome.status < 500)

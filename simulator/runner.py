@@ -35,14 +35,13 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from . import __version__, dialects, gameplay, settlement
-from .calls import Ok, Rejected
 from .client import AdminClient, AdminError, WalletClient
 from .codes import ErrorCode
 from .diagnosis import admin_cause, seat_cause
 from .dialects.semantics import CANONICAL, Semantics
 from .driver import Driver
 from .findings import Severity
-from .ledger import Evidence, Ledger, describe
+from .ledger import Ledger, describe
 from .money import CURRENCIES, currency
 from .players import PlayerProfile, choose_stake, make_players, think_time
 from .report import model, series
@@ -54,7 +53,6 @@ from .rounds import (
     Seat,
     SeatRefused,
     TxIds,
-    balance_call,
     live_round,
     open_seat,
     play_round,
@@ -881,22 +879,13 @@ class Runner:
 
     async def _reconcile(self, driver: Driver) -> None:
         """Read every balance once more, alone, and compare with what the wallet must hold."""
-        await asyncio.gather(*(self._reconcile_one(driver, pid, seat) for pid, seat in self.seats.items()))
+        await asyncio.gather(*(self._reconcile_one(driver, seat) for seat in self.seats.values()))
 
-    async def _reconcile_one(self, driver: Driver, player_id: str, seat: Seat) -> None:
+    async def _reconcile_one(self, driver: Driver, seat: Seat) -> None:
         async with self.sem:  # many players at once; each player's read is alone for that player
-            ex = await driver.client.exchange(balance_call(seat))
-        self.stats.record("balance", "ok" if isinstance(ex.outcome, Ok) else
-                          (str(ex.outcome.code) if isinstance(ex.outcome, Rejected) else "unknown"),
-                          ex.latency_ms, int(time.monotonic() - driver.started))
-        if isinstance(ex.outcome, Ok):
-            self.ledger.reconcile(player_id, ex.outcome, ex.latency_ms)
-            return
-        if isinstance(ex.outcome, Rejected):
-            self.ledger.balance_refused(player_id, ex.outcome, Evidence(
-                {"op": "balance", "player_id": player_id}, describe(ex.outcome), round(ex.latency_ms, 3), ex.status,
-                ex.response_body[:500].decode("utf-8", "replace")))
-        self.errors.append(f"{player_id}: final balance read failed: {describe(ex.outcome)}")
+            failed = await driver.run(driver.courier.reconcile(seat))
+        if failed is not None:
+            self.errors.append(failed)
 
 
 def _semantics(options: RunOptions) -> Semantics:

@@ -1,7 +1,7 @@
 """The end of a run: how a provider settles the calls still in doubt (PROTOCOL.md).
 
 One rule for every driver — the asyncio runner (``Runner._settle``) and Locust's gevent
-driver (``loadtests.driver.GeventDriver.settle_in_doubt``) both take their steps from here:
+driver (``loadtests.process.Croupier.settle_in_doubt``) both take their steps from here:
 
 * wins (and rollbacks) first, re-sent as they are: a batch's win that stands closed its round;
 * then bets: rolled back, except a bet whose round a standing win closed (it went in one

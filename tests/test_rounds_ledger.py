@@ -66,7 +66,8 @@ ALL_FAULTS = FaultPlan(FaultRates(duplicate=0.1, concurrent_duplicate=0.1, timeo
 def test_every_delivery_is_clean_against_the_reference_rules(delivery: Delivery) -> None:
     wallet = InProcessWallet(SECRET)
     driver, seats = setup(wallet)
-    rate = {d: 0.0 for d in ("duplicate", "concurrent_duplicate", "timeout", "lost_response", "retry_storm")}
+    rate = {d: 0.0 for d in ("duplicate", "concurrent_duplicate", "timeout", "lost_response", "retry_storm",
+                             "partial_batch")}
     if delivery.value in rate:
         rate[delivery.value] = 0.5
     plan = FaultPlan(FaultRates(**rate, invalid=1.0 if delivery is Delivery.BAD_SIGNATURE else 0.0))

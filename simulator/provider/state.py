@@ -21,8 +21,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..calls import Exchange, Ok, Outcome, Rejected, WalletCall
+from ..calls import Exchange, Ok, WalletCall
 from ..client import BatchExchange, WalletClient
+from ..delivery import label
 from ..ledger import Ledger
 from ..money import Currency
 from ..rounds import RetryPolicy, Seat, TxIds
@@ -45,15 +46,6 @@ class ProviderConfig:
     """Where browsers reach this provider (game URLs); None: the Host the operator called."""
     timeout_s: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-
-def outcome_label(outcome: Outcome) -> str:
-    """``ok``, the refusal's code, or ``unknown``: the vocabulary of the reports."""
-    if isinstance(outcome, Ok):
-        return "ok"
-    if isinstance(outcome, Rejected):
-        return str(outcome.code)
-    return "unknown"
 
 
 def iso(ts: float) -> str:
@@ -191,7 +183,7 @@ class ProviderState:
                 at=sent_at, op=str(call.op), tx_id=call.tx_id, ref_tx_id=call.ref_tx_id,
                 player_id=call.player_id or player_id, session_id=session_id, round_id=call.round_id,
                 game_id=call.game_id, amount=call.amount.minor if call.amount else None,
-                currency=call.amount.currency.code if call.amount else currency, outcome=outcome_label(outcome),
+                currency=call.amount.currency.code if call.amount else currency, outcome=label(outcome),
                 wallet_tx_id=outcome.wallet_tx_id if isinstance(outcome, Ok) else None,
                 latency_ms=ex.latency_ms, http_status=ex.status, batch=tuple(c.tx_id or "" for c in batch),
             )

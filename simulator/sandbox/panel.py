@@ -54,7 +54,7 @@ from ..driver import Driver
 from ..faults import Delivery
 from ..ledger import Ledger
 from ..provider.engine import Provider
-from ..provider.state import CallRecord, RecordingClient, Session, members, outcome_label
+from ..provider.state import CallRecord, RecordingClient, Session, members
 from ..rounds import Batch, RoundContext, Send, Sleep, Step, settle
 
 __all__ = ["ACTIONS", "ActionError", "CapturingDialect", "Entry", "Panel"]
@@ -461,7 +461,3 @@ def _until_answered(calls: tuple[WalletCall, ...], attempts: int,
 def entry_event(entry: Entry) -> bytes:
     """One server-sent event carrying ``entry``."""
     return b"event: call\nid: %d\ndata: %s\n\n" % (entry.id, orjson.dumps(entry.to_json()))
-
-
-def label(outcome: Outcome) -> str:
-    return outcome_label(outcome)
