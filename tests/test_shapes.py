@@ -341,7 +341,9 @@ def test_check_reports_each_planted_bug_as_its_rule(bug: str, wallets: dict[str,
     def enough(best: dict[str, Violation]) -> bool:
         return bool(rules & set(best))
 
-    result = check(target(wallets[bug], shape), CheckOptions(budget_s=20, seed=SEEDS[0], db_dir=None,
+    # The search stops as soon as the bug is found (``enough``); the budget only bounds a miss.  The
+    # concatenated string amount shows at the 633rd example of this seed: ~19 s on a loaded machine.
+    result = check(target(wallets[bug], shape), CheckOptions(budget_s=60, seed=SEEDS[0], db_dir=None,
                                                              shrink_s=5, enough=enough))
     found = {f.rule.id: f for f in result.failures}
     assert rules & set(found), render_text(result)
