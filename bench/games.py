@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from simulator.games import catalog
-from simulator.games.jackpot import JackpotTerms, ProgressiveJackpot
-from simulator.games.live import LiveRouletteTable
-from simulator.games.roulette import random_bets
-from simulator.games.slot import CROUPIER_STARS, CROUPIER_STARS_HIT_FREQUENCY, exact_stats
+from simulator.play.games import catalog
+from simulator.play.games.jackpot import JackpotTerms, ProgressiveJackpot
+from simulator.play.games.live import LiveRouletteTable
+from simulator.play.games.roulette import random_bets
+from simulator.play.games.slot import CROUPIER_STARS, CROUPIER_STARS_HIT_FREQUENCY, exact_stats
 
 
 @dataclass

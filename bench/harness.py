@@ -126,9 +126,9 @@ async def provision(base: str, players: int, prefix: str, *, secret: str, admin_
     ``[(player_id, session_token)]``."""
     import aiohttp
 
-    from simulator.calls import Ok, WalletCall
-    from simulator.client import AdminClient, WalletClient
-    from simulator.dialects.canonical import CanonicalDialect
+    from simulator.drive.client import AdminClient, WalletClient
+    from simulator.protocol.calls import Ok, WalletCall
+    from simulator.protocol.dialects.canonical import CanonicalDialect
 
     gate = asyncio.Semaphore(32)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:

@@ -13,12 +13,12 @@ Throughput (this process; per run, each target gets a 1 s warm-up, then ``--dura
   and as many workers, sending canonical ``bet`` calls built and HMAC-signed before timing
   (``CanonicalDialect.encode_call``, fresh tx_ids and round_ids) for players provisioned through
   the admin API and authenticated;
-* *runner*: :class:`simulator.runner.Runner` with the ``smoke`` scenario, ``--players`` players,
+* *runner*: :class:`simulator.run.runner.Runner` with the ``smoke`` scenario, ``--players`` players,
   zero think time, no faults, ``concurrency = --players`` (closed model).  Calls are counted
   from its own statistics in a window that starts 1 s after every player is seated; the
   provider-side work (rounds, ledger, signing, statistics) is all in the timed path.  Measured
   twice: on uvloop (the ceiling's loop) and on the stdlib asyncio loop, which is what
-  ``croupier run`` uses today (``asyncio.run`` in simulator/runcmd.py).
+  ``croupier run`` uses today (``asyncio.run`` in simulator/commands/runcmd.py).
 * the order alternates between runs; ratios are runner / ceiling within one run.
 
 Then a separate short runner run under cProfile (``--profile-seconds``) shows where the runner's
@@ -213,7 +213,7 @@ class BetPool:
     """Canonical bet requests, encoded and signed by the simulator's own dialect, before timing."""
 
     def __init__(self, tag: str, players: list[tuple[str, str]]) -> None:
-        from simulator.dialects.canonical import CanonicalDialect
+        from simulator.protocol.dialects.canonical import CanonicalDialect
 
         self.tag = tag
         self.players = players
@@ -223,8 +223,8 @@ class BetPool:
         self.n = itertools.count()
 
     def _make(self, i: int, now: float) -> tuple[bytes, dict[str, str]]:
-        from simulator.calls import WalletCall
-        from simulator.money import Money, currency
+        from simulator.protocol.calls import WalletCall
+        from simulator.protocol.money import Money, currency
 
         pid, session = self.players[i % len(self.players)]
         call = WalletCall.bet(f"ceil-{self.tag}-t{i}", pid, session, GAME_ID, f"ceil-{self.tag}-r{i}",
@@ -327,9 +327,9 @@ async def ceiling_phase(base: str, wallet_pid: int, concurrency: int, duration: 
 
 def runner_options(base: str, players: int, think_ms: tuple[int, int], run_id: str, concurrency: int,
                    cap_s: float, timeout_s: float | None = None) -> Any:
-    from simulator import scenario as scenarios
-    from simulator.faults import FaultPlan
-    from simulator.runner import RunOptions
+    from simulator.play import scenario as scenarios
+    from simulator.play.faults import FaultPlan
+    from simulator.run.runner import RunOptions
 
     smoke = scenarios.load("smoke")
     sc = dataclasses.replace(smoke, players=players, think_time_ms=think_ms, duration_s=cap_s, rounds=None,
@@ -366,7 +366,7 @@ async def seated(runner: Any, task: asyncio.Task[Any], players: int, poll: float
 
 async def runner_phase(base: str, wallet_pid: int, players: int, duration: float, label: str,
                        profile_s: float = 0.0) -> tuple[Measured, pstats.Stats | None]:
-    from simulator.runner import Runner
+    from simulator.run.runner import Runner
 
     run_id = f"{label}-{secrets.token_hex(3)}"
     runner = Runner(runner_options(base, players, (0, 0), run_id, players, WARMUP_S + duration + 600))
@@ -487,15 +487,15 @@ def component_costs(repeat: int = 20_000) -> list[dict[str, Any]]:
     import orjson
     from multidict import CIMultiDict, CIMultiDictProxy
 
-    from simulator import gameplay
-    from simulator.calls import Ok, WalletCall
-    from simulator.delivery import label as outcome_label
-    from simulator.dialects import HttpResponse
-    from simulator.dialects.canonical import CanonicalDialect
-    from simulator.ledger import Ledger
-    from simulator.money import Money, currency
-    from simulator.rounds import RoundContext, Seat, Send, TxIds, play_round
-    from simulator.stats import RunStats
+    from simulator.drive.delivery import label as outcome_label
+    from simulator.judge.ledger import Ledger
+    from simulator.judge.stats import RunStats
+    from simulator.play import gameplay
+    from simulator.play.rounds import RoundContext, Seat, Send, TxIds, play_round
+    from simulator.protocol.calls import Ok, WalletCall
+    from simulator.protocol.dialects import HttpResponse
+    from simulator.protocol.dialects.canonical import CanonicalDialect
+    from simulator.protocol.money import Money, currency
 
     eur = currency(CURRENCY)
     dialect = CanonicalDialect(SECRET)
@@ -618,9 +618,9 @@ async def memory_child(base: str, players: int, think: tuple[int, int], hold_s: 
                        trace: bool, timeout_s: float) -> dict[str, Any]:
     import tracemalloc
 
-    from simulator import gameplay
-    from simulator.players import make_players
-    from simulator.runner import Runner
+    from simulator.play import gameplay
+    from simulator.play.players import make_players
+    from simulator.run.runner import Runner
 
     # Fixed costs, not per player: the process-wide jackpot slot, and the Faker locales make_players loads.
     gameplay.jackpot_slot()

@@ -199,8 +199,8 @@ def bet_body(i: int, run_tag: str, player: tuple[str, str]) -> bytes:
 def build_bodies(n: int, run_tag: str, players: list[tuple[str, str]]) -> list[bytes]:
     import orjson
 
-    from simulator.calls import Op, WalletCall
-    from simulator.dialects.canonical import call_from_json, call_to_json, parse_object
+    from simulator.protocol.calls import Op, WalletCall
+    from simulator.protocol.dialects.canonical import call_from_json, call_to_json, parse_object
 
     bodies = [bet_body(i, run_tag, players[i % len(players)]) for i in range(n)]
     first = call_from_json(Op.BET, parse_object(bodies[0]))  # what the wallet will decode
@@ -210,7 +210,7 @@ def build_bodies(n: int, run_tag: str, players: list[tuple[str, str]]) -> list[b
 
 def sign_all(bodies: list[bytes]) -> list[dict[str, str]]:
     """Headers for every body, signed now (the wallet allows 300 s of clock difference)."""
-    from simulator import signing
+    from simulator.protocol import signing
 
     t = int(time.time())
     return [{"Content-Type": "application/json", signing.HEADER: signing.sign(SECRET, b, t)} for b in bodies]
@@ -220,7 +220,7 @@ async def bets_recorded(base: str) -> int:
     """Bets in the wallet's log, from its admin GGR report (summed over every game/currency/day line)."""
     import aiohttp
 
-    from simulator.client import AdminClient
+    from simulator.drive.client import AdminClient
 
     async with aiohttp.ClientSession() as session:
         report = await AdminClient(base, ADMIN_TOKEN, session).ggr()
@@ -309,7 +309,7 @@ class Generator:
     def item(self, i: int, phase: Phase) -> tuple[bytes, dict[str, str]]:
         if i < len(self.bodies):
             return self.bodies[i], self.headers[i]
-        from simulator import signing
+        from simulator.protocol import signing
 
         phase.inline_built += 1
         run_tag, players = self.extra
@@ -824,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # provisioning against the wallet failed: it is not usable
         from aiohttp import ClientError
 
-        from simulator.client import AdminError
+        from simulator.drive.client import AdminError
 
         if not isinstance(exc, (AdminError, ClientError, OSError)):
             raise

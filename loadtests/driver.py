@@ -1,10 +1,10 @@
-"""The gevent driver: the primitives of :mod:`simulator.delivery` over Locust's fast HTTP client.
+"""The gevent driver: the primitives of :mod:`simulator.drive.delivery` over Locust's fast HTTP client.
 
 Rounds, faults, the ledger's bookkeeping and the late-duplicate queue are the core's
-(:class:`simulator.delivery.Courier`, the same for ``croupier run`` and the in-process driver);
+(:class:`simulator.drive.delivery.Courier`, the same for ``croupier run`` and the in-process driver);
 this driver only sends a request, gathers greenlets, sleeps and leaves a greenlet running past a
 deadline.  Every exchange is a row of Locust's statistics, named by operation (``batch`` for a
-batch), marked a success or a failure as :func:`simulator.delivery.judge` says: ok, a refusal that
+batch), marked a success or a failure as :func:`simulator.drive.delivery.judge` says: ok, a refusal that
 was due or one a provider meets in normal play is a success; a refusal nobody asked for, an
 acceptance where a refusal was due, no definitive answer, or an answer the ledger found a money or
 contract finding in is a failure (a note never is).  Money and contract findings also get a row of
@@ -21,12 +21,12 @@ from typing import Any, Final, Protocol, TypeVar, cast
 import gevent
 from gevent.pool import Group
 
-from simulator.calls import Outcome, Unknown
-from simulator.delivery import LATE, Answer, Courier, Flow, Gather, Record, Transmit, Within
-from simulator.dialects import Dialect, HttpResponse, batching
-from simulator.faults import FaultPlan, LateDuplicates
-from simulator.ledger import Ledger
-from simulator.rounds import Send, Step
+from simulator.drive.delivery import LATE, Answer, Courier, Flow, Gather, Record, Transmit, Within
+from simulator.judge.ledger import Ledger
+from simulator.play.faults import FaultPlan, LateDuplicates
+from simulator.play.rounds import Send, Step
+from simulator.protocol.calls import Outcome, Unknown
+from simulator.protocol.dialects import Dialect, HttpResponse, batching
 
 from .hurry import join_bounded
 

@@ -1,7 +1,7 @@
 """One Locust process's share of a croupier run, and the event hooks that tie the processes together.
 
 Every process that runs users (the local runner, or each worker) has one :class:`Croupier`:
-the scenario, one :class:`~simulator.ledger.Ledger` for all its players (each player belongs to
+the scenario, one :class:`~simulator.judge.ledger.Ledger` for all its players (each player belongs to
 exactly one user, so ledgers never need to agree across processes), the dialects, counters,
 and the players seated so far.  Its snapshot travels to the master with every statistics
 report (Locust's ``report_to_master``), so the master's latest copy is always complete.
@@ -59,13 +59,15 @@ from locust.runners import (
 )
 from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
-from simulator import dialects, gameplay, settlement
-from simulator.faults import FaultPlan, LateDuplicates
-from simulator.ledger import FAILING, Anomaly, Ledger
-from simulator.money import CURRENCIES, currency
-from simulator.players import PlayerProfile, make_players
-from simulator.rounds import RoundContext, Seat, TxIds, player_ids
-from simulator.scenario import ScenarioError
+from simulator.judge import settlement
+from simulator.judge.ledger import FAILING, Anomaly, Ledger
+from simulator.play import gameplay
+from simulator.play.faults import FaultPlan, LateDuplicates
+from simulator.play.players import PlayerProfile, make_players
+from simulator.play.rounds import RoundContext, Seat, TxIds, player_ids
+from simulator.play.scenario import ScenarioError
+from simulator.protocol import dialects
+from simulator.protocol.money import CURRENCIES, currency
 
 from . import provisioning, report, sampler, verdict
 from . import settings as cfg
@@ -172,7 +174,7 @@ class Croupier:
         return ids
 
     def ids(self, player_id: str) -> TxIds:
-        """A player's transaction and round ids (:func:`simulator.rounds.player_ids`: shared transaction
+        """A player's transaction and round ids (:func:`simulator.play.rounds.player_ids`: shared transaction
         ids where a ``tx_id`` is unique per player, as in ``croupier run``)."""
         return player_ids(player_id, self.semantics, f"{self.settings.run_id}-{self.node}")
 
@@ -230,7 +232,7 @@ class Croupier:
         round), each until answered.  Returns what is still in doubt.
 
         The same rule as the asyncio runner's end of run (``Runner._settle``): the steps come
-        from :mod:`simulator.settlement`, delivered by ``driver``."""
+        from :mod:`simulator.judge.settlement`, delivered by ``driver``."""
         deadline = time.monotonic() + self.scenario.settle_timeout_s
         for _ in range(3):
             doubtful = [(b, tx) for b, tx in self.ledger.in_doubt() if b.player_id in seats]
@@ -261,7 +263,7 @@ class Croupier:
 
     def reconcile(self, driver: GeventDriver, seat: Seat) -> None:
         """Read the balance once more, alone, and compare it with what the wallet must hold
-        (:meth:`simulator.delivery.Courier.reconcile`, as ``croupier run`` does)."""
+        (:meth:`simulator.drive.delivery.Courier.reconcile`, as ``croupier run`` does)."""
         failed = driver.run(driver.courier.reconcile(seat))
         if failed is not None:
             self.errors.append(failed)

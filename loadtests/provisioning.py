@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from simulator.stats import Histogram
+from simulator.judge.stats import Histogram
 
 
 class Provisioning:
@@ -62,7 +62,7 @@ def merge(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
 
 def summary(merged: Mapping[str, Any]) -> dict[str, Any]:
     """What the report says of provisioning: totals, the time it took, and the figures per call name
-    (percentiles from :class:`~simulator.stats.Histogram`: never above the slowest call)."""
+    (percentiles from :class:`~simulator.judge.stats.Histogram`: never above the slowest call)."""
     hists = {k: Histogram.from_json(v) for k, v in merged.get("latency", {}).items()}
     total = Histogram()
     for h in hists.values():

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import simulator
-from simulator.findings import Severity
-from simulator.ledger import Anomaly
+from simulator.judge.ledger import Anomaly
+from simulator.protocol.findings import Severity
 from simulator.report import model
 from simulator.report import series as series_shape
 

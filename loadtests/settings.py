@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from simulator import scenario as scenarios
-from simulator.findings import Severity
-from simulator.scenario import Scenario, ScenarioError
+from simulator.play import scenario as scenarios
+from simulator.play.scenario import Scenario, ScenarioError
+from simulator.protocol.findings import Severity
 
 from . import curves, verdict
 
@@ -49,7 +49,7 @@ class LoadSection:
 def load_scenario(name_or_path: str) -> tuple[Scenario, LoadSection]:
     """The scenario, validated by the core, and its ``[load]`` table, validated here.
 
-    (``simulator.scenario`` does not know ``[load]`` yet; it is taken out before the core
+    (``simulator.play.scenario`` does not know ``[load]`` yet; it is taken out before the core
     parses the rest, so the same file is read the same way by both.)"""
     path = scenarios.find(name_or_path)
     try:

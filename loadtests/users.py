@@ -30,15 +30,12 @@ from locust import FastHttpUser, task
 from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import CatchResponseError
 
-from simulator import gameplay
-from simulator.calls import Ok
-from simulator.codes import ErrorCode
-from simulator.delivery import BENIGN
-from simulator.diagnosis import admin_cause, seat_cause
-from simulator.ledger import describe
-from simulator.money import Money, currency
-from simulator.players import PlayerProfile, choose_stake, think_time
-from simulator.rounds import (
+from simulator.drive.delivery import BENIGN
+from simulator.judge.diagnosis import admin_cause, seat_cause
+from simulator.judge.ledger import describe
+from simulator.play import gameplay
+from simulator.play.players import PlayerProfile, choose_stake, think_time
+from simulator.play.rounds import (
     Launch,
     Parallel,
     RoundContext,
@@ -51,7 +48,10 @@ from simulator.rounds import (
     play_round,
     repay,
 )
-from simulator.scenario import Scenario
+from simulator.play.scenario import Scenario
+from simulator.protocol.calls import Ok
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.money import Money, currency
 
 from . import process
 from .driver import GeventDriver
@@ -149,7 +149,7 @@ def _error(c: Croupier, text: str) -> None:
 
 def seat_player(c: Croupier, driver: GeventDriver, admin: Admin, profile: PlayerProfile) -> Seat | None:
     """Provision the player, then open a session the dialect's way (``Runner._seat``'s steps, from the
-    same core: :func:`simulator.rounds.open_seat` — authenticate, or the admin API's token as the
+    same core: :func:`simulator.play.rounds.open_seat` — authenticate, or the admin API's token as the
     session where the operator makes them)."""
     pid, code, opening = profile.player_id, profile.currency, profile.bankroll
     try:

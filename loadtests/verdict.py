@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from simulator.findings import KINDS, Severity
-from simulator.stats import RunStats, _upper
+from simulator.judge.stats import RunStats, _upper
+from simulator.protocol.findings import KINDS, Severity
 
 SEVERITIES: Final = tuple(s.value for s in Severity)
 """The ``--fail-on`` values that name a severity (the least severe finding that fails the run), not a threshold."""

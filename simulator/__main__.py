@@ -1,5 +1,5 @@
 """``python -m simulator`` is the ``croupier`` command."""
 
-from .cli import main
+from .commands.cli import main
 
 raise SystemExit(main())

@@ -27,11 +27,11 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from simulator.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall
-from simulator.codes import ErrorCode
-from simulator.dialects import HttpResponse
-from simulator.dialects.canonical import CanonicalDialect
-from simulator.ledger import Anomaly
+from simulator.judge.ledger import Anomaly
+from simulator.protocol.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects import HttpResponse
+from simulator.protocol.dialects.canonical import CanonicalDialect
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryRepo, MemoryStore
 from simulator.wallet.records import PlayerRow

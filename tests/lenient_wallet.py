@@ -1,8 +1,8 @@
 """A second, independent wallet for the test suite: PROTOCOL.md followed, every free choice made the other way.
 
 Written from PROTOCOL.md alone (it shares no code with the reference wallet in ``simulator/wallet/``:
-only the HMAC check of :mod:`simulator.signing`, the currency table of :mod:`simulator.money` and the
-error codes of :mod:`simulator.codes`), so that ``croupier check`` can be shown not to fail a correct
+only the HMAC check of :mod:`simulator.protocol.signing`, the currency table of :mod:`simulator.protocol.money` and the
+error codes of :mod:`simulator.protocol.codes`), so that ``croupier check`` can be shown not to fail a correct
 wallet that chose differently where "Where a wallet may choose" lets it.  Its choices:
 
 * **Order of the checks.** Signature, then the player (an unknown player is ``PLAYER_NOT_FOUND``, even
@@ -52,9 +52,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from simulator import signing
-from simulator.codes import ErrorCode, http_status
-from simulator.money import CURRENCIES
+from simulator.protocol import signing
+from simulator.protocol.codes import ErrorCode, http_status
+from simulator.protocol.money import CURRENCIES
 from tests.child_servers import serve_from_child, wallet_main
 
 SECRET: Final = "test-secret"

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from simulator import signing
-from simulator.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall, WinReason
-from simulator.codes import ErrorCode
-from simulator.dialects import HttpRequest
-from simulator.dialects.canonical import FIELDS, CanonicalDialect, call_from_json, parse_object
-from simulator.money import Money, currency
+from simulator.protocol import signing
+from simulator.protocol.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects import HttpRequest
+from simulator.protocol.dialects.canonical import FIELDS, CanonicalDialect, call_from_json, parse_object
+from simulator.protocol.money import Money, currency
 from simulator.wallet import engine, rules
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryRepo, MemoryStore

@@ -2,8 +2,8 @@
 
 Written from the documents alone (issue 14's plan, docs/dialects.md "What a dialect's calls mean",
 docs/protocol.md): it shares no code with the reference wallet (``simulator/wallet/``) nor with the
-declarative dialect engine, only the error-code names of :mod:`simulator.codes` and the currency table
-of :mod:`simulator.money`.  The point is that a dialect file (``dialects/session-wallet.toml``,
+declarative dialect engine, only the error-code names of :mod:`simulator.protocol.codes` and the currency table
+of :mod:`simulator.protocol.money`.  The point is that a dialect file (``dialects/session-wallet.toml``,
 ``dialects/query-wallet.toml``) must be enough for croupier to judge a wallet like these fairly: if
 croupier and this file disagree, one of them misread the documents, and the tests say which.
 
@@ -74,8 +74,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from simulator.codes import ErrorCode, http_status
-from simulator.money import CURRENCIES
+from simulator.protocol.codes import ErrorCode, http_status
+from simulator.protocol.money import CURRENCIES
 from tests.child_servers import serve_from_child, wallet_main
 
 SECRET: Final = "test-secret"

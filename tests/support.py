@@ -23,8 +23,8 @@ import psutil
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from simulator.client import AdminClient, WalletClient
-from simulator.dialects.canonical import CanonicalDialect
+from simulator.drive.client import AdminClient, WalletClient
+from simulator.protocol.dialects.canonical import CanonicalDialect
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
 from simulator.wallet.postgres import PostgresStore

@@ -27,11 +27,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator import signing
-from simulator.calls import Ok, Op, WalletCall
-from simulator.codes import ErrorCode, http_status
-from simulator.dialects.canonical import FIELDS, MAX_BODY
-from simulator.money import INT64_MAX, Money
+from simulator.protocol import signing
+from simulator.protocol.calls import Ok, Op, WalletCall
+from simulator.protocol.codes import ErrorCode, http_status
+from simulator.protocol.dialects.canonical import FIELDS, MAX_BODY
+from simulator.protocol.money import INT64_MAX, Money
 from tests.support import ADMIN_TOKEN, SECRET, STORE_KINDS, FakeClock, Served, make_store, serve_wallet
 
 T = TypeVar("T")

@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator import dialects
-from simulator.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
-from simulator.codes import ErrorCode
-from simulator.dialects import DialectError, HttpRequest, HttpResponse
-from simulator.dialects.builtin import ACTIONS_HMAC
-from simulator.dialects.declarative import MAX_BATCH, SpecError, load_spec
-from simulator.money import INT64_MAX, Money, currency
+from simulator.protocol import dialects
+from simulator.protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects import DialectError, HttpRequest, HttpResponse
+from simulator.protocol.dialects.builtin import ACTIONS_HMAC
+from simulator.protocol.dialects.declarative import MAX_BATCH, SpecError, load_spec
+from simulator.protocol.money import INT64_MAX, Money, currency
 from tests.support import SECRET, Served, make_store, serve_wallet
 
 NOW = 1_700_000_000.25
@@ -139,7 +139,7 @@ def test_the_batch_table_is_validated() -> None:
 
 
 def test_dialect_sample_shows_a_batch(capsys: pytest.CaptureFixture[str]) -> None:
-    from simulator.cli import main
+    from simulator.commands.cli import main
 
     assert main(["dialect", "sample", "actions-hmac"]) == 0
     out = capsys.readouterr().out
@@ -295,7 +295,7 @@ async def test_bad_signatures_and_bad_bodies_change_nothing(served: Served) -> N
 
 
 def _run_options(sc: Any, base: str, run_id: str, seed: int = 5) -> Any:
-    from simulator.runner import RunOptions
+    from simulator.run.runner import RunOptions
     from tests.support import ADMIN_TOKEN
 
     return RunOptions(sc, f"{base}/wallet/actions-hmac", SECRET, dialect="actions-hmac", admin_url=base,
@@ -304,8 +304,8 @@ def _run_options(sc: Any, base: str, run_id: str, seed: int = 5) -> Any:
 
 async def test_a_chaos_run_sends_batches_and_is_clean() -> None:
     """Instant rounds go as one bet+win play, under every fault; the ledger finds nothing wrong."""
-    from simulator import scenario as scenarios
-    from simulator.runner import result_json, run
+    from simulator.play import scenario as scenarios
+    from simulator.run.runner import result_json, run
     from simulator.wallet.memory import MemoryStore
     from tests.test_runner import shrink, warm_players
 
@@ -330,8 +330,8 @@ async def test_a_chaos_run_sends_batches_and_is_clean() -> None:
 
 
 async def test_non_batching_dialects_send_no_batch() -> None:
-    from simulator import scenario as scenarios
-    from simulator.runner import RunOptions, run
+    from simulator.play import scenario as scenarios
+    from simulator.run.runner import RunOptions, run
     from simulator.wallet.memory import MemoryStore
     from tests.support import ADMIN_TOKEN
 
@@ -344,8 +344,8 @@ async def test_non_batching_dialects_send_no_batch() -> None:
 
 async def test_a_wallet_that_repays_a_replayed_batch_is_caught() -> None:
     """Batches sent twice (duplicate delivery) to a wallet that pays a replayed win again: double_apply."""
-    from simulator.ledger import Anomaly
-    from simulator.runner import run
+    from simulator.judge.ledger import Anomaly
+    from simulator.run.runner import run
     from tests.broken_wallets import make_broken_app, serve_app
     from tests.test_runner import _broken_scenario
 
@@ -363,7 +363,7 @@ async def test_a_wallet_that_repays_a_replayed_batch_is_caught() -> None:
 def test_the_ledger_judges_a_batch_action_by_action() -> None:
     """A refused bet's win was not tried: it has no effect (nothing left in doubt), and a wallet
     that paid it all the same is caught by the next balance it reports."""
-    from simulator.ledger import Ledger
+    from simulator.judge.ledger import Ledger
 
     eur = currency("EUR")
     ledger = Ledger()

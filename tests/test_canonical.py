@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.calls import Ok, Op, Rejected, Unknown, WalletCall, WinReason
-from simulator.codes import PROTOCOL_CODES, ErrorCode, http_status
-from simulator.dialects import HttpRequest, HttpResponse
-from simulator.dialects.canonical import MAX_ID_LENGTH, CanonicalDialect
-from simulator.money import CURRENCIES, INT64_MAX, Money, currency
-from simulator.signing import sign
+from simulator.protocol.calls import Ok, Op, Rejected, Unknown, WalletCall, WinReason
+from simulator.protocol.codes import PROTOCOL_CODES, ErrorCode, http_status
+from simulator.protocol.dialects import HttpRequest, HttpResponse
+from simulator.protocol.dialects.canonical import MAX_ID_LENGTH, CanonicalDialect
+from simulator.protocol.money import CURRENCIES, INT64_MAX, Money, currency
+from simulator.protocol.signing import sign
 
 NOW = 1_800_000_000.0
 D = CanonicalDialect("k")

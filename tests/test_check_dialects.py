@@ -19,13 +19,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from simulator import dialects
-from simulator.calls import Ok, WalletCall
 from simulator.check import CheckOptions, Target, check
 from simulator.check.protocol import Violation
 from simulator.check.report import render_text
 from simulator.check.wire import wire_of, without_signature
-from simulator.money import INT64_MAX
+from simulator.protocol import dialects
+from simulator.protocol.calls import Ok, WalletCall
+from simulator.protocol.money import INT64_MAX
 from tests.planted_wallets import PLANTED, planted_servers
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, write_test_accounts
 
@@ -122,7 +122,7 @@ def test_players_file_mode_in_a_dialect(wallets: dict[str, str], tmp_path: Path)
     async def balance(pid: str, token: str) -> int:
         d = dialects.get("token-query", SECRET)
         async with aiohttp.ClientSession() as session:
-            from simulator.client import WalletClient
+            from simulator.drive.client import WalletClient
 
             client = WalletClient(f"{base}/wallet/token-query", d, session, 10)
             auth = await client.exchange(WalletCall.authenticate(token, "g"))
@@ -136,9 +136,9 @@ def test_players_file_mode_in_a_dialect(wallets: dict[str, str], tmp_path: Path)
 def test_an_account_in_a_currency_the_wire_cannot_carry_is_refused_alike(minor: int) -> None:
     """Regression (found by check in form-md5): a KWD account's authenticate was 200 at a balance of 0.000
     or 1.000 KWD and HTTP 500 "unknown, retry" at 0.001 KWD; it is CURRENCY_MISMATCH whatever the balance."""
-    from simulator.calls import Rejected
-    from simulator.codes import ErrorCode
-    from simulator.money import Money
+    from simulator.protocol.calls import Rejected
+    from simulator.protocol.codes import ErrorCode
+    from simulator.protocol.money import Money
 
     d = dialects.get("form-md5", SECRET)
     call = WalletCall.authenticate("launch", "g1")

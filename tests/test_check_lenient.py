@@ -28,7 +28,7 @@ import pytest
 from simulator.check import CheckOptions, Target, check
 from simulator.check.protocol import Violation
 from simulator.check.report import render_text
-from simulator.findings import Severity
+from simulator.protocol.findings import Severity
 from tests.lenient_wallet import ADMIN_TOKEN, LENIENT_PLANTED, SECRET, lenient_servers
 from tests.planted_wallets import CHECK_SKIPS
 from tests.support import ROOT, write_test_accounts

@@ -37,15 +37,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from simulator.calls import Op, WalletCall
 from simulator.check import CheckOptions, Target, check, read_accounts
 from simulator.check.machine import RunContext, machine_for
 from simulator.check.protocol import RULES, Rule
 from simulator.check.report import junit_xml, render_text, result_json
 from simulator.check.runner import CheckResult, Failure, UnknownRule, select_rules
-from simulator.client import AdminClient
-from simulator.codes import ErrorCode
-from simulator.money import INT64_MAX
+from simulator.drive.client import AdminClient
+from simulator.protocol.calls import Op, WalletCall
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.money import INT64_MAX
 from simulator.wallet import rules
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.records import SessionRow
@@ -408,7 +408,7 @@ def test_every_report_has_the_coverage_table(two_bugs: str, tmp_path: Path) -> N
 
 
 def test_rule_quotes_in_reports_come_from_the_rules() -> None:
-    """A report quotes rule.text: the PROTOCOL.md sentences of simulator.findings, never a paraphrase."""
+    """A report quotes rule.text: the PROTOCOL.md sentences of simulator.protocol.findings, never a paraphrase."""
     f = _failure("sessions-token-of-player", "wrong_code")
     text = render_text(_result(f))
     rule: Rule = RULES["sessions-token-of-player"]

@@ -17,8 +17,6 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import signing
-from simulator.calls import Ok, Outcome, Rejected, WalletCall, WinReason
 from simulator.check import request
 from simulator.check.checker import Checker, RuleTally, excluded_codes, malformed_body, replaced_rules
 from simulator.check.model import ANY_CODE, Outcomes, WalletModel
@@ -26,12 +24,14 @@ from simulator.check.protocol import Violation
 from simulator.check.report import curl_script
 from simulator.check.runner import Failure
 from simulator.check.target import Sent
-from simulator.codes import ErrorCode
-from simulator.dialects import DialectError
-from simulator.dialects.canonical import CanonicalDialect, call_to_json
-from simulator.dialects.semantics import CANONICAL, RULE_IDS, Semantics
-from simulator.findings import RULES
-from simulator.money import Money
+from simulator.protocol import signing
+from simulator.protocol.calls import Ok, Outcome, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects import DialectError
+from simulator.protocol.dialects.canonical import CanonicalDialect, call_to_json
+from simulator.protocol.dialects.semantics import CANONICAL, RULE_IDS, Semantics
+from simulator.protocol.findings import RULES
+from simulator.protocol.money import Money
 
 NOW = 1_000_000.0
 

@@ -3,7 +3,7 @@
 A table of cases, each run as a real ``croupier`` subprocess (what a user types): an unknown scenario or
 dialect (with "did you mean"), a missing, unreadable or malformed file, a bad number or duration, a wallet
 on a closed 127.0.0.1 port, a wrong secret or admin token against a real reference wallet started here,
-a bad PostgreSQL DSN.  Exit codes as documented in ``simulator/cli.py``: 2 bad usage or configuration.
+a bad PostgreSQL DSN.  Exit codes as documented in ``simulator/commands/cli.py``: 2 bad usage or configuration.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ def test_bad_input(case: Case, files: Path, closed_port: int, request: pytest.Fi
 
 
 def test_table_covers_every_subcommand() -> None:
-    from simulator.cli import parser
+    from simulator.commands.cli import parser
 
     sub = next(a for a in parser()._actions if a.dest == "command")
     commands = set(sub.choices or ())  # type: ignore[arg-type]

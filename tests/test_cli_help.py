@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator import cli
+from simulator.commands import cli
 
 
 def walk(p: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...],
@@ -84,7 +84,7 @@ def test_the_help_formatter_shows_defaults_and_leaves_none_alone() -> None:
 def test_every_command_help_exits_0() -> None:
     """``croupier <cmd> --help`` for each command, in one child process (one interpreter start, not 13)."""
     code = (
-        "import sys\nfrom simulator import cli\nbad = []\n"
+        "import sys\nfrom simulator.commands import cli\nbad = []\n"
         f"for words in {[list(c) for c in COMMANDS]!r}:\n"
         "    try:\n        cli.main([*words, '--help'])\n"
         "    except SystemExit as e:\n        (e.code in (0, None)) or bad.append((words, e.code))\n"

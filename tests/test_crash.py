@@ -33,10 +33,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from simulator.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
-from simulator.client import AdminClient, WalletClient
-from simulator.dialects.canonical import CanonicalDialect
-from simulator.money import Money
+from simulator.drive.client import AdminClient, WalletClient
+from simulator.protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
+from simulator.protocol.dialects.canonical import CanonicalDialect
+from simulator.protocol.money import Money
 from tests.support import ADMIN_TOKEN, SECRET, WalletProcess
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Delivery as data, interpreted once (:mod:`simulator.delivery`).
+"""Delivery as data, interpreted once (:mod:`simulator.drive.delivery`).
 
 1. The pure interpreter with a scripted transport: the copies sent are the decision's copies, the
    answer read is the one the decision names, a batch read in part gives its other actions Unknown.
@@ -24,17 +24,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator import dialects
-from simulator.calls import Ok, Outcome, Rejected, Unknown, WalletCall
-from simulator.codes import ErrorCode
-from simulator.delivery import LATE, Answer, Courier, Gather, Pause, Record, Transmit, Within, run_sync
-from simulator.dialects import Dialect, HttpRequest, HttpResponse
-from simulator.driver import Driver
-from simulator.faults import Delivery, FaultPlan, FaultRates, Invalid, LateDuplicates, Read
-from simulator.inprocess import InProcessClient, InProcessWallet, SyncDriver
-from simulator.ledger import Ledger
-from simulator.money import Money, currency
-from simulator.rounds import (
+from simulator.drive.delivery import LATE, Answer, Courier, Gather, Pause, Record, Transmit, Within, run_sync
+from simulator.drive.driver import Driver
+from simulator.drive.inprocess import InProcessClient, InProcessWallet, SyncDriver
+from simulator.judge.ledger import Ledger
+from simulator.judge.stats import RunStats
+from simulator.play.faults import Delivery, FaultPlan, FaultRates, Invalid, LateDuplicates, Read
+from simulator.play.rounds import (
     Batch,
     Parallel,
     Pay,
@@ -49,7 +45,11 @@ from simulator.rounds import (
     TxIds,
     play_round,
 )
-from simulator.stats import RunStats
+from simulator.protocol import dialects
+from simulator.protocol.calls import Ok, Outcome, Rejected, Unknown, WalletCall
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects import Dialect, HttpRequest, HttpResponse
+from simulator.protocol.money import Money, currency
 
 SECRET = "k"
 EUR = currency("EUR")
@@ -446,7 +446,7 @@ def test_one_scenario_sends_the_same_calls_through_every_driver(name: str) -> No
 
 def test_the_scenario_key_is_read() -> None:
     """``[faults] partial_batch`` in a scenario file: a rate like any delivery fault's."""
-    from simulator import scenario
+    from simulator.play import scenario
 
     sc = scenario.parse({"faults": {"partial_batch": 0.2, "timeout": 0.1}}, "t.toml")
     assert sc.faults.rates.partial_batch == 0.2

@@ -21,14 +21,14 @@ import yarl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator import dialects
-from simulator.calls import Ok, Op, Rejected, Unknown, WalletCall, WinReason
-from simulator.cli import main
-from simulator.codes import ErrorCode
-from simulator.dialects import DialectError, HttpRequest, HttpResponse
-from simulator.dialects.declarative import VARIANTS, DeclarativeDialect, SpecError, load_file, load_spec
-from simulator.dialects.signatures import SCHEMES
-from simulator.money import INT64_MAX, Money, currency
+from simulator.commands.cli import main
+from simulator.protocol import dialects
+from simulator.protocol.calls import Ok, Op, Rejected, Unknown, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects import DialectError, HttpRequest, HttpResponse
+from simulator.protocol.dialects.declarative import VARIANTS, DeclarativeDialect, SpecError, load_file, load_spec
+from simulator.protocol.dialects.signatures import SCHEMES
+from simulator.protocol.money import INT64_MAX, Money, currency
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "wire-secret"
@@ -692,6 +692,6 @@ def signed_json(d: DeclarativeDialect, path: str, body: dict[str, Any]) -> HttpR
 ])
 def test_reserialised_json_writes_numbers_as_a_parser_does(written: str, js: str) -> None:
     """HMAC over re-serialised JSON: a wallet that parsed ``1.50`` signs ``1.5`` (JSON.stringify's digits)."""
-    from simulator.dialects.signatures import canonical_json
+    from simulator.protocol.dialects.signatures import canonical_json
 
     assert canonical_json(f'{{"b": {written}, "a": 1}}'.encode()) == f'{{"a":1,"b":{js}}}'.encode()

@@ -24,15 +24,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator import dialects
-from simulator.calls import Ok, Op, Rejected, Unknown, WalletCall, WinReason
-from simulator.cli import main
-from simulator.codes import PROTOCOL_CODES, ErrorCode
-from simulator.dialectcmd import sample_calls
-from simulator.dialects import DialectError, HttpRequest
-from simulator.dialects.builtin import FORM_MD5, SPECS
-from simulator.dialects.declarative import DeclarativeDialect, SpecError, load_file, load_spec
-from simulator.money import CURRENCIES, INT64_MAX, Currency, Money, currency
+from simulator.commands.cli import main
+from simulator.commands.dialectcmd import sample_calls
+from simulator.protocol import dialects
+from simulator.protocol.calls import Ok, Op, Rejected, Unknown, WalletCall, WinReason
+from simulator.protocol.codes import PROTOCOL_CODES, ErrorCode
+from simulator.protocol.dialects import DialectError, HttpRequest
+from simulator.protocol.dialects.builtin import FORM_MD5, SPECS
+from simulator.protocol.dialects.declarative import DeclarativeDialect, SpecError, load_file, load_spec
+from simulator.protocol.money import CURRENCIES, INT64_MAX, Currency, Money, currency
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "test-secret"
@@ -198,7 +198,7 @@ def test_token_query_sends_the_static_token() -> None:
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl CLI")
 def test_json_rsa_signature_verifies_with_openssl(tmp_path: Path) -> None:
-    from simulator.dialects.keys import keys_for
+    from simulator.protocol.dialects.keys import keys_for
 
     req = dialect("json-rsa").encode_call(WalletCall.balance("p1", "s1"), NOW)
     (tmp_path / "body").write_bytes(req.body)
@@ -342,8 +342,8 @@ def test_spec_problems_are_all_named() -> None:
 
 @pytest.mark.parametrize("name", REAL_WORLD)
 async def test_chaos_run_is_clean_in_every_dialect(name: str) -> None:
-    from simulator import scenario as scenarios
-    from simulator.runner import RunOptions, run
+    from simulator.play import scenario as scenarios
+    from simulator.run.runner import RunOptions, run
     from simulator.wallet.memory import MemoryStore
     from tests.support import ADMIN_TOKEN, serve_wallet
     from tests.support import SECRET as WALLET_SECRET

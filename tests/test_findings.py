@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.codes import ErrorCode
-from simulator.findings import KINDS, RULES, Severity, fails, worst
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.findings import KINDS, RULES, Severity, fails, worst
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PROTOCOL = ROOT / "docs" / "protocol.md"
@@ -85,7 +85,7 @@ def test_every_rule_id_in_the_code_is_a_rule_of_findings() -> None:
 def test_every_code_of_a_rule_names_a_rule() -> None:
     from simulator.check.checker import _CODE_RULE, MUTATIONS
     from simulator.check.machine import STEP_RULES
-    from simulator.findings import RULE_OF_CODE
+    from simulator.protocol.findings import RULE_OF_CODE
 
     named = [*RULE_OF_CODE.values(), *_CODE_RULE.values(), *MUTATIONS.values(),
              *(r for rules in STEP_RULES.values() for r in rules)]

@@ -20,10 +20,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.calls import WinReason
-from simulator.games import catalog
-from simulator.games.base import Game, Payout, RoundResult, SinglePlayerGame, Stake, floor_fraction
-from simulator.games.crash import (
+from simulator.play.games import catalog
+from simulator.play.games.base import Game, Payout, RoundResult, SinglePlayerGame, Stake, floor_fraction
+from simulator.play.games.crash import (
     MAX_MULTIPLIER,
     MIN_TARGET,
     CrashGame,
@@ -35,9 +34,9 @@ from simulator.games.crash import (
     random_target,
     settle,
 )
-from simulator.games.jackpot import BP, JackpotGame, JackpotTerms, ProgressiveJackpot
-from simulator.games.live import BettingClosed, LiveRouletteTable
-from simulator.games.roulette import (
+from simulator.play.games.jackpot import BP, JackpotGame, JackpotTerms, ProgressiveJackpot
+from simulator.play.games.live import BettingClosed, LiveRouletteTable
+from simulator.play.games.roulette import (
     BET_TYPES,
     Bet,
     BetType,
@@ -47,7 +46,7 @@ from simulator.games.roulette import (
     random_bets,
     settle_bets,
 )
-from simulator.games.slot import (
+from simulator.play.games.slot import (
     CROUPIER_STARS,
     CROUPIER_STARS_HIT_FREQUENCY,
     CROUPIER_STARS_RTP,
@@ -58,7 +57,8 @@ from simulator.games.slot import (
     exact_stats,
     expected_free_spins,
 )
-from simulator.players import GAME_KINDS, STAKE_LADDERS
+from simulator.play.players import GAME_KINDS, STAKE_LADDERS
+from simulator.protocol.calls import WinReason
 
 # --------------------------------------------------------------------------- helpers
 

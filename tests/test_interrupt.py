@@ -312,7 +312,7 @@ def test_junit_has_the_interrupted_property_and_one_case_that_did_not_complete()
 
 
 def test_workers_marks_merge_into_one() -> None:
-    from simulator.runcmd import merge_interrupted
+    from simulator.commands.runcmd import merge_interrupted
 
     both = merge_interrupted([_mark(after_s=3.0, unsettled=1), _mark(after_s=3.4, unsettled=2)], "SIGTERM")
     assert both["signal"] == "SIGTERM" and both["after_s"] == 3.4 and both["unsettled"] == 3
@@ -324,7 +324,7 @@ def test_workers_marks_merge_into_one() -> None:
 
 
 def test_the_note_says_what_was_stopped_and_what_was_left() -> None:
-    from simulator.runner import Interruption
+    from simulator.run.runner import Interruption
 
     done = Interruption("SIGTERM", 0.0, after_s=4.25, settled=True)
     assert done.note == ("SIGTERM after 4.2 s: play stopped, no new round started; every call in doubt was settled "

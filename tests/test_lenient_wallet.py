@@ -1,6 +1,6 @@
 """The lenient wallet (tests/lenient_wallet.py) over real HTTP: its choices, the protocol's rules, and each planted bug.
 
-Every call is built and signed here (simulator.signing), so these tests say what the lenient wallet does on
+Every call is built and signed here (simulator.protocol.signing), so these tests say what the lenient wallet does on
 the wire, independently of croupier's own client and checker.
 """
 
@@ -22,7 +22,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from simulator import signing
+from simulator.protocol import signing
 from tests.lenient_wallet import LENIENT_PLANTED, LRU_SIZE, make_lenient_app
 from tests.planted_wallets import CHECK_SKIPS, PLANTED, make_planted_app
 from tests.support import ADMIN_TOKEN, SECRET, FakeClock, free_port

@@ -24,9 +24,9 @@ import orjson
 import pytest
 
 from loadtests import curves, report, settings, verdict
-from simulator import loadcmd
-from simulator.findings import KINDS, Severity
-from simulator.scenario import ScenarioError
+from simulator.commands import loadcmd
+from simulator.play.scenario import ScenarioError
+from simulator.protocol.findings import KINDS, Severity
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port
 
 
@@ -188,7 +188,8 @@ def test_durations_in_locust_syntax() -> None:
 
 
 def test_the_croupier_process_never_imports_gevent() -> None:
-    code = ("import sys; import simulator.cli, simulator.loadcmd; simulator.loadcmd._import_loadtests(); "
+    code = ("import sys; import simulator.commands.cli, simulator.commands.loadcmd; "
+            "simulator.commands.loadcmd._import_loadtests(); "
             "import loadtests.report, loadtests.curves; "
             "assert not [m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust')], 'gevent imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -346,7 +347,7 @@ def test_a_threshold_that_cannot_be_met_fails_the_run_and_is_named(wallet: Walle
 
 # -- croupier run --fail-on: the same language --------------------------------------------------
 def test_run_statistics_read_as_the_run_summary_does() -> None:
-    from simulator.stats import RunStats
+    from simulator.judge.stats import RunStats
 
     stats = RunStats()
     for ms in (0.8, 1.1, 1.3, 2.0, 55.855):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.money import CURRENCIES, INT64_MAX, Money, MoneyError, UnknownCurrency, currency
+from simulator.protocol.money import CURRENCIES, INT64_MAX, Money, MoneyError, UnknownCurrency, currency
 
 currencies = st.sampled_from(sorted(CURRENCIES))
 minor = st.integers(min_value=-INT64_MAX, max_value=INT64_MAX)

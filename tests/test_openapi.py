@@ -16,11 +16,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from simulator import dialects, signing
-from simulator.calls import Op, WalletCall, WinReason
-from simulator.codes import PROTOCOL_CODES, ErrorCode, http_status
-from simulator.dialects.canonical import FIELDS, call_to_json
-from simulator.money import CURRENCIES, INT64_MAX, Money
+from simulator.protocol import dialects, signing
+from simulator.protocol.calls import Op, WalletCall, WinReason
+from simulator.protocol.codes import PROTOCOL_CODES, ErrorCode, http_status
+from simulator.protocol.dialects.canonical import FIELDS, call_to_json
+from simulator.protocol.money import CURRENCIES, INT64_MAX, Money
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
 from simulator.wallet.openapi import document

@@ -19,8 +19,7 @@ from faker.config import AVAILABLE_LOCALES
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.money import CURRENCIES, Money, UnknownCurrency
-from simulator.players import (
+from simulator.play.players import (
     CRYPTO_CURRENCIES,
     GAME_KINDS,
     LOCALES,
@@ -32,6 +31,7 @@ from simulator.players import (
     make_players,
     think_time,
 )
+from simulator.protocol.money import CURRENCIES, Money, UnknownCurrency
 
 ALL = sorted(CURRENCIES)
 seeds = st.integers(min_value=-(2**63), max_value=2**63)

@@ -177,7 +177,7 @@ def test_an_access_log_file_that_cannot_be_written_is_one_sentence(tmp_path: Pat
 
 @pytest.mark.parametrize("command", [["provider", "serve", "--wallet", "http://127.0.0.1:9/wallet"], ["sandbox"]])
 def test_provider_and_sandbox_take_the_same_access_log_flags(command: list[str]) -> None:
-    from simulator import cli
+    from simulator.commands import cli
 
     args = cli.parser().parse_args([*command, "--access-log", "--access-log-file", "a.jsonl"])
     assert args.access_log is True and args.access_log_file == "a.jsonl"
@@ -188,7 +188,8 @@ def test_provider_and_sandbox_take_the_same_access_log_flags(command: list[str])
 # -- croupier scenarios -----------------------------------------------------------------------------
 
 def test_scenarios_lists_whole_descriptions_with_duration_and_players(capsys: pytest.CaptureFixture[str]) -> None:
-    from simulator import cli, scenario
+    from simulator.commands import cli
+    from simulator.play import scenario
 
     assert cli.main(["scenarios"]) == 0
     text = capsys.readouterr().out
@@ -208,7 +209,7 @@ def test_scenarios_lists_whole_descriptions_with_duration_and_players(capsys: py
 
 
 def test_scenarios_json_has_description_duration_and_players(capsys: pytest.CaptureFixture[str]) -> None:
-    from simulator import cli
+    from simulator.commands import cli
 
     assert cli.main(["scenarios", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -272,7 +273,7 @@ def test_check_leaves_no_hypothesis_folder_and_says_shrinking_comes_on_top(tmp_p
 
 
 def test_check_help_says_shrinking_adds_to_the_budget() -> None:
-    from simulator import checkcmd
+    from simulator.commands import checkcmd
 
     from .test_cli_help import PARSERS
 
@@ -286,7 +287,7 @@ def test_check_help_says_shrinking_adds_to_the_budget() -> None:
 
 def _failure_with_a_replay() -> object:
     from simulator.check.runner import Failure
-    from simulator.findings import RULES
+    from simulator.protocol.findings import RULES
 
     bet = {"op": "bet", "tx": "t1", "player": "P1", "session": "S1", "round": "r1", "amount": 100, "currency": "EUR"}
     steps = [{"kind": "player", "alias": "P1", "currency": "EUR", "balance": 1000, "suffix": ""},
@@ -349,7 +350,7 @@ def test_the_lobby_offers_the_plain_slot_and_the_mega_one_each_by_its_own_id() -
     import random
     from fractions import Fraction
 
-    from simulator.games import catalog
+    from simulator.play.games import catalog
     from simulator.provider import lobby
 
     plain, mega = lobby.resolve("croupier-stars"), lobby.resolve("croupier-stars-mega")
@@ -388,7 +389,7 @@ def test_a_wrong_admin_token_is_one_sentence_with_the_status_and_the_json_answer
 
 
 def test_an_admin_error_reads_as_the_answer_the_wallet_sent() -> None:
-    from simulator.client import AdminError
+    from simulator.drive.client import AdminError
 
     exc = AdminError(401, {"status": "error", "code": "UNAUTHORIZED", "message": "needs a token"})
     assert str(exc) == 'admin API answered HTTP 401 {"status":"error","code":"UNAUTHORIZED","message":"needs a token"}'

@@ -38,17 +38,17 @@ import asyncpg
 import orjson
 import pytest
 
-from simulator import scenario as scenarios
-from simulator.calls import Ok, Op, Rejected, Unknown, WalletCall, WinReason
-from simulator.client import AdminClient, Exchange, WalletClient
-from simulator.codes import ErrorCode
-from simulator.dialects.canonical import CanonicalDialect
-from simulator.driver import Driver
-from simulator.faults import FaultPlan
-from simulator.money import Money, currency
-from simulator.players import make_players
-from simulator.rounds import Seat, Send
-from simulator.runner import Runner, RunOptions, RunResult, result_json, run
+from simulator.drive.client import AdminClient, Exchange, WalletClient
+from simulator.drive.driver import Driver
+from simulator.play import scenario as scenarios
+from simulator.play.faults import FaultPlan
+from simulator.play.players import make_players
+from simulator.play.rounds import Seat, Send
+from simulator.protocol.calls import Ok, Op, Rejected, Unknown, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects.canonical import CanonicalDialect
+from simulator.protocol.money import Money, currency
+from simulator.run.runner import Runner, RunOptions, RunResult, result_json, run
 from simulator.wallet.postgres import PostgresStore
 from tests import support
 from tests.pgproxy import PgProxy

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from simulator.progress import LiveProgress
+from simulator.commands.progress import LiveProgress
 
 
 def test_pipe_gets_a_line_per_interval_and_per_phase_change() -> None:

@@ -26,8 +26,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from simulator.cli import main
-from simulator.money import Money
+from simulator.commands.cli import main
+from simulator.protocol.money import Money
 from simulator.provider import ProviderConfig, make_app
 from tests.support import ROOT, SECRET, Served, free_port, make_store, serve_wallet
 

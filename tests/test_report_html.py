@@ -24,7 +24,7 @@ import pytest
 from simulator.report import series
 from simulator.report.html import render
 from simulator.report.junit import junit_xml
-from simulator.runner import result_json
+from simulator.run.runner import result_json
 from tests.planted_wallets import make_planted_app
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, chromium_or_skip, valid_junit
 from tests.test_load import _croupier as load_cli
@@ -252,7 +252,7 @@ def test_demo_writes_the_same_report_with_the_wallets_ggr(tmp_path: Path) -> Non
 
 
 async def test_an_hour_long_run_stays_small_and_draws(tmp_path: Path) -> None:
-    from simulator.stats import RunStats
+    from simulator.judge.stats import RunStats
 
     stats = RunStats(t0=1_796_000_000.0, settling_from=3590)
     for second in range(3600):

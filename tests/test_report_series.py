@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from loadtests import report as load_report
+from simulator.judge.stats import RunStats
 from simulator.report import series
-from simulator.stats import RunStats
 
 OPS = ("authenticate", "bet", "win", "rollback", "balance", "batch")
 RESULTS = ("ok", "ok", "ok", "unknown", "INSUFFICIENT_FUNDS", "INVALID_SIGNATURE", "ROUND_CLOSED")

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
-from simulator.codes import ErrorCode
-from simulator.dialects.canonical import CanonicalDialect
-from simulator.faults import Delivery, Due, FaultPlan, FaultRates, Invalid
-from simulator.inprocess import InProcessClient, InProcessWallet, SyncDriver
-from simulator.ledger import Anomaly, Ledger
-from simulator.money import currency
-from simulator.rounds import Pay, Plan, RetryPolicy, RoundContext, Seat, Send, Stake, TxIds, play_round
+from simulator.drive.inprocess import InProcessClient, InProcessWallet, SyncDriver
+from simulator.judge.ledger import Anomaly, Ledger
+from simulator.play.faults import Delivery, Due, FaultPlan, FaultRates, Invalid
+from simulator.play.rounds import Pay, Plan, RetryPolicy, RoundContext, Seat, Send, Stake, TxIds, play_round
+from simulator.protocol.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects.canonical import CanonicalDialect
+from simulator.protocol.money import currency
 from simulator.wallet import rules
 from tests.support import FakeClock
 

@@ -13,14 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
-from simulator.codes import ErrorCode
-from simulator.dialects.semantics import Semantics
-from simulator.faults import Due, FaultPlan, FaultRates, Invalid
-from simulator.findings import RULES
-from simulator.ledger import Anomaly, Ledger
-from simulator.money import Money, currency
-from simulator.rounds import (
+from simulator.judge.ledger import Anomaly, Ledger
+from simulator.play.faults import Due, FaultPlan, FaultRates, Invalid
+from simulator.play.rounds import (
     LIVE_SESSION,
     Batch,
     Launch,
@@ -43,9 +38,14 @@ from simulator.rounds import (
     player_ids,
     repay,
 )
-from simulator.runner import RunError, Runner, RunOptions, read_accounts
-from simulator.runner import TestAccount as Account
-from simulator.scenario import Scenario
+from simulator.play.scenario import Scenario
+from simulator.protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects.semantics import Semantics
+from simulator.protocol.findings import RULES
+from simulator.protocol.money import Money, currency
+from simulator.run.runner import RunError, Runner, RunOptions, read_accounts
+from simulator.run.runner import TestAccount as Account
 
 EUR = currency("EUR")
 SHAPE_A = Semantics(player="session", currency="account", rounds=False, win_bet="named", rollback_by="tx",

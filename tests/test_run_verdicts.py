@@ -30,19 +30,19 @@ from typing import Any
 import orjson
 import pytest
 
-from simulator import scenario as scenarios
-from simulator.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
-from simulator.codes import ErrorCode
-from simulator.dialects.canonical import CanonicalDialect
-from simulator.faults import Due, FaultPlan, FaultRates, Invalid
-from simulator.findings import RULES, Severity
-from simulator.inprocess import InProcessClient, InProcessWallet, SyncDriver
-from simulator.ledger import Anomaly, Ledger
-from simulator.money import Money, currency
+from simulator.drive.inprocess import InProcessClient, InProcessWallet, SyncDriver
+from simulator.judge.ledger import Anomaly, Ledger
+from simulator.play import scenario as scenarios
+from simulator.play.faults import Due, FaultPlan, FaultRates, Invalid
+from simulator.play.rounds import Pay, Plan, RoundContext, Seat, Send, Stake, TxIds, play_round
+from simulator.play.scenario import Scenario
+from simulator.protocol.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects.canonical import CanonicalDialect
+from simulator.protocol.findings import RULES, Severity
+from simulator.protocol.money import Money, currency
 from simulator.report import model
-from simulator.rounds import Pay, Plan, RoundContext, Seat, Send, Stake, TxIds, play_round
-from simulator.runner import RunOptions, RunResult, run
-from simulator.scenario import Scenario
+from simulator.run.runner import RunOptions, RunResult, run
 from tests.broken_wallets import make_broken_app, serve_app, serve_in_thread
 from tests.lenient_wallet import lenient_servers, make_lenient_app
 from tests.planted_wallets import make_planted_app

@@ -26,14 +26,14 @@ from typing import Any
 import orjson
 import pytest
 
-from simulator import scenario as scenarios
-from simulator.calls import Op, Outcome, WalletCall
-from simulator.faults import FaultRates
-from simulator.findings import Severity
-from simulator.ledger import Anomaly
-from simulator.players import make_players
-from simulator.runner import RunOptions, RunResult, run
-from simulator.scenario import Scenario
+from simulator.judge.ledger import Anomaly
+from simulator.play import scenario as scenarios
+from simulator.play.faults import FaultRates
+from simulator.play.players import make_players
+from simulator.play.scenario import Scenario
+from simulator.protocol.calls import Op, Outcome, WalletCall
+from simulator.protocol.findings import Severity
+from simulator.run.runner import RunOptions, RunResult, run
 from simulator.wallet.memory import MemoryStore
 from tests.broken_wallets import BROKEN, make_broken_app, serve_app, serve_in_thread
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, make_store, serve_wallet
@@ -261,7 +261,7 @@ async def test_duration_is_play_time_not_setup_time(monkeypatch: pytest.MonkeyPa
         time.sleep(0.6)  # what building Faker generators costs on a busy machine: the loop is blocked
         return make_players(*args, **kwargs)
 
-    monkeypatch.setattr("simulator.runner.make_players", slow_make_players)
+    monkeypatch.setattr("simulator.run.runner.make_players", slow_make_players)
     sc = dataclasses.replace(scenarios.load("smoke"), duration_s=0.5, players=2, think_time_ms=(0, 5))
     async with serve_wallet(MemoryStore()) as served:
         result = await run(options(sc, served.base, run_id="setup"))

@@ -30,9 +30,9 @@ import orjson
 import pytest
 from aiohttp import web
 
-from simulator import dialects
-from simulator.calls import Rejected
-from simulator.client import AdminClient
+from simulator.drive.client import AdminClient
+from simulator.protocol import dialects
+from simulator.protocol.calls import Rejected
 from simulator.sandbox.server import ConfigError, RunningSandbox, SandboxOptions, start
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
@@ -652,7 +652,7 @@ def test_free_spins_are_shown_spin_by_spin() -> None:
     """A round that triggers the feature: every free spin's screen and credit, as the page draws them."""
     import random
 
-    from simulator.games.slot import CROUPIER_STARS
+    from simulator.play.games.slot import CROUPIER_STARS
     from simulator.provider import lobby
     from simulator.provider.state import RoundRecord
     from simulator.sandbox.play import round_view
@@ -676,7 +676,7 @@ async def test_browser_draws_a_free_spin_round(sandbox: RunningSandbox, http: ai
     a trigger is 1 in 196 spins, too rare to wait for)."""
     import random
 
-    from simulator.games.slot import CROUPIER_STARS
+    from simulator.play.games.slot import CROUPIER_STARS
     from simulator.provider import lobby
     from simulator.provider.state import RoundRecord
     from simulator.sandbox.play import round_view

@@ -29,12 +29,12 @@ import aiohttp
 import orjson
 import pytest
 
-from simulator import signing
-from simulator.calls import Ok, Rejected, WalletCall, WinReason
-from simulator.client import AdminClient, AdminError, WalletClient
-from simulator.codes import ErrorCode
-from simulator.dialects.canonical import CanonicalDialect
-from simulator.money import Money
+from simulator.drive.client import AdminClient, AdminError, WalletClient
+from simulator.protocol import signing
+from simulator.protocol.calls import Ok, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects.canonical import CanonicalDialect
+from simulator.protocol.money import Money
 from simulator.wallet.server import DEV_ADMIN_TOKEN, DEV_SECRET
 from simulator.wallet.sqlite import SQLiteStore
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port, serve_wallet

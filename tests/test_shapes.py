@@ -39,15 +39,15 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from simulator import dialects
-from simulator.calls import Ok, Rejected, WalletCall, WinReason
 from simulator.check import CheckOptions, Target, check
 from simulator.check.protocol import Violation
 from simulator.check.report import render_text
-from simulator.client import AdminClient, WalletClient
-from simulator.codes import ErrorCode
-from simulator.findings import Severity
-from simulator.money import Money, currency
+from simulator.drive.client import AdminClient, WalletClient
+from simulator.protocol import dialects
+from simulator.protocol.calls import Ok, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.findings import Severity
+from simulator.protocol.money import Money, currency
 from tests.shaped_wallets import (
     ADMIN_TOKEN,
     SECRET,

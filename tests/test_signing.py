@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.signing import SignatureError, sign, verify
+from simulator.protocol.signing import SignatureError, sign, verify
 
 NOW = 1_800_000_000
 

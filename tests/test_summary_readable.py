@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from simulator.money import format_minor
+from simulator.judge.stats import Histogram
+from simulator.protocol.money import format_minor
 from simulator.report.summary import format_ms, ggr_table, latency_table, print_summary
-from simulator.stats import Histogram
 
 
 @pytest.mark.parametrize(("ms", "text"), [

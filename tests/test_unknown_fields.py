@@ -34,15 +34,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator import dialects, signing
-from simulator.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
-from simulator.codes import ErrorCode
-from simulator.dialects import HttpRequest, HttpResponse
-from simulator.dialects.builtin import SPECS
-from simulator.dialects.canonical import FIELDS
-from simulator.dialects.declarative import DeclarativeDialect
-from simulator.dialects.keys import keys_for
-from simulator.money import Money, currency
+from simulator.protocol import dialects, signing
+from simulator.protocol.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects import HttpRequest, HttpResponse
+from simulator.protocol.dialects.builtin import SPECS
+from simulator.protocol.dialects.canonical import FIELDS
+from simulator.protocol.dialects.declarative import DeclarativeDialect
+from simulator.protocol.dialects.keys import keys_for
+from simulator.protocol.money import Money, currency
 from tests.support import SECRET, Served, make_store, serve_wallet
 from tests.test_bad_input import Env, Req, enc
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from simulator.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
-from simulator.codes import ErrorCode
-from simulator.money import Money
+from simulator.protocol.calls import Ok, Op, Outcome, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.money import Money
 from tests.support import STORE_KINDS, FakeClock, Served, make_store, serve_wallet
 
 GAME = "g-conc"

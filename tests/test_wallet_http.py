@@ -24,9 +24,9 @@ import pytest
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from simulator.calls import Op, WalletCall
-from simulator.client import AdminError
-from simulator.codes import ErrorCode, http_status
+from simulator.drive.client import AdminError
+from simulator.protocol.calls import Op, WalletCall
+from simulator.protocol.codes import ErrorCode, http_status
 from tests.support import FakeClock, make_store, serve_wallet, skip_without_pg
 from tests.test_wallet_machine import Driver, PlayerView, Sent, WalletMachine
 

@@ -34,10 +34,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from simulator.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall, WinReason
-from simulator.codes import http_status
-from simulator.dialects.canonical import MAX_ID_LENGTH
-from simulator.money import INT64_MAX, Money
+from simulator.protocol.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall, WinReason
+from simulator.protocol.codes import http_status
+from simulator.protocol.dialects.canonical import MAX_ID_LENGTH
+from simulator.protocol.money import INT64_MAX, Money
 from simulator.wallet.store import Store
 from tests.model import WalletModel
 from tests.support import FakeClock, make_store, skip_without_pg

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from .protocol import RULES, Rule, Violation
 
 if TYPE_CHECKING:
-    from ..runner import TestAccount, read_accounts
+    from ..run.runner import TestAccount, read_accounts
     from .runner import CheckOptions, CheckResult, Failure, UnknownRule, check, select_rules
     from .target import CheckError, Target
 
 _LAZY = {
-    "TestAccount": "simulator.runner", "read_accounts": "simulator.runner",
+    "TestAccount": "simulator.run.runner", "read_accounts": "simulator.run.runner",
     "CheckOptions": "simulator.check.runner", "CheckResult": "simulator.check.runner",
     "Failure": "simulator.check.runner", "UnknownRule": "simulator.check.runner", "check": "simulator.check.runner",
     "select_rules": "simulator.check.runner", "CheckError": "simulator.check.target", "Target": "simulator.check.target",

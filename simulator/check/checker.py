@@ -25,13 +25,13 @@ from typing import Any
 
 import orjson
 
-from ..calls import MONEY_OPS, Ok, Op, Rejected, Unknown, WalletCall, WinReason
-from ..codes import ErrorCode, http_status
-from ..dialects import DialectError, semantics_of
-from ..dialects.canonical import EXTRA_FIELDS
-from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics, excluded_codes, replaced_rules
-from ..findings import RULE_OF_CODE
-from ..money import INT64_MAX, Money
+from ..protocol.calls import MONEY_OPS, Ok, Op, Rejected, Unknown, WalletCall, WinReason
+from ..protocol.codes import ErrorCode, http_status
+from ..protocol.dialects import DialectError, semantics_of
+from ..protocol.dialects.canonical import EXTRA_FIELDS
+from ..protocol.dialects.semantics import CANONICAL, RULE_IDS, Semantics, excluded_codes, replaced_rules
+from ..protocol.findings import RULE_OF_CODE
+from ..protocol.money import INT64_MAX, Money
 from .model import Accept, Expected, Outcomes, TxKey, WalletModel
 from .protocol import Violation, violation
 from .target import CheckError, Connection, Sent
@@ -40,7 +40,7 @@ from .variants import MUTATIONS, POLICY, encode_variant, malformed_body, variant
 GAME = "g1"
 
 _CODE_RULE: dict[ErrorCode, str] = {**RULE_OF_CODE, ErrorCode.INVALID_TOKEN: "sessions-token-of-player"}
-"""The rule each refusal code stands for (:data:`simulator.findings.RULE_OF_CODE`); a token refused off a bet
+"""The rule each refusal code stands for (:data:`simulator.protocol.findings.RULE_OF_CODE`); a token refused off a bet
 is read as the player's own session refused (the bet's case is judged apart)."""
 
 __all__ = ["EXTRA_FIELDS", "MUTATIONS", "Checker", "encode_variant", "malformed_body", "replaced_rules",
@@ -96,7 +96,7 @@ class Problem:
     kind: str = "decision"
     """decision (ok/rejected/code wrong), balance (right decision, wrong balance), id, wire"""
     finding: str = ""
-    """The kind of finding (simulator.findings.KINDS): what happened, and so its severity."""
+    """The kind of finding (simulator.protocol.findings.KINDS): what happened, and so its severity."""
 
 
 class RuleTally(Counter[str]):

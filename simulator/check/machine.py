@@ -34,10 +34,10 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from ..dialects import semantics_of, variants
-from ..dialects.semantics import CANONICAL, RULE_IDS, Semantics
-from ..findings import RULES
-from ..money import INT64_MAX
+from ..protocol.dialects import semantics_of, variants
+from ..protocol.dialects.semantics import CANONICAL, RULE_IDS, Semantics
+from ..protocol.findings import RULES
+from ..protocol.money import INT64_MAX
 from .checker import Checker, replaced_rules
 from .protocol import Violation
 from .target import CheckError, Connection

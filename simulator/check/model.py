@@ -11,7 +11,7 @@ and ``wallet_tx_id``s.  The caller hands them back with :meth:`WalletModel.recor
 and :meth:`WalletModel.record_wallet_tx_id` after the wallet answered, so replays
 can be checked against the original id.
 
-A dialect may declare semantics other than PROTOCOL.md's (:mod:`simulator.dialects.semantics`):
+A dialect may declare semantics other than PROTOCOL.md's (:mod:`simulator.protocol.dialects.semantics`):
 the session names the player, amounts carry no currency, there are no rounds, a
 win names its bet, ``tx_id`` is unique per player... The model takes them
 (``WalletModel(semantics=...)``) and judges each call as its wire carries it,
@@ -27,10 +27,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from simulator.calls import Op, WalletCall, WinReason
-from simulator.codes import ErrorCode
-from simulator.dialects.semantics import CANONICAL, RULE_IDS, Semantics
-from simulator.money import INT64_MAX
+from simulator.protocol.calls import Op, WalletCall, WinReason
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects.semantics import CANONICAL, RULE_IDS, Semantics
+from simulator.protocol.money import INT64_MAX
 
 ExpectedOk: TypeAlias = tuple[Literal["ok"], int, str | None]
 """("ok", balance after the call, original wallet_tx_id for a replay / existing session token, else None)."""

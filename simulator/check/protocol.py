@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ..findings import KINDS, RULES, Rule
+from ..protocol.findings import KINDS, RULES, Rule
 
 __all__ = ["RULES", "VIOLATIONS", "Rule", "Violation", "violation"]
 
@@ -27,7 +27,7 @@ class Violation(AssertionError):
         self.message = message
         self.call_number = call_number
         self.kind = kind or next((k.id for k in KINDS.values() if k.rule == self.rule.id), "wrong_code")
-        """What happened (a kind of :data:`simulator.findings.KINDS`): it carries the severity."""
+        """What happened (a kind of :data:`simulator.protocol.findings.KINDS`): it carries the severity."""
         self.evidence: dict[str, Any] = {}
         """Filled by the checker: the transcript and the replayable steps of the sequence that failed."""
 

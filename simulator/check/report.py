@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import orjson
 
-from ..calls import Op, WalletCall
-from ..dialects.semantics import CANONICAL, Semantics
-from ..findings import SEVERITY_ORDER, Severity
+from ..protocol.calls import Op, WalletCall
+from ..protocol.dialects.semantics import CANONICAL, Semantics
+from ..protocol.findings import SEVERITY_ORDER, Severity
 from ..report.junit import interrupted_case, to_bytes
 from .checker import GAME
 from .protocol import RULES
@@ -288,7 +288,7 @@ def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None 
 
 
 def _semantics(dialect: str, secret: str) -> Semantics:
-    from ..dialects import get, semantics_of
+    from ..protocol.dialects import get, semantics_of
 
     try:
         return semantics_of(get(dialect, secret))

@@ -26,9 +26,9 @@ from typing import Any
 
 import orjson
 
-from ..calls import Ok, Op, WalletCall, WinReason
-from ..dialects import Dialect, DialectError, HttpRequest, HttpResponse, get
-from ..money import Money
+from ..protocol.calls import Ok, Op, WalletCall, WinReason
+from ..protocol.dialects import Dialect, DialectError, HttpRequest, HttpResponse, get
+from ..protocol.money import Money
 from .target import STALE_S
 from .variants import encode_variant
 from .wire import without_signature

@@ -33,9 +33,9 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition, Unsatisfiable, UnsatisfiedAssumption
 from hypothesis.stateful import get_state_machine_test
 
-from ..dialects import semantics_of, variants
-from ..dialects.semantics import RULE_IDS
-from ..findings import KINDS, Severity, fails
+from ..protocol.dialects import semantics_of, variants
+from ..protocol.dialects.semantics import RULE_IDS
+from ..protocol.findings import KINDS, Severity, fails
 from .checker import replaced_rules
 from .machine import CheckMachine, RunContext, StopSearch, machine_for
 from .protocol import RULES, Rule, Violation
@@ -54,7 +54,7 @@ class UnknownRule(ValueError):
 def select_rules(rules: Iterable[str] | None = None, skip: Iterable[str] = ()) -> frozenset[str]:
     """The rule ids judged and sought: ``rules`` (all when None) minus ``skip``.
 
-    Each entry is a rule id of :data:`simulator.findings.RULES` or a prefix of ids (``idempotency-``,
+    Each entry is a rule id of :data:`simulator.protocol.findings.RULES` or a prefix of ids (``idempotency-``,
     ``idempotency-7``, ``sessions``); an entry that names none raises :class:`UnknownRule`."""
 
     def expand(entries: Iterable[str]) -> set[str]:
@@ -151,7 +151,7 @@ class Failure:
     flaky: bool = False
     """The minimal sequence did not fail again when rerun (timing-dependent, e.g. a race)."""
     kind: str = ""
-    """What happened (a kind of :data:`simulator.findings.KINDS`), which gives the severity."""
+    """What happened (a kind of :data:`simulator.protocol.findings.KINDS`), which gives the severity."""
 
     @property
     def length(self) -> int:
@@ -295,8 +295,8 @@ def hypothesis_settings(options: CheckOptions, max_examples: int, reuse: bool = 
 
 
 CONSTANT_MODULES = (
-    "simulator.money", "simulator.codes", "simulator.calls", "simulator.signing", "simulator.dialects",
-    "simulator.dialects.canonical", "simulator.dialects.declarative", "simulator.dialects.builtin",
+    "simulator.protocol.money", "simulator.protocol.codes", "simulator.protocol.calls", "simulator.protocol.signing", "simulator.protocol.dialects",
+    "simulator.protocol.dialects.canonical", "simulator.protocol.dialects.declarative", "simulator.protocol.dialects.builtin",
     "simulator.check.machine", "simulator.check.model", "simulator.check.protocol", "simulator.check.wire",
     "simulator.check.target",
 )

@@ -26,11 +26,11 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from .. import dialects
-from ..calls import Ok, Op, Outcome, Unknown, WalletCall
-from ..client import AdminClient, AdminError, WalletClient
-from ..dialects import Dialect, HttpRequest, HttpResponse
-from ..runner import RunError, TestAccount, preflight
+from ..drive.client import AdminClient, AdminError, WalletClient
+from ..protocol import dialects
+from ..protocol.calls import Ok, Op, Outcome, Unknown, WalletCall
+from ..protocol.dialects import Dialect, HttpRequest, HttpResponse
+from ..run.runner import RunError, TestAccount, preflight
 from .wire import CURRENCY_CODES, Wire, wire_of, without_signature
 
 T = TypeVar("T")

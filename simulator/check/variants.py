@@ -4,9 +4,9 @@ PROTOCOL.md allows for each, and their encoding in a dialect's own wire (:meth:`
 
 from __future__ import annotations
 
-from ..calls import WalletCall
-from ..dialects import Dialect, DialectError, HttpRequest, variants
-from ..dialects.canonical import malformed_canonical_body
+from ..protocol.calls import WalletCall
+from ..protocol.dialects import Dialect, DialectError, HttpRequest, variants
+from ..protocol.dialects.canonical import malformed_canonical_body
 
 MUTATIONS: dict[str, str] = {
     "amount-float": "money-minor-units",
@@ -48,7 +48,7 @@ def malformed_body(call: WalletCall, mutation: str) -> bytes:
 
 def encode_variant(dialect: Dialect, call: WalletCall, now: float, variant: str) -> HttpRequest:
     """The signed request of ``call`` with one defect, in ``dialect``'s own wire (``DialectError``: the variant
-    means nothing on that wire, or the dialect sends no variants: :func:`simulator.dialects.variants`)."""
+    means nothing on that wire, or the dialect sends no variants: :func:`simulator.protocol.dialects.variants`)."""
     vd = variants(dialect)
     if vd is None:
         raise DialectError(f"the {dialect.name} dialect sends no malformed variants")

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
-from ..calls import WalletCall
-from ..dialects import Dialect, DialectError, HttpRequest, carries
-from ..money import INT64_MAX, Money, currency
+from ..protocol.calls import WalletCall
+from ..protocol.dialects import Dialect, DialectError, HttpRequest, carries
+from ..protocol.money import INT64_MAX, Money, currency
 
 CURRENCY_CODES = ("EUR", "JPY", "KWD", "USDT", "BTC")
 """The check's currencies: 2, 0, 3, 6 and 8 decimals."""

@@ -1,7 +1,7 @@
 """Launching and playing: the provider's two conversations with the operator's wallet.
 
-Both go through the same :class:`~simulator.driver.Driver`, round generators and
-:class:`~simulator.ledger.Ledger` as ``croupier run``: a bet without an answer is
+Both go through the same :class:`~simulator.drive.driver.Driver`, round generators and
+:class:`~simulator.judge.ledger.Ledger` as ``croupier run``: a bet without an answer is
 rolled back, a win re-sent until acknowledged, and every exchange judged.  This
 module only decides what to play and records what happened.
 
@@ -20,17 +20,17 @@ from collections.abc import Callable
 
 import aiohttp
 
-from .. import gameplay
-from ..calls import Ok, Rejected
-from ..codes import ErrorCode
-from ..dialects import Dialect, batching, semantics_of
-from ..driver import Driver
-from ..faults import FaultPlan
-from ..games.base import RoundResult
-from ..money import Money
-from ..money import currency as currency_of
-from ..players import GameKind
-from ..rounds import Launch, RoundContext, RoundOutcome, Seat, SeatRefused, open_seat, play_round
+from ..drive.driver import Driver
+from ..play import gameplay
+from ..play.faults import FaultPlan
+from ..play.games.base import RoundResult
+from ..play.players import GameKind
+from ..play.rounds import Launch, RoundContext, RoundOutcome, Seat, SeatRefused, open_seat, play_round
+from ..protocol.calls import Ok, Rejected
+from ..protocol.codes import ErrorCode
+from ..protocol.dialects import Dialect, batching, semantics_of
+from ..protocol.money import Money
+from ..protocol.money import currency as currency_of
 from .errors import GAME_NOT_FOUND, PLAYER_MISMATCH, WALLET_UNAVAILABLE, ProviderError
 from .lobby import LobbyGame, plan, plan_kind, resolve
 from .state import CallRecord, ProviderConfig, ProviderState, RecordingClient, RoundRecord, Session, plain
@@ -68,7 +68,7 @@ class Provider:
         """Turn the operator's launch token into a provider session (``authenticate`` on the wallet)."""
         self._forget_balance(player_id)
         driver = self._driver(None, player_id, currency)
-        # The dialect's way (simulator.rounds.open_seat, as croupier run and load): authenticate, or the
+        # The dialect's way (simulator.play.rounds.open_seat, as croupier run and load): authenticate, or the
         # operator's launch token is the session; what an answer leaves out is read with a balance call.
         got = await driver.drive(open_seat(Launch(player_id, currency_of(currency), token, game_id=game.game_id),
                                            self.semantics, None, self.config.timeout_s + 1))

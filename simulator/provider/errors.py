@@ -13,7 +13,7 @@ from typing import Final
 import orjson
 from aiohttp import web
 
-from ..codes import ErrorCode, http_status
+from ..protocol.codes import ErrorCode, http_status
 
 BAD_REQUEST: Final = "BAD_REQUEST"
 UNAUTHORIZED: Final = "UNAUTHORIZED"

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .. import gameplay
-from ..games import catalog
-from ..games.base import RoundResult
-from ..players import GAME_KINDS, STAKE_LADDERS, GameKind
+from ..play import gameplay
+from ..play.games import catalog
+from ..play.games.base import RoundResult
+from ..play.players import GAME_KINDS, STAKE_LADDERS, GameKind
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from html import escape
 
-from ..money import Money
-from ..players import STAKE_LADDERS
+from ..play.players import STAKE_LADDERS
+from ..protocol.money import Money
 from .lobby import LobbyGame, rtp_decimal
 from .state import RoundRecord, Session
 

@@ -22,11 +22,11 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from .. import dialects
-from ..codes import ErrorCode, http_status
-from ..dialects.canonical import MAX_BODY, MAX_ID_LENGTH, _Bad
-from ..money import CURRENCIES, INT64_MAX
-from ..players import GameKind
+from ..play.players import GameKind
+from ..protocol import dialects
+from ..protocol.codes import ErrorCode, http_status
+from ..protocol.dialects.canonical import MAX_BODY, MAX_ID_LENGTH, _Bad
+from ..protocol.money import CURRENCIES, INT64_MAX
 from ..wallet.admin import parse_time
 from ..wallet.http import read_bounded
 from ..wallet.service import json_errors

@@ -21,13 +21,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..calls import Exchange, Ok, WalletCall
-from ..client import BatchExchange, WalletClient
-from ..delivery import label
-from ..ledger import Ledger
-from ..money import Currency
-from ..rounds import RetryPolicy, Seat, TxIds
-from ..stats import RunStats
+from ..drive.client import BatchExchange, WalletClient
+from ..drive.delivery import label
+from ..judge.ledger import Ledger
+from ..judge.stats import RunStats
+from ..play.rounds import RetryPolicy, Seat, TxIds
+from ..protocol.calls import Exchange, Ok, WalletCall
+from ..protocol.money import Currency
 
 TX_LOG_COLUMNS = ("at", "tx_id", "op", "player_id", "session_id", "round_id", "game_id", "amount", "currency",
                   "ref_tx_id", "outcome", "wallet_tx_id", "latency_ms")

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from ..findings import KINDS, RULES, Severity, fails
-from ..money import UnknownCurrency, format_minor
+from ..protocol.findings import KINDS, RULES, Severity, fails
+from ..protocol.money import UnknownCurrency, format_minor
 from . import model, series
 
 MAX_POINTS = 900

@@ -17,7 +17,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from ..findings import KINDS, Severity, fails
+from ..protocol.findings import KINDS, Severity, fails
 from . import model
 
 

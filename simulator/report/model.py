@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from ..findings import KINDS, RULES, SEVERITY_ORDER, Severity, fails
+from ..protocol.findings import KINDS, RULES, SEVERITY_ORDER, Severity, fails
 
 RUN_RULES: Final = (
     "operations-authenticate",

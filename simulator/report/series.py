@@ -1,6 +1,6 @@
 """The per-second series of a report (``report["series"]``): what happened when, for charts and for tools.
 
-One shape for ``croupier run`` (built here from :class:`~simulator.stats.RunStats`) and ``croupier
+One shape for ``croupier run`` (built here from :class:`~simulator.judge.stats.RunStats`) and ``croupier
 load`` (built by :mod:`loadtests.report` from the Locust master's samples), so the HTML report and
 anyone reading the JSON draw both the same way::
 
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from ..stats import Histogram, RunStats
+from ..judge.stats import Histogram, RunStats
 
 Series: TypeAlias = dict[str, Any]
 

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..findings import KINDS, RULES
-from ..money import UnknownCurrency, format_minor
+from ..protocol.findings import KINDS, RULES
+from ..protocol.money import UnknownCurrency, format_minor
 from . import model
 
 PIPE_WIDTH = 160

@@ -27,11 +27,11 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from ..client import AdminClient, AdminError
-from ..codes import ErrorCode
-from ..games.base import RoundResult
-from ..money import CURRENCIES, INT64_MAX, Money, MoneyError
-from ..players import STAKE_LADDERS
+from ..drive.client import AdminClient, AdminError
+from ..play.games.base import RoundResult
+from ..play.players import STAKE_LADDERS
+from ..protocol.codes import ErrorCode
+from ..protocol.money import CURRENCIES, INT64_MAX, Money, MoneyError
 from ..provider import lobby
 from ..provider.engine import Provider
 from ..provider.errors import ProviderError

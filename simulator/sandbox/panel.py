@@ -46,16 +46,16 @@ from typing import Any, Final
 import aiohttp
 import orjson
 
-from ..calls import MONEY_OPS, Exchange, Ok, Op, Outcome, Rejected, Unknown, WalletCall
-from ..client import BatchExchange
-from ..codes import ErrorCode
-from ..dialects import Dialect, DialectBase, HttpRequest, HttpResponse, batching, semantics_of
-from ..driver import Driver
-from ..faults import Delivery
-from ..ledger import Ledger
+from ..drive.client import BatchExchange
+from ..drive.driver import Driver
+from ..judge.ledger import Ledger
+from ..play.faults import Delivery
+from ..play.rounds import Batch, RoundContext, Send, Sleep, Step, settle
+from ..protocol.calls import MONEY_OPS, Exchange, Ok, Op, Outcome, Rejected, Unknown, WalletCall
+from ..protocol.codes import ErrorCode
+from ..protocol.dialects import Dialect, DialectBase, HttpRequest, HttpResponse, batching, semantics_of
 from ..provider.engine import Provider
 from ..provider.state import CallRecord, RecordingClient, Session, members
-from ..rounds import Batch, RoundContext, Send, Sleep, Step, settle
 
 __all__ = ["ACTIONS", "ActionError", "CapturingDialect", "Entry", "Panel"]
 

@@ -15,13 +15,13 @@ import re
 from collections.abc import Callable
 from typing import Any, Final, cast
 
-from ..games import catalog
-from ..games.base import RoundResult
-from ..games.crash import MAX_MULTIPLIER, MIN_TARGET, CrashGame, format_multiplier
-from ..games.roulette import Bet, BetType, EuropeanRoulette, color, legal_selections
-from ..games.slot import CROUPIER_STARS, Slot
-from ..money import INT64_MAX
-from ..players import STAKE_LADDERS
+from ..play.games import catalog
+from ..play.games.base import RoundResult
+from ..play.games.crash import MAX_MULTIPLIER, MIN_TARGET, CrashGame, format_multiplier
+from ..play.games.roulette import Bet, BetType, EuropeanRoulette, color, legal_selections
+from ..play.games.slot import CROUPIER_STARS, Slot
+from ..play.players import STAKE_LADDERS
+from ..protocol.money import INT64_MAX
 from ..provider import lobby
 from ..provider.state import RoundRecord, Session
 

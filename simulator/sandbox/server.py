@@ -27,7 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .. import dialects
+from ..protocol import dialects
 from ..provider.server import ProviderServeOptions, config_from
 from ..provider.service import PROVIDER
 from ..provider.service import make_app as make_provider

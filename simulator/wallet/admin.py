@@ -19,10 +19,10 @@ from typing import Any, Final
 import orjson
 from aiohttp import web
 
-from ..calls import Rejected
-from ..codes import ErrorCode
-from ..dialects.canonical import MAX_ID_LENGTH, _Bad, parse_object
-from ..money import CURRENCIES, INT64_MAX
+from ..protocol.calls import Rejected
+from ..protocol.codes import ErrorCode
+from ..protocol.dialects.canonical import MAX_ID_LENGTH, _Bad, parse_object
+from ..protocol.money import CURRENCIES, INT64_MAX
 from .ggr import GgrReport
 from .http import CONFIG, STORE, error_response, read_bounded
 from .records import TX_COLUMNS, PlayerRow

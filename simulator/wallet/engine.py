@@ -12,9 +12,9 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..calls import Ok, Op, Outcome, Rejected, WalletCall
-from ..codes import ErrorCode
-from ..money import INT64_MAX, Money, currency
+from ..protocol.calls import Ok, Op, Outcome, Rejected, WalletCall
+from ..protocol.codes import ErrorCode
+from ..protocol.money import INT64_MAX, Money, currency
 from . import rules
 from .records import LaunchToken, PlayerRow, RoundRow, SessionRow, TxRow
 

@@ -14,9 +14,9 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 from aiohttp.web_server import Server
 
-from ..codes import ErrorCode, http_status
-from ..dialects import Dialect
-from ..dialects.canonical import MAX_BODY
+from ..protocol.codes import ErrorCode, http_status
+from ..protocol.dialects import Dialect
+from ..protocol.dialects.canonical import MAX_BODY
 from .store import Store
 
 # Per-request facts for the access log (op, tx_id, code, replay); a RequestKey where aiohttp has them.

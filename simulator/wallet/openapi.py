@@ -2,8 +2,8 @@
 
 Why it is built from code rather than kept as a YAML file: the field lists, limits,
 currencies, reasons and error-code/HTTP-status pairs already live in
-:mod:`simulator.dialects.canonical`, :mod:`simulator.money`, :mod:`simulator.codes`
-and :mod:`simulator.signing`.  Reading them here means the document cannot drift
+:mod:`simulator.protocol.dialects.canonical`, :mod:`simulator.protocol.money`, :mod:`simulator.protocol.codes`
+and :mod:`simulator.protocol.signing`.  Reading them here means the document cannot drift
 from what the wallet enforces; ``tests/test_openapi.py`` checks what cannot be
 derived (which codes each operation may answer, the served routes).
 
@@ -20,12 +20,12 @@ from typing import Any, Final
 
 import simulator
 
-from .. import dialects
-from ..calls import Op, WinReason
-from ..codes import PROTOCOL_CODES, ErrorCode, http_status
-from ..dialects.canonical import FIELDS, MAX_BODY, MAX_ID_LENGTH
-from ..money import CURRENCIES, INT64_MAX
-from ..signing import HEADER, TOLERANCE_S
+from ..protocol import dialects
+from ..protocol.calls import Op, WinReason
+from ..protocol.codes import PROTOCOL_CODES, ErrorCode, http_status
+from ..protocol.dialects.canonical import FIELDS, MAX_BODY, MAX_ID_LENGTH
+from ..protocol.money import CURRENCIES, INT64_MAX
+from ..protocol.signing import HEADER, TOLERANCE_S
 from . import admin
 from .records import TX_COLUMNS
 

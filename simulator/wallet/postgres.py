@@ -27,9 +27,9 @@ from typing import Any, Final, TypeVar
 
 import asyncpg
 
-from ..calls import Ok, Op, Outcome, Rejected, WalletCall
-from ..codes import ErrorCode
-from ..money import INT64_MAX
+from ..protocol.calls import Ok, Op, Outcome, Rejected, WalletCall
+from ..protocol.codes import ErrorCode
+from ..protocol.money import INT64_MAX
 from . import engine, rules
 from .records import LaunchToken, PlayerRow, RoundRow, SessionRow, TxRow
 from .store import Store, StoreUnavailable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..calls import Op
+from ..protocol.calls import Op
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class TxRow:
     created_at: float
 
     def replay_key(self) -> tuple[object, ...]:
-        """Comparable with :meth:`simulator.calls.WalletCall.replay_key`."""
+        """Comparable with :meth:`simulator.protocol.calls.WalletCall.replay_key`."""
         if self.op == Op.ROLLBACK:
             return (Op.ROLLBACK, self.player_id, self.round_id, None, None, self.ref_tx_id)
         return (Op(self.op), self.player_id, self.round_id, self.amount, self.currency, self.ref_tx_id)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..calls import Ok, Op, Rejected, WalletCall, WinReason
-from ..codes import ErrorCode
-from ..money import INT64_MAX
+from ..protocol.calls import Ok, Op, Rejected, WalletCall, WinReason
+from ..protocol.codes import ErrorCode
+from ..protocol.money import INT64_MAX
 from .records import LaunchToken, PlayerRow, RoundRow, SessionRow, TxRow
 
 
@@ -174,6 +174,6 @@ def decide_balance(player: PlayerRow | None, session: SessionRow | None) -> Reje
 
 
 def ok_for(player: PlayerRow) -> Ok:
-    from ..money import Money, currency
+    from ..protocol.money import Money, currency
 
     return Ok(Money(player.balance, currency(player.currency)))

@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .. import dialects
-from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
-from ..codes import ErrorCode
-from ..dialects import Dialect, HttpRequest
-from ..dialects.canonical import MAX_BODY, CanonicalDialect
+from ..protocol import dialects
+from ..protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
+from ..protocol.codes import ErrorCode
+from ..protocol.dialects import Dialect, HttpRequest
+from ..protocol.dialects.canonical import MAX_BODY, CanonicalDialect
 from . import admin
 from .http import CONFIG, DIALECT, LOG_INFO, STORE, WalletConfig, error_response, json_parser_errors, read_bounded
 from .store import Store, StoreUnavailable

@@ -11,7 +11,7 @@ import abc
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
-from ..calls import Outcome, Rejected, WalletCall
+from ..protocol.calls import Outcome, Rejected, WalletCall
 from . import engine
 from .records import PlayerRow, TxRow
 

@@ -1,0 +1,1 @@
+"""``croupier run``: traffic at a wallet, judged by the ledger (``runner``)."""
