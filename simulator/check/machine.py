@@ -144,7 +144,8 @@ class StopSearch(KeyboardInterrupt):
     Hypothesis stops at once on a KeyboardInterrupt without recording the cut example (any other
     exception would be a failure to shrink, or a "flaky data generation" error); the runner catches it.
     Reasons: ``shrink-time`` (the counterexamples of this run were shrunk long enough: report them and
-    search on), ``budget`` (the search time is spent), ``enough`` (CheckOptions.enough said so)."""
+    search on), ``budget`` (the search time is spent), ``enough`` (CheckOptions.enough said so), ``interrupted``
+    (a stop asked by SIGINT/SIGTERM whose own KeyboardInterrupt Python swallowed)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -174,6 +175,9 @@ class RunContext:
     shrink_s: float = 30.0
     """How long each Hypothesis run may shrink (and look on) once it found a counterexample."""
     enough: Callable[[dict[str, Violation]], bool] | None = None
+    interrupted: Callable[[], bool] = lambda: False
+    """Whether a stop was asked from outside (SIGINT/SIGTERM): no new example starts once it was, even if
+    the KeyboardInterrupt the request raised was swallowed (Python drops one raised inside a gc callback)."""
     selected: frozenset[str] = frozenset(RULES)
     """The rules judged and sought (--rules / --skip-rules); a violation of another ends its example quietly."""
     reported: set[str] = field(default_factory=set)
@@ -205,6 +209,8 @@ class RunContext:
 
     def stop_reason(self) -> str | None:
         """Why no new example should start now (None: go on)."""
+        if self.interrupted():
+            return "interrupted"
         if self.enough is not None and self.best and self.enough(self.best):
             return "enough"
         now = time.monotonic()

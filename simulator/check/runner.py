@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import os
 import random
+import sys
 import time
 import traceback
 from collections import Counter
@@ -98,6 +99,25 @@ class StopRequest:
     """``time.monotonic()`` of the request."""
     searching: bool = False
     """Whether a Hypothesis run is going (set by the runner)."""
+
+    @contextlib.contextmanager
+    def during_search(self) -> Iterator[None]:
+        """While a Hypothesis run goes: a request raises at once.  A KeyboardInterrupt that lands in a gc
+        callback is dropped by Python, which prints it as "Exception ignored" with a traceback; that one is
+        silenced here (the stop is not lost: :meth:`RunContext.stop_reason` sees it before the next example)."""
+        before = sys.unraisablehook
+
+        def hook(unraisable: Any) -> None:
+            if not (isinstance(unraisable.exc_value, KeyboardInterrupt) and self.signal is not None):
+                before(unraisable)
+
+        self.searching = True
+        sys.unraisablehook = hook
+        try:
+            yield
+        finally:
+            self.searching = False
+            sys.unraisablehook = before
 
     def request(self, signal_name: str) -> None:
         if self.signal is not None:
@@ -498,6 +518,7 @@ def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult)
     breakable = {r for r in ctx.selected if not r.startswith("choice-")}
     wanted = set(options.stop_after)
     asked = options.stop or StopRequest()
+    ctx.interrupted = lambda: asked.signal is not None
     chunk = 0
     while True:
         if asked.signal is not None:
@@ -528,13 +549,12 @@ def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult)
         before = ctx.examples
         stop = None
         try:
-            asked.searching = True
-            try:
+            with asked.during_search():
                 run_machine(machine, options, size, chunk_seed, reuse=chunk == 0, key=key)
-            finally:
-                asked.searching = False
         except StopSearch as s:
             stop = s.reason
+            if stop == "interrupted":
+                result.doing = _doing(ctx)
         except CheckError:
             raise
         except Unsatisfiable:
