@@ -27,11 +27,10 @@ from urllib.parse import urlsplit
 from simulator.play import scenario as scenarios
 from simulator.play.scenario import Scenario, ScenarioError
 from simulator.protocol.findings import Severity
+from simulator.protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
 
 from . import curves, verdict
 
-DEV_SECRET: Final = "croupier-dev-secret"
-DEV_ADMIN: Final = "croupier-dev-admin"
 DEV_PROVIDER_KEY: Final = "croupier-dev-provider-key"
 LOAD_KEYS: Final = ("fail_on", "shape", "users", "spawn_rate")
 
@@ -104,7 +103,7 @@ def add_arguments(parser: Any) -> None:
                    help="HMAC secret shared with the wallet")
     g.add_argument("--croupier-admin-url", env_var="CROUPIER_ADMIN_URL", default="",
                    help="reference-wallet admin API that provisions players (default: the wallet's host)")
-    g.add_argument("--croupier-admin-token", env_var="CROUPIER_ADMIN_TOKEN", default=DEV_ADMIN, is_secret=True)
+    g.add_argument("--croupier-admin-token", env_var="CROUPIER_ADMIN_TOKEN", default=DEV_ADMIN_TOKEN, is_secret=True)
     g.add_argument("--croupier-seed", env_var="CROUPIER_SEED", type=int, default=1,
                    help="seeds players, games and faults")
     g.add_argument("--croupier-run-id", env_var="CROUPIER_RUN_ID", default=secrets.token_hex(3),

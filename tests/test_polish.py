@@ -302,7 +302,7 @@ def _failure_with_a_replay() -> object:
 
 def test_the_curl_script_names_no_old_wallet_tx_id_and_says_when_the_secret_is_the_dev_one() -> None:
     from simulator.check.report import curl_script
-    from simulator.check.request import DEV_SECRET
+    from simulator.protocol.signing import DEV_SECRET
 
     target = {"wallet": "http://127.0.0.1:1/wallet", "dialect": "canonical", "players": "admin API"}
     text = curl_script(_failure_with_a_replay(), target, "s3cret")  # type: ignore[arg-type]

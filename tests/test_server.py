@@ -35,7 +35,7 @@ from simulator.protocol.calls import Ok, Rejected, WalletCall, WinReason
 from simulator.protocol.codes import ErrorCode
 from simulator.protocol.dialects.canonical import CanonicalDialect
 from simulator.protocol.money import Money
-from simulator.wallet.server import DEV_ADMIN_TOKEN, DEV_SECRET
+from simulator.protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
 from simulator.wallet.sqlite import SQLiteStore
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port, serve_wallet
 from tests.test_crash import TASKS, Book, check_log, client, player_task, provision, snapshot

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from ..protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
 from ..run.runner import RunError, read_accounts
 from .report import render_text, write_failures
 from .runner import DEFAULT_DB_DIR, CheckOptions, CheckResult, check, split_rules
@@ -68,11 +69,11 @@ def croupier_target(pytestconfig: pytest.Config) -> Target:
     except RunError as exc:
         raise pytest.UsageError(str(exc)) from None
     return Target(
-        wallet, _opt(pytestconfig, "croupier_secret", "CROUPIER_SECRET") or "croupier-dev-secret",
+        wallet, _opt(pytestconfig, "croupier_secret", "CROUPIER_SECRET") or DEV_SECRET,
         pytestconfig.getoption("croupier_dialect"),
         None if accounts else (_opt(pytestconfig, "croupier_admin_url") or admin_url_for(wallet)),
         None if accounts else (_opt(pytestconfig, "croupier_admin_token", "CROUPIER_ADMIN_TOKEN")
-                               or "croupier-dev-admin"),
+                               or DEV_ADMIN_TOKEN),
         accounts,
     )
 

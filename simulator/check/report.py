@@ -22,10 +22,11 @@ import orjson
 from ..protocol.calls import Op, WalletCall
 from ..protocol.dialects.semantics import CANONICAL, Semantics
 from ..protocol.findings import SEVERITY_ORDER, Severity
+from ..protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
 from ..report.junit import interrupted_case, to_bytes
 from .checker import GAME
 from .protocol import RULES
-from .request import DEV_SECRET, call_json
+from .request import call_json
 from .runner import STOPPED, CheckResult, Failure
 
 REPLAY_VERSION = 1
@@ -472,7 +473,7 @@ def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
     c = _Curl(f, semantics)
     values = {"@RULE@": f.rule.id, "@TITLE@": f.rule.title, "@SOURCE@": f.rule.source, "@SECTION@": f.rule.section,
               "@TEXT@": f.rule.text, "@WALLET@": wallet, "@ADMIN@": admin, "@DIALECT@": dialect,
-              "@SECRET@": secret, "@ADMIN_TOKEN@": admin_token or "croupier-dev-admin", "@ROOT@": str(Path(simulator.__file__).resolve().parent.parent),
+              "@SECRET@": secret, "@ADMIN_TOKEN@": admin_token or DEV_ADMIN_TOKEN, "@ROOT@": str(Path(simulator.__file__).resolve().parent.parent),
               "@PYTHON@": sys.executable or "python3",
               "@DEVNOTE@": ": the development secret, as no --secret was given" if secret == DEV_SECRET else ""}
     prelude = _PRELUDE

@@ -33,7 +33,6 @@ from .target import STALE_S
 from .variants import encode_variant
 from .wire import without_signature
 
-DEV_SECRET = "croupier-dev-secret"
 _FIELDS = ("player_id", "session_token", "token", "game_id", "tx_id", "round_id", "ref_tx_id", "bet_tx_id",
            "session_ref", "currency_hint")
 

@@ -20,9 +20,8 @@ import orjson
 from ..check.runner import CheckOptions, CheckResult, StopRequest
 from ..check.target import CheckError, Target, admin_url_for
 from ..run.runner import RunError, read_accounts
+from . import flags
 
-DEV_SECRET = "croupier-dev-secret"
-DEV_ADMIN = "croupier-dev-admin"
 DEFAULT_OUT = ".croupier/check"
 
 
@@ -56,12 +55,7 @@ def _positive(kind: type) -> Any:
 
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
-    p.add_argument("--dialect", default="canonical",
-                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
-    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
-    p.add_argument("--admin-url", help="reference-wallet admin API for fresh players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
-                                         "development token)")
+    flags.wire_and_credentials(p, "for fresh players")
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts player_id,token,currency, for a wallet without the admin API")
     p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per call (default: %(default)s)")
@@ -118,9 +112,9 @@ def _target(args: argparse.Namespace) -> Target:
 
     dialects.get(args.dialect, "x")  # an unknown dialect is bad usage
     return Target(
-        args.wallet, args.secret or os.environ.get("CROUPIER_SECRET") or DEV_SECRET, args.dialect,
+        args.wallet, flags.secret(args), args.dialect,
         admin_url if accounts is None else None,
-        (args.admin_token or os.environ.get("CROUPIER_ADMIN_TOKEN") or DEV_ADMIN) if accounts is None else None,
+        flags.admin_token(args) if accounts is None else None,
         accounts, args.timeout,
     )
 

@@ -18,20 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("must be 0..65535")
-    return value
+from . import flags
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -95,12 +82,12 @@ def parser() -> argparse.ArgumentParser:
                        help="SQLite durability: normal survives a process crash, full also a power loss")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (beyond loopback needs --secret and --admin-token)")
-    serve.add_argument("--port", type=_port, default=8080, help="port to listen on")
+    serve.add_argument("--port", type=flags.port, default=8080, help="port to listen on")
     serve.add_argument("--secret", help="HMAC secret shared with providers (default: env CROUPIER_SECRET, else the "
                                         "development secret, on loopback only)")
     serve.add_argument("--admin-token", help="bearer token of the admin API (default: env CROUPIER_ADMIN_TOKEN, "
                                              "else the development token, on loopback only)")
-    serve.add_argument("--session-ttl", type=_positive_int, default=3600, help="session lifetime in seconds")
+    serve.add_argument("--session-ttl", type=flags.positive_int, default=3600, help="session lifetime in seconds")
     _access_log_args(serve)
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                        help="the least severe of the wallet's own log lines to print")
@@ -110,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
                        help="PostgreSQL DSN instead of SQLite, e.g. postgresql://user@host/db (default: env "
                             "CROUPIER_DSN, else SQLite)")
     serve.add_argument("--pg-schema", default="public", help="PostgreSQL schema to use")
-    serve.add_argument("--workers", type=_positive_int, default=1,
+    serve.add_argument("--workers", type=flags.positive_int, default=1,
                        help="wallet processes on one port (PostgreSQL only)")
     serve.add_argument("--worker-of-pool", action="store_true", help=argparse.SUPPRESS)
 
@@ -127,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
                                          "development secret, on loopback only)")
     pserve.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (beyond loopback needs --secret and --api-key)")
-    pserve.add_argument("--port", type=_port, default=8081, help="port to listen on")
+    pserve.add_argument("--port", type=flags.port, default=8081, help="port to listen on")
     pserve.add_argument("--seed", type=int, help="seeds every session's game draws (default: random)")
     pserve.add_argument("--api-key", help="bearer key of the operator-facing calls (default: env "
                                           "CROUPIER_PROVIDER_KEY, else the development key, on loopback only)")
@@ -158,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
                              description="The reference wallet, the mock provider and a web lobby with playable "
                                          "games, on 127.0.0.1, until Ctrl-C.")
     sandbox.add_argument("--host", default="127.0.0.1", help="a loopback address (the lobby has no login)")
-    sandbox.add_argument("--port", type=_port, default=8000,
+    sandbox.add_argument("--port", type=flags.port, default=8000,
                          help="the lobby's port; the wallet takes the next, the provider the one after "
                               "(0: any free ports; default: %(default)s)")
     sandbox.add_argument("--wallet", help="your wallet's protocol base URL instead of the embedded reference wallet "

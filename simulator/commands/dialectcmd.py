@@ -17,6 +17,7 @@ from ..protocol.calls import Op, WalletCall, WinReason
 from ..protocol.dialects import DialectError
 from ..protocol.dialects.semantics import Semantics
 from ..protocol.money import Money, currency
+from ..protocol.signing import DEV_SECRET
 
 SAMPLE_NOW = 1_700_000_000.0
 """A fixed clock, so a sample is the same every time it is printed."""
@@ -30,7 +31,7 @@ def add_dialect_parser(sub: Any) -> None:
     check.add_argument("file", help="the TOML dialect file to validate")
     sample = dsub.add_parser("sample", help="print the request croupier would send for each operation")
     sample.add_argument("dialect", help="a built-in name or a .toml dialect file")
-    sample.add_argument("--secret", default="croupier-dev-secret", help="secret to sign the samples with")
+    sample.add_argument("--secret", default=DEV_SECRET, help="secret to sign the samples with")
     dsub.add_parser("list", help="the built-in dialects")
 
 

@@ -56,6 +56,7 @@ from ..report import model
 from ..report.html import render
 from ..report.junit import junit_xml, thresholds_suite, to_bytes
 from ..report.summary import print_summary
+from . import flags
 from .progress import LiveProgress
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,18 +67,6 @@ SEVERITIES = tuple(s.value for s in Severity)
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?$")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
 
 
 def seconds(text: str) -> int:
@@ -103,10 +92,10 @@ def add_load_parser(sub: Any) -> None:
     p.add_argument("--provider", help="play through the mock provider at this base URL (player → provider → wallet)")
     p.add_argument("--provider-key", help="the provider's operator API key (default: env CROUPIER_PROVIDER_KEY, "
                                           "else the development key)")
-    p.add_argument("--users", type=_positive_int,
+    p.add_argument("--users", type=flags.positive_int,
                    help="Locust users (default: the scenario's [load] users, else its players + live tables); "
                         "the peak for a --shape")
-    p.add_argument("--spawn-rate", type=_positive_float, help="users started per second (default: all within ~1 s)")
+    p.add_argument("--spawn-rate", type=flags.positive_float, help="users started per second (default: all within ~1 s)")
     p.add_argument("--run-time", type=seconds, help="e.g. 30s, 5m, 1h30m (default: the scenario's duration)")
     p.add_argument("--workers", type=int, default=0,
                    help="Locust's distributed mode on this machine: one master and N worker processes "
@@ -133,12 +122,7 @@ def add_load_parser(sub: Any) -> None:
                         "in the report folder")
     p.add_argument("--report-dir", default="load-report",
                    help="Locust's CSV and HTML reports and croupier's summary.json (default: %(default)s)")
-    p.add_argument("--dialect", default="canonical",
-                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
-    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
-    p.add_argument("--admin-url", help="reference-wallet admin API to provision players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
-                                         "development token)")
+    flags.wire_and_credentials(p)
     p.add_argument("--seed", type=int, default=1, help="one seed reproduces every player's sequence of rounds")
     p.add_argument("--run-id", help="prefix of player ids (default: random, so runs never collide)")
     p.add_argument("--locust-arg", action="append", default=[], metavar="ARG",
@@ -225,8 +209,8 @@ def load_command(args: argparse.Namespace) -> int:
     workers = args.workers + args.expect_workers
     port = args.master_bind_port or _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-           "CROUPIER_SECRET": args.secret or os.environ.get("CROUPIER_SECRET") or cfg.DEV_SECRET,
-           "CROUPIER_ADMIN_TOKEN": args.admin_token or os.environ.get("CROUPIER_ADMIN_TOKEN") or cfg.DEV_ADMIN,
+           "CROUPIER_SECRET": flags.secret(args),
+           "CROUPIER_ADMIN_TOKEN": flags.admin_token(args),
            "CROUPIER_PROVIDER_KEY": args.provider_key or os.environ.get("CROUPIER_PROVIDER_KEY") or cfg.DEV_PROVIDER_KEY}
     env["CROUPIER_PARENT_PID"] = str(os.getpid())  # Locust's processes end if this one dies unannounced
     env.pop("CROUPIER_SHAPE", None)

@@ -46,11 +46,9 @@ from ..run.runner import (
     read_accounts,
     result_json,
 )
+from . import flags
 from .interrupt import EXIT_INTERRUPTED, Interrupts
 from .progress import LiveProgress
-
-DEV_SECRET = "croupier-dev-secret"
-DEV_ADMIN = "croupier-dev-admin"
 
 
 def add_run_parser(sub: Any) -> None:
@@ -61,12 +59,7 @@ def add_run_parser(sub: Any) -> None:
                                    "calls, judge every answer, settle and reconcile at the end, print the verdict.")
     p.add_argument("scenario", help="a built-in scenario name (see `croupier scenarios`) or a .toml file")
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
-    p.add_argument("--dialect", default="canonical",
-                   help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
-    p.add_argument("--secret", help="shared HMAC secret (default: env CROUPIER_SECRET, else the development secret)")
-    p.add_argument("--admin-url", help="reference-wallet admin API to provision players (default: the wallet's host)")
-    p.add_argument("--admin-token", help="admin bearer token (default: env CROUPIER_ADMIN_TOKEN, else the "
-                                         "development token)")
+    flags.wire_and_credentials(p)
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts: player_id,token,currency, optionally session_token,session_ref "
                         "(sessions the operator made; a second session id); each plays in its own currency")
@@ -152,9 +145,9 @@ def _options(args: argparse.Namespace) -> RunOptions:
         shard = (int(k), int(n))
     return RunOptions(
         scenario=scenario, wallet_url=args.wallet,
-        secret=args.secret or os.environ.get("CROUPIER_SECRET") or DEV_SECRET,
+        secret=flags.secret(args),
         dialect=args.dialect, admin_url=admin_url,
-        admin_token=args.admin_token or os.environ.get("CROUPIER_ADMIN_TOKEN") or DEV_ADMIN,
+        admin_token=flags.admin_token(args),
         accounts=accounts, seed=args.seed, run_id=args.run_id or secrets.token_hex(3), shard=shard,
         concurrency=args.concurrency, fail_on=Severity(args.fail_on), players_file=args.players_file,
     )

@@ -14,6 +14,11 @@ from typing import Final
 
 HEADER: Final = "X-Signature"
 TOLERANCE_S: Final = 300
+DEV_SECRET: Final = "croupier-dev-secret"
+"""The shared secret every side uses when none is given (the reference wallet only on loopback): one
+value here, so a provider, a check and a wallet started without ``--secret`` always agree."""
+DEV_ADMIN_TOKEN: Final = "croupier-dev-admin"
+"""The reference wallet's admin bearer token when none is given, for the same reason."""
 
 
 def _mac(secret: bytes, t: int, body: bytes) -> str:

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ..protocol.signing import DEV_SECRET
 from ..wallet.accesslog import AccessLogger
-from ..wallet.server import DEV_SECRET, ConfigError, access_log_note, configure_logs, is_loopback
+from ..wallet.server import ConfigError, access_log_note, configure_logs, is_loopback
 from .service import make_app
 from .state import ProviderConfig
 

@@ -28,12 +28,13 @@ from pathlib import Path
 from aiohttp import web
 
 from ..protocol import dialects
+from ..protocol.signing import DEV_SECRET
 from ..provider.server import ProviderServeOptions, config_from
 from ..provider.service import PROVIDER
 from ..provider.service import make_app as make_provider
 from ..wallet.accesslog import AccessLogger, configure_access
 from ..wallet.http import WalletConfig
-from ..wallet.server import DEV_SECRET, ConfigError, is_loopback
+from ..wallet.server import ConfigError, is_loopback
 from ..wallet.service import make_app as make_wallet
 from ..wallet.sqlite import SQLiteStore
 from .app import SandboxState, make_lobby

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
 from .accesslog import AccessLogger, choose, configure
 from .http import WalletConfig
 from .memory import MemoryStore
@@ -31,8 +32,6 @@ from .store import Store
 
 log = logging.getLogger("croupier.wallet")
 
-DEV_SECRET = "croupier-dev-secret"
-DEV_ADMIN_TOKEN = "croupier-dev-admin"
 
 
 @dataclass(frozen=True, slots=True)

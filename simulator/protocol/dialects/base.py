@@ -10,7 +10,7 @@ them without a cycle.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -21,6 +21,14 @@ from .semantics import CANONICAL, Semantics
 
 class DialectError(ValueError):
     """A call this dialect's wire format cannot express (refused rather than rounded)."""
+
+
+def header(headers: Mapping[str, str], name: str | None) -> str | None:
+    """A header's value whatever case the peer spelled its name in (HTTP names are case-insensitive)."""
+    if name is None:
+        return None
+    lname = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lname), None)
 
 
 @dataclass(frozen=True, slots=True)

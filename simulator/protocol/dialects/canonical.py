@@ -22,7 +22,7 @@ from .. import signing
 from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..codes import PROTOCOL_CODES, ErrorCode, http_status
 from ..money import INT64_MAX, Money, UnknownCurrency, currency
-from .base import DialectBase, DialectError, HttpRequest, HttpResponse
+from .base import DialectBase, DialectError, HttpRequest, HttpResponse, header
 from .semantics import CANONICAL
 
 MAX_BODY: Final = 64 * 1024
@@ -307,7 +307,7 @@ class CanonicalDialect(DialectBase):
         if len(request.body) > MAX_BODY:
             return Rejected(ErrorCode.BAD_REQUEST, f"body larger than {MAX_BODY} bytes")
         try:
-            signing.verify(self.secret, _header(request.headers, signing.HEADER), request.body, now)
+            signing.verify(self.secret, header(request.headers, signing.HEADER), request.body, now)
         except signing.SignatureError as exc:
             return Rejected(ErrorCode.INVALID_SIGNATURE, str(exc))
         try:
@@ -319,13 +319,6 @@ class CanonicalDialect(DialectBase):
         status, body = outcome_to_json(call, outcome)
         return HttpResponse(status, dict(JSON_HEADERS), orjson.dumps(body))
 
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lname = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lname:
-            return value
-    return None
 
 
 def _ok_from_json(call: WalletCall, data: Mapping[str, Any], status: int) -> Outcome:

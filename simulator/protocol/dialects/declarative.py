@@ -48,7 +48,7 @@ import orjson
 from ..calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..codes import ErrorCode
 from ..money import INT64_MAX, Currency, Money, MoneyError, UnknownCurrency, currency
-from .base import DialectBase, DialectError, HttpRequest, HttpResponse
+from .base import DialectBase, DialectError, HttpRequest, HttpResponse, header
 from .canonical import _Bad, check_id
 from .signatures import SCHEMES as SCHEME_CLASSES
 from .signatures import Message, Scheme, SigConfig, param_text
@@ -523,7 +523,7 @@ class DeclarativeDialect(DialectBase):
             return Unknown(f"HTTP {response.status}", response.status)
         if s.sign_responses and response.status == 200:
             assert s.sig_header is not None
-            if not self._check_body_sig(_header(response.headers, s.sig_header), response.body, "provider"):
+            if not self._check_body_sig(header(response.headers, s.sig_header), response.body, "provider"):
                 return Unknown("answer without a valid signature", response.status)
         try:
             data = json.loads(response.body, parse_float=Decimal)
@@ -947,10 +947,3 @@ def _hashable(v: Any) -> Any:
 def _inverse(codes: Mapping[ErrorCode, Any]) -> dict[Any, ErrorCode]:
     return {_hashable(v): k for k, v in codes.items()}
 
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    lname = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lname:
-            return value
-    return None

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
+from .base import header
+
 WINDOW_S: Final = 300
 """A timestamped signature older or newer than this many seconds is refused (the canonical protocol's window)."""
 
@@ -63,10 +65,7 @@ class Message:
         return self.body if self.body else self.query.encode()
 
     def header(self, name: str | None) -> str | None:
-        if name is None:
-            return None
-        lname = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == lname), None)
+        return header(self.headers, name)
 
 
 @dataclass(frozen=True)
