@@ -53,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -833,7 +833,7 @@ def machine_info(wrk: str | None) -> dict[str, Any]:
     wrk_version = "absent"
     if wrk:
         with contextlib.suppress(Exception):
-            out = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=5)
+            out = subprocess.run([wrk, "--version"], check=False, capture_output=True, text=True, timeout=5)
             wrk_version = (out.stdout or out.stderr).split("[")[0].replace("wrk", "").strip() or "?"
     return {
         "cores": os.cpu_count(),
