@@ -299,12 +299,22 @@ class WrkOut:
     loaded: int
     wrk_cpu_s: float
     """wrk's CPU time in its timed window (loading the requests excluded)"""
+    wrk_total_cpu_s: float
+    """wrk's CPU time, loading included (for what the rest of the machine used)"""
     server_cpu_s: float
     server_max_proc_cpu_s: float
     """the busiest single server process (a --workers pool has several)"""
     db_cpu_s: float
     system_busy_s: float
+    softirq_s: float
+    """the kernel's network soft interrupts: loopback TCP of the measured traffic, charged to no process"""
     wall_s: float
+
+
+def softirq_s() -> float:
+    import psutil
+
+    return float(getattr(psutil.cpu_times(), "softirq", 0.0))
 
 
 def _cpu_of(procs: list[Any]) -> float:
@@ -354,12 +364,12 @@ def run_wrk(wrk: str, base: str, script: Path, lines: Path, seconds: int, connec
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=str(script.parent))
     # CPU counters are read around the whole wrk process; wrk's loading of the requests happens
     # before its timer starts and the server is idle meanwhile, so the per-call figures hold.
-    s0, d0, b0, t0 = _cpu_each(tree), _cpu_each(db), busy_s(), time.monotonic()
+    s0, d0, b0, q0, t0 = _cpu_each(tree), _cpu_each(db), busy_s(), softirq_s(), time.monotonic()
     assert proc.stdout is not None
     out = proc.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    s1, d1, b1, wall = _cpu_each(tree), _cpu_each(db), busy_s(), time.monotonic() - t0
+    s1, d1, b1, q1, wall = _cpu_each(tree), _cpu_each(db), busy_s(), softirq_s(), time.monotonic() - t0
     line = next((ln for ln in out.splitlines() if ln.startswith(WRK_JSON)), None)
     if proc.returncode != 0 or line is None:
         raise StartError(f"wrk exited with {proc.returncode}: {out[-1500:]} (stderr in {log})")
@@ -375,8 +385,9 @@ def run_wrk(wrk: str, base: str, script: Path, lines: Path, seconds: int, connec
         p50_ms=lat["p50"] / 1000, p90_ms=lat["p90"] / 1000, p99_ms=lat["p99"] / 1000, max_ms=lat["max"] / 1000,
         exhausted=int(data["exhausted"]), loaded=int(data["loaded"]),
         wrk_cpu_s=max(0.0, usage.ru_utime + usage.ru_stime - float(data["init_cpu_s"])),
+        wrk_total_cpu_s=usage.ru_utime + usage.ru_stime,
         server_cpu_s=sum(deltas.values()), server_max_proc_cpu_s=max(deltas.values(), default=0.0),
-        db_cpu_s=_delta(d0, d1), system_busy_s=b1 - b0, wall_s=wall,
+        db_cpu_s=_delta(d0, d1), system_busy_s=b1 - b0, softirq_s=q1 - q0, wall_s=wall,
     )
 
 
@@ -505,8 +516,8 @@ def result_of(name: str, warm: WrkOut, timed: WrkOut) -> Result:
         server_cpu_us=1e6 * timed.server_cpu_s / calls, server_cpu_pct=server_pct, server_max_proc_pct=server_max,
         db_cpu_us=1e6 * timed.db_cpu_s / calls, db_cpu_pct=db_pct,
         gen_cpu_pct=wrk_pct, gen_cpu_us=1e6 * timed.wrk_cpu_s / calls, machine_pct=machine,
-        other_cpu_pct=max(0.0, 100 * (timed.system_busy_s - timed.wrk_cpu_s - timed.server_cpu_s - timed.db_cpu_s)
-                          / timed.wall_s),
+        other_cpu_pct=max(0.0, 100 * (timed.system_busy_s - timed.softirq_s - timed.wrk_total_cpu_s
+                                      - timed.server_cpu_s - timed.db_cpu_s) / timed.wall_s),
         warmup_ok=warm.ok, exhausted=timed.exhausted,
         saturated=saturation(server_max, wrk_pct, db_pct, machine, cores),
     )
@@ -590,9 +601,9 @@ async def raw_pg(dsn: str, schema: str, players: int, concurrency: int, duration
         await phase(WARMUP_S)
         gc.collect()
         db = _postgres_processes()
-        c0, d0, b0, w0 = time.process_time(), _cpu_each(db), busy_s(), time.monotonic()
+        c0, d0, b0, q0, w0 = time.process_time(), _cpu_each(db), busy_s(), softirq_s(), time.monotonic()
         ok, lat, elapsed = await phase(duration)
-        c1, d1, b1, wall = time.process_time(), _cpu_each(db), busy_s(), time.monotonic() - w0
+        c1, d1, b1, q1, wall = time.process_time(), _cpu_each(db), busy_s(), softirq_s(), time.monotonic() - w0
     finally:
         await pool.close()
     lat.sort()
@@ -606,7 +617,7 @@ async def raw_pg(dsn: str, schema: str, players: int, concurrency: int, duration
         elapsed_s=elapsed, server_cpu_us=0.0, server_cpu_pct=0.0, server_max_proc_pct=0.0,
         db_cpu_us=1e6 * dbs / calls, db_cpu_pct=100 * dbs / elapsed, gen_cpu_pct=100 * gen / elapsed,
         gen_cpu_us=1e6 * gen / calls, machine_pct=machine,
-        other_cpu_pct=max(0.0, 100 * ((b1 - b0) - gen - dbs) / wall), warmup_ok=0, exhausted=0,
+        other_cpu_pct=max(0.0, 100 * ((b1 - b0) - (q1 - q0) - gen - dbs) / wall), warmup_ok=0, exhausted=0,
         saturated=saturation(0.0, 100 * gen / elapsed, 100 * dbs / elapsed, machine, cores),
     )
 
@@ -926,7 +937,7 @@ def report(runs: list[Run], args: argparse.Namespace, machine: dict[str, Any]) -
         "(pgraw: per transaction, pool wait included); non-2xx includes socket errors; µs/call = CPU time over the "
         "window ÷ answers; % = CPU seconds per wall second (100 = one core of "
         f"{machine['cores']}): server = the target's processes, db = PostgreSQL's, gen = wrk (pgraw: this process), "
-        "other = everything else; saturated = a process at ≥ 90 % of a core, or every core busy"
+        "other = everything else (network soft interrupts excluded); saturated = a process at ≥ 90 % of a core, or every core busy"
     )
     busy = max(r.other_cpu_pct for r in runs)
     if busy > MAX_OTHER_PCT:
