@@ -27,6 +27,9 @@ def header(headers: Mapping[str, str], name: str | None) -> str | None:
     """A header's value whatever case the peer spelled its name in (HTTP names are case-insensitive)."""
     if name is None:
         return None
+    exact = headers.get(name)  # as the name is usually spelled: a dict lookup, not a scan
+    if exact is not None:
+        return exact
     lname = name.lower()
     return next((v for k, v in headers.items() if k.lower() == lname), None)
 
