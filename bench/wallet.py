@@ -566,7 +566,12 @@ async def raw_pg(dsn: str, schema: str, players: int, concurrency: int, duration
                                 [(f"raw-{tag}-p{n:05d}", CURRENCY, BALANCE) for n in range(players)])
     finally:
         await admin.close()
-    pool = await asyncpg.create_pool(dsn, min_size=PG_POOL, max_size=PG_POOL, server_settings={"search_path": schema})
+    async def no_reset(conn: Any) -> None:  # as the wallet's pool: no RESET round trip on release
+        if conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+
+    pool = await asyncpg.create_pool(dsn, min_size=PG_POOL, max_size=PG_POOL, reset=no_reset,
+                                     server_settings={"search_path": schema})
     counter = itertools.count()
     ids = [f"raw-{tag}-p{n:05d}" for n in range(players)]
 

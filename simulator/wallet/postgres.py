@@ -6,11 +6,21 @@ constraints (``txs.tx_id`` UNIQUE, ``tombstones`` primary key), so two processes
 racing on one ``tx_id`` cannot both apply it: the loser's insert fails and the
 call is judged again, now as a replay or a mismatch.
 
-Each money call costs four round trips: BEGIN; one function call that takes the
-lock and then reads every fact under a fresh snapshot (PERFORMANCE.md: round
-trips, not Python, are the limit here); one statement that writes every effect;
-COMMIT.  The rules themselves are :func:`simulator.wallet.engine.judge`, shared
-with every other store.
+A money call costs two round trips, each a statement of its own transaction
+(PERFORMANCE.md: round trips, not Python, are the limit here): one query reads
+every fact under one snapshot, without a lock; the rules decide in Python
+(:func:`simulator.wallet.engine.judge`, shared with every other store); then one
+function call, ``croupier_apply``, takes the player's row lock, checks that every
+fact the decision rested on is still what was read (balance, blocked, the
+round, the tombstone, the referenced transaction; the call's own ``tx_id`` by
+its UNIQUE constraint) and writes every effect, committing before it returns.
+If a fact changed in between, it writes nothing and the call is judged again
+from a fresh read; after a few such losses (one player hammered by concurrent
+calls) the call takes the locking path instead: BEGIN, lock and read, write,
+COMMIT.  A rejection or a replay writes nothing, so it is answered from the one
+read, which is a consistent snapshot.  The pool's connections are not reset on
+release (no session state is ever changed on them), which saves a round trip
+per call; one left inside a transaction is rolled back.
 
 A lost connection or a database that is restarting is *outcome unknown*: the
 store raises :class:`StoreUnavailable`, the service answers 503, and the pool
@@ -37,7 +47,7 @@ from .store import Store, StoreUnavailable
 T = TypeVar("T")
 log = logging.getLogger("croupier.wallet.postgres")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 MIGRATIONS: Final[dict[int, str]] = {
@@ -128,7 +138,93 @@ BEGIN
     LEFT JOIN txs f ON f.tx_id = p_ref;
 END $$;
 """,
+    2: """
+-- Write a money call's effects if, under the player's row lock, every fact its decision read
+-- (x_*) is unchanged; the call's seq, or NULL (nothing written) when one changed.  Its own
+-- tx_id is guarded by txs.tx_id UNIQUE: a copy committed meanwhile makes the INSERT fail.
+CREATE FUNCTION croupier_apply(
+    p_tx TEXT, p_op TEXT, p_player TEXT, p_game TEXT, p_round TEXT, p_currency TEXT, p_amount BIGINT,
+    p_ref TEXT, p_reason TEXT, p_closed BOOLEAN, p_delta BIGINT, p_after BIGINT, p_at DOUBLE PRECISION,
+    p_set_balance BOOLEAN, p_roll_back TEXT, p_tombstone TEXT,
+    p_rnd_game TEXT, p_rnd_closed BOOLEAN, p_rnd_live INTEGER, p_rnd_save BOOLEAN,
+    x_balance BIGINT, x_blocked BOOLEAN,
+    x_round_found BOOLEAN, x_round_closed BOOLEAN, x_round_live INTEGER,
+    x_tomb_key TEXT, x_tomb BOOLEAN,
+    x_ref_key TEXT, x_ref_found BOOLEAN, x_ref_rb BOOLEAN
+) RETURNS BIGINT LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_balance BIGINT; v_blocked BOOLEAN; v_closed BOOLEAN; v_live INTEGER; v_rb BOOLEAN; v_found BOOLEAN;
+    v_seq BIGINT;
+BEGIN
+    SELECT balance, blocked INTO v_balance, v_blocked FROM players WHERE player_id = p_player FOR UPDATE;
+    IF NOT FOUND OR v_balance <> x_balance OR v_blocked <> x_blocked THEN
+        RETURN NULL;
+    END IF;
+    SELECT closed, live_bets INTO v_closed, v_live FROM rounds WHERE player_id = p_player AND round_id = p_round;
+    v_found := FOUND;
+    IF v_found <> x_round_found OR (v_found AND (v_closed <> x_round_closed OR v_live <> x_round_live)) THEN
+        RETURN NULL;
+    END IF;
+    IF x_tomb_key IS NOT NULL AND EXISTS (SELECT 1 FROM tombstones WHERE tx_id = x_tomb_key) <> x_tomb THEN
+        RETURN NULL;
+    END IF;
+    IF x_ref_key IS NOT NULL THEN
+        SELECT rolled_back INTO v_rb FROM txs WHERE tx_id = x_ref_key;
+        v_found := FOUND;
+        IF v_found <> x_ref_found OR (v_found AND v_rb <> x_ref_rb) THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    INSERT INTO txs (tx_id, op, player_id, game_id, round_id, currency, amount, ref_tx_id, reason, round_closed,
+                     delta, balance_after, created_at)
+    VALUES (p_tx, p_op, p_player, p_game, p_round, p_currency, p_amount, p_ref, p_reason, p_closed,
+            p_delta, p_after, p_at)
+    RETURNING seq INTO v_seq;
+    IF p_set_balance THEN
+        UPDATE players SET balance = p_after WHERE player_id = p_player;
+    END IF;
+    IF p_roll_back IS NOT NULL THEN
+        UPDATE txs SET rolled_back = true WHERE tx_id = p_roll_back;
+    END IF;
+    IF p_tombstone IS NOT NULL THEN
+        INSERT INTO tombstones (tx_id, rollback_tx_id, created_at) VALUES (p_tombstone, p_tx, p_at);
+    END IF;
+    IF p_rnd_save THEN
+        INSERT INTO rounds (player_id, round_id, game_id, closed, live_bets)
+        VALUES (p_player, p_round, p_rnd_game, p_rnd_closed, p_rnd_live)
+        ON CONFLICT (player_id, round_id) DO UPDATE SET closed = excluded.closed, live_bets = excluded.live_bets;
+    END IF;
+    RETURN v_seq;
+END $$;
+""",
 }
+
+# The facts of a money call as croupier_facts reads them, without its lock: one snapshot.
+_PEEK: Final = """
+SELECT p.currency AS p_currency, p.balance AS p_balance, p.blocked AS p_blocked,
+       s.player_id AS s_player, s.game_id AS s_game, s.expires_at AS s_expires,
+       r.game_id AS r_game, r.closed AS r_closed, r.live_bets AS r_live,
+       e.seq AS e_seq, e.op AS e_op, e.player_id AS e_player, e.game_id AS e_game, e.round_id AS e_round,
+       e.currency AS e_currency, e.amount AS e_amount, e.ref_tx_id AS e_ref, e.reason AS e_reason,
+       e.round_closed AS e_closed, e.delta AS e_delta, e.balance_after AS e_after, e.rolled_back AS e_rb,
+       e.created_at AS e_at,
+       f.seq AS f_seq, f.op AS f_op, f.player_id AS f_player, f.game_id AS f_game, f.round_id AS f_round,
+       f.currency AS f_currency, f.amount AS f_amount, f.ref_tx_id AS f_ref, f.reason AS f_reason,
+       f.round_closed AS f_closed, f.delta AS f_delta, f.balance_after AS f_after, f.rolled_back AS f_rb,
+       f.created_at AS f_at,
+       EXISTS (SELECT 1 FROM tombstones t WHERE t.tx_id = $6) AS tomb,
+       p.player_id IS NOT NULL AS found
+FROM (SELECT 1) AS one
+LEFT JOIN players p ON p.player_id = $1
+LEFT JOIN sessions s ON s.session_token = $2
+LEFT JOIN rounds r ON r.player_id = $1 AND r.round_id = $3
+LEFT JOIN txs e ON e.tx_id = $4
+LEFT JOIN txs f ON f.tx_id = $5
+"""
+
+_APPLY: Final = ("SELECT croupier_apply(" + ", ".join(f"${i}" for i in range(1, 31)) + ")")
+OPTIMISTIC_TRIES: Final = 4
+"""Optimistic attempts of a money call before it takes the locking path."""
 
 _TX_COLS: Final = ("seq, tx_id, op, player_id, game_id, round_id, currency, amount, ref_tx_id, reason, round_closed,"
                    " delta, balance_after, rolled_back, created_at")
@@ -179,6 +275,31 @@ def _tx_row(r: Any) -> TxRow:
                  r["rolled_back"], r["created_at"])
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """On release to the pool: nothing to undo (the store never changes a session's settings, listens or
+    takes advisory locks on a pool connection), except a transaction left open by a cancelled call."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+def _facts(r: Any, k: engine.FactKeys) -> rules.Facts:
+    player = PlayerRow(k.player_id, r["p_currency"], r["p_balance"], r["p_blocked"]) if r["found"] else None
+    session = None if r["s_player"] is None else SessionRow(k.session_token or "", r["s_player"], r["s_game"],
+                                                             r["s_expires"])
+    round_ = None if r["r_game"] is None else RoundRow(k.player_id, k.round_id, r["r_game"], r["r_closed"],
+                                                       r["r_live"])
+    return rules.Facts(_tx(r, "e", k.tx_id), player, session, round_, bool(r["tomb"]), _tx(r, "f", k.ref_tx_id))
+
+
+def _write_args(verdict: engine.Effects) -> tuple[Any, ...]:
+    row, rnd = verdict.row, verdict.round
+    return (row.tx_id, row.op, row.player_id, row.game_id, row.round_id, row.currency, row.amount,
+            row.ref_tx_id, row.reason, row.round_closed, row.delta, row.balance_after, row.created_at,
+            verdict.new_balance is not None, verdict.roll_back, verdict.tombstone,
+            rnd.game_id if rnd else None, rnd.closed if rnd else None, rnd.live_bets if rnd else None,
+            rnd is not None)
+
+
 class PostgresStore(Store):
     name = "postgres"
 
@@ -199,7 +320,7 @@ class PostgresStore(Store):
         finally:
             await conn.close()
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.pool_size,
+            self.dsn, min_size=1, max_size=self.pool_size, reset=_reset,
             server_settings={"search_path": self.schema, "application_name": "croupier-wallet"},
         )
 
@@ -266,7 +387,40 @@ class PostgresStore(Store):
             return await self._tx(lambda c: self._authenticate(c, call, now))
         if call.op is Op.BALANCE:
             return await self._tx(lambda c: self._balance(c, call))
+        if self._pool is None:
+            raise StoreUnavailable("store is not open")
+        for attempt in range(OPTIMISTIC_TRIES):
+            try:
+                async with self._pool.acquire(timeout=5.0) as conn:
+                    outcome = await self._money_optimistic(conn, call, now)
+            except RETRYABLE:  # a copy of this tx_id committed meanwhile: judge again (a replay now)
+                await asyncio.sleep(0.001 * attempt)
+                continue
+            except UNAVAILABLE as exc:
+                raise StoreUnavailable(f"database unavailable: {type(exc).__name__}: {exc}") from exc
+            if outcome is not None:
+                return outcome
         return await self._tx(lambda c: self._money(c, call, now))
+
+    async def _money_optimistic(self, conn: asyncpg.Connection, call: WalletCall, now: float) -> Outcome | None:
+        """Read, judge, then apply if nothing changed: the outcome, or None when a fact changed (nothing written)."""
+        k = engine.fact_keys(call)
+        r = await conn.fetchrow(_PEEK, k.player_id, k.session_token, k.round_id, k.tx_id, k.ref_tx_id,
+                                k.tombstone_key)
+        assert r is not None
+        facts = _facts(r, k)
+        verdict = engine.judge(call, facts, now)
+        if not isinstance(verdict, engine.Effects):
+            return verdict  # a rejection or a replay: nothing to write, answered from one snapshot
+        player = facts.player
+        assert player is not None
+        rnd, ref = facts.round, facts.ref
+        seq = await conn.fetchval(
+            _APPLY, *_write_args(verdict), player.balance, player.blocked,
+            rnd is not None, rnd.closed if rnd else None, rnd.live_bets if rnd else None,
+            k.tombstone_key, facts.tombstoned,
+            k.ref_tx_id, ref is not None, ref.rolled_back if ref else None)
+        return None if seq is None else engine.applied(verdict, str(seq))
 
     async def _player(self, conn: asyncpg.Connection, player_id: str, lock: bool = False) -> PlayerRow | None:
         r = await conn.fetchrow(
@@ -311,26 +465,15 @@ class PostgresStore(Store):
         return Ok(rules.ok_for(player).balance, player_id=player.player_id, session_token=session.session_token)
 
     async def _money(self, conn: asyncpg.Connection, call: WalletCall, now: float) -> Outcome:
+        """The locking path: BEGIN (by the caller), lock and read, judge, write, COMMIT (by the caller)."""
         k = engine.fact_keys(call)
         r = await conn.fetchrow("SELECT * FROM croupier_facts($1, $2, $3, $4, $5, $6)",
                                 k.player_id, k.session_token, k.round_id, k.tx_id, k.ref_tx_id, k.tombstone_key)
         assert r is not None
-        player = PlayerRow(k.player_id, r["p_currency"], r["p_balance"], r["p_blocked"]) if r["found"] else None
-        session = None if r["s_player"] is None else SessionRow(k.session_token or "", r["s_player"], r["s_game"],
-                                                                 r["s_expires"])
-        round_ = None if r["r_game"] is None else RoundRow(k.player_id, k.round_id, r["r_game"], r["r_closed"],
-                                                           r["r_live"])
-        facts = rules.Facts(_tx(r, "e", k.tx_id), player, session, round_, bool(r["tomb"]), _tx(r, "f", k.ref_tx_id))
-        verdict = engine.judge(call, facts, now)
+        verdict = engine.judge(call, _facts(r, k), now)
         if not isinstance(verdict, engine.Effects):
             return verdict
-        row, rnd = verdict.row, verdict.round
-        seq = await conn.fetchval(
-            _WRITE, row.tx_id, row.op, row.player_id, row.game_id, row.round_id, row.currency, row.amount,
-            row.ref_tx_id, row.reason, row.round_closed, row.delta, row.balance_after, row.created_at,
-            verdict.new_balance is not None, verdict.roll_back, verdict.tombstone,
-            rnd.game_id if rnd else None, rnd.closed if rnd else None, rnd.live_bets if rnd else None,
-            rnd is not None)
+        seq = await conn.fetchval(_WRITE, *_write_args(verdict))
         return engine.applied(verdict, str(seq))
 
     # -- admin ------------------------------------------------------------------------
