@@ -8,6 +8,7 @@ no acknowledged call is lost and no accepted call is left half-done.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import os
@@ -31,6 +32,9 @@ from .sqlite import connect as sqlite_connect
 from .store import Store
 
 log = logging.getLogger("croupier.wallet")
+
+GC_GEN0 = 7000
+"""Allocations between young collections while serving (Python's default: 700)."""
 
 
 
@@ -213,6 +217,11 @@ def serve(opts: ServeOptions) -> None:
     where = ("postgres" if opts.dsn else "memory" if opts.memory else f"{opts.db} (sync={opts.sync})")
 
     async def announce(_: web.Application) -> None:
+        # What start-up allocated lives as long as the process: frozen, the collector's full passes
+        # no longer walk it (a pause in every call's latency); young passes run 1/10 as often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_GEN0, *gc.get_threshold()[1:])
         log.info("croupier wallet on http://%s:%d/wallet (store: %s; %s)", opts.host, opts.port, where,
                  access_log_note(opts.access_log, opts.access_log_file))
 
