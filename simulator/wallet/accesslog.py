@@ -34,6 +34,8 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from .http import LOG_INFO
+
 Form = Literal["text", "json"]
 
 ACCESS: Final = "croupier.access"
@@ -122,8 +124,6 @@ class AccessLogger(AbstractAccessLogger):
             "status": response.status,
             "ms": round(time_s * 1000, 3),
         }
-        from .http import LOG_INFO
-
         extra = request.get(LOG_INFO)
         if extra:
             record.update(extra)
