@@ -80,6 +80,9 @@ QUIET_CORES = 0.15  # busy cores below which the machine counts as quiet before 
 SATURATED_PCT = 90.0  # a process at or above this % of one core is called saturated
 WRK_JSON = "WRK-JSON "
 ALL_TARGETS = ("bare", "sqlite", "sqlite-nolog", "pg1", "pg2", "pgraw")
+EXTRA_TARGETS = ("memory",)
+"""Measured only when named in --targets: the wallet on its in-memory store, access log off — what the
+HTTP handler, the canonical dialect and the rules cost before any storage (no durability check)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -137,6 +140,13 @@ def wallet_server(db: Path, tmp: Path, sync: str, access_log: bool, name: str) -
     if not access_log:
         argv.append("--no-access-log")
     return Server(name, argv, tmp / f"{name}.log")
+
+
+def memory_wallet_server(tmp: Path) -> Server:
+    """``croupier wallet serve --memory --no-access-log``: the wallet's Python path without storage."""
+    argv = [sys.executable, "-m", "simulator", "wallet", "serve", "--port", "{port}", "--memory", "--no-access-log",
+            "--secret", SECRET, "--admin-token", ADMIN_TOKEN]
+    return Server("memory", argv, tmp / "memory.log")
 
 
 def pg_wallet_server(dsn: str, schema: str, workers: int, tmp: Path) -> Server:
@@ -707,6 +717,8 @@ def target_label(name: str, args: argparse.Namespace) -> str:
         return f"wallet, SQLite, default flags (access log ON){', sync=' + args.sync if args.sync != 'normal' else ''}"
     if name == "sqlite-nolog":
         return "wallet, SQLite, --no-access-log"
+    if name == "memory":
+        return "wallet, --memory, --no-access-log"
     if name == "pgraw":
         return "raw asyncpg loop (PG baseline)"
     n = int(name[2:])
@@ -727,6 +739,8 @@ async def one_run(index: int, args: argparse.Namespace, progress: Any) -> Run:
         def make(name: str) -> Server:
             if name == "bare":
                 return bare_server(tmp)
+            if name == "memory":
+                return memory_wallet_server(tmp)
             if name in ("sqlite", "sqlite-nolog"):
                 return wallet_server(tmp / f"{name}.db", tmp, args.sync, name == "sqlite", name)
             return pg_wallet_server(args.pg_dsn, schemas[name], int(name[2:]), tmp)
@@ -782,7 +796,7 @@ async def one_run(index: int, args: argparse.Namespace, progress: Any) -> Run:
                 timed_file.unlink()
                 res = result_of(name, warm, timed)
                 results[name] = res
-                if name == "bare":
+                if name in ("bare", "memory"):  # nothing to find again after a restart
                     srv.stop()
                     continue
                 # Acknowledged means durable: kill -9 (the whole pool), restart on the same data, count.
@@ -1011,7 +1025,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=1, help="runs; with more than one, medians are reported")
     p.add_argument("--sync", choices=("normal", "full"), default="normal", help="the SQLite wallets' sync level")
     p.add_argument("--targets", default=",".join(ALL_TARGETS),
-                   help="comma-separated subset of " + ",".join(ALL_TARGETS) + " (default: all)")
+                   help="comma-separated, from " + ",".join(ALL_TARGETS + EXTRA_TARGETS) + " (default: all but "
+                        + ",".join(EXTRA_TARGETS) + ")")
     p.add_argument("--quiet-wait", type=float, default=60.0, metavar="S",
                    help="before each measurement wait up to S s for other load to stop (default: %(default)s; 0: don't)")
     p.add_argument("--retries", type=int, default=2, metavar="N",
@@ -1040,7 +1055,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         if not workers or min(workers) < 1:
             p.error("--pg-workers takes numbers of at least 1, e.g. 1,2")
         wanted = [t.strip() for t in args.targets.split(",") if t.strip()]
-        known = {*ALL_TARGETS, *(f"pg{n}" for n in workers)}
+        known = {*ALL_TARGETS, *EXTRA_TARGETS, *(f"pg{n}" for n in workers)}
         bad = [t for t in wanted if t not in known]
         if bad or not wanted:
             p.error(f"--targets: unknown {', '.join(bad) or '(none given)'}; choose from {', '.join(sorted(known))}")
