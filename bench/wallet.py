@@ -201,7 +201,10 @@ def find_wrk(console: Any) -> str | None:
     console.print("[yellow]wrk is not installed: it is Debian/Ubuntu's `wrk` package (apt-get install -y wrk)[/]")
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
         console.print("running as root: trying apt-get install -y wrk")
-        subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, stdout=subprocess.DEVNULL)
+        done = subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, stdout=subprocess.DEVNULL)
+        if done.returncode != 0:  # no package lists yet (a fresh container): fetch them once, try again
+            subprocess.run(["apt-get", "update"], check=False, stdout=subprocess.DEVNULL)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, stdout=subprocess.DEVNULL)
         path = shutil.which("wrk")
     return path
 
