@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import gc
-import itertools
 import random
 import time
 from collections import Counter
@@ -35,31 +34,19 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .. import __version__
+from ..drive import endgame, session
 from ..drive.client import AdminClient, AdminError, WalletClient
-from ..drive.driver import Driver
-from ..judge import settlement
-from ..judge.diagnosis import admin_cause, seat_cause
-from ..judge.ledger import Ledger, describe
+from ..drive.delivery import ROUND, SEAT, Provision, Provisioned, Unseated
+from ..drive.driver import Driver, StopSignal
+from ..drive.session import Floor
+from ..judge.diagnosis import admin_cause
+from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
 from ..play import gameplay
-from ..play.players import PlayerProfile, choose_stake, make_players, think_time
-from ..play.rounds import (
-    Launch,
-    Parallel,
-    RoundContext,
-    RoundOutcome,
-    Seat,
-    SeatRefused,
-    TxIds,
-    live_round,
-    open_seat,
-    play_round,
-    player_ids,
-    repay,
-)
+from ..play.players import PlayerProfile, make_players
+from ..play.rounds import Launch, Seat, TxIds, player_ids
 from ..play.scenario import Scenario
 from ..protocol import dialects
-from ..protocol.codes import ErrorCode
 from ..protocol.dialects.semantics import CANONICAL, Semantics
 from ..protocol.findings import Severity
 from ..protocol.money import CURRENCIES, currency
@@ -261,37 +248,6 @@ async def preflight(url: str, timeout: float = 3.0) -> None:
     writer.close()
 
 
-class StopSignal(asyncio.Event):
-    """The run's stop event; :meth:`pause` waits on it without a task of its own per wait."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pauses: set[asyncio.Future[None]] = set()
-
-    def set(self) -> None:
-        super().set()
-        for waiter in list(self._pauses):
-            _wake(waiter)
-
-    async def pause(self, seconds: float) -> None:
-        """Wait ``seconds``, or less if the run is stopped meanwhile."""
-        if self.is_set():
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = waiter.get_loop().call_later(seconds, _wake, waiter)
-        self._pauses.add(waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._pauses.discard(waiter)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 class Runner:
     def __init__(self, options: RunOptions) -> None:
         self.o = options
@@ -302,7 +258,7 @@ class Runner:
         self.signed = True
         """Whether the dialect signs its requests (set when the run starts)."""
         self.ledger = Ledger(semantics=self.semantics)
-        self.unpaid = 0
+        self.owed_unpaid = 0
         """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
         self.stop = StopSignal()
         self.interruption: Interruption | None = None
@@ -313,10 +269,8 @@ class Runner:
         """``time.monotonic()`` when play started."""
         self.seats: dict[str, Seat] = {}
         self.errors: list[str] = []
-        self.sem = asyncio.Semaphore(max(1, options.concurrency))
-        # Players are seated a few dozen at a time: queued ones wait here, not inside a client timeout.
-        self.seating = asyncio.Semaphore(max(1, min(options.concurrency, 64)))
-        self.unseated = 0
+        self.admin: AdminClient | None = None
+        self.unseated_n = 0
         self.causes: Counter[str] = Counter()
         """Why players could not be seated, most likely first (the verdict's message when nobody was)."""
         self.skipped: list[str] = []
@@ -324,11 +278,8 @@ class Runner:
             self.skipped.append("no admin API used (--players): a player whose session expires stops playing "
                                 "(no relaunch); live tables are not played")
         self.settle_deadline_hit = False
-        self.batches = False
-        """The dialect carries a round's bet and win in one request (set when the run starts)."""
-        # The game mix, drawn from once per round: weights summed once (random.choices does the same sums).
-        self._kinds = [k for k, w in self.s.game_mix.items() if w > 0]
-        self._kind_cum_weights = list(itertools.accumulate(self.s.game_mix[k] for k in self._kinds))
+        self.floor = Floor(self.s, self.semantics)
+        """What every player's session shares (completed with the dialect's wire when the run starts)."""
 
     def interrupt(self, signal_name: str) -> None:
         """A stop asked from outside, on the run's event loop (the command turns SIGINT/SIGTERM into
@@ -401,67 +352,47 @@ class Runner:
                            f"({', '.join(wanted)}) exactly")
         return kept
 
-    async def _seat(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile) -> Seat | None:
-        """Provision (or take a test account), then authenticate as a real launch would."""
-        async with self.seating:
-            seat = await self._seat_now(driver, admin, index, profile)
-        if seat is None:
-            self.unseated += 1
-        return seat
+    # -- what the sessions count (simulator.drive.session.Board) ------------------------------
+    @property
+    def rounds(self) -> Counter[str]:
+        return self.stats.rounds
 
-    def _setup_failed(self, player_id: str, cause: str, detail: str = "") -> None:
+    def error(self, text: str) -> None:
+        self.errors.append(text)
+
+    def seated(self, seat: Seat) -> None:
+        self.seats[seat.player_id] = seat
+
+    def unseated(self, player_id: str, cause: str, detail: str) -> None:
         """A player could not be seated: ``cause`` names the likely reason (the verdict's message when
         nobody could be), ``detail`` what exactly happened."""
+        self.unseated_n += 1
         self.causes[cause] += 1
         self.errors.append(f"{player_id}: {cause}" + (f" ({detail})" if detail else ""))
 
-    def _ctx(self, seat: Seat, game_id: str, rng: random.Random, ids: TxIds, batch: bool = False) -> RoundContext:
-        """A round's context: the scenario's faults and retries, the dialect's semantics."""
-        return RoundContext(seat, game_id, rng, ids, self.s.faults, self.s.retry, batch=batch,
-                            semantics=self.semantics, signed=self.signed)
+    def unpaid(self, player_id: str, n: int) -> None:
+        self.owed_unpaid += n
 
-    def _ttl(self) -> float | None:
-        """How long a session lives, when known (a provisioned one; a players file's is not known)."""
-        return self.s.session_ttl_s if self.o.accounts is None else None
-
-    async def _seat_now(self, driver: Driver, admin: AdminClient | None, index: int,
-                        profile: PlayerProfile) -> Seat | None:
+    async def _provision(self, p: Provision) -> Provisioned:
+        """A players file's row, or a player made through the admin API and a launch token issued."""
+        if self.o.accounts is not None:
+            if p.again is not None:
+                return None  # no admin API: no new session (what is owed is said unpaid)
+            acc = self.o.accounts[p.index]
+            return Launch(acc.player_id, currency(acc.currency), acc.token, acc.session_token, acc.session_ref)
+        assert self.admin is not None
+        pid = p.profile.player_id if p.again is None else p.again.player_id
         what = "POST /admin/players"
-        session_token = session_ref = None
         try:
-            if self.o.accounts is not None:
-                acc = self.o.accounts[index]
-                player_id, token, code, opening = acc.player_id, acc.token, acc.currency, None
-                session_token, session_ref = acc.session_token, acc.session_ref
-            else:
-                assert admin is not None
-                player_id, code, opening = profile.player_id, profile.currency, profile.bankroll
-                await admin.create_player(player_id, code, opening)
-                what = "POST /admin/tokens"
-                token = await admin.token(player_id, self.s.session_ttl_s)
+            if p.again is None:
+                await self.admin.create_player(pid, p.profile.currency, p.profile.bankroll)
+            what = "POST /admin/tokens"
+            token = await self.admin.token(pid, self.s.session_ttl_s)
         except AdminError as exc:
-            self._setup_failed(profile.player_id, admin_cause(exc.status, what, self.o.admin_url), exc.answer_text())
-            return None
+            return Unseated(admin_cause(exc.status, what, self.o.admin_url), exc.answer_text())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self._setup_failed(profile.player_id, f"admin API unreachable at {self.o.admin_url}",
-                               f"{type(exc).__name__} {exc}")
-            return None
-        if opening is not None:
-            self.ledger.open(player_id, code, opening)
-        else:
-            self.ledger.book(player_id).currency = code
-        launch = Launch(player_id, currency(code), token, session_token, session_ref, opening)
-        got = await driver.drive(open_seat(launch, self.semantics, self._ttl(), self.s.timeout_s + 1))
-        if isinstance(got, SeatRefused):
-            self._setup_failed(player_id, seat_cause(got.step, got.outcome, self.o.wallet_url, self.o.dialect,
-                                                     self.o.players_file),
-                               got.detail or (describe(got.outcome) if got.outcome is not None else ""))
-            return None
-        assert isinstance(got, Seat) and got.balance is not None
-        self.seats[player_id] = got
-        if opening is None:
-            self.ledger.open(player_id, code, got.balance)
-        return got
+            return Unseated(f"admin API unreachable at {self.o.admin_url}", f"{type(exc).__name__} {exc}")
+        return Launch(pid, currency(p.profile.currency), token, balance=p.profile.bankroll)
 
     def _ids(self, player_id: str) -> TxIds:
         """A player's transaction and round ids; a test account's id carries no run id, so its ids get
@@ -469,136 +400,16 @@ class Runner:
         prefix = f"{self.o.run_id}-{player_id}" if self.o.accounts is not None else player_id
         return player_ids(prefix, self.semantics, self.o.run_id)
 
-    def _kind(self, rng: random.Random) -> str:
-        return rng.choices(self._kinds, cum_weights=self._kind_cum_weights)[0]
-
-    def _think(self, profile: PlayerProfile, rng: random.Random) -> float:
-        if self.s.think_time_ms is not None:
-            lo, hi = self.s.think_time_ms
-            return rng.randint(lo, hi) / 1000
-        return think_time(profile, rng) / 1000
-
-    async def _player(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile,
-                      max_rounds: int | None) -> None:
+    async def _player(self, driver: Driver, index: int, profile: PlayerProfile, max_rounds: int | None) -> None:
         rng = random.Random(f"{self.o.seed}:{index}")
-        if self.stop.is_set():  # interrupted before this player sat down
-            return
-        seat = await self._seat(driver, admin, index, profile)
-        if seat is None:
-            return
-        ids = self._ids(seat.player_id)
-        played = 0
-        while not self.stop.is_set() and (max_rounds is None or played < max_rounds):
-            balance = seat.balance if seat.balance is not None else 0
-            stake = choose_stake(profile, rng, balance)
-            if stake is None:
-                self.stats.rounds["player_broke"] += 1
-                break
-            ctx = self._ctx(seat, "", rng, ids)
-            kind = self._kind(rng)
-            game_id, plan = gameplay.plan_single(kind, rng, stake, seat.currency.code)
-            ctx.game_id, ctx.batch = game_id, gameplay.batched(kind, self.batches)
-            if self.s.faults.concurrent_rounds(rng) and balance >= 2 * stake:
-                # Two tables open at once: two rounds of one player in flight together.
-                other_kind = self._kind(rng)
-                other_id, other_plan = gameplay.plan_single(other_kind, rng, stake, seat.currency.code)
-                other = self._ctx(seat, other_id, random.Random(rng.random()), ids,
-                                  gameplay.batched(other_kind, self.batches))
-                self.stats.fault("concurrent_rounds")
-                async with self.sem:
-                    results = await driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
-                for r in results:  # type: ignore[attr-defined]
-                    self._count(r)
-                if seat.owed and not await self._pay_owed(driver, admin, ctx):
-                    break
-            else:
-                async with self.sem:
-                    result = await driver.drive(play_round(ctx, plan))
-                assert isinstance(result, RoundOutcome)
-                self._count(result)
-                # The session ran out (perhaps waiting for a late win): relaunch the game.
-                if (result.refusal is ErrorCode.SESSION_EXPIRED or seat.owed) and \
-                        not await self._pay_owed(driver, admin, ctx):
-                    break
-            played += 1
-            if driver.late is not None and not self.stop.is_set():  # the provider's retry queue, between the player's rounds
-                await driver.late_duplicates(seat.player_id)
-            pause = self._think(profile, rng)
-            if pause > 0:
-                await self.stop.pause(pause)
+        await driver.run(session.player(driver.courier, self.floor, self, profile, rng, self._ids, max_rounds, index))
 
-    async def _pay_owed(self, driver: Driver, admin: AdminClient | None, ctx: RoundContext) -> bool:
-        """The session ran out: launch the game again and send what the wallet refused for it (a wallet
-        whose wins need a live session); False when the player cannot go on (no relaunch without the
-        admin API: what is owed is then reported as not sent again)."""
-        seat = ctx.seat
-        if admin is None or not await self._relaunch(driver, admin, seat):
-            self.unpaid += len(seat.owed)
-            seat.owed.clear()
-            return False
-        if seat.owed:
-            async with self.sem:
-                paid = await driver.drive(repay(ctx))
-            assert isinstance(paid, int)
-            self.stats.rounds["owed_paid"] += paid
-        return True
-
-    async def _relaunch(self, driver: Driver, admin: AdminClient, seat: Seat) -> bool:
-        try:
-            token = await admin.token(seat.player_id, self.s.session_ttl_s)
-        except (AdminError, aiohttp.ClientError, TimeoutError) as exc:
-            self.errors.append(f"{seat.player_id}: relaunch failed: {exc}")
-            return False
-        launch = Launch(seat.player_id, seat.currency, token, session_ref=seat.session_ref, balance=seat.balance)
-        got = await driver.drive(open_seat(launch, self.semantics, self.s.session_ttl_s, self.s.timeout_s + 1,
-                                           read_balance=False))
-        if isinstance(got, SeatRefused):
-            self.errors.append(f"{seat.player_id}: re-authenticate failed: "
-                               f"{describe(got.outcome) if got.outcome is not None else got.step}")
-            return False
-        assert isinstance(got, Seat)
-        seat.session_token, seat.live_until, seat.expired_after = got.session_token, got.live_until, got.expired_after
-        if got.balance is not None:
-            seat.balance = got.balance
-        self.stats.rounds["relaunched"] += 1
-        return True
-
-    def _count(self, result: RoundOutcome) -> None:
-        self.stats.rounds[result.status] += 1
-        if "reorder" in result.notes:
-            self.stats.fault("reorder")
-        if "late_win" in result.notes:
-            self.stats.fault("late_win")
-
-    async def _table(self, driver: Driver, admin: AdminClient | None, table: int,
-                     players: list[tuple[int, PlayerProfile]], max_rounds: int | None) -> None:
+    async def _table(self, driver: Driver, table: int, players: list[tuple[int, PlayerProfile]],
+                     max_rounds: int | None) -> None:
         """A live table: the same seated players play one shared round after another."""
         rng = random.Random(f"{self.o.seed}:table:{table}")
-        if self.stop.is_set():
-            return
-        seated = [(p, await self._seat(driver, admin, i, p)) for i, p in players]
-        ctxs = [(p, self._ctx(s, gameplay.LIVE_GAME_ID, random.Random(rng.random()), self._ids(s.player_id)))
-                for p, s in seated if s is not None]
-        ids = TxIds(f"{self.o.run_id}-table{table}")
-        played = 0
-        while ctxs and not self.stop.is_set() and (max_rounds is None or played < max_rounds):
-            stakes = gameplay.live_stakes([(p, ctx.seat) for p, ctx in ctxs], rng, self.s.live.bets_per_player)
-            if not stakes:
-                break
-            plans = gameplay.plan_live(rng, stakes)
-            seats = [(ctx, plans[ctx.seat.player_id]) for _, ctx in ctxs if ctx.seat.player_id in plans]
-            results = await driver.drive(live_round(f"table{table}", seats, ids.round()))
-            assert isinstance(results, list)
-            for (ctx, _), r in zip(seats, results, strict=True):
-                self._count(r)
-                if r.refusal is ErrorCode.SESSION_EXPIRED or ctx.seat.owed:
-                    await self._pay_owed(driver, admin, ctx)
-            self.stats.rounds["live_rounds"] += 1
-            played += 1
-            if driver.late is not None and not self.stop.is_set():
-                for _, ctx in ctxs:
-                    await driver.late_duplicates(ctx.seat.player_id)
-            await self.stop.pause(self.s.live.window_ms / 1000)
+        await driver.run(session.table(driver.courier, self.floor, self, f"table{table}", players, rng, self._ids,
+                                       TxIds(f"{self.o.run_id}-table{table}"), max_rounds))
 
     # -- the run ----------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -626,9 +437,9 @@ class Runner:
             gc.unfreeze()
 
     def _result(self, elapsed: float, unsettled: int, error: str | None = None) -> RunResult:
-        if self.unpaid:
+        if self.owed_unpaid:
             self.skipped.append(
-                f"{self.unpaid} wins or rollbacks refused SESSION_EXPIRED (the dialect allows it on an ended "
+                f"{self.owed_unpaid} wins or rollbacks refused SESSION_EXPIRED (the dialect allows it on an ended "
                 "session) were not sent again: a new session needs the admin API (with --players none is made)")
         stop = self.interruption
         if stop is not None:
@@ -638,7 +449,7 @@ class Runner:
             if stop.before_play or (unsettled == 0 and stop.again is None):
                 stop.settled = True  # nothing was, or is, in doubt: nothing is left to settle
         return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors,
-                         self.unseated, error, self.skipped, self.settle_deadline_hit, stop)
+                         self.unseated_n, error, self.skipped, self.settle_deadline_hit, stop)
 
     def _diagnose(self, wanted: int) -> str | None:
         """Why this run tested less than it was asked to (None: it did what it was asked)."""
@@ -654,8 +465,8 @@ class Runner:
                      if k.split(":", 1)[0] in money and not k.endswith(":unknown"))
         if not judged:
             return "no call got a definitive answer: nothing was checked"
-        if self.unseated:
-            return f"{self.unseated} of {wanted} players could not be seated: {cause or 'see errors'}"
+        if self.unseated_n:
+            return f"{self.unseated_n} of {wanted} players could not be seated: {cause or 'see errors'}"
         return None
 
     async def _run(self, profiles: list[tuple[int, PlayerProfile]]) -> RunResult:
@@ -665,14 +476,20 @@ class Runner:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             dialect = dialects.get(self.o.dialect, self.o.secret)
             wrong = dialects.get(self.o.dialect, self.o.secret + "-not-the-secret")
-            self.batches = dialects.batching(dialect) is not None
             self.signed = gameplay.signs(dialect, wrong)
+            self.floor = Floor(self.s, self.semantics, self.signed, dialects.batching(dialect) is not None,
+                               self.s.session_ttl_s if self.o.accounts is None else None, self.o.wallet_url,
+                               self.o.dialect, self.o.players_file)
             client = WalletClient(self.o.wallet_url, dialect, session, timeout_s=self.s.timeout_s)
             bad = WalletClient(self.o.wallet_url, wrong, session, timeout_s=self.s.timeout_s)
-            driver = Driver(client, self.ledger, self.stats, self.s.faults, bad)
-            admin = AdminClient(self.o.admin_url, self.o.admin_token, session) \
+            # A round waits for a slot before its first call, never inside a client timeout; players are
+            # seated a few dozen at a time.
+            slots = {ROUND: self.o.concurrency, SEAT: min(self.o.concurrency, 64)}
+            driver = Driver(client, self.ledger, self.stats, self.s.faults, bad, stop=self.stop,
+                            provision=self._provision, slots=slots)
+            self.admin = AdminClient(self.o.admin_url, self.o.admin_token, session) \
                 if self.o.admin_url and self.o.admin_token and self.o.accounts is None else None
-            if admin is not None:
+            if self.admin is not None:
                 await self._admin_reachable(session)
             n_live = self.s.live.tables * self.s.live.seats if self.o.accounts is None else 0
             if self.o.accounts is not None:  # test accounts all play single-player games
@@ -682,19 +499,21 @@ class Runner:
                 live = [(i, p) for i, p in profiles if self.s.players <= i < self.s.players + n_live]
             tasks: list[asyncio.Task[None]] = []
             if self.s.model == "open":
-                tasks.append(asyncio.create_task(self._arrivals(driver, admin, singles, tasks)))
+                tasks.append(asyncio.create_task(self._arrivals(driver, singles, tasks)))
             else:
                 for n, (i, p) in enumerate(singles):
-                    tasks.append(asyncio.create_task(self._delayed(n, self._player(driver, admin, i, p, self.s.rounds))))
+                    tasks.append(asyncio.create_task(self._delayed(n, self._player(driver, i, p, self.s.rounds))))
             for t in range(self.s.live.tables):
                 mine = [(i, p) for i, p in live if (i - self.s.players) // self.s.live.seats == t]
                 if mine:
-                    tasks.append(asyncio.create_task(self._table(driver, admin, t, mine, self.s.rounds)))
+                    tasks.append(asyncio.create_task(self._table(driver, t, mine, self.s.rounds)))
             ticker = asyncio.create_task(self._tick(started))
             await self._until_done(tasks, started)
             # Interrupted, each step of the end is bounded from the signal, and a second signal skips them.
             await self._bounded(driver.quiesce(), self.s.timeout_s * 2 + 1, self._rounds_left())
-            await self._bounded(self._drain_late(driver), self.s.settle_timeout_s, 0.0)  # no new calls once stopped
+            late = driver.late.players() if driver.late is not None else []
+            await self._bounded(driver.run(endgame.drain_late(driver.courier, late)), self.s.settle_timeout_s,
+                                0.0)  # no new calls once stopped
             unsettled = await self._settle(driver)
             await self._bounded(self._reconcile(driver), self.s.timeout_s * 3 + 5, INTERRUPT_RECONCILE_S)
             ticker.cancel()
@@ -751,23 +570,12 @@ class Runner:
         await asyncio.wait({task}, timeout=1.0)
         return False
 
-    async def _drain_late(self, driver: Driver) -> None:
-        """The end of play: every late duplicate still queued goes out now, each player's alone."""
-        if driver.late is None:
-            return
-
-        async def one(pid: str) -> None:
-            async with self.sem:
-                await driver.late_duplicates(pid, drain=True)
-
-        await asyncio.gather(*(one(pid) for pid in driver.late.players()))
-
     async def _delayed(self, n: int, coro: Awaitable[None]) -> None:
         # Spread the first calls over the first second rather than a thundering herd at t=0.
         await self.stop.pause(min(1.0, n * 0.002))
         await coro
 
-    async def _arrivals(self, driver: Driver, admin: AdminClient | None, pool: list[tuple[int, PlayerProfile]],
+    async def _arrivals(self, driver: Driver, pool: list[tuple[int, PlayerProfile]],
                         tasks: list[asyncio.Task[None]]) -> None:
         """The open model: players arrive at ``arrival_rate`` per second and play one session each."""
         rng = random.Random(f"{self.o.seed}:arrivals")
@@ -775,7 +583,7 @@ class Runner:
             if self.stop.is_set():
                 break
             rounds = p.session_rounds if self.s.rounds is None else min(p.session_rounds, self.s.rounds)
-            tasks.append(asyncio.create_task(self._player(driver, admin, i, p, rounds)))
+            tasks.append(asyncio.create_task(self._player(driver, i, p, rounds)))
             await self.stop.pause(rng.expovariate(self.s.arrival_rate))
 
     async def _until_done(self, tasks: list[asyncio.Task[None]], started: float) -> None:
@@ -837,58 +645,42 @@ class Runner:
             await asyncio.sleep(0.25)
 
     async def _settle(self, driver: Driver) -> int:
-        """Settle every call still in doubt as a provider must (:mod:`simulator.judge.settlement`), players
-        at once, each player's calls in order, the whole within ``settle_timeout_s``; what is still
-        in doubt then is a ``no_definitive_answer`` finding each.  Returns how many."""
-        ids: dict[str, TxIds] = {}  # one id sequence per player for the whole settlement
+        """Settle every call still in doubt as a provider must (:mod:`simulator.drive.endgame`), within
+        ``settle_timeout_s``; what is still in doubt then is a ``no_definitive_answer`` finding each.
+        Returns how many."""
+        cached: dict[str, TxIds] = {}  # one id sequence per player for the whole settlement
 
-        async def player(pid: str, txs: list[Any]) -> None:
-            seat = self.seats.get(pid)
-            if seat is None:
-                return
-            own = self._ids(pid)
-            mine = ids.setdefault(pid, TxIds(f"{own.prefix}-settle", tx_prefix=f"{own.tx_prefix}-settle"))
-            async with self.sem:
-                for book, tx in txs:
-                    if tx.call.tx_id not in book.doubt:
-                        continue  # settled meanwhile (its rollback's answer settled the bet too)
-                    self.stats.rounds["settled_at_end"] += 1
-                    await driver.drive(settlement.settlement(book, tx, seat, mine, self.semantics))
-
-        async def passes() -> None:
-            for _ in range(3):
-                doubtful = self.ledger.in_doubt()
-                if not doubtful:
-                    return
-                by_player: dict[str, list[Any]] = {}
-                for book, tx in settlement.in_order(doubtful):
-                    by_player.setdefault(book.player_id, []).append((book, tx))
-                await asyncio.gather(*(player(pid, txs) for pid, txs in by_player.items()))
-                await driver.quiesce()
+        def ids(pid: str) -> TxIds:
+            if pid not in cached:
+                own = self._ids(pid)
+                cached[pid] = TxIds(f"{own.prefix}-settle", tx_prefix=f"{own.tx_prefix}-settle")
+            return cached[pid]
 
         began = time.monotonic()
-        finished = await self._bounded(passes(), self.s.settle_timeout_s, INTERRUPT_SETTLE_S)
+        flow = endgame.settle(driver.courier, self.seats, self.semantics, ids, self.stats.rounds,
+                              began + self.s.settle_timeout_s, self.abandon.is_set)
+        outcome: list[bool] = []
+        finished = await self._bounded(self._into(driver.run(flow), outcome), self.s.settle_timeout_s,
+                                       INTERRUPT_SETTLE_S) and outcome == [True]
         if self.interruption is not None:
             self.interruption.settled = finished
             self.interruption.settle_bound_s = round(time.monotonic() - began, 1)
             if not finished:  # cut short by the signal, not the wallet's doing: counted, not judged
-                return len(self.ledger.in_doubt())
+                return len(endgame.in_doubt(driver.courier, self.seats))
         if not finished:
             self.settle_deadline_hit = True
             self.errors.append(f"settlement stopped at its deadline ({self.s.settle_timeout_s:g} s, "
                                "[run] settle_timeout_s): what was still in doubt is reported so")
         why = f" (settlement deadline of {self.s.settle_timeout_s:g} s reached)" if self.settle_deadline_hit else ""
-        return self.ledger.unsettled(why)
+        return endgame.flag_left(driver.courier, self.seats, why)
+
+    @staticmethod
+    async def _into(coro: Awaitable[bool], out: list[bool]) -> None:
+        out.append(await coro)
 
     async def _reconcile(self, driver: Driver) -> None:
         """Read every balance once more, alone, and compare with what the wallet must hold."""
-        await asyncio.gather(*(self._reconcile_one(driver, seat) for seat in self.seats.values()))
-
-    async def _reconcile_one(self, driver: Driver, seat: Seat) -> None:
-        async with self.sem:  # many players at once; each player's read is alone for that player
-            failed = await driver.run(driver.courier.reconcile(seat))
-        if failed is not None:
-            self.errors.append(failed)
+        self.errors.extend(await driver.run(endgame.reconcile(driver.courier, self.seats.values())))
 
 
 def _semantics(options: RunOptions) -> Semantics:
@@ -897,11 +689,6 @@ def _semantics(options: RunOptions) -> Semantics:
         return dialects.semantics_of(dialects.get(options.dialect, options.secret))
     except ValueError:
         return CANONICAL
-
-
-def _both(a: Any, b: Any) -> Any:
-    results = yield Parallel((a, b))
-    return results
 
 
 async def run(options: RunOptions) -> RunResult:
