@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from ..protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
-from ..run.runner import RunError, read_accounts
+from ..run.accounts import RunError, read_accounts
 from .report import render_text, write_failures
 from .runner import DEFAULT_DB_DIR, CheckOptions, CheckResult, check, split_rules
 from .target import Target, admin_url_for

@@ -30,7 +30,7 @@ from ..drive.client import AdminClient, AdminError, WalletClient
 from ..protocol import dialects
 from ..protocol.calls import Ok, Op, Outcome, Unknown, WalletCall
 from ..protocol.dialects import Dialect, HttpRequest, HttpResponse
-from ..run.runner import RunError, TestAccount, preflight
+from ..run.accounts import RunError, TestAccount, preflight
 from .wire import CURRENCY_CODES, Wire, wire_of, without_signature
 
 T = TypeVar("T")

@@ -19,7 +19,7 @@ import orjson
 
 from ..check.runner import CheckOptions, CheckResult, StopRequest
 from ..check.target import CheckError, Target, admin_url_for
-from ..run.runner import RunError, read_accounts
+from ..run.accounts import RunError, read_accounts
 from . import flags
 
 DEFAULT_OUT = ".croupier/check"

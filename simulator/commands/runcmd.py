@@ -35,17 +35,10 @@ from ..protocol.findings import Severity
 from ..report import model, series
 from ..report.html import render
 from ..report.summary import print_summary
-from ..run.runner import (
-    INTERRUPT_RECONCILE_S,
-    INTERRUPT_ROUNDS_S,
-    INTERRUPT_SETTLE_S,
-    RunError,
-    Runner,
-    RunOptions,
-    RunResult,
-    read_accounts,
-    result_json,
-)
+from ..run.accounts import RunError, read_accounts
+from ..run.interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S
+from ..run.result import RunOptions, RunResult, result_json
+from ..run.runner import Runner
 from . import flags
 from .interrupt import EXIT_INTERRUPTED, Interrupts
 from .progress import LiveProgress

@@ -1,10 +1,11 @@
 """``croupier run``: realistic, faulty provider traffic at any wallet, reconciled at the end.
 
-The runner is the asyncio driver around the pure core: players (:mod:`.players`)
-choose stakes and games, games (:mod:`.games`) decide what is staked and paid,
-rounds (:mod:`.rounds`) turn that into wallet calls as a provider would, faults
-(:mod:`.faults`) bend delivery, and the ledger (:mod:`.ledger`) judges every
-answer.  At the end every call still in doubt is settled the way PROTOCOL.md
+The runner is the asyncio driver around the core: each player plays a session
+(:mod:`simulator.drive.session`: choose a stake and a game, play the rounds of
+:mod:`simulator.play.rounds` with the faults of :mod:`simulator.play.faults`, pause,
+relaunch), the ledger (:mod:`simulator.judge.ledger`) judges every answer, and the
+runner schedules the players (closed or open model, live tables), bounds the end, and
+builds the result.  At the end (:mod:`simulator.drive.endgame`) every call still in doubt is settled the way PROTOCOL.md
 says a provider must (bets rolled back, wins re-sent), within a deadline, and
 every balance is read once more, alone, and compared.
 
@@ -14,26 +15,22 @@ cause, never ``pass``; it always ends with a report.
 
 A run stopped from outside (:meth:`Runner.interrupt`: the command's SIGINT or SIGTERM) ends
 the same way, only sooner: no new round, the end's steps bounded from the signal
-(:data:`INTERRUPT_ROUNDS_S`, :data:`INTERRUPT_SETTLE_S`, :data:`INTERRUPT_RECONCILE_S`), and
+(:mod:`.interruption`), and
 what is still in doubt counted rather than judged; its report says so (``interrupted``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import gc
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
-from .. import __version__
 from ..drive import endgame, session
 from ..drive.client import AdminClient, AdminError, WalletClient
 from ..drive.delivery import ROUND, SEAT, Provision, Provisioned, Unseated
@@ -45,207 +42,16 @@ from ..judge.stats import RunStats
 from ..play import gameplay
 from ..play.players import PlayerProfile, make_players
 from ..play.rounds import Launch, Seat, TxIds, player_ids
-from ..play.scenario import Scenario
 from ..protocol import dialects
 from ..protocol.dialects.semantics import CANONICAL, Semantics
-from ..protocol.findings import Severity
 from ..protocol.money import CURRENCIES, currency
-from ..report import model, series
+from .accounts import RunError, SetupError, TestAccount, preflight, read_accounts
+from .interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S, Interruption
+from .result import RunOptions, RunResult, result_json
 
-INTERRUPT_ROUNDS_S = 2.0
-"""After SIGINT/SIGTERM: how long the rounds in flight may take to finish before they are cancelled
-(their calls still in doubt are then settled like any the provider stopped waiting for)."""
-INTERRUPT_SETTLE_S = 5.0
-"""After SIGINT/SIGTERM: the most the settlement may take, from the signal or from its start if later
-(the run's ``settle_timeout_s`` if that is shorter)."""
-INTERRUPT_RECONCILE_S = 2.0
-"""After SIGINT/SIGTERM: the most the final balance reads may take."""
-# Why these bounds: an interrupted run must be gone, its reports written, before whoever interrupted it
-# gives up — a person at a terminal, or a supervisor that sends SIGKILL after a grace period (docker stop:
-# 10 s, the shortest common one; Kubernetes 30 s, systemd 90 s). 2 + 5 + 2 s leaves a second for the
-# reports within docker's 10 s; the full settle_timeout_s (60 s by default) would not.  A wallet that
-# needs longer gets its calls left in doubt said in the report (never judged), and a second signal
-# skips what is left of it at once.
-
-
-class RunError(RuntimeError):
-    """The run could not start (bad player file, bad options...): exit code 2, no report."""
-
-
-class SetupError(RunError):
-    """The run started but could not test anything (unreachable wallet or admin API): a report
-    with the verdict ``error`` and this message as its cause."""
-
-
-@dataclass(frozen=True, slots=True)
-class TestAccount:
-    """One row of a players file: a player the wallet already has, and how croupier reaches it."""
-
-    player_id: str
-    token: str
-    """A launch token (for ``authenticate``); where the operator makes the sessions and the file gives
-    no ``session_token``, the session itself."""
-    currency: str
-    session_token: str | None = None
-    """The player's session, where the operator makes them (``sessions = "operator"``); also the session
-    when an ``authenticate`` answer carries none."""
-    session_ref: str | None = None
-    """A second session id some wires carry beside the session token."""
-
-    @property
-    def session(self) -> str:
-        """The session croupier plays on where no ``authenticate`` call makes one."""
-        return self.session_token or self.token
-
-
-@dataclass
-class RunOptions:
-    scenario: Scenario
-    wallet_url: str
-    secret: str
-    dialect: str = "canonical"
-    admin_url: str | None = None
-    admin_token: str | None = None
-    accounts: list[TestAccount] | None = None
-    seed: int = 1
-    run_id: str = "run"
-    shard: tuple[int, int] = (0, 1)
-    concurrency: int = 256
-    on_tick: Callable[[RunStats, Ledger, float], None] | None = None
-    fail_on: Severity = Severity.CONTRACT
-    """Findings of this severity and worse fail the run (``--fail-on``)."""
-    players_file: str | None = None
-    """Where ``accounts`` came from (named in messages)."""
-
-
-@dataclass
-class Interruption:
-    """A run stopped from outside (SIGINT/SIGTERM, told by the command through :meth:`Runner.interrupt`)."""
-
-    signal: str
-    """The first signal's name."""
-    at: float
-    """``time.monotonic()`` when it came."""
-    again: str | None = None
-    """A second signal: the settlement and the final balance reads were skipped."""
-    after_s: float = 0.0
-    """Seconds of run before the signal."""
-    settled: bool = False
-    """Whether the settlement ran to its end (False: cut short by its bound or skipped)."""
-    unsettled: int = 0
-    """Calls still in doubt at the end."""
-    cancelled_rounds: int = 0
-    """Rounds in flight that did not finish within :data:`INTERRUPT_ROUNDS_S` (a player's or a table's; the
-    calls they had in flight were left in doubt, for the settlement)."""
-    settle_bound_s: float = 0.0
-    """How long the settlement ran."""
-    before_play: bool = False
-    """The signal came before the first round: nothing was sent."""
-
-    @property
-    def note(self) -> str:
-        """One sentence: what was stopped, what was left unsettled."""
-        calls = f"{self.unsettled} call{'' if self.unsettled == 1 else 's'}"
-        if self.before_play:
-            return f"{self.signal} before play started: no round was played, nothing is in doubt"
-        text = f"{self.signal} after {self.after_s:.1f} s: play stopped, no new round started"
-        if self.cancelled_rounds:
-            text += f" ({self.cancelled_rounds} rounds in flight cut off" + (
-                ")" if self.again else f" after {INTERRUPT_ROUNDS_S:g} s)")
-        if self.again:
-            return text + (f"; a second {self.again} skipped the settlement and the final balance reads: "
-                           f"{calls} left in doubt, not judged")
-        if not self.settled:
-            return text + (f"; the settlement was cut short after {self.settle_bound_s:g} s: {calls} left in "
-                           "doubt, not judged")
-        if self.unsettled:
-            return text + f"; settled, {calls} still without a definitive answer (findings)"
-        return text + "; every call in doubt was settled and every balance read again"
-
-    def to_json(self) -> dict[str, Any]:
-        """The report's ``interrupted`` entry (the shared contract of every report)."""
-        return {"signal": self.signal, "after_s": round(self.after_s, 3), "settled": self.settled,
-                "unsettled": self.unsettled, "note": self.note}
-
-
-@dataclass
-class RunResult:
-    scenario: Scenario
-    options: RunOptions
-    stats: RunStats
-    ledger: Ledger
-    elapsed_s: float
-    players: int
-    unsettled: int
-    provision_errors: list[str] = field(default_factory=list)
-    unseated: int = 0
-    """Players that could not be provisioned or authenticated (the run then checked fewer)."""
-    error: str | None = None
-    """Why the run could not test what it was asked to (the verdict is then ``error``), with the likely cause."""
-    skipped: list[str] = field(default_factory=list)
-    """What this run did not do, and why (no admin API, a dialect that cannot carry a currency...)."""
-    settle_deadline_hit: bool = False
-    interruption: Interruption | None = None
-    """Set when the run was stopped by a signal (the report is then marked ``interrupted``)."""
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {str(k): v for k, v in self.ledger.counts.items()}
-
-    @property
-    def verdict(self) -> str:
-        return model.verdict(self.counts, self.options.fail_on, self.error)
-
-
-def read_accounts(path: str) -> list[TestAccount]:
-    """A CSV of test accounts with a header: player_id,token,currency (a launch token each), and the
-    optional columns session_token and session_ref (where the operator makes the sessions, or a wire
-    carries a second session id).  A UTF-8 byte-order mark (Excel's "CSV UTF-8") is ignored, and so
-    are spaces around names and values; an empty optional value is no value."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
-            rows = list(reader)
-    except OSError as exc:
-        raise RunError(f"cannot read {path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise RunError(f"{path}: not a UTF-8 CSV file ({exc})") from None
-    accounts = []
-    for n, row in enumerate(rows, start=2):
-        try:
-            acc = TestAccount(row["player_id"].strip(), row["token"].strip(), row["currency"].strip(),
-                              _optional(row.get("session_token")), _optional(row.get("session_ref")))
-            currency(acc.currency)
-        except (KeyError, AttributeError):
-            raise RunError(f"{path}:{n}: needs columns player_id,token,currency "
-                           "(and optionally session_token,session_ref)") from None
-        except ValueError as exc:
-            raise RunError(f"{path}:{n}: {exc}") from None
-        if not acc.player_id or not (acc.token or acc.session_token):
-            raise RunError(f"{path}:{n}: a player_id and a token (or a session_token) are needed")
-        accounts.append(acc)
-    if not accounts:
-        raise RunError(f"{path}: no accounts")
-    return accounts
-
-
-def _optional(value: str | None) -> str | None:
-    value = value.strip() if isinstance(value, str) else None
-    return value or None
-
-
-async def preflight(url: str, timeout: float = 3.0) -> None:
-    """Fail fast (exit 2) when nothing listens at the wallet's address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RunError(f"not an http(s) URL: {url}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout)
-    except (OSError, TimeoutError) as exc:
-        raise RunError(f"wallet unreachable at {parts.hostname}:{port}: {exc}") from None
-    writer.close()
+__all__ = ["RunError", "RunOptions", "RunResult", "Runner", "SetupError", "TestAccount", "read_accounts",
+           "result_json", "run"]
+"""The run's names, where its commands and tests have always found them."""
 
 
 class Runner:
@@ -693,40 +499,3 @@ def _semantics(options: RunOptions) -> Semantics:
 
 async def run(options: RunOptions) -> RunResult:
     return await Runner(options).run()
-
-
-def result_json(result: RunResult) -> dict[str, Any]:
-    """The machine-readable report (``--json``)."""
-    s = result.stats
-    counts = result.counts
-    fail_on = result.options.fail_on
-    return {
-        "verdict": result.verdict,
-        "error": result.error,
-        "fail_on": str(fail_on),
-        "scenario": result.scenario.name,
-        "wallet": result.options.wallet_url,
-        "seed": result.options.seed,
-        "run_id": result.options.run_id,
-        "elapsed_s": round(result.elapsed_s, 3),
-        "players": result.players,
-        "calls": dict(s.calls),
-        "batched": s.calls.get("batch", 0),
-        "results": dict(s.results),
-        "calls_per_s": round(sum(s.calls.values()) / result.elapsed_s, 1) if result.elapsed_s else 0.0,
-        "rounds": dict(s.rounds),
-        "faults": dict(s.faults),
-        "latency_ms": {op: h.summary() for op, h in sorted(s.latency.items())},
-        "findings_by_severity": model.by_severity(counts),
-        "anomalies": counts,
-        "findings": [f.to_json() for f in result.ledger.findings],
-        "coverage": model.coverage_rows(result.ledger.coverage_json(), fail_on),
-        "unsettled": result.unsettled,
-        "unseated": result.unseated,
-        "skipped": list(result.skipped),
-        "errors": result.provision_errors[:50],
-        "dialect": result.options.dialect,
-        "croupier_version": __version__,
-        "series": series.build(s),
-        **({"interrupted": result.interruption.to_json()} if result.interruption is not None else {}),
-    }
