@@ -111,14 +111,15 @@ _CERTIFY_SCRIPT = r"""
     tooltip: {trigger: 'axis'},
     xAxis: {type: 'value', name: 'users', nameLocation: 'middle', nameGap: 30, min: 0},
     yAxis: [{type: 'value', name: 'calls per second', min: 0},
-            {type: 'value', name: 'p99 (ms)', min: 0, splitLine: {show: false}}],
+            {type: 'value', name: 'p99 (ms)', min: 0, splitLine: {show: false},
+             max: function (v) { return Math.ceil(Math.max(v.max, d.capacity.sla_p99_ms * 1.15)); }}],
     series: [
       {name: 'calls per second', type: 'scatter', symbolSize: 6,
        data: pts.filter(function (p) { return p.users !== null; }).map(function (p) { return [p.users, p.calls_per_s]; })},
       {name: 'p99 (ms)', type: 'scatter', yAxisIndex: 1, symbolSize: 5, itemStyle: {color: '#e15759'},
        data: pts.filter(function (p) { return p.users !== null && p.p99_ms !== null; }).map(function (p) { return [p.users, p.p99_ms]; }),
        markLine: {silent: true, symbol: 'none', lineStyle: {color: '#b00020', type: 'dashed'},
-                  label: {formatter: 'SLA p99 ' + d.capacity.sla_p99_ms + ' ms'},
+                  label: {position: 'insideEndTop', formatter: 'SLA p99 ' + d.capacity.sla_p99_ms + ' ms'},
                   data: [{yAxis: d.capacity.sla_p99_ms}]}}
     ]
   });

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 from rich.console import Console
 
 from .. import __version__
-from ..certify import checklist, probes
+from ..certify import checklist, export, probes
 from ..certify import report as certify_report
 from ..certify.checklist import Phase, Phases, Status
 from ..protocol import dialects
@@ -73,6 +74,8 @@ def sla(text: str) -> float:
 
 
 def phase_list(text: str) -> tuple[str, ...]:
+    if text.strip() == "all":
+        return PHASES
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     unknown = [p for p in names if p not in PHASES]
     if unknown or not names:
@@ -92,19 +95,23 @@ def add_certify_parser(sub: Any) -> None:
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts player_id,token,currency, for a wallet without the admin API "
                         "(the load ramp then is not run: it provisions its players)")
-    p.add_argument("--sla", type=sla, default=500.0, metavar="p99=500ms",
-                   help="the latency the load ramp is judged by (default: p99=500ms)")
+    p.add_argument("--sla", type=sla, default="p99=500ms", metavar="p99=500ms",
+                   help="the latency the load ramp is judged by (default: %(default)s)")
     p.add_argument("--users", type=flags.positive_int, default=50,
                    help="the load ramp's peak users (default: %(default)s)")
-    p.add_argument("--budget", type=duration, default=600.0, metavar="10m",
-                   help=f"time for every phase together, at least {MIN_BUDGET_S:g} s (default: 10m)")
+    p.add_argument("--budget", type=duration, default="10m", metavar="10m",
+                   help=f"time for every phase together, at least {MIN_BUDGET_S:g} s (default: %(default)s)")
     p.add_argument("--openapi", metavar="URL|FILE",
                    help="the wallet's OpenAPI document (default: /openapi.json beside the wallet, if it serves one)")
+    p.add_argument("--export", metavar="URL|FILE",
+                   help="the wallet's own transaction export, read when play is over (JSON lines or CSV with tx_id, "
+                        "player_id, op, amount; the reference wallet's is /admin/transactions), compared with "
+                        "what croupier sent (default: none, the item is not tested)")
     p.add_argument("--plain-url", metavar="URL",
                    help="the wallet's plain-HTTP address, for the encryption item (default: the https:// wallet's "
                         "host on port 80)")
-    p.add_argument("--phases", type=phase_list, default=PHASES, metavar="LIST",
-                   help=f"which phases to run, a comma list of {', '.join(PHASES)} (default: all)")
+    p.add_argument("--phases", type=phase_list, default="all", metavar="LIST",
+                   help=f"which phases to run, a comma list of {', '.join(PHASES)} (default: %(default)s)")
     p.add_argument("--fail-on", choices=("money", "contract", "note"), default="contract",
                    help="the mildest severity of finding that fails an item (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="one seed reproduces every phase (default: %(default)s)")
@@ -157,8 +164,11 @@ def _command(argv: list[str]) -> str:
 class Certify:
     """One certification: the phases in order, each timed, the progress shown, the reports read back."""
 
-    def __init__(self, args: argparse.Namespace, console: Console, interrupts: Interrupts) -> None:
+    def __init__(self, args: argparse.Namespace, console: Console, interrupts: Interrupts,
+                 croupier: Callable[[list[str]], int]) -> None:
         self.args = args
+        self.croupier = croupier
+        """The ``croupier`` command line's entry point, that runs each phase's command as typed."""
         self.console = console
         self.interrupts = interrupts
         self.out = Path(args.out)
@@ -179,11 +189,11 @@ class Certify:
         try:
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("docs", self._docs), ("check", self._check), ("scenarios", self._scenarios), ("load", self._load),
-                ("security", self._security), ("encryption", self._encryption)]
+                ("security", self._security), ("encryption", self._encryption), ("export", self._export)]
             for name, step in steps:
                 if self.stopped_by is None and self.interrupts.first is not None:
                     self.stopped_by = self.interrupts.first
-                if name not in self.args.phases or self.stopped_by is not None:
+                if (name not in self.args.phases and name != "export") or self.stopped_by is not None:
                     continue
                 step()
         finally:
@@ -197,11 +207,9 @@ class Certify:
 
     def _subcommand(self, name: str, argv: list[str], json_path: Path) -> Phase:
         """Run one of croupier's commands here, as typed; its JSON report is the phase's."""
-        from .cli import main
-
         self.current = f"{name}…"
         began = time.monotonic()
-        code = main(argv)
+        code = self.croupier(argv)
         elapsed = time.monotonic() - began
         report: dict[str, Any] | None = None
         error = None
@@ -252,6 +260,8 @@ class Certify:
             argv = ["run", name, *_target(self.args), "--duration", f"{self.plan.scenario_s:.0f}",
                     "--fail-on", self.args.fail_on, "--seed", str(self.args.seed), "--json", str(path),
                     "--html", str(self.out / f"run-{name}.html"), "--quiet"]
+            if name == SCENARIOS[0]:  # its transactions are compared with the wallet's export (--export)
+                argv[-1:-1] = ["--transactions", str(self.out / f"run-{name}.tx.jsonl")]
             self.phases.scenarios.append(self._subcommand(f"run {name}", argv, path))
 
     def _load(self) -> None:
@@ -304,6 +314,45 @@ class Certify:
         self.phases.encryption = Phase("encryption", command, found)
         self.records.append({"name": "encryption", "command": command, "elapsed_s": 0.0, "verdict": found["status"]})
 
+    def _export(self) -> None:
+        """The wallet's export against what the first fault scenario sent (read now, when play is over)."""
+        source = self.args.export
+        command = f"croupier certify --phases scenarios --export {source}" if source else "croupier certify --export"
+        if not source:
+            return
+        sent_path = self.out / f"run-{SCENARIOS[0]}.tx.jsonl"
+        if not sent_path.exists():
+            self.phases.export = self._skip("export", command, f"the {SCENARIOS[0]} scenario did not run: nothing to "
+                                            "compare the export with")
+            return
+        self.current = "export…"
+        began = time.monotonic()
+        try:
+            data = asyncio.run(self._with_session(lambda s: self._read_export(source, s)))
+            exported = export.parse(data)
+        except (OSError, aiohttp.ClientError, TimeoutError, export.ExportError) as exc:
+            found: dict[str, Any] = {"source": source, "rows": 0, "problems": [
+                {"problem": "unreadable", "why": f"the export could not be read: {type(exc).__name__}: {exc}"}]}
+        else:
+            sent = [orjson.loads(line) for line in sent_path.read_bytes().splitlines() if line.strip()]
+            found = export.compare(sent, exported, source)
+        self.phases.export = Phase("export", command, found)
+        self.records.append({"name": "export", "command": command, "elapsed_s": round(time.monotonic() - began, 1),
+                             "verdict": "fail" if found["problems"] else "pass"})
+
+    async def _read_export(self, source: str, session: aiohttp.ClientSession) -> bytes:
+        if not source.startswith(("http://", "https://")):
+            return Path(source).read_bytes()
+        headers = {}
+        admin = self.args.admin_url or self.args.wallet
+        if urlsplit(admin).netloc == urlsplit(source).netloc:  # the admin token goes to the admin API only
+            headers["Authorization"] = f"Bearer {flags.admin_token(self.args)}"
+        async with session.get(source, headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+            if resp.status != 200:
+                raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status,
+                                                  message=f"HTTP {resp.status} from {source}")
+            return await resp.read()
+
     @staticmethod
     async def _with_session(fn: Callable[[aiohttp.ClientSession], Any]) -> Any:
         async with aiohttp.ClientSession() as session:
@@ -340,7 +389,9 @@ def _severities(report: Any, fail_on: Severity) -> dict[str, int]:
     return out
 
 
-def certify_command(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+def certify_command(args: argparse.Namespace, argv: list[str], croupier: Callable[[list[str]], int]) -> int:
+    """``croupier certify``; ``croupier`` runs another command of the command line (``cli.main``: passed
+    in, so that this module never imports the command line that imports it)."""
     console = Console(stderr=False, quiet=args.quiet)
     if args.budget < MIN_BUDGET_S:
         console.print(f"croupier certify: --budget must be at least {MIN_BUDGET_S:g} s", style="red")
@@ -352,13 +403,13 @@ def certify_command(args: argparse.Namespace, argv: list[str] | None = None) -> 
         return 2
     Path(args.out).mkdir(parents=True, exist_ok=True)
     with Interrupts() as interrupts:
-        job = Certify(args, console, interrupts)
+        job = Certify(args, console, interrupts, croupier)
         if not args.quiet:
             console.print(f"[bold]croupier certify[/] → {args.wallet} ({args.dialect}): phases "
                           f"{', '.join(args.phases)} within {args.budget:g} s; reports in {args.out}/")
         with LiveProgress("croupier certify", args.budget, console, enabled=not args.quiet) as progress:
             job.run(progress)
-        report = job.report(argv or [])
+        report = job.report(argv)
         _write(report, args)
     if not args.quiet:
         for item in report["items"]:

@@ -368,7 +368,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .checkcmd import keep_hypothesis_out_of_cwd
 
         keep_hypothesis_out_of_cwd()
-        return certify_command(args, list(sys.argv[2:] if argv is None else argv[1:]))
+        return certify_command(args, list(sys.argv[2:] if argv is None else argv[1:]), main)
     if args.command in ("check", "replay"):
         from .checkcmd import keep_hypothesis_out_of_cwd
 
