@@ -32,8 +32,8 @@ from simulator.certify.report import junit_xml, render, summary_lines
 from simulator.protocol import dialects
 from simulator.protocol.findings import RULES
 from simulator.wallet import openapi
-from tests.planted_wallets import planted_servers
 from tests.broken_wallets import serve_app
+from tests.planted_wallets import planted_servers
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, chromium_or_skip, valid_junit
 
 CANONICAL = dialects.get("canonical", SECRET)
