@@ -136,6 +136,26 @@ def test_the_sla_item_breaks_at_the_first_second_over_it(p99s: list[float | None
         assert cap["broke_at"]["second"] == over[0] and cap["broke_at"]["users"] == over[0] + 1
 
 
+def test_the_error_budget_fails_a_ramp_with_too_many_failed_requests() -> None:
+    ramp = _ramp([5.0, 6.0], [1, 2])
+    assert ramp.report is not None
+    for failures, expected in ((9, Status.PASS), (11, Status.FAIL)):
+        phase = Phase(ramp.name, ramp.command, {**ramp.report, "locust": {"requests": 1000, "failures": failures}})
+        item = checklist.load_testing(phase, checklist.Severity.CONTRACT, error_budget_pct=1.0)
+        assert item.status is expected, item
+    assert "1.10 % of 1,000 requests failed" in item.why
+
+
+def test_the_page_prints_to_pdf_with_chromium(tmp_path: Path) -> None:
+    from simulator.commands.certifycmd import print_pdf
+
+    chromium_or_skip()
+    page = tmp_path / "p.html"
+    page.write_text("<!doctype html><html><body><h1>certify</h1></body></html>")
+    assert print_pdf(page, tmp_path / "p.pdf") is None
+    assert (tmp_path / "p.pdf").read_bytes()[:4] == b"%PDF"
+
+
 def test_the_report_has_a_summary_junit_and_a_page_that_needs_no_network() -> None:
     run = _run([_cov(r) for r in ALL_RULES], [_finding("idempotency-4-rollback-once")])
     phases = Phases(scenarios=[run], load=_ramp([5.0, 9.0, 700.0], [1, 2, 3]))

@@ -193,7 +193,8 @@ def rule_item(item_id: str, views: Mapping[str, RuleView], commands: list[str]) 
                 commands)
 
 
-def assess(phases: Phases, *, sla_p99_ms: float, fail_on: Severity = Severity.CONTRACT) -> list[Item]:
+def assess(phases: Phases, *, sla_p99_ms: float, fail_on: Severity = Severity.CONTRACT,
+           error_budget_pct: float = 1.0) -> list[Item]:
     """The whole checklist, in the go-live list's order."""
     traffic = phases.traffic()
     views = rule_views(traffic, fail_on)
@@ -203,7 +204,7 @@ def assess(phases: Phases, *, sla_p99_ms: float, fail_on: Severity = Severity.CO
                                                    "round-closure", "money", "concurrency")]
     items += [reporting(phases.export), reconciliation(traffic, fail_on), rule_item("error-handling", views, cmds),
               uptime(traffic)]
-    items += [load_testing(phases.load, fail_on), scalability(phases.load, sla_p99_ms)]
+    items += [load_testing(phases.load, fail_on, error_budget_pct), scalability(phases.load, sla_p99_ms)]
     items += [encryption(phases.encryption)]
     items += security_items(phases.security)
     return items
@@ -314,22 +315,31 @@ def uptime(traffic: list[Phase]) -> Item:
                 [{"calls": total, "definitive": answered}])
 
 
-def load_testing(phase: Phase | None, fail_on: Severity) -> Item:
-    basis = "PROTOCOL.md's rules under load (every finding of the load ramp), and the ramp's completion"
+def load_testing(phase: Phase | None, fail_on: Severity, error_budget_pct: float = 1.0) -> Item:
+    basis = (f"PROTOCOL.md's rules under load (every finding of the load ramp), and the operator's error budget: at "
+             f"most {error_budget_pct:g} % of the ramp's requests failed (--error-budget)")
     absent = _absent("load-testing", "Performance", "Load testing completed", basis, phase, "the load ramp")
     if absent is not None:
         return absent
     assert phase is not None and phase.report is not None
     r = phase.report
     bad = [f for f in r.get("findings", []) if _failing(f, fail_on)]
+    locust = dict(r.get("locust") or {})
+    requests, failures = int(locust.get("requests", 0) or 0), int(locust.get("failures", 0) or 0)
+    rate = 100 * failures / requests if requests else 0.0
     figures = {"calls": sum(dict(r.get("calls", {})).values()), "calls_per_s": r.get("calls_per_s"),
-               "elapsed_s": r.get("elapsed_s"), "unsettled": r.get("unsettled", 0)}
+               "elapsed_s": r.get("elapsed_s"), "unsettled": r.get("unsettled", 0), "requests": requests,
+               "failures": failures, "error_rate_pct": round(rate, 3)}
     if bad:
         return Item("load-testing", "Performance", "Load testing completed", Status.FAIL,
                     f"{len(bad)} finding(s) under load", basis, [figures, *bad[:20]], [phase.command])
     if r.get("verdict") == "error":
         return Item("load-testing", "Performance", "Load testing completed", Status.FAIL,
                     f"the load ramp could not test the wallet: {r.get('error')}", basis, [figures], [phase.command])
+    if rate > error_budget_pct:
+        return Item("load-testing", "Performance", "Load testing completed", Status.FAIL,
+                    f"{rate:.2f} % of {requests:,} requests failed under load, over the budget of {error_budget_pct:g} %",
+                    basis, [figures, *list(locust.get("errors", []))[:10]], [phase.command])
     return Item("load-testing", "Performance", "Load testing completed", Status.PASS,
                 f"{figures['calls']:,} calls at up to {r.get('peak_users', '?')} users, no finding", basis, [figures],
                 [phase.command])

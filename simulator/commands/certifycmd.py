@@ -17,6 +17,10 @@ import argparse
 import asyncio
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +77,14 @@ def sla(text: str) -> float:
     return value
 
 
+def percent(text: str) -> float:
+    """``1%`` or ``0.5`` (percent either way)."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%?\s*", text)
+    if not found or float(found.group(1)) > 100:
+        raise argparse.ArgumentTypeError("a percentage such as 1% or 0.1%")
+    return float(found.group(1))
+
+
 def phase_list(text: str) -> tuple[str, ...]:
     if text.strip() == "all":
         return PHASES
@@ -97,6 +109,8 @@ def add_certify_parser(sub: Any) -> None:
                         "(the load ramp then is not run: it provisions its players)")
     p.add_argument("--sla", type=sla, default="p99=500ms", metavar="p99=500ms",
                    help="the latency the load ramp is judged by (default: %(default)s)")
+    p.add_argument("--error-budget", type=percent, default="1%", metavar="1%",
+                   help="the share of the load ramp's requests that may fail (default: %(default)s)")
     p.add_argument("--users", type=flags.positive_int, default=50,
                    help="the load ramp's peak users (default: %(default)s)")
     p.add_argument("--budget", type=duration, default="10m", metavar="10m",
@@ -122,6 +136,9 @@ def add_certify_parser(sub: Any) -> None:
                    help="JUnit XML: a test suite per group, a test case per item")
     p.add_argument("--html", dest="html_path", metavar="PATH",
                    help="the certification report as one HTML page (also report.html in --out)")
+    p.add_argument("--pdf", dest="pdf_path", metavar="PATH",
+                   help="the HTML page printed to PDF by Chromium (Debian's chromium; without it, print the HTML "
+                        "from any browser)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (exit code and files only)")
 
 
@@ -361,14 +378,15 @@ class Certify:
     # -- the report ----------------------------------------------------------------------------
     def report(self, argv: list[str]) -> dict[str, Any]:
         fail_on = model.severity_name(self.args.fail_on)
-        items = checklist.assess(self.phases, sla_p99_ms=self.args.sla, fail_on=fail_on)
+        items = checklist.assess(self.phases, sla_p99_ms=self.args.sla, fail_on=fail_on,
+                                 error_budget_pct=self.args.error_budget)
         load = self.phases.load.report if self.phases.load is not None else None
         severities = {p.name: _severities(p.report, fail_on) for p in self.phases.traffic()}
         out: dict[str, Any] = {
             "verdict": checklist.verdict(items), "wallet": self.args.wallet, "dialect": self.args.dialect,
             "croupier_version": __version__, "started": self.started_at, "command": _command(["certify", *argv]),
             "elapsed_s": round(time.monotonic() - self.started, 1), "budget_s": self.args.budget,
-            "sla": {"p99_ms": self.args.sla}, "fail_on": self.args.fail_on, "counts": checklist.counts(items),
+            "sla": {"p99_ms": self.args.sla, "error_budget_pct": self.args.error_budget}, "fail_on": self.args.fail_on, "counts": checklist.counts(items),
             "items": [i.to_json() for i in items], "phases": self.records, "severities": severities,
             "capacity": checklist.capacity(load, self.args.sla) if load is not None else None,
             "load_series": load.get("series") if load is not None else None,
@@ -435,6 +453,30 @@ def _write(report: dict[str, Any], args: argparse.Namespace) -> None:
         Path(args.html_path).write_text(page, encoding="utf-8")
     if args.junit_path:
         Path(args.junit_path).write_bytes(certify_report.junit_xml(report))
+    if args.pdf_path:
+        problem = print_pdf(out / "report.html", Path(args.pdf_path))
+        if problem:
+            print(f"croupier: no PDF: {problem}", file=sys.stderr)
+
+
+CHROMIUMS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def print_pdf(page: Path, pdf: Path) -> str | None:
+    """The page printed to PDF by a headless Chromium (its print stylesheet applies); why not, else None."""
+    browser = next((found for name in CHROMIUMS if (found := shutil.which(name))), None)
+    if browser is None:
+        return "no Chromium found (Debian: apt-get install chromium); the HTML prints to PDF from any browser"
+    with tempfile.TemporaryDirectory(prefix="croupier-pdf-") as profile:
+        try:
+            proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
+                                   f"--user-data-dir={profile}", f"--print-to-pdf={pdf.resolve()}",
+                                   page.resolve().as_uri()], capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{browser} failed: {exc}"
+    if proc.returncode != 0 or not pdf.exists():
+        return f"{browser} exited {proc.returncode}: {proc.stderr.decode('utf-8', 'replace')[-300:]}"
+    return None
 
 
 __all__ = ["Status", "add_certify_parser", "certify_command"]
