@@ -6,7 +6,6 @@ wallet does: a document that cannot be read or a plain-HTTP address that speaks 
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import orjson
 from ..protocol.calls import Op, WalletCall
 from ..protocol.dialects import Dialect
 from ..protocol.money import Money
+from ..wallet.server import is_loopback
 
 SAMPLE_CALLS = {
     Op.AUTHENTICATE: WalletCall.authenticate("certify-token", "certify-game"),
@@ -101,15 +101,6 @@ def judge_document(text: bytes, source: str, dialect: Dialect) -> dict[str, Any]
             "missing": missing}
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def encryption(wallet_url: str, plain_url: str | None, dialect: Dialect,
                      session: aiohttp.ClientSession) -> dict[str, Any]:
     """Whether money calls travel only over TLS: an ``https://`` wallet whose plain-HTTP address (``plain_url``,
@@ -118,7 +109,7 @@ async def encryption(wallet_url: str, plain_url: str | None, dialect: Dialect,
     parts = urlsplit(wallet_url)
     host = parts.hostname or ""
     if parts.scheme == "http":
-        if _loopback(host):
+        if is_loopback(host):
             return {"status": "not tested", "wallet": wallet_url,
                     "why": "the wallet was reached over plain HTTP on loopback (a local sandbox): serve it over TLS "
                            "(croupier wallet serve --tls-cert/--tls-key) and give its https:// URL to test this"}
