@@ -242,8 +242,9 @@ def _big_skip(wire: Wire, amount: int) -> str:
 
 
 def _id_attack(wire: Wire, fld: str, op: Op, name: str, value: str) -> Attack:
+    payload = f"{len(value):,} × {value[0]!r}" if len(value) > 100 else ascii(value)
     what = f"{'a bet' if op is Op.BET else 'a rollback' if op is Op.ROLLBACK else 'authenticate'} with " \
-           f"{fld} = {name}"
+           f"{fld} = {payload} ({name}; a nonce of the pass in front)"
     if fld in ("tx_id", "round_id", "game_id"):
         return Attack(Group.IDS, f"{fld}:{name}", what, Expect.REFUSE_OR_APPLY, "operations-effect", op=op,
                       field=fld, value=value)
@@ -262,10 +263,17 @@ def _id_attack(wire: Wire, fld: str, op: Op, name: str, value: str) -> Attack:
 
 
 def id_value(attack: Attack, nonce: str) -> str:
-    """The attack string made unique to one pass, its payload intact (a 1,000-character id stays 1,000 long)."""
+    """The attack string made unique to one pass and field, its payload intact (a 1,000-character id stays 1,000 long)."""
+    unique = f"{nonce}{_SHORT.get(attack.field, '')}"
     if attack.name.endswith(":long-1000"):
-        return (nonce + attack.value)[: len(attack.value)]
-    return f"{nonce}-{attack.value}"
+        return (unique + attack.value)[: len(attack.value)]
+    return f"{unique}-{attack.value}"
+
+
+_SHORT: Final = {"tx_id": "t", "round_id": "r", "game_id": "g", "player_id": "p", "session_token": "s",
+                 "ref_tx_id": "f", "token": "k"}
+"""Each field's letter in its attack strings' nonce: no two fields of a pass share an id (a rollback's ref_tx_id
+must not name the bet of the tx_id attack)."""
 
 
 # -- the calls and the requests -----------------------------------------------------------------------------
@@ -355,7 +363,7 @@ def request(attack: Attack, dialect: Dialect, wrong: Dialect, secret: str, call:
         other = _replace_amount(call, call.amount.minor * 100)
         out = tampered(dialect.encode_call(call, now), dialect.encode_call(other, now), wrong.encode_call(other, now))
         if out is None:
-            raise DialectError(f"the {dialect.name} dialect's signature cannot be moved onto another body")
+            raise DialectError(f"the {dialect.name} dialect's signature does not cover the body (or cannot be moved onto another one)")
         return out
     return dialect.encode_call(call, now)
 
@@ -485,6 +493,13 @@ def _fail(rule: str, message: str, money: bool = False) -> Verdict:
     return Verdict(Status.FAIL, rule, message, Severity.MONEY if money else Severity.CONTRACT)
 
 
+def _amounts(moved: list[int]) -> str:
+    """How the reads saw the balance move ("-100", or "-100 (admin API) / 0 (balance call)" when they differ)."""
+    if len(set(moved)) == 1:
+        return str(moved[0])
+    return " / ".join(str(m) for m in moved) + " (the admin API / the balance call)"
+
+
 def describe(sent: Sent) -> str:
     out = sent.outcome
     if isinstance(out, Ok):
@@ -506,18 +521,20 @@ def judge(attack: Attack, obs: Observation) -> Verdict:
         return Verdict(Status.NOT_TESTED, message="not tested: the player's balance could not be read before and "
                        "after the attack, so \"nothing changed\" cannot be checked")
     if isinstance(out, Unknown):
-        rule = _Q_VALID if attack.expect is Expect.REFUSE_OR_APPLY else _Q_DEFINITIVE
+        valid = attack.expect is Expect.REFUSE_OR_APPLY
         money = bool(changed or others_changed)
-        return _fail(rule, f"{describe(obs.sent)}: a refusal is HTTP 4xx with a protocol code"
-                     + (f"; the balance moved by {changed or others_changed}" if money else ""), money)
+        why = "the call must be accepted (200) or refused (HTTP 4xx with a protocol code)" if valid else \
+            "it must be refused: HTTP 4xx with a protocol code"
+        return _fail(_Q_VALID if valid else _Q_DEFINITIVE, f"{describe(obs.sent)}; {why}"
+                     + (f"; the balance moved by {_amounts(changed or others_changed)}" if money else ""), money)
     if others_changed:
-        return _fail(attack.rule, f"{describe(obs.sent)}; another player's balance moved by {others_changed}",
+        return _fail(attack.rule, f"{describe(obs.sent)}; another player's balance moved by {_amounts(others_changed)}",
                      True)
     if attack.expect is Expect.REPLAY:
         return _judge_replay(attack, obs, changed)
     if isinstance(out, Rejected):
         if changed:
-            return _fail(_Q_DEFINITIVE, f"{describe(obs.sent)}, yet the balance moved by {changed}", True)
+            return _fail(_Q_DEFINITIVE, f"{describe(obs.sent)}, yet the balance moved by {_amounts(changed)}", True)
         if attack.codes and out.code not in attack.codes and out.code is not ErrorCode.UNMAPPED:
             return _fail(attack.rule, f"{describe(obs.sent)}; the call breaks only the rule of "
                          f"{' or '.join(sorted(attack.codes))}")
@@ -532,11 +549,11 @@ def judge(attack: Attack, obs: Observation) -> Verdict:
     if attack.expect is Expect.REFUSE:
         money = bool(changed)
         return _fail(attack.rule, f"{describe(obs.sent)}; it must be refused"
-                     + (f"; the balance moved by {changed}" if money else ""), money)
+                     + (f"; the balance moved by {_amounts(changed)}" if money else ""), money)
     if attack.expect is Expect.REFUSE_OR_REPLAY:
         first = obs.first.outcome if obs.first is not None else None
         if changed:
-            return _fail("idempotency-1-no-change", f"{describe(obs.sent)}; the balance moved by {changed}", True)
+            return _fail("idempotency-1-no-change", f"{describe(obs.sent)}; the balance moved by {_amounts(changed)}", True)
         if isinstance(first, Ok) and first.wallet_tx_id and out.wallet_tx_id not in (None, first.wallet_tx_id):
             return _fail("idempotency-1-original-id", f"{describe(obs.sent)} with wallet_tx_id {out.wallet_tx_id}, "
                          f"the original is {first.wallet_tx_id}")
@@ -563,7 +580,7 @@ def _judge_applied(attack: Attack, obs: Observation, out: Ok, shift: list[int]) 
 def _judge_replay(attack: Attack, obs: Observation, changed: list[int]) -> Verdict:
     out, first = obs.sent.outcome, obs.first.outcome if obs.first else None
     if changed:
-        return _fail("idempotency-1-no-change", f"{describe(obs.sent)}; the balance moved by {changed}", True)
+        return _fail("idempotency-1-no-change", f"{describe(obs.sent)}; the balance moved by {_amounts(changed)}", True)
     if not isinstance(out, Ok):
         return _fail("idempotency-1-no-change", f"{describe(obs.sent)}; a replay is HTTP 200")
     if isinstance(first, Ok) and first.wallet_tx_id and out.wallet_tx_id != first.wallet_tx_id:

@@ -1,0 +1,437 @@
+"""The security pass of ``croupier certify`` (simulator/certify/security.py) against real wallets on 127.0.0.1.
+
+* The reference wallet passes every attack, through every built-in dialect (what a wire cannot carry is "not
+  tested", and says why).
+* Wallets that chose differently where PROTOCOL.md lets them also pass: the lenient wallet (tests/lenient_wallet.py)
+  accepts every id string, NUL and control characters included; a strict one refuses every id that is not
+  ``[A-Za-z0-9_-]``.
+* Each planted bug (the reference wallet, and the lenient one, with one bug) fails exactly the attacks that show
+  it, with the rule quoted from PROTOCOL.md and the evidence; no other attack fails on it.
+* The judgement itself (pure): for any id string, accepted exactly or refused with nothing changed passes; no
+  definitive answer, or a refusal that moved money, never does.
+
+The wallets are served in this event loop with a fake clock, so the replay after the 300 s window costs no wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator.certify.attacks import (
+    ATTACK_STRINGS,
+    Attack,
+    Balances,
+    Expect,
+    Group,
+    Observation,
+    Sent,
+    Sign,
+    Status,
+    Wire,
+    catalogue,
+    judge,
+    quote_of,
+    request,
+)
+from simulator.certify.security import SecurityReport, security_pass
+from simulator.check.target import Target
+from simulator.drive.client import AdminClient
+from simulator.protocol import dialects
+from simulator.protocol.calls import Ok, Rejected, Unknown, WalletCall
+from simulator.protocol.codes import ErrorCode
+from simulator.protocol.dialects import HttpRequest
+from simulator.protocol.dialects.canonical import CanonicalDialect
+from simulator.protocol.findings import RULES
+from simulator.protocol.money import Money
+from simulator.run import accounts as run_accounts
+from simulator.wallet.http import WalletConfig
+from simulator.wallet.memory import MemoryStore
+from simulator.wallet.service import make_app
+from tests.lenient_wallet import make_lenient_app
+from tests.planted_wallets import PLANTED, StaleSignatureAccepted
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, FakeClock, free_port
+
+PROTOCOL_DOC = ROOT / "docs" / "protocol.md"
+GROUPS = {str(g) for g in Group}
+
+
+# -- serving ---------------------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[str]:
+    server = TestServer(app, host="127.0.0.1", port=free_port())
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.close()
+
+
+def reference_app(clock: FakeClock, store: MemoryStore | None = None,
+                  dialect: CanonicalDialect | None = None) -> web.Application:
+    return make_app(store or MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN, 3600, clock), dialect)
+
+
+async def run_pass(app_of: Callable[[FakeClock], web.Application], dialect: str = "canonical",
+                   accounts: bool = False) -> SecurityReport:
+    """The security pass against the app, on a fake clock both sides share (the window's wait costs nothing)."""
+    clock = FakeClock(time.time())
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    async with served(app_of(clock)) as base:
+        prefix = "" if dialect == "canonical" else f"/{dialect}"
+        target = Target(f"{base}/wallet{prefix}", SECRET, dialect=dialect, admin_url=base, admin_token=ADMIN_TOKEN)
+        if accounts:
+            target = dataclasses.replace(target, admin_url=None, admin_token=None,
+                                         accounts=await _accounts(base))
+        return await security_pass(target, clock=clock, sleep=sleep)
+
+
+async def _accounts(base: str) -> list[run_accounts.TestAccount]:
+    out = []
+    async with aiohttp.ClientSession() as http:
+        admin = AdminClient(base, ADMIN_TOKEN, http)
+        for pid in ("acct-one", "acct-two"):
+            await admin.create_player(pid, "EUR", 50_000)
+            out.append(run_accounts.TestAccount(pid, await admin.token(pid, 3600), "EUR"))
+    return out
+
+
+def statuses(report: SecurityReport) -> dict[str, str]:
+    return {f"{i.group}/{i.name}": str(i.status) for i in report.items}
+
+
+def failed(report: SecurityReport) -> set[str]:
+    return {f"{i.group}/{i.name}" for i in report.failed}
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def assert_well_formed(report: SecurityReport) -> None:
+    """Every item: a group, a verdict, the evidence of what was sent and what came back; a failure quotes
+    PROTOCOL.md verbatim; a "not tested" says why; the report is JSON."""
+    assert not report.error, report.error
+    assert {i.group for i in report.items} == GROUPS
+    doc = _flat(PROTOCOL_DOC.read_text(encoding="utf-8"))
+    for item in report.items:
+        if item.status is Status.NOT_TESTED:
+            assert item.message.startswith("not tested: "), item
+            continue
+        ev = item.evidence
+        assert {"request", "answer", "balance_before", "balance_after"} <= set(ev), item
+        assert ev["request"]["body_bytes"] >= 0 and "status" in ev["answer"]
+        if item.status is Status.FAIL:
+            rule = RULES[item.rule]
+            assert item.quote == " … ".join(rule.quotes)
+            if rule.source == "PROTOCOL.md":
+                for quote in rule.quotes:
+                    assert _flat(quote) in doc
+            assert item.severity in ("money", "contract")
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["counts"] == report.counts()
+    assert sum(data["counts"].values()) == len(report.items)
+
+
+# -- correct wallets pass ----------------------------------------------------------------------------------------
+
+
+async def test_reference_wallet_passes_every_attack() -> None:
+    report = await run_pass(reference_app)
+    assert_well_formed(report)
+    assert report.failed == [], [(i.name, i.message) for i in report.failed]
+    assert report.counts()["not tested"] == 0, [i.message for i in report.items if i.status is Status.NOT_TESTED]
+    s = statuses(report)
+    # 7 signature attacks, 8 attack strings in each of 7 id fields, 6 amounts, 3 bodies, 1 session
+    assert len(s) == 7 + 8 * 7 + 6 + 3 + 1
+    item = {f"{i.group}/{i.name}": i for i in report.items}
+    assert item["signatures/tampered"].evidence["answer"]["status"] == 401
+    assert item["signatures/tampered"].evidence["follow_up"]["answer"]["status"] == 200  # rule 3: judged again
+    assert item["signatures/replay-after-window"].evidence["sent_again_after_s"] > 300
+    assert item["ids/tx_id:nul"].evidence["answer"]["status"] == 400  # the reference refuses control characters
+    assert item["ids/tx_id:sql-or"].evidence["answer"]["status"] == 200  # and takes quotes as ordinary ids
+    assert item["bodies/oversized"].evidence["request"]["body_bytes"] > 64 * 1024
+    assert report.to_json()["by_group"]["ids"]["pass"] == 56
+
+
+@pytest.mark.parametrize("dialect", [d for d in dialects.names() if d != "canonical"])
+async def test_reference_wallet_passes_through_every_dialect(dialect: str) -> None:
+    report = await run_pass(reference_app, dialect)
+    assert report.failed == [], [(i.name, i.message) for i in report.failed]
+    s = statuses(report)
+    wire = dialects.get(dialect, SECRET)
+    if not wire.signature_has_time:
+        for name in ("stale", "future", "replay-after-window"):
+            item = next(i for i in report.items if i.name == name)
+            assert item.message == f"not tested: the {dialect} dialect's signature binds no time"
+    assert s["signatures/unsigned"] == "pass" and s["signatures/wrong-secret"] == "pass"
+    assert s["bodies/nested-body"] == "not tested"  # raw bodies are the canonical wire's only
+    assert sum(v == "pass" for v in s.values()) >= 60
+
+
+async def test_lenient_wallet_that_accepts_every_id_passes() -> None:
+    """The lenient wallet makes the other choice: every id string is an ordinary id, NUL included."""
+    report = await run_pass(lambda clock: make_lenient_app(SECRET, ADMIN_TOKEN, clock=clock))
+    assert_well_formed(report)
+    assert report.failed == [], [(i.name, i.message) for i in report.failed]
+    item = {f"{i.group}/{i.name}": i for i in report.items}
+    for fld in ("tx_id", "round_id", "game_id"):
+        for name in ATTACK_STRINGS:
+            it = item[f"ids/{fld}:{name}"]
+            assert it.status is Status.PASS and it.evidence["answer"]["status"] == 200, it
+            assert it.note == "accepted as an ordinary call"
+    # a win past 2^63: exact big integers, accepted with exactly its effect
+    big = item["amounts/win-past-64-bits"]
+    assert big.status is Status.PASS and big.evidence["balance_after"]["admin"] == 100 + 2**63
+
+
+class StrictIds(CanonicalDialect):
+    """Refuses every id that is not ``[A-Za-z0-9_-]{1,64}`` with BAD_REQUEST: stricter than PROTOCOL.md needs,
+    and allowed (a refusal changes nothing)."""
+
+    ok = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+    def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
+        decoded = super().decode_request(request, now)
+        if isinstance(decoded, Rejected):
+            return decoded
+        for name in ("tx_id", "round_id", "game_id", "player_id", "session_token", "ref_tx_id", "token"):
+            value = getattr(decoded, name)
+            if value is not None and not self.ok.fullmatch(value):
+                return Rejected(ErrorCode.BAD_REQUEST, f"{name} must be [A-Za-z0-9_-]{{1,64}}")
+        return decoded
+
+
+async def test_wallet_that_refuses_odd_ids_passes() -> None:
+    report = await run_pass(lambda clock: reference_app(clock, dialect=StrictIds(SECRET)))
+    assert_well_formed(report)
+    assert report.failed == [], [(i.name, i.message) for i in report.failed]
+    ids = [i for i in report.items if i.group == "ids"]
+    assert all(i.evidence["answer"]["status"] in (400, 401, 404) for i in ids)
+
+
+async def test_players_file_mode() -> None:
+    """No admin API: balances are read through the protocol only; the 64-bit wins are not tested (they would
+    leave a test account a balance it can never lose)."""
+    report = await run_pass(reference_app, accounts=True)
+    assert report.failed == [], [(i.name, i.message) for i in report.failed]
+    s = statuses(report)
+    assert s["amounts/balance-past-64-bits"] == "not tested" and s["amounts/win-past-64-bits"] == "not tested"
+    assert s["sessions/other-players-session"] == "pass"
+    tampered = next(i for i in report.items if i.name == "tampered")
+    assert tampered.evidence["balance_before"]["admin"] is None
+    assert tampered.evidence["balance_before"]["protocol"] is not None
+
+
+async def test_unreachable_wallet_reports_why() -> None:
+    target = Target(f"http://127.0.0.1:{free_port()}/wallet", SECRET, admin_url=f"http://127.0.0.1:{free_port()}",
+                    admin_token=ADMIN_TOKEN, timeout_s=2)
+    report = await security_pass(target)
+    assert report.error.startswith("the security pass could not start")
+    assert report.items and all(i.status is Status.NOT_TESTED for i in report.items)
+    assert not report.passed
+
+
+# -- planted bugs fail the attacks that show them, and no other ---------------------------------------------------
+
+SIGNATURES = {"signatures/unsigned", "signatures/wrong-secret", "signatures/tampered", "signatures/stale",
+              "signatures/future"}
+
+
+def _quotes_in_ids(fields: tuple[str, ...]) -> set[str]:
+    return {f"ids/{f}:{n}" for f in fields for n in ("sql-or", "sql-drop")}
+
+
+REFERENCE_BUGS: dict[str, tuple[set[str], set[str]]] = {
+    # bug: (the attacks that must fail, the rules they quote)
+    "signature_not_checked": (SIGNATURES, {"transport-signature"}),
+    "stale_signature_accepted": ({"signatures/stale", "signatures/future"}, {"transport-signature"}),
+    "float_amounts_accepted": ({"amounts/fractional"}, {"money-minor-units"}),
+    "crashes_on_quotes": (_quotes_in_ids(("tx_id", "round_id", "player_id", "ref_tx_id")),
+                          {"errors-definitive", "errors-codes"}),
+    "wraps_at_64_bits": ({"amounts/balance-past-64-bits"}, {"idempotency-7-never-negative"}),
+    "bet_with_other_players_session": ({"sessions/other-players-session"}, {"sessions-bet-needs-live-session"}),
+}
+
+
+def _planted_app(bug: str) -> Callable[[FakeClock], web.Application]:
+    def make(clock: FakeClock) -> web.Application:
+        if bug == "stale_signature_accepted":
+            return reference_app(clock, dialect=StaleSignatureAccepted(SECRET))
+        spec = PLANTED[bug]
+        return reference_app(clock, spec.store(), spec.dialect(SECRET) if spec.dialect else None)
+    return make
+
+
+@pytest.mark.parametrize("bug", list(REFERENCE_BUGS))
+async def test_planted_bug_fails_its_attacks_only(bug: str) -> None:
+    must, rules = REFERENCE_BUGS[bug]
+    report = await run_pass(_planted_app(bug))
+    assert_well_formed(report)
+    assert failed(report) == must, [(i.name, i.message) for i in report.failed]
+    assert {i.rule for i in report.failed} == rules
+    for item in report.failed:
+        assert item.evidence["answer"]["outcome"] in item.message
+
+
+async def test_stale_accepting_wallet_shows_the_evidence() -> None:
+    """What a failure says: the attack, the rule's words, the bytes and the balances."""
+    report = await run_pass(_planted_app("stale_signature_accepted"))
+    stale = next(i for i in report.items if i.name == "stale")
+    assert stale.status is Status.FAIL and stale.severity == "money"
+    assert "a `t` more than 300 s away from its clock" in stale.quote
+    t = int(stale.evidence["request"]["headers"]["X-Signature"].split(",")[0][2:])
+    assert time.time() - t > 3000
+    before, after = stale.evidence["balance_before"], stale.evidence["balance_after"]
+    assert after["admin"] == before["admin"] - 100 and after["protocol"] == before["protocol"] - 100
+    after_window = next(i for i in report.items if i.name == "replay-after-window")
+    assert after_window.status is Status.PASS and "answered as a replay" in after_window.note
+
+
+LENIENT_BUGS: dict[str, tuple[set[str], set[str]]] = {
+    "signature_not_checked": (SIGNATURES, {"transport-signature"}),
+    "float_amounts_accepted": ({"amounts/fractional"}, {"money-minor-units"}),
+    "crashes_on_quotes": (_quotes_in_ids(("tx_id", "round_id", "ref_tx_id")), {"errors-definitive"}),
+    "wraps_at_64_bits": ({"amounts/balance-past-64-bits", "amounts/win-past-64-bits"},
+                         {"idempotency-7-never-negative"}),
+    "bet_with_other_players_session": ({"sessions/other-players-session"}, {"sessions-bet-needs-live-session"}),
+}
+
+
+@pytest.mark.parametrize("bug", list(LENIENT_BUGS))
+async def test_lenient_planted_bug_fails_its_attacks_only(bug: str) -> None:
+    must, rules = LENIENT_BUGS[bug]
+    report = await run_pass(lambda clock: make_lenient_app(SECRET, ADMIN_TOKEN, frozenset({bug}), clock=clock))
+    assert_well_formed(report)
+    assert failed(report) == must, [(i.name, i.message) for i in report.failed]
+    assert {i.rule for i in report.failed} == rules
+
+
+# -- the judgement, pure -------------------------------------------------------------------------------------------
+
+WIRE = Wire()
+BY_NAME = {a.key: a for a in catalogue(WIRE)}
+MAY_BE_ACCEPTED = [a for a in BY_NAME.values() if a.group is Group.IDS and a.expect is Expect.REFUSE_OR_APPLY
+                   and a.field != "ref_tx_id"]
+MUST_BE_REFUSED = [a for a in BY_NAME.values() if a.expect is Expect.REFUSE]
+
+
+def _ok(balance: int, wtx: str = "w1") -> Sent:
+    return Sent(Ok(Money.of(balance, "EUR"), wallet_tx_id=wtx), 200, b"{}")
+
+
+def _refused(code: ErrorCode = ErrorCode.BAD_REQUEST, status: int = 400) -> Sent:
+    return Sent(Rejected(code), status, b"{}")
+
+
+def _obs(sent: Sent, before: int, after: int, delta: int = -100, **kw: Any) -> Observation:
+    return Observation(sent, Balances(before, before), Balances(after, after), delta, **kw)
+
+
+@given(value=st.text(min_size=1, max_size=1200), attack=st.sampled_from(MAY_BE_ACCEPTED),
+       balance=st.integers(100, 10**12))
+def test_any_id_accepted_exactly_or_refused_unchanged_passes(value: str, attack: Attack, balance: int) -> None:
+    attack = dataclasses.replace(attack, value=value)
+    assert judge(attack, _obs(_ok(balance - 100), balance, balance - 100)).status is Status.PASS
+    for code in (ErrorCode.BAD_REQUEST, ErrorCode.ROUND_NOT_FOUND, ErrorCode.UNMAPPED):
+        assert judge(attack, _obs(_refused(code), balance, balance)).status is Status.PASS
+    # 5xx, a timeout, an unreadable 4xx: never a pass
+    for sent in (Sent(Unknown("HTTP 500", 500), 500, b"oops"), Sent(Unknown("timeout"), None, b""),
+                 Sent(Unknown("HTTP 400 not a protocol error", 400), 400, b"<html>")):
+        verdict = judge(attack, _obs(sent, balance, balance))
+        assert verdict.status is Status.FAIL and verdict.rule == "errors-definitive"
+    # refused, yet money moved; accepted, yet not exactly
+    assert judge(attack, _obs(_refused(), balance, balance - 100)).rule == "errors-codes"
+    assert judge(attack, _obs(_ok(balance - 200), balance, balance - 200)).status is Status.FAIL
+
+
+@given(attack=st.sampled_from(MUST_BE_REFUSED), balance=st.integers(100, 10**12))
+def test_a_due_refusal_never_passes_accepted_or_without_an_answer(attack: Attack, balance: int) -> None:
+    for after in (balance, balance - 100):
+        verdict = judge(attack, _obs(_ok(after), balance, after))
+        assert verdict.status is Status.FAIL and verdict.rule == attack.rule
+        assert verdict.severity == ("money" if after != balance else "contract")
+    verdict = judge(attack, _obs(Sent(Unknown("HTTP 502", 502), 502, b""), balance, balance))
+    assert verdict.status is Status.FAIL and verdict.rule == "errors-codes"
+    code = next(iter(attack.codes)) if attack.codes else ErrorCode.INVALID_TOKEN
+    ok = judge(attack, _obs(_refused(code, 401), balance, balance))
+    assert ok.status is Status.PASS, ok
+
+
+def test_the_codes_a_call_earns() -> None:
+    """A bad signature on an otherwise valid bet breaks one rule: INVALID_SIGNATURE only; any other code is wrong."""
+    tampered = BY_NAME["signatures/tampered"]
+    assert judge(tampered, _obs(_refused(ErrorCode.INVALID_SIGNATURE, 401), 500, 500)).status is Status.PASS
+    wrong = judge(tampered, _obs(_refused(ErrorCode.BAD_REQUEST), 500, 500))
+    assert wrong.status is Status.FAIL and wrong.rule == "transport-signature"
+    # a refused call sent again as it should have been must be judged again (rule 3)
+    obs = _obs(_refused(ErrorCode.INVALID_SIGNATURE, 401), 500, 500, follow=_refused(ErrorCode.DUPLICATE_MISMATCH,
+               409), follow_after=Balances(500, 500))
+    assert judge(tampered, obs).rule == "idempotency-3-rejected-not-recorded"
+
+
+def test_replays() -> None:
+    within = BY_NAME["signatures/replay-in-window"]
+    assert judge(within, _obs(_ok(400, "w1"), 400, 400, first=_ok(400, "w1"))).status is Status.PASS
+    assert judge(within, _obs(_ok(300, "w2"), 400, 300, first=_ok(400, "w1"))).rule == "idempotency-1-no-change"
+    assert judge(within, _obs(_ok(400, "w2"), 400, 400, first=_ok(400, "w1"))).rule == "idempotency-1-original-id"
+    after = BY_NAME["signatures/replay-after-window"]
+    refused = judge(after, _obs(_refused(ErrorCode.INVALID_SIGNATURE, 401), 400, 400, first=_ok(400)))
+    assert refused.status is Status.PASS and not refused.note
+    as_replay = judge(after, _obs(_ok(400, "w1"), 400, 400, first=_ok(400, "w1")))
+    assert as_replay.status is Status.PASS and "A replay (rule 1) is always answered as one" in as_replay.note
+    assert judge(after, _obs(_ok(300, "w9"), 400, 300, first=_ok(400, "w1"))).rule == "idempotency-1-no-change"
+
+
+def test_quotes_are_verbatim() -> None:
+    doc = _flat(PROTOCOL_DOC.read_text(encoding="utf-8"))
+    for attack in BY_NAME.values():
+        rule = RULES[attack.rule]
+        if rule.source == "PROTOCOL.md":
+            assert all(_flat(q) in doc for q in rule.quotes), attack.rule
+        assert quote_of(attack.rule).split(" … ")[0] == rule.quotes[0]
+
+
+@given(value=st.text(min_size=1, max_size=1100))
+def test_any_id_string_can_be_sent(value: str) -> None:
+    """Every attack string, whatever it holds, goes on the canonical wire signed over the bytes sent."""
+    from simulator.certify.attacks import Seat, base_call
+    from simulator.protocol import signing
+
+    dialect, wrong = dialects.get("canonical", SECRET), dialects.get("canonical", "other")
+    seat = Seat("p", "s", "EUR")
+    for attack in (a for a in BY_NAME.values() if a.group is Group.IDS and a.name.endswith(":nul")):
+        attack = dataclasses.replace(attack, value=value, name=attack.name.replace("nul", "any"))
+        call = base_call(attack, seat, None, "t1", "r1", "g", "n")
+        req = request(attack, dialect, wrong, SECRET, call, 1_800_000_000.0)
+        assert signing.verify(SECRET, req.headers[signing.HEADER], req.body, 1_800_000_000.0)
+        assert json.loads(req.body)[attack.field].endswith(value)
+
+
+def test_catalogue_says_what_a_wire_cannot_carry() -> None:
+    untimed = {a.name: a.skip for a in catalogue(Wire(dialect="x", timed=False, canonical_json=False,
+                                                      names_player=False, fresh_players=False))}
+    assert untimed["stale"] == untimed["future"] == "not tested: the x dialect's signature binds no time"
+    assert untimed["nested-field"].startswith("not tested: the x dialect's body")
+    assert untimed["other-players-session"] == "not tested: the x dialect's session names the player"
+    assert untimed["player_id:sql-or"] == "not tested: the x dialect's calls name no player"
+    assert untimed["balance-past-64-bits"].startswith("not tested: a win this large")
+    assert all(a.sign is not Sign.OK or a.variant or a.field or a.group is Group.SESSIONS or a.big_win
+               for a in catalogue(WIRE))
