@@ -435,3 +435,37 @@ def test_catalogue_says_what_a_wire_cannot_carry() -> None:
     assert untimed["balance-past-64-bits"].startswith("not tested: a win this large")
     assert all(a.sign is not Sign.OK or a.variant or a.field or a.group is Group.SESSIONS or a.big_win
                for a in catalogue(WIRE))
+
+
+# -- real time, the curl evidence -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_replay_after_the_window_in_real_time() -> None:
+    """No fake clock: the bet is signed 298 s ago, sent, and sent again once 302 s old (about 4 s of waiting)."""
+    async with served(make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN))) as base:
+        target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
+        started = time.monotonic()
+        report = await security_pass(target, margin_s=2, groups={"signatures"})
+    assert time.monotonic() - started >= 3
+    assert {i.group for i in report.items} == {"signatures"} and report.passed
+    late = next(i for i in report.items if i.name == "replay-after-window")
+    assert late.status is Status.PASS and late.evidence["first_answer"]["status"] == 200
+    assert late.evidence["answer"]["status"] == 401 and late.evidence["sent_again_after_s"] > 300
+    assert [i.name for i in report.items][-1] == "replay-after-window"  # the catalogue's order, kept
+
+
+async def test_curl_evidence_sends_the_same_bytes() -> None:
+    import asyncio
+
+    async with served(make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN))) as base:
+        target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
+        report = await security_pass(target, groups={"signatures", "bodies"}, margin_s=2)
+        item = {i.name: i for i in report.items}
+        assert "curl" not in item["nested-body"].evidence["request"]  # 60 KB: described, not spelled out
+        for name in ("unsigned", "wrong-secret"):
+            proc = await asyncio.create_subprocess_shell(item[name].evidence["request"]["curl"] + " -w ' %{http_code}'",
+                                                         stdout=asyncio.subprocess.PIPE)
+            out, _ = await proc.communicate()
+            body, _, status = out.decode().rpartition(" ")
+            assert status == "401" and json.loads(body)["code"] == "INVALID_SIGNATURE"

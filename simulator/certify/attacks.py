@@ -20,6 +20,7 @@ quotes it (:data:`simulator.protocol.findings.RULES`):
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -130,6 +131,8 @@ class Attack:
     """The rule of PROTOCOL.md a wrong answer breaks (its id in RULES)."""
     codes: frozenset[ErrorCode] = frozenset()
     """The codes of every rule the call breaks (empty: any protocol code of a refusal)."""
+    code_rule: str = ""
+    """The rule that names those codes, quoted when the refusal carries another code ("": ``rule``)."""
     op: Op = Op.BET
     field: str = ""
     """The id field an attack string is put in."""
@@ -200,9 +203,9 @@ def catalogue(wire: Wire) -> list[Attack]:
         Attack(Group.AMOUNTS, "negative", "a bet of a negative amount", Expect.REFUSE, minor.id,
                variant="amount-negative", follow_up=True),
         Attack(Group.AMOUNTS, "fractional", "a bet of a fractional amount (a JSON float)", Expect.REFUSE, minor.id,
-               bad, variant="amount-float", follow_up=True),
+               bad, variant="amount-float", follow_up=True, code_rule="transport-bad-request"),
         Attack(Group.AMOUNTS, "string", "a bet whose amount is a string", Expect.REFUSE, minor.id, bad,
-               variant="amount-string", follow_up=True),
+               variant="amount-string", follow_up=True, code_rule="transport-bad-request"),
         Attack(Group.AMOUNTS, "bet-past-64-bits", "a bet of 2^63 (past a signed 64-bit integer)", Expect.REFUSE,
                "idempotency-7-never-negative", variant="amount-past-64-bit", follow_up=True),
         Attack(Group.AMOUNTS, "win-past-64-bits", "a win of 2^63 (past a signed 64-bit integer)",
@@ -263,7 +266,8 @@ def _id_attack(wire: Wire, fld: str, op: Op, name: str, value: str) -> Attack:
 
 
 def id_value(attack: Attack, nonce: str) -> str:
-    """The attack string made unique to one pass and field, its payload intact (a 1,000-character id stays 1,000 long)."""
+    """The attack string made unique to one pass and field, its payload intact (a 1,000-character id stays
+    1,000 characters long)."""
     unique = f"{nonce}{_SHORT.get(attack.field, '')}"
     if attack.name.endswith(":long-1000"):
         return (unique + attack.value)[: len(attack.value)]
@@ -363,7 +367,8 @@ def request(attack: Attack, dialect: Dialect, wrong: Dialect, secret: str, call:
         other = _replace_amount(call, call.amount.minor * 100)
         out = tampered(dialect.encode_call(call, now), dialect.encode_call(other, now), wrong.encode_call(other, now))
         if out is None:
-            raise DialectError(f"the {dialect.name} dialect's signature does not cover the body (or cannot be moved onto another one)")
+            raise DialectError(f"the {dialect.name} dialect's signature does not cover the body (or cannot be moved "
+                               "onto another one)")
         return out
     return dialect.encode_call(call, now)
 
@@ -506,6 +511,8 @@ def describe(sent: Sent) -> str:
         return f"accepted (HTTP {sent.status}, balance {out.balance.minor})"
     if isinstance(out, Rejected):
         return f"refused with {out.code} (HTTP {sent.status})"
+    if out.status is not None and out.status < 500:
+        return f"answered HTTP {out.status} that is no protocol answer ({out.reason})"
     return f"no definitive answer ({out.reason})"
 
 
@@ -536,8 +543,8 @@ def judge(attack: Attack, obs: Observation) -> Verdict:
         if changed:
             return _fail(_Q_DEFINITIVE, f"{describe(obs.sent)}, yet the balance moved by {_amounts(changed)}", True)
         if attack.codes and out.code not in attack.codes and out.code is not ErrorCode.UNMAPPED:
-            return _fail(attack.rule, f"{describe(obs.sent)}; the call breaks only the rule of "
-                         f"{' or '.join(sorted(attack.codes))}")
+            return _fail(attack.code_rule or attack.rule, f"{describe(obs.sent)}; the call breaks only the rule "
+                         f"of {' or '.join(sorted(attack.codes))}")
         follow = _judge_follow(attack, obs)
         if follow is not None:
             return follow
@@ -553,7 +560,8 @@ def judge(attack: Attack, obs: Observation) -> Verdict:
     if attack.expect is Expect.REFUSE_OR_REPLAY:
         first = obs.first.outcome if obs.first is not None else None
         if changed:
-            return _fail("idempotency-1-no-change", f"{describe(obs.sent)}; the balance moved by {_amounts(changed)}", True)
+            return _fail("idempotency-1-no-change", f"{describe(obs.sent)}; the balance moved by {_amounts(changed)}",
+                         True)
         if isinstance(first, Ok) and first.wallet_tx_id and out.wallet_tx_id not in (None, first.wallet_tx_id):
             return _fail("idempotency-1-original-id", f"{describe(obs.sent)} with wallet_tx_id {out.wallet_tx_id}, "
                          f"the original is {first.wallet_tx_id}")
@@ -704,9 +712,27 @@ def shown(raw: bytes) -> str:
     return f"{text[:SHOWN]}… ({len(raw)} bytes in all{tail})"
 
 
-def request_json(req: HttpRequest) -> dict[str, Any]:
-    return {"method": req.method, "path": req.path, "headers": dict(req.headers), "body": shown(req.body),
-            "body_bytes": len(req.body)}
+CURL_MAX: Final = 8 * 1024
+"""The largest body the evidence writes as a curl command (larger ones are described, not spelled out)."""
+
+
+def request_json(req: HttpRequest, base_url: str = "") -> dict[str, Any]:
+    """The request as the evidence shows it; with ``base_url``, also the curl command that sends the same bytes
+    (a signature binds its time: sent again after 300 s, a once valid request is stale)."""
+    out: dict[str, Any] = {"method": req.method, "path": req.path, "headers": dict(req.headers),
+                           "body": shown(req.body), "body_bytes": len(req.body)}
+    if base_url and len(req.body) <= CURL_MAX:
+        out["curl"] = curl(req, base_url)
+    return out
+
+
+def curl(req: HttpRequest, base_url: str) -> str:
+    """A shell command that sends ``req``'s exact bytes to the wallet at ``base_url``."""
+    headers = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in req.headers.items())
+    body = req.body.decode("utf-8", "surrogateescape")
+    data = f" --data-binary {shlex.quote(body)}" if req.body else ""
+    url = f"{base_url.rstrip('/')}/{req.path}"
+    return f"curl -sS -X {req.method} {shlex.quote(url)} {headers}{data}".replace("  ", " ")
 
 
 def sent_json(sent: Sent) -> dict[str, Any]:

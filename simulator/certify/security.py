@@ -269,7 +269,7 @@ async def _attack(run: _Pass, attack: Attack, seats: list[Seat]) -> AttackResult
     others_before = await run.balances(other) if other is not None else None
     sent = await run.post(req, call)
     after = await run.balances(seat)
-    evidence: dict[str, Any] = {"request": request_json(req), "answer": sent_json(sent),
+    evidence: dict[str, Any] = {"request": request_json(req, run.target.wallet_url), "answer": sent_json(sent),
                                 "balance_before": before.to_json(), "balance_after": after.to_json()}
     others: tuple[tuple[Balances, Balances], ...] = ()
     if other is not None and others_before is not None:
@@ -283,7 +283,7 @@ async def _attack(run: _Pass, attack: Attack, seats: list[Seat]) -> AttackResult
         freq = run.dialect.encode_call(valid, run.clock())
         follow = await run.post(freq, valid)
         follow_after = await run.balances(seat)
-        evidence["follow_up"] = {"request": request_json(freq), "answer": sent_json(follow),
+        evidence["follow_up"] = {"request": request_json(freq, run.target.wallet_url), "answer": sent_json(follow),
                                  "balance_after": follow_after.to_json()}
     obs = Observation(sent, before, after, effect(call, attack), None, others, follow, follow_after)
     return result(attack, judge(attack, obs), evidence)
@@ -298,8 +298,8 @@ async def _replay_now(run: _Pass, attack: Attack, seat: Seat, call: WalletCall) 
     before = await run.balances(seat)
     sent = await run.post(req, call)
     after = await run.balances(seat)
-    evidence = {"request": request_json(req), "first_answer": sent_json(first), "answer": sent_json(sent),
-                "balance_before": before.to_json(), "balance_after": after.to_json()}
+    evidence = {"request": request_json(req, run.target.wallet_url), "first_answer": sent_json(first),
+                "answer": sent_json(sent), "balance_before": before.to_json(), "balance_after": after.to_json()}
     return result(attack, judge(attack, Observation(sent, before, after, 0, first)), evidence)
 
 
@@ -337,7 +337,7 @@ async def _replay_second(run: _Pass, attack: Attack, seat: Seat, pending: _Pendi
     sent = await run.post(pending.req, pending.call)
     after = await run.balances(seat)
     assert pending.first is not None
-    evidence = {"request": request_json(pending.req), "first_answer": sent_json(pending.first),
+    evidence = {"request": request_json(pending.req, run.target.wallet_url), "first_answer": sent_json(pending.first),
                 "signed_at": pending.signed_at, "sent_again_after_s": round(run.clock() - pending.signed_at, 1),
                 "answer": sent_json(sent), "balance_before": before.to_json(), "balance_after": after.to_json()}
     return result(attack, judge(attack, Observation(sent, before, after, 0, pending.first)), evidence)
