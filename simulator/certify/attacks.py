@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 import orjson
 
 from ..check.wire import without_signature
+from ..play.faults import CIRCUMSTANTIAL
 from ..protocol import signing
 from ..protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
 from ..protocol.codes import ErrorCode
@@ -604,6 +605,8 @@ def _judge_follow(attack: Attack, obs: Observation) -> Verdict | None:
     out = obs.follow.outcome
     shift = moves(obs.after, obs.follow_after) if obs.follow_after is not None else []
     what = f"sent again signed and well-formed (same tx_id): {describe(obs.follow)}"
+    if isinstance(out, Rejected) and out.code in CIRCUMSTANTIAL:
+        return None  # a session that ran out, a balance spent: the circumstance, not the record, refused it
     if isinstance(out, Rejected):
         return _fail("idempotency-3-rejected-not-recorded", f"{describe(obs.sent)}; {what}")
     if isinstance(out, Unknown):

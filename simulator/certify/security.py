@@ -34,6 +34,7 @@ from ..drive.client import AdminClient, AdminError
 from ..protocol import dialects
 from ..protocol.calls import Ok, Op, Rejected, Unknown, WalletCall
 from ..protocol.dialects import Dialect, DialectError, HttpRequest, HttpResponse
+from ..protocol.dialects.canonical import CanonicalDialect
 from .attacks import (
     BET_MINOR,
     OPENING_MINOR,
@@ -193,7 +194,7 @@ async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awai
         seats = []
         report.error = f"the security pass could not start: {exc}"
     code = seats[0].currency if seats else "EUR"
-    wire = Wire(dialect.name, dialect.signature_has_time, dialect.name == "canonical", semantics.names_player,
+    wire = Wire(dialect.name, dialect.signature_has_time, isinstance(dialect, CanonicalDialect), semantics.names_player,
                 fresh, len([s for s in seats[:2]]) >= 2, probe.limit.get(code, 0))
     attacks = [a for a in catalogue(wire) if groups is None or str(a.group) in groups]
     report.players = [s.player_id for s in seats]
