@@ -226,6 +226,8 @@ def catalogue(wire: Wire) -> list[Attack]:
                Expect.REFUSE_OR_APPLY, "transport-unknown-fields", variant="nested-field", skip=raw_only),
         Attack(Group.BODIES, "nested-body", f"a bet's object inside {NESTING} arrays (the body is not an object)",
                Expect.REFUSE, "transport-bad-request", bad, variant="nested-body", follow_up=True, skip=raw_only),
+        Attack(Group.BODIES, "invalid-utf8", "a bet whose tx_id holds bytes that are no UTF-8", Expect.REFUSE_OR_APPLY,
+               "operations-effect", variant="invalid-utf8", skip=raw_only),
     ]
     other = ("" if wire.names_player and wire.two_players else
              f"not tested: the {wire.dialect} dialect's session names the player" if not wire.names_player else
@@ -343,8 +345,8 @@ def _replace(call: WalletCall, fld: str, value: str) -> WalletCall:
 def request(attack: Attack, dialect: Dialect, wrong: Dialect, secret: str, call: WalletCall,
             now: float) -> HttpRequest:
     """The request of ``attack`` for ``call`` at unix time ``now`` (``DialectError``: the wire cannot carry it)."""
-    if attack.variant in ("nested-field", "nested-body"):
-        return nested(secret, call, now, attack.variant)
+    if attack.variant in RAW_BODIES:
+        return raw_body(secret, call, now, attack.variant)
     if attack.variant:
         vd = variants(dialect)
         if vd is None:
@@ -417,13 +419,23 @@ def _swap_params(mine: str, wrong: str, donor: str, *, query: bool) -> str | Non
     return f"{base}?{text}" if query else text
 
 
-def nested(secret: str, call: WalletCall, now: float, variant: str) -> HttpRequest:
-    """A canonical request of ``call`` with a deeply nested body, signed over the bytes sent."""
+RAW_BODIES: Final = ("nested-field", "nested-body", "invalid-utf8")
+"""The attacks whose body croupier writes itself (canonical JSON, signed over the bytes sent)."""
+NOT_UTF8: Final = b"\xff\xfe\xc0\xaf"
+"""Bytes that are no UTF-8 (an overlong "/" among them), put in a tx_id's JSON string."""
+
+
+def raw_body(secret: str, call: WalletCall, now: float, variant: str) -> HttpRequest:
+    """A canonical request of ``call`` with a body croupier writes itself (:data:`RAW_BODIES`), signed over the
+    bytes sent."""
     body = orjson.dumps(call_to_json(call))
     if variant == "nested-field":
         raw = body[:-1] + b',"x_nested":' + b"[" * NESTING + b"]" * NESTING + b"}"
-    else:
+    elif variant == "nested-body":
         raw = b"[" * NESTING + body + b"]" * NESTING
+    else:
+        tx = orjson.dumps(call.tx_id)
+        raw = body.replace(tx, tx[:-1] + NOT_UTF8 + b'"', 1)
     headers = dict(JSON_HEADERS)
     headers[signing.HEADER] = signing.sign(secret, raw, int(now))
     return HttpRequest("POST", str(call.op), headers, raw)
@@ -729,11 +741,19 @@ def request_json(req: HttpRequest, base_url: str = "") -> dict[str, Any]:
     return out
 
 
+def _shell_bytes(raw: bytes) -> str:
+    """``raw`` as one shell word: quoted text when it is UTF-8, else bash's ``$'…'`` with ``\\xHH`` escapes."""
+    try:
+        return shlex.quote(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        out = "".join(chr(b) if 0x20 <= b < 0x7F and b not in b"'\\" else f"\\x{b:02x}" for b in raw)
+        return f"$'{out}'"
+
+
 def curl(req: HttpRequest, base_url: str) -> str:
     """A shell command that sends ``req``'s exact bytes to the wallet at ``base_url``."""
     headers = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in req.headers.items())
-    body = req.body.decode("utf-8", "surrogateescape")
-    data = f" --data-binary {shlex.quote(body)}" if req.body else ""
+    data = f" --data-binary {_shell_bytes(req.body)}" if req.body else ""
     url = f"{base_url.rstrip('/')}/{req.path}"
     return f"curl -sS -X {req.method} {shlex.quote(url)} {headers}{data}".replace("  ", " ")
 
