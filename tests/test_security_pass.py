@@ -33,6 +33,8 @@ from hypothesis import strategies as st
 
 from simulator.certify.attacks import (
     ATTACK_STRINGS,
+    CHECKLIST,
+    GROUP_TITLES,
     Attack,
     Balances,
     Expect,
@@ -288,8 +290,10 @@ async def test_planted_bug_fails_its_attacks_only(bug: str) -> None:
     assert_well_formed(report)
     assert failed(report) == must, [(i.name, i.message) for i in report.failed]
     assert {i.rule for i in report.failed} == rules
+    text = report.render_text()
     for item in report.failed:
         assert item.evidence["answer"]["outcome"] in item.message
+        assert f"FAIL {item.group}/{item.name}" in text and item.quote in text
 
 
 async def test_stale_accepting_wallet_shows_the_evidence() -> None:
@@ -424,6 +428,11 @@ def test_any_id_string_can_be_sent(value: str) -> None:
         req = request(attack, dialect, wrong, SECRET, call, 1_800_000_000.0)
         assert signing.verify(SECRET, req.headers[signing.HEADER], req.body, 1_800_000_000.0)
         assert json.loads(req.body)[attack.field].endswith(value)
+
+
+def test_every_group_has_a_title_and_checklist_items() -> None:
+    assert set(GROUP_TITLES) == set(CHECKLIST) == set(Group)
+    assert {g for a in catalogue(WIRE) for g in [a.group]} == set(Group)
 
 
 def test_catalogue_says_what_a_wire_cannot_carry() -> None:

@@ -50,6 +50,24 @@ class Group(StrEnum):
     SESSIONS = "sessions"
 
 
+GROUP_TITLES: Final[dict[Group, str]] = {
+    Group.SIGNATURES: "Signatures: unsigned, forged, tampered, stale and replayed requests",
+    Group.IDS: "Attack strings in every id field: SQL and script injection, path traversal, 1,000 characters, "
+               "non-ASCII, NUL and control characters",
+    Group.AMOUNTS: "Amounts: negative, fractional, strings, past 64 bits",
+    Group.BODIES: "Bodies: oversized, deeply nested, not UTF-8",
+    Group.SESSIONS: "Sessions: a bet with another player's session",
+}
+CHECKLIST: Final[dict[Group, tuple[str, ...]]] = {
+    Group.SIGNATURES: ("authentication tested", "fraud prevention"),
+    Group.IDS: ("error handling reviewed", "fraud prevention"),
+    Group.AMOUNTS: ("error handling reviewed", "fraud prevention"),
+    Group.BODIES: ("error handling reviewed",),
+    Group.SESSIONS: ("access controls verified", "fraud prevention"),
+}
+"""The operators' go-live checklist items each group bears on (issue 18): a suggestion for certify's report."""
+
+
 class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
@@ -704,6 +722,26 @@ class SecurityReport:
     def passed(self) -> bool:
         """No attack failed (some may be not tested)."""
         return not self.failed and not self.error
+
+    def render_text(self) -> str:
+        """The pass as a reader scans it: the counts, each group's, then every failure (with the rule's words)
+        and every attack not tested (with why)."""
+        c = self.counts()
+        head = (f"security pass against {self.wallet} ({self.dialect}): {len(self.items)} attacks, {c['pass']} "
+                f"pass, {c['fail']} fail, {c['not tested']} not tested ({self.seconds:.1f} s)")
+        lines = [head]
+        if self.error:
+            lines.append(f"  {self.error}")
+        for group, n in self.by_group().items():
+            lines.append(f"  {group:<11} {n['pass']:>3} pass {n['fail']:>3} fail {n['not tested']:>3} not tested   "
+                         f"{GROUP_TITLES[Group(group)]}")
+        for item in self.items:
+            if item.status is Status.FAIL:
+                lines += [f"FAIL {item.group}/{item.name}: {item.what}", f"     {item.message}",
+                          f"     {RULES[item.rule].section}: \"{item.quote}\""]
+        lines += [f"not tested {i.group}/{i.name}: {i.message.removeprefix('not tested: ')}"
+                  for i in self.items if i.status is Status.NOT_TESTED and not self.error]
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         return {"wallet": self.wallet, "dialect": self.dialect, "error": self.error, "players": self.players,

@@ -37,6 +37,8 @@ from ..protocol.dialects import Dialect, DialectError, HttpRequest, HttpResponse
 from ..protocol.dialects.canonical import CanonicalDialect
 from .attacks import (
     BET_MINOR,
+    CHECKLIST,
+    GROUP_TITLES,
     OPENING_MINOR,
     WINDOW_S,
     Attack,
@@ -63,7 +65,8 @@ from .attacks import (
     sent_json,
 )
 
-__all__ = ["AttackResult", "Expect", "Group", "SecurityError", "SecurityReport", "Status", "security_pass"]
+__all__ = ["CHECKLIST", "GROUP_TITLES", "AttackResult", "Expect", "Group", "SecurityError", "SecurityReport", "Status",
+           "security_pass"]
 
 GAME_ID = "croupier-security"
 
