@@ -90,7 +90,7 @@ def reference_app(clock: FakeClock, store: MemoryStore | None = None,
 
 
 async def run_pass(app_of: Callable[[FakeClock], web.Application], dialect: str = "canonical",
-                   accounts: bool = False) -> SecurityReport:
+                   accounts: int = 0) -> SecurityReport:
     """The security pass against the app, on a fake clock both sides share (the window's wait costs nothing)."""
     clock = FakeClock(time.time())
 
@@ -102,16 +102,16 @@ async def run_pass(app_of: Callable[[FakeClock], web.Application], dialect: str 
         target = Target(f"{base}/wallet{prefix}", SECRET, dialect=dialect, admin_url=base, admin_token=ADMIN_TOKEN)
         if accounts:
             target = dataclasses.replace(target, admin_url=None, admin_token=None,
-                                         accounts=await _accounts(base))
+                                         accounts=await _accounts(base, accounts))
         return await security_pass(target, clock=clock, sleep=sleep)
 
 
-async def _accounts(base: str) -> list[run_accounts.TestAccount]:
+async def _accounts(base: str, balance: int) -> list[run_accounts.TestAccount]:
     out = []
     async with aiohttp.ClientSession() as http:
         admin = AdminClient(base, ADMIN_TOKEN, http)
         for pid in ("acct-one", "acct-two"):
-            await admin.create_player(pid, "EUR", 50_000)
+            await admin.create_player(pid, "EUR", balance)
             out.append(run_accounts.TestAccount(pid, await admin.token(pid, 3600), "EUR"))
     return out
 
@@ -233,14 +233,26 @@ async def test_wallet_that_refuses_odd_ids_passes() -> None:
 async def test_players_file_mode() -> None:
     """No admin API: balances are read through the protocol only; the 64-bit wins are not tested (they would
     leave a test account a balance it can never lose)."""
-    report = await run_pass(reference_app, accounts=True)
+    report = await run_pass(reference_app, accounts=50_000)
     assert report.failed == [], [(i.name, i.message) for i in report.failed]
+    assert report.notes == []
     s = statuses(report)
     assert s["amounts/balance-past-64-bits"] == "not tested" and s["amounts/win-past-64-bits"] == "not tested"
     assert s["sessions/other-players-session"] == "pass"
     tampered = next(i for i in report.items if i.name == "tampered")
     assert tampered.evidence["balance_before"]["admin"] is None
     assert tampered.evidence["balance_before"]["protocol"] is not None
+
+
+async def test_a_poor_test_account_gives_no_false_finding() -> None:
+    """An account with money for 5 bets: the rest are refused INSUFFICIENT_FUNDS (a refusal that passes), and a
+    refused attack sent again correctly and refused for want of money is no finding; the report says so."""
+    report = await run_pass(reference_app, accounts=500)
+    assert report.failed == [], [(i.name, i.message) for i in report.failed]
+    assert report.notes and "holds 500 minor units" in report.notes[0]
+    assert "holds 500 minor units" in report.render_text()
+    late = next(i for i in report.items if i.name == "replay-after-window")
+    assert late.status is Status.PASS or "INSUFFICIENT_FUNDS" in late.message, late.message
 
 
 async def test_unreachable_wallet_reports_why() -> None:

@@ -553,18 +553,19 @@ def judge(attack: Attack, obs: Observation) -> Verdict:
     shift = moves(obs.before, obs.after)
     changed = [m for m in shift if m != 0]
     others_changed = [m for b, a in obs.others for m in moves(b, a) if m != 0]
+    if isinstance(out, Unknown):
+        valid = attack.expect in (Expect.REFUSE_OR_APPLY, Expect.REPLAY)
+        money = bool(changed or others_changed)
+        why = "a replay is HTTP 200" if attack.expect is Expect.REPLAY else \
+            "the call must be accepted (200) or refused (HTTP 4xx with a protocol code)" if valid else \
+            "it must be refused: HTTP 4xx with a protocol code"
+        return _fail(_Q_VALID if valid else _Q_DEFINITIVE, f"{describe(obs.sent)}; {why}"
+                     + (f"; the balance moved by {_amounts(changed or others_changed)}" if money else ""), money)
     if not obs.before.known() or not obs.after.known():
         if isinstance(out, Ok) and attack.expect is Expect.REFUSE:
             return _fail(attack.rule, f"{describe(obs.sent)}; it must be refused")
         return Verdict(Status.NOT_TESTED, message="not tested: the player's balance could not be read before and "
                        "after the attack, so \"nothing changed\" cannot be checked")
-    if isinstance(out, Unknown):
-        valid = attack.expect is Expect.REFUSE_OR_APPLY
-        money = bool(changed or others_changed)
-        why = "the call must be accepted (200) or refused (HTTP 4xx with a protocol code)" if valid else \
-            "it must be refused: HTTP 4xx with a protocol code"
-        return _fail(_Q_VALID if valid else _Q_DEFINITIVE, f"{describe(obs.sent)}; {why}"
-                     + (f"; the balance moved by {_amounts(changed or others_changed)}" if money else ""), money)
     if others_changed:
         return _fail(attack.rule, f"{describe(obs.sent)}; another player's balance moved by {_amounts(others_changed)}",
                      True)
@@ -699,6 +700,8 @@ class SecurityReport:
     items: list[AttackResult] = field(default_factory=list)
     error: str = ""
     """Why the pass could not run at all (every item is then not tested)."""
+    notes: list[str] = field(default_factory=list)
+    """What a reader should know about how far the pass could go (a test account with little money...)."""
     players: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -730,8 +733,7 @@ class SecurityReport:
         head = (f"security pass against {self.wallet} ({self.dialect}): {len(self.items)} attacks, {c['pass']} "
                 f"pass, {c['fail']} fail, {c['not tested']} not tested ({self.seconds:.1f} s)")
         lines = [head]
-        if self.error:
-            lines.append(f"  {self.error}")
+        lines += [f"  {text}" for text in (self.error, *self.notes) if text]
         for group, n in self.by_group().items():
             lines.append(f"  {group:<11} {n['pass']:>3} pass {n['fail']:>3} fail {n['not tested']:>3} not tested   "
                          f"{GROUP_TITLES[Group(group)]}")
@@ -744,7 +746,8 @@ class SecurityReport:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return {"wallet": self.wallet, "dialect": self.dialect, "error": self.error, "players": self.players,
+        return {"wallet": self.wallet, "dialect": self.dialect, "error": self.error, "notes": self.notes,
+                "players": self.players,
                 "seconds": round(self.seconds, 3), "counts": self.counts(), "by_group": self.by_group(),
                 "items": [i.to_json() for i in self.items]}
 

@@ -21,9 +21,9 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -33,6 +33,7 @@ from ..check.wire import CURRENCY_CODES, wire_of
 from ..drive.client import AdminClient, AdminError
 from ..protocol import dialects
 from ..protocol.calls import Ok, Op, Rejected, Unknown, WalletCall
+from ..protocol.codes import ErrorCode
 from ..protocol.dialects import Dialect, DialectError, HttpRequest, HttpResponse
 from ..protocol.dialects.canonical import CanonicalDialect
 from .attacks import (
@@ -69,6 +70,8 @@ __all__ = ["CHECKLIST", "GROUP_TITLES", "AttackResult", "Expect", "Group", "Secu
            "security_pass"]
 
 GAME_ID = "croupier-security"
+NEEDED_MINOR = 100 * BET_MINOR
+"""What the accepted bets of a pass cost at most (a players file's account should hold this much)."""
 
 
 class SecurityError(RuntimeError):
@@ -193,7 +196,7 @@ async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awai
     fresh = target.accounts is None
     try:
         seats = await _seats(run, probe.currencies)
-    except (SecurityError, AdminError, aiohttp.ClientError, TimeoutError) as exc:
+    except (SecurityError, AdminError, aiohttp.ClientError, TimeoutError, DialectError, KeyError, TypeError) as exc:
         seats = []
         report.error = f"the security pass could not start: {exc}"
     code = seats[0].currency if seats else "EUR"
@@ -211,17 +214,37 @@ async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awai
         for attack in attacks:
             record(not_tested(attack, report.error))
         return
+    if not fresh:
+        opening = await run.balances(seats[0])
+        have = opening.admin if opening.admin is not None else opening.protocol
+        if have is not None and have < NEEDED_MINOR:
+            report.notes.append(
+                f"the test account {seats[0].player_id} holds {have} minor units, less than the {NEEDED_MINOR} the "
+                "pass bets: a bet it cannot cover is refused (INSUFFICIENT_FUNDS), which passes but tests less")
     late = next((a for a in attacks if a.sign is Sign.REPLAY_AFTER_WINDOW and not a.skip), None)
-    pending = await _replay_first(run, late, seats[0], margin_s) if late is not None else None
+    pending = await _guarded(late, _replay_first(run, late, seats[0], margin_s)) if late is not None else None
     for attack in attacks:
         if attack is late:
             continue
-        record(await _attack(run, attack, seats))
+        record(await _guarded(attack, _attack(run, attack, seats)))
     if late is not None:
         assert pending is not None
-        record(await _replay_second(run, late, seats[0], pending, sleep, margin_s))
-        # keep the catalogue's order in the report
-        report.items.sort(key=lambda i: [a.key for a in attacks].index(f"{i.group}/{i.name}"))
+        record(pending if isinstance(pending, AttackResult) else
+               await _guarded(late, _replay_second(run, late, seats[0], pending, sleep, margin_s)))
+        order = {a.key: n for n, a in enumerate(attacks)}  # the catalogue's order, in the report too
+        report.items.sort(key=lambda i: order[f"{i.group}/{i.name}"])
+
+
+T = TypeVar("T")
+
+
+async def _guarded(attack: Attack, work: Coroutine[Any, Any, T]) -> T | AttackResult:
+    """``work``, or the attack "not tested" when croupier itself could not carry it out (never a wallet's fault:
+    what the wallet answers is judged, whatever it is)."""
+    try:
+        return await work
+    except Exception as exc:  # noqa: BLE001 - one attack croupier could not build must not end the pass
+        return not_tested(attack, f"croupier could not carry this attack out ({type(exc).__name__}: {exc})")
 
 
 async def _seats(run: _Pass, currencies: tuple[str, ...]) -> list[Seat]:
@@ -323,7 +346,9 @@ async def _replay_first(run: _Pass, attack: Attack, seat: Seat, margin_s: float)
     req = run.dialect.encode_call(call, signed_at)
     first = await run.post(req, call)
     why = ""
-    if not isinstance(first.outcome, Ok):
+    if isinstance(first.outcome, Rejected) and first.outcome.code is not ErrorCode.INVALID_SIGNATURE:
+        why = f"the bet itself was {_short(first)}, so there is nothing to replay"
+    elif not isinstance(first.outcome, Ok):
         why = (f"the bet signed {WINDOW_S - margin_s:g} s ago was {_short(first)}: the wallet's clock may be more "
                f"than {margin_s:g} s ahead of croupier's, so a replay after the window cannot be told from a stale "
                "request")
