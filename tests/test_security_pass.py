@@ -262,6 +262,9 @@ async def test_unreachable_wallet_reports_why() -> None:
     assert report.error.startswith("the security pass could not start")
     assert report.items and all(i.status is Status.NOT_TESTED for i in report.items)
     assert not report.passed
+    unknown = await security_pass(dataclasses.replace(target, dialect="no-such-dialect"), groups={"sessions"})
+    assert "unknown dialect 'no-such-dialect'" in unknown.error
+    assert [i.status for i in unknown.items] == [Status.NOT_TESTED] and not unknown.passed
 
 
 # -- planted bugs fail the attacks that show them, and no other ---------------------------------------------------

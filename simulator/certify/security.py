@@ -173,7 +173,9 @@ async def security_pass(
         dialect = dialects.get(target.dialect, target.secret)
         wrong = dialects.get(target.dialect, target.secret + "-not-the-secret")
     except ValueError as exc:
-        report.error = str(exc)
+        report.error = f"the security pass could not start: {exc}"
+        report.items = [not_tested(a, report.error) for a in catalogue(Wire(target.dialect))
+                        if groups is None or str(a.group) in groups]
         return report
     own = http is None
     session = http or aiohttp.ClientSession()
@@ -196,12 +198,12 @@ async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awai
     fresh = target.accounts is None
     try:
         seats = await _seats(run, probe.currencies)
-    except (SecurityError, AdminError, aiohttp.ClientError, TimeoutError, DialectError, KeyError, TypeError) as exc:
+    except (SecurityError, AdminError, aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
         seats = []
         report.error = f"the security pass could not start: {exc}"
     code = seats[0].currency if seats else "EUR"
     wire = Wire(dialect.name, dialect.signature_has_time, isinstance(dialect, CanonicalDialect), semantics.names_player,
-                fresh, len([s for s in seats[:2]]) >= 2, probe.limit.get(code, 0))
+                fresh, len(seats) >= 2, probe.limit.get(code, 0))
     attacks = [a for a in catalogue(wire) if groups is None or str(a.group) in groups]
     report.players = [s.player_id for s in seats]
 
