@@ -20,7 +20,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
@@ -28,7 +28,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.certify.attacks import (
@@ -498,3 +498,51 @@ async def test_curl_evidence_sends_the_same_bytes() -> None:
             out, _ = await proc.communicate()
             body, _, status = out.decode().rpartition(" ")
             assert json.loads(body)["code"] == code and int(status) == item[name].evidence["answer"]["status"], name
+
+
+# -- any id string, end to end: two wallets that chose differently both pass ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_wallets() -> Iterator[dict[str, str]]:
+    """The reference wallet (refuses control characters and ids past 1,024 characters) and the lenient one
+    (takes every string), each served from a thread of its own (Hypothesis's examples are synchronous)."""
+    from tests.broken_wallets import serve_in_thread
+
+    ref = make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN))
+    with serve_in_thread(ref) as r, serve_in_thread(make_lenient_app(SECRET, ADMIN_TOKEN)) as lenient:
+        yield {"reference": r, "lenient": lenient}
+
+
+ID_TEMPLATES = [a for a in BY_NAME.values() if a.group is Group.IDS and a.name.endswith(":sql-or")]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.text(min_size=1, max_size=1100), template=st.sampled_from(ID_TEMPLATES))
+def test_any_id_string_passes_on_wallets_that_chose_differently(two_wallets: dict[str, str], value: str,
+                                                                 template: Attack) -> None:
+    import asyncio
+
+    attack = dataclasses.replace(template, value=value, name=f"{template.field}:drawn")
+    for name, base in two_wallets.items():
+        target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
+        report = asyncio.run(security_pass(target, attacks=[attack]))
+        [item] = report.items
+        assert item.status is Status.PASS, (name, item.message, item.evidence.get("answer"))
+
+
+def test_catalogue_agrees_with_the_checks_variant_policy() -> None:
+    """The malformed amounts and bodies are the check's variants: judged by the same reading of PROTOCOL.md."""
+    from simulator.check.variants import MUTATIONS, POLICY
+
+    for attack in BY_NAME.values():
+        if attack.variant not in POLICY:
+            continue
+        policy = POLICY[attack.variant]
+        if policy == "bad-request":
+            assert attack.codes == {ErrorCode.BAD_REQUEST} and attack.expect is Expect.REFUSE, attack.key
+        elif policy == "any":
+            assert not attack.codes and attack.expect is Expect.REFUSE, attack.key
+        elif policy == "big":
+            assert attack.expect is (Expect.REFUSE if attack.op.value == "bet" else Expect.REFUSE_OR_APPLY)
+        assert attack.rule in (MUTATIONS[attack.variant], "idempotency-7-never-negative", "operations-effect")

@@ -21,7 +21,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -160,11 +160,13 @@ async def security_pass(
     margin_s: float = 10.0,
     groups: Collection[str] | None = None,
     on_result: Callable[[AttackResult], None] | None = None,
+    attacks: Sequence[Attack] | None = None,
 ) -> SecurityReport:
     """Send every attack of the catalogue to ``target``'s wallet and judge each (see the module's docstring).
 
     ``http``: an aiohttp session to use (else one of its own); ``groups``: only these groups (signatures, ids,
-    amounts, bodies, sessions); ``on_result``: told each result as it is made (a progress display).  The pass
+    amounts, bodies, sessions); ``on_result``: told each result as it is made (a progress display); ``attacks``:
+    these instead of the catalogue (:func:`simulator.certify.attacks.catalogue`), sent as they are.  The pass
     never raises for what the wallet does: a wallet it cannot reach or players it cannot make give a report
     whose ``error`` says why and whose items are all "not tested"."""
     started = time.monotonic()
@@ -181,7 +183,7 @@ async def security_pass(
     session = http or aiohttp.ClientSession()
     try:
         run = _Pass(target, dialect, wrong, session, clock, secrets.token_hex(4))
-        await _run(run, report, sleep, margin_s, groups, on_result)
+        await _run(run, report, sleep, margin_s, groups, on_result, attacks)
     finally:
         if own:
             await session.close()
@@ -190,7 +192,8 @@ async def security_pass(
 
 
 async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awaitable[None]], margin_s: float,
-               groups: Collection[str] | None, on_result: Callable[[AttackResult], None] | None) -> None:
+               groups: Collection[str] | None, on_result: Callable[[AttackResult], None] | None,
+               chosen: Sequence[Attack] | None) -> None:
     target, dialect = run.target, run.dialect
     codes = (*CURRENCY_CODES, *dict.fromkeys(a.currency for a in target.accounts or []))
     probe = wire_of(dialect, run.wrong, codes)
@@ -204,7 +207,7 @@ async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awai
     code = seats[0].currency if seats else "EUR"
     wire = Wire(dialect.name, dialect.signature_has_time, isinstance(dialect, CanonicalDialect), semantics.names_player,
                 fresh, len(seats) >= 2, probe.limit.get(code, 0))
-    attacks = [a for a in catalogue(wire) if groups is None or str(a.group) in groups]
+    attacks = [a for a in (catalogue(wire) if chosen is None else chosen) if groups is None or str(a.group) in groups]
     report.players = [s.player_id for s in seats]
 
     def record(item: AttackResult) -> None:
