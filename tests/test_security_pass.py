@@ -452,7 +452,9 @@ def test_every_group_has_a_title_and_checklist_items() -> None:
 
 def test_catalogue_says_what_a_wire_cannot_carry() -> None:
     untimed = {a.name: a.skip for a in catalogue(Wire(dialect="x", timed=False, canonical_json=False,
-                                                      names_player=False, fresh_players=False))}
+                                                      names_player=False, fresh_players=False,
+                                                      authenticates=False))}
+    assert untimed["token:nul"].startswith("not tested: the x dialect has no authenticate call")
     assert untimed["stale"] == untimed["future"] == "not tested: the x dialect's signature binds no time"
     assert untimed["nested-field"].startswith("not tested: the x dialect's body")
     assert untimed["other-players-session"] == "not tested: the x dialect's session names the player"
@@ -546,3 +548,47 @@ def test_catalogue_agrees_with_the_checks_variant_policy() -> None:
         elif policy == "big":
             assert attack.expect is (Expect.REFUSE if attack.op.value == "bet" else Expect.REFUSE_OR_APPLY)
         assert attack.rule in (MUTATIONS[attack.variant], "idempotency-7-never-negative", "operations-effect")
+
+
+# -- an independent wallet whose wires mean something else (tests/shaped_wallets.py, TOML dialects) ---------------
+
+
+def _shaped(shape: str, bugs: frozenset[str] = frozenset()) -> Callable[[FakeClock], web.Application]:
+    from tests.shaped_wallets import make_shaped_app
+
+    return lambda clock: make_shaped_app(SECRET, ADMIN_TOKEN, bugs, clock=clock)
+
+
+async def run_shaped(shape: str, bugs: frozenset[str] = frozenset()) -> SecurityReport:
+    from tests.shaped_wallets import SHAPES
+
+    clock = FakeClock(time.time())
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    async with served(_shaped(shape, bugs)(clock)) as base:
+        target = Target(f"{base}{SHAPES[shape]}", SECRET, dialect=str(ROOT / "dialects" / f"{shape}.toml"),
+                        admin_url=base, admin_token=ADMIN_TOKEN)
+        return await security_pass(target, clock=clock, sleep=sleep)
+
+
+async def test_session_wallet_through_its_dialect_file() -> None:
+    """The session names the player, the operator makes the sessions, amounts are strings, no round, no time in
+    the signature: what the wire cannot carry is not tested, and says why; everything else passes."""
+    report = await run_shaped("session-wallet")
+    assert report.failed == [], [(i.name, i.message) for i in report.failed]
+    s = statuses(report)
+    assert s["sessions/other-players-session"] == s["signatures/stale"] == s["amounts/string"] == "not tested"
+    assert all(s[f"ids/{f}:nul"] == "not tested" for f in ("round_id", "player_id", "token"))
+    assert all(s[f"ids/{f}:nul"] == "pass" for f in ("tx_id", "game_id", "session_token", "ref_tx_id"))
+    assert s["signatures/tampered"] == s["amounts/negative"] == "pass"
+
+
+async def test_query_wallet_and_its_string_amount_bug() -> None:
+    correct = await run_shaped("query-wallet")
+    assert correct.failed == [] and correct.counts()["not tested"] == 3  # the raw bodies: canonical only
+    buggy = await run_shaped("query-wallet", frozenset({"string_amount_concatenated"}))
+    assert failed(buggy) == {"amounts/string"}
+    [item] = buggy.failed
+    assert item.rule == "money-minor-units" and "never floats, never strings" in item.quote

@@ -206,7 +206,7 @@ async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awai
         report.error = f"the security pass could not start: {exc}"
     code = seats[0].currency if seats else "EUR"
     wire = Wire(dialect.name, dialect.signature_has_time, isinstance(dialect, CanonicalDialect), semantics.names_player,
-                fresh, len(seats) >= 2, probe.limit.get(code, 0))
+                fresh, len(seats) >= 2, semantics.sessions == "authenticate", probe.limit.get(code, 0))
     attacks = [a for a in (catalogue(wire) if chosen is None else chosen) if groups is None or str(a.group) in groups]
     report.players = [s.player_id for s in seats]
 
