@@ -21,6 +21,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -592,3 +593,32 @@ async def test_query_wallet_and_its_string_amount_bug() -> None:
     assert failed(buggy) == {"amounts/string"}
     [item] = buggy.failed
     assert item.rule == "money-minor-units" and "never floats, never strings" in item.quote
+
+
+# -- run_pass: what `croupier certify` calls (synchronous) --------------------------------------------------------
+
+
+def test_run_pass_from_synchronous_code(two_wallets: dict[str, str], tmp_path: Path) -> None:
+    """The admin API by default on the wallet's host; a players file instead; a players file that is not there."""
+    from simulator.certify.security import run_pass
+    from tests.support import write_test_accounts
+
+    base = two_wallets["reference"]
+    seen: list[str] = []
+    report = run_pass(f"{base}/wallet", "canonical", SECRET, admin_token=ADMIN_TOKEN, margin_s=2,
+                      groups={"signatures", "sessions"}, on_result=lambda item: seen.append(item.name))
+    data = report.to_json()
+    assert data["verdict"] == "pass" and data["counts"] == {"pass": 8, "fail": 0, "not tested": 0}
+    assert sorted(seen) == sorted(i["name"] for i in data["items"])
+    assert all(i["evidence"]["balance_before"]["admin"] is not None for i in data["items"])
+
+    players = tmp_path / "players.csv"
+    write_test_accounts(base, players, [("file-one", "EUR", 50_000), ("file-two", "EUR", 50_000)])
+    from_file = run_pass(f"{base}/wallet", "canonical", SECRET, players_file=str(players), margin_s=2,
+                         groups={"sessions", "amounts"})
+    assert from_file.verdict == "pass" and from_file.players == ["file-one", "file-two"]
+    assert statuses(from_file)["amounts/balance-past-64-bits"] == "not tested"
+
+    missing = run_pass(f"{base}/wallet", "canonical", SECRET, players_file=str(tmp_path / "none.csv"))
+    assert missing.verdict == "error" and "cannot read" in missing.error
+    assert missing.items and all(i.status is Status.NOT_TESTED for i in missing.items)

@@ -726,6 +726,11 @@ class SecurityReport:
         return [i for i in self.items if i.status is Status.FAIL]
 
     @property
+    def verdict(self) -> str:
+        """``error`` (the pass could not start), ``fail`` (an attack failed) or ``pass`` (some may be not tested)."""
+        return "error" if self.error else "fail" if self.failed else "pass"
+
+    @property
     def passed(self) -> bool:
         """No attack failed (some may be not tested)."""
         return not self.failed and not self.error
@@ -750,7 +755,8 @@ class SecurityReport:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return {"wallet": self.wallet, "dialect": self.dialect, "error": self.error, "notes": self.notes,
+        return {"verdict": self.verdict, "wallet": self.wallet, "dialect": self.dialect, "error": self.error,
+                "notes": self.notes,
                 "players": self.players,
                 "seconds": round(self.seconds, 3), "counts": self.counts(), "by_group": self.by_group(),
                 "items": [i.to_json() for i in self.items]}

@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from ..check.target import Target
+from ..check.target import Target, admin_url_for
 from ..check.wire import CURRENCY_CODES, wire_of
 from ..drive.client import AdminClient, AdminError
 from ..protocol import dialects
@@ -36,6 +36,7 @@ from ..protocol.calls import Ok, Op, Rejected, Unknown, WalletCall
 from ..protocol.codes import ErrorCode
 from ..protocol.dialects import Dialect, DialectError, HttpRequest, HttpResponse
 from ..protocol.dialects.canonical import CanonicalDialect
+from ..run.accounts import RunError, read_accounts
 from .attacks import (
     BET_MINOR,
     CHECKLIST,
@@ -67,7 +68,7 @@ from .attacks import (
 )
 
 __all__ = ["CHECKLIST", "GROUP_TITLES", "AttackResult", "Expect", "Group", "SecurityError", "SecurityReport", "Status",
-           "security_pass"]
+           "run_pass", "security_pass"]
 
 GAME_ID = "croupier-security"
 NEEDED_MINOR = 100 * BET_MINOR
@@ -149,6 +150,39 @@ class _Pass:
         if not made:
             raise SecurityError(f"player {player_id}: authenticate gave no session")
         return Seat(player_id, made, code, session_ref)
+
+
+def run_pass(
+    wallet: str,
+    dialect: str,
+    secret: str,
+    *,
+    admin_url: str | None = None,
+    admin_token: str | None = None,
+    players_file: str | None = None,
+    timeout_s: float = 10.0,
+    margin_s: float = 10.0,
+    groups: Collection[str] | None = None,
+    on_result: Callable[[AttackResult], None] | None = None,
+) -> SecurityReport:
+    """:func:`security_pass` from synchronous code (``croupier certify``): the wallet at ``wallet``, its players from
+    the admin API (``admin_url``: the wallet's host when none is given, as ``croupier check`` does) or from
+    ``players_file`` (``player_id,token,currency``).  A players file that cannot be read gives a report whose
+    ``error`` says why."""
+    accounts = None
+    if players_file:
+        try:
+            accounts = read_accounts(players_file)
+        except RunError as exc:
+            report = SecurityReport(wallet, dialect, error=f"the security pass could not start: {exc}")
+            report.items = [not_tested(a, report.error) for a in catalogue(Wire(dialect))
+                            if groups is None or str(a.group) in groups]
+            return report
+    elif admin_url is None:
+        admin_url = admin_url_for(wallet)
+    target = Target(wallet, secret, dialect, admin_url if accounts is None else None,
+                    admin_token if accounts is None else None, accounts, timeout_s)
+    return asyncio.run(security_pass(target, margin_s=margin_s, groups=groups, on_result=on_result))
 
 
 async def security_pass(
