@@ -666,15 +666,23 @@ class AttackResult:
     status: Status
     rule: str = ""
     quote: str = ""
-    """The rule's sentences of PROTOCOL.md, verbatim (" … " between them); empty unless it failed."""
+    """The rule's sentences of PROTOCOL.md as one text (:attr:`Rule.text`: " … " between them, markdown's marks
+    dropped, as every finding of croupier quotes); empty unless it failed."""
     message: str = ""
     severity: str = ""
     note: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def quotes(self) -> list[str]:
+        """The rule's sentences, verbatim (markdown included), as PROTOCOL.md writes them."""
+        return list(RULES[self.rule].quotes) if self.rule else []
+
     def to_json(self) -> dict[str, Any]:
+        rule = RULES[self.rule] if self.rule else None
         return {"group": self.group, "name": self.name, "what": self.what, "status": str(self.status),
-                "rule": self.rule, "quote": self.quote, "source": RULES[self.rule].source if self.rule else "",
+                "rule": self.rule, "rule_title": rule.title if rule else "", "section": rule.section if rule else "",
+                "source": rule.source if rule else "", "quote": self.quote, "quotes": self.quotes,
                 "message": self.message, "severity": self.severity, "note": self.note, "evidence": self.evidence}
 
 
@@ -686,8 +694,8 @@ def result(attack: Attack, verdict: Verdict, evidence: Mapping[str, Any]) -> Att
 
 
 def quote_of(rule: str) -> str:
-    """The rule's quotes, verbatim."""
-    return " … ".join(RULES[rule].quotes)
+    """The rule's quotes as one text, as every finding of croupier quotes them (:attr:`Rule.text`)."""
+    return RULES[rule].text
 
 
 def not_tested(attack: Attack, why: str) -> AttackResult:
