@@ -624,3 +624,54 @@ def test_run_pass_from_synchronous_code(two_wallets: dict[str, str], tmp_path: P
     missing = run_pass(f"{base}/wallet", "canonical", SECRET, players_file=str(tmp_path / "none.csv"))
     assert missing.verdict == "error" and "cannot read" in missing.error
     assert missing.items and all(i.status is Status.NOT_TESTED for i in missing.items)
+
+
+# -- over HTTPS ----------------------------------------------------------------------------------------------------
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, made here (no network, no fixture files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "croupier test wallet")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "wallet.pem", tmp / "wallet.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_over_https_with_the_wallets_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    server = TestServer(make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN)), host="127.0.0.1",
+                        port=free_port())
+    await server.start_server(ssl=server_ctx)
+    base = f"https://127.0.0.1:{server.port}"
+    try:
+        target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
+        trusted = await security_pass(target, groups={"signatures", "sessions"}, margin_s=2,
+                                      ssl_context=ssl.create_default_context(cafile=str(cert)))
+        assert trusted.passed and trusted.counts()["pass"] == 8, trusted.render_text()
+        untrusted = await security_pass(target, groups={"sessions"})  # the system's trust store: not this one
+        assert untrusted.verdict == "error" and "certificate" in untrusted.error.lower(), untrusted.error
+    finally:
+        await server.close()

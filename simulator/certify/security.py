@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, replace
@@ -164,6 +165,7 @@ def run_pass(
     margin_s: float = 10.0,
     groups: Collection[str] | None = None,
     on_result: Callable[[AttackResult], None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> SecurityReport:
     """:func:`security_pass` from synchronous code (``croupier certify``): the wallet at ``wallet``, its players from
     the admin API (``admin_url``: the wallet's host when none is given, as ``croupier check`` does) or from
@@ -182,7 +184,8 @@ def run_pass(
         admin_url = admin_url_for(wallet)
     target = Target(wallet, secret, dialect, admin_url if accounts is None else None,
                     admin_token if accounts is None else None, accounts, timeout_s)
-    return asyncio.run(security_pass(target, margin_s=margin_s, groups=groups, on_result=on_result))
+    return asyncio.run(security_pass(target, margin_s=margin_s, groups=groups, on_result=on_result,
+                                     ssl_context=ssl_context))
 
 
 async def security_pass(
@@ -195,12 +198,15 @@ async def security_pass(
     groups: Collection[str] | None = None,
     on_result: Callable[[AttackResult], None] | None = None,
     attacks: Sequence[Attack] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> SecurityReport:
     """Send every attack of the catalogue to ``target``'s wallet and judge each (see the module's docstring).
 
     ``http``: an aiohttp session to use (else one of its own); ``groups``: only these groups (signatures, ids,
     amounts, bodies, sessions); ``on_result``: told each result as it is made (a progress display); ``attacks``:
-    these instead of the catalogue (:func:`simulator.certify.attacks.catalogue`), sent as they are.  The pass
+    these instead of the catalogue (:func:`simulator.certify.attacks.catalogue`), sent as they are;
+    ``ssl_context``: how an ``https://`` wallet is verified and which client certificate is shown (ignored when
+    ``http`` is given: that session's connector decides).  The pass
     never raises for what the wallet does: a wallet it cannot reach or players it cannot make give a report
     whose ``error`` says why and whose items are all "not tested"."""
     started = time.monotonic()
@@ -214,7 +220,7 @@ async def security_pass(
                         if groups is None or str(a.group) in groups]
         return report
     own = http is None
-    session = http or aiohttp.ClientSession()
+    session = http or aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context or True))
     try:
         run = _Pass(target, dialect, wrong, session, clock, secrets.token_hex(4))
         await _run(run, report, sleep, margin_s, groups, on_result, attacks)
