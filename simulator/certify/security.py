@@ -6,8 +6,10 @@ made (the admin API) or taken from a players file, balances are read (a signed `
 ``GET /admin/players/{id}`` where the admin API is given), and the bytes are moved::
 
     report = await security_pass(Target(wallet_url, secret, dialect, admin_url, admin_token))
-    report.counts()     # {"pass": 80, "fail": 0, "not tested": 2}
-    report.to_json()
+    report.counts()     # {"pass": 74, "fail": 0, "not tested": 0}
+    report.to_json()    # {"verdict": "pass", "items": [{"group", "name", "status", "rule", "quote", "evidence"...}]}
+
+    report = run_pass(wallet_url, dialect, secret, admin_url=..., admin_token=..., players_file=...)  # no event loop
 
 The replay after the signature's window needs the window to pass: the request is signed ``margin_s`` seconds
 inside it and sent at once (it must be accepted), the other attacks run meanwhile, and the same bytes go again
