@@ -675,3 +675,36 @@ async def test_over_https_with_the_wallets_certificate(tmp_path: Path) -> None:
         assert untrusted.verdict == "error" and "certificate" in untrusted.error.lower(), untrusted.error
     finally:
         await server.close()
+
+
+class KnownGames(CanonicalDialect):
+    """Takes bets of the games it knows only (BAD_REQUEST for any other, before the signature is checked): a
+    plain bet of the pass's default game is refused, which the report says, and no attack fails for it."""
+
+    def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
+        try:
+            game = orjson.loads(request.body).get("game_id")
+        except (orjson.JSONDecodeError, AttributeError):  # (json.loads would recurse past its limit: a 500)
+            game = None
+        if request.path == "bet" and game not in (None, "slots-1"):
+            return Rejected(ErrorCode.BAD_REQUEST, "unknown game")
+        return super().decode_request(request, now)
+
+
+async def test_a_wallet_that_knows_its_games() -> None:
+    refused = await run_pass(lambda clock: reference_app(clock, dialect=KnownGames(SECRET)))
+    assert refused.failed == [], [(i.name, i.message) for i in refused.failed]
+    assert refused.notes and "a plain bet of 100 (game 'croupier-security') was refused with BAD_REQUEST" \
+        in refused.notes[0]
+    assert all("follow_up" not in i.evidence for i in refused.items)
+
+    clock = FakeClock(time.time())
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    async with served(reference_app(clock, dialect=KnownGames(SECRET))) as base:
+        target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
+        named = await security_pass(target, clock=clock, sleep=sleep, game_id="slots-1")
+    assert named.notes == [] and named.failed == [], [(i.name, i.message) for i in named.failed]
+    assert statuses(named)["signatures/replay-in-window"] == "pass"

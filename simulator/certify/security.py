@@ -39,6 +39,7 @@ from ..protocol.calls import Ok, Op, Rejected, Unknown, WalletCall
 from ..protocol.codes import ErrorCode
 from ..protocol.dialects import Dialect, DialectError, HttpRequest, HttpResponse
 from ..protocol.dialects.canonical import CanonicalDialect
+from ..protocol.money import Money
 from ..run.accounts import RunError, read_accounts
 from .attacks import (
     BET_MINOR,
@@ -73,7 +74,6 @@ from .attacks import (
 __all__ = ["CHECKLIST", "GROUP_TITLES", "AttackResult", "Expect", "Group", "SecurityError", "SecurityReport", "Status",
            "run_pass", "security_pass"]
 
-GAME_ID = "croupier-security"
 NEEDED_MINOR = 100 * BET_MINOR
 """What the accepted bets of a pass cost at most (a players file's account should hold this much)."""
 
@@ -90,8 +90,11 @@ class _Pass:
     http: aiohttp.ClientSession
     clock: Callable[[], float]
     nonce: str
+    game_id: str = "croupier-security"
     admin: AdminClient | None = None
     seq: int = 0
+    follow_ups: bool = True
+    """A plain bet was accepted at the start: a refused attack sent again correctly can be judged (rule 3)."""
 
     # -- moving bytes --------------------------------------------------------------------------------------
     async def post(self, req: HttpRequest, call: WalletCall) -> Sent:
@@ -144,7 +147,8 @@ class _Pass:
                    session_ref: str | None = None) -> Seat:
         if dialects.semantics_of(self.dialect).sessions == "operator":
             return Seat(player_id, session or token, code, session_ref)
-        call = WalletCall(Op.AUTHENTICATE, token=token, game_id=GAME_ID, currency_hint=code, session_ref=session_ref)
+        call = WalletCall(Op.AUTHENTICATE, token=token, game_id=self.game_id, currency_hint=code,
+                          session_ref=session_ref)
         sent = await self.call(call)
         out = sent.outcome
         if not isinstance(out, Ok):
@@ -168,6 +172,7 @@ def run_pass(
     groups: Collection[str] | None = None,
     on_result: Callable[[AttackResult], None] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    game_id: str = "croupier-security",
 ) -> SecurityReport:
     """:func:`security_pass` from synchronous code (``croupier certify``): the wallet at ``wallet``, its players from
     the admin API (``admin_url``: the wallet's host when none is given, as ``croupier check`` does) or from
@@ -187,7 +192,7 @@ def run_pass(
     target = Target(wallet, secret, dialect, admin_url if accounts is None else None,
                     admin_token if accounts is None else None, accounts, timeout_s)
     return asyncio.run(security_pass(target, margin_s=margin_s, groups=groups, on_result=on_result,
-                                     ssl_context=ssl_context))
+                                     ssl_context=ssl_context, game_id=game_id))
 
 
 async def security_pass(
@@ -201,6 +206,7 @@ async def security_pass(
     on_result: Callable[[AttackResult], None] | None = None,
     attacks: Sequence[Attack] | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    game_id: str = "croupier-security",
 ) -> SecurityReport:
     """Send every attack of the catalogue to ``target``'s wallet and judge each (see the module's docstring).
 
@@ -208,7 +214,8 @@ async def security_pass(
     amounts, bodies, sessions); ``on_result``: told each result as it is made (a progress display); ``attacks``:
     these instead of the catalogue (:func:`simulator.certify.attacks.catalogue`), sent as they are;
     ``ssl_context``: how an ``https://`` wallet is verified and which client certificate is shown (ignored when
-    ``http`` is given: that session's connector decides).  The pass
+    ``http`` is given: that session's connector decides); ``game_id``: the game the bets name (a wallet that knows
+    its games refuses an unknown one).  The pass
     never raises for what the wallet does: a wallet it cannot reach or players it cannot make give a report
     whose ``error`` says why and whose items are all "not tested"."""
     started = time.monotonic()
@@ -224,7 +231,7 @@ async def security_pass(
     own = http is None
     session = http or aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl_context or True))
     try:
-        run = _Pass(target, dialect, wrong, session, clock, secrets.token_hex(4))
+        run = _Pass(target, dialect, wrong, session, clock, secrets.token_hex(4), game_id)
         await _run(run, report, sleep, margin_s, groups, on_result, attacks)
     finally:
         if own:
@@ -268,6 +275,10 @@ async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awai
             report.notes.append(
                 f"the test account {seats[0].player_id} holds {have} minor units, less than the {NEEDED_MINOR} the "
                 "pass bets: a bet it cannot cover is refused (INSUFFICIENT_FUNDS), which passes but tests less")
+    control = await _control(run, seats[0])
+    if control:
+        run.follow_ups = False
+        report.notes.append(control)
     late = next((a for a in attacks if a.sign is Sign.REPLAY_AFTER_WINDOW and not a.skip), None)
     pending = await _guarded(late, _replay_first(run, late, seats[0], margin_s)) if late is not None else None
     for attack in attacks:
@@ -280,6 +291,20 @@ async def _run(run: _Pass, report: SecurityReport, sleep: Callable[[float], Awai
                await _guarded(late, _replay_second(run, late, seats[0], pending, sleep, margin_s)))
         order = {a.key: n for n, a in enumerate(attacks)}  # the catalogue's order, in the report too
         report.items.sort(key=lambda i: order[f"{i.group}/{i.name}"])
+
+
+async def _control(run: _Pass, seat: Seat) -> str:
+    """A plain bet, correctly signed, before any attack: "" when it is accepted, else what a reader should know
+    (every attack the wallet refuses then passes without showing much, and a refused attack sent again correctly
+    cannot be judged)."""
+    call = WalletCall.bet(run.fresh("tx"), seat.player_id, seat.session, run.game_id, run.fresh("round"),
+                          Money.of(BET_MINOR, seat.currency))
+    call = replace(call, session_ref=seat.session_ref, currency_hint=seat.currency)
+    sent = await run.call(call)
+    if isinstance(sent.outcome, Ok):
+        return ""
+    return (f"a plain bet of {BET_MINOR} (game {run.game_id!r}) was {_short(sent)}: attacks the wallet refuses "
+            "pass without showing much, and a refused attack is not sent again correctly (rule 3 not judged)")
 
 
 T = TypeVar("T")
@@ -323,7 +348,7 @@ def _seat_of(attack: Attack, seats: list[Seat]) -> tuple[Seat, Seat | None]:
 
 
 def _call(run: _Pass, attack: Attack, seat: Seat, other: Seat | None) -> WalletCall:
-    return base_call(attack, seat, other, run.fresh("tx"), run.fresh("round"), GAME_ID, run.nonce)
+    return base_call(attack, seat, other, run.fresh("tx"), run.fresh("round"), run.game_id, run.nonce)
 
 
 async def _attack(run: _Pass, attack: Attack, seats: list[Seat]) -> AttackResult:
@@ -352,7 +377,7 @@ async def _attack(run: _Pass, attack: Attack, seats: list[Seat]) -> AttackResult
         evidence["other_player"] = {"player_id": other.player_id, "balance_before": others_before.to_json(),
                                     "balance_after": others_after.to_json()}
     follow = follow_after = None
-    if attack.follow_up and isinstance(sent.outcome, Rejected):
+    if attack.follow_up and run.follow_ups and isinstance(sent.outcome, Rejected):
         valid = replace(call, session_token=seat.session) if other is not None else call
         freq = run.dialect.encode_call(valid, run.clock())
         follow = await run.post(freq, valid)
@@ -360,7 +385,9 @@ async def _attack(run: _Pass, attack: Attack, seats: list[Seat]) -> AttackResult
         evidence["follow_up"] = {"request": request_json(freq, run.target.wallet_url), "answer": sent_json(follow),
                                  "balance_after": follow_after.to_json()}
     obs = Observation(sent, before, after, effect(call, attack), None, others, follow, follow_after)
-    return result(attack, judge(attack, obs), evidence)
+    # When a plain bet is refused too, the refusal may be the plain bet's: any code is then the one it earns.
+    judged = attack if run.follow_ups else replace(attack, codes=frozenset())
+    return result(attack, judge(judged, obs), evidence)
 
 
 async def _replay_now(run: _Pass, attack: Attack, seat: Seat, call: WalletCall) -> AttackResult:
