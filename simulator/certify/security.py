@@ -420,12 +420,12 @@ async def _replay_first(run: _Pass, attack: Attack, seat: Seat, margin_s: float)
     req = run.dialect.encode_call(call, signed_at)
     first = await run.post(req, call)
     why = ""
-    if isinstance(first.outcome, Rejected) and first.outcome.code is not ErrorCode.INVALID_SIGNATURE:
-        why = f"the bet itself was {_short(first)}, so there is nothing to replay"
-    elif not isinstance(first.outcome, Ok):
+    if isinstance(first.outcome, Rejected) and first.outcome.code is ErrorCode.INVALID_SIGNATURE:
         why = (f"the bet signed {WINDOW_S - margin_s:g} s ago was {_short(first)}: the wallet's clock may be more "
                f"than {margin_s:g} s ahead of croupier's, so a replay after the window cannot be told from a stale "
                "request")
+    elif not isinstance(first.outcome, Ok):
+        why = f"the bet itself was {_short(first)}, so there is nothing to replay"
     return _Pending(call, req, signed_at, first, why)
 
 
