@@ -293,8 +293,9 @@ def _certify(base: str, out: Path, *extra: str, timeout: float = 240) -> subproc
 @pytest.fixture(scope="module")
 def certified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with planted_servers(["reference", "second_rollback_refunds"]) as bases:
-        for name, phases in (("reference", "docs,check,scenarios,load,encryption"), ("second_rollback_refunds", "docs,check,scenarios,encryption")):
+    with planted_servers(["reference", "second_rollback_refunds", "crashes_on_quotes"]) as bases:
+        for name, phases in (("reference", "all"), ("second_rollback_refunds", "docs,check,scenarios,encryption"),
+                             ("crashes_on_quotes", "security")):
             folder = tmp_path_factory.mktemp(name) / "report"
             proc = _certify(bases[name], folder, "--budget", "30", "--users", "8", "--phases", phases,
                             "--export", f"{bases[name]}/admin/transactions?format=jsonl",
@@ -313,7 +314,7 @@ def test_the_reference_wallet_passes_every_item_it_tests(certified: dict[str, An
     items = {i["id"]: i for i in report["items"]}
     assert not [i for i in items.values() if i["status"] == "fail"], [i for i in items.values() if i["status"] == "fail"]
     for tested in ("documentation", "authentication", "rollback-support", "idempotency", "money", "reconciliation",
-                   "error-handling", "load-testing", "scalability", "reporting"):
+                   "error-handling", "load-testing", "scalability", "reporting", "access-control", "fraud-prevention"):
         assert items[tested]["status"] == "pass", items[tested]
     assert items["encryption"]["status"] == "not tested" and "loopback" in items["encryption"]["why"]
     assert "PASS certification of" in proc.stdout
@@ -340,6 +341,19 @@ def test_a_planted_double_refund_fails_rollback_support_with_its_evidence(certif
         assert items[fine]["status"] != "fail", items[fine]
     assert items["load-testing"]["status"] == "not tested"
     assert "FAIL  Rollback support" in " ".join(proc.stdout.split()) or "fail  Rollback support" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_wallet_that_breaks_on_quotes_fails_fraud_prevention_and_only_that(certified: dict[str, Any]) -> None:
+    got = certified["crashes_on_quotes"]
+    proc, report = got["proc"], got["report"]
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    items = {i["id"]: i for i in report["items"]}
+    assert items["fraud-prevention"]["status"] == "fail" and items["access-control"]["status"] == "pass"
+    failed = items["fraud-prevention"]["evidence"]
+    assert failed and all(a["group"] == "ids" and a.get("quote") for a in failed), failed[:2]
+    assert [i for i in items.values() if i["status"] == "fail"] == [items["fraud-prevention"]]
+    assert (got["folder"] / "security.json").exists()
 
 
 @pytest.mark.slow
