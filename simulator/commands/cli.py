@@ -99,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--pg-schema", default="public", help="PostgreSQL schema to use")
     serve.add_argument("--workers", type=flags.positive_int, default=1,
                        help="wallet processes on one port (PostgreSQL only)")
+    flags.server_tls_args(serve, "the wallet (protocol and admin API)")
     serve.add_argument("--worker-of-pool", action="store_true", help=argparse.SUPPRESS)
 
     provider = sub.add_parser("provider", help="the mock game provider (operator-facing)",
@@ -310,14 +311,21 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"croupier: {problem}", file=sys.stderr)
         return 2
     if args.command == "wallet" and args.wallet_command == "serve":
+        from ..drive.tls import TLSError
         from ..wallet.server import ConfigError, ServeOptions, serve, serve_workers
 
+        try:
+            server_ssl = flags.server_tls(args)
+        except TLSError as exc:
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
         opts = ServeOptions(
             host=args.host, port=args.port, db=args.db, memory=args.memory, sync=args.sync,
             secret=args.secret, admin_token=args.admin_token, session_ttl=args.session_ttl,
             access_log=args.access_log, access_log_file=args.access_log_file, log_level=args.log_level,
             shutdown_timeout=args.shutdown_timeout, dsn=args.dsn or os.environ.get("CROUPIER_DSN"), pg_schema=args.pg_schema,
             workers=1 if args.worker_of_pool else args.workers, reuse_port=args.worker_of_pool,
+            ssl_context=server_ssl,
         )
         try:
             if args.workers > 1 and not args.worker_of_pool:
