@@ -348,7 +348,7 @@ class Master:
         url = f"{self.settings.provider_url}/reports/anomalies"
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.settings.provider_key}"})
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=cfg.tls_context(self.settings.tls)) as resp:
                 return orjson.loads(resp.read())  # type: ignore[no-any-return]
         except (OSError, ValueError) as exc:
             self.provider_extra["errors"].append(f"provider anomaly report unavailable: {exc}")

@@ -187,7 +187,8 @@ def tls_of(options: Any) -> ClientTLS:
 
 
 @functools.cache
-def _context(tls: ClientTLS) -> ssl.SSLContext:
+def tls_context(tls: ClientTLS) -> ssl.SSLContext:
+    """This process's one client context for ``tls`` (built on first use)."""
     return tls.context()
 
 
@@ -200,7 +201,7 @@ def fast_http_tls(tls: ClientTLS) -> dict[str, Any]:
     the system trust store or ``--croupier-ca-bundle`` decides, as in every other croupier client."""
 
     def factory(cafile: str | None = None, **_: Any) -> ssl.SSLContext:
-        return _context(tls)
+        return tls_context(tls)
 
     return {"insecure": tls.insecure, "ssl_context_factory": factory}
 

@@ -124,6 +124,8 @@ def parser() -> argparse.ArgumentParser:
                         help="the least severe of the provider's own log lines to print")
     pserve.add_argument("--shutdown-timeout", type=float, default=30.0,
                         help="seconds to let in-flight rounds finish on SIGTERM")
+    flags.client_tls_args(pserve)
+    flags.server_tls_args(pserve, "the provider")
 
     from .runcmd import add_run_parser
 
@@ -341,10 +343,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from ..provider.server import ProviderServeOptions
         from ..provider.server import serve as serve_provider
 
+        try:
+            wallet_tls, provider_ssl = flags.client_tls(args), flags.server_tls(args)
+        except ValueError as exc:  # TLSError: a certificate or key file that cannot be used
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
         popts = ProviderServeOptions(
             wallet=args.wallet, dialect=args.dialect, secret=args.secret, host=args.host, port=args.port,
             seed=args.seed, api_key=args.api_key, access_log=args.access_log, access_log_file=args.access_log_file,
             log_level=args.log_level, shutdown_timeout=args.shutdown_timeout,
+            wallet_tls=wallet_tls, ssl_context=provider_ssl,
         )
         try:
             serve_provider(popts)
