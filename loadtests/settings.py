@@ -22,7 +22,7 @@ import functools
 import secrets
 import ssl
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -149,7 +149,7 @@ class Settings:
     summary_path: str | None
     severity: Severity = Severity.CONTRACT
     """Findings of this severity and worse fail the run (``--fail-on note|contract|money``)."""
-    tls: ClientTLS = ClientTLS()
+    tls: ClientTLS = field(default_factory=ClientTLS)
     """How ``https://`` targets are verified, and the client certificate shown (``--croupier-ca-bundle``...)."""
 
     @property

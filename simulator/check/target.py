@@ -27,10 +27,10 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from ..drive.client import AdminClient, AdminError, WalletClient
+from ..drive.tls import ClientTLS, TLSError
 from ..protocol import dialects
 from ..protocol.calls import Ok, Op, Outcome, Unknown, WalletCall
 from ..protocol.dialects import Dialect, HttpRequest, HttpResponse
-from ..drive.tls import ClientTLS, TLSError
 from ..run.accounts import RunError, TestAccount, preflight
 from .wire import CURRENCY_CODES, Wire, wire_of, without_signature
 

@@ -159,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--db", help="the embedded wallet's SQLite file (default: a temporary file)")
     sandbox.add_argument("--seed", type=int, help="seeds every game session's draws (default: random)")
     _access_log_args(sandbox)
+    flags.server_tls_args(sandbox, "the lobby, the wallet and the provider")
+    flags.client_tls_args(sandbox)
 
     demo = sub.add_parser("demo", help="reference wallet on a temporary SQLite file + the chaos scenario, then the "
                                        "summary",
@@ -392,11 +394,18 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
         return list_scenarios(args.json)
     if args.command == "sandbox":
+        from ..drive.tls import TLSError
         from ..sandbox.server import SandboxOptions, run_sandbox
 
+        try:
+            wallet_tls = flags.client_tls(args)
+        except TLSError as exc:
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
         return run_sandbox(SandboxOptions(host=args.host, port=args.port, wallet=args.wallet, dialect=args.dialect,
                                           secret=args.secret, db=args.db, seed=args.seed,
-                                          access_log=args.access_log, access_log_file=args.access_log_file))
+                                          access_log=args.access_log, access_log_file=args.access_log_file,
+                                          tls_cert=args.tls_cert, tls_key=args.tls_key, wallet_tls=wallet_tls))
     if args.command == "demo":
         from ..play.scenario import ScenarioError
         from .demo import run_demo
