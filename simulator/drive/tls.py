@@ -192,10 +192,20 @@ def verify_hint(host: str, port: int, exc: BaseException, tls: ClientTLS) -> str
     if "UNKNOWN_CA" in reason or "BAD_CERTIFICATE" in reason or "CERTIFICATE_UNKNOWN" in reason:
         return (f"TLS with {where}: the wallet refused croupier's client certificate ({_reason(exc)}): is "
                 "--client-cert signed by a CA the wallet trusts?")
-    if isinstance(exc, (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError)) and not tls.client_cert:
-        return (f"TLS with {where}: the wallet closed the connection after the handshake ({_reason(exc)}): if it "
-                "asks for a client certificate, pass --client-cert FILE --client-key FILE")
+    if isinstance(exc, (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return closed_hint(host, port, tls, _reason(exc))
     return f"TLS with {where} failed: {_reason(exc)}"
+
+
+def closed_hint(host: str, port: int, tls: ClientTLS, why: str = "") -> str:
+    """A wallet that closed the connection after the handshake without answering: most likely it wants a
+    client certificate (or refused the one shown), which some servers say with an alert and others only so."""
+    said = f" ({why})" if why else ""
+    if tls.client_cert:
+        return (f"TLS with {host}:{port}: the wallet closed the connection without answering{said}: did it refuse "
+                "croupier's client certificate (--client-cert)? Is it signed by a CA the wallet trusts?")
+    return (f"TLS with {host}:{port}: the wallet closed the connection without answering{said}: if it asks for "
+            "a client certificate (mutual TLS), pass --client-cert FILE --client-key FILE")
 
 
 def handshake_problem(host: str, port: int, path: str, tls: ClientTLS, ctx: ssl.SSLContext,
@@ -210,7 +220,8 @@ def handshake_problem(host: str, port: int, path: str, tls: ClientTLS, ctx: ssl.
     try:
         with ctx.wrap_socket(raw, server_hostname=host) as conn:
             conn.sendall(f"HEAD {path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
-            conn.recv(1)
+            if not conn.recv(1):  # closed without a word: how asyncio's servers turn a client certificate down
+                return closed_hint(host, port, tls)
     except TimeoutError:
         return None
     except (ssl.SSLError, ConnectionResetError) as exc:
