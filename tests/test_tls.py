@@ -14,6 +14,7 @@ a bad certificate or key file is exit code 2 with a message, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import subprocess
@@ -39,6 +40,7 @@ from simulator.sandbox.server import ConfigError, SandboxOptions, start
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
 from simulator.wallet.service import make_app as make_wallet
+from tests.planted_wallets import make_planted_app
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, free_port
 
 pytestmark = pytest.mark.slow
@@ -153,7 +155,13 @@ def mtls_wallet(certs: Certs) -> Iterator[str]:
     ctx.load_cert_chain(str(certs.cert), str(certs.key))
     ctx.load_verify_locations(cafile=str(certs.ca))
     ctx.verify_mode = ssl.CERT_REQUIRED
-    app = make_wallet(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN, 3600))
+    with serve_in_thread(make_wallet(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN, 3600)), ctx) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: web.Application, ctx: ssl.SSLContext | None) -> Iterator[str]:
+    """``app`` on 127.0.0.1 from a thread with its own loop, over TLS with ``ctx`` (for a CLI child to call)."""
     loop = asyncio.new_event_loop()
     port = free_port()
     runner = web.AppRunner(app, access_log=None)
@@ -162,11 +170,11 @@ def mtls_wallet(certs: Certs) -> Iterator[str]:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
 
-    thread = threading.Thread(target=loop.run_forever, name="mtls-wallet", daemon=True)
+    thread = threading.Thread(target=loop.run_forever, name="tls-server", daemon=True)
     thread.start()
     asyncio.run_coroutine_threadsafe(begin(), loop).result(10)
     try:
-        yield f"https://127.0.0.1:{port}"
+        yield f"{'https' if ctx else 'http'}://127.0.0.1:{port}"
     finally:
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
@@ -223,25 +231,9 @@ def test_run_with_workers_passes_the_tls_flags_on(tls_wallet: Server, certs: Cer
 
 def test_an_https_url_on_a_plain_http_port_is_named() -> None:
     """``https://`` in front of a wallet that speaks plain HTTP: said so, not a bare SSL error."""
-    loop = asyncio.new_event_loop()
-    port = free_port()
-    runner = web.AppRunner(make_wallet(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN, 3600)), access_log=None)
-
-    async def begin() -> None:
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(begin(), loop).result(10)
-    try:
+    with serve_in_thread(make_wallet(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN, 3600)), None) as base:
         tls = ClientTLS()
-        problem = handshake_problem("127.0.0.1", port, "/wallet", tls, tls.context())
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        problem = handshake_problem("127.0.0.1", int(base.rsplit(":", 1)[1]), "/wallet", tls, tls.context())
     assert problem is not None and "does not speak TLS" in problem and "http://" in problem, problem
 
 
@@ -273,6 +265,24 @@ def test_check_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) -> N
     refused = croupier(*args)
     assert refused.returncode == 2
     assert "certificate verify failed" in one_line(refused.stdout + refused.stderr)
+
+
+def test_check_finds_a_bug_over_https_and_its_curl_script_runs_over_tls(certs: Certs, tmp_path: Path) -> None:
+    """The curl script of a failure verifies the wallet as the check did (``--cacert``), so it runs as written."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(certs.cert), str(certs.key))
+    out = tmp_path / "out"
+    rule = "idempotency-5-tombstone"
+    with serve_in_thread(make_planted_app("no_tombstone"), ctx) as base:
+        proc = croupier("check", "--wallet", f"{base}/wallet", "--secret", SECRET, "--admin-token", ADMIN_TOKEN,
+                        "--seed", "1", "--shrink-time", "20", "--no-db", "--budget", "3", "--rules", rule,
+                        "--out", str(out), "--ca-bundle", str(certs.ca))
+        assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+        script = out / f"{rule}.sh"
+        assert f"--cacert {certs.ca.resolve()}" in script.read_text()
+        ran = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "[HTTP 200]" in ran.stdout and "curl:" not in ran.stderr, ran.stdout[-2000:] + ran.stderr[-2000:]
 
 
 def test_load_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) -> None:

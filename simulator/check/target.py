@@ -84,8 +84,11 @@ class Target:
         return self.accounts is None
 
     def describe(self) -> dict[str, Any]:
-        return {"wallet": self.wallet_url, "dialect": self.dialect,
-                "players": "admin API" if self.admin else f"{len(self.accounts or [])} test accounts"}
+        described = {"wallet": self.wallet_url, "dialect": self.dialect,
+                     "players": "admin API" if self.admin else f"{len(self.accounts or [])} test accounts"}
+        if self.tls.insecure or self.wallet_url.lower().startswith("https:"):
+            described["tls"] = self.tls.describe()  # how the wallet's certificate was checked (or that it was not)
+        return described
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,7 @@ def _check_command(args: argparse.Namespace, stop: StopRequest) -> int:
         from ..check.report import write_failures
 
         try:
-            paths = write_failures(result, args.out, target.secret, target.admin_url, target.admin_token)
+            paths = write_failures(result, args.out, target.secret, target.admin_url, target.admin_token, target.tls)
         except OSError as exc:
             result.errors.append(f"cannot write to {args.out}: {exc.strerror}")
     return _finish(args, result, paths, "check")
