@@ -139,6 +139,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_load_parser(sub)
 
+    from .certifycmd import add_certify_parser
+
+    add_certify_parser(sub)
+
     from .dialectcmd import add_dialect_parser
 
     add_dialect_parser(sub)
@@ -281,7 +285,7 @@ def preflight(args: argparse.Namespace) -> str | None:
     return None
 
 
-INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect", "load")
+INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect", "load", "certify")
 """Commands whose SIGTERM is a Ctrl-C until they handle it themselves (run, check, demo and load do, and
 keep their work; load saves and restores the handler it finds); the servers keep their own SIGTERM handling."""
 
@@ -377,6 +381,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .loadcmd import load_command
 
         return load_command(args)
+    if args.command == "certify":
+        from .certifycmd import certify_command
+        from .checkcmd import keep_hypothesis_out_of_cwd
+
+        keep_hypothesis_out_of_cwd()
+        return certify_command(args, list(sys.argv[2:] if argv is None else argv[1:]), main)
     if args.command in ("check", "replay"):
         from .checkcmd import keep_hypothesis_out_of_cwd
 
