@@ -5,7 +5,7 @@ localhost, a client certificate): nothing is read from the machine's trust store
 test run.  The reference wallet and the mock provider run as ``croupier … serve --tls-cert --tls-key``
 processes; the wallet that demands a client certificate (mutual TLS) is the reference wallet's app served
 in a thread with ``verify_mode = CERT_REQUIRED``.  What is checked: ``run``, ``check`` and ``load`` pass
-with ``--ca-bundle``, fail with exit code 2 and a sentence naming the certificate problem without it, pass
+with ``--ca-bundle`` (``certify`` too), fail with exit code 2 and a sentence naming the certificate problem without it, pass
 with ``--insecure`` and say so loudly; mutual TLS refuses a client without a certificate and accepts one
 with ``--client-cert/--client-key``; the provider and the sandbox serve TLS and reach their wallet over it;
 a bad certificate or key file is exit code 2 with a message, never a traceback.
@@ -283,6 +283,21 @@ def test_check_finds_a_bug_over_https_and_its_curl_script_runs_over_tls(certs: C
         ran = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, check=False)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "[HTTP 200]" in ran.stdout and "curl:" not in ran.stderr, ran.stdout[-2000:] + ran.stderr[-2000:]
+
+
+def test_certify_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) -> None:
+    """certify's phases (each one of croupier's commands) get the TLS flags, and so do its own probes."""
+    args = ["certify", "--wallet", f"{tls_wallet.base}/wallet", "--secret", SECRET, "--admin-token", ADMIN_TOKEN,
+            "--phases", "docs,check,encryption", "--budget", "30", "--out", str(tmp_path / "out"), "--quiet"]
+    refused = croupier(*args)
+    assert refused.returncode == 2 and "certificate verify failed" in one_line(refused.stdout + refused.stderr)
+    proc = croupier(*args, "--ca-bundle", str(certs.ca))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    items = {i["title"]: i for i in orjson.loads((tmp_path / "out" / "certify.json").read_bytes())["items"]}
+    assert items["Authentication tested"]["status"] == "pass", items["Authentication tested"]
+    assert items["Documentation available"]["status"] == "pass", items["Documentation available"]
+    check = orjson.loads((tmp_path / "out" / "check.json").read_bytes())
+    assert check["tls"] == f"verified against the CA bundle {certs.ca}"
 
 
 def test_load_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) -> None:
