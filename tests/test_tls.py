@@ -288,7 +288,7 @@ def test_check_finds_a_bug_over_https_and_its_curl_script_runs_over_tls(certs: C
 def test_certify_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) -> None:
     """certify's phases (each one of croupier's commands) get the TLS flags, and so do its own probes."""
     args = ["certify", "--wallet", f"{tls_wallet.base}/wallet", "--secret", SECRET, "--admin-token", ADMIN_TOKEN,
-            "--phases", "docs,check,encryption", "--budget", "30", "--out", str(tmp_path / "out"), "--quiet"]
+            "--phases", "docs,check,security,encryption", "--budget", "30", "--out", str(tmp_path / "out"), "--quiet"]
     refused = croupier(*args)
     assert refused.returncode == 2 and "certificate verify failed" in one_line(refused.stdout + refused.stderr)
     proc = croupier(*args, "--ca-bundle", str(certs.ca))
@@ -296,6 +296,10 @@ def test_certify_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) ->
     items = {i["title"]: i for i in orjson.loads((tmp_path / "out" / "certify.json").read_bytes())["items"]}
     assert items["Authentication tested"]["status"] == "pass", items["Authentication tested"]
     assert items["Documentation available"]["status"] == "pass", items["Documentation available"]
+    assert items["Access controls verified"]["status"] == "pass", items["Access controls verified"]  # the security pass
+    assert items["Encryption enforced"]["status"] == "pass", items["Encryption enforced"]
+    security = orjson.loads((tmp_path / "out" / "security.json").read_bytes())
+    assert not security.get("error"), security.get("error")
     check = orjson.loads((tmp_path / "out" / "check.json").read_bytes())
     assert check["tls"] == f"verified against the CA bundle {certs.ca}"
 

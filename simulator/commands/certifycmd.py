@@ -317,7 +317,8 @@ class Certify:
         command = f"croupier certify --phases security {' '.join(shlex.quote(a) for a in _target(self.args))}"
         result = security.run_pass(self.args.wallet, self.args.dialect, flags.secret(self.args),
                                    admin_url=self.args.admin_url, admin_token=flags.admin_token(self.args),
-                                   players_file=self.args.players_file)
+                                   players_file=self.args.players_file,
+                                   ssl_context=flags.client_tls(self.args, warn=False).context())
         report = result.to_json()
         (self.out / "security.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         self.phases.security = Phase("security", command, report)
