@@ -304,6 +304,21 @@ def test_certify_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) ->
     assert check["tls"] == f"verified against the CA bundle {certs.ca}"
 
 
+def test_the_pytest_plugin_checks_an_https_wallet(tls_wallet: Server, certs: Certs, tmp_path: Path) -> None:
+    """``-p simulator.check.pytest_plugin --croupier-ca-bundle``: a user's own suite checks an https:// wallet."""
+    (tmp_path / "test_my_wallet.py").write_text(
+        "def test_wallet(croupier_check):\n    assert croupier_check(max_examples=5, budget_s=3).examples >= 1\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CROUPIER_SECRET": SECRET, "CROUPIER_ADMIN_TOKEN": ADMIN_TOKEN}
+    base = [sys.executable, "-m", "pytest", "-p", "simulator.check.pytest_plugin", "-q", "-p", "no:cacheprovider",
+            "--rootdir", str(tmp_path), str(tmp_path), "--croupier-wallet", f"{tls_wallet.base}/wallet"]
+    proc = subprocess.run([*base, "--croupier-ca-bundle", str(certs.ca)], capture_output=True, text=True,
+                          check=False, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    bad = subprocess.run([*base, "--croupier-ca-bundle", str(certs.key)], capture_output=True, text=True,
+                         check=False, timeout=120, env=env, cwd=tmp_path)
+    assert bad.returncode != 0 and "not a PEM file of CA certificates" in bad.stdout + bad.stderr
+
+
 def test_load_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) -> None:
     """Locust's users verify the wallet with the CA bundle (``--croupier-ca-bundle``), not Locust's default
     of no verification: the run passes with it, and is refused before Locust starts without it."""
