@@ -281,6 +281,9 @@ def test_check_finds_a_bug_over_https_and_its_curl_script_runs_over_tls(certs: C
         script = out / f"{rule}.sh"
         assert f"--cacert {certs.ca.resolve()}" in script.read_text()
         ran = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, check=False)
+        again = croupier("replay", str(out / f"{rule}.json"), "--wallet", f"{base}/wallet", "--secret", SECRET,
+                         "--admin-token", ADMIN_TOKEN, "--ca-bundle", str(certs.ca))
+    assert again.returncode == 1, again.stdout[-2000:] + again.stderr[-2000:]  # replay too: still broken
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "[HTTP 200]" in ran.stdout and "curl:" not in ran.stderr, ran.stdout[-2000:] + ran.stderr[-2000:]
 

@@ -219,7 +219,8 @@ def handshake_problem(host: str, port: int, path: str, tls: ClientTLS, ctx: ssl.
         return None  # not a TLS matter: the callers report an unreachable wallet themselves
     try:
         with ctx.wrap_socket(raw, server_hostname=host) as conn:
-            conn.sendall(f"HEAD {path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            name = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed in a Host header
+            conn.sendall(f"HEAD {path or '/'} HTTP/1.1\r\nHost: {name}:{port}\r\nConnection: close\r\n\r\n".encode())
             if not conn.recv(1):  # closed without a word: how asyncio's servers turn a client certificate down
                 return closed_hint(host, port, tls)
     except TimeoutError:
