@@ -18,6 +18,7 @@ from simulator.play.rounds import Launch
 from simulator.protocol.money import currency
 
 from .process import Croupier
+from .settings import fast_http_tls
 
 ADMIN: Final = "admin"
 
@@ -37,7 +38,8 @@ class Admin:
         settings = c.settings
         timeout = c.scenario.timeout_s
         self.http: Any = FastHttpSession(None, c.provisioning, None, network_timeout=timeout,
-                                         connection_timeout=timeout, concurrency=4)
+                                         connection_timeout=timeout, concurrency=4,
+                                         **fast_http_tls(settings.tls))
         self.url = settings.admin_url
         self.ttl_s = c.scenario.session_ttl_s
         self.headers = {"Authorization": f"Bearer {settings.admin_token}", "Content-Type": "application/json"}

@@ -61,6 +61,7 @@ from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
 from simulator.drive import endgame
 from simulator.drive.session import Floor
+from simulator.drive.tls import ClientTLS
 from simulator.judge.ledger import FAILING, Anomaly, Ledger
 from simulator.play import gameplay
 from simulator.play.faults import FaultPlan, LateDuplicates
@@ -297,13 +298,24 @@ class Croupier:
             self.settlement_skipped = True
         if left and not self.settings.provider_url and not hurried():
             http = FastHttpSession(None, self.env.events.request, None,
-                                   network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s)
+                                   network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s,
+                                   **cfg.fast_http_tls(self.settings.tls))
             self.close(GeventDriver(self, http), left)
         self.final = True
         self.finished.set()
 
 
 _player_numbers = itertools.count()
+
+
+def user_tls(user: Any) -> None:
+    """Before a ``FastHttpUser``'s ``__init__`` builds its client: verify ``https://`` targets as the run's
+    settings say (``--croupier-ca-bundle``...) rather than Locust's default of not verifying at all."""
+    tls = current.settings.tls if current is not None else master.settings.tls if master is not None else None
+    if tls is None:  # pragma: no cover - Locust fires test_start, which sets ``current``, before it spawns users
+        tls = ClientTLS()
+    for name, value in cfg.fast_http_tls(tls).items():
+        setattr(user, name, value)
 
 
 def require() -> Croupier:
@@ -336,7 +348,7 @@ class Master:
         url = f"{self.settings.provider_url}/reports/anomalies"
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.settings.provider_key}"})
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=cfg.tls_context(self.settings.tls)) as resp:
                 return orjson.loads(resp.read())  # type: ignore[no-any-return]
         except (OSError, ValueError) as exc:
             self.provider_extra["errors"].append(f"provider anomaly report unavailable: {exc}")

@@ -76,6 +76,7 @@ class SessionUser(FastHttpUser):
     host = PLACEHOLDER_HOST
 
     def __init__(self, environment: Any) -> None:
+        process.user_tls(self)
         super().__init__(environment)
         self.pause = 0.0
         self.flow: Flow[Left] | None = None

@@ -54,6 +54,7 @@ class ProviderPlayer(FastHttpUser):
     host = PLACEHOLDER_HOST
 
     def __init__(self, environment: Any) -> None:
+        process.user_tls(self)
         super().__init__(environment)
         self.pause = 0.0
         self.player: Launched | None = None

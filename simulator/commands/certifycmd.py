@@ -38,10 +38,11 @@ from .. import __version__
 from ..certify import checklist, export, probes
 from ..certify import report as certify_report
 from ..certify.checklist import Phase, Phases, Status
+from ..drive.tls import TLSError
 from ..protocol import dialects
 from ..protocol.findings import Severity
 from ..report import model
-from ..run.accounts import RunError, preflight
+from ..run.accounts import RunError, TLSProblem, preflight
 from . import flags
 from .interrupt import EXIT_INTERRUPTED, Interrupts
 from .progress import LiveProgress
@@ -104,6 +105,7 @@ def add_certify_parser(sub: Any) -> None:
                     "when an item fails, 2 for bad usage or an unreachable wallet, 130 when interrupted.")
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
     flags.wire_and_credentials(p)
+    flags.client_tls_args(p)
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts player_id,token,currency, for a wallet without the admin API "
                         "(the load ramp then is not run: it provisions its players)")
@@ -162,7 +164,7 @@ class Plan:
 
 def _target(args: argparse.Namespace) -> list[str]:
     """The flags that reach this wallet, for every phase's command line."""
-    out = ["--wallet", args.wallet, "--dialect", args.dialect]
+    out = ["--wallet", args.wallet, "--dialect", args.dialect, *flags.client_tls(args, warn=False).argv()]
     if args.secret:
         out += ["--secret", args.secret]
     if args.players_file:
@@ -315,7 +317,8 @@ class Certify:
         command = f"croupier certify --phases security {' '.join(shlex.quote(a) for a in _target(self.args))}"
         result = security.run_pass(self.args.wallet, self.args.dialect, flags.secret(self.args),
                                    admin_url=self.args.admin_url, admin_token=flags.admin_token(self.args),
-                                   players_file=self.args.players_file)
+                                   players_file=self.args.players_file,
+                                   ssl_context=flags.client_tls(self.args, warn=False).context())
         report = result.to_json()
         (self.out / "security.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         self.phases.security = Phase("security", command, report)
@@ -370,9 +373,10 @@ class Certify:
                                                   message=f"HTTP {resp.status} from {source}")
             return await resp.read()
 
-    @staticmethod
-    async def _with_session(fn: Callable[[aiohttp.ClientSession], Any]) -> Any:
-        async with aiohttp.ClientSession() as session:
+    async def _with_session(self, fn: Callable[[aiohttp.ClientSession], Any]) -> Any:
+        """A session that verifies an ``https://`` wallet as the phases do (``--ca-bundle``...)."""
+        ctx = flags.client_tls(self.args, warn=False).context()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as session:
             return await fn(session)
 
     # -- the report ----------------------------------------------------------------------------
@@ -415,9 +419,14 @@ def certify_command(args: argparse.Namespace, argv: list[str], croupier: Callabl
         console.print(f"croupier certify: --budget must be at least {MIN_BUDGET_S:g} s", style="red")
         return 2
     try:
-        asyncio.run(preflight(args.wallet))
-    except RunError as exc:
-        print(f"croupier: {exc}: is the wallet running, and is --wallet right?")
+        tls = flags.client_tls(args)  # a bad certificate file is exit 2 here, once, not in every phase
+        asyncio.run(preflight(args.wallet, tls=tls))
+    except TLSProblem as exc:
+        print(f"croupier: {exc}")
+        return 2
+    except (RunError, TLSError) as exc:
+        print(f"croupier: {exc}" + ("" if isinstance(exc, TLSError) else
+                                    ": is the wallet running, and is --wallet right?"))
         return 2
     Path(args.out).mkdir(parents=True, exist_ok=True)
     with Interrupts() as interrupts:

@@ -54,6 +54,7 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("scenario", help="a built-in scenario name (see `croupier scenarios`) or a .toml file")
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
     flags.wire_and_credentials(p)
+    flags.client_tls_args(p)
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts: player_id,token,currency, optionally session_token,session_ref "
                         "(sessions the operator made; a second session id); each plays in its own currency")
@@ -147,6 +148,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         admin_token=flags.admin_token(args),
         accounts=accounts, seed=args.seed, run_id=args.run_id or secrets.token_hex(3), shard=shard,
         concurrency=args.concurrency, fail_on=Severity(args.fail_on), players_file=args.players_file,
+        tls=flags.client_tls(args, warn=not args.partial),  # workers: their parent said it
     )
 
 
@@ -437,4 +439,4 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
                         ("--settle-timeout", args.settle_timeout)):
         if value is not None:
             argv += [flag, str(value)]
-    return argv
+    return argv + flags.client_tls(args, warn=False).argv()

@@ -81,6 +81,7 @@ def _environment(report: Mapping[str, Any], s: Mapping[str, Any]) -> str:
         ("command", "croupier load" if load else "croupier run"),
         ("scenario", report.get("scenario")),
         ("wallet", report.get("wallet")),
+        ("TLS", report.get("tls")),  # an https:// wallet: how its certificate was checked (or that it was not)
         ("dialect", report.get("dialect")),
         ("run id", report.get("run_id")),
         ("seed", report.get("seed")),

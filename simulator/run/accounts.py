@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..drive.tls import ClientTLS, TLSError, handshake_problem
 from ..protocol.money import currency
 
 
@@ -82,8 +84,17 @@ def _optional(value: str | None) -> str | None:
     return value or None
 
 
-async def preflight(url: str, timeout: float = 3.0) -> None:
-    """Fail fast (exit 2) when nothing listens at the wallet's address."""
+class TLSProblem(RunError):
+    """The wallet listens but croupier cannot talk TLS with it (an untrusted certificate, a client certificate
+    asked for...): the message names the flag that fixes it."""
+
+
+async def preflight(url: str, timeout: float = 3.0, tls: ClientTLS | None = None,
+                    ctx: ssl.SSLContext | None = None) -> None:
+    """Fail fast (exit 2) when nothing listens at the wallet's address; for an ``https://`` wallet, also
+    when the TLS handshake fails (:class:`TLSProblem`, with the flag that fixes it): one sentence before
+    the first call rather than every call of the run failing alike.  ``ctx``: the run's client context
+    (default: one built from ``tls``)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RunError(f"not an http(s) URL: {url}")
@@ -93,3 +104,12 @@ async def preflight(url: str, timeout: float = 3.0) -> None:
     except (OSError, TimeoutError) as exc:
         raise RunError(f"wallet unreachable at {parts.hostname}:{port}: {exc}") from None
     writer.close()
+    if parts.scheme == "https":
+        tls = tls or ClientTLS()
+        try:
+            ctx = ctx or tls.context()
+        except TLSError as exc:
+            raise RunError(str(exc)) from None
+        problem = await asyncio.to_thread(handshake_problem, parts.hostname, port, parts.path, tls, ctx, timeout)
+        if problem:
+            raise TLSProblem(problem)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
+from ..drive.tls import ClientTLS
 from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
 from ..play.scenario import Scenario
@@ -34,6 +35,8 @@ class RunOptions:
     """Findings of this severity and worse fail the run (``--fail-on``)."""
     players_file: str | None = None
     """Where ``accounts`` came from (named in messages)."""
+    tls: ClientTLS = field(default_factory=ClientTLS)
+    """How an ``https://`` wallet is verified and which client certificate is shown (``--ca-bundle``...)."""
 
 
 @dataclass
@@ -96,7 +99,16 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "skipped": list(result.skipped),
         "errors": result.provision_errors[:50],
         "dialect": result.options.dialect,
+        **_tls(result.options),
         "croupier_version": __version__,
         "series": series.build(s),
         **({"interrupted": result.interruption.to_json()} if result.interruption is not None else {}),
     }
+
+
+def _tls(options: RunOptions) -> dict[str, str]:
+    """``tls``: how the wallet's certificate was checked, for an ``https://`` wallet or ``--insecure`` (the
+    environment block says it, so a report made without verification never passes for one made with it)."""
+    if options.tls.insecure or options.wallet_url.lower().startswith("https:"):
+        return {"tls": options.tls.describe()}
+    return {}

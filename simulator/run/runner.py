@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable
@@ -36,6 +37,7 @@ from ..drive.client import AdminClient, AdminError, WalletClient
 from ..drive.delivery import ROUND, SEAT, Provision, Provisioned, Unseated
 from ..drive.driver import Driver, StopSignal
 from ..drive.session import Floor
+from ..drive.tls import TLSError
 from ..judge.diagnosis import admin_cause
 from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
@@ -45,7 +47,7 @@ from ..play.rounds import Launch, Seat, TxIds, player_ids
 from ..protocol import dialects
 from ..protocol.dialects.semantics import CANONICAL, Semantics
 from ..protocol.money import CURRENCIES, currency
-from .accounts import RunError, SetupError, TestAccount, preflight, read_accounts
+from .accounts import RunError, SetupError, TestAccount, TLSProblem, preflight, read_accounts
 from .interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S, Interruption
 from .result import RunOptions, RunResult, result_json
 
@@ -86,6 +88,8 @@ class Runner:
         self.settle_deadline_hit = False
         self.floor = Floor(self.s, self.semantics)
         """What every player's session shares (completed with the dialect's wire when the run starts)."""
+        self.ssl: ssl.SSLContext | None = None
+        """The clients' TLS context (``--ca-bundle``...), built when the run starts."""
 
     def interrupt(self, signal_name: str) -> None:
         """A stop asked from outside, on the run's event loop (the command turns SIGINT/SIGTERM into
@@ -226,7 +230,12 @@ class Runner:
         if self.interruption is not None:
             return self._result(0.0, 0, "interrupted before play started: nothing was checked")
         try:
-            await preflight(self.o.wallet_url)
+            self.ssl = self.o.tls.context()
+            await preflight(self.o.wallet_url, tls=self.o.tls, ctx=self.ssl)
+        except TLSProblem as exc:
+            return self._result(0.0, 0, str(exc))
+        except TLSError as exc:  # the command checked the files first; a file changed since
+            return self._result(0.0, 0, str(exc))
         except RunError as exc:
             return self._result(0.0, 0, f"{exc}: is the wallet running, and is --wallet right?")
         # The ledger keeps every call: move what exists to the permanent generation and collect
@@ -278,7 +287,8 @@ class Runner:
     async def _run(self, profiles: list[tuple[int, PlayerProfile]]) -> RunResult:
         started = self.started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=self.s.timeout_s)
-        connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False)
+        connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False,
+                                         ssl=self.ssl or self.o.tls.context())
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             dialect = dialects.get(self.o.dialect, self.o.secret)
             wrong = dialects.get(self.o.dialect, self.o.secret + "-not-the-secret")
