@@ -296,7 +296,10 @@ def test_certify_over_https(tls_wallet: Server, certs: Certs, tmp_path: Path) ->
     assert refused.returncode == 2 and "certificate verify failed" in one_line(refused.stdout + refused.stderr)
     proc = croupier(*args, "--ca-bundle", str(certs.ca))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    items = {i["title"]: i for i in orjson.loads((tmp_path / "out" / "certify.json").read_bytes())["items"]}
+    report = orjson.loads((tmp_path / "out" / "certify.json").read_bytes())
+    assert report["tls"] == f"verified against the CA bundle {certs.ca}"
+    assert f"verified against the CA bundle {certs.ca}" in (tmp_path / "out" / "report.html").read_text()
+    items = {i["title"]: i for i in report["items"]}
     assert items["Authentication tested"]["status"] == "pass", items["Authentication tested"]
     assert items["Documentation available"]["status"] == "pass", items["Documentation available"]
     assert items["Access controls verified"]["status"] == "pass", items["Access controls verified"]  # the security pass

@@ -174,7 +174,8 @@ def render(report: Mapping[str, Any]) -> str:
                 for p in cap.get("points", [])[:: max(1, len(cap.get("points", [])) // 40)]]
     env_rows = [("wallet", report["wallet"]), ("dialect", report["dialect"]), ("croupier", report["croupier_version"]),
                 ("started", report.get("started")), ("took", f"{report['elapsed_s']:.0f} s of a {report['budget_s']:.0f} s budget"),
-                ("SLA", f"p99 ≤ {report['sla']['p99_ms']:g} ms"), ("command", report.get("command"))]
+                ("SLA", f"p99 ≤ {report['sla']['p99_ms']:g} ms"), ("TLS", report.get("tls")),
+                ("command", report.get("command"))]
     env = "<table class=\"env\">" + "".join(f"<tr><th>{parts.esc(k)}</th><td>{parts.esc(str(v))}</td></tr>"
                                             for k, v in env_rows if v) + "</table>"
     banner = (f'<div class="banner"><b>Interrupted</b>: {parts.esc(report["interrupted"].get("note", ""))}</div>'

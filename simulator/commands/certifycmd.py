@@ -390,6 +390,8 @@ class Certify:
             "verdict": checklist.verdict(items), "wallet": self.args.wallet, "dialect": self.args.dialect,
             "croupier_version": __version__, "started": self.started_at, "command": _command(["certify", *argv]),
             "elapsed_s": round(time.monotonic() - self.started, 1), "budget_s": self.args.budget,
+            **({"tls": flags.client_tls(self.args, warn=False).describe()}
+               if self.args.wallet.startswith("https://") or self.args.insecure else {}),
             "sla": {"p99_ms": self.args.sla, "error_budget_pct": self.args.error_budget}, "fail_on": self.args.fail_on, "counts": checklist.counts(items),
             "items": [i.to_json() for i in items], "phases": self.records, "severities": severities,
             "capacity": checklist.capacity(load, self.args.sla) if load is not None else None,
