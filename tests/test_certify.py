@@ -14,8 +14,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,7 @@ from simulator.protocol.findings import RULES
 from simulator.wallet import openapi
 from tests.broken_wallets import serve_app
 from tests.planted_wallets import planted_servers
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, chromium_or_skip, valid_junit
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, chromium_or_skip, until, valid_junit
 
 CANONICAL = dialects.get("canonical", SECRET)
 
@@ -65,12 +67,12 @@ def _items(phases: Phases, sla: float = 500.0) -> dict[str, checklist.Item]:
 def test_a_finding_fails_the_items_of_its_rule_and_quotes_it() -> None:
     run = _run([_cov(r) for r in ALL_RULES], [_finding("idempotency-4-rollback-once", "rollback_applied_twice")])
     items = _items(Phases(scenarios=[run]))
-    assert items["rollback-support"].status is Status.FAIL
-    broken = items["rollback-support"].evidence[0]
+    assert items["rollbacks"].status is Status.FAIL
+    broken = items["rollbacks"].evidence[0]
     assert broken["quote"] == RULES["idempotency-4-rollback-once"].text and broken["evidence"]
-    assert "croupier run chaos" in items["rollback-support"].commands[0]
+    assert "croupier run chaos" in items["rollbacks"].commands[0]
     failed = {i for i, item in items.items() if item.status is Status.FAIL}
-    assert failed == {"rollback-support"}, failed
+    assert failed == {"rollbacks"}, failed
 
 
 def test_a_note_never_fails_an_item() -> None:
@@ -84,7 +86,7 @@ def test_a_note_never_fails_an_item() -> None:
 def test_an_item_nobody_exercised_is_not_tested_and_says_why() -> None:
     run = _run([_cov("operations-effect")])
     items = _items(Phases(scenarios=[run]))
-    assert items["rollback-support"].status is Status.NOT_TESTED and "no call exercised" in items["rollback-support"].why
+    assert items["rollbacks"].status is Status.NOT_TESTED and "no call exercised" in items["rollbacks"].why
     assert items["money"].status is Status.PASS
     assert items["documentation"].status is Status.NOT_TESTED and items["encryption"].status is Status.NOT_TESTED
     assert items["uptime"].status is Status.OPERATOR and items["sandbox"].status is Status.OPERATOR
@@ -182,7 +184,7 @@ def test_the_report_has_a_summary_junit_and_a_page_that_needs_no_network() -> No
     root = valid_junit(junit_xml(report))
     assert sum(int(ts.get("failures", 0)) for ts in root) == report["counts"]["fail"]
     page = render(report)
-    assert "<script src" not in page and 'id="item-rollback-support"' in page and "Items failed" in page
+    assert "<script src" not in page and 'id="item-rollbacks"' in page and "Items failed" in page
     assert "@media print" in page
 
 
@@ -313,7 +315,7 @@ def test_the_reference_wallet_passes_every_item_it_tests(certified: dict[str, An
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     items = {i["id"]: i for i in report["items"]}
     assert not [i for i in items.values() if i["status"] == "fail"], [i for i in items.values() if i["status"] == "fail"]
-    for tested in ("documentation", "authentication", "rollback-support", "idempotency", "money", "reconciliation",
+    for tested in ("documentation", "authentication", "rollbacks", "idempotency", "money", "reconciliation",
                    "error-handling", "load-testing", "scalability", "reporting", "access-control", "fraud-prevention"):
         assert items[tested]["status"] == "pass", items[tested]
     assert items["encryption"]["status"] == "not tested" and "loopback" in items["encryption"]["why"]
@@ -332,7 +334,7 @@ def test_a_planted_double_refund_fails_rollback_support_with_its_evidence(certif
     proc, report = got["proc"], got["report"]
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     items = {i["id"]: i for i in report["items"]}
-    rollback = items["rollback-support"]
+    rollback = items["rollbacks"]
     assert rollback["status"] == "fail"
     quotes = {e.get("quote") for e in rollback["evidence"]}
     assert RULES["idempotency-4-rollback-once"].text in quotes, rollback["evidence"][:2]
@@ -354,6 +356,26 @@ def test_a_wallet_that_breaks_on_quotes_fails_fraud_prevention_and_only_that(cer
     assert failed and all(a["group"] == "ids" and a.get("quote") for a in failed), failed[:2]
     assert [i for i in items.values() if i["status"] == "fail"] == [items["fraud-prevention"]]
     assert (got["folder"] / "security.json").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_certification_reports_what_it_did_and_exits_130(tmp_path: Path) -> None:
+    with planted_servers(["reference"]) as bases:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        out = tmp_path / "report"
+        proc = subprocess.Popen([sys.executable, "-m", "simulator", "certify", "--wallet", f"{bases['reference']}/wallet",
+                                 "--secret", SECRET, "--admin-token", ADMIN_TOKEN, "--budget", "60", "--out", str(out)],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        until("the report folder", out.exists, proc, timeout=60)
+        time.sleep(5)  # into the check phase
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    report = orjson.loads((out / "certify.json").read_bytes())
+    assert report["interrupted"]["signal"] == "SIGINT" and "INTERRUPTED" in stdout
+    items = {i["id"]: i for i in report["items"]}
+    assert items["load-testing"]["status"] == "not tested" and "interrupted" in items["load-testing"]["why"]
+    assert (out / "report.html").exists() and "Interrupted" in (out / "report.html").read_text()
 
 
 @pytest.mark.slow

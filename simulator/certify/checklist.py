@@ -96,7 +96,7 @@ RULE_ITEMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "authentication": ("Integration", "Authentication tested",
                        ("sessions-", "operations-authenticate", "transport-signature", "choice-session",
                         "dialect-player-session", "dialect-sessions-operator")),
-    "rollback-support": ("Integration", "Rollback support",
+    "rollbacks": ("Integration", "Rollback support",
                          ("idempotency-4-", "idempotency-5-", "idempotency-6-", "rollback-finds-bet-by-player",
                           "choice-rollback-round", "choice-win-after-rollback", "dialect-rollback-")),
     "idempotency": ("Integration", "Retries and duplicates apply once (idempotency)",
@@ -200,7 +200,7 @@ def assess(phases: Phases, *, sla_p99_ms: float, fail_on: Severity = Severity.CO
     views = rule_views(traffic, fail_on)
     cmds = [p.command for p in traffic]
     items = [documentation(phases.docs), sandbox(traffic)]
-    items += [rule_item(i, views, cmds) for i in ("authentication", "rollback-support", "idempotency",
+    items += [rule_item(i, views, cmds) for i in ("authentication", "rollbacks", "idempotency",
                                                    "round-closure", "money", "concurrency")]
     items += [reporting(phases.export), reconciliation(traffic, fail_on), rule_item("error-handling", views, cmds),
               uptime(traffic)]

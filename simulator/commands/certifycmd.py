@@ -212,7 +212,10 @@ class Certify:
             for name, step in steps:
                 if self.stopped_by is None and self.interrupts.first is not None:
                     self.stopped_by = self.interrupts.first
-                if (name not in self.args.phases and name != "export") or self.stopped_by is not None:
+                if name not in self.args.phases and name != "export":
+                    continue
+                if self.stopped_by is not None:
+                    self._not_run(name)
                     continue
                 step()
         finally:
@@ -243,6 +246,15 @@ class Certify:
                              "report": str(json_path), "error": error,
                              "verdict": report.get("verdict") if report else None})
         return phase
+
+    def _not_run(self, name: str) -> None:
+        """A phase the interruption kept from running: its items say so (not "not asked for")."""
+        why = f"not run: certify was interrupted ({self.stopped_by}) before this phase"
+        command = f"croupier certify --phases {name} --wallet {self.args.wallet}"
+        if name in ("load", "security", "encryption", "docs", "check"):
+            setattr(self.phases, name, self._skip(name, command, why))
+        elif name == "export" and self.args.export:
+            self.phases.export = self._skip(name, command, why)
 
     def _skip(self, name: str, command: str, why: str) -> Phase:
         self.records.append({"name": name, "command": command, "skipped": why, "elapsed_s": 0.0})

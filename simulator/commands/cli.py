@@ -278,7 +278,7 @@ def preflight(args: argparse.Namespace) -> str | None:
         if problem:
             return problem
     dialect = getattr(args, "dialect", None)
-    if args.command in ("run", "load", "check", "replay", "provider", "sandbox") and dialect:
+    if args.command in ("run", "load", "check", "replay", "provider", "sandbox", "certify") and dialect:
         return dialect_problem(dialect)
     if args.command == "dialect" and getattr(args, "dialect_command", None) == "sample":
         return dialect_problem(args.dialect, "the dialect argument")
