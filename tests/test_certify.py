@@ -309,6 +309,7 @@ def certified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("certified")  # one worker runs the three certifications, once
 def test_the_reference_wallet_passes_every_item_it_tests(certified: dict[str, Any]) -> None:
     got = certified["reference"]
     proc, report = got["proc"], got["report"]
@@ -329,6 +330,7 @@ def test_the_reference_wallet_passes_every_item_it_tests(certified: dict[str, An
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("certified")  # one worker runs the three certifications, once
 def test_a_planted_double_refund_fails_rollback_support_with_its_evidence(certified: dict[str, Any]) -> None:
     got = certified["second_rollback_refunds"]
     proc, report = got["proc"], got["report"]
@@ -346,6 +348,7 @@ def test_a_planted_double_refund_fails_rollback_support_with_its_evidence(certif
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("certified")  # one worker runs the three certifications, once
 def test_a_wallet_that_breaks_on_quotes_fails_fraud_prevention_and_only_that(certified: dict[str, Any]) -> None:
     got = certified["crashes_on_quotes"]
     proc, report = got["proc"], got["report"]
@@ -379,6 +382,7 @@ def test_an_interrupted_certification_reports_what_it_did_and_exits_130(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("certified")  # one worker runs the three certifications, once
 async def test_the_certification_page_renders_in_a_browser(certified: dict[str, Any]) -> None:
     chromium = chromium_or_skip()
     from playwright.async_api import async_playwright
