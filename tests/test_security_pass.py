@@ -15,12 +15,11 @@ The wallets are served in this event loop with a fake clock, so the replay after
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +63,7 @@ from simulator.run import accounts as run_accounts
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
 from simulator.wallet.service import make_app
+from tests.broken_wallets import serve_app
 from tests.lenient_wallet import make_lenient_app
 from tests.planted_wallets import PLANTED, StaleSignatureAccepted
 from tests.support import ADMIN_TOKEN, ROOT, SECRET, FakeClock, free_port
@@ -73,16 +73,6 @@ GROUPS = {str(g) for g in Group}
 
 
 # -- serving ---------------------------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def served(app: web.Application) -> AsyncIterator[str]:
-    server = TestServer(app, host="127.0.0.1", port=free_port())
-    await server.start_server()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        await server.close()
 
 
 def reference_app(clock: FakeClock, store: MemoryStore | None = None,
@@ -98,7 +88,7 @@ async def run_pass(app_of: Callable[[FakeClock], web.Application], dialect: str 
     async def sleep(seconds: float) -> None:
         clock.advance(seconds)
 
-    async with served(app_of(clock)) as base:
+    async with serve_app(app_of(clock)) as base:
         prefix = "" if dialect == "canonical" else f"/{dialect}"
         target = Target(f"{base}/wallet{prefix}", SECRET, dialect=dialect, admin_url=base, admin_token=ADMIN_TOKEN)
         if accounts:
@@ -473,7 +463,7 @@ def test_catalogue_says_what_a_wire_cannot_carry() -> None:
 @pytest.mark.slow
 async def test_replay_after_the_window_in_real_time() -> None:
     """No fake clock: the bet is signed 298 s ago, sent, and sent again once 302 s old (about 4 s of waiting)."""
-    async with served(make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN))) as base:
+    async with serve_app(make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN))) as base:
         target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
         started = time.monotonic()
         report = await security_pass(target, margin_s=2, groups={"signatures"})
@@ -488,7 +478,7 @@ async def test_replay_after_the_window_in_real_time() -> None:
 async def test_curl_evidence_sends_the_same_bytes() -> None:
     import asyncio
 
-    async with served(make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN))) as base:
+    async with serve_app(make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN))) as base:
         target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
         report = await security_pass(target, groups={"signatures", "bodies"}, margin_s=2)
         item = {i.name: i for i in report.items}
@@ -570,7 +560,7 @@ async def run_shaped(shape: str, bugs: frozenset[str] = frozenset()) -> Security
     async def sleep(seconds: float) -> None:
         clock.advance(seconds)
 
-    async with served(_shaped(shape, bugs)(clock)) as base:
+    async with serve_app(_shaped(shape, bugs)(clock)) as base:
         target = Target(f"{base}{SHAPES[shape]}", SECRET, dialect=str(ROOT / "dialects" / f"{shape}.toml"),
                         admin_url=base, admin_token=ADMIN_TOKEN)
         return await security_pass(target, clock=clock, sleep=sleep)
@@ -703,7 +693,7 @@ async def test_a_wallet_that_knows_its_games() -> None:
     async def sleep(seconds: float) -> None:
         clock.advance(seconds)
 
-    async with served(reference_app(clock, dialect=KnownGames(SECRET))) as base:
+    async with serve_app(reference_app(clock, dialect=KnownGames(SECRET))) as base:
         target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
         named = await security_pass(target, clock=clock, sleep=sleep, game_id="slots-1")
     assert named.notes == [] and named.failed == [], [(i.name, i.message) for i in named.failed]
@@ -720,7 +710,7 @@ async def test_a_wallet_clock_ahead_of_croupiers() -> None:
         ours.advance(seconds)
         theirs.advance(seconds)
 
-    async with served(reference_app(theirs)) as base:
+    async with serve_app(reference_app(theirs)) as base:
         target = Target(f"{base}/wallet", SECRET, admin_url=base, admin_token=ADMIN_TOKEN)
         report = await security_pass(target, clock=ours, sleep=sleep, groups={"signatures"})
     assert report.failed == []

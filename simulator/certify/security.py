@@ -62,6 +62,7 @@ from .attacks import (
     base_call,
     carries,
     catalogue,
+    describe,
     effect,
     judge,
     not_tested,
@@ -152,7 +153,7 @@ class _Pass:
         sent = await self.call(call)
         out = sent.outcome
         if not isinstance(out, Ok):
-            raise SecurityError(f"player {player_id}: authenticate answered {_short(sent)}")
+            raise SecurityError(f"player {player_id}: authenticate answered {describe(sent)}")
         made = session or token if "session_token" in out.missing else out.session_token
         if not made:
             raise SecurityError(f"player {player_id}: authenticate gave no session")
@@ -303,7 +304,7 @@ async def _control(run: _Pass, seat: Seat) -> str:
     sent = await run.call(call)
     if isinstance(sent.outcome, Ok):
         return ""
-    return (f"a plain bet of {BET_MINOR} (game {run.game_id!r}) was {_short(sent)}: attacks the wallet refuses "
+    return (f"a plain bet of {BET_MINOR} (game {run.game_id!r}) was {describe(sent)}: attacks the wallet refuses "
             "pass without showing much, and a refused attack is not sent again correctly (rule 3 not judged)")
 
 
@@ -395,7 +396,7 @@ async def _replay_now(run: _Pass, attack: Attack, seat: Seat, call: WalletCall) 
     req = run.dialect.encode_call(call, run.clock())
     first = await run.post(req, call)
     if not isinstance(first.outcome, Ok):
-        return not_tested(attack, f"the bet itself was {_short(first)}, so there is nothing to replay")
+        return not_tested(attack, f"the bet itself was {describe(first)}, so there is nothing to replay")
     before = await run.balances(seat)
     sent = await run.post(req, call)
     after = await run.balances(seat)
@@ -421,11 +422,11 @@ async def _replay_first(run: _Pass, attack: Attack, seat: Seat, margin_s: float)
     first = await run.post(req, call)
     why = ""
     if isinstance(first.outcome, Rejected) and first.outcome.code is ErrorCode.INVALID_SIGNATURE:
-        why = (f"the bet signed {WINDOW_S - margin_s:g} s ago was {_short(first)}: the wallet's clock may be more "
+        why = (f"the bet signed {WINDOW_S - margin_s:g} s ago was {describe(first)}: the wallet's clock may be more "
                f"than {margin_s:g} s ahead of croupier's, so a replay after the window cannot be told from a stale "
                "request")
     elif not isinstance(first.outcome, Ok):
-        why = f"the bet itself was {_short(first)}, so there is nothing to replay"
+        why = f"the bet itself was {describe(first)}, so there is nothing to replay"
     return _Pending(call, req, signed_at, first, why)
 
 
@@ -444,13 +445,3 @@ async def _replay_second(run: _Pass, attack: Attack, seat: Seat, pending: _Pendi
                 "signed_at": pending.signed_at, "sent_again_after_s": round(run.clock() - pending.signed_at, 1),
                 "answer": sent_json(sent), "balance_before": before.to_json(), "balance_after": after.to_json()}
     return result(attack, judge(attack, Observation(sent, before, after, 0, pending.first)), evidence)
-
-
-def _short(sent: Sent) -> str:
-    out = sent.outcome
-    if isinstance(out, Rejected):
-        return f"refused with {out.code} (HTTP {sent.status})"
-    if isinstance(out, Ok):
-        return f"accepted (HTTP {sent.status})"
-    return f"answered with no definitive answer ({out.reason})"
-
