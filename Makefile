@@ -28,7 +28,7 @@ demo: install
 
 ## make test: set up with the test extras and run the whole suite
 test: install-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 ## make wallet: serve the reference wallet on 127.0.0.1:8080 (SQLite file croupier-wallet.db)
 wallet: install

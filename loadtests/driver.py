@@ -15,13 +15,28 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar, cast
 
 import gevent
 from gevent.pool import Group
 
-from simulator.drive.delivery import LATE, Answer, Courier, Flow, Gather, Record, Transmit, Within
+from simulator.drive.delivery import (
+    LATE,
+    Answer,
+    Courier,
+    Flow,
+    Gather,
+    Hold,
+    Provision,
+    Provisioned,
+    Quiesce,
+    Record,
+    Think,
+    Transmit,
+    Within,
+)
 from simulator.judge.ledger import Ledger
 from simulator.play.faults import FaultPlan, LateDuplicates
 from simulator.play.rounds import Send, Step
@@ -55,14 +70,26 @@ class Process(Protocol):
     def publish_anomalies(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """A session paused between rounds (:meth:`GeventDriver.advance`): Locust's user waits ``seconds``
+    (its own ``wait_time``, where Locust may stop it), then resumes it."""
+
+    seconds: float
+
+
 class GeventDriver:
     """Delivers the calls of round generators through one Locust ``FastHttpSession``."""
 
-    def __init__(self, process: Process, http: Any, request_type: str = WALLET) -> None:
+    def __init__(self, process: Process, http: Any, request_type: str = WALLET,
+                 provision: Callable[[Provision], Provisioned] = lambda p: None) -> None:
         self.c = process
         self.http = http
         self.request_type = request_type
         self.base = process.wallet_url
+        self.provision = provision
+        self.stopping = False
+        """Set when the user is stopping: a :class:`Think` then says play stops."""
         self.background: set[gevent.Greenlet] = set()
         self.courier = Courier(process.ledger, process.plan, time.monotonic, self._fault, process.late, process)
 
@@ -86,15 +113,37 @@ class GeventDriver:
         if self.background:
             join_bounded(list(self.background), timeout)
 
+    def advance(self, flow: Flow[T], reply: object = None) -> T | Paused:
+        """Run a session flow until its next pause between rounds (Locust's user then waits, as Locust
+        users do between tasks) or its end; ``reply``: None for a new flow, else whether play goes on."""
+        return self._run(flow, reply, suspend=True)
+
     # -- the primitives -------------------------------------------------------------------
     def run(self, flow: Flow[T]) -> T:
-        reply: object = None
+        return cast(T, self._run(flow, None, suspend=False))
+
+    def _run(self, flow: Flow[T], reply: object, *, suspend: bool) -> T | Paused:
         while True:
             try:
                 p = flow.send(reply)
             except StopIteration as stop:
                 return cast(T, stop.value)
-            if isinstance(p, Transmit):
+            if isinstance(p, Think):
+                if self.stopping:
+                    reply = False
+                elif suspend and p.seconds > 0:
+                    return Paused(p.seconds)
+                else:
+                    gevent.sleep(p.seconds)
+                    reply = True
+            elif isinstance(p, Hold):  # a Locust user is one player: its concurrency is Locust's
+                reply = self.run(p.flow)
+            elif isinstance(p, Provision):
+                reply = self.provision(p)
+            elif isinstance(p, Quiesce):
+                self.quiesce(p.timeout_s)
+                reply = None
+            elif isinstance(p, Transmit):
                 reply = self._transmit(p, flow)
             elif isinstance(p, Gather):
                 group = Group()

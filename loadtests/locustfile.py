@@ -24,7 +24,8 @@ if _ROOT not in sys.path:  # the repository root: `simulator` and `loadtests` im
 from locust import events
 
 from loadtests import process, settings
-from loadtests.users import LiveTable, ProviderPlayer, WalletPlayer
+from loadtests.users import LiveTable, WalletPlayer
+from loadtests.via_provider import ProviderPlayer
 
 __all__ = ["LiveTable", "ProviderPlayer", "WalletPlayer"]
 

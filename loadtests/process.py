@@ -59,12 +59,14 @@ from locust.runners import (
 )
 from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
-from simulator.judge import settlement
+from simulator.drive import endgame
+from simulator.drive.session import Floor
+from simulator.drive.tls import ClientTLS
 from simulator.judge.ledger import FAILING, Anomaly, Ledger
 from simulator.play import gameplay
 from simulator.play.faults import FaultPlan, LateDuplicates
 from simulator.play.players import PlayerProfile, make_players
-from simulator.play.rounds import RoundContext, Seat, TxIds, player_ids
+from simulator.play.rounds import Seat, TxIds, player_ids
 from simulator.play.scenario import ScenarioError
 from simulator.protocol import dialects
 from simulator.protocol.money import CURRENCIES, currency
@@ -79,6 +81,7 @@ log = logging.getLogger("croupier.load")
 FINISH = "croupier_finish"
 HURRY = "croupier_hurry"
 PROGRESS_EVERY_S = 1.0
+MAX_ERRORS = 1000
 current: Croupier | None = None
 """This process's share of the running test (None before the first test starts)."""
 
@@ -118,12 +121,13 @@ class Croupier:
             d.warm()
         self.semantics = dialects.semantics_of(self.dialect)
         """What the dialect's calls mean: the rounds play it and the ledger judges by it (as in ``croupier run``)."""
-        self.signed = gameplay.signs(self.dialect, self.bad_dialect)
         self.ledger = Ledger(max_evidence_per_kind=report.MAX_FINDINGS_PER_KIND, semantics=self.semantics)
-        self.unpaid = 0
+        self.owed_unpaid = 0
         """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
-        self.batches = dialects.batching(self.dialect) is not None
-        """The dialect carries an instant round's bet and closing win in one request (as in ``croupier run``)."""
+        self.floor = Floor(self.scenario, self.semantics, gameplay.signs(self.dialect, self.bad_dialect),
+                           dialects.batching(self.dialect) is not None, self.scenario.session_ttl_s,
+                           settings.wallet_url, settings.dialect)
+        """What every player's session shares (as in ``croupier run``)."""
         self.calls: Counter[str] = Counter()
         self.results: Counter[str] = Counter()
         self.rounds: Counter[str] = Counter()
@@ -178,12 +182,6 @@ class Croupier:
         ids where a ``tx_id`` is unique per player, as in ``croupier run``)."""
         return player_ids(player_id, self.semantics, f"{self.settings.run_id}-{self.node}")
 
-    def context(self, seat: Seat, game_id: str, rng: random.Random, ids: TxIds, batch: bool = False) -> RoundContext:
-        """A round's context: the scenario's faults and retries, the dialect's semantics."""
-        sc = self.scenario
-        return RoundContext(seat, game_id, rng, ids, sc.faults, sc.retry, batch=batch, semantics=self.semantics,
-                            signed=self.signed)
-
     @property
     def hurried(self) -> bool:
         return hurried()
@@ -225,48 +223,57 @@ class Croupier:
             "settlement_skipped": self.settlement_skipped,
         }
 
+    # -- what the sessions count (simulator.drive.session.Board) --------------------------
+    def error(self, text: str) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(text)
+
+    def seated(self, seat: Seat) -> None:
+        self.seats[seat.player_id] = seat
+
+    def unseated(self, player_id: str, cause: str, detail: str) -> None:
+        self.causes[cause] += 1
+        self.error(f"{player_id}: {cause}" + (f" ({detail})" if detail else ""))
+
+    def unpaid(self, player_id: str, n: int) -> None:
+        self.owed_unpaid += n
+        self.error(f"{player_id}: {n} wins or rollbacks refused SESSION_EXPIRED (allowed by the dialect) not sent "
+                   "again: no new session")
+
     # -- the end of a player ----------------------------------------------------------------
+    def close(self, driver: GeventDriver, seats: dict[str, Seat]) -> None:
+        """Players leave (:mod:`simulator.drive.endgame`, as ``croupier run`` ends): their late duplicates
+        sent, their calls in doubt settled, their balances read once more and reconciled — unless a second
+        interrupt asked to skip the settlement: then nothing is sent, and what they had in doubt is counted
+        as left unsettled (never blamed on the wallet).  Their books are kept then: a round still in flight
+        may yet answer, and must find its player's book as it was."""
+        if not seats:
+            return
+        if hurried():
+            self.settlement_skipped = True
+            return
+        driver.quiesce()
+        driver.run(endgame.drain_late(driver.courier, list(seats)))
+        self.unsettled += self.settle_in_doubt(driver, seats)
+        for failed in driver.run(endgame.reconcile(driver.courier, seats.values())):
+            self.error(failed)
+        for pid in seats:
+            self.retire(pid)
+
     def settle_in_doubt(self, driver: GeventDriver, seats: dict[str, Seat]) -> int:
-        """Settle these players' calls still in doubt as a provider must (PROTOCOL.md): wins and
-        rollbacks re-sent, then bets rolled back (or asked again when a standing win closed their
-        round), each until answered.  Returns what is still in doubt.
-
-        The same rule as the asyncio runner's end of run (``Runner._settle``): the steps come
-        from :mod:`simulator.judge.settlement`, delivered by ``driver``."""
+        """Settle these players' calls still in doubt as a provider must (PROTOCOL.md), within the
+        scenario's ``settle_timeout_s``; returns what is still in doubt (each a finding)."""
         deadline = time.monotonic() + self.scenario.settle_timeout_s
-        for _ in range(3):
-            doubtful = [(b, tx) for b, tx in self.ledger.in_doubt() if b.player_id in seats]
-            if not doubtful:
-                return 0
-            for book, tx in settlement.in_order(doubtful):
-                if self.hurried:
-                    self.settlement_skipped = True
-                if time.monotonic() >= deadline or self.hurried:
-                    break
-                if tx.call.tx_id not in book.doubt:
-                    continue
-                seat = seats[book.player_id]
-                self.rounds["settled_at_end"] += 1
-                driver.drive(settlement.settlement(book, tx, seat, self.settle_ids(seat.player_id), self.semantics))
-            driver.quiesce(max(0.1, deadline - time.monotonic()))
-            if self.hurried:  # a second interrupt: what is left is counted as left, not as the wallet's fault
-                self.settlement_skipped = True
-                return 0
-            if time.monotonic() >= deadline:
-                self.errors.append(f"settlement stopped at its deadline ({self.scenario.settle_timeout_s:g} s)")
-                break
-        left = [(b, tx) for b, tx in self.ledger.in_doubt() if b.player_id in seats]
-        for book, tx in left:
-            self.ledger.flag_unsettled(book, tx)
+        done = driver.run(endgame.settle(driver.courier, seats, self.semantics, self.settle_ids, self.rounds,
+                                         deadline, hurried))
+        if hurried():  # a second interrupt: what is left is counted as left, not as the wallet's fault
+            self.settlement_skipped = True
+            return 0
+        if not done and time.monotonic() >= deadline:
+            self.error(f"settlement stopped at its deadline ({self.scenario.settle_timeout_s:g} s)")
+        left = endgame.flag_left(driver.courier, seats)
         self.publish_anomalies()
-        return len(left)
-
-    def reconcile(self, driver: GeventDriver, seat: Seat) -> None:
-        """Read the balance once more, alone, and compare it with what the wallet must hold
-        (:meth:`simulator.drive.delivery.Courier.reconcile`, as ``croupier run`` does)."""
-        failed = driver.run(driver.courier.reconcile(seat))
-        if failed is not None:
-            self.errors.append(failed)
+        return left
 
     # -- the end ----------------------------------------------------------------------------
     def retire(self, player_id: str) -> None:
@@ -291,19 +298,24 @@ class Croupier:
             self.settlement_skipped = True
         if left and not self.settings.provider_url and not hurried():
             http = FastHttpSession(None, self.env.events.request, None,
-                                   network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s)
-            driver = GeventDriver(self, http)
-            for pid in left:
-                driver.late_duplicates(pid, drain=True)
-            self.unsettled += self.settle_in_doubt(driver, left)
-            for seat in left.values():
-                self.reconcile(driver, seat)
-                self.retire(seat.player_id)
+                                   network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s,
+                                   **cfg.fast_http_tls(self.settings.tls))
+            self.close(GeventDriver(self, http), left)
         self.final = True
         self.finished.set()
 
 
 _player_numbers = itertools.count()
+
+
+def user_tls(user: Any) -> None:
+    """Before a ``FastHttpUser``'s ``__init__`` builds its client: verify ``https://`` targets as the run's
+    settings say (``--croupier-ca-bundle``...) rather than Locust's default of not verifying at all."""
+    tls = current.settings.tls if current is not None else master.settings.tls if master is not None else None
+    if tls is None:  # pragma: no cover - Locust fires test_start, which sets ``current``, before it spawns users
+        tls = ClientTLS()
+    for name, value in cfg.fast_http_tls(tls).items():
+        setattr(user, name, value)
 
 
 def require() -> Croupier:
@@ -336,7 +348,7 @@ class Master:
         url = f"{self.settings.provider_url}/reports/anomalies"
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.settings.provider_key}"})
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=cfg.tls_context(self.settings.tls)) as resp:
                 return orjson.loads(resp.read())  # type: ignore[no-any-return]
         except (OSError, ValueError) as exc:
             self.provider_extra["errors"].append(f"provider anomaly report unavailable: {exc}")

@@ -18,12 +18,15 @@ No Locust import here: ``croupier load`` validates the same way before it starts
 
 from __future__ import annotations
 
+import functools
 import secrets
+import ssl
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from simulator.drive.tls import ClientTLS
 from simulator.play import scenario as scenarios
 from simulator.play.scenario import Scenario, ScenarioError
 from simulator.protocol.findings import Severity
@@ -113,6 +116,15 @@ def add_arguments(parser: Any) -> None:
     g.add_argument("--croupier-severity", env_var="CROUPIER_SEVERITY", default="contract",
                    choices=[s.value for s in Severity],
                    help="the least severe finding that fails the run: money, contract (default) or note")
+    g.add_argument("--croupier-ca-bundle", env_var="CROUPIER_CA_BUNDLE", default="",
+                   help="PEM CA certificates that sign the wallet's (and provider's) TLS certificate, trusted instead "
+                        "of the system trust store; the path must exist on every worker")
+    g.add_argument("--croupier-client-cert", env_var="CROUPIER_CLIENT_CERT", default="",
+                   help="PEM client certificate for a wallet that asks for one (mutual TLS)")
+    g.add_argument("--croupier-client-key", env_var="CROUPIER_CLIENT_KEY", default="",
+                   help="PEM private key of --croupier-client-cert (default: in the certificate's file)")
+    g.add_argument("--croupier-insecure", env_var="CROUPIER_INSECURE", action="store_true", default=False,
+                   help="do not verify TLS certificates at all (sandboxes only)")
     g.add_argument("--croupier-summary", env_var="CROUPIER_SUMMARY", default="", include_in_web_ui=False,
                    help="the master writes croupier's end-of-run report (JSON) here")
     g.add_argument("--croupier-progress", env_var="CROUPIER_PROGRESS", default="", include_in_web_ui=False,
@@ -137,6 +149,8 @@ class Settings:
     summary_path: str | None
     severity: Severity = Severity.CONTRACT
     """Findings of this severity and worse fail the run (``--fail-on note|contract|money``)."""
+    tls: ClientTLS = field(default_factory=ClientTLS)
+    """How ``https://`` targets are verified, and the client certificate shown (``--croupier-ca-bundle``...)."""
 
     @property
     def thresholds(self) -> list[verdict.Threshold]:
@@ -160,5 +174,34 @@ def from_options(options: Any, host: str | None) -> Settings:
         run_id=options.croupier_run_id, fail_on=load.fail_on + cli,
         summary_path=options.croupier_summary or None,
         severity=Severity(getattr(options, "croupier_severity", None) or "contract"),
+        tls=tls_of(options),
     )
+
+
+def tls_of(options: Any) -> ClientTLS:
+    """The ``--croupier-*`` TLS options (absent ones, from an older master: the defaults)."""
+    return ClientTLS(ca_bundle=getattr(options, "croupier_ca_bundle", "") or None,
+                     client_cert=getattr(options, "croupier_client_cert", "") or None,
+                     client_key=getattr(options, "croupier_client_key", "") or None,
+                     insecure=bool(getattr(options, "croupier_insecure", False)))
+
+
+@functools.cache
+def tls_context(tls: ClientTLS) -> ssl.SSLContext:
+    """This process's one client context for ``tls`` (built on first use)."""
+    return tls.context()
+
+
+def fast_http_tls(tls: ClientTLS) -> dict[str, Any]:
+    """What a ``FastHttpSession`` (or a ``FastHttpUser``'s attributes) is told so that it verifies as ``croupier
+    run`` does: ``insecure`` (geventhttpclient then checks no hostname) and an ``ssl_context_factory``.
+
+    The factory returns one context per process, built on first use (in a Locust process, after gevent patched
+    :mod:`ssl`, so it is gevent's class); it ignores the ``cafile`` geventhttpclient offers (certifi's bundle):
+    the system trust store or ``--croupier-ca-bundle`` decides, as in every other croupier client."""
+
+    def factory(cafile: str | None = None, **_: Any) -> ssl.SSLContext:
+        return tls_context(tls)
+
+    return {"insecure": tls.insecure, "ssl_context_factory": factory}
 

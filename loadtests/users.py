@@ -7,9 +7,8 @@
 * :class:`LiveTable` — one live-roulette table: its seated players bet in one window and are
   settled in one burst (the core's ``live_round``).  A scenario's ``[live] tables`` become
   that many table users (``fixed_count``); the other users play alone.
-* :class:`ProviderPlayer` — the real topology, player → provider → wallet: launches a game
-  on the mock provider (``POST /launch``) and plays it (``POST /play``); the provider calls the
-  wallet and judges its answers with its own ledger, which the master reads at the end.
+* :class:`~loadtests.via_provider.ProviderPlayer` (its own module) — the real topology, player →
+  provider → wallet.
 
 A player who cannot afford their smallest stake leaves and a new one sits down (the user
 keeps its place in the load); so does one who played the scenario's ``rounds``.  Leaving
@@ -20,42 +19,20 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Generator
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import gevent
-import orjson
 from locust import FastHttpUser, task
-from locust.contrib.fasthttp import FastHttpSession
-from locust.exception import CatchResponseError
 
-from simulator.drive.delivery import BENIGN
-from simulator.judge.diagnosis import admin_cause, seat_cause
-from simulator.judge.ledger import describe
-from simulator.play import gameplay
-from simulator.play.players import PlayerProfile, choose_stake, think_time
-from simulator.play.rounds import (
-    Launch,
-    Parallel,
-    RoundContext,
-    RoundOutcome,
-    Seat,
-    SeatRefused,
-    TxIds,
-    live_round,
-    open_seat,
-    play_round,
-    repay,
-)
-from simulator.play.scenario import Scenario
-from simulator.protocol.calls import Ok
-from simulator.protocol.codes import ErrorCode
-from simulator.protocol.money import Money, currency
+from simulator.drive import session
+from simulator.drive.delivery import Flow
+from simulator.drive.session import Ending, Left
+from simulator.play.rounds import TxIds
 
 from . import process
-from .driver import GeventDriver
-from .hurry import hurried, join_bounded
+from .admin import Admin
+from .driver import GeventDriver, Paused
+from .hurry import join_bounded
 from .process import Croupier
 
 PLACEHOLDER_HOST: Final = "http://croupier.invalid"
@@ -63,61 +40,7 @@ PLACEHOLDER_HOST: Final = "http://croupier.invalid"
 as Locust's ``--host``, which replaces this one, so Locust's report and web UI name the real target;
 this is only seen when Locust is run by hand without ``--host``.  Every URL croupier requests is
 absolute (--croupier-wallet), so the host never changes where a call goes."""
-ADMIN: Final = "admin"
-PROVIDER: Final = "provider"
-VIA_PROVIDER: Final = "via-provider"
 RETRY_SEAT_S: Final = 1.0
-MAX_ERRORS: Final = 1000
-
-
-class AdminFailed(RuntimeError):
-    def __init__(self, message: str, cause: str) -> None:
-        super().__init__(message)
-        self.cause = cause
-
-
-class Admin:
-    """The reference wallet's admin API, over an HTTP session of its own whose request events go to the
-    process's :class:`~loadtests.provisioning.Provisioning` instead of Locust's statistics: provisioning
-    is set-up, not the protocol, and must not weigh in the per-operation rows or the Aggregated row."""
-
-    def __init__(self, c: Croupier) -> None:
-        settings = c.settings
-        timeout = c.scenario.timeout_s
-        self.http: Any = FastHttpSession(None, c.provisioning, None, network_timeout=timeout,
-                                         connection_timeout=timeout, concurrency=4)
-        self.url = settings.admin_url
-        self.headers = {"Authorization": f"Bearer {settings.admin_token}", "Content-Type": "application/json"}
-
-    def call(self, method: str, path: str, name: str, body: Any = None) -> Any:
-        with self.http.request(method, f"{self.url}{path}", name=name, headers=self.headers, catch_response=True,
-                               data=orjson.dumps(body) if body is not None else None) as resp:
-            resp.request_meta["request_type"] = ADMIN
-            if not resp.status_code:
-                resp.failure("admin API unreachable")
-                raise AdminFailed(f"admin API unreachable at {self.url}: {getattr(resp, 'error', None)!r}",
-                                  f"admin API unreachable at {self.url}")
-            try:
-                data = orjson.loads(resp.content or b"")
-            except orjson.JSONDecodeError:
-                data = (resp.content or b"").decode("utf-8", "replace")[:200]
-            if resp.status_code >= 400:
-                resp.failure(f"admin API answered {resp.status_code}")
-                raise AdminFailed(f"admin API answered {resp.status_code}: {data}",
-                                  admin_cause(resp.status_code, f"{method} {path.split('/players/')[0]}", self.url))
-            resp.success()
-            return data
-
-    def create_player(self, player_id: str, code: str, balance: int) -> None:
-        self.call("POST", "/admin/players", "create player", {"player_id": player_id, "currency": code, "balance": balance})
-
-    def token(self, player_id: str, ttl_s: int) -> str:
-        return str(self.call("POST", "/admin/tokens", "token", {"player_id": player_id, "ttl_s": ttl_s})["token"])
-
-    def balance(self, player_id: str) -> int:
-        from urllib.parse import quote
-
-        return int(self.call("GET", f"/admin/players/{quote(player_id, safe='')}", "player")["balance"])
 
 
 def guarded(user: Any, fn: Any) -> Any:
@@ -142,501 +65,83 @@ def finish_work(user: Any) -> None:
         join_bounded([g], max(60.0, user.c.scenario.timeout_s * 10))
 
 
-def _error(c: Croupier, text: str) -> None:
-    if len(c.errors) < MAX_ERRORS:
-        c.errors.append(text)
+class SessionUser(FastHttpUser):
+    """A Locust user whose players play :mod:`simulator.drive.session`'s flows, as ``croupier run``'s do.
 
+    Each task runs the session up to its next pause between rounds; Locust's own wait is the pause
+    (so Locust may stop the user there, as any user between tasks).  A session that ends is closed
+    (settled, reconciled: :meth:`Croupier.close`) and the next task seats a new one."""
 
-def seat_player(c: Croupier, driver: GeventDriver, admin: Admin, profile: PlayerProfile) -> Seat | None:
-    """Provision the player, then open a session the dialect's way (``Runner._seat``'s steps, from the
-    same core: :func:`simulator.play.rounds.open_seat` — authenticate, or the admin API's token as the
-    session where the operator makes them)."""
-    pid, code, opening = profile.player_id, profile.currency, profile.bankroll
-    try:
-        admin.create_player(pid, code, opening)
-        token = admin.token(pid, c.scenario.session_ttl_s)
-    except AdminFailed as exc:
-        c.causes[exc.cause] += 1
-        _error(c, f"{pid}: {exc}")
-        return None
-    c.ledger.open(pid, code, opening)
-    got = driver.drive(open_seat(Launch(pid, currency(code), token, balance=opening), c.semantics,
-                                 c.scenario.session_ttl_s, c.scenario.timeout_s + 1))
-    if isinstance(got, SeatRefused):
-        c.causes[seat_cause(got.step, got.outcome, c.settings.wallet_url, c.settings.dialect)] += 1
-        _error(c, f"{pid}: {got.step} failed: {got.detail or describe(got.outcome) if got.outcome else got.step}")
-        return None
-    assert isinstance(got, Seat)
-    c.seats[pid] = got
-    return got
-
-
-def relaunch(c: Croupier, driver: GeventDriver, admin: Admin, seat: Seat) -> bool:
-    """The session ran out (perhaps waiting for a late win): launch the game again."""
-    try:
-        token = admin.token(seat.player_id, c.scenario.session_ttl_s)
-    except AdminFailed as exc:
-        _error(c, f"{seat.player_id}: relaunch failed: {exc}")
-        return False
-    got = driver.drive(open_seat(Launch(seat.player_id, seat.currency, token, session_ref=seat.session_ref,
-                                        balance=seat.balance), c.semantics, c.scenario.session_ttl_s,
-                                 c.scenario.timeout_s + 1, read_balance=False))
-    if isinstance(got, SeatRefused):
-        _error(c, f"{seat.player_id}: re-authenticate failed: {describe(got.outcome) if got.outcome else got.step}")
-        return False
-    assert isinstance(got, Seat)
-    seat.session_token, seat.live_until, seat.expired_after = got.session_token, got.live_until, got.expired_after
-    if got.balance is not None:
-        seat.balance = got.balance
-    c.rounds["relaunched"] += 1
-    return True
-
-
-def pay_owed(c: Croupier, driver: GeventDriver, admin: Admin, ctx: RoundContext) -> bool:
-    """The session ran out: launch again and send what the wallet refused for it (a wallet whose wins
-    need a live session; ``Runner._pay_owed``'s steps).  False when the player cannot go on."""
-    seat = ctx.seat
-    if not relaunch(c, driver, admin, seat):
-        if seat.owed:
-            c.unpaid += len(seat.owed)
-            _error(c, f"{seat.player_id}: {len(seat.owed)} wins or rollbacks refused SESSION_EXPIRED (allowed by "
-                      "the dialect) not sent again: no new session")
-            seat.owed.clear()
-        return False
-    if seat.owed:
-        paid = driver.drive(repay(ctx))
-        assert isinstance(paid, int)
-        c.rounds["owed_paid"] += paid
-    return True
-
-
-def leave(c: Croupier, driver: GeventDriver, seats: list[Seat]) -> None:
-    """Players leave: their late duplicates sent, their calls in doubt settled, their balances read once
-    more and reconciled — unless a second interrupt asked to skip the settlement: then nothing is sent,
-    and what they had in doubt is counted as left unsettled (never blamed on the wallet).  Their books are
-    kept then: a round still in flight may yet answer, and must find its player's book as it was."""
-    if hurried():
-        c.settlement_skipped = c.settlement_skipped or bool(seats)
-        return
-    driver.quiesce()
-    for seat in seats:
-        driver.late_duplicates(seat.player_id, drain=True)
-    c.unsettled += c.settle_in_doubt(driver, {s.player_id: s for s in seats})
-    for seat in seats:
-        c.reconcile(driver, seat)
-        c.retire(seat.player_id)
-
-
-def count_round(c: Croupier, result: RoundOutcome) -> None:
-    c.rounds[result.status] += 1
-    if "reorder" in result.notes:
-        c.faults["reorder"] += 1
-    if "late_win" in result.notes:
-        c.faults["late_win"] += 1
-
-
-def pick_kind(sc: Scenario, rng: random.Random, allowed: set[str] | None = None) -> str | None:
-    kinds = [k for k, w in sc.game_mix.items() if w > 0 and (allowed is None or k in allowed)]
-    if not kinds:
-        return None
-    return rng.choices(kinds, weights=[sc.game_mix[k] for k in kinds])[0]
-
-
-def pause_after_round(sc: Scenario, profile: PlayerProfile, rng: random.Random) -> float:
-    if sc.think_time_ms is not None:
-        lo, hi = sc.think_time_ms
-        return rng.randint(lo, hi) / 1000
-    return think_time(profile, rng) / 1000
-
-
-def _both(a: Any, b: Any) -> Generator[Parallel, object, object]:
-    results = yield Parallel((a, b))
-    return results
-
-
-@dataclass(slots=True)
-class Playing:
-    profile: PlayerProfile
-    seat: Seat
-    rng: random.Random
-    ids: TxIds
-    played: int = 0
-
-
-class WalletPlayer(FastHttpUser):
-    """One player on the wallet directly: the core's rounds, faults and ledger over FastHttpUser."""
-
+    abstract = True
     host = PLACEHOLDER_HOST
 
     def __init__(self, environment: Any) -> None:
+        process.user_tls(self)
         super().__init__(environment)
         self.pause = 0.0
-        self.player: Playing | None = None
+        self.flow: Flow[Left] | None = None
+        self.resume: bool | None = None
+        """What the flow's pause is told when it resumes (None: a flow not started)."""
 
     def wait_time(self) -> float:
         return self.pause
 
     def on_start(self) -> None:
         self.c = process.require()
-        self.driver = GeventDriver(self.c, self.client)
-        self.admin = Admin(self.c)
-        self._sit()
+        self.driver = GeventDriver(self.c, self.client, provision=Admin(self.c).provision)
 
-    def _sit(self) -> None:
-        profile, rng = self.c.new_profile()
-        seat = seat_player(self.c, self.driver, self.admin, profile)
-        if seat is None:
-            self.player, self.pause = None, RETRY_SEAT_S
-            return
-        self.player = Playing(profile, seat, rng, self.c.ids(seat.player_id))
-        self.pause = 0.0
-
-    def _leave(self) -> None:
-        if self.player is not None:
-            player, self.player = self.player, None
-            leave(self.c, self.driver, [player.seat])
+    def session(self) -> Flow[Left]:
+        raise NotImplementedError
 
     @task
     def play(self) -> None:
-        guarded(self, self._play)
+        guarded(self, self._advance)
 
-    def _play(self) -> None:
-        if self.player is None:
-            self._sit()
+    def _advance(self) -> None:
+        if self.flow is None:
+            self.flow, self.resume = self.session(), None
+        self._step(self.driver.advance(self.flow, self.resume))
+
+    def _step(self, got: Left | Paused) -> None:
+        if isinstance(got, Paused):
+            self.pause, self.resume = got.seconds, True
             return
-        c, p, sc = self.c, self.player, self.c.scenario
-        balance = p.seat.balance if p.seat.balance is not None else 0
-        stake = choose_stake(p.profile, p.rng, balance)
-        if stake is None:
-            c.rounds["player_broke"] += 1
-            self._leave()
-            self._sit()
-            return
-        faults, code = sc.faults, p.seat.currency.code
-        kind = pick_kind(sc, p.rng)
-        assert kind is not None
-        game_id, plan = gameplay.plan_single(kind, p.rng, stake, code)
-        ctx = c.context(p.seat, game_id, p.rng, p.ids, gameplay.batched(kind, c.batches))
-        if faults.concurrent_rounds(p.rng) and balance >= 2 * stake:
-            # Two tables open at once: two rounds of one player in flight together.
-            other_kind = pick_kind(sc, p.rng)
-            assert other_kind is not None
-            other_id, other_plan = gameplay.plan_single(other_kind, p.rng, stake, code)
-            other = c.context(p.seat, other_id, random.Random(p.rng.random()), p.ids,
-                              gameplay.batched(other_kind, c.batches))
-            c.faults["concurrent_rounds"] += 1
-            results = self.driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
-            assert isinstance(results, list)
-            for r in results:
-                count_round(c, r)
-            expired = bool(p.seat.owed)
-        else:
-            result = self.driver.drive(play_round(ctx, plan))
-            assert isinstance(result, RoundOutcome)
-            count_round(c, result)
-            expired = result.refusal is ErrorCode.SESSION_EXPIRED or bool(p.seat.owed)
-        if expired and not pay_owed(c, self.driver, self.admin, ctx):
-            self._leave()
-            self.pause = RETRY_SEAT_S
-            return
-        p.played += 1
-        if c.late is not None:  # the provider's retry queue, between the player's rounds
-            self.driver.late_duplicates(p.seat.player_id)
-        self.pause = pause_after_round(sc, p.profile, p.rng)
-        if sc.rounds is not None and p.played >= sc.rounds:
-            self._leave()
-            self._sit()
+        self.flow = None
+        self.c.close(self.driver, {s.player_id: s for s in got.seats})
+        self.pause = RETRY_SEAT_S if got.why in (Ending.UNSEATED, Ending.LOST) else 0.0
 
     def on_stop(self) -> None:
-        if hasattr(self, "driver"):
-            finish_work(self)
-            self._leave()
+        if not hasattr(self, "driver"):
+            return
+        self.driver.stopping = True
+        finish_work(self)
+        if self.flow is not None and self.resume is not None:  # paused between rounds: play stops there
+            self._step(self.driver.advance(self.flow, False))
+
+
+class WalletPlayer(SessionUser):
+    """One player on the wallet directly: what ``croupier run`` does for one player, over FastHttpUser."""
+
+    def session(self) -> Flow[Left]:
+        profile, rng = self.c.new_profile()
+        return session.player(self.driver.courier, self.c.floor, self.c, profile, rng, self.c.ids,
+                              self.c.scenario.rounds)
 
 
 _tables = itertools.count()
 
 
-class LiveTable(FastHttpUser):
+class LiveTable(SessionUser):
     """One live-roulette table of ``[live] seats`` players: a betting window, then one settlement burst."""
 
-    host = PLACEHOLDER_HOST
-
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        self.pause = 0.0
-        self.seated: list[tuple[PlayerProfile, RoundContext]] = []
-
-    def wait_time(self) -> float:
-        return self.pause
-
     def on_start(self) -> None:
-        c = self.c = process.require()
-        self.driver = GeventDriver(c, self.client)
-        self.admin = Admin(c)
-        n = next(_tables)
+        super().on_start()
+        c, n = self.c, next(_tables)
         self.name = f"table{n}"
         self.rng = random.Random(f"{c.settings.seed}:{c.node}:table:{n}")
         self.ids = TxIds(f"{c.settings.run_id}-{c.node}-table{n}")
-        self._seat_all()
 
-    def _seat_all(self) -> None:
-        c, sc = self.c, self.c.scenario
-        profiles = [c.new_profile() for _ in range(sc.live.seats)]
-        jobs = [gevent.spawn(seat_player, c, self.driver, self.admin, p) for p, _ in profiles]
-        gevent.joinall(jobs, raise_error=True)
-        self.seated = [(p, c.context(g.value, gameplay.LIVE_GAME_ID, rng, c.ids(g.value.player_id)))
-                       for (p, rng), g in zip(profiles, jobs, strict=True) if g.value is not None]
-        self.pause = 0.0 if self.seated else RETRY_SEAT_S
-
-    def _leave_all(self) -> None:
-        seated, self.seated = self.seated, []
-        if seated:
-            leave(self.c, self.driver, [ctx.seat for _, ctx in seated])
-
-    @task
-    def play(self) -> None:
-        guarded(self, self._play)
-
-    def _play(self) -> None:
-        if not self.seated:
-            self._seat_all()
-            return
-        c, sc = self.c, self.c.scenario
-        stakes = gameplay.live_stakes([(p, ctx.seat) for p, ctx in self.seated], self.rng, sc.live.bets_per_player)
-        if not stakes:
-            c.rounds["table_broke"] += 1
-            self._leave_all()
-            self._seat_all()
-            return
-        plans = gameplay.plan_live(self.rng, stakes)
-        seats = [(ctx, plans[ctx.seat.player_id]) for _, ctx in self.seated if ctx.seat.player_id in plans]
-        results = self.driver.drive(live_round(self.name, seats, self.ids.round()))
-        assert isinstance(results, list)
-        for (ctx, _), r in zip(seats, results, strict=True):
-            count_round(c, r)
-            if r.refusal is ErrorCode.SESSION_EXPIRED or ctx.seat.owed:
-                pay_owed(c, self.driver, self.admin, ctx)
-        c.rounds["live_rounds"] += 1
-        if c.late is not None:
-            for _, ctx in self.seated:
-                self.driver.late_duplicates(ctx.seat.player_id)
-        self.pause = sc.live.window_ms / 1000
-
-    def on_stop(self) -> None:
-        if hasattr(self, "driver"):
-            finish_work(self)
-            self._leave_all()
-
-
-# -- through the mock provider -------------------------------------------------------------
-_lobby: dict[str, list[tuple[str, dict[str, int]]]] = {}
-"""kind → [(game_id, min_stake by currency)], read once per process from ``GET /games``."""
-
-
-@dataclass(slots=True)
-class Launched:
-    profile: PlayerProfile
-    rng: random.Random
-    session_id: str
-    balance: int
-    expected: int
-    judged: bool = True
-    """False once a round's effect is unknown (no answer, unresolved): the final check is skipped."""
-    played: int = 0
-    kinds: set[str] = field(default_factory=set)
-
-
-class ProviderPlayer(FastHttpUser):
-    """One player through the mock provider: ``POST /launch``, then ``POST /play`` per round."""
-
-    host = PLACEHOLDER_HOST
-
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        self.pause = 0.0
-        self.player: Launched | None = None
-
-    def wait_time(self) -> float:
-        return self.pause
-
-    def on_start(self) -> None:
-        c = self.c = process.require()
-        self.url = c.settings.provider_url
-        self.admin = Admin(c)
-        self.auth = {"Authorization": f"Bearer {c.settings.provider_key}", "Content-Type": "application/json"}
-        if not self.url:
-            _error(c, "ProviderPlayer needs --croupier-provider URL")
-            self.pause = 3600.0
-            return
-        self._sit()
-
-    def _request(self, method: str, path: str, name: str, body: Any = None, auth: bool = True) -> tuple[int, Any, Any]:
-        """One provider call: (status, JSON answer, the response to mark)."""
-        resp = self.client.request(method, f"{self.url}{path}", name=name, headers=self.auth if auth else None,
-                                   data=orjson.dumps(body) if body is not None else None,  # type: ignore[arg-type]
-                                   catch_response=True)
-        resp.request_meta["request_type"] = PROVIDER
-        try:
-            data = orjson.loads(resp.content or b"") if resp.status_code else None
-        except orjson.JSONDecodeError:
-            data = None
-        return resp.status_code or 0, data, resp
-
-    def _games(self) -> dict[str, list[tuple[str, dict[str, int]]]]:
-        if not _lobby:
-            status, data, resp = self._request("GET", "/games", "games")
-            with resp:
-                if status != 200 or not isinstance(data, dict):
-                    resp.failure(f"provider answered {status}")
-                    return {}
-                resp.success()
-            for g in data.get("games", []):
-                _lobby.setdefault(g["kind"], []).append((g["game_id"], g.get("min_stake", {})))
-        return _lobby
-
-    def _launch(self, profile: PlayerProfile, token: str, game_id: str) -> tuple[str, int] | None:
-        body = {"player_id": profile.player_id, "currency": profile.currency, "token": token, "game_id": game_id,
-                "language": profile.language}
-        status, data, resp = self._request("POST", "/launch", "launch", body)
-        with resp:
-            if status == 200 and isinstance(data, dict):
-                resp.success()
-                return str(data["session_id"]), int(data["balance"])
-            code = data.get("code") if isinstance(data, dict) else None
-            resp.failure(f"launch refused: {code or status}")
-        _error(self.c, f"{profile.player_id}: launch failed: {status} {data}")
-        return None
-
-    def _sit(self) -> None:
-        c = self.c
-        lobby = self._games()
-        profile, rng = c.new_profile()
-        kinds = {k for k in lobby if k in c.scenario.game_mix and c.scenario.game_mix[k] > 0}
-        kind = pick_kind(c.scenario, rng, kinds)
-        if kind is None:
-            _error(c, "the provider's lobby has none of the scenario's game kinds")
-            self.player, self.pause = None, RETRY_SEAT_S
-            return
-        try:
-            self.admin.create_player(profile.player_id, profile.currency, profile.bankroll)
-            token = self.admin.token(profile.player_id, c.scenario.session_ttl_s)
-        except AdminFailed as exc:
-            c.causes[exc.cause] += 1
-            _error(c, f"{profile.player_id}: {exc}")
-            self.player, self.pause = None, RETRY_SEAT_S
-            return
-        launched = self._launch(profile, token, lobby[kind][0][0])
-        if launched is None:
-            self.player, self.pause = None, RETRY_SEAT_S
-            return
-        session_id, balance = launched
-        c.seats[profile.player_id] = Seat(profile.player_id, "", currency(profile.currency), balance)
-        self.player = Launched(profile, rng, session_id, balance, profile.bankroll, kinds=kinds)
-        self.pause = 0.0
-
-    def _relaunch(self, p: Launched) -> bool:
-        try:
-            token = self.admin.token(p.profile.player_id, self.c.scenario.session_ttl_s)
-        except AdminFailed as exc:
-            _error(self.c, f"{p.profile.player_id}: relaunch failed: {exc}")
-            return False
-        kind = next(iter(sorted(p.kinds)))
-        launched = self._launch(p.profile, token, _lobby[kind][0][0])
-        if launched is None:
-            return False
-        p.session_id, p.balance = launched
-        self.c.rounds["relaunched"] += 1
-        return True
-
-    def _leave(self) -> None:
-        """Read the balance through the operator's books and reconcile it with what the rounds did."""
-        p, self.player = self.player, None
-        if p is None:
-            return
-        c, pid = self.c, p.profile.player_id
-        try:
-            balance = self.admin.balance(pid)
-        except AdminFailed as exc:
-            _error(c, f"{pid}: final balance read failed: {exc}")
-            return
-        finally:
-            c.retired.add(pid)
-        if p.judged:
-            c.ledger.open(pid, p.profile.currency, p.expected)
-            c.ledger.reconcile(pid, Ok(Money(balance, currency(p.profile.currency))))
-            c.publish_anomalies()
-        c.retire(pid)
-
-    def _report_calls(self, calls: list[dict[str, Any]]) -> None:
-        """The provider's wallet calls of this round, as rows of type ``via-provider`` (its timings)."""
-        fire = self.environment.events.request.fire
-        for call in calls:
-            outcome = str(call.get("outcome"))
-            benign = outcome == "ok" or outcome in {str(c) for c in BENIGN}
-            fire(request_type=VIA_PROVIDER, name=str(call.get("op")), response_time=float(call.get("latency_ms") or 0),
-                 response_length=0, context={},
-                 exception=None if benign else CatchResponseError(f"wallet answered the provider: {outcome}"))
-            self.c.count_call(str(call.get("op")), outcome)
-
-    @task
-    def play(self) -> None:
-        guarded(self, self._play)
-
-    def _play(self) -> None:
-        if self.player is None:
-            if self.url:
-                self._sit()
-            return
-        c, p, sc = self.c, self.player, self.c.scenario
-        stake = choose_stake(p.profile, p.rng, p.balance)
-        if stake is None:
-            c.rounds["player_broke"] += 1
-            self._leave()
-            self._sit()
-            return
-        playable = {k for k in p.kinds if any(ms.get(p.profile.currency, 1) <= stake for _, ms in _lobby.get(k, []))}
-        kind = pick_kind(sc, p.rng, playable)
-        if kind is None:
-            c.rounds["stake_too_small"] += 1
-            self.pause = pause_after_round(sc, p.profile, p.rng)
-            return
-        status, data, resp = self._request("POST", "/play", "play", {"session_id": p.session_id, "stake": stake,
-                                                                     "kind": kind}, auth=False)
-        expired = False
-        with resp:
-            code = data.get("code") if isinstance(data, dict) else None
-            if status == 200 and isinstance(data, dict):
-                c.rounds[str(data.get("status"))] += 1
-                p.expected += int(data.get("paid", 0)) - int(data.get("staked", 0))
-                if data.get("balance") is not None:
-                    p.balance = int(data["balance"])
-                self._report_calls(data.get("calls", []))
-                if data.get("status") == "unresolved":
-                    p.judged = False
-                    resp.failure("round unresolved: the wallet never answered")
-                else:
-                    resp.success()
-            elif code == str(ErrorCode.SESSION_EXPIRED):
-                c.rounds["refused"] += 1
-                expired = True
-                resp.success()
-            elif 400 <= status < 500 and code:
-                c.rounds["refused"] += 1  # a wallet refusal: the round was rolled back, nothing moved
-                resp.failure(f"refused {code}")
-            else:
-                p.judged = False  # the provider or the wallet failed mid-round: its effect is unknown
-                resp.failure(f"provider answered {status or 'nothing'}" + (f" ({code})" if code else ""))
-        if expired and not self._relaunch(p):
-            self._leave()
-            self.pause = RETRY_SEAT_S
-            return
-        p.played += 1
-        self.pause = pause_after_round(sc, p.profile, p.rng)
-        if sc.rounds is not None and p.played >= sc.rounds:
-            self._leave()
-            self._sit()
-
-    def on_stop(self) -> None:
-        if hasattr(self, "c"):
-            finish_work(self)
-            self._leave()
+    def session(self) -> Flow[Left]:
+        players = [(0, self.c.new_profile()[0]) for _ in range(self.c.scenario.live.seats)]
+        return session.table(self.driver.courier, self.c.floor, self.c, self.name, players, self.rng, self.c.ids,
+                             self.ids)

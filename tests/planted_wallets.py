@@ -28,6 +28,7 @@ from simulator.protocol import signing
 from simulator.protocol.calls import MONEY_OPS, Ok, Op, Outcome, Rejected, WalletCall, WinReason
 from simulator.protocol.codes import ErrorCode
 from simulator.protocol.dialects import HttpRequest
+from simulator.protocol.dialects.base import header
 from simulator.protocol.dialects.canonical import FIELDS, CanonicalDialect, call_from_json, parse_object
 from simulator.protocol.money import Money, currency
 from simulator.wallet import engine, rules
@@ -214,6 +215,22 @@ class SignatureNotChecked(CanonicalDialect):
         t = int(now)
         body = request.body
         headers = {**request.headers, signing.HEADER: signing.sign(self.secret, body, t)}
+        return super().decode_request(dataclasses.replace(request, headers=headers), now)
+
+
+class StaleSignatureAccepted(CanonicalDialect):
+    """Checks X-Signature's MAC but never its time: a request signed an hour ago (or an hour ahead) is served,
+    so a captured request can be sent again for ever.  (Not in :data:`PLANTED`: the security pass of
+    ``croupier certify`` finds it, tests/test_security_pass.py.)"""
+
+    def decode_request(self, request: HttpRequest, now: float) -> WalletCall | Rejected:
+        given = header(request.headers, signing.HEADER)
+        try:
+            signing.verify(self.secret, given, request.body, now, tolerance=10**12)
+        except signing.SignatureError:
+            return super().decode_request(request, now)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != signing.HEADER.lower()}
+        headers[signing.HEADER] = signing.sign(self.secret, request.body, int(now))
         return super().decode_request(dataclasses.replace(request, headers=headers), now)
 
 

@@ -97,6 +97,15 @@ CASES = [
     C("replay-wrong-secret", "replay", "{tmp}/empty-replay.json", "--wallet", REF, "--secret", "wrong",
       "--admin-token", ADMIN_TOKEN, fix=r"refused croupier's signature on every call .*check --secret"),
     C("replay-unknown-dialect", "replay", "{tmp}/other.json", "--dialect", "formmd5", fix=r"did you mean 'form-md5'"),
+    # -- certify ----------------------------------------------------------------------------------
+    C("certify-unreachable", "certify", "--wallet", CLOSED, fix=r"wallet unreachable at 127\.0\.0\.1:\d+"),
+    C("certify-unknown-dialect", "certify", "--dialect", "formmd5", "--wallet", CLOSED,
+      fix=r"unknown dialect 'formmd5' \(did you mean 'form-md5'\?\)"),
+    C("certify-bad-sla", "certify", "--sla", "p50=3ms", fix=r"an SLA such as p99=500ms"),
+    C("certify-bad-budget", "certify", "--budget", "xyz", fix=r"a duration such as 10m, 90s or 1m30s"),
+    C("certify-short-budget", "certify", "--budget", "5", "--wallet", REF, *RIGHT, fix=r"--budget must be at least 30 s"),
+    C("certify-unknown-phase", "certify", "--phases", "check,nope", fix=r"phases are a comma list of docs, check"),
+    C("certify-bad-error-budget", "certify", "--error-budget", "200%", fix=r"a percentage such as 1%"),
     # -- load -------------------------------------------------------------------------------------
     C("load-unknown-scenario", "load", "smok", "--wallet", CLOSED, fix=r"did you mean 'smoke'"),
     C("load-unknown-dialect", "load", "smoke", "--dialect", "formmd5", "--wallet", CLOSED,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .protocol import RULES, Rule, Violation
 
 if TYPE_CHECKING:
-    from ..run.runner import TestAccount, read_accounts
+    from ..run.accounts import TestAccount, read_accounts
     from .runner import CheckOptions, CheckResult, Failure, UnknownRule, check, select_rules
     from .target import CheckError, Target
 

@@ -14,6 +14,8 @@ then run ``pytest --croupier-wallet http://127.0.0.1:8080/wallet --croupier-secr
 --croupier-admin-token T`` (or the CROUPIER_WALLET, CROUPIER_SECRET, CROUPIER_ADMIN_TOKEN
 environment variables).  Without a wallet the tests that use the fixtures are skipped.
 Replay files and curl scripts of failures go to ``--croupier-out`` (default ``.croupier/check``).
+An ``https://`` wallet is verified as ``croupier check`` verifies it: ``--croupier-ca-bundle``,
+``--croupier-client-cert``/``--croupier-client-key``, ``--croupier-insecure``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Any
 
 import pytest
 
+from ..drive.tls import ClientTLS, TLSError
 from ..protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
-from ..run.runner import RunError, read_accounts
+from ..run.accounts import RunError, read_accounts
 from .report import render_text, write_failures
 from .runner import DEFAULT_DB_DIR, CheckOptions, CheckResult, check, split_rules
 from .target import Target, admin_url_for
@@ -50,6 +53,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--croupier-seed", type=int, default=None)
     g.addoption("--croupier-db-dir", default=DEFAULT_DB_DIR)
     g.addoption("--croupier-out", default=".croupier/check", help="where replay files and curl scripts go")
+    g.addoption("--croupier-ca-bundle", help="PEM CA certificates an https:// wallet's certificate is verified "
+                                             "against (default: the system trust store)")
+    g.addoption("--croupier-client-cert", help="PEM client certificate for a wallet that asks for one (mutual TLS)")
+    g.addoption("--croupier-client-key", help="PEM private key of --croupier-client-cert (default: in its file)")
+    g.addoption("--croupier-insecure", action="store_true", help="do not verify the wallet's TLS certificate "
+                                                                 "(sandboxes only)")
 
 
 def _opt(config: pytest.Config, name: str, env: str | None = None) -> Any:
@@ -64,9 +73,12 @@ def croupier_target(pytestconfig: pytest.Config) -> Target:
     if not wallet:
         pytest.skip("no wallet to check: pass --croupier-wallet URL (or set CROUPIER_WALLET)")
     players = _opt(pytestconfig, "croupier_players")
+    tls = ClientTLS(_opt(pytestconfig, "croupier_ca_bundle"), _opt(pytestconfig, "croupier_client_cert"),
+                    _opt(pytestconfig, "croupier_client_key"), bool(pytestconfig.getoption("croupier_insecure")))
     try:
         accounts = read_accounts(players) if players else None
-    except RunError as exc:
+        tls.context()  # a bad certificate file is a usage error, said once
+    except (RunError, TLSError) as exc:
         raise pytest.UsageError(str(exc)) from None
     return Target(
         wallet, _opt(pytestconfig, "croupier_secret", "CROUPIER_SECRET") or DEV_SECRET,
@@ -74,7 +86,7 @@ def croupier_target(pytestconfig: pytest.Config) -> Target:
         None if accounts else (_opt(pytestconfig, "croupier_admin_url") or admin_url_for(wallet)),
         None if accounts else (_opt(pytestconfig, "croupier_admin_token", "CROUPIER_ADMIN_TOKEN")
                                or DEV_ADMIN_TOKEN),
-        accounts,
+        accounts, tls=tls,
     )
 
 
@@ -109,7 +121,7 @@ def croupier_check(croupier_target: Target, croupier_options: CheckOptions,
         result = check(croupier_target, dataclasses.replace(croupier_options, **overrides))
         if expect_pass and result.verdict != "pass":
             paths = (write_failures(result, pytestconfig.getoption("croupier_out"), croupier_target.secret,
-                                     croupier_target.admin_url, croupier_target.admin_token)
+                                     croupier_target.admin_url, croupier_target.admin_token, croupier_target.tls)
                      if result.failures else {})
             pytest.fail(render_text(result, paths), pytrace=False)
         return result

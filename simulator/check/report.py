@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import orjson
 
+from ..drive.tls import ClientTLS
 from ..protocol.calls import Op, WalletCall
 from ..protocol.dialects.semantics import CANONICAL, Semantics
 from ..protocol.findings import SEVERITY_ORDER, Severity
@@ -267,12 +268,15 @@ def replay_document(f: Failure, target: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None = None,
-                   admin_url: str | None = None, admin_token: str | None = None) -> dict[str, dict[str, str]]:
+                   admin_url: str | None = None, admin_token: str | None = None,
+                   tls: ClientTLS | None = None) -> dict[str, dict[str, str]]:
     """A replay file and a curl script per broken rule, in ``out_dir``; returns their paths by rule.
 
     ``secret``: the check's (the scripts sign with it unless CROUPIER_SECRET says otherwise; they are written
     readable by their owner only); ``admin_url``, ``admin_token``: the check's admin API (default: the wallet's
-    host, the reference wallet's development token), kept in the script as the secret is."""
+    host, the reference wallet's development token), kept in the script as the secret is; ``tls``: the check's
+    ``--ca-bundle``, ``--client-cert``, ``--client-key``, ``--insecure``, given to curl as ``--cacert``,
+    ``--cert``, ``--key``, ``-k``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, dict[str, str]] = {}
@@ -282,7 +286,7 @@ def write_failures(result: CheckResult, out_dir: str | Path, secret: str | None 
         curl = out / f"{f.rule.id}.sh"
         replay.write_bytes(orjson.dumps(replay_document(f, result.target), option=orjson.OPT_INDENT_2))
         curl.write_text(curl_script(f, result.target, secret or DEV_SECRET, semantics, admin_url,
-                                    admin_token), encoding="utf-8")
+                                    admin_token, tls), encoding="utf-8")
         curl.chmod(0o700)
         paths[f.rule.id] = {"replay": str(replay), "curl": str(curl)}
     return paths
@@ -312,24 +316,38 @@ export PYTHONPATH="@ROOT@${PYTHONPATH:+:$PYTHONPATH}"
 PY="${CROUPIER_PYTHON:-@PYTHON@}"
 ADMIN_TOKEN="${CROUPIER_ADMIN_TOKEN:-@ADMIN_TOKEN@}"
 RUN="${RUN:-c$(date +%s)$RANDOM}"
+CURL_TLS=(@CURL_TLS@)  # how curl verifies an https:// wallet: the check's --ca-bundle, --client-cert... as curl's
 
 call() {  # call CALL [ok|wrong-secret|stale|future|unsigned] [VARIANT]: prints the answer and its HTTP status
   local req METHOD RPATH BODY HDR=()
   req=$("$PY" -m simulator.check.request encode "$1" "${2:-ok}" "${3:-}") || return 1
   eval "$req"
-  curl -sS -X "$METHOD" "$WALLET/$RPATH" "${HDR[@]}" ${BODY:+--data-binary "$BODY"} -w '  [HTTP %{http_code}]\n'
+  curl -sS ${CURL_TLS[@]+"${CURL_TLS[@]}"} -X "$METHOD" "$WALLET/$RPATH" "${HDR[@]}" ${BODY:+--data-binary "$BODY"} -w '  [HTTP %{http_code}]\n'
 }
 session() {  # session CALL < answer: the session an authenticate answer gave (the dialect reads the answer)
   "$PY" -m simulator.check.request session "$1"
 }
 admin() {  # admin METHOD PATH [BODY]
-  curl -sS -X "$1" "$ADMIN_URL$2" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
+  curl -sS ${CURL_TLS[@]+"${CURL_TLS[@]}"} -X "$1" "$ADMIN_URL$2" -H "Authorization: Bearer $ADMIN_TOKEN" -H 'Content-Type: application/json' \
        ${3:+--data-binary "$3"}; echo
 }
 field() {  # field NAME < answer: one field of a JSON answer
   python3 -c 'import json,sys; print(json.loads(sys.stdin.read().rsplit("  [HTTP",1)[0])[sys.argv[1]])' "$1"
 }
 '''
+
+
+def _curl_tls(tls: ClientTLS | None) -> str:
+    """The check's TLS options as curl's, shell-quoted (absolute paths: the script runs from anywhere)."""
+    if tls is None:
+        return ""
+    args: list[str] = []
+    for flag, path in (("--cacert", tls.ca_bundle), ("--cert", tls.client_cert), ("--key", tls.client_key)):
+        if path:
+            args += [flag, str(Path(path).resolve())]
+    if tls.insecure:
+        args.append("-k")
+    return " ".join(shlex.quote(a) for a in args)
 
 
 _ORIGINAL_ID = re.compile(r"the original wallet_tx_id '[^']*'")
@@ -458,7 +476,8 @@ class _Curl:
 
 
 def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
-                semantics: Semantics = CANONICAL, admin_url: str | None = None, admin_token: str | None = None) -> str:
+                semantics: Semantics = CANONICAL, admin_url: str | None = None, admin_token: str | None = None,
+                tls: ClientTLS | None = None) -> str:
     """The minimal sequence of ``f`` as a bash script: admin calls as they were, protocol calls each made by
     croupier's own encoder of the check's dialect and sent with curl."""
     import sys
@@ -475,7 +494,8 @@ def curl_script(f: Failure, target: dict[str, Any], secret: str = DEV_SECRET,
               "@TEXT@": f.rule.text, "@WALLET@": wallet, "@ADMIN@": admin, "@DIALECT@": dialect,
               "@SECRET@": secret, "@ADMIN_TOKEN@": admin_token or DEV_ADMIN_TOKEN, "@ROOT@": str(Path(simulator.__file__).resolve().parent.parent),
               "@PYTHON@": sys.executable or "python3",
-              "@DEVNOTE@": ": the development secret, as no --secret was given" if secret == DEV_SECRET else ""}
+              "@DEVNOTE@": ": the development secret, as no --secret was given" if secret == DEV_SECRET else "",
+              "@CURL_TLS@": _curl_tls(tls)}
     prelude = _PRELUDE
     for key, value in values.items():
         safe = value.replace("\n", " ")

@@ -20,17 +20,18 @@ import secrets
 import threading
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
 from ..drive.client import AdminClient, AdminError, WalletClient
+from ..drive.tls import ClientTLS, TLSError
 from ..protocol import dialects
 from ..protocol.calls import Ok, Op, Outcome, Unknown, WalletCall
 from ..protocol.dialects import Dialect, HttpRequest, HttpResponse
-from ..run.runner import RunError, TestAccount, preflight
+from ..run.accounts import RunError, TestAccount, preflight
 from .wire import CURRENCY_CODES, Wire, wire_of, without_signature
 
 T = TypeVar("T")
@@ -75,14 +76,19 @@ class Target:
     admin_token: str | None = None
     accounts: list[TestAccount] | None = None
     timeout_s: float = 10.0
+    tls: ClientTLS = field(default_factory=ClientTLS)
+    """How an ``https://`` wallet is verified and which client certificate is shown (``--ca-bundle``...)."""
 
     @property
     def admin(self) -> bool:
         return self.accounts is None
 
     def describe(self) -> dict[str, Any]:
-        return {"wallet": self.wallet_url, "dialect": self.dialect,
-                "players": "admin API" if self.admin else f"{len(self.accounts or [])} test accounts"}
+        described = {"wallet": self.wallet_url, "dialect": self.dialect,
+                     "players": "admin API" if self.admin else f"{len(self.accounts or [])} test accounts"}
+        if self.tls.insecure or self.wallet_url.lower().startswith("https:"):
+            described["tls"] = self.tls.describe()  # how the wallet's certificate was checked (or that it was not)
+        return described
 
 
 @dataclass(frozen=True)
@@ -147,8 +153,12 @@ class Connection:
 
     async def _open(self) -> None:
         t = self.target
-        await preflight(t.wallet_url)
-        connector = aiohttp.TCPConnector(limit=64, limit_per_host=0)
+        try:
+            ctx = t.tls.context()
+        except TLSError as exc:
+            raise CheckError(str(exc)) from None
+        await preflight(t.wallet_url, tls=t.tls, ctx=ctx)
+        connector = aiohttp.TCPConnector(limit=64, limit_per_host=0, ssl=ctx)
         self.session = aiohttp.ClientSession(connector=connector)
         self.clients = {
             "ok": WalletClient(t.wallet_url, self.dialect, self.session, t.timeout_s),

@@ -19,7 +19,7 @@ import orjson
 
 from ..check.runner import CheckOptions, CheckResult, StopRequest
 from ..check.target import CheckError, Target, admin_url_for
-from ..run.runner import RunError, read_accounts
+from ..run.accounts import RunError, read_accounts
 from . import flags
 
 DEFAULT_OUT = ".croupier/check"
@@ -56,6 +56,7 @@ def _positive(kind: type) -> Any:
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
     flags.wire_and_credentials(p, "for fresh players")
+    flags.client_tls_args(p)
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts player_id,token,currency, for a wallet without the admin API")
     p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per call (default: %(default)s)")
@@ -115,7 +116,7 @@ def _target(args: argparse.Namespace) -> Target:
         args.wallet, flags.secret(args), args.dialect,
         admin_url if accounts is None else None,
         flags.admin_token(args) if accounts is None else None,
-        accounts, args.timeout,
+        accounts, args.timeout, flags.client_tls(args),
     )
 
 
@@ -188,7 +189,7 @@ def _check_command(args: argparse.Namespace, stop: StopRequest) -> int:
         from ..check.report import write_failures
 
         try:
-            paths = write_failures(result, args.out, target.secret, target.admin_url, target.admin_token)
+            paths = write_failures(result, args.out, target.secret, target.admin_url, target.admin_token, target.tls)
         except OSError as exc:
             result.errors.append(f"cannot write to {args.out}: {exc.strerror}")
     return _finish(args, result, paths, "check")

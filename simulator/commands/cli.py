@@ -99,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--pg-schema", default="public", help="PostgreSQL schema to use")
     serve.add_argument("--workers", type=flags.positive_int, default=1,
                        help="wallet processes on one port (PostgreSQL only)")
+    flags.server_tls_args(serve, "the wallet (protocol and admin API)")
     serve.add_argument("--worker-of-pool", action="store_true", help=argparse.SUPPRESS)
 
     provider = sub.add_parser("provider", help="the mock game provider (operator-facing)",
@@ -123,6 +124,8 @@ def parser() -> argparse.ArgumentParser:
                         help="the least severe of the provider's own log lines to print")
     pserve.add_argument("--shutdown-timeout", type=float, default=30.0,
                         help="seconds to let in-flight rounds finish on SIGTERM")
+    flags.client_tls_args(pserve)
+    flags.server_tls_args(pserve, "the provider")
 
     from .runcmd import add_run_parser
 
@@ -135,6 +138,10 @@ def parser() -> argparse.ArgumentParser:
     from .loadcmd import add_load_parser
 
     add_load_parser(sub)
+
+    from .certifycmd import add_certify_parser
+
+    add_certify_parser(sub)
 
     from .dialectcmd import add_dialect_parser
 
@@ -156,6 +163,8 @@ def parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--db", help="the embedded wallet's SQLite file (default: a temporary file)")
     sandbox.add_argument("--seed", type=int, help="seeds every game session's draws (default: random)")
     _access_log_args(sandbox)
+    flags.server_tls_args(sandbox, "the lobby, the wallet and the provider")
+    flags.client_tls_args(sandbox)
 
     demo = sub.add_parser("demo", help="reference wallet on a temporary SQLite file + the chaos scenario, then the "
                                        "summary",
@@ -269,14 +278,14 @@ def preflight(args: argparse.Namespace) -> str | None:
         if problem:
             return problem
     dialect = getattr(args, "dialect", None)
-    if args.command in ("run", "load", "check", "replay", "provider", "sandbox") and dialect:
+    if args.command in ("run", "load", "check", "replay", "provider", "sandbox", "certify") and dialect:
         return dialect_problem(dialect)
     if args.command == "dialect" and getattr(args, "dialect_command", None) == "sample":
         return dialect_problem(args.dialect, "the dialect argument")
     return None
 
 
-INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect", "load")
+INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect", "load", "certify")
 """Commands whose SIGTERM is a Ctrl-C until they handle it themselves (run, check, demo and load do, and
 keep their work; load saves and restores the handler it finds); the servers keep their own SIGTERM handling."""
 
@@ -310,14 +319,21 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(f"croupier: {problem}", file=sys.stderr)
         return 2
     if args.command == "wallet" and args.wallet_command == "serve":
+        from ..drive.tls import TLSError
         from ..wallet.server import ConfigError, ServeOptions, serve, serve_workers
 
+        try:
+            server_ssl = flags.server_tls(args)
+        except TLSError as exc:
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
         opts = ServeOptions(
             host=args.host, port=args.port, db=args.db, memory=args.memory, sync=args.sync,
             secret=args.secret, admin_token=args.admin_token, session_ttl=args.session_ttl,
             access_log=args.access_log, access_log_file=args.access_log_file, log_level=args.log_level,
             shutdown_timeout=args.shutdown_timeout, dsn=args.dsn or os.environ.get("CROUPIER_DSN"), pg_schema=args.pg_schema,
             workers=1 if args.worker_of_pool else args.workers, reuse_port=args.worker_of_pool,
+            ssl_context=server_ssl,
         )
         try:
             if args.workers > 1 and not args.worker_of_pool:
@@ -333,10 +349,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from ..provider.server import ProviderServeOptions
         from ..provider.server import serve as serve_provider
 
+        try:
+            wallet_tls, provider_ssl = flags.client_tls(args), flags.server_tls(args)
+        except ValueError as exc:  # TLSError: a certificate or key file that cannot be used
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
         popts = ProviderServeOptions(
             wallet=args.wallet, dialect=args.dialect, secret=args.secret, host=args.host, port=args.port,
             seed=args.seed, api_key=args.api_key, access_log=args.access_log, access_log_file=args.access_log_file,
             log_level=args.log_level, shutdown_timeout=args.shutdown_timeout,
+            wallet_tls=wallet_tls, ssl_context=provider_ssl,
         )
         try:
             serve_provider(popts)
@@ -359,6 +381,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .loadcmd import load_command
 
         return load_command(args)
+    if args.command == "certify":
+        from .certifycmd import certify_command
+        from .checkcmd import keep_hypothesis_out_of_cwd
+
+        keep_hypothesis_out_of_cwd()
+        return certify_command(args, list(sys.argv[2:] if argv is None else argv[1:]), main)
     if args.command in ("check", "replay"):
         from .checkcmd import keep_hypothesis_out_of_cwd
 
@@ -376,11 +404,18 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
         return list_scenarios(args.json)
     if args.command == "sandbox":
+        from ..drive.tls import TLSError
         from ..sandbox.server import SandboxOptions, run_sandbox
 
+        try:
+            wallet_tls = flags.client_tls(args)
+        except TLSError as exc:
+            print(f"croupier: {exc}", file=sys.stderr)
+            return 2
         return run_sandbox(SandboxOptions(host=args.host, port=args.port, wallet=args.wallet, dialect=args.dialect,
                                           secret=args.secret, db=args.db, seed=args.seed,
-                                          access_log=args.access_log, access_log_file=args.access_log_file))
+                                          access_log=args.access_log, access_log_file=args.access_log_file,
+                                          tls_cert=args.tls_cert, tls_key=args.tls_key, wallet_tls=wallet_tls))
     if args.command == "demo":
         from ..play.scenario import ScenarioError
         from .demo import run_demo

@@ -27,7 +27,7 @@ from ..play import scenario as scenarios
 from ..report.html import render
 from ..report.junit import junit_xml
 from ..report.summary import ggr_table, print_summary
-from ..run.runner import RunOptions, result_json
+from ..run.result import RunOptions, result_json
 from ..wallet.http import WalletConfig
 from ..wallet.service import make_app
 from ..wallet.sqlite import SQLiteStore

@@ -50,6 +50,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from ..drive.tls import ClientTLS, TLSError, handshake_problem
 from ..play.scenario import ScenarioError
 from ..protocol.findings import Severity
 from ..report import model
@@ -123,6 +124,7 @@ def add_load_parser(sub: Any) -> None:
     p.add_argument("--report-dir", default="load-report",
                    help="Locust's CSV and HTML reports and croupier's summary.json (default: %(default)s)")
     flags.wire_and_credentials(p)
+    flags.client_tls_args(p)
     p.add_argument("--seed", type=int, default=1, help="one seed reproduces every player's sequence of rounds")
     p.add_argument("--run-id", help="prefix of player ids (default: random, so runs never collide)")
     p.add_argument("--locust-arg", action="append", default=[], metavar="ARG",
@@ -159,17 +161,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _reachable(url: str, what: str) -> str | None:
+def _reachable(url: str, what: str, tls: ClientTLS | None = None) -> str | None:
+    """Why ``url`` cannot be reached (nothing listens; for ``https://``, a failed TLS handshake, with the flag
+    that fixes it), before Locust starts; None if it can."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"--{what} must be an http(s) URL, got {url!r}"
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((parts.hostname, port), timeout=3):
-            return None
+            pass
     except OSError as exc:
         return (f"{what} unreachable at {parts.hostname}:{port}: {exc.strerror or exc}: "
                 f"is the {what} running, and is --{what} right?")
+    if parts.scheme == "https":
+        tls = tls or ClientTLS()
+        return handshake_problem(parts.hostname, port, parts.path, tls, tls.context())
+    return None
 
 
 def load_command(args: argparse.Namespace) -> int:
@@ -197,8 +205,13 @@ def load_command(args: argparse.Namespace) -> int:
     users = args.users or section.users or max(1, scenario.players + scenario.live.tables)
     rate = args.spawn_rate or section.spawn_rate or float(min(users, 100))
     shape = args.shape or section.shape
+    try:
+        tls = flags.client_tls(args)
+    except TLSError as exc:
+        console.print(f"[red]croupier:[/] {exc}", soft_wrap=True)
+        return 2
     for url, what in ((args.wallet, "wallet"), *([(args.provider, "provider")] if args.provider else [])):
-        if problem := _reachable(url, what):
+        if problem := _reachable(url, what, tls):
             console.print(f"[red]croupier:[/] {problem}")
             return 2
 
@@ -236,6 +249,12 @@ def load_command(args: argparse.Namespace) -> int:
         master += ["--croupier-run-id", args.run_id]
     if args.fail_on:
         master += ["--croupier-fail-on", ";".join(args.fail_on)]
+    for flag, path in (("--croupier-ca-bundle", tls.ca_bundle), ("--croupier-client-cert", tls.client_cert),
+                       ("--croupier-client-key", tls.client_key)):
+        if path:  # Locust's processes may start elsewhere: an absolute path means the same file
+            master += [flag, os.path.abspath(path)]
+    if tls.insecure:
+        master += ["--croupier-insecure"]
     if args.web:
         master += ["--web-host", args.web_host, "--web-port", str(args.web_port)]
     else:
@@ -291,6 +310,8 @@ def load_command(args: argparse.Namespace) -> int:
         return 2
     report = orjson.loads(summary.read_bytes())
     report["wall_s"] = round(time.monotonic() - started, 3)
+    if tls.insecure or any(u.lower().startswith("https:") for u in (args.wallet, args.provider or "")):
+        report["tls"] = tls.describe()  # the environment block says how the target's certificate was checked
     if stop.signal and args.web and report.get("tests_started") and not report.get("quit_while_running"):
         stop = Interrupt()  # Ctrl-C after the web UI's test had ended: the way a web session ends, not an interruption
     if stop.signal:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import orjson
 from rich.console import Console
 
+from ..judge import journal
 from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
 from ..play import scenario as scenarios
@@ -35,17 +36,10 @@ from ..protocol.findings import Severity
 from ..report import model, series
 from ..report.html import render
 from ..report.summary import print_summary
-from ..run.runner import (
-    INTERRUPT_RECONCILE_S,
-    INTERRUPT_ROUNDS_S,
-    INTERRUPT_SETTLE_S,
-    RunError,
-    Runner,
-    RunOptions,
-    RunResult,
-    read_accounts,
-    result_json,
-)
+from ..run.accounts import RunError, read_accounts
+from ..run.interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S
+from ..run.result import RunOptions, RunResult, result_json
+from ..run.runner import Runner
 from . import flags
 from .interrupt import EXIT_INTERRUPTED, Interrupts
 from .progress import LiveProgress
@@ -60,6 +54,7 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("scenario", help="a built-in scenario name (see `croupier scenarios`) or a .toml file")
     p.add_argument("--wallet", default="http://127.0.0.1:8080/wallet", help="the wallet's protocol base URL")
     flags.wire_and_credentials(p)
+    flags.client_tls_args(p)
     p.add_argument("--players", dest="players_file",
                    help="CSV of test accounts: player_id,token,currency, optionally session_token,session_ref "
                         "(sessions the operator made; a second session id); each plays in its own currency")
@@ -81,6 +76,9 @@ def add_run_parser(sub: Any) -> None:
                    help="write the report as JSON to PATH (findings, coverage, per-second series)")
     p.add_argument("--junit", dest="junit_path", metavar="PATH", help="JUnit XML: a test case per kind of finding (notes as properties)")
     p.add_argument("--html", dest="html_path", metavar="PATH", help="write an HTML report to PATH")
+    p.add_argument("--transactions", dest="transactions_path", metavar="PATH",
+                   help="write every money transaction croupier sent, with what the wallet made of it, as JSON "
+                        "lines (to compare with the wallet's own export)")
     p.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     p.add_argument("--shard", help=argparse.SUPPRESS)
     p.add_argument("--partial", help=argparse.SUPPRESS)
@@ -150,6 +148,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         admin_token=flags.admin_token(args),
         accounts=accounts, seed=args.seed, run_id=args.run_id or secrets.token_hex(3), shard=shard,
         concurrency=args.concurrency, fail_on=Severity(args.fail_on), players_file=args.players_file,
+        tls=flags.client_tls(args, warn=not args.partial),  # workers: their parent said it
     )
 
 
@@ -251,6 +250,8 @@ def _run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
         console.print(f"[red]croupier:[/] {exc}")
         return 2
     report = result_json(result)
+    if args.transactions_path:
+        _write_transactions(Path(args.transactions_path), [journal.records(result.ledger)])
     if args.partial:
         Path(args.partial).write_bytes(orjson.dumps({"report": report, "stats": result.stats.to_json()}))
         return EXIT_INTERRUPTED if result.interruption is not None else 0
@@ -278,6 +279,14 @@ def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, c
     if report.get("interrupted"):
         return EXIT_INTERRUPTED
     return model.exit_code(report["verdict"])
+
+
+def _write_transactions(path: Path, parts: list[Any]) -> None:
+    """JSON lines, one transaction each (:func:`simulator.judge.journal.records`)."""
+    with path.open("wb") as f:
+        for part in parts:
+            for record in part:
+                f.write(orjson.dumps(record) + b"\n")
 
 
 def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console, interrupts: Interrupts) -> int:
@@ -310,6 +319,8 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
                 argv = [sys.executable, "-m", "simulator", *_passthrough(args), "--run-id", options.run_id,
                         "--shard", f"{k}/{n}", "--partial", str(Path(tmp) / f"{k}.json"), "--quiet",
                         "--workers", "1"]
+                if args.transactions_path:
+                    argv += ["--transactions", str(Path(tmp) / f"{k}.tx.jsonl")]
                 procs.append(subprocess.Popen(argv, process_group=0))
             codes = _wait_workers(procs, interrupts)
         finally:
@@ -325,6 +336,9 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
             return 2
         paths = [Path(tmp) / f"{k}.json" for k in range(len(procs))]
         parts = [orjson.loads(p.read_bytes()) for p in paths if p.exists()]
+        if args.transactions_path:  # the workers' records, one file
+            tx_files = [Path(tmp) / f"{k}.tx.jsonl" for k in range(len(procs))]
+            Path(args.transactions_path).write_bytes(b"".join(f.read_bytes() for f in tx_files if f.exists()))
     missing = n - len(parts)
     if interrupted is None and missing:
         console.print(f"[red]croupier:[/] {missing} of {n} workers left no report (exit codes {codes})")
@@ -425,4 +439,4 @@ def _passthrough(args: argparse.Namespace) -> list[str]:
                         ("--settle-timeout", args.settle_timeout)):
         if value is not None:
             argv += [flag, str(value)]
-    return argv
+    return argv + flags.client_tls(args, warn=False).argv()

@@ -14,7 +14,17 @@ flow through its sync and async transports the same way):
 * :class:`Gather` — run several flows at once, reply with their results in order;
 * :class:`Pause` — sleep;
 * :class:`Within` — run a flow; if it has not ended by a deadline reply :data:`LATE` and let it
-  finish in the background (its answer still reaches the ledger).
+  finish in the background (its answer still reaches the ledger);
+* :class:`Quiesce` — wait (bounded) for what :class:`Within` left in the background;
+* :class:`Hold` — run a flow holding one of the driver's slots (a round's, a seating's: how many
+  run at once, so that a queued round waits before its first call, never inside a client timeout);
+* :class:`Think` — a player's pause between rounds, cut short when play stops; reply whether play
+  goes on (where a Locust user gives the greenlet back to Locust's own wait);
+* :class:`Provision` — have a player provisioned and a launch token issued (the admin API, or a
+  players file's row), reply a :class:`~simulator.play.rounds.Launch` or an :class:`Unseated`.
+
+Players' sessions (:mod:`simulator.drive.session`) and the end of play (:mod:`simulator.drive.endgame`)
+are flows over the same primitives.
 
 The asyncio driver (:mod:`simulator.drive.driver`), the gevent one for Locust (:mod:`loadtests.driver`)
 and the in-process one (:mod:`simulator.drive.inprocess`) implement only these, so they deliver every
@@ -23,13 +33,15 @@ fault alike: a new fault kind is written in the fault plan, never in a driver.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Final, Protocol, TypeAlias, TypeVar
+from typing import Final, Protocol, TypeAlias, TypeVar, cast
 
 from ..judge.ledger import FAILING, Evidence, Ledger, describe
 from ..play.faults import Decision, Due, FaultPlan, LateDuplicates, Read, answered, as_due
-from ..play.rounds import Batch, Parallel, Seat, Send, Sleep, Step, balance_call
+from ..play.players import PlayerProfile
+from ..play.rounds import Batch, Launch, Parallel, Seat, Send, Sleep, Step, balance_call
 from ..protocol.calls import MONEY_OPS, Ok, Outcome, Rejected, Unknown, WalletCall
 from ..protocol.codes import ErrorCode
 
@@ -96,6 +108,66 @@ class Within:
     deadline_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Quiesce:
+    """Wait for the flows :class:`Within` left running, at most ``timeout_s`` (None: until they end);
+    reply None.  Their answers still reach the ledger: the end of play waits for them."""
+
+    timeout_s: float | None = None
+
+
+ROUND: Final = "round"
+"""The slot a round (or a player's settlement, or final read) holds: as many at once as the run's
+concurrency, the client's connection pool."""
+SEAT: Final = "seat"
+"""The slot a player's seating holds (provisioning and authenticate: a few dozen at once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Run ``flow`` holding one of the driver's ``slot``s (:data:`ROUND`, :data:`SEAT`); reply its
+    result.  A driver whose concurrency is bounded elsewhere (a Locust user is one player) just runs it."""
+
+    flow: Flow[object]
+    slot: str = ROUND
+
+
+def held(flow: Flow[T], slot: str = ROUND) -> Flow[T]:
+    """``flow`` as a flow that holds a ``slot`` while it runs (for :class:`Gather`)."""
+    return cast(T, (yield Hold(flow, slot)))
+
+
+@dataclass(frozen=True, slots=True)
+class Think:
+    """A player's pause between rounds, cut short when play stops; reply True to play on, False when
+    play stops (``Think(0)`` only asks)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Provision:
+    """Have a player provisioned (or found: ``index`` is its row of a players file) and a launch token
+    issued; ``again``: only a new launch token, for a player whose session ran out.  Reply a
+    :class:`~simulator.play.rounds.Launch`, an :class:`Unseated`, or None when this run cannot (a
+    relaunch without an admin API)."""
+
+    profile: PlayerProfile
+    index: int = 0
+    again: Seat | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unseated:
+    """Why a :class:`Provision` failed: the likely ``cause`` (a person's next step) and what happened."""
+
+    cause: str
+    detail: str = ""
+
+
+Provisioned: TypeAlias = Launch | Unseated | None
+
+
 class _Late:
     def __repr__(self) -> str:
         return "LATE"
@@ -104,7 +176,7 @@ class _Late:
 LATE: Final = _Late()
 """What :class:`Within` replies when the deadline passed first."""
 
-Primitive: TypeAlias = Transmit | Record | Gather | Pause | Within
+Primitive: TypeAlias = Transmit | Record | Gather | Pause | Within | Quiesce | Hold | Think | Provision
 Flow: TypeAlias = Generator[Primitive, object, T]
 
 BENIGN: Final = frozenset({ErrorCode.SESSION_EXPIRED, ErrorCode.TX_ROLLED_BACK})
@@ -303,12 +375,16 @@ class Courier:
 
 
 def run_sync(flow: Flow[T], transmit: Callable[[Transmit], Answer], *,
-             on_record: Callable[[Record], None] = lambda r: None, latency_s: float = 0.005) -> T:
+             on_record: Callable[[Record], None] = lambda r: None, latency_s: float = 0.005,
+             provision: Callable[[Provision], Provisioned] = lambda p: None) -> T:
     """Carry out a flow in one thread, in order: copies sent "at once" go one after the other; a
     request takes ``latency_s`` of simulated time, so a deadline shorter than that always passes
     first (the default, 5 ms, is above every default deadline: a timed-out call lands and its
-    answer is not read, the worst case for a wallet); pauses take no time."""
+    answer is not read, the worst case for a wallet); pauses take no time and play always goes on
+    (a session run here needs a number of rounds)."""
     reply: object = None
+    again = functools.partial(run_sync, transmit=transmit, on_record=on_record, latency_s=latency_s,
+                              provision=provision)
     while True:
         try:
             p = flow.send(reply)
@@ -320,9 +396,15 @@ def run_sync(flow: Flow[T], transmit: Callable[[Transmit], Answer], *,
             on_record(p)
             reply = None
         elif isinstance(p, Gather):
-            reply = [run_sync(f, transmit, on_record=on_record, latency_s=latency_s) for f in p.flows]
+            reply = [again(f) for f in p.flows]
         elif isinstance(p, Within):
-            done = run_sync(p.flow, transmit, on_record=on_record, latency_s=latency_s)
+            done = again(p.flow)
             reply = done if latency_s <= p.deadline_s else LATE
+        elif isinstance(p, Hold):
+            reply = again(p.flow)
+        elif isinstance(p, Provision):
+            reply = provision(p)
+        elif isinstance(p, Think):
+            reply = True
         else:
-            reply = None  # Pause: simulated time
+            reply = None  # Pause: simulated time; Quiesce: nothing runs in the background here

@@ -22,7 +22,7 @@ from ..protocol.dialects.canonical import CanonicalDialect
 from ..wallet import engine
 from ..wallet.memory import MemoryRepo
 from .client import BatchExchange
-from .delivery import Answer, Courier, Flow, Record, Transmit, run_sync
+from .delivery import Answer, Courier, Flow, Provision, Provisioned, Record, Transmit, run_sync
 
 T = TypeVar("T")
 
@@ -128,6 +128,8 @@ class SyncDriver:
     late: LateDuplicates | None = None
     faults: Counter[str] = field(default_factory=Counter)
     latency_s: float = 0.005
+    provision: Callable[[Provision], Provisioned] = field(default=lambda p: None)
+    """How players are provisioned for a session (:mod:`simulator.drive.session`)."""
 
     def __post_init__(self) -> None:
         self.courier = Courier(self.ledger, self.plan, time.monotonic, self._fault, self.late)
@@ -136,7 +138,8 @@ class SyncDriver:
         self.faults[kind] += 1
 
     def run(self, flow: Flow[T]) -> T:
-        return run_sync(flow, self._transmit, on_record=self._record, latency_s=self.latency_s)
+        return run_sync(flow, self._transmit, on_record=self._record, latency_s=self.latency_s,
+                        provision=self.provision)
 
     def deliver(self, send: Send) -> Outcome:
         return self.run(self.courier.deliver(send))[0]

@@ -13,11 +13,13 @@ import ipaddress
 import logging
 import os
 import socket
-from dataclasses import dataclass
+import ssl
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ..drive.tls import ClientTLS, TLSError, handshake_problem
 from ..protocol.signing import DEV_SECRET
 from ..wallet.accesslog import AccessLogger
 from ..wallet.server import ConfigError, access_log_note, configure_logs, is_loopback
@@ -45,16 +47,24 @@ class ProviderServeOptions:
     access_log_file: str | None = None
     log_level: str = "info"
     shutdown_timeout: float = 30.0
+    wallet_tls: ClientTLS = field(default_factory=ClientTLS)
+    """How an ``https://`` wallet is verified, and the client certificate shown to it (``--ca-bundle``...)."""
+    wallet_ssl: ssl.SSLContext | None = None
+    """A ready context for the wallet's calls instead of one built from ``wallet_tls`` (the sandbox's, pinned
+    to its own certificate)."""
+    ssl_context: ssl.SSLContext | None = None
+    """Serve HTTPS with this context (``--tls-cert``/``--tls-key``); None: plain HTTP."""
 
 
-def _public_url(host: str, port: int) -> str | None:
+def _public_url(host: str, port: int, https: bool = False) -> str | None:
     """Where a browser reaches us, when the listening address says so (not 0.0.0.0 or ::)."""
     try:
         if ipaddress.ip_address(host).is_unspecified:
             return None
     except ValueError:
         pass
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if https else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def config_from(opts: ProviderServeOptions) -> ProviderConfig:
@@ -70,8 +80,16 @@ def config_from(opts: ProviderServeOptions) -> ProviderConfig:
         log.warning("no --secret given: using the development secret %r (loopback only)", DEV_SECRET)
     if api_key is None:
         log.warning("no --api-key given: using the development key %r (loopback only)", DEV_API_KEY)
+    wallet_ssl = opts.wallet_ssl
+    if wallet_ssl is None:
+        try:
+            wallet_ssl = opts.wallet_tls.context()
+        except TLSError as exc:
+            raise ConfigError(str(exc)) from None
     return ProviderConfig(wallet_url=opts.wallet, secret=secret or DEV_SECRET, api_key=api_key or DEV_API_KEY,
-                          dialect=opts.dialect, seed=opts.seed, public_url=_public_url(opts.host, opts.port))
+                          dialect=opts.dialect, seed=opts.seed,
+                          public_url=_public_url(opts.host, opts.port, opts.ssl_context is not None),
+                          wallet_ssl=wallet_ssl)
 
 
 def build(opts: ProviderServeOptions) -> web.Application:
@@ -88,8 +106,13 @@ def serve(opts: ProviderServeOptions) -> None:
     app = build(opts)
 
     async def announce(_: web.Application) -> None:
-        log.info("croupier provider on http://%s:%d (wallet: %s, dialect: %s; %s)", opts.host, opts.port, opts.wallet,
-                 opts.dialect, access_log_note(opts.access_log, opts.access_log_file))
+        log.info("croupier provider on %s://%s:%d (wallet: %s, dialect: %s; %s)",
+                 "https" if opts.ssl_context else "http", opts.host, opts.port, opts.wallet, opts.dialect,
+                 access_log_note(opts.access_log, opts.access_log_file))
+        if opts.wallet.lower().startswith("https:"):
+            problem = await asyncio.to_thread(_wallet_tls_problem, opts)
+            if problem:  # said, not fatal: the wallet may be started after the provider
+                log.warning("%s", problem)
 
     app.on_startup.append(announce)
     try:
@@ -102,4 +125,12 @@ def serve(opts: ProviderServeOptions) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((opts.host, opts.port))
     web.run_app(app, sock=sock, access_log_class=AccessLogger, access_log=logging.getLogger("croupier.access"),
-                shutdown_timeout=opts.shutdown_timeout, print=None, loop=loop)
+                shutdown_timeout=opts.shutdown_timeout, print=None, loop=loop, ssl_context=opts.ssl_context)
+
+
+def _wallet_tls_problem(opts: ProviderServeOptions) -> str | None:
+    """Why the provider cannot talk TLS with its ``https://`` wallet (an untrusted certificate...), at start-up."""
+    parts = urlsplit(opts.wallet)
+    assert parts.hostname is not None
+    tls = opts.wallet_tls
+    return handshake_problem(parts.hostname, parts.port or 443, parts.path, tls, opts.wallet_ssl or tls.context())

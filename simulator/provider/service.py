@@ -309,7 +309,8 @@ def make_app(config: ProviderConfig) -> web.Application:
     app[PROVIDER] = provider
 
     async def wallet_session(_: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as http:
+        connector = aiohttp.TCPConnector(limit=256, ssl=config.wallet_ssl if config.wallet_ssl is not None else True)
+        async with aiohttp.ClientSession(connector=connector) as http:
             provider.http = http
             yield
             provider.http = None

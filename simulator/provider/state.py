@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ class ProviderConfig:
     """Where browsers reach this provider (game URLs); None: the Host the operator called."""
     timeout_s: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    wallet_ssl: ssl.SSLContext | None = None
+    """The TLS context of the calls to an ``https://`` wallet (``--ca-bundle``...); None: aiohttp's default
+    (the system trust store)."""
 
 
 def iso(ts: float) -> str:

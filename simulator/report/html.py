@@ -33,11 +33,11 @@ every second)."""
 SHOWN_PER_KIND = 10
 """Findings of one kind shown with their evidence (the count of those left out is said)."""
 
-_esc = html.escape
+esc = html.escape
 
 
 @cache
-def _echarts() -> str:
+def echarts_js() -> str:
     """The vendored ECharts build (read once per process)."""
     return resources.files("simulator.report").joinpath("static/echarts.common.min.js").read_text(encoding="utf-8")
 
@@ -47,7 +47,7 @@ def _n(value: Any) -> str:
     try:
         return f"{int(value):,}"
     except (TypeError, ValueError):
-        return _esc(str(value))
+        return esc(str(value))
 
 
 def _pretty(text: str | None) -> str:
@@ -60,7 +60,7 @@ def _pretty(text: str | None) -> str:
         return text
 
 
-def _json_block(value: Any) -> str:
+def json_block(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
@@ -81,6 +81,7 @@ def _environment(report: Mapping[str, Any], s: Mapping[str, Any]) -> str:
         ("command", "croupier load" if load else "croupier run"),
         ("scenario", report.get("scenario")),
         ("wallet", report.get("wallet")),
+        ("TLS", report.get("tls")),  # an https:// wallet: how its certificate was checked (or that it was not)
         ("dialect", report.get("dialect")),
         ("run id", report.get("run_id")),
         ("seed", report.get("seed")),
@@ -92,7 +93,7 @@ def _environment(report: Mapping[str, Any], s: Mapping[str, Any]) -> str:
     ]
     if load:
         rows.insert(2, ("topology", report.get("topology")))
-    cells = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))
+    cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in rows if v not in (None, ""))
     return f'<table class="env" id="environment">{cells}</table>'
 
 
@@ -103,26 +104,26 @@ _ROUND_ENDS = ("settled", "cancelled", "refused", "unresolved")
 def _overview(report: Mapping[str, Any]) -> str:
     calls = report.get("calls", {})
     rounds = report.get("rounds", {})
-    items = [("calls", _n(sum(calls.values()))), ("calls per second", _esc(str(report.get("calls_per_s", 0)))),
+    items = [("calls", _n(sum(calls.values()))), ("calls per second", esc(str(report.get("calls_per_s", 0)))),
              ("rounds played", _n(sum(v for k, v in rounds.items() if k in _ROUND_ENDS)))]
     items += [("findings", _n(sum(int(v) for v in report.get("anomalies", {}).values()))),
               ("left in doubt", _n(report.get("unsettled", 0))),
               ("faults injected", _n(sum(report.get("faults", {}).values())))]
-    return '<div class="tiles">' + "".join(f'<div class="tile"><b>{v}</b><span>{_esc(k)}</span></div>'
+    return '<div class="tiles">' + "".join(f'<div class="tile"><b>{v}</b><span>{esc(k)}</span></div>'
                                            for k, v in items) + "</div>"
 
 
-def _table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
+def table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
     if not rows:
         return "<p>None.</p>"
-    th = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f'<table class="{cls}"><tr>{th}</tr>{body}</table>'
 
 
 def _rounds(report: Mapping[str, Any]) -> str:
     rounds = report.get("rounds", {})
-    return _table(["what", "count"], [[_esc(k), _n(v)] for k, v in sorted(rounds.items())])
+    return table(["what", "count"], [[esc(k), _n(v)] for k, v in sorted(rounds.items())])
 
 
 def _ggr(report: Mapping[str, Any]) -> str:
@@ -139,27 +140,27 @@ def _ggr(report: Mapping[str, Any]) -> str:
             acc[i] += int(line.get(key) or 0)
     rows = []
     for code, acc in sorted(by.items()):
-        cells = [_esc(code)]
+        cells = [esc(code)]
         for (_, _, money), v in zip(cols, acc, strict=True):
             try:
-                cells.append(_esc(format_minor(v, code)) if money else _n(v))
+                cells.append(esc(format_minor(v, code)) if money else _n(v))
             except UnknownCurrency:
                 cells.append(f"{_n(v)} (minor units)")
         rows.append(cells)
-    return "<h2>GGR (the wallet's own report)</h2>" + _table(["currency", *(c for c, _, _ in cols)], rows)
+    return "<h2>GGR (the wallet's own report)</h2>" + table(["currency", *(c for c, _, _ in cols)], rows)
 
 
-def _evidence(e: Mapping[str, Any]) -> str:
+def evidence(e: Mapping[str, Any]) -> str:
     status = e.get("status")
     latency = e.get("latency_ms")
-    head = (f"<b>{_esc(str(e.get('call', {}).get('op', 'call')))}</b> → {_esc(str(e.get('outcome', '')))}"
-            + (f" · HTTP {_esc(str(status))}" if status is not None else " · no HTTP answer")
+    head = (f"<b>{esc(str(e.get('call', {}).get('op', 'call')))}</b> → {esc(str(e.get('outcome', '')))}"
+            + (f" · HTTP {esc(str(status))}" if status is not None else " · no HTTP answer")
             + (f" · {latency} ms" if latency is not None else "")
             + ("" if e.get("visible", True) else " · answer not read by the provider (fault)"))
     body = e.get("response")
-    return (f'<li class="ev"><div>{head}</div><div class="pair"><div><i>call</i><pre>{_esc(_json_block(e.get("call")))}'
-            f"</pre></div><div><i>answer{f' (HTTP {_esc(str(status))})' if status is not None else ''}</i><pre>"
-            f"{_esc(_pretty(body)) if body else '(no body)'}</pre></div></div></li>")
+    return (f'<li class="ev"><div>{head}</div><div class="pair"><div><i>call</i><pre>{esc(json_block(e.get("call")))}'
+            f"</pre></div><div><i>answer{f' (HTTP {esc(str(status))})' if status is not None else ''}</i><pre>"
+            f"{esc(_pretty(body)) if body else '(no body)'}</pre></div></div></li>")
 
 
 def _findings(report: Mapping[str, Any]) -> str:
@@ -170,16 +171,16 @@ def _findings(report: Mapping[str, Any]) -> str:
     out = []
     for severity, kinds in groups.items():
         failing = fails(Severity(severity), fail_on)
-        out.append(f"<h3>{_esc(severity)} findings{'' if failing else ' (not failing the run)'}</h3>")
+        out.append(f"<h3>{esc(severity)} findings{'' if failing else ' (not failing the run)'}</h3>")
         if not kinds:
             out.append("<p>None.</p>")
             continue
         rows = []
         for kind, count in kinds.items():
             rule = RULES.get(KINDS[kind].rule) if kind in KINDS else None
-            rows.append([f'<span class="{"bad" if failing else "note"}">{_esc(kind)}</span>', _n(count),
-                         _esc(f"{rule.section}: {rule.title}") if rule else ""])
-        out.append(_table(["kind", "count", "rule"], rows))
+            rows.append([f'<span class="{"bad" if failing else "note"}">{esc(kind)}</span>', _n(count),
+                         esc(f"{rule.section}: {rule.title}") if rule else ""])
+        out.append(table(["kind", "count", "rule"], rows))
         for kind, count in kinds.items():
             mine = [f for f in findings if f["kind"] == kind]
             shown = mine[:SHOWN_PER_KIND]
@@ -192,10 +193,10 @@ def _findings(report: Mapping[str, Any]) -> str:
                 left = (f"showing {_n(len(shown))} of {_n(count)} — croupier keeps the evidence of the first "
                         f"{_n(len(mine))} of a kind; the count is exact")
             items = "".join(
-                f"<details><summary>{_esc(str(f.get('player_id', '')))}: {_esc(str(f.get('message', '')))}</summary>"
-                f"<blockquote>{_esc(str(f.get('section', '')))}: “{_esc(str(f.get('quote', '')))}”</blockquote>"
-                f"<ol>{''.join(_evidence(e) for e in f.get('evidence', []))}</ol></details>" for f in shown)
-            out.append(f'<section class="kind" id="kind-{_esc(kind)}"><h4>{_esc(kind)} <small>({left})</small></h4>'
+                f"<details><summary>{esc(str(f.get('player_id', '')))}: {esc(str(f.get('message', '')))}</summary>"
+                f"<blockquote>{esc(str(f.get('section', '')))}: “{esc(str(f.get('quote', '')))}”</blockquote>"
+                f"<ol>{''.join(evidence(e) for e in f.get('evidence', []))}</ol></details>" for f in shown)
+            out.append(f'<section class="kind" id="kind-{esc(kind)}"><h4>{esc(kind)} <small>({left})</small></h4>'
                        f"{items}</section>")
     return "".join(out)
 
@@ -204,33 +205,33 @@ def _coverage(report: Mapping[str, Any]) -> str:
     rows = []
     for r in report.get("coverage", []):
         cls = "bad" if r["result"] == "fail" else ("dim" if r["result"] in ("not exercised", "not on this wire") else "ok")
-        rows.append([f"{_esc(r['section'])}: {_esc(r['title'])}", _n(r["calls"]),
-                     f'<span class="{cls}">{_esc(model.describe_result(r))}</span>'])
-    return _table(["rule", "calls", "result"], rows)
+        rows.append([f"{esc(r['section'])}: {esc(r['title'])}", _n(r["calls"]),
+                     f'<span class="{cls}">{esc(model.describe_result(r))}</span>'])
+    return table(["rule", "calls", "result"], rows)
 
 
 def _latency(report: Mapping[str, Any]) -> str:
-    rows = [[_esc(op), _n(v["count"]), *(str(v.get(k, "")) for k in ("p50", "p95", "p99", "max"))]
+    rows = [[esc(op), _n(v["count"]), *(str(v.get(k, "")) for k in ("p50", "p95", "p99", "max"))]
             for op, v in report.get("latency_ms", {}).items()]
-    return _table(["operation", "calls", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows, "num")
+    return table(["operation", "calls", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows, "num")
 
 
 def _load_extras(report: Mapping[str, Any]) -> str:
     """Thresholds (``load``, and ``run --fail-on 'p99(bet)>250ms'``) and, for a load test, Locust's own rows."""
     out = []
     if report.get("thresholds"):
-        out += ["<h2>Thresholds</h2>", _table(["threshold", "result", "measured"], [
-            [_esc(t["threshold"]), '<span class="ok">pass</span>' if t["passed"] else '<span class="bad">FAIL</span>',
-             _esc(t["message"])] for t in report.get("thresholds", [])])]
+        out += ["<h2>Thresholds</h2>", table(["threshold", "result", "measured"], [
+            [esc(t["threshold"]), '<span class="ok">pass</span>' if t["passed"] else '<span class="bad">FAIL</span>',
+             esc(t["message"])] for t in report.get("thresholds", [])])]
     if report.get("engine") != "locust":
         return "".join(out)
     loc = report.get("locust") or {}
-    rows = [[_esc(str(r.get("type", ""))), _esc(str(r.get("name", ""))), _n(r.get("requests", 0)),
+    rows = [[esc(str(r.get("type", ""))), esc(str(r.get("name", ""))), _n(r.get("requests", 0)),
              _n(r.get("failures", 0)), str(r.get("p50", "")), str(r.get("p99", ""))] for r in loc.get("rows", [])]
     out += [(f"<h2>Locust's rows</h2><p>{_n(loc.get('requests', 0))} requests, {_n(loc.get('failures', 0))} failures"
              " (protocol calls, and findings as failure rows without latency; the wallet's admin API, used to "
              "provision players, is counted apart).</p>"),
-            _table(["type", "name", "requests", "failures", "p50 ms", "p99 ms"], rows, "num")]
+            table(["type", "name", "requests", "failures", "p50 ms", "p99 ms"], rows, "num")]
     return "".join(out)
 
 
@@ -239,14 +240,14 @@ def _banner(report: Mapping[str, Any]) -> str:
     stop = report.get("interrupted")
     if isinstance(stop, Mapping):
         settled = "settled" if stop.get("settled") else f"{_n(stop.get('unsettled', 0))} calls left unsettled"
-        out.append(f'<div class="banner" id="interrupted"><b>INTERRUPTED</b> by {_esc(str(stop.get("signal", "a signal")))}'
-                   f" after {_esc(str(stop.get('after_s', '?')))} s ({settled}). {_esc(str(stop.get('note', '')))} "
+        out.append(f'<div class="banner" id="interrupted"><b>INTERRUPTED</b> by {esc(str(stop.get("signal", "a signal")))}'
+                   f" after {esc(str(stop.get('after_s', '?')))} s ({settled}). {esc(str(stop.get('note', '')))} "
                    "The verdict below is on what was seen until then.</div>")
     if report.get("error"):
-        out.append(f'<p class="bad">ERROR: {_esc(str(report["error"]))} — the run could not test what it was asked to, '
+        out.append(f'<p class="bad">ERROR: {esc(str(report["error"]))} — the run could not test what it was asked to, '
                    "so it is not a pass.</p>")
     for reason in report.get("reasons", []) if report.get("verdict") != "pass" else []:
-        out.append(f'<p class="bad">{_esc(str(reason))}</p>')
+        out.append(f'<p class="bad">{esc(str(reason))}</p>')
     return "".join(out)
 
 
@@ -259,7 +260,7 @@ _CHARTS = (
     ("chart-anomalies", "Findings", "Findings by kind, at the second they were made."),
 )
 
-_SCRIPT = r"""
+SERIES_SCRIPT = r"""
 (function () {
   var data = JSON.parse(document.getElementById('croupier-series').textContent);
   var s = data.series, t0 = s.t0 ? Date.parse(s.t0) : null;
@@ -332,7 +333,7 @@ _SCRIPT = r"""
 })();
 """
 
-_STYLE = """
+STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#222;background:#fafafa}
 main{max-width:72em;margin:0 auto;padding:1.5em 2em;background:#fff}
 h1{margin:.2em 0}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:.2em}
@@ -347,16 +348,19 @@ figcaption small{font-weight:normal;color:#666;margin-left:.5em}
 pre{background:#f6f8fa;border:1px solid #e3e3e3;padding:.4em .6em;font-size:12px;overflow:auto;max-height:20em;margin:.2em 0}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:.6em}.ev{margin:.5em 0}details{margin:.4em 0}
 summary{cursor:pointer}blockquote{color:#555;margin:.3em 1em;font-style:italic}.kind h4{margin:.8em 0 .2em}
+@media print{body{background:#fff;font-size:11px}main{max-width:none;padding:0}.chart{height:240px}
+figure,table,.tile,.ev{break-inside:avoid}h2{break-after:avoid}pre{max-height:none;white-space:pre-wrap}
+details>summary{list-style:none}details:not([open])>*:not(summary){display:block}noscript{display:none}}
 """
 
 
-def _figure(chart_id: str, title: str, caption: str, names: list[str]) -> str:
+def figure(chart_id: str, title: str, caption: str, names: list[str]) -> str:
     empty = not names
     body = '<p class="dim">Nothing over the run.</p>' if empty else \
         '<noscript><p class="dim">The chart needs JavaScript; the tables below have the totals.</p></noscript>'
-    return (f'<figure><figcaption>{_esc(title)}<small>{_esc(caption)}</small></figcaption>'
+    return (f'<figure><figcaption>{esc(title)}<small>{esc(caption)}</small></figcaption>'
             f'<div class="chart" id="{chart_id}" data-empty="{str(empty).lower()}" role="img" '
-            f'aria-label="{_esc(title)}: {_esc(", ".join(names))}">{body}</div></figure>')
+            f'aria-label="{esc(title)}: {esc(", ".join(names))}">{body}</div></figure>')
 
 
 def render(report: Mapping[str, Any]) -> str:
@@ -374,7 +378,7 @@ def render(report: Mapping[str, Any]) -> str:
     names = {"chart-calls": sorted(s["calls"]), "chart-latency": sorted(s["latency_ms"]),
              "chart-refusals": sorted(s["refusals"]), "chart-faults": sorted(s["faults"]),
              "chart-anomalies": sorted(s["anomalies"])}
-    figures = "".join(_figure(cid, title, cap, names[cid]) for cid, title, cap in _CHARTS)
+    figures = "".join(figure(cid, title, cap, names[cid]) for cid, title, cap in _CHARTS)
     resolution = "" if step == 1 else (
         f"<p>{_n(full_seconds)} seconds are drawn as {_n(len(s['seconds']))} points of {step} s each: counts are "
         "their mean per second, p50 the mean and p99 the worst of the seconds' (the JSON has every second).</p>")
@@ -382,16 +386,16 @@ def render(report: Mapping[str, Any]) -> str:
         f"<p>The shaded band from second {s['settling_from']} is the end-of-run settlement: croupier stops playing, "
         "settles what is still in doubt and reads every balance once more, so throughput drops there by design.</p>"))
     data = orjson.dumps({"series": s, "step": step}).decode().replace("</", "<\\/")
-    faults = [[_esc(k), _n(v)] for k, v in sorted(report.get("faults", {}).items())]
-    skipped = "".join(f"<li>{_esc(x)}</li>" for x in report.get("skipped", []))
+    faults = [[esc(k), _n(v)] for k, v in sorted(report.get("faults", {}).items())]
+    skipped = "".join(f"<li>{esc(x)}</li>" for x in report.get("skipped", []))
     errors = report.get("errors", [])
     cls = "ok" if verdict == "pass" else "bad"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{command} — {_esc(str(report.get('scenario', '')))}: {_esc(verdict.upper())}</title>
-<style>{_STYLE}</style></head>
+<title>{command} — {esc(str(report.get('scenario', '')))}: {esc(verdict.upper())}</title>
+<style>{STYLE}</style></head>
 <body><main>
-<h1>{command}: <span class="{cls}" id="verdict">{_esc(verdict.upper())}</span></h1>
+<h1>{command}: <span class="{cls}" id="verdict">{esc(verdict.upper())}</span></h1>
 {_banner(report)}
 <h2>Environment</h2>{_environment(report, s)}
 {_overview(report)}
@@ -402,12 +406,12 @@ def render(report: Mapping[str, Any]) -> str:
 {_load_extras(report)}
 <h2>Rounds</h2>{_rounds(report)}
 {_ggr(report)}
-<h2>Faults injected</h2>{_table(["fault", "count"], faults)}
+<h2>Faults injected</h2>{table(["fault", "count"], faults)}
 {f"<h2>Skipped</h2><ul>{skipped}</ul>" if skipped else ""}
-{f"<h2>Errors</h2><ul>{''.join(f'<li>{_esc(str(e))}</li>' for e in errors)}</ul>" if errors else ""}
+{f"<h2>Errors</h2><ul>{''.join(f'<li>{esc(str(e))}</li>' for e in errors)}</ul>" if errors else ""}
 <p class="dim">The per-second series, every count and the findings' evidence are in the JSON report (<code>--json</code>).</p>
 </main>
 <script type="application/json" id="croupier-series">{data}</script>
-<script>{_echarts()}</script>
-<script>{_SCRIPT}</script>
+<script>{echarts_js()}</script>
+<script>{SERIES_SCRIPT}</script>
 </body></html>"""

@@ -1,10 +1,11 @@
 """``croupier run``: realistic, faulty provider traffic at any wallet, reconciled at the end.
 
-The runner is the asyncio driver around the pure core: players (:mod:`.players`)
-choose stakes and games, games (:mod:`.games`) decide what is staked and paid,
-rounds (:mod:`.rounds`) turn that into wallet calls as a provider would, faults
-(:mod:`.faults`) bend delivery, and the ledger (:mod:`.ledger`) judges every
-answer.  At the end every call still in doubt is settled the way PROTOCOL.md
+The runner is the asyncio driver around the core: each player plays a session
+(:mod:`simulator.drive.session`: choose a stake and a game, play the rounds of
+:mod:`simulator.play.rounds` with the faults of :mod:`simulator.play.faults`, pause,
+relaunch), the ledger (:mod:`simulator.judge.ledger`) judges every answer, and the
+runner schedules the players (closed or open model, live tables), bounds the end, and
+builds the result.  At the end (:mod:`simulator.drive.endgame`) every call still in doubt is settled the way PROTOCOL.md
 says a provider must (bets rolled back, wins re-sent), within a deadline, and
 every balance is read once more, alone, and compared.
 
@@ -14,282 +15,45 @@ cause, never ``pass``; it always ends with a report.
 
 A run stopped from outside (:meth:`Runner.interrupt`: the command's SIGINT or SIGTERM) ends
 the same way, only sooner: no new round, the end's steps bounded from the signal
-(:data:`INTERRUPT_ROUNDS_S`, :data:`INTERRUPT_SETTLE_S`, :data:`INTERRUPT_RECONCILE_S`), and
+(:mod:`.interruption`), and
 what is still in doubt counted rather than judged; its report says so (``interrupted``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import gc
-import itertools
 import random
+import ssl
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
-from .. import __version__
+from ..drive import endgame, session
 from ..drive.client import AdminClient, AdminError, WalletClient
-from ..drive.driver import Driver
-from ..judge import settlement
-from ..judge.diagnosis import admin_cause, seat_cause
-from ..judge.ledger import Ledger, describe
+from ..drive.delivery import ROUND, SEAT, Provision, Provisioned, Unseated
+from ..drive.driver import Driver, StopSignal
+from ..drive.session import Floor
+from ..drive.tls import TLSError
+from ..judge.diagnosis import admin_cause
+from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
 from ..play import gameplay
-from ..play.players import PlayerProfile, choose_stake, make_players, think_time
-from ..play.rounds import (
-    Launch,
-    Parallel,
-    RoundContext,
-    RoundOutcome,
-    Seat,
-    SeatRefused,
-    TxIds,
-    live_round,
-    open_seat,
-    play_round,
-    player_ids,
-    repay,
-)
-from ..play.scenario import Scenario
+from ..play.players import PlayerProfile, make_players
+from ..play.rounds import Launch, Seat, TxIds, player_ids
 from ..protocol import dialects
-from ..protocol.codes import ErrorCode
 from ..protocol.dialects.semantics import CANONICAL, Semantics
-from ..protocol.findings import Severity
 from ..protocol.money import CURRENCIES, currency
-from ..report import model, series
+from .accounts import RunError, SetupError, TestAccount, TLSProblem, preflight, read_accounts
+from .interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S, Interruption
+from .result import RunOptions, RunResult, result_json
 
-INTERRUPT_ROUNDS_S = 2.0
-"""After SIGINT/SIGTERM: how long the rounds in flight may take to finish before they are cancelled
-(their calls still in doubt are then settled like any the provider stopped waiting for)."""
-INTERRUPT_SETTLE_S = 5.0
-"""After SIGINT/SIGTERM: the most the settlement may take, from the signal or from its start if later
-(the run's ``settle_timeout_s`` if that is shorter)."""
-INTERRUPT_RECONCILE_S = 2.0
-"""After SIGINT/SIGTERM: the most the final balance reads may take."""
-# Why these bounds: an interrupted run must be gone, its reports written, before whoever interrupted it
-# gives up — a person at a terminal, or a supervisor that sends SIGKILL after a grace period (docker stop:
-# 10 s, the shortest common one; Kubernetes 30 s, systemd 90 s). 2 + 5 + 2 s leaves a second for the
-# reports within docker's 10 s; the full settle_timeout_s (60 s by default) would not.  A wallet that
-# needs longer gets its calls left in doubt said in the report (never judged), and a second signal
-# skips what is left of it at once.
-
-
-class RunError(RuntimeError):
-    """The run could not start (bad player file, bad options...): exit code 2, no report."""
-
-
-class SetupError(RunError):
-    """The run started but could not test anything (unreachable wallet or admin API): a report
-    with the verdict ``error`` and this message as its cause."""
-
-
-@dataclass(frozen=True, slots=True)
-class TestAccount:
-    """One row of a players file: a player the wallet already has, and how croupier reaches it."""
-
-    player_id: str
-    token: str
-    """A launch token (for ``authenticate``); where the operator makes the sessions and the file gives
-    no ``session_token``, the session itself."""
-    currency: str
-    session_token: str | None = None
-    """The player's session, where the operator makes them (``sessions = "operator"``); also the session
-    when an ``authenticate`` answer carries none."""
-    session_ref: str | None = None
-    """A second session id some wires carry beside the session token."""
-
-    @property
-    def session(self) -> str:
-        """The session croupier plays on where no ``authenticate`` call makes one."""
-        return self.session_token or self.token
-
-
-@dataclass
-class RunOptions:
-    scenario: Scenario
-    wallet_url: str
-    secret: str
-    dialect: str = "canonical"
-    admin_url: str | None = None
-    admin_token: str | None = None
-    accounts: list[TestAccount] | None = None
-    seed: int = 1
-    run_id: str = "run"
-    shard: tuple[int, int] = (0, 1)
-    concurrency: int = 256
-    on_tick: Callable[[RunStats, Ledger, float], None] | None = None
-    fail_on: Severity = Severity.CONTRACT
-    """Findings of this severity and worse fail the run (``--fail-on``)."""
-    players_file: str | None = None
-    """Where ``accounts`` came from (named in messages)."""
-
-
-@dataclass
-class Interruption:
-    """A run stopped from outside (SIGINT/SIGTERM, told by the command through :meth:`Runner.interrupt`)."""
-
-    signal: str
-    """The first signal's name."""
-    at: float
-    """``time.monotonic()`` when it came."""
-    again: str | None = None
-    """A second signal: the settlement and the final balance reads were skipped."""
-    after_s: float = 0.0
-    """Seconds of run before the signal."""
-    settled: bool = False
-    """Whether the settlement ran to its end (False: cut short by its bound or skipped)."""
-    unsettled: int = 0
-    """Calls still in doubt at the end."""
-    cancelled_rounds: int = 0
-    """Rounds in flight that did not finish within :data:`INTERRUPT_ROUNDS_S` (a player's or a table's; the
-    calls they had in flight were left in doubt, for the settlement)."""
-    settle_bound_s: float = 0.0
-    """How long the settlement ran."""
-    before_play: bool = False
-    """The signal came before the first round: nothing was sent."""
-
-    @property
-    def note(self) -> str:
-        """One sentence: what was stopped, what was left unsettled."""
-        calls = f"{self.unsettled} call{'' if self.unsettled == 1 else 's'}"
-        if self.before_play:
-            return f"{self.signal} before play started: no round was played, nothing is in doubt"
-        text = f"{self.signal} after {self.after_s:.1f} s: play stopped, no new round started"
-        if self.cancelled_rounds:
-            text += f" ({self.cancelled_rounds} rounds in flight cut off" + (
-                ")" if self.again else f" after {INTERRUPT_ROUNDS_S:g} s)")
-        if self.again:
-            return text + (f"; a second {self.again} skipped the settlement and the final balance reads: "
-                           f"{calls} left in doubt, not judged")
-        if not self.settled:
-            return text + (f"; the settlement was cut short after {self.settle_bound_s:g} s: {calls} left in "
-                           "doubt, not judged")
-        if self.unsettled:
-            return text + f"; settled, {calls} still without a definitive answer (findings)"
-        return text + "; every call in doubt was settled and every balance read again"
-
-    def to_json(self) -> dict[str, Any]:
-        """The report's ``interrupted`` entry (the shared contract of every report)."""
-        return {"signal": self.signal, "after_s": round(self.after_s, 3), "settled": self.settled,
-                "unsettled": self.unsettled, "note": self.note}
-
-
-@dataclass
-class RunResult:
-    scenario: Scenario
-    options: RunOptions
-    stats: RunStats
-    ledger: Ledger
-    elapsed_s: float
-    players: int
-    unsettled: int
-    provision_errors: list[str] = field(default_factory=list)
-    unseated: int = 0
-    """Players that could not be provisioned or authenticated (the run then checked fewer)."""
-    error: str | None = None
-    """Why the run could not test what it was asked to (the verdict is then ``error``), with the likely cause."""
-    skipped: list[str] = field(default_factory=list)
-    """What this run did not do, and why (no admin API, a dialect that cannot carry a currency...)."""
-    settle_deadline_hit: bool = False
-    interruption: Interruption | None = None
-    """Set when the run was stopped by a signal (the report is then marked ``interrupted``)."""
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {str(k): v for k, v in self.ledger.counts.items()}
-
-    @property
-    def verdict(self) -> str:
-        return model.verdict(self.counts, self.options.fail_on, self.error)
-
-
-def read_accounts(path: str) -> list[TestAccount]:
-    """A CSV of test accounts with a header: player_id,token,currency (a launch token each), and the
-    optional columns session_token and session_ref (where the operator makes the sessions, or a wire
-    carries a second session id).  A UTF-8 byte-order mark (Excel's "CSV UTF-8") is ignored, and so
-    are spaces around names and values; an empty optional value is no value."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
-            rows = list(reader)
-    except OSError as exc:
-        raise RunError(f"cannot read {path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise RunError(f"{path}: not a UTF-8 CSV file ({exc})") from None
-    accounts = []
-    for n, row in enumerate(rows, start=2):
-        try:
-            acc = TestAccount(row["player_id"].strip(), row["token"].strip(), row["currency"].strip(),
-                              _optional(row.get("session_token")), _optional(row.get("session_ref")))
-            currency(acc.currency)
-        except (KeyError, AttributeError):
-            raise RunError(f"{path}:{n}: needs columns player_id,token,currency "
-                           "(and optionally session_token,session_ref)") from None
-        except ValueError as exc:
-            raise RunError(f"{path}:{n}: {exc}") from None
-        if not acc.player_id or not (acc.token or acc.session_token):
-            raise RunError(f"{path}:{n}: a player_id and a token (or a session_token) are needed")
-        accounts.append(acc)
-    if not accounts:
-        raise RunError(f"{path}: no accounts")
-    return accounts
-
-
-def _optional(value: str | None) -> str | None:
-    value = value.strip() if isinstance(value, str) else None
-    return value or None
-
-
-async def preflight(url: str, timeout: float = 3.0) -> None:
-    """Fail fast (exit 2) when nothing listens at the wallet's address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RunError(f"not an http(s) URL: {url}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout)
-    except (OSError, TimeoutError) as exc:
-        raise RunError(f"wallet unreachable at {parts.hostname}:{port}: {exc}") from None
-    writer.close()
-
-
-class StopSignal(asyncio.Event):
-    """The run's stop event; :meth:`pause` waits on it without a task of its own per wait."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pauses: set[asyncio.Future[None]] = set()
-
-    def set(self) -> None:
-        super().set()
-        for waiter in list(self._pauses):
-            _wake(waiter)
-
-    async def pause(self, seconds: float) -> None:
-        """Wait ``seconds``, or less if the run is stopped meanwhile."""
-        if self.is_set():
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        timer = waiter.get_loop().call_later(seconds, _wake, waiter)
-        self._pauses.add(waiter)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            self._pauses.discard(waiter)
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+__all__ = ["RunError", "RunOptions", "RunResult", "Runner", "SetupError", "TestAccount", "read_accounts",
+           "result_json", "run"]
+"""The run's names, where its commands and tests have always found them."""
 
 
 class Runner:
@@ -302,7 +66,7 @@ class Runner:
         self.signed = True
         """Whether the dialect signs its requests (set when the run starts)."""
         self.ledger = Ledger(semantics=self.semantics)
-        self.unpaid = 0
+        self.owed_unpaid = 0
         """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
         self.stop = StopSignal()
         self.interruption: Interruption | None = None
@@ -313,10 +77,8 @@ class Runner:
         """``time.monotonic()`` when play started."""
         self.seats: dict[str, Seat] = {}
         self.errors: list[str] = []
-        self.sem = asyncio.Semaphore(max(1, options.concurrency))
-        # Players are seated a few dozen at a time: queued ones wait here, not inside a client timeout.
-        self.seating = asyncio.Semaphore(max(1, min(options.concurrency, 64)))
-        self.unseated = 0
+        self.admin: AdminClient | None = None
+        self.unseated_n = 0
         self.causes: Counter[str] = Counter()
         """Why players could not be seated, most likely first (the verdict's message when nobody was)."""
         self.skipped: list[str] = []
@@ -324,11 +86,10 @@ class Runner:
             self.skipped.append("no admin API used (--players): a player whose session expires stops playing "
                                 "(no relaunch); live tables are not played")
         self.settle_deadline_hit = False
-        self.batches = False
-        """The dialect carries a round's bet and win in one request (set when the run starts)."""
-        # The game mix, drawn from once per round: weights summed once (random.choices does the same sums).
-        self._kinds = [k for k, w in self.s.game_mix.items() if w > 0]
-        self._kind_cum_weights = list(itertools.accumulate(self.s.game_mix[k] for k in self._kinds))
+        self.floor = Floor(self.s, self.semantics)
+        """What every player's session shares (completed with the dialect's wire when the run starts)."""
+        self.ssl: ssl.SSLContext | None = None
+        """The clients' TLS context (``--ca-bundle``...), built when the run starts."""
 
     def interrupt(self, signal_name: str) -> None:
         """A stop asked from outside, on the run's event loop (the command turns SIGINT/SIGTERM into
@@ -401,67 +162,47 @@ class Runner:
                            f"({', '.join(wanted)}) exactly")
         return kept
 
-    async def _seat(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile) -> Seat | None:
-        """Provision (or take a test account), then authenticate as a real launch would."""
-        async with self.seating:
-            seat = await self._seat_now(driver, admin, index, profile)
-        if seat is None:
-            self.unseated += 1
-        return seat
+    # -- what the sessions count (simulator.drive.session.Board) ------------------------------
+    @property
+    def rounds(self) -> Counter[str]:
+        return self.stats.rounds
 
-    def _setup_failed(self, player_id: str, cause: str, detail: str = "") -> None:
+    def error(self, text: str) -> None:
+        self.errors.append(text)
+
+    def seated(self, seat: Seat) -> None:
+        self.seats[seat.player_id] = seat
+
+    def unseated(self, player_id: str, cause: str, detail: str) -> None:
         """A player could not be seated: ``cause`` names the likely reason (the verdict's message when
         nobody could be), ``detail`` what exactly happened."""
+        self.unseated_n += 1
         self.causes[cause] += 1
         self.errors.append(f"{player_id}: {cause}" + (f" ({detail})" if detail else ""))
 
-    def _ctx(self, seat: Seat, game_id: str, rng: random.Random, ids: TxIds, batch: bool = False) -> RoundContext:
-        """A round's context: the scenario's faults and retries, the dialect's semantics."""
-        return RoundContext(seat, game_id, rng, ids, self.s.faults, self.s.retry, batch=batch,
-                            semantics=self.semantics, signed=self.signed)
+    def unpaid(self, player_id: str, n: int) -> None:
+        self.owed_unpaid += n
 
-    def _ttl(self) -> float | None:
-        """How long a session lives, when known (a provisioned one; a players file's is not known)."""
-        return self.s.session_ttl_s if self.o.accounts is None else None
-
-    async def _seat_now(self, driver: Driver, admin: AdminClient | None, index: int,
-                        profile: PlayerProfile) -> Seat | None:
+    async def _provision(self, p: Provision) -> Provisioned:
+        """A players file's row, or a player made through the admin API and a launch token issued."""
+        if self.o.accounts is not None:
+            if p.again is not None:
+                return None  # no admin API: no new session (what is owed is said unpaid)
+            acc = self.o.accounts[p.index]
+            return Launch(acc.player_id, currency(acc.currency), acc.token, acc.session_token, acc.session_ref)
+        assert self.admin is not None
+        pid = p.profile.player_id if p.again is None else p.again.player_id
         what = "POST /admin/players"
-        session_token = session_ref = None
         try:
-            if self.o.accounts is not None:
-                acc = self.o.accounts[index]
-                player_id, token, code, opening = acc.player_id, acc.token, acc.currency, None
-                session_token, session_ref = acc.session_token, acc.session_ref
-            else:
-                assert admin is not None
-                player_id, code, opening = profile.player_id, profile.currency, profile.bankroll
-                await admin.create_player(player_id, code, opening)
-                what = "POST /admin/tokens"
-                token = await admin.token(player_id, self.s.session_ttl_s)
+            if p.again is None:
+                await self.admin.create_player(pid, p.profile.currency, p.profile.bankroll)
+            what = "POST /admin/tokens"
+            token = await self.admin.token(pid, self.s.session_ttl_s)
         except AdminError as exc:
-            self._setup_failed(profile.player_id, admin_cause(exc.status, what, self.o.admin_url), exc.answer_text())
-            return None
+            return Unseated(admin_cause(exc.status, what, self.o.admin_url), exc.answer_text())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self._setup_failed(profile.player_id, f"admin API unreachable at {self.o.admin_url}",
-                               f"{type(exc).__name__} {exc}")
-            return None
-        if opening is not None:
-            self.ledger.open(player_id, code, opening)
-        else:
-            self.ledger.book(player_id).currency = code
-        launch = Launch(player_id, currency(code), token, session_token, session_ref, opening)
-        got = await driver.drive(open_seat(launch, self.semantics, self._ttl(), self.s.timeout_s + 1))
-        if isinstance(got, SeatRefused):
-            self._setup_failed(player_id, seat_cause(got.step, got.outcome, self.o.wallet_url, self.o.dialect,
-                                                     self.o.players_file),
-                               got.detail or (describe(got.outcome) if got.outcome is not None else ""))
-            return None
-        assert isinstance(got, Seat) and got.balance is not None
-        self.seats[player_id] = got
-        if opening is None:
-            self.ledger.open(player_id, code, got.balance)
-        return got
+            return Unseated(f"admin API unreachable at {self.o.admin_url}", f"{type(exc).__name__} {exc}")
+        return Launch(pid, currency(p.profile.currency), token, balance=p.profile.bankroll)
 
     def _ids(self, player_id: str) -> TxIds:
         """A player's transaction and round ids; a test account's id carries no run id, so its ids get
@@ -469,136 +210,16 @@ class Runner:
         prefix = f"{self.o.run_id}-{player_id}" if self.o.accounts is not None else player_id
         return player_ids(prefix, self.semantics, self.o.run_id)
 
-    def _kind(self, rng: random.Random) -> str:
-        return rng.choices(self._kinds, cum_weights=self._kind_cum_weights)[0]
-
-    def _think(self, profile: PlayerProfile, rng: random.Random) -> float:
-        if self.s.think_time_ms is not None:
-            lo, hi = self.s.think_time_ms
-            return rng.randint(lo, hi) / 1000
-        return think_time(profile, rng) / 1000
-
-    async def _player(self, driver: Driver, admin: AdminClient | None, index: int, profile: PlayerProfile,
-                      max_rounds: int | None) -> None:
+    async def _player(self, driver: Driver, index: int, profile: PlayerProfile, max_rounds: int | None) -> None:
         rng = random.Random(f"{self.o.seed}:{index}")
-        if self.stop.is_set():  # interrupted before this player sat down
-            return
-        seat = await self._seat(driver, admin, index, profile)
-        if seat is None:
-            return
-        ids = self._ids(seat.player_id)
-        played = 0
-        while not self.stop.is_set() and (max_rounds is None or played < max_rounds):
-            balance = seat.balance if seat.balance is not None else 0
-            stake = choose_stake(profile, rng, balance)
-            if stake is None:
-                self.stats.rounds["player_broke"] += 1
-                break
-            ctx = self._ctx(seat, "", rng, ids)
-            kind = self._kind(rng)
-            game_id, plan = gameplay.plan_single(kind, rng, stake, seat.currency.code)
-            ctx.game_id, ctx.batch = game_id, gameplay.batched(kind, self.batches)
-            if self.s.faults.concurrent_rounds(rng) and balance >= 2 * stake:
-                # Two tables open at once: two rounds of one player in flight together.
-                other_kind = self._kind(rng)
-                other_id, other_plan = gameplay.plan_single(other_kind, rng, stake, seat.currency.code)
-                other = self._ctx(seat, other_id, random.Random(rng.random()), ids,
-                                  gameplay.batched(other_kind, self.batches))
-                self.stats.fault("concurrent_rounds")
-                async with self.sem:
-                    results = await driver.drive(_both(play_round(ctx, plan), play_round(other, other_plan)))
-                for r in results:  # type: ignore[attr-defined]
-                    self._count(r)
-                if seat.owed and not await self._pay_owed(driver, admin, ctx):
-                    break
-            else:
-                async with self.sem:
-                    result = await driver.drive(play_round(ctx, plan))
-                assert isinstance(result, RoundOutcome)
-                self._count(result)
-                # The session ran out (perhaps waiting for a late win): relaunch the game.
-                if (result.refusal is ErrorCode.SESSION_EXPIRED or seat.owed) and \
-                        not await self._pay_owed(driver, admin, ctx):
-                    break
-            played += 1
-            if driver.late is not None and not self.stop.is_set():  # the provider's retry queue, between the player's rounds
-                await driver.late_duplicates(seat.player_id)
-            pause = self._think(profile, rng)
-            if pause > 0:
-                await self.stop.pause(pause)
+        await driver.run(session.player(driver.courier, self.floor, self, profile, rng, self._ids, max_rounds, index))
 
-    async def _pay_owed(self, driver: Driver, admin: AdminClient | None, ctx: RoundContext) -> bool:
-        """The session ran out: launch the game again and send what the wallet refused for it (a wallet
-        whose wins need a live session); False when the player cannot go on (no relaunch without the
-        admin API: what is owed is then reported as not sent again)."""
-        seat = ctx.seat
-        if admin is None or not await self._relaunch(driver, admin, seat):
-            self.unpaid += len(seat.owed)
-            seat.owed.clear()
-            return False
-        if seat.owed:
-            async with self.sem:
-                paid = await driver.drive(repay(ctx))
-            assert isinstance(paid, int)
-            self.stats.rounds["owed_paid"] += paid
-        return True
-
-    async def _relaunch(self, driver: Driver, admin: AdminClient, seat: Seat) -> bool:
-        try:
-            token = await admin.token(seat.player_id, self.s.session_ttl_s)
-        except (AdminError, aiohttp.ClientError, TimeoutError) as exc:
-            self.errors.append(f"{seat.player_id}: relaunch failed: {exc}")
-            return False
-        launch = Launch(seat.player_id, seat.currency, token, session_ref=seat.session_ref, balance=seat.balance)
-        got = await driver.drive(open_seat(launch, self.semantics, self.s.session_ttl_s, self.s.timeout_s + 1,
-                                           read_balance=False))
-        if isinstance(got, SeatRefused):
-            self.errors.append(f"{seat.player_id}: re-authenticate failed: "
-                               f"{describe(got.outcome) if got.outcome is not None else got.step}")
-            return False
-        assert isinstance(got, Seat)
-        seat.session_token, seat.live_until, seat.expired_after = got.session_token, got.live_until, got.expired_after
-        if got.balance is not None:
-            seat.balance = got.balance
-        self.stats.rounds["relaunched"] += 1
-        return True
-
-    def _count(self, result: RoundOutcome) -> None:
-        self.stats.rounds[result.status] += 1
-        if "reorder" in result.notes:
-            self.stats.fault("reorder")
-        if "late_win" in result.notes:
-            self.stats.fault("late_win")
-
-    async def _table(self, driver: Driver, admin: AdminClient | None, table: int,
-                     players: list[tuple[int, PlayerProfile]], max_rounds: int | None) -> None:
+    async def _table(self, driver: Driver, table: int, players: list[tuple[int, PlayerProfile]],
+                     max_rounds: int | None) -> None:
         """A live table: the same seated players play one shared round after another."""
         rng = random.Random(f"{self.o.seed}:table:{table}")
-        if self.stop.is_set():
-            return
-        seated = [(p, await self._seat(driver, admin, i, p)) for i, p in players]
-        ctxs = [(p, self._ctx(s, gameplay.LIVE_GAME_ID, random.Random(rng.random()), self._ids(s.player_id)))
-                for p, s in seated if s is not None]
-        ids = TxIds(f"{self.o.run_id}-table{table}")
-        played = 0
-        while ctxs and not self.stop.is_set() and (max_rounds is None or played < max_rounds):
-            stakes = gameplay.live_stakes([(p, ctx.seat) for p, ctx in ctxs], rng, self.s.live.bets_per_player)
-            if not stakes:
-                break
-            plans = gameplay.plan_live(rng, stakes)
-            seats = [(ctx, plans[ctx.seat.player_id]) for _, ctx in ctxs if ctx.seat.player_id in plans]
-            results = await driver.drive(live_round(f"table{table}", seats, ids.round()))
-            assert isinstance(results, list)
-            for (ctx, _), r in zip(seats, results, strict=True):
-                self._count(r)
-                if r.refusal is ErrorCode.SESSION_EXPIRED or ctx.seat.owed:
-                    await self._pay_owed(driver, admin, ctx)
-            self.stats.rounds["live_rounds"] += 1
-            played += 1
-            if driver.late is not None and not self.stop.is_set():
-                for _, ctx in ctxs:
-                    await driver.late_duplicates(ctx.seat.player_id)
-            await self.stop.pause(self.s.live.window_ms / 1000)
+        await driver.run(session.table(driver.courier, self.floor, self, f"table{table}", players, rng, self._ids,
+                                       TxIds(f"{self.o.run_id}-table{table}"), max_rounds))
 
     # -- the run ----------------------------------------------------------------------
     async def run(self) -> RunResult:
@@ -609,7 +230,12 @@ class Runner:
         if self.interruption is not None:
             return self._result(0.0, 0, "interrupted before play started: nothing was checked")
         try:
-            await preflight(self.o.wallet_url)
+            self.ssl = self.o.tls.context()
+            await preflight(self.o.wallet_url, tls=self.o.tls, ctx=self.ssl)
+        except TLSProblem as exc:
+            return self._result(0.0, 0, str(exc))
+        except TLSError as exc:  # the command checked the files first; a file changed since
+            return self._result(0.0, 0, str(exc))
         except RunError as exc:
             return self._result(0.0, 0, f"{exc}: is the wallet running, and is --wallet right?")
         # The ledger keeps every call: move what exists to the permanent generation and collect
@@ -626,9 +252,9 @@ class Runner:
             gc.unfreeze()
 
     def _result(self, elapsed: float, unsettled: int, error: str | None = None) -> RunResult:
-        if self.unpaid:
+        if self.owed_unpaid:
             self.skipped.append(
-                f"{self.unpaid} wins or rollbacks refused SESSION_EXPIRED (the dialect allows it on an ended "
+                f"{self.owed_unpaid} wins or rollbacks refused SESSION_EXPIRED (the dialect allows it on an ended "
                 "session) were not sent again: a new session needs the admin API (with --players none is made)")
         stop = self.interruption
         if stop is not None:
@@ -638,7 +264,7 @@ class Runner:
             if stop.before_play or (unsettled == 0 and stop.again is None):
                 stop.settled = True  # nothing was, or is, in doubt: nothing is left to settle
         return RunResult(self.s, self.o, self.stats, self.ledger, elapsed, len(self.seats), unsettled, self.errors,
-                         self.unseated, error, self.skipped, self.settle_deadline_hit, stop)
+                         self.unseated_n, error, self.skipped, self.settle_deadline_hit, stop)
 
     def _diagnose(self, wanted: int) -> str | None:
         """Why this run tested less than it was asked to (None: it did what it was asked)."""
@@ -654,25 +280,32 @@ class Runner:
                      if k.split(":", 1)[0] in money and not k.endswith(":unknown"))
         if not judged:
             return "no call got a definitive answer: nothing was checked"
-        if self.unseated:
-            return f"{self.unseated} of {wanted} players could not be seated: {cause or 'see errors'}"
+        if self.unseated_n:
+            return f"{self.unseated_n} of {wanted} players could not be seated: {cause or 'see errors'}"
         return None
 
     async def _run(self, profiles: list[tuple[int, PlayerProfile]]) -> RunResult:
         started = self.started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=self.s.timeout_s)
-        connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False)
+        connector = aiohttp.TCPConnector(limit=self.o.concurrency, limit_per_host=0, force_close=False,
+                                         ssl=self.ssl or self.o.tls.context())
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             dialect = dialects.get(self.o.dialect, self.o.secret)
             wrong = dialects.get(self.o.dialect, self.o.secret + "-not-the-secret")
-            self.batches = dialects.batching(dialect) is not None
             self.signed = gameplay.signs(dialect, wrong)
+            self.floor = Floor(self.s, self.semantics, self.signed, dialects.batching(dialect) is not None,
+                               self.s.session_ttl_s if self.o.accounts is None else None, self.o.wallet_url,
+                               self.o.dialect, self.o.players_file)
             client = WalletClient(self.o.wallet_url, dialect, session, timeout_s=self.s.timeout_s)
             bad = WalletClient(self.o.wallet_url, wrong, session, timeout_s=self.s.timeout_s)
-            driver = Driver(client, self.ledger, self.stats, self.s.faults, bad)
-            admin = AdminClient(self.o.admin_url, self.o.admin_token, session) \
+            # A round waits for a slot before its first call, never inside a client timeout; players are
+            # seated a few dozen at a time.
+            slots = {ROUND: self.o.concurrency, SEAT: min(self.o.concurrency, 64)}
+            driver = Driver(client, self.ledger, self.stats, self.s.faults, bad, stop=self.stop,
+                            provision=self._provision, slots=slots)
+            self.admin = AdminClient(self.o.admin_url, self.o.admin_token, session) \
                 if self.o.admin_url and self.o.admin_token and self.o.accounts is None else None
-            if admin is not None:
+            if self.admin is not None:
                 await self._admin_reachable(session)
             n_live = self.s.live.tables * self.s.live.seats if self.o.accounts is None else 0
             if self.o.accounts is not None:  # test accounts all play single-player games
@@ -682,19 +315,21 @@ class Runner:
                 live = [(i, p) for i, p in profiles if self.s.players <= i < self.s.players + n_live]
             tasks: list[asyncio.Task[None]] = []
             if self.s.model == "open":
-                tasks.append(asyncio.create_task(self._arrivals(driver, admin, singles, tasks)))
+                tasks.append(asyncio.create_task(self._arrivals(driver, singles, tasks)))
             else:
                 for n, (i, p) in enumerate(singles):
-                    tasks.append(asyncio.create_task(self._delayed(n, self._player(driver, admin, i, p, self.s.rounds))))
+                    tasks.append(asyncio.create_task(self._delayed(n, self._player(driver, i, p, self.s.rounds))))
             for t in range(self.s.live.tables):
                 mine = [(i, p) for i, p in live if (i - self.s.players) // self.s.live.seats == t]
                 if mine:
-                    tasks.append(asyncio.create_task(self._table(driver, admin, t, mine, self.s.rounds)))
+                    tasks.append(asyncio.create_task(self._table(driver, t, mine, self.s.rounds)))
             ticker = asyncio.create_task(self._tick(started))
             await self._until_done(tasks, started)
             # Interrupted, each step of the end is bounded from the signal, and a second signal skips them.
             await self._bounded(driver.quiesce(), self.s.timeout_s * 2 + 1, self._rounds_left())
-            await self._bounded(self._drain_late(driver), self.s.settle_timeout_s, 0.0)  # no new calls once stopped
+            late = driver.late.players() if driver.late is not None else []
+            await self._bounded(driver.run(endgame.drain_late(driver.courier, late)), self.s.settle_timeout_s,
+                                0.0)  # no new calls once stopped
             unsettled = await self._settle(driver)
             await self._bounded(self._reconcile(driver), self.s.timeout_s * 3 + 5, INTERRUPT_RECONCILE_S)
             ticker.cancel()
@@ -751,23 +386,12 @@ class Runner:
         await asyncio.wait({task}, timeout=1.0)
         return False
 
-    async def _drain_late(self, driver: Driver) -> None:
-        """The end of play: every late duplicate still queued goes out now, each player's alone."""
-        if driver.late is None:
-            return
-
-        async def one(pid: str) -> None:
-            async with self.sem:
-                await driver.late_duplicates(pid, drain=True)
-
-        await asyncio.gather(*(one(pid) for pid in driver.late.players()))
-
     async def _delayed(self, n: int, coro: Awaitable[None]) -> None:
         # Spread the first calls over the first second rather than a thundering herd at t=0.
         await self.stop.pause(min(1.0, n * 0.002))
         await coro
 
-    async def _arrivals(self, driver: Driver, admin: AdminClient | None, pool: list[tuple[int, PlayerProfile]],
+    async def _arrivals(self, driver: Driver, pool: list[tuple[int, PlayerProfile]],
                         tasks: list[asyncio.Task[None]]) -> None:
         """The open model: players arrive at ``arrival_rate`` per second and play one session each."""
         rng = random.Random(f"{self.o.seed}:arrivals")
@@ -775,7 +399,7 @@ class Runner:
             if self.stop.is_set():
                 break
             rounds = p.session_rounds if self.s.rounds is None else min(p.session_rounds, self.s.rounds)
-            tasks.append(asyncio.create_task(self._player(driver, admin, i, p, rounds)))
+            tasks.append(asyncio.create_task(self._player(driver, i, p, rounds)))
             await self.stop.pause(rng.expovariate(self.s.arrival_rate))
 
     async def _until_done(self, tasks: list[asyncio.Task[None]], started: float) -> None:
@@ -837,58 +461,42 @@ class Runner:
             await asyncio.sleep(0.25)
 
     async def _settle(self, driver: Driver) -> int:
-        """Settle every call still in doubt as a provider must (:mod:`simulator.judge.settlement`), players
-        at once, each player's calls in order, the whole within ``settle_timeout_s``; what is still
-        in doubt then is a ``no_definitive_answer`` finding each.  Returns how many."""
-        ids: dict[str, TxIds] = {}  # one id sequence per player for the whole settlement
+        """Settle every call still in doubt as a provider must (:mod:`simulator.drive.endgame`), within
+        ``settle_timeout_s``; what is still in doubt then is a ``no_definitive_answer`` finding each.
+        Returns how many."""
+        cached: dict[str, TxIds] = {}  # one id sequence per player for the whole settlement
 
-        async def player(pid: str, txs: list[Any]) -> None:
-            seat = self.seats.get(pid)
-            if seat is None:
-                return
-            own = self._ids(pid)
-            mine = ids.setdefault(pid, TxIds(f"{own.prefix}-settle", tx_prefix=f"{own.tx_prefix}-settle"))
-            async with self.sem:
-                for book, tx in txs:
-                    if tx.call.tx_id not in book.doubt:
-                        continue  # settled meanwhile (its rollback's answer settled the bet too)
-                    self.stats.rounds["settled_at_end"] += 1
-                    await driver.drive(settlement.settlement(book, tx, seat, mine, self.semantics))
-
-        async def passes() -> None:
-            for _ in range(3):
-                doubtful = self.ledger.in_doubt()
-                if not doubtful:
-                    return
-                by_player: dict[str, list[Any]] = {}
-                for book, tx in settlement.in_order(doubtful):
-                    by_player.setdefault(book.player_id, []).append((book, tx))
-                await asyncio.gather(*(player(pid, txs) for pid, txs in by_player.items()))
-                await driver.quiesce()
+        def ids(pid: str) -> TxIds:
+            if pid not in cached:
+                own = self._ids(pid)
+                cached[pid] = TxIds(f"{own.prefix}-settle", tx_prefix=f"{own.tx_prefix}-settle")
+            return cached[pid]
 
         began = time.monotonic()
-        finished = await self._bounded(passes(), self.s.settle_timeout_s, INTERRUPT_SETTLE_S)
+        flow = endgame.settle(driver.courier, self.seats, self.semantics, ids, self.stats.rounds,
+                              began + self.s.settle_timeout_s, self.abandon.is_set)
+        outcome: list[bool] = []
+        finished = await self._bounded(self._into(driver.run(flow), outcome), self.s.settle_timeout_s,
+                                       INTERRUPT_SETTLE_S) and outcome == [True]
         if self.interruption is not None:
             self.interruption.settled = finished
             self.interruption.settle_bound_s = round(time.monotonic() - began, 1)
             if not finished:  # cut short by the signal, not the wallet's doing: counted, not judged
-                return len(self.ledger.in_doubt())
+                return len(endgame.in_doubt(driver.courier, self.seats))
         if not finished:
             self.settle_deadline_hit = True
             self.errors.append(f"settlement stopped at its deadline ({self.s.settle_timeout_s:g} s, "
                                "[run] settle_timeout_s): what was still in doubt is reported so")
         why = f" (settlement deadline of {self.s.settle_timeout_s:g} s reached)" if self.settle_deadline_hit else ""
-        return self.ledger.unsettled(why)
+        return endgame.flag_left(driver.courier, self.seats, why)
+
+    @staticmethod
+    async def _into(coro: Awaitable[bool], out: list[bool]) -> None:
+        out.append(await coro)
 
     async def _reconcile(self, driver: Driver) -> None:
         """Read every balance once more, alone, and compare with what the wallet must hold."""
-        await asyncio.gather(*(self._reconcile_one(driver, seat) for seat in self.seats.values()))
-
-    async def _reconcile_one(self, driver: Driver, seat: Seat) -> None:
-        async with self.sem:  # many players at once; each player's read is alone for that player
-            failed = await driver.run(driver.courier.reconcile(seat))
-        if failed is not None:
-            self.errors.append(failed)
+        self.errors.extend(await driver.run(endgame.reconcile(driver.courier, self.seats.values())))
 
 
 def _semantics(options: RunOptions) -> Semantics:
@@ -899,47 +507,5 @@ def _semantics(options: RunOptions) -> Semantics:
         return CANONICAL
 
 
-def _both(a: Any, b: Any) -> Any:
-    results = yield Parallel((a, b))
-    return results
-
-
 async def run(options: RunOptions) -> RunResult:
     return await Runner(options).run()
-
-
-def result_json(result: RunResult) -> dict[str, Any]:
-    """The machine-readable report (``--json``)."""
-    s = result.stats
-    counts = result.counts
-    fail_on = result.options.fail_on
-    return {
-        "verdict": result.verdict,
-        "error": result.error,
-        "fail_on": str(fail_on),
-        "scenario": result.scenario.name,
-        "wallet": result.options.wallet_url,
-        "seed": result.options.seed,
-        "run_id": result.options.run_id,
-        "elapsed_s": round(result.elapsed_s, 3),
-        "players": result.players,
-        "calls": dict(s.calls),
-        "batched": s.calls.get("batch", 0),
-        "results": dict(s.results),
-        "calls_per_s": round(sum(s.calls.values()) / result.elapsed_s, 1) if result.elapsed_s else 0.0,
-        "rounds": dict(s.rounds),
-        "faults": dict(s.faults),
-        "latency_ms": {op: h.summary() for op, h in sorted(s.latency.items())},
-        "findings_by_severity": model.by_severity(counts),
-        "anomalies": counts,
-        "findings": [f.to_json() for f in result.ledger.findings],
-        "coverage": model.coverage_rows(result.ledger.coverage_json(), fail_on),
-        "unsettled": result.unsettled,
-        "unseated": result.unseated,
-        "skipped": list(result.skipped),
-        "errors": result.provision_errors[:50],
-        "dialect": result.options.dialect,
-        "croupier_version": __version__,
-        "series": series.build(s),
-        **({"interrupted": result.interruption.to_json()} if result.interruption is not None else {}),
-    }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,9 @@ class SandboxState:
     players: dict[str, str] = field(default_factory=dict)
     """player id → currency, in the order this sandbox met them."""
     http: aiohttp.ClientSession | None = None
+    client_ssl: ssl.SSLContext | None = None
+    """How the lobby verifies the sandbox's own servers when they serve TLS (pinned to their certificate);
+    None: aiohttp's default."""
 
     def admin(self) -> AdminClient:
         if self.admin_url is None or self.admin_token is None:
@@ -413,7 +417,8 @@ def make_lobby(state: SandboxState) -> web.Application:
     app[SANDBOX] = state
 
     async def client(_: web.Application) -> Any:
-        async with aiohttp.ClientSession() as http:
+        connector = aiohttp.TCPConnector(ssl=state.client_ssl if state.client_ssl is not None else True)
+        async with aiohttp.ClientSession(connector=connector) as http:
             state.http = http
             yield
             state.http = None

@@ -20,6 +20,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..drive.tls import ClientTLS, TLSError, pinned_context, server_context
 from ..protocol import dialects
 from ..protocol.signing import DEV_SECRET
 from ..provider.server import ProviderServeOptions, config_from
@@ -63,6 +65,12 @@ class SandboxOptions:
     """As ``wallet serve``'s: True on (readable on a terminal), False off, None off on a terminal, JSON elsewhere."""
     access_log_file: str | None = None
     """JSON access lines of all three servers to this file instead of stderr."""
+    tls_cert: str | None = None
+    """Serve all three over HTTPS with this PEM certificate (``--tls-cert``); None: plain HTTP."""
+    tls_key: str | None = None
+    """The private key of ``tls_cert`` (None: in the same file)."""
+    wallet_tls: ClientTLS = field(default_factory=ClientTLS)
+    """How an ``https://`` ``wallet`` of the user's is verified (``--ca-bundle``...)."""
 
 
 @dataclass(slots=True)
@@ -101,13 +109,30 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(host: str, sock: socket.socket) -> str:
+def _url(host: str, sock: socket.socket, https: bool = False) -> str:
     port = sock.getsockname()[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if https else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-async def _serve(app: web.Application, sock: socket.socket, runners: list[web.AppRunner], logged: bool = False) -> None:
-    """``logged``: one access line per request (the form :func:`configure_access` set up)."""
+def _tls(opts: SandboxOptions) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+    """The servers' context (``--tls-cert``/``--tls-key``) and the one the sandbox's own clients (the provider
+    calling the embedded wallet, the lobby calling both) verify them with: pinned to that very certificate,
+    since the sandbox knows what it serves (the user's browser and tools verify it as they choose)."""
+    if opts.tls_key and not opts.tls_cert:
+        raise ConfigError("--tls-key needs --tls-cert (the certificate the key belongs to)")
+    if not opts.tls_cert:
+        return None, None
+    try:
+        return server_context(opts.tls_cert, opts.tls_key), pinned_context(opts.tls_cert)
+    except TLSError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+async def _serve(app: web.Application, sock: socket.socket, runners: list[web.AppRunner], logged: bool = False,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+    """``logged``: one access line per request (the form :func:`configure_access` set up); ``ssl_context``:
+    serve HTTPS."""
     if logged:
         runner = web.AppRunner(app, access_log_class=AccessLogger, access_log=logging.getLogger("croupier.access"),
                                shutdown_timeout=5.0)
@@ -115,7 +140,7 @@ async def _serve(app: web.Application, sock: socket.socket, runners: list[web.Ap
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     runners.append(runner)
-    await web.SockSite(runner, sock).start()
+    await web.SockSite(runner, sock, ssl_context=ssl_context).start()
 
 
 async def start(opts: SandboxOptions, logged: bool = False) -> RunningSandbox:
@@ -131,6 +156,8 @@ async def start(opts: SandboxOptions, logged: bool = False) -> RunningSandbox:
     if embedded and opts.dialect not in dialects.names():
         raise ConfigError(f"the embedded reference wallet serves the built-in dialects ({', '.join(dialects.names())}); "
                           "a dialect file describes your own wallet: pass it with --wallet URL")
+    server_ssl, pinned = _tls(opts)
+    https = server_ssl is not None
     ports = (opts.port, opts.port + 1, opts.port + 2) if opts.port else (0, 0, 0)
     socks: list[socket.socket] = []
     try:
@@ -154,8 +181,8 @@ async def start(opts: SandboxOptions, logged: bool = False) -> RunningSandbox:
                 db = Path(tmp.name) / "wallet.db"
             secret, admin_token = secrets.token_hex(16), secrets.token_hex(16)
             await _serve(make_wallet(SQLiteStore(db), WalletConfig(secret, admin_token, opts.session_ttl)),
-                         wallet_sock, runners, logged)
-            admin_url = _url(opts.host, wallet_sock)
+                         wallet_sock, runners, logged, server_ssl)
+            admin_url = _url(opts.host, wallet_sock, https)
             # The reference wallet serves every built-in dialect under its own prefix, over one store.
             wallet_url = f"{admin_url}/wallet" + ("" if opts.dialect == "canonical" else f"/{opts.dialect}")
         else:
@@ -166,17 +193,18 @@ async def start(opts: SandboxOptions, logged: bool = False) -> RunningSandbox:
         api_key = secrets.token_hex(16)
         pconfig = config_from(ProviderServeOptions(
             wallet=wallet_url, dialect=opts.dialect, secret=secret, host=opts.host,
-            port=provider_sock.getsockname()[1], seed=opts.seed, api_key=api_key))
+            port=provider_sock.getsockname()[1], seed=opts.seed, api_key=api_key, wallet_tls=opts.wallet_tls,
+            wallet_ssl=pinned if embedded else None, ssl_context=server_ssl))
         try:
             provider_app = make_provider(pconfig)
         except ValueError as exc:  # an unknown dialect
             raise ConfigError(str(exc)) from None
         provider = provider_app[PROVIDER]
-        provider_url = _url(opts.host, provider_sock)
+        provider_url = _url(opts.host, provider_sock, https)
         state = SandboxState(provider=provider, provider_url=provider_url, api_key=api_key, panel=Panel(provider),
-                             wallet_url=wallet_url, admin_url=admin_url, admin_token=admin_token)
-        await _serve(provider_app, provider_sock, runners, logged)
-        await _serve(make_lobby(state), lobby_sock, runners, logged)
+                             wallet_url=wallet_url, admin_url=admin_url, admin_token=admin_token, client_ssl=pinned)
+        await _serve(provider_app, provider_sock, runners, logged, server_ssl)
+        await _serve(make_lobby(state), lobby_sock, runners, logged, server_ssl)
     except BaseException:
         for runner in reversed(runners):
             await runner.cleanup()
@@ -185,7 +213,7 @@ async def start(opts: SandboxOptions, logged: bool = False) -> RunningSandbox:
         if tmp is not None:
             tmp.cleanup()
         raise
-    return RunningSandbox(_url(opts.host, lobby_sock), provider_url, wallet_url, admin_url, admin_token, api_key,
+    return RunningSandbox(_url(opts.host, lobby_sock, https), provider_url, wallet_url, admin_url, admin_token, api_key,
                           state, runners, tmp, db)
 
 

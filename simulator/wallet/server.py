@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class ServeOptions:
     pg_schema: str = "public"
     workers: int = 1
     reuse_port: bool = False
+    ssl_context: ssl.SSLContext | None = None
+    """Serve HTTPS with this context (``--tls-cert``/``--tls-key``, built by the command); None: plain HTTP."""
 
 
 class ConfigError(ValueError):
@@ -222,7 +225,8 @@ def serve(opts: ServeOptions) -> None:
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_GEN0, *gc.get_threshold()[1:])
-        log.info("croupier wallet on http://%s:%d/wallet (store: %s; %s)", opts.host, opts.port, where,
+        log.info("croupier wallet on %s://%s:%d/wallet (store: %s; %s)", "https" if opts.ssl_context else "http",
+                 opts.host, opts.port, where,
                  access_log_note(opts.access_log, opts.access_log_file))
 
     app.on_startup.append(announce)
@@ -249,4 +253,5 @@ def serve(opts: ServeOptions) -> None:
         shutdown_timeout=opts.shutdown_timeout,
         print=None,
         loop=loop,
+        ssl_context=opts.ssl_context,
     )

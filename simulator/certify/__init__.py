@@ -1,0 +1,1 @@
+"""``croupier certify``: the go-live checklist an operator signs, item by item, with its evidence."""
