@@ -1,0 +1,157 @@
+"""Judging real traffic: the ledger ``croupier run`` uses, fed with what the proxy saw both ways.
+
+On real traffic the proxy knows no player's opening balance, and the player's money moves outside the
+games it sees (the cashier, the operator's other providers).  So, as the mock provider does
+(:meth:`simulator.provider.engine.Provider._forget_balance`), the expected balance is forgotten
+whenever nothing about it is in doubt before a new round, a balance read or a launch, and the wallet's
+next answer is taken as the opening; within a round every answer is judged exactly.  What cannot be
+known is never flagged.
+
+Beside the ledger, each player's money as each side saw it (:class:`Tally`): what the provider was
+told (the answers it read) and what the wallet answered (every answer, read or not: a lost response
+is one the provider never read), for the reconciliation report.  Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..judge.ledger import Ledger
+from ..protocol.calls import MONEY_OPS, Ok, Op, Outcome, WalletCall
+from ..protocol.dialects import Dialect, semantics_of
+
+
+@dataclass(slots=True)
+class Side:
+    """Money calls one side saw acknowledged, by tx_id (each counted once however often it was sent)."""
+
+    bets: dict[str, int] = field(default_factory=dict)
+    wins: dict[str, int] = field(default_factory=dict)
+    rollbacks: dict[str, str] = field(default_factory=dict)
+    """rollback tx_id → the bet it names."""
+
+    def add(self, call: WalletCall) -> None:
+        if call.tx_id is None:
+            return
+        if call.op is Op.BET and call.amount is not None:
+            self.bets[call.tx_id] = call.amount.minor
+        elif call.op is Op.WIN and call.amount is not None:
+            self.wins[call.tx_id] = call.amount.minor
+        elif call.op is Op.ROLLBACK and call.ref_tx_id is not None:
+            self.rollbacks[call.tx_id] = call.ref_tx_id
+
+    def to_json(self, amounts: dict[str, int]) -> dict[str, int]:
+        """Charged, refunded (each bet once, whatever the number of rollbacks), paid and the net effect;
+        a refunded bet's amount is known only if its bet was seen (``amounts``: every bet the proxy saw)."""
+        charged = sum(self.bets.values())
+        refunded = sum(amounts.get(bet, 0) for bet in set(self.rollbacks.values()))
+        paid = sum(self.wins.values())
+        return {"bets": len(self.bets), "charged": charged, "rollbacks": len(self.rollbacks), "refunded": refunded,
+                "wins": len(self.wins), "paid": paid, "net": paid + refunded - charged}
+
+
+@dataclass(slots=True)
+class Tally:
+    """One player's money as the provider was told it and as the wallet answered it."""
+
+    player_id: str
+    currency: str | None = None
+    provider: Side = field(default_factory=Side)
+    wallet: Side = field(default_factory=Side)
+    amounts: dict[str, int] = field(default_factory=dict)
+    """Every bet's amount the proxy saw sent, by tx_id."""
+    first_balance: int | None = None
+    last_balance: int | None = None
+    session_token: str | None = None
+    """The last session token the provider used for the player (to read the balance at the end)."""
+    calls: int = 0
+
+
+class Watch:
+    """The ledger over real traffic, plus each side's tallies."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.ledger = Ledger(semantics=semantics_of(dialect))
+        self.dialect_name = dialect.name
+        self.rounds: dict[str, set[str]] = {}
+        self.tallies: dict[str, Tally] = {}
+
+    def tally(self, player_id: str) -> Tally:
+        t = self.tallies.get(player_id)
+        if t is None:
+            t = self.tallies[player_id] = Tally(player_id)
+        return t
+
+    def forget(self, player_id: str) -> None:
+        """The balance may have moved outside what the proxy sees: the next answer is the opening again."""
+        book = self.ledger.book(player_id)
+        if not book.doubt and not book.in_flight:
+            book.expected = None
+
+    def _before(self, call: WalletCall) -> None:
+        player = call.player_id
+        if player is None:
+            return
+        tally = self.tally(player)
+        tally.calls += 1
+        if call.session_token:
+            tally.session_token = call.session_token
+        if call.op is Op.BET and call.tx_id and call.amount is not None:
+            tally.amounts[call.tx_id] = call.amount.minor
+        if call.op is Op.BALANCE:
+            self.forget(player)
+        elif call.op in MONEY_OPS and call.round_id is not None:
+            rounds = self.rounds.setdefault(player, set())
+            if call.round_id not in rounds:
+                rounds.add(call.round_id)
+                self.forget(player)
+
+    def begin(self, calls: Sequence[WalletCall]) -> list[int]:
+        """Calls about to reach the wallet in one request; the tokens to pass to :meth:`end`."""
+        for call in calls:
+            self._before(call)
+        if len(calls) > 1:
+            return self.ledger.begin_batch(calls)
+        return [self.ledger.begin(calls[0])]
+
+    def end(self, tokens: Sequence[int], calls: Sequence[WalletCall], outcomes: Sequence[Outcome], *,
+            visible: bool, latency_ms: float | None, status: int | None, response: bytes | None) -> None:
+        """What the wallet answered (``visible``: whether the provider got to read it)."""
+        for call, outcome in zip(calls, outcomes, strict=True):
+            self._after(call, outcome, visible)
+        if len(calls) > 1:
+            self.ledger.end_batch(tokens, calls, outcomes, visible=visible, latency_ms=latency_ms, status=status,
+                                  response=response)
+        else:
+            self.ledger.end(tokens[0], calls[0], outcomes[0], visible=visible, latency_ms=latency_ms,
+                            status=status, response=response)
+
+    def _after(self, call: WalletCall, outcome: Outcome, visible: bool) -> None:
+        if not isinstance(outcome, Ok):
+            return
+        player = call.player_id or outcome.player_id
+        if player is None:
+            return
+        tally = self.tally(player)
+        if call.op is Op.AUTHENTICATE:
+            self.forget(player)  # a launch: the cashier may have moved the money since the last game
+            if outcome.session_token:
+                tally.session_token = outcome.session_token
+            if "balance" in outcome.missing:
+                return
+        book = self.ledger.book(player)
+        if book.currency is None:
+            book.currency = outcome.balance.currency.code  # a player has exactly one currency (PROTOCOL.md, Money)
+        tally.currency = tally.currency or outcome.balance.currency.code
+        if tally.first_balance is None:
+            tally.first_balance = outcome.balance.minor
+        tally.last_balance = outcome.balance.minor
+        if call.op in MONEY_OPS:
+            tally.wallet.add(call)
+            if visible:
+                tally.provider.add(call)
+
+    def summary(self) -> dict[str, Any]:
+        return self.ledger.summary()
