@@ -45,6 +45,7 @@ class Line:
 
     wallet_base: str
     proxy: Proxy
+    proxy_url: str
     control: str
     api: Api
     admin: Any
@@ -95,7 +96,7 @@ async def serve_line(*, dialect: str = "canonical", store: Any = None, faults: P
         await pserver.start_server()
         try:
             async with aiohttp.ClientSession() as http:
-                yield Line(served.base, proxy, f"http://127.0.0.1:{cserver.port}", Api(f"http://127.0.0.1:{port}", http),
+                yield Line(served.base, proxy, f"http://127.0.0.1:{tserver.port}", f"http://127.0.0.1:{cserver.port}", Api(f"http://127.0.0.1:{port}", http),
                            served.admin)
         finally:
             await pserver.close()
@@ -139,3 +140,248 @@ async def test_clean_traffic_gives_no_anomaly(dialect: str) -> None:
     player = report["players"][0]
     assert player["sides_agree"] and player["balance_agrees"] is True
     assert player["balance_at_end"]["balance"] == player["last_balance"]
+
+
+async def test_a_wallet_that_chooses_differently_passes_too() -> None:
+    """tests/lenient_wallet.py: PROTOCOL.md followed, every free choice made the other way; faults included."""
+    from tests.lenient_wallet import make_lenient_app
+
+    plan = ProxyFaults(rules=[Rule(ProxyFault.LOST_RESPONSE, op=Op.BET, every=3),
+                              Rule(ProxyFault.DUPLICATE, op=Op.WIN, every=2)])
+    async with serve_line(wallet=make_lenient_app(SECRET, ADMIN_TOKEN), faults=plan) as line:
+        await line.rounds("p-lenient", 12)
+        report = await final_report(line.proxy)
+    assert report["faults_injected"]["lost_response"] >= 3
+    assert report["verdict"] == "pass", failing(report)
+
+
+# -- faults on purpose --------------------------------------------------------------------------------
+FAULTS = [
+    pytest.param(ProxyFaults(rules=[Rule(ProxyFault.LOST_RESPONSE, op=Op.BET, every=2)]), "lost_response",
+                 id="lost_response"),
+    pytest.param(ProxyFaults(rules=[Rule(ProxyFault.SERVER_ERROR, op=Op.BET, every=2)]), "server_error",
+                 id="server_error"),
+    pytest.param(ProxyFaults(rates={ProxyFault.DUPLICATE: 0.5}, seed=3), "duplicate", id="duplicate"),
+    pytest.param(ProxyFaults(rates={ProxyFault.CONCURRENT_DUPLICATE: 0.5}, seed=3), "concurrent_duplicate",
+                 id="concurrent_duplicate"),
+    pytest.param(ProxyFaults(rates={ProxyFault.DELAY: 0.5}, delay_ms=20, seed=3), "delay", id="delay"),
+    pytest.param(ProxyFaults(rules=[Rule(ProxyFault.REORDER, op=Op.BET, times=2)], hold_ms=3000), "reorder",
+                 id="reorder"),
+]
+
+
+@pytest.mark.parametrize(("plan", "fault"), FAULTS)
+async def test_each_fault_shows_in_the_report_and_the_metrics_and_a_correct_wallet_passes(
+        plan: ProxyFaults, fault: str) -> None:
+    async with serve_line(faults=plan, provider_timeout_s=0.4) as line:
+        await line.rounds("p-fault", 8)
+        report = await final_report(line.proxy)
+        status, metrics = await line.control_call("GET", "/metrics")
+    assert report["faults_injected"].get(fault, 0) >= 1, report["faults_injected"]
+    assert report["verdict"] == "pass", failing(report)
+    assert status == 200
+    assert f'croupier_proxy_faults_injected_total{{fault="{fault}",op="bet"}}' in metrics or \
+        f'croupier_proxy_faults_injected_total{{fault="{fault}",op="win"}}' in metrics
+    if fault in ("lost_response", "server_error", "reorder"):
+        # the provider rolled the bet back; the wallet either took it (and refunded it) or never had it
+        assert report["coverage"].get("idempotency-4-rollback-once", {}).get("calls", 0) \
+            + report["coverage"].get("idempotency-5-tombstone", {}).get("calls", 0) >= 1
+    if fault == "lost_response":
+        player = report["players"][0]
+        assert player["answers_not_read"]  # the wallet took bets the provider never heard of ...
+        assert player["sides_agree"] and player["balance_agrees"]  # ... and the provider's rollbacks settled them
+
+
+async def test_signed_dialect_faults_keep_signatures_valid() -> None:
+    """The proxy forwards the provider's bytes: a duplicate of a signed request is accepted as a replay."""
+    plan = ProxyFaults(rates={ProxyFault.DUPLICATE: 0.5, ProxyFault.LOST_RESPONSE: 0.2}, seed=5)
+    async with serve_line(dialect=SIGNED, faults=plan) as line:
+        await line.rounds("p-signed", 10)
+        report = await final_report(line.proxy)
+    assert report["faults_injected"]["duplicate"] >= 1
+    assert report["verdict"] == "pass", failing(report)
+    assert not report["by_severity"]["contract"].get("refused_valid_call")
+
+
+async def test_faults_switch_at_run_time_from_the_control_api() -> None:
+    async with serve_line() as line:
+        await line.rounds("p-switch-1", 3)
+        status, body = await line.control_call("PUT", "/faults", {"lost_response": 1.0})
+        assert status == 200 and body["faults"]["lost_response"] == 1.0
+        token = await line.player("p-switch-2", 100_00)
+        launched = await line.api.launch("p-switch-2", token)
+        status, data = await line.api.play(launched["session_id"], 10)
+        assert status >= 500 or data.get("status") != "settled"
+        status, body = await line.control_call("DELETE", "/faults")
+        assert status == 200 and "lost_response" not in body["faults"]
+        assert body["injected"]["lost_response"] >= 1
+        status, bad = await line.control_call("PUT", "/faults", {"lost_response": 2})
+        assert status == 400 and "rate from 0 to 1" in bad["message"]
+        status, bad = await line.control_call("POST", "/faults", {"nonsense": 0.1})
+        assert status == 400 and "unknown fault 'nonsense'" in bad["message"]
+        await line.rounds("p-switch-3", 3)
+        report = await final_report(line.proxy)
+    assert report["verdict"] == "pass", failing(report)
+
+
+# -- planted bugs ---------------------------------------------------------------------------------------
+async def test_a_wallet_that_double_applies_replays_is_caught_through_the_proxy() -> None:
+    from tests.planted_wallets import DoubleAppliedReplay
+
+    async with serve_line(store=DoubleAppliedReplay(),
+                          faults=ProxyFaults(rules=[Rule(ProxyFault.DUPLICATE, op=Op.BET)])) as line:
+        await line.rounds("p-double", 4)
+        report = await final_report(line.proxy)
+        _, metrics = await line.control_call("GET", "/metrics")
+    assert report["verdict"] == "fail"
+    assert report["anomalies"]["double_apply"] >= 1
+    finding = next(f for f in report["findings"] if f["kind"] == "double_apply")
+    assert finding["rule"] == "idempotency-1-no-change" and "replay" in finding["quote"].lower()
+    assert 'croupier_proxy_anomalies_total{kind="double_apply",severity="money"}' in metrics
+
+
+async def test_second_rollback_refunds_is_caught_on_a_providers_own_traffic() -> None:
+    """Any provider's traffic is judged: here a client that rolls one bet back twice (two tx_ids), which
+    PROTOCOL.md rule 4 says must refund once."""
+    from simulator.drive.client import WalletClient
+    from simulator.protocol.dialects.canonical import CanonicalDialect
+    from simulator.protocol.money import Money
+    from tests.broken_wallets import SecondRollbackRefunds
+
+    async with serve_line(store=SecondRollbackRefunds()) as line:
+        token = await line.player("p-rb", 100_00)
+        client = WalletClient(line.proxy_url, CanonicalDialect(SECRET), line.api.http)
+        auth = await client.send(WalletCall.authenticate(token, "g"))
+        session = auth.session_token  # type: ignore[union-attr]
+        assert session
+        await client.send(WalletCall.bet("t1", "p-rb", session, "g", "r1", Money.of(500, "EUR")))
+        await client.send(WalletCall.rollback("rb1", "t1", "p-rb", session, "g", "r1"))
+        await client.send(WalletCall.rollback("rb2", "t1", "p-rb", session, "g", "r1"))
+        report = await final_report(line.proxy)
+    assert report["verdict"] == "fail"
+    assert report["anomalies"]["rollback_applied_twice"] == 1
+    assert next(f for f in report["findings"] if f["kind"] == "rollback_applied_twice")["rule"] == \
+        "idempotency-4-rollback-once"
+
+
+# -- bad input --------------------------------------------------------------------------------------------
+async def test_bad_input_is_never_a_500_from_the_proxy() -> None:
+    async with serve_line() as line:
+        for body in (b"", b"garbage", b"{}", b'{"amount": 1.5}', b"\xff\xfe", b"[" * 5000):
+            async with line.api.http.post(f"{line.proxy_url}/bet", data=body) as resp:
+                assert resp.status == 401 or resp.status == 400, (body[:20], resp.status)  # the wallet's answer
+        async with line.api.http.post(f"{line.proxy_url}/bet", data=b"x" * (2 * 1024 * 1024)) as resp:
+            assert resp.status == 413
+        async with line.api.http.get(f"{line.proxy_url}/nowhere/at/all?x=1") as resp:
+            assert resp.status < 500
+        report = await final_report(line.proxy)
+    assert report["calls"]["undecoded"] >= 6 and report["verdict"] == "pass"
+
+
+async def test_an_unreachable_wallet_is_a_502_not_a_500() -> None:
+    config = ProxyConfig(upstream=f"http://127.0.0.1:{free_port()}/wallet", secret=SECRET)
+    traffic, _, proxy = make_apps(config)
+    server = TestServer(traffic, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http, http.post(f"http://127.0.0.1:{server.port}/balance",
+                                                              data=b"{}") as resp:
+            assert resp.status == 502
+            assert (await resp.json())["status"] == "error"
+    finally:
+        await server.close()
+    assert proxy.forwarded == 1
+
+
+# -- pure parts -------------------------------------------------------------------------------------------
+def test_fault_rules_fire_every_nth_matching_call_at_most_n_times() -> None:
+    plan = ProxyFaults(rules=[Rule(ProxyFault.DUPLICATE, op=Op.WIN, every=2, times=2)])
+    rng = random.Random(1)
+    win = WalletCall(Op.WIN, player_id="p", tx_id="w")
+    bet = WalletCall(Op.BET, player_id="p", tx_id="b")
+    got = [plan.decide([c], rng) for c in [bet, win, win, bet, win, win, win, win]]
+    assert got == [None, None, "duplicate", None, None, "duplicate", None, None]
+
+
+def test_fault_tables_are_validated_with_the_key_at_fault() -> None:
+    plan = proxy_faults.parse({"5xx": 0.1, "timeout": 0.2, "delay_ms": 50,
+                               "rules": [{"fault": "reorder", "op": "bet", "every": 3}]})
+    assert plan.rates == {ProxyFault.SERVER_ERROR: 0.1, ProxyFault.DELAY: 0.2} and plan.delay_ms == 50
+    assert plan.rules == [Rule(ProxyFault.REORDER, Op.BET, None, 3)]
+    for bad, message in [({"duplicate": 0.7, "delay": 0.7}, "add up to more than 1"),
+                         ({"rules": [{"fault": "reorder", "op": "spin"}]}, "unknown operation 'spin'"),
+                         ({"rules": [{"op": "bet"}]}, "needs a fault"), ({"delay_ms": -1}, "delay_ms must be"),
+                         ({"status": 404}, "status must be an integer 500..599")]:
+        with pytest.raises(proxy_faults.FaultConfigError, match=message):
+            proxy_faults.parse(bad)
+
+
+def test_recorded_calls_and_outcomes_read_back_as_they_were() -> None:
+    from simulator.protocol.calls import Ok, Rejected, Unknown
+    from simulator.protocol.codes import ErrorCode
+    from simulator.protocol.money import Money
+
+    calls = [WalletCall.bet("t", "p", "s", "g", "r", Money.of(1234, "BTC")),
+             WalletCall.win("w", "p", "s", "g", "r", Money.of(0, "BTC"), round_closed=True)]
+    outcomes = [Ok(Money.of(5, "BTC"), "wt"), Rejected(ErrorCode.ROUND_CLOSED, "closed")]
+    raw = recording.line(seq=2, at=1.5, method="POST", path="play", request_headers={"X": "y"},
+                         request_body=b"\xff", status=409, response_headers={}, response_body=b"{}", latency_ms=1.0,
+                         fault=None, copy=0, forwarded=True, visible=True, calls=calls, outcomes=outcomes)
+    again = recording.line(seq=1, at=1.6, method="POST", path="balance", request_headers={}, request_body=b"",
+                           status=None, response_headers=None, response_body=None, latency_ms=None,
+                           fault="server_error", copy=0, forwarded=False, visible=False, calls=[],
+                           outcomes=[Unknown("x", 503)])
+    got = recording.read([raw, b"\n", again])
+    assert [r.seq for r in got] == [1, 2]
+    assert got[1].calls == tuple(calls) and got[1].outcomes == tuple(outcomes)
+    assert orjson.loads(raw)["request"]["body_b64"] == "/w=="
+    with pytest.raises(recording.RecordingError, match="line 1"):
+        recording.read([b'{"nope": 1}'])
+
+
+# -- recording and replay ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect", ["canonical", SIGNED])
+async def test_a_recording_replays_call_by_call_against_a_fresh_reference_wallet(dialect: str, tmp_path: Path) -> None:
+    from simulator.protocol.dialects import get
+    from simulator.proxy.replayer import replay
+
+    record = tmp_path / "traffic.jsonl"
+    plan = ProxyFaults(rules=[Rule(ProxyFault.LOST_RESPONSE, op=Op.BET, every=4),
+                              Rule(ProxyFault.SERVER_ERROR, op=Op.BET, every=5),
+                              Rule(ProxyFault.DUPLICATE, op=Op.WIN, every=3)])
+    async with serve_line(dialect=dialect, faults=plan, record=record) as line:
+        await line.rounds("p-rec-1", 8)
+        await line.rounds("p-rec-2", 6, balance=50_00)
+        report = await final_report(line.proxy)
+    assert report["verdict"] == "pass", failing(report)
+    records = recording.read(record.read_bytes().splitlines())
+    assert any(not r.forwarded for r in records) and any(r.fault == "duplicate" for r in records)
+    async with serve_wallet(MemoryStore()) as fresh:
+        for prefix in ("run1-", "run2-"):  # twice against one wallet: the prefixes keep them apart
+            result = await replay(records, f"{fresh.base}{wallet_path(dialect)}", get(dialect, SECRET), fresh.base,
+                                  ADMIN_TOKEN, prefix)
+            doc = result.to_json()
+            assert doc["verdict"] == "match", doc
+            assert doc["different"] == 0 and doc["same"] >= 20 and doc["skipped"]["answered by the proxy"] >= 1
+            assert set(doc["players"]) == {"p-rec-1", "p-rec-2"}
+            assert doc["players"]["p-rec-1"]["opening"] == 100_00
+        assert (await fresh.admin.player("run2-p-rec-1"))["balance"] == report["players"][0]["balance_at_end"][
+            "balance"]
+
+
+async def test_a_replay_shows_where_another_wallet_answers_differently(tmp_path: Path) -> None:
+    from simulator.protocol.dialects import get
+    from simulator.proxy.replayer import replay
+    from tests.planted_wallets import DoubleAppliedReplay
+
+    record = tmp_path / "traffic.jsonl"
+    async with serve_line(record=record, faults=ProxyFaults(rules=[Rule(ProxyFault.DUPLICATE, op=Op.BET)])) as line:
+        await line.rounds("p-upgrade", 4)
+    records = recording.read(record.read_bytes().splitlines())
+    async with serve_wallet(DoubleAppliedReplay()) as upgraded:
+        result = await replay(records, f"{upgraded.base}/wallet", get("canonical", SECRET), upgraded.base,
+                              ADMIN_TOKEN, "up-")
+    doc = result.to_json()
+    assert doc["verdict"] == "differ" and doc["different"] >= 1
+    assert doc["ledger"]["anomalies"]["double_apply"] >= 1
+    assert any(d["op"] == "bet" for d in doc["differences"])

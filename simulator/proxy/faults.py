@@ -22,7 +22,7 @@ because the proxy forwards the provider's bytes and never re-encodes them.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
@@ -95,14 +95,16 @@ class ProxyFaults:
     def active(self) -> bool:
         return bool(self.rules) or any(self.rates.values())
 
-    def decide(self, call: WalletCall | None, rng: random.Random) -> ProxyFault | None:
-        """The fault for this call (None: forward it as it is).  Rules first, in order; then the rates,
-        which apply to money calls only (a broken ``authenticate`` would stop the game, not test the wallet)."""
+    def decide(self, calls: Sequence[WalletCall], rng: random.Random) -> ProxyFault | None:
+        """The fault for one request (None: forward it as it is), by the calls it carries (several: a batch,
+        which a rule matches if any of its calls does; none: a request the dialect could not read).  Rules
+        first, in order; then the rates, which apply to money calls only (a broken ``authenticate`` would
+        stop the game, not test the wallet)."""
         if len(self._seen) != len(self.rules):
             self._seen = [0] * len(self.rules)
             self._fired = [0] * len(self.rules)
         for i, rule in enumerate(self.rules):
-            if not rule.matches(call):
+            if not (any(rule.matches(c) for c in calls) if calls else rule.matches(None)):
                 continue
             if rule.times is not None and self._fired[i] >= rule.times:
                 continue
@@ -110,7 +112,7 @@ class ProxyFaults:
             if self._seen[i] % rule.every == 0:
                 self._fired[i] += 1
                 return rule.fault
-        if call is None or call.op not in MONEY_OPS or not self.rates:
+        if not self.rates or not any(c.op in MONEY_OPS for c in calls):
             return None
         draw = rng.random()
         for fault in ProxyFault:

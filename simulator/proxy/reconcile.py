@@ -50,12 +50,13 @@ def players_json(watch: Watch, balances: Mapping[str, Outcome] | None = None) ->
         if not t.calls and t.last_balance is None:
             continue
         book = watch.ledger.books.get(pid)
-        provider, wallet = t.provider.to_json(t.amounts), t.wallet.to_json(t.amounts)
+        provider, wallet = t.provider.to_json(), t.wallet.to_json()
         read = (balances or {}).get(pid)
         expected = None if book is None or book.doubt or book.tainted else book.expected
         out.append({
             "player_id": pid, "currency": t.currency, "provider": provider, "wallet": wallet,
-            "sides_agree": provider == wallet,
+            "sides_agree": provider["net"] == wallet["net"],
+            "answers_not_read": sorted(t.wallet.tx_ids() - t.provider.tx_ids()),
             "first_balance": t.first_balance, "last_balance": t.last_balance, "expected_balance": expected,
             "in_doubt": sorted(book.doubt) if book is not None else [],
             "balance_at_end": _balance(read),

@@ -119,8 +119,8 @@ def line(*, seq: int, at: float, method: str, path: str, request_headers: Mappin
     """One exchange as a line of the recording (with its newline)."""
     doc: dict[str, Any] = {
         "croupier_traffic": VERSION, "seq": seq, "at": round(at, 6), "method": method, "path": path,
-        "request": {"headers": dict(request_headers), **_body(request_body)}, "status": status,
-        "response": None if response_body is None else {"headers": dict(response_headers or {}),
+        "request": {"headers": {str(k): v for k, v in request_headers.items()}, **_body(request_body)}, "status": status,
+        "response": None if response_body is None else {"headers": {str(k): v for k, v in (response_headers or {}).items()},
                                                         **_body(response_body)},
         "latency_ms": None if latency_ms is None else round(latency_ms, 3), "fault": fault, "copy": copy,
         "forwarded": forwarded, "visible": visible,

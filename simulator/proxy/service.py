@@ -92,6 +92,7 @@ class Proxy:
         self._held: dict[str, list[asyncio.Event]] = {}
         self._seq = itertools.count(1)
         self._record: IO[bytes] | None = None
+        self._tasks: set[asyncio.Future[web.StreamResponse]] = set()
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -102,6 +103,8 @@ class Proxy:
             self._record = self.config.record.open("ab")
 
     async def close(self) -> None:
+        if self._tasks:  # calls still held or on their way: let them land (and be judged and recorded)
+            await asyncio.wait(list(self._tasks), timeout=self.faults.hold_ms / 1000 + self.config.timeout_s)
         if self.http is not None:
             await self.http.close()
             self.http = None
@@ -190,14 +193,24 @@ class Proxy:
         if self._record is None:
             return
         answered = isinstance(resp, HttpResponse)
-        self._record.write(recording.line(
+        try:
+            self._record.write(self._line(seq, at, req, resp, latency_s, fault, copy, forwarded, visible and answered,
+                                          calls, outcomes))
+            self._record.flush()
+        except (OSError, TypeError, ValueError):  # the traffic goes on; the recording says nothing false
+            log.exception("cannot record exchange %d", seq)
+
+    @staticmethod
+    def _line(seq: int, at: float, req: HttpRequest, resp: HttpResponse | str | None, latency_s: float | None,
+              fault: ProxyFault | None, copy: int, forwarded: bool, visible: bool, calls: Sequence[WalletCall],
+              outcomes: Sequence[Outcome]) -> bytes:
+        return recording.line(
             seq=seq, at=at, method=req.method, path=req.path, request_headers=req.headers, request_body=req.body,
             status=resp.status if isinstance(resp, HttpResponse) else None,
             response_headers=resp.headers if isinstance(resp, HttpResponse) else None,
             response_body=resp.body if isinstance(resp, HttpResponse) else None,
             latency_ms=None if latency_s is None else latency_s * 1000, fault=None if fault is None else str(fault),
-            copy=copy, forwarded=forwarded, visible=visible and answered, calls=calls, outcomes=outcomes))
-        self._record.flush()
+            copy=copy, forwarded=forwarded, visible=visible, calls=calls, outcomes=outcomes)
 
     # -- reorder -----------------------------------------------------------------------------
     async def hold(self, player_id: str) -> None:
@@ -219,6 +232,14 @@ class Proxy:
 
     # -- the traffic port ----------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """One provider request; a failure of the proxy's own is a 502 (outcome unknown), never a 500."""
+        try:
+            return await self._handle(request)
+        except Exception as exc:  # noqa: BLE001 - logged with its traceback; the provider must retry or roll back
+            log.exception("croupier proxy failed on %s", request.path)
+            return _error(502, f"croupier proxy failed: {type(exc).__name__} (outcome unknown)")
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["tail"]
         if request.query_string:
             path = f"{path}?{request.rel_url.raw_query_string}"  # as sent: a signature may cover it
@@ -229,7 +250,7 @@ class Proxy:
         req = HttpRequest(request.method, path, dict(request.headers), body)
         calls = self.decode(req)
         first = calls[0] if calls else None
-        fault = self.faults.decide(first, self.rng) if self.faults.active else None
+        fault = self.faults.decide(calls, self.rng) if self.faults.active else None
         if fault is not None:
             op = str(first.op) if first is not None else "undecoded"
             self.injected[str(fault)] += 1
@@ -240,6 +261,16 @@ class Proxy:
             self._write(next(self._seq), time.time(), req, None, None, fault, 0, False, False, calls,
                         [outcome for _ in calls])
             return _error(self.faults.status, "injected by croupier proxy: not forwarded to the wallet")
+        # Shielded: a provider that stops waiting (its deadline, a reset) must not stop a held or delayed call
+        # from reaching the wallet, nor the ledger from seeing the answer.
+        task = asyncio.ensure_future(self._deliver(request, req, calls, fault))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def _deliver(self, request: web.Request, req: HttpRequest, calls: list[WalletCall],
+                       fault: ProxyFault | None) -> web.StreamResponse:
+        first = calls[0] if calls else None
         if fault is ProxyFault.DELAY:
             await asyncio.sleep(self.faults.delay_ms / 1000)
         elif fault is ProxyFault.REORDER and first is not None and first.player_id is not None:

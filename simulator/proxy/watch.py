@@ -42,14 +42,17 @@ class Side:
         elif call.op is Op.ROLLBACK and call.ref_tx_id is not None:
             self.rollbacks[call.tx_id] = call.ref_tx_id
 
-    def to_json(self, amounts: dict[str, int]) -> dict[str, int]:
-        """Charged, refunded (each bet once, whatever the number of rollbacks), paid and the net effect;
-        a refunded bet's amount is known only if its bet was seen (``amounts``: every bet the proxy saw)."""
+    def to_json(self) -> dict[str, int]:
+        """Charged, refunded (each bet this side saw charged, once, whatever the number of its rollbacks),
+        paid and the net effect on the balance as this side understands it."""
         charged = sum(self.bets.values())
-        refunded = sum(amounts.get(bet, 0) for bet in set(self.rollbacks.values()))
+        refunded = sum(self.bets.get(bet, 0) for bet in set(self.rollbacks.values()))
         paid = sum(self.wins.values())
         return {"bets": len(self.bets), "charged": charged, "rollbacks": len(self.rollbacks), "refunded": refunded,
                 "wins": len(self.wins), "paid": paid, "net": paid + refunded - charged}
+
+    def tx_ids(self) -> set[str]:
+        return {*self.bets, *self.wins, *self.rollbacks}
 
 
 @dataclass(slots=True)
@@ -60,8 +63,6 @@ class Tally:
     currency: str | None = None
     provider: Side = field(default_factory=Side)
     wallet: Side = field(default_factory=Side)
-    amounts: dict[str, int] = field(default_factory=dict)
-    """Every bet's amount the proxy saw sent, by tx_id."""
     first_balance: int | None = None
     last_balance: int | None = None
     session_token: str | None = None
@@ -98,8 +99,6 @@ class Watch:
         tally.calls += 1
         if call.session_token:
             tally.session_token = call.session_token
-        if call.op is Op.BET and call.tx_id and call.amount is not None:
-            tally.amounts[call.tx_id] = call.amount.minor
         if call.op is Op.BALANCE:
             self.forget(player)
         elif call.op in MONEY_OPS and call.round_id is not None:
