@@ -8,7 +8,6 @@ and planted-bug wallets the proxy must catch.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator
@@ -30,9 +29,7 @@ from simulator.proxy import recording
 from simulator.proxy.faults import ProxyFault, ProxyFaults, Rule
 from simulator.proxy.server import final_report
 from simulator.proxy.service import Proxy, ProxyConfig, make_apps
-from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
-from simulator.wallet.service import make_app as wallet_app
 from tests.support import ADMIN_TOKEN, SECRET, free_port, serve_wallet
 from tests.test_provider import API_KEY, Api
 

@@ -155,7 +155,7 @@ def _rule(data: object, where: str) -> Rule:
         raise FaultConfigError(f"{where} must be a table (fault, op, player_id, every, times)")
     unknown = set(data) - {"fault", "op", "player_id", "every", "times"}
     if unknown:
-        raise FaultConfigError(f"{where}: unknown key {sorted(unknown)[0]} (known: fault, op, player_id, every, times)")
+        raise FaultConfigError(f"{where}: unknown key {min(unknown)} (known: fault, op, player_id, every, times)")
     if "fault" not in data:
         raise FaultConfigError(f"{where}: a rule needs a fault")
     op = data.get("op")

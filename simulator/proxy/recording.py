@@ -57,7 +57,7 @@ def call_from_json(data: Mapping[str, Any]) -> WalletCall:
     amount = data.get("amount")
     return WalletCall(Op(data["op"]), amount=Money.of(int(amount[0]), str(amount[1])) if amount else None,
                       reason=WinReason(data["reason"]) if data.get("reason") else None,
-                      round_closed=data.get("round_closed"), **fields)  # type: ignore[arg-type]
+                      round_closed=data.get("round_closed"), **fields)
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:

@@ -79,14 +79,14 @@ async def replay(records: Sequence[Recorded], wallet: str, dialect: Dialect, adm
             if not rec.calls:
                 result.skipped["not decoded when recorded"] += 1
                 continue
-            player = player_of(rec.calls[0], rec.outcomes[0])
-            if player is None or player not in result.players:
+            who = player_of(rec.calls[0], rec.outcomes[0])
+            if who is None or who not in result.players:
                 result.skipped["player unknown (no readable answer)"] += 1
                 continue
             for call in rec.calls:
                 for old in (call.token, call.session_token):
                     if old is not None and old not in tokens:
-                        tokens[old] = await admin.token(prefix + player)
+                        tokens[old] = await admin.token(prefix + who)
             calls = [rewrite(c, prefix, tokens) for c in rec.calls]
             outcomes = await _send(client, dialect, watch, calls)
             first, old_first = outcomes[0], rec.outcomes[0]

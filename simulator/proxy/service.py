@@ -47,7 +47,7 @@ which the wallet enforces: a bigger body is forwarded for the wallet to refuse).
 HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
                         "upgrade", "proxy-connection", "proxy-authorization", "content-encoding"})
 
-PROXY = web.AppKey("proxy", "Proxy")
+PROXY: web.AppKey[Proxy] = web.AppKey("proxy")
 
 
 @dataclass(slots=True)
@@ -119,7 +119,7 @@ class Proxy:
         try:
             got = batching.decode_batch(req, time.time()) if batching is not None else \
                 self.dialect.decode_request(req, time.time())
-        except Exception:  # noqa: BLE001 - a dialect that trips on odd input: the request is forwarded all the same
+        except Exception:
             log.debug("undecodable request to %s", req.path, exc_info=True)
             return []
         if isinstance(got, Rejected):
@@ -235,7 +235,7 @@ class Proxy:
         """One provider request; a failure of the proxy's own is a 502 (outcome unknown), never a 500."""
         try:
             return await self._handle(request)
-        except Exception as exc:  # noqa: BLE001 - logged with its traceback; the provider must retry or roll back
+        except Exception as exc:
             log.exception("croupier proxy failed on %s", request.path)
             return _error(502, f"croupier proxy failed: {type(exc).__name__} (outcome unknown)")
 
