@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ..protocol.calls import Op, Outcome, Unknown, WalletCall
 from ..protocol.dialects import HttpResponse
+from ..wallet.server import configure_logs
 from .service import Proxy, ProxyConfig, make_apps
 
 log = logging.getLogger("croupier.proxy")
@@ -72,8 +73,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     for p in report["players"]:
         agree = "sides agree" if p["sides_agree"] else "SIDES DIFFER"
         end = p["balance_at_end"]
+        read = "not read yet" if end is None else end.get("balance", f"unread ({end.get('error')})")
+        unread = len(p["answers_not_read"])
         lines.append(f"  {p['player_id']}: provider net {p['provider']['net']}, wallet net {p['wallet']['net']} "
-                     f"({agree}); balance at end {end['balance'] if end and 'balance' in end else end}")
+                     f"({agree}); {unread} acknowledged transactions the provider never read; balance at end {read}")
     return lines
 
 
@@ -101,6 +104,7 @@ async def _serve(opts: ProxyServeOptions) -> dict[str, Any]:
 
 def serve(opts: ProxyServeOptions) -> int:
     """Run until stopped; then the report (written to ``report_json`` if given) and exit 1 on anomalies."""
+    configure_logs("info", False, None)
     report = asyncio.run(_serve(opts))
     if opts.report_json is not None:
         opts.report_json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
