@@ -30,6 +30,7 @@ from aiohttp import web
 
 from ..protocol import dialects
 from ..protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
+from ..protocol.codes import ErrorCode
 from ..protocol.dialects import Dialect, HttpRequest, HttpResponse
 from ..wallet.http import read_bounded
 from . import recording
@@ -93,6 +94,7 @@ class Proxy:
         self._seq = itertools.count(1)
         self._record: IO[bytes] | None = None
         self._tasks: set[asyncio.Future[web.StreamResponse]] = set()
+        self._warned_signature = False
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -123,6 +125,10 @@ class Proxy:
             log.debug("undecodable request to %s", req.path, exc_info=True)
             return []
         if isinstance(got, Rejected):
+            if got.code is ErrorCode.INVALID_SIGNATURE and not self._warned_signature:
+                self._warned_signature = True  # said once: every request would say it
+                log.warning("cannot check a request's signature (%s): forwarded, not judged; if every request says "
+                            "so, check --secret and --dialect", got.message)
             return []
         return got if isinstance(got, list) else [got]
 

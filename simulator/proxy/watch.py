@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..judge.ledger import Ledger
+from ..play.faults import Due
 from ..protocol.calls import MONEY_OPS, Ok, Op, Outcome, WalletCall
 from ..protocol.dialects import Dialect, semantics_of
+from .dues import due_of
 
 
 @dataclass(slots=True)
@@ -78,6 +80,8 @@ class Watch:
         self.dialect_name = dialect.name
         self.rounds: dict[str, set[str]] = {}
         self.tallies: dict[str, Tally] = {}
+        self._dues: dict[int, Due] = {}
+        """token → the refusal its call had earned when it was sent (:mod:`simulator.proxy.dues`)."""
 
     def tally(self, player_id: str) -> Tally:
         t = self.tallies.get(player_id)
@@ -113,7 +117,11 @@ class Watch:
             self._before(call)
         if len(calls) > 1:
             return self.ledger.begin_batch(calls)
-        return [self.ledger.begin(calls[0])]
+        due = due_of(self.ledger.books, calls[0], self.ledger.semantics)
+        token = self.ledger.begin(calls[0], expect=due)
+        if due is not None:
+            self._dues[token] = due
+        return [token]
 
     def end(self, tokens: Sequence[int], calls: Sequence[WalletCall], outcomes: Sequence[Outcome], *,
             visible: bool, latency_ms: float | None, status: int | None, response: bytes | None) -> None:
@@ -124,8 +132,8 @@ class Watch:
             self.ledger.end_batch(tokens, calls, outcomes, visible=visible, latency_ms=latency_ms, status=status,
                                   response=response)
         else:
-            self.ledger.end(tokens[0], calls[0], outcomes[0], visible=visible, latency_ms=latency_ms,
-                            status=status, response=response)
+            self.ledger.end(tokens[0], calls[0], outcomes[0], expect=self._dues.pop(tokens[0], None),
+                            visible=visible, latency_ms=latency_ms, status=status, response=response)
 
     def _after(self, call: WalletCall, outcome: Outcome, visible: bool) -> None:
         if not isinstance(outcome, Ok):
