@@ -382,3 +382,64 @@ async def test_a_replay_shows_where_another_wallet_answers_differently(tmp_path:
     assert doc["verdict"] == "differ" and doc["different"] >= 1
     assert doc["ledger"]["anomalies"]["double_apply"] >= 1
     assert any(d["op"] == "bet" for d in doc["differences"])
+
+
+# -- the command line, with croupier run as the provider side ------------------------------------------------
+@pytest.mark.slow
+def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(tmp_path: Path) -> None:
+    """Everything ``croupier run chaos`` throws (its own invalid calls, duplicates, timeouts...), plus the
+    proxy's faults, against the reference wallet: the proxy knows none of it in advance and flags nothing;
+    on SIGTERM it reads every balance through the protocol and writes its report."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.support import ROOT, WalletProcess
+
+    (tmp_path / "faults.toml").write_text("[faults]\nseed = 4\nlost_response = 0.03\nduplicate = 0.03\n"
+                                          "server_error = 0.02\nreorder = 0.01\nhold_ms = 1000\n"
+                                          "[[faults.rules]]\nfault = \"delay\"\nop = \"win\"\nevery = 10\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    listen, control = free_port(), free_port()
+    with WalletProcess(tmp_path / "w.db", "--memory") as wallet:
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "proxy", "--upstream", f"{wallet.base}/wallet", "--secret", SECRET,
+             "--listen", f"127.0.0.1:{listen}", "--control", f"127.0.0.1:{control}", "--faults",
+             str(tmp_path / "faults.toml"), "--record", str(tmp_path / "traffic.jsonl"), "--report-json",
+             str(tmp_path / "proxy.json")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{control}/healthz", timeout=1):
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline and proxy.poll() is None, proxy.communicate()
+                    time.sleep(0.05)
+            run = subprocess.run(
+                [sys.executable, "-m", "simulator", "run", "chaos", "--duration", "3", "--seed", "5", "--quiet",
+                 "--wallet", f"http://127.0.0.1:{listen}", "--admin-url", wallet.base, "--secret", SECRET,
+                 "--admin-token", ADMIN_TOKEN, "--json", str(tmp_path / "run.json")],
+                check=False, env=env, capture_output=True, text=True, timeout=120)
+            assert run.returncode in (0, 1), run.stderr
+            live = subprocess.run([sys.executable, "-m", "simulator", "proxy", "report", "--control",
+                                   f"127.0.0.1:{control}"], check=False, env=env, capture_output=True,
+                                  text=True, timeout=60)
+            assert live.returncode == 0 and "verdict: PASS" in live.stdout, live.stdout + live.stderr
+            proxy.send_signal(signal.SIGTERM)
+            out, err = proxy.communicate(timeout=60)
+        finally:
+            if proxy.poll() is None:
+                proxy.kill()
+                proxy.communicate()
+    assert proxy.returncode == 0, out + err
+    report = orjson.loads((tmp_path / "proxy.json").read_bytes())
+    assert report["verdict"] == "pass", failing(report)
+    assert report["calls"]["money"] > 200
+    assert set(report["faults_injected"]) >= {"lost_response", "duplicate", "server_error", "delay"}
+    read = [p for p in report["players"] if p["balance_at_end"] is not None]
+    assert read and all(p["balance_agrees"] is not False for p in read)
+    assert "verdict: PASS" in out and "faults injected:" in out
