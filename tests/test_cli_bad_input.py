@@ -183,6 +183,8 @@ CASES = [
     C("proxy-malformed-faults", "proxy", "--upstream", CLOSED, "--faults", "{tmp}/bad.toml", fix=r"not valid TOML"),
     C("proxy-bad-fault-rate", "proxy", "--upstream", CLOSED, "--faults", "{tmp}/faults.toml",
       fix=r"\[faults\]\.duplicate must be a rate from 0 to 1"),
+    C("proxy-report-unwritable", "proxy", "--upstream", CLOSED, "--report-html", "{tmp}/adir",
+      fix=r"cannot write --report-html file .*adir"),
     C("proxy-report-nothing-running", "proxy", "report", "--control", "127.0.0.1:{closed}",
       fix=r"no proxy answers at .*is it running, and is --control right"),
     C("replay-traffic-missing", "replay-traffic", "{tmp}/nothere.jsonl", "--wallet", CLOSED,

@@ -122,8 +122,11 @@ class _Served:
 
 
 def failing(report: dict[str, Any]) -> dict[str, int]:
-    return {k: v for k, v in report["by_severity"]["money"].items()} | \
-        {k: v for k, v in report["by_severity"]["contract"].items()}
+    return report["findings_by_severity"]["money"] | report["findings_by_severity"]["contract"]
+
+
+def coverage(report: dict[str, Any], rule: str) -> int:
+    return next((int(row["calls"]) for row in report["coverage"] if row["rule"] == rule), 0)
 
 
 # -- clean traffic ------------------------------------------------------------------------------------
@@ -181,8 +184,7 @@ async def test_each_fault_shows_in_the_report_and_the_metrics_and_a_correct_wall
         f'croupier_proxy_faults_injected_total{{fault="{fault}",op="win"}}' in metrics
     if fault in ("lost_response", "server_error", "reorder"):
         # the provider rolled the bet back; the wallet either took it (and refunded it) or never had it
-        assert report["coverage"].get("idempotency-4-rollback-once", {}).get("calls", 0) \
-            + report["coverage"].get("idempotency-5-tombstone", {}).get("calls", 0) >= 1
+        assert coverage(report, "idempotency-4-rollback-once") + coverage(report, "idempotency-5-tombstone") >= 1
     if fault == "lost_response":
         player = report["players"][0]
         assert player["answers_not_read"]  # the wallet took bets the provider never heard of ...
@@ -197,7 +199,7 @@ async def test_signed_dialect_faults_keep_signatures_valid() -> None:
         report = await final_report(line.proxy)
     assert report["faults_injected"]["duplicate"] >= 1
     assert report["verdict"] == "pass", failing(report)
-    assert not report["by_severity"]["contract"].get("refused_valid_call")
+    assert not report["findings_by_severity"]["contract"].get("refused_valid_call")
 
 
 async def test_faults_switch_at_run_time_from_the_control_api() -> None:
@@ -409,7 +411,8 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(t
             [sys.executable, "-m", "simulator", "proxy", "--upstream", f"{wallet.base}/wallet", "--secret", SECRET,
              "--listen", f"127.0.0.1:{listen}", "--control", f"127.0.0.1:{control}", "--faults",
              str(tmp_path / "faults.toml"), "--record", str(tmp_path / "traffic.jsonl"), "--report-json",
-             str(tmp_path / "proxy.json")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             str(tmp_path / "proxy.json"), "--report-junit", str(tmp_path / "proxy.xml"), "--report-html",
+             str(tmp_path / "proxy.html")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 20
             while True:
@@ -443,3 +446,9 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(t
     read = [p for p in report["players"] if p["balance_at_end"] is not None]
     assert read and all(p["balance_agrees"] is not False for p in read)
     assert "verdict: PASS" in out and "faults injected:" in out
+    from tests.support import valid_junit
+
+    suite = valid_junit((tmp_path / "proxy.xml").read_bytes())
+    assert suite.get("failures") == "0"
+    page = (tmp_path / "proxy.html").read_text()
+    assert "Reconciliation (per player)" in page and read[0]["player_id"] in page

@@ -54,6 +54,10 @@ def add_proxy_parsers(sub: Any) -> None:
     p.add_argument("--timeout", type=flags.positive_float, default=30.0,
                    help="seconds the proxy waits for the wallet before answering 504 (outcome unknown)")
     p.add_argument("--report-json", metavar="FILE", help="write the final report as JSON to FILE (default: none)")
+    p.add_argument("--report-junit", metavar="FILE", help="write the final report as JUnit XML to FILE, a test case "
+                                                          "per kind of finding (default: none)")
+    p.add_argument("--report-html", metavar="FILE", help="write the final report as an HTML page to FILE, with the "
+                                                         "per-player reconciliation (default: none)")
     flags.client_tls_args(p)
     flags.server_tls_args(p, "the proxy's traffic port")
 
@@ -122,17 +126,21 @@ def proxy_command(args: argparse.Namespace) -> int:
     except TLSError as exc:
         return _fail(str(exc))
     record = Path(args.record) if args.record else None
-    if record is not None:
-        try:
-            record.open("ab").close()
-        except OSError as exc:
-            return _fail(f"cannot write --record file {args.record}: {exc.strerror}")
+    for flag, path in (("--record", args.record), ("--report-json", args.report_json),
+                       ("--report-junit", args.report_junit), ("--report-html", args.report_html)):
+        if path:  # said now, not after hours of traffic
+            try:
+                Path(path).open("ab").close()
+            except OSError as exc:
+                return _fail(f"cannot write {flag} file {path}: {exc.strerror}")
     config = ProxyConfig(upstream=args.upstream, secret=flags.secret(args), dialect=args.dialect, faults=plan,
                          record=record, timeout_s=args.timeout,
                          upstream_ssl=tls.context() if args.upstream.lower().startswith("https:") else None)
     opts = ProxyServeOptions(config, host=args.listen[0], port=args.listen[1], control_host=args.control[0],
                              control_port=args.control[1], ssl_context=server_ssl,
-                             report_json=Path(args.report_json) if args.report_json else None)
+                             report_json=Path(args.report_json) if args.report_json else None,
+                             report_junit=Path(args.report_junit) if args.report_junit else None,
+                             report_html=Path(args.report_html) if args.report_html else None)
     try:
         return serve(opts)
     except OSError as exc:
@@ -145,7 +153,7 @@ def proxy_command(args: argparse.Namespace) -> int:
 def _print_report(args: argparse.Namespace) -> int:
     import aiohttp
 
-    from ..proxy.server import summary_lines
+    from ..proxy.server import summary_lines, write_reports
 
     host, port = args.control
     url = f"http://{host}:{port}/report"
@@ -158,8 +166,7 @@ def _print_report(args: argparse.Namespace) -> int:
         report = asyncio.run(fetch())
     except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
         return _fail(f"no proxy answers at {url} ({type(exc).__name__}): is it running, and is --control right?")
-    if args.report_json:
-        Path(args.report_json).write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    write_reports(report, *(Path(f) if f else None for f in (args.report_json, args.report_junit, args.report_html)))
     for line in summary_lines(report):
         print(line)
     return 1 if report.get("verdict") == "fail" else 0

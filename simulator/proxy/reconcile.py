@@ -13,8 +13,10 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from .. import __version__
 from ..protocol.calls import Ok, Outcome, Rejected
 from ..protocol.findings import Severity
+from ..report import model
 from .watch import Watch
 
 VERSION = 1
@@ -66,18 +68,30 @@ def players_json(watch: Watch, balances: Mapping[str, Outcome] | None = None) ->
 
 
 def report_json(proxy: Observed, balances: Mapping[str, Outcome] | None = None) -> dict[str, Any]:
-    """The report as JSON (the shape of ``croupier run``'s where they share a meaning: anomalies, findings)."""
+    """The report as JSON, in the shape of ``croupier run``'s (:func:`simulator.run.result.result_json`) where
+    they share a meaning — verdict, anomalies, findings, coverage — so the same JUnit and HTML renderers
+    read it; plus the proxy's own: requests, faults injected and each player's reconciliation."""
     ledger = proxy.watch.ledger
-    summary = ledger.summary()
-    failing = ledger.count(Severity.MONEY) + ledger.count(Severity.CONTRACT)
+    counts = {str(k): v for k, v in ledger.counts.items()}
     return {
         "croupier_proxy_report": VERSION,
-        "upstream": proxy.upstream, "dialect": proxy.watch.dialect_name,
-        "started": proxy.started, "elapsed_s": round(time.time() - proxy.started, 3),
-        "verdict": "fail" if failing else "pass",
+        "verdict": model.verdict(counts, Severity.CONTRACT),
+        "error": None,
+        "fail_on": str(Severity.CONTRACT),
+        "scenario": "proxy",
+        "wallet": proxy.upstream,
+        "dialect": proxy.watch.dialect_name,
+        "started": proxy.started,
+        "elapsed_s": round(time.time() - proxy.started, 3),
         "calls": {"forwarded": proxy.forwarded, "undecoded": proxy.undecoded, "money": ledger.money_sent},
         "faults_injected": dict(proxy.injected),
-        "anomaly_count": failing, "notes": ledger.count(Severity.NOTE),
-        **summary,
+        "anomaly_count": model.failing(counts, Severity.CONTRACT),
+        "notes": ledger.count(Severity.NOTE),
+        "findings_by_severity": model.by_severity(counts),
+        "anomalies": counts,
+        "findings": [f.to_json() for f in ledger.findings],
+        "coverage": model.coverage_rows(ledger.coverage_json(), Severity.CONTRACT),
+        "in_doubt": len(ledger.in_doubt()),
+        "croupier_version": __version__,
         "players": players_json(proxy.watch, balances),
     }

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ..protocol.calls import Op, Outcome, Unknown, WalletCall
 from ..protocol.dialects import HttpResponse
+from ..report import html, junit
 from ..wallet.server import configure_logs
 from .service import Proxy, ProxyConfig, make_apps
 
@@ -36,6 +37,8 @@ class ProxyServeOptions:
     control_port: int = 9001
     ssl_context: ssl.SSLContext | None = None
     report_json: Path | None = None
+    report_junit: Path | None = None
+    report_html: Path | None = None
 
 
 async def read_balances(proxy: Proxy) -> dict[str, Outcome]:
@@ -60,6 +63,40 @@ async def read_balances(proxy: Proxy) -> dict[str, Outcome]:
 
 async def final_report(proxy: Proxy) -> dict[str, Any]:
     return proxy.report(await read_balances(proxy))
+
+
+def reconciliation_html(report: dict[str, Any]) -> str:
+    """The per-player reconciliation as an HTML section (the run's page has no place for it)."""
+    rows = []
+    for p in report["players"]:
+        end = p["balance_at_end"]
+        rows.append([html.esc(p["player_id"]), html.esc(p["currency"] or ""),
+                     *(html.esc(f"{side['charged']} / {side['refunded']} / {side['paid']} → {side['net']}")
+                       for side in (p["provider"], p["wallet"])),
+                     "yes" if p["sides_agree"] else "<b>no</b>", str(len(p["answers_not_read"])),
+                     html.esc(str(p["first_balance"])), html.esc(str(p["last_balance"])),
+                     html.esc(str(end.get("balance", end.get("error")) if end else "not read")),
+                     {True: "yes", False: "<b>no</b>", None: "cannot tell"}[p["balance_agrees"]]])
+    return ("<h2>Reconciliation (per player)</h2><p>What the provider was told (the answers it read) and what the "
+            "wallet answered (every answer, read or not): charged / refunded / paid → net, in minor units; then "
+            "the balances the wallet reported first and last, and its balance read through the protocol at the "
+            "end beside the one the ledger expects.</p>"
+            + html.table(["player", "currency", "provider saw", "wallet answered", "nets agree", "answers not read",
+                          "first balance", "last balance", "balance at end", "as expected"], rows))
+
+
+def write_reports(report: dict[str, Any], json_path: Path | None, junit_path: Path | None,
+                  html_path: Path | None) -> None:
+    """The report as JSON, JUnit XML and HTML, as ``croupier run`` writes its own."""
+    if json_path is not None:
+        json_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    if junit_path is not None:
+        junit_path.write_bytes(junit.junit_xml(report, "croupier-proxy"))
+    if html_path is not None:
+        page = html.render(report)
+        at = page.rfind("</body>")
+        page = page[:at] + reconciliation_html(report) + page[at:] if at >= 0 else page + reconciliation_html(report)
+        html_path.write_text(page, encoding="utf-8")
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -106,8 +143,7 @@ def serve(opts: ProxyServeOptions) -> int:
     """Run until stopped; then the report (written to ``report_json`` if given) and exit 1 on anomalies."""
     configure_logs("info", False, None)
     report = asyncio.run(_serve(opts))
-    if opts.report_json is not None:
-        opts.report_json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    write_reports(report, opts.report_json, opts.report_junit, opts.report_html)
     for line in summary_lines(report):
         print(line, flush=True)
     return 1 if report["verdict"] == "fail" else 0
