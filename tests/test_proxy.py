@@ -387,13 +387,10 @@ async def test_a_replay_shows_where_another_wallet_answers_differently(tmp_path:
 
 
 # -- the command line, with croupier run as the provider side ------------------------------------------------
-@pytest.mark.slow
-def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(tmp_path: Path) -> None:
-    """Everything ``croupier run chaos`` throws (its own invalid calls, duplicates, timeouts...), plus the
-    proxy's faults, against the reference wallet: the proxy knows none of it in advance and flags nothing;
-    on SIGTERM it reads every balance through the protocol and writes its report."""
+@contextlib.contextmanager
+def wallet_child(kind: str, tmp_path: Path) -> Any:
+    """The reference wallet, or tests/lenient_wallet.py (every free choice made the other way), as a child."""
     import os
-    import signal
     import subprocess
     import sys
     import time
@@ -401,14 +398,54 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(t
 
     from tests.support import ROOT, WalletProcess
 
+    if kind == "reference":
+        with WalletProcess(tmp_path / "w.db", "--memory") as wallet:
+            yield wallet.base
+        return
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.lenient_wallet", "lenient", "--port", str(port),
+                             "--secret", SECRET, "--admin-token", ADMIN_TOKEN], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "the lenient wallet did not start"
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["reference", "lenient"])
+def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(kind: str, tmp_path: Path) -> None:
+    """Everything ``croupier run chaos`` throws (its own invalid calls, duplicates, timeouts...), plus the
+    proxy's faults, against the reference wallet and against one that chose differently wherever PROTOCOL.md
+    lets it: the proxy knows none of it in advance and flags nothing; on SIGTERM it reads every balance
+    through the protocol and writes its report."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.support import ROOT
+
     (tmp_path / "faults.toml").write_text("[faults]\nseed = 4\nlost_response = 0.03\nduplicate = 0.03\n"
                                           "server_error = 0.02\nreorder = 0.01\nhold_ms = 1000\n"
                                           "[[faults.rules]]\nfault = \"delay\"\nop = \"win\"\nevery = 10\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     listen, control = free_port(), free_port()
-    with WalletProcess(tmp_path / "w.db", "--memory") as wallet:
+    with wallet_child(kind, tmp_path) as base:
         proxy = subprocess.Popen(
-            [sys.executable, "-m", "simulator", "proxy", "--upstream", f"{wallet.base}/wallet", "--secret", SECRET,
+            [sys.executable, "-m", "simulator", "proxy", "--upstream", f"{base}/wallet", "--secret", SECRET,
              "--listen", f"127.0.0.1:{listen}", "--control", f"127.0.0.1:{control}", "--faults",
              str(tmp_path / "faults.toml"), "--record", str(tmp_path / "traffic.jsonl"), "--report-json",
              str(tmp_path / "proxy.json"), "--report-junit", str(tmp_path / "proxy.xml"), "--report-html",
@@ -424,7 +461,7 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(t
                     time.sleep(0.05)
             run = subprocess.run(
                 [sys.executable, "-m", "simulator", "run", "chaos", "--duration", "3", "--seed", "5", "--quiet",
-                 "--wallet", f"http://127.0.0.1:{listen}", "--admin-url", wallet.base, "--secret", SECRET,
+                 "--wallet", f"http://127.0.0.1:{listen}", "--admin-url", base, "--secret", SECRET,
                  "--admin-token", ADMIN_TOKEN, "--json", str(tmp_path / "run.json")],
                 check=False, env=env, capture_output=True, text=True, timeout=120)
             assert run.returncode in (0, 1), run.stderr
