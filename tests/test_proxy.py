@@ -218,6 +218,16 @@ async def test_faults_switch_at_run_time_from_the_control_api() -> None:
         assert status == 400 and "rate from 0 to 1" in bad["message"]
         status, bad = await line.control_call("POST", "/faults", {"nonsense": 0.1})
         assert status == 400 and "unknown fault 'nonsense'" in bad["message"]
+        status, bad = await line.control_call("PATCH", "/faults", [1, 2])
+        assert status == 400 and "must be a table" in bad["message"]
+        async with line.api.http.put(f"{line.control}/faults", data=b"{not json") as resp:
+            assert resp.status == 400 and (await resp.json())["code"] == "BAD_REQUEST"
+        status, body = await line.control_call("PATCH", "/faults", {"rules": [{"fault": "5xx", "op": "win",
+                                                                                "times": 1}], "status": 500})
+        assert status == 200 and body["faults"]["rules"] == [{"fault": "server_error", "every": 1, "op": "win",
+                                                              "times": 1}] and body["faults"]["status"] == 500
+        status, body = await line.control_call("DELETE", "/faults")
+        assert status == 200 and body["faults"]["rules"] == []
         await line.rounds("p-switch-3", 3)
         report = await final_report(line.proxy)
     assert report["verdict"] == "pass", failing(report)
