@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from simulator.protocol.calls import Op, WalletCall
+from simulator.protocol.dialects import names as dialect_names
 from simulator.provider import ProviderConfig
 from simulator.provider import make_app as provider_app
 from simulator.proxy import faults as proxy_faults
@@ -130,7 +131,7 @@ def coverage(report: dict[str, Any], rule: str) -> int:
 
 
 # -- clean traffic ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dialect", ["canonical", SIGNED])
+@pytest.mark.parametrize("dialect", dialect_names())
 async def test_clean_traffic_gives_no_anomaly(dialect: str) -> None:
     async with serve_line(dialect=dialect) as line:
         await line.rounds("p-clean", 12)

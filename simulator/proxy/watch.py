@@ -149,7 +149,7 @@ class Watch:
             if "balance" in outcome.missing:
                 return
         book = self.ledger.book(player)
-        if book.currency is None:
+        if book.currency is None and self.ledger.semantics.carries_currency:
             book.currency = outcome.balance.currency.code  # a player has exactly one currency (PROTOCOL.md, Money)
         tally.currency = tally.currency or outcome.balance.currency.code
         if tally.first_balance is None:
