@@ -500,3 +500,24 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(k
     assert suite.get("failures") == "0"
     page = (tmp_path / "proxy.html").read_text()
     assert "Reconciliation (per player)" in page and read[0]["player_id"] in page
+
+
+async def test_the_grafana_dashboard_queries_only_metrics_the_proxy_exposes() -> None:
+    import re
+
+    from simulator.proxy.metrics import ProxyMetrics
+
+    metrics = ProxyMetrics("canonical")
+    metrics.gauges(lambda: 0, lambda: 0, lambda: 0)
+    metrics.call("bet", "ok", 0.01)
+    metrics.call("bet", "rejected", 0.01, "INSUFFICIENT_FUNDS")
+    metrics.anomaly("double_apply")
+    metrics.fault("duplicate", "bet")
+    exposed = {line.split("{")[0].split(" ")[0] for line in metrics.exposition().decode().splitlines()
+               if line and not line.startswith("#")}
+    dashboard = orjson.loads((Path(__file__).parent.parent / "docs" / "grafana" / "croupier-proxy.json").read_bytes())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"croupier_proxy_[a-z_]+", target["expr"])}
+    assert queried and queried <= exposed, queried - exposed
+    assert {"croupier_proxy_calls_total", "croupier_proxy_call_latency_seconds_bucket", "croupier_proxy_errors_total",
+            "croupier_proxy_anomalies_total", "croupier_proxy_faults_injected_total"} <= queried

@@ -7,7 +7,9 @@ latency in seconds.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..judge.ledger import Anomaly
@@ -36,6 +38,14 @@ class ProxyMetrics:
                                  "severity", ("kind", "severity"), registry=self.registry)
         self.faults = Counter("croupier_proxy_faults_injected", "Faults the proxy injected, by fault and operation",
                               ("fault", "op"), registry=self.registry)
+
+    def gauges(self, in_doubt: Callable[[], float], held: Callable[[], float], players: Callable[[], float]) -> None:
+        """Gauges read when scraped (nothing to keep up to date between scrapes)."""
+        Gauge("croupier_proxy_in_doubt", "Money calls whose outcome is still unknown (no definitive answer yet)",
+              registry=self.registry).set_function(in_doubt)
+        Gauge("croupier_proxy_held_calls", "Calls held back by the reorder fault right now",
+              registry=self.registry).set_function(held)
+        Gauge("croupier_proxy_players", "Players seen in the traffic", registry=self.registry).set_function(players)
 
     def call(self, op: str, outcome: str, latency_s: float | None, code: str | None = None) -> None:
         self.calls.labels(op, self.dialect, outcome).inc()

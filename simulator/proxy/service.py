@@ -95,6 +95,8 @@ class Proxy:
         self._record: IO[bytes] | None = None
         self._tasks: set[asyncio.Future[web.StreamResponse]] = set()
         self._warned_signature = False
+        self.metrics.gauges(lambda: len(self.watch.ledger.in_doubt()),
+                            lambda: sum(len(w) for w in self._held.values()), lambda: len(self.watch.tallies))
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
