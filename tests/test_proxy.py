@@ -379,6 +379,22 @@ async def test_a_recording_replays_call_by_call_against_a_fresh_reference_wallet
             "balance"]
 
 
+async def test_a_recording_never_holds_the_shared_secret(tmp_path: Path) -> None:
+    """token-query sends the shared secret itself in the query: the recording redacts it, and still replays."""
+    from simulator.protocol.dialects import get
+    from simulator.proxy.replayer import replay
+
+    record = tmp_path / "traffic.jsonl"
+    async with serve_line(dialect="token-query", record=record) as line:
+        await line.rounds("p-secret", 4)
+    raw = record.read_bytes()
+    assert SECRET.encode() not in raw and b"[redacted]" in raw
+    async with serve_wallet(MemoryStore()) as fresh:
+        result = await replay(recording.read(raw.splitlines()), f"{fresh.base}/wallet/token-query",
+                              get("token-query", SECRET), fresh.base, ADMIN_TOKEN, "t-")
+    assert result.to_json()["verdict"] == "match", result.to_json()
+
+
 async def test_a_replay_shows_where_another_wallet_answers_differently(tmp_path: Path) -> None:
     from simulator.protocol.dialects import get
     from simulator.proxy.replayer import replay

@@ -85,11 +85,36 @@ def outcome_from_json(data: Mapping[str, Any]) -> Outcome:
     return Unknown(str(data["unknown"]["reason"]), data["unknown"].get("status"))
 
 
+REDACTED: Final = "[redacted]"
+SENSITIVE_HEADERS: Final = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization"})
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of a secret replaced (a static-token dialect sends the shared secret
+    itself, in the query or a header: a recording must not spread it)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_headers(headers: Mapping[str, str], secrets: Iterable[str]) -> dict[str, str]:
+    return {str(k): REDACTED if str(k).lower() in SENSITIVE_HEADERS else redact(v, secrets) for k, v in headers.items()}
+
+
 def _body(raw: bytes) -> dict[str, str]:
     try:
         return {"body": raw.decode("utf-8")}
     except UnicodeDecodeError:
         return {"body_b64": base64.b64encode(raw).decode("ascii")}
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def body_of(part: Mapping[str, Any]) -> bytes:
@@ -115,12 +140,15 @@ class Recorded:
 def line(*, seq: int, at: float, method: str, path: str, request_headers: Mapping[str, str], request_body: bytes,
          status: int | None, response_headers: Mapping[str, str] | None, response_body: bytes | None,
          latency_ms: float | None, fault: str | None, copy: int, forwarded: bool, visible: bool,
-         calls: Sequence[WalletCall], outcomes: Sequence[Outcome]) -> bytes:
-    """One exchange as a line of the recording (with its newline)."""
+         calls: Sequence[WalletCall], outcomes: Sequence[Outcome], secrets: Sequence[str] = ()) -> bytes:
+    """One exchange as a line of the recording (with its newline); ``secrets`` are redacted wherever they
+    appear (the path, a header, a body)."""
+    request_body = redact(request_body.decode("utf-8"), secrets).encode() if secrets and _utf8(request_body) \
+        else request_body
     doc: dict[str, Any] = {
-        "croupier_traffic": VERSION, "seq": seq, "at": round(at, 6), "method": method, "path": path,
-        "request": {"headers": {str(k): v for k, v in request_headers.items()}, **_body(request_body)}, "status": status,
-        "response": None if response_body is None else {"headers": {str(k): v for k, v in (response_headers or {}).items()},
+        "croupier_traffic": VERSION, "seq": seq, "at": round(at, 6), "method": method, "path": redact(path, secrets),
+        "request": {"headers": redact_headers(request_headers, secrets), **_body(request_body)}, "status": status,
+        "response": None if response_body is None else {"headers": redact_headers(response_headers or {}, secrets),
                                                         **_body(response_body)},
         "latency_ms": None if latency_ms is None else round(latency_ms, 3), "fault": fault, "copy": copy,
         "forwarded": forwarded, "visible": visible,

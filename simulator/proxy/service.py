@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 import orjson
@@ -95,6 +96,10 @@ class Proxy:
         self._record: IO[bytes] | None = None
         self._tasks: set[asyncio.Future[web.StreamResponse]] = set()
         self._warned_signature = False
+        self.secrets = tuple(sorted({config.secret, quote(config.secret, safe=""), quote_plus(config.secret)}, key=len,
+                                    reverse=True)) if len(config.secret) >= 6 else ()
+        """The shared secret as it may appear on the wire, redacted from the recording (a shorter one would
+        garble it: said at start-up instead)."""
         self.metrics.gauges(lambda: len(self.watch.ledger.in_doubt()),
                             lambda: sum(len(w) for w in self._held.values()), lambda: len(self.watch.tallies))
 
@@ -105,6 +110,9 @@ class Proxy:
             timeout=aiohttp.ClientTimeout(total=self.config.timeout_s), auto_decompress=True)
         if self.config.record is not None:
             self._record = self.config.record.open("ab")
+            if not self.secrets:
+                log.warning("the secret is too short to redact from %s without garbling it: keep the recording "
+                            "private", self.config.record)
 
     async def close(self) -> None:
         if self._tasks:  # calls still held or on their way: let them land (and be judged and recorded)
@@ -203,7 +211,7 @@ class Proxy:
         answered = isinstance(resp, HttpResponse)
         try:
             self._record.write(self._line(seq, at, req, resp, latency_s, fault, copy, forwarded, visible and answered,
-                                          calls, outcomes))
+                                          calls, outcomes, self.secrets))
             self._record.flush()
         except (OSError, TypeError, ValueError):  # the traffic goes on; the recording says nothing false
             log.exception("cannot record exchange %d", seq)
@@ -211,14 +219,14 @@ class Proxy:
     @staticmethod
     def _line(seq: int, at: float, req: HttpRequest, resp: HttpResponse | str | None, latency_s: float | None,
               fault: ProxyFault | None, copy: int, forwarded: bool, visible: bool, calls: Sequence[WalletCall],
-              outcomes: Sequence[Outcome]) -> bytes:
+              outcomes: Sequence[Outcome], secrets: Sequence[str]) -> bytes:
         return recording.line(
             seq=seq, at=at, method=req.method, path=req.path, request_headers=req.headers, request_body=req.body,
             status=resp.status if isinstance(resp, HttpResponse) else None,
             response_headers=resp.headers if isinstance(resp, HttpResponse) else None,
             response_body=resp.body if isinstance(resp, HttpResponse) else None,
             latency_ms=None if latency_s is None else latency_s * 1000, fault=None if fault is None else str(fault),
-            copy=copy, forwarded=forwarded, visible=visible, calls=calls, outcomes=outcomes)
+            copy=copy, forwarded=forwarded, visible=visible, calls=calls, outcomes=outcomes, secrets=secrets)
 
     # -- reorder -----------------------------------------------------------------------------
     async def hold(self, player_id: str) -> None:
