@@ -379,6 +379,49 @@ async def test_a_recording_replays_call_by_call_against_a_fresh_reference_wallet
             "balance"]
 
 
+async def test_the_cashier_between_rounds_is_no_finding_and_a_replay_puts_the_money_back(tmp_path: Path) -> None:
+    """The operator's cashier moves money outside the traffic the proxy sees: not a finding (the next round's
+    first answer is the new opening); a replay deposits what moved, so its answers match the recorded ones."""
+    from simulator.protocol.dialects import get
+    from simulator.proxy.replayer import replay
+
+    record = tmp_path / "traffic.jsonl"
+    async with serve_line(record=record) as line:
+        token = await line.player("p-cash", 10_00)
+        launched = await line.api.launch("p-cash", token)
+        for stake in (100, 200, 100):
+            status, data = await line.api.play(launched["session_id"], stake)
+            assert status == 200, data
+            await line.admin.deposit("p-cash", 25_00)  # the cashier, between rounds
+        report = await final_report(line.proxy)
+    assert report["verdict"] == "pass", failing(report)
+    assert report["players"][0]["balance_agrees"] is None or report["players"][0]["balance_at_end"]
+    async with serve_wallet(MemoryStore()) as fresh:
+        result = await replay(recording.read(record.read_bytes().splitlines()), f"{fresh.base}/wallet",
+                              get("canonical", SECRET), fresh.base, ADMIN_TOKEN, "c-")
+    doc = result.to_json()
+    assert doc["verdict"] == "match", doc
+    assert doc["players"]["p-cash"]["deposited"] == 2 * 25_00  # the third deposit came after the last round
+
+
+def test_a_withdrawal_outside_the_traffic_shifts_the_comparison() -> None:
+    from simulator.protocol.calls import Ok
+    from simulator.protocol.money import Money
+    from simulator.proxy.matching import Cashier, same
+
+    cashier = Cashier(current={"p": 1000})
+    bet = WalletCall.bet("t1", "p", "s", "g", "r1", Money.of(100, "EUR"))
+    assert cashier.deposit(bet, "p", Ok(Money.of(600, "EUR"), "w")) == 0  # the recording held 700: 300 withdrawn
+    assert cashier.offset["p"] == 300
+    assert same(Ok(Money.of(600, "EUR")), Ok(Money.of(900, "EUR")), offset=cashier.offset["p"])
+    again = WalletCall.bet("t2", "p", "s", "g", "r1", Money.of(100, "EUR"))  # the same round: no new opening
+    assert cashier.deposit(again, "p", Ok(Money.of(500, "EUR"), "w2")) == 0 and cashier.offset["p"] == 300
+    deposit_due = WalletCall.bet("t3", "p", "s", "g", "r2", Money.of(100, "EUR"))
+    cashier.answered("p", Ok(Money.of(800, "EUR")))
+    assert cashier.deposit(deposit_due, "p", Ok(Money.of(1900, "EUR"), "w3")) == 1200  # the recording held 2000
+    assert cashier.offset["p"] == 0
+
+
 async def test_a_recording_never_holds_the_shared_secret(tmp_path: Path) -> None:
     """token-query sends the shared secret itself in the query: the recording redacts it, and still replays."""
     from simulator.protocol.dialects import get

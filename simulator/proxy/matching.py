@@ -59,6 +59,62 @@ def openings(records: Sequence[Recorded]) -> dict[str, tuple[str, int]]:
     return out
 
 
+def implied_before(call: WalletCall, outcome: Outcome) -> int | None:
+    """The balance the wallet held just before ``call``, as its answer implies (None: it does not say)."""
+    if not isinstance(outcome, Ok) or "balance" in outcome.missing:
+        return None
+    balance = outcome.balance.minor
+    if call.op in (Op.AUTHENTICATE, Op.BALANCE):
+        return balance
+    if call.op in (Op.BET, Op.WIN) and call.amount is not None:
+        return balance + call.amount.minor if call.op is Op.BET else balance - call.amount.minor
+    return None
+
+
+@dataclass(slots=True)
+class Cashier:
+    """Money that moved outside the recorded traffic (the cashier, the operator's other games), put back in.
+
+    Where the proxy took a new opening (a launch, a balance read, a new round), the recorded answer says
+    what the player held before the call; the replayed wallet holds what the replay left.  More in the
+    recording: the difference is deposited (``deposit``), so refusals for funds happen as they did.  Less:
+    the admin API withdraws nothing, so the replay's answers are compared shifted by the difference."""
+
+    rounds: dict[str, set[str]] = dataclasses.field(default_factory=dict)
+    current: dict[str, int] = dataclasses.field(default_factory=dict)
+    """The replayed wallet's last balance of each player."""
+    offset: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Replayed balance minus recorded balance, per player (0 but after a withdrawal the replay cannot make)."""
+
+    def opening(self, call: WalletCall, player: str) -> bool:
+        """Whether ``call`` starts something the proxy took a new opening for (as :mod:`simulator.proxy.watch`)."""
+        if call.op in (Op.AUTHENTICATE, Op.BALANCE):
+            return True
+        if call.round_id is None:
+            return False
+        seen = self.rounds.setdefault(player, set())
+        if call.round_id in seen:
+            return False
+        seen.add(call.round_id)
+        return True
+
+    def deposit(self, call: WalletCall, player: str, recorded: Outcome) -> int:
+        """What to deposit before ``call`` (0: nothing), the offset set for what cannot be deposited."""
+        if not self.opening(call, player):
+            return 0
+        before, now = implied_before(call, recorded), self.current.get(player)
+        if before is None or now is None:
+            return 0
+        missing = max(before - now, 0)
+        self.current[player] = now + missing
+        self.offset[player] = now + missing - before
+        return missing
+
+    def answered(self, player: str, outcome: Outcome) -> None:
+        if isinstance(outcome, Ok) and "balance" not in outcome.missing:
+            self.current[player] = outcome.balance.minor
+
+
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """One call's recorded answer beside the replayed one."""
@@ -83,10 +139,10 @@ def show(outcome: Outcome) -> str:
     return f"unknown ({outcome.reason})"
 
 
-def same(recorded: Outcome, replayed: Outcome, balance_judged: bool = True) -> bool | None:
-    """Whether two answers to the same call agree: both ok with the same balance and currency, or both
-    refused with the same code.  ``balance_judged=False``: an inner call of a batch, whose balance is
-    derived rather than reported."""
+def same(recorded: Outcome, replayed: Outcome, balance_judged: bool = True, offset: int = 0) -> bool | None:
+    """Whether two answers to the same call agree: both ok with the same balance (``offset`` more, in the
+    replay: :class:`Cashier`) and currency, or both refused with the same code.  ``balance_judged=False``:
+    an inner call of a batch, whose balance is derived rather than reported."""
     if not isinstance(recorded, (Ok, Rejected)):
         return None
     if isinstance(recorded, Ok):
@@ -94,12 +150,12 @@ def same(recorded: Outcome, replayed: Outcome, balance_judged: bool = True) -> b
             return False
         if not balance_judged or "balance" in recorded.missing or "balance" in replayed.missing:
             return True
-        return (recorded.balance.minor, recorded.balance.currency.code) == \
+        return (recorded.balance.minor + offset, recorded.balance.currency.code) == \
             (replayed.balance.minor, replayed.balance.currency.code)
     return isinstance(replayed, Rejected) and replayed.code is recorded.code
 
 
-def compare(rec: Recorded, outcomes: Sequence[Outcome]) -> list[Comparison]:
+def compare(rec: Recorded, outcomes: Sequence[Outcome], offset: int = 0) -> list[Comparison]:
     last = len(rec.calls) - 1
-    return [Comparison(rec.seq, str(call.op), call.tx_id, show(old), show(new), same(old, new, i == last))
+    return [Comparison(rec.seq, str(call.op), call.tx_id, show(old), show(new), same(old, new, i == last, offset))
             for i, (call, old, new) in enumerate(zip(rec.calls, rec.outcomes, outcomes, strict=True))]

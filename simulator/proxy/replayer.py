@@ -21,7 +21,7 @@ from ..drive.client import AdminClient, WalletClient
 from ..protocol.calls import Ok, Op, Outcome, Unknown, WalletCall
 from ..protocol.dialects import Dialect, batching
 from ..protocol.findings import Severity
-from .matching import Comparison, compare, openings, player_of, rewrite
+from .matching import Cashier, Comparison, compare, openings, player_of, rewrite
 from .recording import Recorded
 from .watch import Watch
 
@@ -33,6 +33,10 @@ class ReplayResult:
     skipped: Counter[str] = field(default_factory=Counter)
     players: dict[str, tuple[str, int]] = field(default_factory=dict)
     watch: Watch | None = None
+    deposits: Counter[str] = field(default_factory=Counter)
+    """Money deposited per player where the recording shows it moved outside the traffic (the cashier)."""
+    shifted: dict[str, int] = field(default_factory=dict)
+    """Players whose balance left the traffic in a way the admin API cannot repeat: compared shifted by this."""
 
     @property
     def differences(self) -> list[Comparison]:
@@ -53,7 +57,8 @@ class ReplayResult:
             "calls": len(self.comparisons), "compared": len(compared), "same": sum(1 for c in compared if c.same),
             "different": len(self.differences), "not_comparable": len(self.comparisons) - len(compared),
             "skipped": dict(self.skipped),
-            "players": {p: {"currency": c, "opening": b} for p, (c, b) in sorted(self.players.items())},
+            "players": {p: {"currency": c, "opening": b, "deposited": self.deposits.get(p, 0),
+                            "shifted_by": self.shifted.get(p, 0)} for p, (c, b) in sorted(self.players.items())},
             "differences": [c.to_json() for c in self.differences],
             "anomaly_count": self.anomalies,
             "ledger": self.watch.summary() if self.watch is not None else {},
@@ -69,8 +74,10 @@ async def replay(records: Sequence[Recorded], wallet: str, dialect: Dialect, adm
     async with aiohttp.ClientSession(connector=connector) as http:
         client = WalletClient(wallet, dialect, http, timeout_s=timeout_s)
         admin = AdminClient(admin_url, admin_token, http)
+        cashier = Cashier()
         for player, (cur, balance) in result.players.items():
             await admin.create_player(prefix + player, cur, balance)
+            cashier.current[player] = balance
         tokens: dict[str, str] = {}
         for rec in records:
             if not rec.forwarded:
@@ -87,13 +94,20 @@ async def replay(records: Sequence[Recorded], wallet: str, dialect: Dialect, adm
                 for old in (call.token, call.session_token):
                     if old is not None and old not in tokens:
                         tokens[old] = await admin.token(prefix + who)
+            missing = cashier.deposit(rec.calls[0], who, rec.outcomes[0])
+            if missing:
+                await admin.deposit(prefix + who, missing)
+                result.deposits[who] += missing
+            if cashier.offset.get(who):
+                result.shifted[who] = cashier.offset[who]
             calls = [rewrite(c, prefix, tokens) for c in rec.calls]
             outcomes = await _send(client, dialect, watch, calls)
+            cashier.answered(who, outcomes[-1])
             first, old_first = outcomes[0], rec.outcomes[0]
             if rec.calls[0].op is Op.AUTHENTICATE and isinstance(first, Ok) and isinstance(old_first, Ok) \
                     and old_first.session_token and first.session_token:
                 tokens[old_first.session_token] = first.session_token
-            result.comparisons.extend(compare(rec, outcomes))
+            result.comparisons.extend(compare(rec, outcomes, cashier.offset.get(who, 0)))
     return result
 
 
