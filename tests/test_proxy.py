@@ -30,7 +30,9 @@ from simulator.proxy import recording
 from simulator.proxy.faults import ProxyFault, ProxyFaults, Rule
 from simulator.proxy.server import final_report
 from simulator.proxy.service import Proxy, ProxyConfig, make_apps
+from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
+from simulator.wallet.service import make_app as wallet_app
 from tests.support import ADMIN_TOKEN, SECRET, free_port, serve_wallet
 from tests.test_provider import API_KEY, Api
 
@@ -580,3 +582,49 @@ async def test_the_grafana_dashboard_queries_only_metrics_the_proxy_exposes() ->
     assert queried and queried <= exposed, queried - exposed
     assert {"croupier_proxy_calls_total", "croupier_proxy_call_latency_seconds_bucket", "croupier_proxy_errors_total",
             "croupier_proxy_anomalies_total", "croupier_proxy_faults_injected_total"} <= queried
+
+
+async def test_https_on_both_sides_of_the_proxy(tmp_path: Path) -> None:
+    """The proxy serves HTTPS (--tls-cert) and verifies an https:// wallet against a CA bundle (--ca-bundle)."""
+    import ssl
+
+    import trustme
+
+    from simulator.drive.client import AdminClient, WalletClient
+    from simulator.drive.tls import server_context
+    from simulator.protocol.dialects.canonical import CanonicalDialect
+    from simulator.protocol.money import Money
+
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    server.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    server.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    served_ctx = server_context(str(tmp_path / "cert.pem"), str(tmp_path / "key.pem"))
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    wallet_runner = web.AppRunner(wallet_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN, 3600)))
+    await wallet_runner.setup()
+    wallet_port, proxy_port = free_port(), free_port()
+    await web.TCPSite(wallet_runner, "127.0.0.1", wallet_port, ssl_context=served_ctx).start()
+    traffic, _, proxy = make_apps(ProxyConfig(upstream=f"https://127.0.0.1:{wallet_port}/wallet", secret=SECRET,
+                                              upstream_ssl=trusting))
+    proxy_runner = web.AppRunner(traffic)
+    await proxy_runner.setup()
+    await web.TCPSite(proxy_runner, "127.0.0.1", proxy_port, ssl_context=served_ctx).start()
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusting)) as http:
+            admin = AdminClient(f"https://127.0.0.1:{wallet_port}", ADMIN_TOKEN, http)
+            await admin.create_player("p-tls", "EUR", 10_00)
+            token = await admin.token("p-tls")
+            client = WalletClient(f"https://127.0.0.1:{proxy_port}", CanonicalDialect(SECRET), http)
+            auth = await client.send(WalletCall.authenticate(token, "g"))
+            session = auth.session_token  # type: ignore[union-attr]
+            assert session
+            bet = await client.send(WalletCall.bet("tls-t1", "p-tls", session, "g", "r1", Money.of(100, "EUR")))
+            assert bet.balance.minor == 900  # type: ignore[union-attr]
+            report = await final_report(proxy)
+    finally:
+        await proxy_runner.cleanup()
+        await wallet_runner.cleanup()
+    assert report["verdict"] == "pass" and report["calls"]["money"] == 1
+    assert report["players"][0]["balance_at_end"] == {"balance": 900, "currency": "EUR"}
