@@ -252,6 +252,40 @@ async def test_a_wallet_that_double_applies_replays_is_caught_through_the_proxy(
     assert 'croupier_proxy_anomalies_total{kind="double_apply",severity="money"}' in metrics
 
 
+def _planted(name: str) -> Any:
+    import tests.broken_wallets as broken
+    import tests.planted_wallets as planted
+
+    return getattr(planted, name, None) or getattr(broken, name)
+
+
+PLANTED_BY_FAULT = [
+    # (the store, the fault that brings the bug out, the kinds the proxy must report: any of them)
+    pytest.param("IgnoresTombstones", ProxyFaults(rules=[Rule(ProxyFault.REORDER, op=Op.BET, times=2)], hold_ms=3000),
+                 {"accepted_after_rollback"}, id="no_tombstone-by-reorder"),
+    pytest.param("ReplayNewWalletTxId", ProxyFaults(rules=[Rule(ProxyFault.DUPLICATE, op=Op.WIN)]),
+                 {"replay_contradicts_original"}, id="replay_new_wallet_tx_id-by-duplicate"),
+    pytest.param("RepaysReplayedWins", ProxyFaults(rules=[Rule(ProxyFault.LOST_RESPONSE, op=Op.WIN, times=3)]),
+                 {"double_apply", "balance_mismatch"}, id="repays_replayed_wins-by-lost_response"),
+    pytest.param("ConcurrentDuplicatesApplied",
+                 ProxyFaults(rules=[Rule(ProxyFault.CONCURRENT_DUPLICATE, op=Op.BET)]),
+                 {"double_apply", "balance_mismatch", "lost_update", "replay_contradicts_original"},
+                 id="concurrent_duplicates_applied-by-concurrent_duplicate"),
+]
+
+
+@pytest.mark.parametrize(("store", "plan", "kinds"), PLANTED_BY_FAULT)
+async def test_a_planted_bug_is_brought_out_by_a_fault_and_caught(store: str, plan: ProxyFaults,
+                                                                   kinds: set[str]) -> None:
+    async with serve_line(store=_planted(store)(), faults=plan, provider_timeout_s=0.4) as line:
+        await line.rounds("p-planted", 6)
+        report = await final_report(line.proxy)
+    assert report["verdict"] == "fail", report["faults_injected"]
+    found = {k for k, n in report["anomalies"].items() if n}
+    assert found & kinds, found
+    assert all(f["quote"] for f in report["findings"])  # each finding quotes the rule of PROTOCOL.md it breaks
+
+
 async def test_second_rollback_refunds_is_caught_on_a_providers_own_traffic() -> None:
     """Any provider's traffic is judged: here a client that rolls one bet back twice (two tx_ids), which
     PROTOCOL.md rule 4 says must refund once."""
