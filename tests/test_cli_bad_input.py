@@ -185,6 +185,8 @@ CASES = [
       fix=r"\[faults\]\.duplicate must be a rate from 0 to 1"),
     C("proxy-report-unwritable", "proxy", "--upstream", CLOSED, "--report-html", "{tmp}/adir",
       fix=r"cannot write --report-html file .*adir"),
+    C("proxy-har-without-record", "proxy", "--upstream", CLOSED, "--har", "{tmp}/t.har",
+      fix=r"--har converts the recording on stop: give --record FILE too"),
     C("proxy-report-nothing-running", "proxy", "report", "--control", "127.0.0.1:{closed}",
       fix=r"no proxy answers at .*is it running, and is --control right"),
     C("replay-traffic-missing", "replay-traffic", "{tmp}/nothere.jsonl", "--wallet", CLOSED,

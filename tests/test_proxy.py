@@ -555,7 +555,7 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(k
              "--listen", f"127.0.0.1:{listen}", "--control", f"127.0.0.1:{control}", "--faults",
              str(tmp_path / "faults.toml"), "--record", str(tmp_path / "traffic.jsonl"), "--report-json",
              str(tmp_path / "proxy.json"), "--report-junit", str(tmp_path / "proxy.xml"), "--report-html",
-             str(tmp_path / "proxy.html")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             str(tmp_path / "proxy.html"), "--har", str(tmp_path / "traffic.har")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 20
             while True:
@@ -595,6 +595,11 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(k
     assert suite.get("failures") == "0"
     page = (tmp_path / "proxy.html").read_text()
     assert "Reconciliation (per player)" in page and read[0]["player_id"] in page
+    har = orjson.loads((tmp_path / "traffic.har").read_bytes())["log"]
+    lines = (tmp_path / "traffic.jsonl").read_bytes().splitlines()
+    assert har["version"] == "1.2" and len(har["entries"]) == len(lines) > 200
+    assert any("fault: lost_response" in e["comment"] for e in har["entries"])
+    assert all(e["request"]["url"].startswith(f"{base}/wallet/") for e in har["entries"])
 
 
 async def test_the_grafana_dashboard_queries_only_metrics_the_proxy_exposes() -> None:

@@ -51,6 +51,8 @@ def add_proxy_parsers(sub: Any) -> None:
                                                     "server_error), delay_ms, hold_ms, status, seed and [[faults.rules]] "
                                                     "(default: no faults)")
     p.add_argument("--record", metavar="FILE", help=f"append the traffic to FILE: {RECORD_NOTE} (default: none)")
+    p.add_argument("--har", metavar="FILE", help="on stop, write the --record file as an HTTP Archive (HAR 1.2) to "
+                                                 "FILE, for browsers' and proxies' tools (default: none)")
     p.add_argument("--timeout", type=flags.positive_float, default=30.0,
                    help="seconds the proxy waits for the wallet before answering 504 (outcome unknown)")
     p.add_argument("--report-json", metavar="FILE", help="write the final report as JSON to FILE (default: none)")
@@ -126,7 +128,9 @@ def proxy_command(args: argparse.Namespace) -> int:
     except TLSError as exc:
         return _fail(str(exc))
     record = Path(args.record) if args.record else None
-    for flag, path in (("--record", args.record), ("--report-json", args.report_json),
+    if args.har and not args.record:
+        return _fail("--har converts the recording on stop: give --record FILE too")
+    for flag, path in (("--record", args.record), ("--har", args.har), ("--report-json", args.report_json),
                        ("--report-junit", args.report_junit), ("--report-html", args.report_html)):
         if path:  # said now, not after hours of traffic
             try:
@@ -140,7 +144,8 @@ def proxy_command(args: argparse.Namespace) -> int:
                              control_port=args.control[1], ssl_context=server_ssl,
                              report_json=Path(args.report_json) if args.report_json else None,
                              report_junit=Path(args.report_junit) if args.report_junit else None,
-                             report_html=Path(args.report_html) if args.report_html else None)
+                             report_html=Path(args.report_html) if args.report_html else None,
+                             har=Path(args.har) if args.har else None)
     try:
         return serve(opts)
     except OSError as exc:

@@ -175,3 +175,41 @@ def read(lines: Iterable[bytes], where: str = "recording") -> list[Recorded]:
             raise RecordingError(f"{where}, line {n}: {exc}") from None
     out.sort(key=lambda r: r.seq)  # numbered as they were sent to the wallet
     return out
+
+
+def to_har(lines: Iterable[bytes], base_url: str, creator_version: str = "") -> dict[str, Any]:
+    """A recording as an HTTP Archive (HAR 1.2) for browsers' and proxies' tools: one entry per request
+    that reached the wallet; what the proxy did to it (a fault, an answer the provider never read) in the
+    entry's comment.  Requests answered by the proxy itself have no response (status 0, as HAR says)."""
+    from datetime import UTC, datetime
+
+    entries = []
+    for raw in lines:
+        if not raw.strip():
+            continue
+        doc = orjson.loads(raw)
+        request, response = doc["request"], doc.get("response")
+        req_body, resp_body = body_of(request), body_of(response) if response else b""
+        notes = [f"fault: {doc['fault']}"] if doc.get("fault") else []
+        if not doc.get("forwarded", True):
+            notes.append("answered by the proxy, not forwarded")
+        elif not doc.get("visible", True):
+            notes.append("the provider never read this answer")
+        mime = next((v for k, v in request["headers"].items() if k.lower() == "content-type"), "application/json")
+        entries.append({
+            "startedDateTime": datetime.fromtimestamp(float(doc["at"]), UTC).isoformat(timespec="milliseconds"),
+            "time": doc.get("latency_ms") or 0,
+            "request": {"method": doc["method"], "url": f"{base_url.rstrip('/')}/{doc['path']}", "httpVersion": "HTTP/1.1",
+                        "headers": [{"name": k, "value": v} for k, v in request["headers"].items()],
+                        "queryString": [], "cookies": [], "headersSize": -1, "bodySize": len(req_body),
+                        "postData": {"mimeType": mime, "text": req_body.decode("utf-8", "replace")}},
+            "response": {"status": doc.get("status") or 0, "statusText": "", "httpVersion": "HTTP/1.1",
+                         "headers": [{"name": k, "value": v} for k, v in (response or {}).get("headers", {}).items()],
+                         "cookies": [], "content": {"size": len(resp_body), "mimeType": "application/json",
+                                                    "text": resp_body.decode("utf-8", "replace")},
+                         "redirectURL": "", "headersSize": -1, "bodySize": len(resp_body) if response else -1},
+            "cache": {}, "timings": {"send": 0, "wait": doc.get("latency_ms") or 0, "receive": 0},
+            "comment": "; ".join(notes),
+        })
+    return {"log": {"version": "1.2", "creator": {"name": "croupier proxy", "version": creator_version},
+                    "entries": entries}}

@@ -39,6 +39,8 @@ class ProxyServeOptions:
     report_json: Path | None = None
     report_junit: Path | None = None
     report_html: Path | None = None
+    har: Path | None = None
+    """On stop, the recording (``config.record``) as an HTTP Archive here."""
 
 
 async def read_balances(proxy: Proxy) -> dict[str, Outcome]:
@@ -144,6 +146,12 @@ def serve(opts: ProxyServeOptions) -> int:
     configure_logs("info", False, None)
     report = asyncio.run(_serve(opts))
     write_reports(report, opts.report_json, opts.report_junit, opts.report_html)
+    if opts.har is not None and opts.config.record is not None:
+        from .. import __version__
+        from .recording import to_har
+
+        with opts.config.record.open("rb") as lines:
+            opts.har.write_bytes(orjson.dumps(to_har(lines, opts.config.upstream, __version__)))
     for line in summary_lines(report):
         print(line, flush=True)
     return 1 if report["verdict"] == "fail" else 0
