@@ -667,3 +667,33 @@ async def test_https_on_both_sides_of_the_proxy(tmp_path: Path) -> None:
         await wallet_runner.cleanup()
     assert report["verdict"] == "pass" and report["calls"]["money"] == 1
     assert report["players"][0]["balance_at_end"] == {"balance": 900, "currency": "EUR"}
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_call_the_traffic_shows_invalid_is_judged_by_the_codes_due(batched: bool) -> None:
+    """The proxy is not told which calls are invalid on purpose: it works out from PROTOCOL.md that a bet in
+    another currency than the player's is due CURRENCY_MISMATCH, alone or in a batch; a wallet that refuses
+    it passes, one that takes it is caught."""
+    from simulator.protocol.calls import Ok, Rejected
+    from simulator.protocol.codes import ErrorCode
+    from simulator.protocol.dialects import get
+    from simulator.protocol.money import Money
+    from simulator.proxy.watch import Watch
+
+    def play(second: Any) -> dict[str, int]:
+        watch = Watch(get("actions-hmac" if batched else "canonical", SECRET))
+        first = [WalletCall.bet("t1", "p", "s", "g", "r1", Money.of(100, "EUR"))]
+        watch.end(watch.begin(first), first, [Ok(Money.of(900, "EUR"), "w1")], visible=True, latency_ms=1.0,
+                  status=200, response=b"{}")
+        calls = [WalletCall.bet("t2", "p", "s", "g", "r2", Money.of(1, "USD"))]
+        if batched:
+            calls.append(WalletCall.win("t3", "p", "s", "g", "r2", Money.of(0, "USD"), round_closed=True))
+        outcomes = [second] * len(calls)
+        watch.end(watch.begin(calls), calls, outcomes, visible=True, latency_ms=1.0, status=200, response=b"{}")
+        return {k: n for k, n in watch.summary()["anomalies"].items() if n}
+
+    assert play(Rejected(ErrorCode.CURRENCY_MISMATCH, "not the player's currency")) == {}
+    assert play(Rejected(ErrorCode.SESSION_EXPIRED, "")) == {}  # its session may have run out: the proxy cannot know
+    assert "wrong_code" in play(Rejected(ErrorCode.ROUND_CLOSED, "no such thing"))
+    taken = play(Ok(Money.of(899, "EUR"), "w2"))
+    assert taken.keys() & {"accepted_invalid_call", "invalid_call_moved_money"}

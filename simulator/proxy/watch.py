@@ -115,13 +115,13 @@ class Watch:
         """Calls about to reach the wallet in one request; the tokens to pass to :meth:`end`."""
         for call in calls:
             self._before(call)
-        if len(calls) > 1:
-            return self.ledger.begin_batch(calls)
-        due = due_of(self.ledger.books, calls[0], self.ledger.semantics)
-        token = self.ledger.begin(calls[0], expect=due)
-        if due is not None:
-            self._dues[token] = due
-        return [token]
+        dues = [due_of(self.ledger.books, call, self.ledger.semantics) for call in calls]
+        tokens = self.ledger.begin_batch(calls, dues) if len(calls) > 1 else \
+            [self.ledger.begin(calls[0], expect=dues[0])]
+        for token, due in zip(tokens, dues, strict=True):
+            if due is not None:
+                self._dues[token] = due
+        return tokens
 
     def end(self, tokens: Sequence[int], calls: Sequence[WalletCall], outcomes: Sequence[Outcome], *,
             visible: bool, latency_ms: float | None, status: int | None, response: bytes | None) -> None:
@@ -129,8 +129,9 @@ class Watch:
         for call, outcome in zip(calls, outcomes, strict=True):
             self._after(call, outcome, visible)
         if len(calls) > 1:
+            dues = [self._dues.pop(t, None) for t in tokens]
             self.ledger.end_batch(tokens, calls, outcomes, visible=visible, latency_ms=latency_ms, status=status,
-                                  response=response)
+                                  response=response, expects=dues if any(dues) else None)
         else:
             self.ledger.end(tokens[0], calls[0], outcomes[0], expect=self._dues.pop(tokens[0], None),
                             visible=visible, latency_ms=latency_ms, status=status, response=response)
