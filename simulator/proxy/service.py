@@ -281,8 +281,14 @@ class Proxy:
         # from reaching the wallet, nor the ledger from seeing the answer.
         task = asyncio.ensure_future(self._deliver(request, req, calls, fault))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._delivered)
         return await asyncio.shield(task)
+
+    def _delivered(self, task: asyncio.Future[web.StreamResponse]) -> None:
+        """A delivery ended; one whose provider had hung up has nobody to tell of a failure but the log."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery failed", exc_info=task.exception())
 
     async def _deliver(self, request: web.Request, req: HttpRequest, calls: list[WalletCall],
                        fault: ProxyFault | None) -> web.StreamResponse:
