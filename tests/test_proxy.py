@@ -440,6 +440,30 @@ async def test_the_cashier_between_rounds_is_no_finding_and_a_replay_puts_the_mo
     assert doc["players"]["p-cash"]["deposited"] == 2 * 25_00  # the third deposit came after the last round
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_money_moved_by_another_provider_within_a_round(shared: bool) -> None:
+    """Within a round the proxy judges balances exactly (the mock provider's assumption: money moves outside
+    the traffic only between rounds); with --shared-players another game may move it at any time, so a
+    balance is never held against the wallet — a contradicting replay still is."""
+    from simulator.protocol.calls import Ok
+    from simulator.protocol.dialects import get
+    from simulator.protocol.money import Money
+    from simulator.proxy.watch import Watch
+
+    watch = Watch(get("canonical", SECRET), shared_players=shared)
+
+    def send(call: WalletCall, outcome: Any) -> None:
+        watch.end(watch.begin([call]), [call], [outcome], visible=True, latency_ms=1.0, status=200, response=b"{}")
+
+    send(WalletCall.bet("t1", "p", "s", "g", "r1", Money.of(100, "EUR")), Ok(Money.of(900, "EUR"), "w1"))
+    # another provider's game took 50 in between
+    send(WalletCall.win("t2", "p", "s", "g", "r1", Money.of(30, "EUR")), Ok(Money.of(880, "EUR"), "w2"))
+    found = {k for k, n in watch.summary()["anomalies"].items() if n}
+    assert found == (set() if shared else {"balance_mismatch"})
+    send(WalletCall.win("t2", "p", "s", "g", "r1", Money.of(30, "EUR")), Ok(Money.of(880, "EUR"), "w9"))
+    assert watch.summary()["anomalies"]["replay_contradicts_original"] == 1
+
+
 def test_a_withdrawal_outside_the_traffic_shifts_the_comparison() -> None:
     from simulator.protocol.calls import Ok
     from simulator.protocol.money import Money

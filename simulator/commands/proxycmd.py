@@ -55,6 +55,10 @@ def add_proxy_parsers(sub: Any) -> None:
                                                  "FILE, for browsers' and proxies' tools (default: none)")
     p.add_argument("--timeout", type=flags.positive_float, default=30.0,
                    help="seconds the proxy waits for the wallet before answering 504 (outcome unknown)")
+    p.add_argument("--shared-players", action="store_true",
+                   help="the players also play other providers' games while they play through the proxy: take each "
+                        "call's balance afresh and judge only what needs no balance (default: their money moves "
+                        "outside the traffic only between rounds, so a balance within a round is judged exactly)")
     p.add_argument("--report-json", metavar="FILE", help="write the final report as JSON to FILE (default: none)")
     p.add_argument("--report-junit", metavar="FILE", help="write the final report as JUnit XML to FILE, a test case "
                                                           "per kind of finding (default: none)")
@@ -138,7 +142,7 @@ def proxy_command(args: argparse.Namespace) -> int:
             except OSError as exc:
                 return _fail(f"cannot write {flag} file {path}: {exc.strerror}")
     config = ProxyConfig(upstream=args.upstream, secret=flags.secret(args), dialect=args.dialect, faults=plan,
-                         record=record, timeout_s=args.timeout,
+                         record=record, timeout_s=args.timeout, shared_players=args.shared_players,
                          upstream_ssl=tls.context() if args.upstream.lower().startswith("https:") else None)
     opts = ProxyServeOptions(config, host=args.listen[0], port=args.listen[1], control_host=args.control[0],
                              control_port=args.control[1], ssl_context=server_ssl,

@@ -64,6 +64,8 @@ class ProxyConfig:
     timeout_s: float = 30.0
     """How long the proxy waits for the wallet (then 504: outcome unknown)."""
     upstream_ssl: ssl.SSLContext | None = None
+    shared_players: bool = False
+    """The players also play other providers' games at the same time (:class:`~simulator.proxy.watch.Watch`)."""
 
 
 def _forwardable(headers: Any) -> dict[str, str]:
@@ -81,7 +83,7 @@ class Proxy:
         self.config = config
         self.upstream = config.upstream.rstrip("/")
         self.dialect: Dialect = dialects.get(config.dialect, config.secret)
-        self.watch = Watch(self.dialect)
+        self.watch = Watch(self.dialect, config.shared_players)
         self.metrics = ProxyMetrics(self.dialect.name)
         self.watch.ledger.on_flag = self.metrics.anomaly
         self.faults = config.faults

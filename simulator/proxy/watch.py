@@ -75,7 +75,10 @@ class Tally:
 class Watch:
     """The ledger over real traffic, plus each side's tallies."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, shared_players: bool = False) -> None:
+        self.shared_players = shared_players
+        """The players' money may move through other providers *during* a round too: every call starts from
+        the wallet's next answer, and only what needs no balance is judged (``--shared-players``)."""
         self.ledger = Ledger(semantics=semantics_of(dialect))
         self.dialect_name = dialect.name
         self.rounds: dict[str, set[str]] = {}
@@ -103,7 +106,7 @@ class Watch:
         tally.calls += 1
         if call.session_token:
             tally.session_token = call.session_token
-        if call.op is Op.BALANCE:
+        if call.op is Op.BALANCE or self.shared_players:
             self.forget(player)
         elif call.op in MONEY_OPS and call.round_id is not None:
             rounds = self.rounds.setdefault(player, set())
