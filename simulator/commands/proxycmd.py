@@ -36,11 +36,11 @@ def add_proxy_parsers(sub: Any) -> None:
                                    "report` prints a running proxy's report.")
     p.add_argument("action", nargs="?", choices=("serve", "report"), default="serve",
                    help="serve the proxy, or print the report of one running at --control")
-    p.add_argument("--listen", type=_address, default=("127.0.0.1", 9000), metavar="HOST:PORT",
+    p.add_argument("--listen", type=_address, default="127.0.0.1:9000", metavar="HOST:PORT",
                    help="where the provider calls the proxy (give the provider http://HOST:PORT as its wallet URL)")
     p.add_argument("--upstream", help="the wallet's protocol base URL, as the provider would call it "
                                       "(required to serve)")
-    p.add_argument("--control", type=_address, default=("127.0.0.1", 9001), metavar="HOST:PORT",
+    p.add_argument("--control", type=_address, default="127.0.0.1:9001", metavar="HOST:PORT",
                    help="the control API: /faults, /metrics, /report, /healthz")
     p.add_argument("--dialect", default="canonical",
                    help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
