@@ -185,6 +185,8 @@ CASES = [
       fix=r"\[faults\]\.duplicate must be a rate from 0 to 1"),
     C("proxy-report-unwritable", "proxy", "--upstream", CLOSED, "--report-html", "{tmp}/adir",
       fix=r"cannot write --report-html file .*adir"),
+    C("proxy-public-control-without-token", "proxy", "--upstream", CLOSED, "--control", "0.0.0.0:0",
+      fix=r"the control API beyond loopback needs --control-token"),
     C("proxy-har-without-record", "proxy", "--upstream", CLOSED, "--har", "{tmp}/t.har",
       fix=r"--har converts the recording on stop: give --record FILE too"),
     C("proxy-report-nothing-running", "proxy", "report", "--control", "127.0.0.1:{closed}",

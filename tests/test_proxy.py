@@ -205,6 +205,28 @@ async def test_signed_dialect_faults_keep_signatures_valid() -> None:
     assert not report["findings_by_severity"]["contract"].get("refused_valid_call")
 
 
+async def test_changing_the_fault_plan_needs_the_control_token_when_there_is_one() -> None:
+    traffic, control, proxy = make_apps(ProxyConfig(upstream="http://127.0.0.1:1/wallet", secret=SECRET,
+                                                    control_token="tok"))
+    del traffic
+    server = TestServer(control, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{server.port}/faults"
+            async with http.put(url, data=b'{"duplicate": 1}') as resp:
+                assert resp.status == 401 and (await resp.json())["code"] == "UNAUTHORIZED"
+            async with http.delete(url, headers={"Authorization": "Bearer nope"}) as resp:
+                assert resp.status == 401
+            async with http.put(url, data=b'{"duplicate": 1}', headers={"Authorization": "Bearer tok"}) as resp:
+                assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{server.port}/metrics") as resp:
+                assert resp.status == 200  # reading stays open: Prometheus scrapes it
+    finally:
+        await server.close()
+    assert proxy.faults.rates == {ProxyFault.DUPLICATE: 1.0}
+
+
 async def test_faults_switch_at_run_time_from_the_control_api() -> None:
     async with serve_line() as line:
         await line.rounds("p-switch-1", 3)

@@ -42,6 +42,8 @@ def add_proxy_parsers(sub: Any) -> None:
                                       "(required to serve)")
     p.add_argument("--control", type=_address, default="127.0.0.1:9001", metavar="HOST:PORT",
                    help="the control API: /faults, /metrics, /report, /healthz")
+    p.add_argument("--control-token", help="bearer token that changing the fault plan needs; the control API beyond "
+                                           "loopback needs one (default: env CROUPIER_PROXY_TOKEN, else none)")
     p.add_argument("--dialect", default="canonical",
                    help="the wallet's wire dialect: a built-in name (`croupier dialect list`) or a .toml file")
     p.add_argument("--secret", help="the HMAC secret provider and wallet share, to decode signed requests and read "
@@ -132,6 +134,14 @@ def proxy_command(args: argparse.Namespace) -> int:
     except TLSError as exc:
         return _fail(str(exc))
     record = Path(args.record) if args.record else None
+    import os
+
+    from ..wallet.server import is_loopback
+
+    control_token = args.control_token or os.environ.get("CROUPIER_PROXY_TOKEN")
+    if control_token is None and not is_loopback(args.control[0]):
+        return _fail("the control API beyond loopback needs --control-token (or CROUPIER_PROXY_TOKEN): anyone who "
+                     "reaches it could inject faults")
     if args.har and not args.record:
         return _fail("--har converts the recording on stop: give --record FILE too")
     for flag, path in (("--record", args.record), ("--har", args.har), ("--report-json", args.report_json),
@@ -143,6 +153,7 @@ def proxy_command(args: argparse.Namespace) -> int:
                 return _fail(f"cannot write {flag} file {path}: {exc.strerror}")
     config = ProxyConfig(upstream=args.upstream, secret=flags.secret(args), dialect=args.dialect, faults=plan,
                          record=record, timeout_s=args.timeout, shared_players=args.shared_players,
+                         control_token=control_token,
                          upstream_ssl=tls.context() if args.upstream.lower().startswith("https:") else None)
     opts = ProxyServeOptions(config, host=args.listen[0], port=args.listen[1], control_host=args.control[0],
                              control_port=args.control[1], ssl_context=server_ssl,

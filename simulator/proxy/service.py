@@ -13,6 +13,7 @@ in time 504 (both *outcome unknown* to the provider, as they are), a body over t
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import logging
 import random
@@ -64,6 +65,8 @@ class ProxyConfig:
     timeout_s: float = 30.0
     """How long the proxy waits for the wallet (then 504: outcome unknown)."""
     upstream_ssl: ssl.SSLContext | None = None
+    control_token: str | None = None
+    """Bearer token that changing the fault plan needs (None: anyone who reaches the control port, on loopback)."""
     shared_players: bool = False
     """The players also play other providers' games at the same time (:class:`~simulator.proxy.watch.Watch`)."""
 
@@ -320,8 +323,19 @@ class Proxy:
     async def get_faults(self, _: web.Request) -> web.Response:
         return web.json_response({"faults": self.faults.to_json(), "injected": dict(self.injected)})
 
+    def _unauthorized(self, request: web.Request) -> web.Response | None:
+        token = self.config.control_token
+        if token is None or hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                                f"Bearer {token}".encode()):
+            return None
+        return _error(401, "changing the fault plan needs Authorization: Bearer <the proxy's --control-token>",
+                      "UNAUTHORIZED")
+
     async def put_faults(self, request: web.Request) -> web.Response:
         """Replace (PUT) or change (POST, PATCH) the fault plan from a JSON object shaped as ``[faults]``."""
+        refused = self._unauthorized(request)
+        if refused is not None:
+            return refused
         raw = await read_bounded(request, 64 * 1024)
         try:
             data = orjson.loads(raw or b"")
@@ -336,7 +350,10 @@ class Proxy:
         log.info("fault plan now %s", plan.to_json())
         return web.json_response({"faults": plan.to_json(), "injected": dict(self.injected)})
 
-    async def delete_faults(self, _: web.Request) -> web.Response:
+    async def delete_faults(self, request: web.Request) -> web.Response:
+        refused = self._unauthorized(request)
+        if refused is not None:
+            return refused
         self.faults = ProxyFaults(delay_ms=self.faults.delay_ms, hold_ms=self.faults.hold_ms,
                                   status=self.faults.status, seed=self.faults.seed)
         return web.json_response({"faults": self.faults.to_json(), "injected": dict(self.injected)})
