@@ -61,6 +61,8 @@ def add_proxy_parsers(sub: Any) -> None:
                    help="the players also play other providers' games while they play through the proxy: take each "
                         "call's balance afresh and judge only what needs no balance (default: their money moves "
                         "outside the traffic only between rounds, so a balance within a round is judged exactly)")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                   help="the least severe of the proxy's log lines to print (info: start-up and each fault injected)")
     p.add_argument("--report-json", metavar="FILE", help="write the final report as JSON to FILE (default: none)")
     p.add_argument("--report-junit", metavar="FILE", help="write the final report as JUnit XML to FILE, a test case "
                                                           "per kind of finding (default: none)")
@@ -160,7 +162,7 @@ def proxy_command(args: argparse.Namespace) -> int:
                              report_json=Path(args.report_json) if args.report_json else None,
                              report_junit=Path(args.report_junit) if args.report_junit else None,
                              report_html=Path(args.report_html) if args.report_html else None,
-                             har=Path(args.har) if args.har else None)
+                             har=Path(args.har) if args.har else None, log_level=args.log_level)
     try:
         return serve(opts)
     except OSError as exc:

@@ -41,6 +41,7 @@ class ProxyServeOptions:
     report_html: Path | None = None
     har: Path | None = None
     """On stop, the recording (``config.record``) as an HTTP Archive here."""
+    log_level: str = "info"
 
 
 async def read_balances(proxy: Proxy) -> dict[str, Outcome]:
@@ -143,7 +144,7 @@ async def _serve(opts: ProxyServeOptions) -> dict[str, Any]:
 
 def serve(opts: ProxyServeOptions) -> int:
     """Run until stopped; then the report (written to ``report_json`` if given) and exit 1 on anomalies."""
-    configure_logs("info", False, None)
+    configure_logs(opts.log_level, False, None)
     report = asyncio.run(_serve(opts))
     write_reports(report, opts.report_json, opts.report_junit, opts.report_html)
     if opts.har is not None and opts.config.record is not None:
