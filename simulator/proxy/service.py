@@ -48,7 +48,10 @@ MAX_BODY = 1024 * 1024
 which the wallet enforces: a bigger body is forwarded for the wallet to refuse)."""
 
 HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer",
-                        "upgrade", "proxy-connection", "proxy-authorization", "content-encoding"})
+                        "upgrade", "proxy-connection", "proxy-authorization"})
+"""Headers of one connection, not of the message (RFC 9110 §7.6.1): each hop sets its own."""
+DECODED = HOP_BY_HOP | {"content-encoding"}
+"""An answer's headers once the client has decompressed its body (forwarded as the plain bytes)."""
 
 PROXY: web.AppKey[Proxy] = web.AppKey("proxy")
 
@@ -71,8 +74,8 @@ class ProxyConfig:
     """The players also play other providers' games at the same time (:class:`~simulator.proxy.watch.Watch`)."""
 
 
-def _forwardable(headers: Any) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
+def _forwardable(headers: Any, drop: frozenset[str] = HOP_BY_HOP) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in drop}
 
 
 def _error(status: int, message: str, code: str = "INTERNAL") -> web.Response:
@@ -167,7 +170,7 @@ class Proxy:
         try:
             async with self.http.request(req.method, url, data=req.body, headers=_forwardable(req.headers),
                                          allow_redirects=False) as resp:
-                return HttpResponse(resp.status, _forwardable(resp.headers), await resp.read())
+                return HttpResponse(resp.status, _forwardable(resp.headers, DECODED), await resp.read())
         except TimeoutError:
             return "timeout"
         except aiohttp.ClientError as exc:
