@@ -486,6 +486,30 @@ def test_money_moved_by_another_provider_within_a_round(shared: bool) -> None:
     assert watch.summary()["anomalies"]["replay_contradicts_original"] == 1
 
 
+@pytest.mark.parametrize("live", [False, True])
+def test_a_win_refused_for_its_session_is_judged_by_the_dialects_semantics(live: bool) -> None:
+    """PROTOCOL.md: money owed is never refused for a stale token; a dialect whose wins need a live session
+    may refuse it SESSION_EXPIRED (the proxy cannot know when the session ended, so it allows it)."""
+    import dataclasses
+
+    from simulator.protocol.calls import Ok, Rejected
+    from simulator.protocol.codes import ErrorCode
+    from simulator.protocol.dialects import get
+    from simulator.protocol.money import Money
+    from simulator.proxy.watch import Watch
+
+    watch = Watch(get("canonical", SECRET))
+    watch.ledger.semantics = dataclasses.replace(watch.ledger.semantics, wins_need_live_session=live)
+    bet = WalletCall.bet("t1", "p", "s", "g", "r1", Money.of(100, "EUR"))
+    win = WalletCall.win("t2", "p", "s", "g", "r1", Money.of(30, "EUR"), round_closed=True)
+    watch.end(watch.begin([bet]), [bet], [Ok(Money.of(900, "EUR"), "w1")], visible=True, latency_ms=1.0,
+              status=200, response=b"{}")
+    watch.end(watch.begin([win]), [win], [Rejected(ErrorCode.SESSION_EXPIRED, "")], visible=True, latency_ms=1.0,
+              status=401, response=b"{}")
+    found = {k for k, n in watch.summary()["anomalies"].items() if n}
+    assert found == (set() if live else {"refused_valid_call"})
+
+
 def test_a_withdrawal_outside_the_traffic_shifts_the_comparison() -> None:
     from simulator.protocol.calls import Ok
     from simulator.protocol.money import Money

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..judge.ledger import Ledger
+from ..judge.ledger import LIVE_SESSION, Ledger
 from ..play.faults import Due
 from ..protocol.calls import MONEY_OPS, Ok, Op, Outcome, WalletCall
 from ..protocol.dialects import Dialect, semantics_of
@@ -114,13 +114,20 @@ class Watch:
                 rounds.add(call.round_id)
                 self.forget(player)
 
+    def _session_rule(self, call: WalletCall) -> str | None:
+        """On a dialect whose wins need a live session, a win or rollback may come after its session ended
+        (the proxy cannot know when a session ends): a ``SESSION_EXPIRED`` refusal is then allowed."""
+        if self.ledger.semantics.wins_need_live_session and call.op in (Op.WIN, Op.ROLLBACK):
+            return LIVE_SESSION
+        return None
+
     def begin(self, calls: Sequence[WalletCall]) -> list[int]:
         """Calls about to reach the wallet in one request; the tokens to pass to :meth:`end`."""
         for call in calls:
             self._before(call)
         dues = [due_of(self.ledger.books, call, self.ledger.semantics) for call in calls]
         tokens = self.ledger.begin_batch(calls, dues) if len(calls) > 1 else \
-            [self.ledger.begin(calls[0], expect=dues[0])]
+            [self.ledger.begin(calls[0], expect=dues[0], rule=self._session_rule(calls[0]))]
         for token, due in zip(tokens, dues, strict=True):
             if due is not None:
                 self._dues[token] = due
