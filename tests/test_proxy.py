@@ -510,6 +510,28 @@ def test_a_win_refused_for_its_session_is_judged_by_the_dialects_semantics(live:
     assert found == (set() if live else {"refused_valid_call"})
 
 
+def test_a_zero_bet_where_bets_are_above_zero_may_be_refused_with_any_code() -> None:
+    import dataclasses
+
+    from simulator.protocol.calls import Ok, Rejected
+    from simulator.protocol.codes import ErrorCode
+    from simulator.protocol.dialects import get
+    from simulator.protocol.money import Money
+    from simulator.proxy.watch import Watch
+
+    def play(outcome: Any, zero_bet: bool = False) -> set[str]:
+        watch = Watch(get("canonical", SECRET))
+        watch.ledger.semantics = dataclasses.replace(watch.ledger.semantics, zero_bet=zero_bet)
+        bet = WalletCall.bet("t1", "p", "s", "g", "r1", Money.of(0, "EUR"))
+        watch.end(watch.begin([bet]), [bet], [outcome], visible=True, latency_ms=1.0, status=400, response=b"{}")
+        return {k for k, n in watch.summary()["anomalies"].items() if n}
+
+    assert play(Rejected(ErrorCode.BAD_REQUEST, "")) == set()
+    assert play(Rejected(ErrorCode.LIMIT_EXCEEDED, "")) == {"wallet_choice"}  # a note: another code, allowed
+    assert play(Ok(Money.of(500, "EUR"), "w")) == {"accepted_invalid_call"}
+    assert play(Rejected(ErrorCode.BAD_REQUEST, ""), zero_bet=True) == {"refused_valid_call"}  # PROTOCOL.md: ≥ 0
+
+
 def test_a_withdrawal_outside_the_traffic_shifts_the_comparison() -> None:
     from simulator.protocol.calls import Ok
     from simulator.protocol.money import Money

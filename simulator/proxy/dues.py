@@ -8,6 +8,7 @@ from the text which calls a wallet must refuse — only where what it saw makes 
 - a ``tx_id`` the wallet accepted with other fields (idempotency rule 2: `DUPLICATE_MISMATCH`);
 - a rollback whose ``ref_tx_id`` is an accepted win (rule 6: `ROLLBACK_NOT_ALLOWED`);
 - a bet whose rollback the wallet acknowledged before it arrived (rule 5: `TX_ROLLED_BACK`);
+- a bet of 0 on a dialect whose bets are above zero ("a bet of 0 is refused": with any code);
 - a bet or win on a round an acknowledged win closed ("later bets, wins and rollbacks on it are
   `ROUND_CLOSED`, except replays").
 
@@ -24,7 +25,7 @@ from ..judge.ledger import Book, TxState
 from ..play.faults import SESSION_CODES, Due
 from ..protocol.calls import Op, WalletCall
 from ..protocol.codes import ErrorCode
-from ..protocol.dialects.semantics import Semantics
+from ..protocol.dialects.semantics import RULE_IDS, Semantics
 
 ACCEPTED = frozenset({TxState.APPLIED, TxState.ROLLED_BACK})
 """States of a transaction the wallet certainly accepted (its answer was read, by someone)."""
@@ -69,12 +70,15 @@ def due_of(books: dict[str, Book], call: WalletCall, semantics: Semantics) -> Du
         placeholder = book.txs.get(call.tx_id)
         if placeholder is not None and placeholder.state is TxState.TOMBSTONED and call.tx_id in book.rollbacks_of:
             rules.append((ErrorCode.TX_ROLLED_BACK, "idempotency-5-tombstone", "bet after its rollback"))
+    zero = call.op is Op.BET and call.amount is not None and call.amount.minor == 0 and not semantics.zero_bet
+    if zero:
+        rules.append((ErrorCode.BAD_REQUEST, RULE_IDS[("zero_bet", False)], "bet of 0"))
     closed = semantics.rounds and call.round_id is not None and call.round_id in book.closed_rounds
     if closed and call.op is not Op.ROLLBACK:
         rules.append((ErrorCode.ROUND_CLOSED, "operations-round-closed", f"{call.op} on a closed round"))
     if not rules:
         return None
-    codes = {code for code, _, _ in rules}
+    codes = {code for code, _, _ in rules} | (set(ErrorCode) if zero else set())  # "refused": with any code
     if closed:
         codes.add(ErrorCode.ROUND_CLOSED)
     if call.op is Op.BET:
