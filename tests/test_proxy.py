@@ -532,6 +532,28 @@ def test_a_zero_bet_where_bets_are_above_zero_may_be_refused_with_any_code() -> 
     assert play(Rejected(ErrorCode.BAD_REQUEST, ""), zero_bet=True) == {"refused_valid_call"}  # PROTOCOL.md: ≥ 0
 
 
+def test_a_rollback_of_a_bet_from_before_the_proxy_started_is_no_finding() -> None:
+    """The proxy started between a bet and its rollback: what the rollback refunds cannot be known."""
+    from simulator.protocol.calls import Ok
+    from simulator.protocol.dialects import get
+    from simulator.protocol.money import Money
+    from simulator.proxy.watch import Watch
+
+    watch = Watch(get("canonical", SECRET))
+
+    def send(call: WalletCall, outcome: Any) -> None:
+        watch.end(watch.begin([call]), [call], [outcome], visible=True, latency_ms=1.0, status=200, response=b"{}")
+
+    send(WalletCall.win("t2", "p", "s", "g", "r1", Money.of(0, "EUR")), Ok(Money.of(900, "EUR"), "w2"))
+    send(WalletCall.rollback("t3", "t1", "p", "s", "g", "r1"), Ok(Money.of(1000, "EUR"), "w3"))  # t1: before us
+    send(WalletCall.bet("t1", "p", "s", "g", "r1", Money.of(100, "EUR")), Ok(Money.of(1000, "EUR"), "w1"))  # again
+    send(WalletCall.rollback("t3", "t1", "p", "s", "g", "r1"), Ok(Money.of(1000, "EUR"), "w3"))
+    assert {k for k, n in watch.summary()["anomalies"].items() if n} == set()
+    send(WalletCall.bet("t4", "p", "s", "g", "r1", Money.of(50, "EUR")), Ok(Money.of(950, "EUR"), "w4"))
+    send(WalletCall.rollback("t5", "t4", "p", "s", "g", "r1"), Ok(Money.of(950, "EUR"), "w5"))  # seen: judged
+    assert watch.summary()["anomalies"]["rollback_not_applied"] == 1
+
+
 def test_a_withdrawal_outside_the_traffic_shifts_the_comparison() -> None:
     from simulator.protocol.calls import Ok
     from simulator.protocol.money import Money

@@ -79,6 +79,9 @@ async def replay(records: Sequence[Recorded], wallet: str, dialect: Dialect, adm
             await admin.create_player(prefix + player, cur, balance)
             cashier.current[player] = balance
         tokens: dict[str, str] = {}
+        # Every bet the recorded proxy saw, as it saw them on arrival: a rollback that reached the wallet
+        # before its bet (reordered) is judged; one of a bet from before the recording is not.
+        watch.saw([rewrite(c, prefix, {}) for rec in records for c in rec.calls])
         for rec in records:
             if not rec.forwarded:
                 result.skipped["answered by the proxy"] += 1

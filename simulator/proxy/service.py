@@ -273,6 +273,7 @@ class Proxy:
                           "BAD_REQUEST")
         req = HttpRequest(request.method, path, dict(request.headers), body)
         calls = self.decode(req)
+        self.watch.saw(calls)
         first = calls[0] if calls else None
         fault = self.faults.decide(calls, self.rng) if self.faults.active else None
         if fault is not None:

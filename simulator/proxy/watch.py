@@ -84,6 +84,12 @@ class Watch:
         self.rounds: dict[str, set[str]] = {}
         self.tallies: dict[str, Tally] = {}
         self._dues: dict[int, Due] = {}
+        self.seen_bets: set[str] = set()
+        """Every bet tx_id the proxy saw requested, forwarded or not (an injected 5xx: the wallet never had it)."""
+        self.blind: set[str] = set()
+        """tx_ids of transactions that began before the proxy was there (:meth:`_blind`)."""
+        self._stale: set[str] = set()
+        """Players a call not judged moved money for, whose balance is to be taken afresh as soon as it can."""
         """token → the refusal its call had earned when it was sent (:mod:`simulator.proxy.dues`)."""
 
     def tally(self, player_id: str) -> Tally:
@@ -92,11 +98,14 @@ class Watch:
             t = self.tallies[player_id] = Tally(player_id)
         return t
 
-    def forget(self, player_id: str) -> None:
-        """The balance may have moved outside what the proxy sees: the next answer is the opening again."""
+    def forget(self, player_id: str) -> bool:
+        """The balance may have moved outside what the proxy sees: the next answer is the opening again
+        (False: not now, something of the player's is in flight or in doubt)."""
         book = self.ledger.book(player_id)
         if not book.doubt and not book.in_flight:
             book.expected = None
+            return True
+        return False
 
     def _before(self, call: WalletCall) -> None:
         player = call.player_id
@@ -106,6 +115,10 @@ class Watch:
         tally.calls += 1
         if call.session_token:
             tally.session_token = call.session_token
+        if call.op is Op.BET and call.tx_id:
+            self.seen_bets.add(call.tx_id)
+        if player in self._stale and self.forget(player):
+            self._stale.discard(player)
         if call.op is Op.BALANCE or self.shared_players:
             self.forget(player)
         elif call.op in MONEY_OPS and call.round_id is not None:
@@ -113,6 +126,23 @@ class Watch:
             if call.round_id not in rounds:
                 rounds.add(call.round_id)
                 self.forget(player)
+
+    def saw(self, calls: Sequence[WalletCall]) -> None:
+        """Calls the proxy received (forwarded or not, held or not): a rollback of one of their bets is judged
+        even when it reaches the wallet first; a rollback of a bet the proxy never saw is not (:meth:`_blind`)."""
+        self.seen_bets.update(c.tx_id for c in calls if c.op is Op.BET and c.tx_id)
+
+    def _blind(self, call: WalletCall) -> bool:
+        """Whether ``call`` belongs to a transaction that began before the proxy was there: a rollback of a
+        bet it never saw (did the wallet have it? what does it refund?), that bet sent again, that rollback
+        sent again.  Such calls are not judged, and the player's balance is taken afresh after them."""
+        if call.tx_id is not None and call.tx_id in self.blind:
+            return True
+        if call.op is Op.ROLLBACK and call.ref_tx_id is not None and (
+                call.ref_tx_id in self.blind or call.ref_tx_id not in self.seen_bets):
+            self.blind.update(t for t in (call.ref_tx_id, call.tx_id) if t)
+            return True
+        return False
 
     def _session_rule(self, call: WalletCall) -> str | None:
         """On a dialect whose wins need a live session, a win or rollback may come after its session ended
@@ -125,6 +155,10 @@ class Watch:
         """Calls about to reach the wallet in one request; the tokens to pass to :meth:`end`."""
         for call in calls:
             self._before(call)
+        blind = [self._blind(call) for call in calls]  # every call of a batch marked, not only up to the first
+        if any(blind):
+            self._stale.update(c.player_id for c in calls if c.player_id)
+            return []
         dues = [due_of(self.ledger.books, call, self.ledger.semantics) for call in calls]
         tokens = self.ledger.begin_batch(calls, dues) if len(calls) > 1 else \
             [self.ledger.begin(calls[0], expect=dues[0], rule=self._session_rule(calls[0]))]
@@ -138,6 +172,11 @@ class Watch:
         """What the wallet answered (``visible``: whether the provider got to read it)."""
         for call, outcome in zip(calls, outcomes, strict=True):
             self._after(call, outcome, visible)
+        if not tokens:  # not judged (:meth:`_blind`): what it moved is read from the next answer
+            for player in {c.player_id for c in calls if c.player_id}:
+                if self.forget(player):
+                    self._stale.discard(player)
+            return
         if len(calls) > 1:
             dues = [self._dues.pop(t, None) for t in tokens]
             self.ledger.end_batch(tokens, calls, outcomes, visible=visible, latency_ms=latency_ms, status=status,
