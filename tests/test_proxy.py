@@ -554,6 +554,37 @@ def test_a_rollback_of_a_bet_from_before_the_proxy_started_is_no_finding() -> No
     assert watch.summary()["anomalies"]["rollback_not_applied"] == 1
 
 
+@pytest.mark.parametrize(("answer", "found"), [
+    (900, {"accepted_after_rollback"}),  # taken now: money moved after its rollback, in either world
+    (1000, set()),  # a replay of a bet the wallet took before the proxy was there (then refunded): fine
+    (None, set()),  # refused TX_ROLLED_BACK: a tombstone, as rule 5 says
+])
+def test_a_bet_after_a_rollback_the_proxy_saw_first(answer: int | None, found: set[str]) -> None:
+    """A rollback of a bet the proxy never saw, then that bet: did the wallet have it before the proxy
+    started? Both worlds agree on one thing only — the bet must not move money now — and that is judged."""
+    from simulator.protocol.calls import Ok, Rejected
+    from simulator.protocol.codes import ErrorCode
+    from simulator.protocol.dialects import get
+    from simulator.protocol.money import Money
+    from simulator.proxy.watch import Watch
+
+    watch = Watch(get("canonical", SECRET))
+
+    def send(call: WalletCall, outcome: Any) -> None:
+        watch.saw([call])
+        watch.end(watch.begin([call]), [call], [outcome], visible=True, latency_ms=1.0, status=200, response=b"{}")
+
+    send(WalletCall.bet("t0", "p", "s", "g", "r0", Money.of(5, "EUR")), Ok(Money.of(1000, "EUR"), "w0"))
+    send(WalletCall.win("t00", "p", "s", "g", "r0", Money.of(5, "EUR")), Ok(Money.of(1005, "EUR"), "w00"))
+    send(WalletCall.rollback("rb1", "t1", "p", "s", "g", "r1"), Ok(Money.of(1000, "EUR"), "w1"))
+    outcome = Ok(Money.of(answer, "EUR"), "w2") if answer is not None else Rejected(ErrorCode.TX_ROLLED_BACK, "")
+    send(WalletCall.bet("t1", "p", "s", "g", "r1", Money.of(100, "EUR")), outcome)
+    assert {k for k, n in watch.summary()["anomalies"].items() if n} == found
+    if found:
+        finding = watch.ledger.findings[0]
+        assert finding.rule == "idempotency-5-tombstone" and "1000 → 900" in finding.message
+
+
 def test_a_withdrawal_outside_the_traffic_shifts_the_comparison() -> None:
     from simulator.protocol.calls import Ok
     from simulator.protocol.money import Money

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..judge.ledger import LIVE_SESSION, Ledger
+from ..judge.ledger import LIVE_SESSION, R5, Anomaly, Ledger, Seen
 from ..play.faults import Due
 from ..protocol.calls import MONEY_OPS, Ok, Op, Outcome, WalletCall
 from ..protocol.dialects import Dialect, semantics_of
@@ -84,11 +84,18 @@ class Watch:
         self.rounds: dict[str, set[str]] = {}
         self.tallies: dict[str, Tally] = {}
         self._dues: dict[int, Due] = {}
-        self.seen_bets: set[str] = set()
-        """Every bet tx_id the proxy saw requested, forwarded or not (an injected 5xx: the wallet never had it)."""
+        self.seen_txs: set[str] = set()
+        """Every money call's tx_id the proxy saw requested, forwarded or not (an injected 5xx: the wallet never
+        had it), from its arrival (a held call included)."""
+        self.blind_rolled: dict[str, str] = {}
+        """tx_id of a bet the proxy never saw → the rollback of it the wallet acknowledged (:meth:`_blind_bet`)."""
+        self._blind_flight: dict[str, int] = {}
+        """Calls not judged in flight, per player: a balance read while one is is not the player's alone."""
         self.blind: set[str] = set()
         """tx_ids of transactions that began before the proxy was there (:meth:`_blind`)."""
         self._stale: set[str] = set()
+        self._blind_start: dict[str, int | None] = {}
+        """The balance the ledger expected when a call not judged began, if nothing else was going on."""
         """Players a call not judged moved money for, whose balance is to be taken afresh as soon as it can."""
         """token → the refusal its call had earned when it was sent (:mod:`simulator.proxy.dues`)."""
 
@@ -115,8 +122,8 @@ class Watch:
         tally.calls += 1
         if call.session_token:
             tally.session_token = call.session_token
-        if call.op is Op.BET and call.tx_id:
-            self.seen_bets.add(call.tx_id)
+        if call.op in MONEY_OPS and call.tx_id:
+            self.seen_txs.add(call.tx_id)
         if player in self._stale and self.forget(player):
             self._stale.discard(player)
         if call.op is Op.BALANCE or self.shared_players:
@@ -130,16 +137,17 @@ class Watch:
     def saw(self, calls: Sequence[WalletCall]) -> None:
         """Calls the proxy received (forwarded or not, held or not): a rollback of one of their bets is judged
         even when it reaches the wallet first; a rollback of a bet the proxy never saw is not (:meth:`_blind`)."""
-        self.seen_bets.update(c.tx_id for c in calls if c.op is Op.BET and c.tx_id)
+        self.seen_txs.update(c.tx_id for c in calls if c.op in MONEY_OPS and c.tx_id)
 
     def _blind(self, call: WalletCall) -> bool:
-        """Whether ``call`` belongs to a transaction that began before the proxy was there: a rollback of a
-        bet it never saw (did the wallet have it? what does it refund?), that bet sent again, that rollback
-        sent again.  Such calls are not judged, and the player's balance is taken afresh after them."""
+        """Whether ``call`` belongs to a transaction that may have begun before the proxy was there: a rollback
+        of a transaction it never saw (did the wallet have it? what does it refund?), that bet, that rollback
+        sent again.  Such calls are judged only where both worlds agree (:meth:`_blind_bet`), and the player's
+        balance is taken from their answers."""
         if call.tx_id is not None and call.tx_id in self.blind:
             return True
         if call.op is Op.ROLLBACK and call.ref_tx_id is not None and (
-                call.ref_tx_id in self.blind or call.ref_tx_id not in self.seen_bets):
+                call.ref_tx_id in self.blind or call.ref_tx_id not in self.seen_txs):
             self.blind.update(t for t in (call.ref_tx_id, call.tx_id) if t)
             return True
         return False
@@ -157,7 +165,11 @@ class Watch:
             self._before(call)
         blind = [self._blind(call) for call in calls]  # every call of a batch marked, not only up to the first
         if any(blind):
-            self._stale.update(c.player_id for c in calls if c.player_id)
+            for player in {c.player_id for c in calls if c.player_id}:
+                self._blind_flight[player] = self._blind_flight.get(player, 0) + 1
+                book = self.ledger.book(player)
+                solo = not book.in_flight and not book.doubt and self._blind_flight[player] == 1
+                self._blind_start[player] = book.expected if solo else None
             return []
         dues = [due_of(self.ledger.books, call, self.ledger.semantics) for call in calls]
         tokens = self.ledger.begin_batch(calls, dues) if len(calls) > 1 else \
@@ -172,10 +184,8 @@ class Watch:
         """What the wallet answered (``visible``: whether the provider got to read it)."""
         for call, outcome in zip(calls, outcomes, strict=True):
             self._after(call, outcome, visible)
-        if not tokens:  # not judged (:meth:`_blind`): what it moved is read from the next answer
-            for player in {c.player_id for c in calls if c.player_id}:
-                if self.forget(player):
-                    self._stale.discard(player)
+        if not tokens:  # not judged (:meth:`_blind`) but where both worlds agree; the balance taken from its answer
+            self._blind_end(calls, outcomes, visible, latency_ms, status, response)
             return
         if len(calls) > 1:
             dues = [self._dues.pop(t, None) for t in tokens]
@@ -184,6 +194,40 @@ class Watch:
         else:
             self.ledger.end(tokens[0], calls[0], outcomes[0], expect=self._dues.pop(tokens[0], None),
                             visible=visible, latency_ms=latency_ms, status=status, response=response)
+
+    def _blind_end(self, calls: Sequence[WalletCall], outcomes: Sequence[Outcome], visible: bool,
+                   latency_ms: float | None, status: int | None, response: bytes | None) -> None:
+        for player in {c.player_id for c in calls if c.player_id}:
+            self._blind_flight[player] -= 1
+            start = self._blind_start.pop(player, None)
+            book = self.ledger.book(player)
+            alone = not book.in_flight and not book.doubt and not self._blind_flight[player]
+            last = outcomes[-1]
+            if len(calls) == 1 and alone and start is not None and isinstance(last, Ok):
+                self._blind_bet(calls[0], last, start, (calls[0], last, latency_ms, status, response, visible))
+            if self.forget(player):
+                self._stale.discard(player)
+                if alone and isinstance(last, Ok) and "balance" not in last.missing and \
+                        self._blind_flight[player] == 0:
+                    book.expected = last.balance.minor  # the wallet's own word for the balance now
+            else:
+                self._stale.add(player)
+        for call, outcome in zip(calls, outcomes, strict=True):
+            if call.op is Op.ROLLBACK and isinstance(outcome, Ok) and call.ref_tx_id and call.tx_id:
+                self.blind_rolled.setdefault(call.ref_tx_id, call.tx_id)
+
+    def _blind_bet(self, call: WalletCall, answer: Ok, start: int, seen: Seen) -> None:
+        """A bet whose rollback the wallet acknowledged before the proxy ever saw the bet, now accepted.  Had the
+        wallet taken it before the proxy was there, this is a replay: no change (rule 1); had it not, it is
+        tombstoned: refused, no change (rule 5).  Either way the balance must not fall by its amount."""
+        if call.op is not Op.BET or call.amount is None or call.tx_id not in self.blind_rolled:
+            return
+        if answer.balance.minor != start - call.amount.minor or call.amount.minor == 0:
+            return
+        self.ledger.flag(Anomaly.ACCEPTED_AFTER_ROLLBACK, call.player_id or "",
+                         f"bet {call.tx_id} taken (balance {start} → {answer.balance.minor}) after the wallet "
+                         f"acknowledged its rollback {self.blind_rolled[call.tx_id]}: a tombstoned bet is refused "
+                         "and a replayed one changes nothing", [seen], R5)
 
     def _after(self, call: WalletCall, outcome: Outcome, visible: bool) -> None:
         if not isinstance(outcome, Ok):
