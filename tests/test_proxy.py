@@ -640,7 +640,8 @@ async def test_a_replay_shows_where_another_wallet_answers_differently(tmp_path:
 # -- the command line, with croupier run as the provider side ------------------------------------------------
 @contextlib.contextmanager
 def wallet_child(kind: str, tmp_path: Path) -> Any:
-    """The reference wallet, or tests/lenient_wallet.py (every free choice made the other way), as a child."""
+    """The reference wallet, tests/lenient_wallet.py (every free choice made the other way) or a planted-bug
+    wallet of tests/planted_wallets.py, as a child process."""
     import os
     import subprocess
     import sys
@@ -654,8 +655,9 @@ def wallet_child(kind: str, tmp_path: Path) -> Any:
             yield wallet.base
         return
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.lenient_wallet", "lenient", "--port", str(port),
-                             "--secret", SECRET, "--admin-token", ADMIN_TOKEN], cwd=ROOT,
+    argv = ["tests.lenient_wallet", "lenient", "--secret", SECRET, "--admin-token", ADMIN_TOKEN] \
+        if kind == "lenient" else ["tests.planted_wallets", kind]  # (planted wallets: the tests' secret and token)
+    proc = subprocess.Popen([sys.executable, "-m", *argv, "--port", str(port)], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -665,7 +667,7 @@ def wallet_child(kind: str, tmp_path: Path) -> Any:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                     break
             except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "the lenient wallet did not start"
+                assert time.monotonic() < deadline and proc.poll() is None, f"the {kind} wallet did not start"
                 time.sleep(0.05)
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -842,3 +844,55 @@ def test_a_call_the_traffic_shows_invalid_is_judged_by_the_codes_due(batched: bo
     assert "wrong_code" in play(Rejected(ErrorCode.ROUND_CLOSED, "no such thing"))
     taken = play(Ok(Money.of(899, "EUR"), "w2"))
     assert taken.keys() & {"accepted_invalid_call", "invalid_call_moved_money"}
+
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("bug", "kind"), [("rollback_of_win_allowed", "refund_not_due"),
+                                           ("no_tombstone", "accepted_after_rollback")])
+def test_croupier_run_chaos_through_croupier_proxy_catches_a_planted_bug(bug: str, kind: str, tmp_path: Path) -> None:
+    """The proxy is not told which calls croupier run made invalid on purpose, nor which rollbacks overtook
+    their bets: it works both out from what it saw, and catches the wallet that gets them wrong."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    listen, control = free_port(), free_port()
+    with wallet_child(bug, tmp_path) as base:
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "proxy", "--upstream", f"{base}/wallet", "--secret", SECRET,
+             "--listen", f"127.0.0.1:{listen}", "--control", f"127.0.0.1:{control}", "--report-json",
+             str(tmp_path / "proxy.json")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _ready(f"http://127.0.0.1:{control}/healthz", proxy)
+            subprocess.run([sys.executable, "-m", "simulator", "run", "chaos", "--duration", "3", "--seed", "5",
+                            "--quiet", "--wallet", f"http://127.0.0.1:{listen}", "--admin-url", base, "--secret",
+                            SECRET, "--admin-token", ADMIN_TOKEN], check=False, env=env, capture_output=True,
+                           timeout=120)
+            proxy.send_signal(signal.SIGTERM)
+            out, err = proxy.communicate(timeout=60)
+        finally:
+            if proxy.poll() is None:
+                proxy.kill()
+                proxy.communicate()
+    assert proxy.returncode == 1, out + err
+    report = orjson.loads((tmp_path / "proxy.json").read_bytes())
+    assert report["verdict"] == "fail" and report["anomalies"][kind] >= 1, failing(report)
+
+
+def _ready(url: str, proc: Any, timeout: float = 20) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
