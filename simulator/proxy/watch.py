@@ -84,6 +84,7 @@ class Watch:
         self.rounds: dict[str, set[str]] = {}
         self.tallies: dict[str, Tally] = {}
         self._dues: dict[int, Due] = {}
+        """token → the refusal its call had earned when it was sent (:mod:`simulator.proxy.dues`)."""
         self.seen_txs: set[str] = set()
         """Every money call's tx_id the proxy saw requested, forwarded or not (an injected 5xx: the wallet never
         had it), from its arrival (a held call included)."""
@@ -94,10 +95,9 @@ class Watch:
         self.blind: set[str] = set()
         """tx_ids of transactions that began before the proxy was there (:meth:`_blind`)."""
         self._stale: set[str] = set()
+        """Players a call not judged moved money for, whose balance is to be taken afresh as soon as it can."""
         self._blind_start: dict[str, int | None] = {}
         """The balance the ledger expected when a call not judged began, if nothing else was going on."""
-        """Players a call not judged moved money for, whose balance is to be taken afresh as soon as it can."""
-        """token → the refusal its call had earned when it was sent (:mod:`simulator.proxy.dues`)."""
 
     def tally(self, player_id: str) -> Tally:
         t = self.tallies.get(player_id)
