@@ -896,3 +896,30 @@ def _ready(url: str, proc: Any, timeout: float = 20) -> None:
         except OSError:
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
             time.sleep(0.05)
+
+
+async def test_croupier_replay_traffic_on_the_command_line(tmp_path: Path) -> None:
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    from tests.support import ROOT, WalletProcess
+
+    record = tmp_path / "traffic.jsonl"
+    async with serve_line(record=record, faults=ProxyFaults(rules=[Rule(ProxyFault.LOST_RESPONSE, op=Op.BET,
+                                                                        every=3)])) as line:
+        await line.rounds("p-cli", 6)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with WalletProcess(tmp_path / "w.db", "--memory") as wallet:
+        argv = [sys.executable, "-m", "simulator", "replay-traffic", str(record), "--wallet", f"{wallet.base}/wallet",
+                "--secret", SECRET, "--admin-token", ADMIN_TOKEN, "--prefix", "cli-", "--json", str(tmp_path / "r.json")]
+        done = await asyncio.to_thread(subprocess.run, argv, check=False, capture_output=True, text=True, env=env,
+                                       timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "verdict: MATCH" in done.stdout and "answered as recorded, 0 differently" in done.stdout
+        again = await asyncio.to_thread(subprocess.run, argv, check=False, capture_output=True, text=True, env=env,
+                                        timeout=120)  # the same prefix again: the ids exist now
+    assert again.returncode == 2 and "--prefix" in again.stderr, again.stdout + again.stderr
+    doc = orjson.loads((tmp_path / "r.json").read_bytes())
+    assert doc["verdict"] == "match" and doc["players"]["p-cli"]["opening"] == 100_00
