@@ -170,6 +170,35 @@ CASES = [
     C("dialect-sample-unknown", "dialect", "sample", "formmd5", fix=r"did you mean 'form-md5'"),
     C("dialect-sample-missing", "dialect", "sample", "{tmp}/nothere.toml", fix=r"cannot read dialect file"),
     C("scenarios-bad-flag", "scenarios", "--bogus", fix=r"unrecognized arguments: --bogus"),
+    # -- proxy / replay-traffic ---------------------------------------------------------------------
+    C("proxy-no-upstream", "proxy", fix=r"croupier proxy needs --upstream"),
+    C("proxy-not-a-url", "proxy", "--upstream", "notaurl", fix=r"--upstream must be an http\(s\) URL such as"),
+    C("proxy-unknown-dialect", "proxy", "--upstream", CLOSED, "--dialect", "formmd5",
+      fix=r"did you mean 'form-md5'"),
+    C("proxy-bad-listen", "proxy", "--upstream", CLOSED, "--listen", "9000", fix=r"--listen: must be HOST:PORT"),
+    C("proxy-bad-listen-port", "proxy", "--upstream", CLOSED, "--listen", "127.0.0.1:99999",
+      fix=r"--listen: must be 0..65535"),
+    C("proxy-missing-faults", "proxy", "--upstream", CLOSED, "--faults", "{tmp}/nothere.toml",
+      fix=r"cannot read --faults file"),
+    C("proxy-malformed-faults", "proxy", "--upstream", CLOSED, "--faults", "{tmp}/bad.toml", fix=r"not valid TOML"),
+    C("proxy-bad-fault-rate", "proxy", "--upstream", CLOSED, "--faults", "{tmp}/faults.toml",
+      fix=r"\[faults\]\.duplicate must be a rate from 0 to 1"),
+    C("proxy-report-unwritable", "proxy", "--upstream", CLOSED, "--report-html", "{tmp}/adir",
+      fix=r"cannot write --report-html file .*adir"),
+    C("proxy-public-control-without-token", "proxy", "--upstream", CLOSED, "--control", "0.0.0.0:0",
+      fix=r"the control API beyond loopback needs --control-token"),
+    C("proxy-har-without-record", "proxy", "--upstream", CLOSED, "--har", "{tmp}/t.har",
+      fix=r"--har converts the recording on stop: give --record FILE too"),
+    C("proxy-report-nothing-running", "proxy", "report", "--control", "127.0.0.1:{closed}",
+      fix=r"no proxy answers at .*is it running, and is --control right"),
+    C("replay-traffic-missing", "replay-traffic", "{tmp}/nothere.jsonl", "--wallet", CLOSED,
+      fix=r"cannot read the recording"),
+    C("replay-traffic-malformed", "replay-traffic", "{tmp}/bad.json", "--wallet", CLOSED,
+      fix=r"bad.json, line 1: .*croupier proxy --record"),
+    C("replay-traffic-no-wallet", "replay-traffic", "{tmp}/bad.json",
+      fix=r"the following arguments are required: --wallet"),
+    C("replay-traffic-unknown-dialect", "replay-traffic", "{tmp}/bad.json", "--wallet", CLOSED, "--dialect",
+      "formmd5", fix=r"did you mean 'form-md5'"),
     C("unknown-command", "nosuchcommand", fix=r"invalid choice: 'nosuchcommand'"),
 ]
 
@@ -182,6 +211,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tmp / "other.json").write_text('{"rule": 1}')
     (tmp / "empty-replay.json").write_text('{"croupier_replay": 1, "steps": [], "players": "admin", "rule": "x"}')
     (tmp / "bad.csv").write_text("player_id,token,currency\np1,t1,XXX\n")
+    (tmp / "faults.toml").write_text("[faults]\nduplicate = 2\n")
     (tmp / "adir").mkdir()
     return tmp
 

@@ -147,6 +147,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_dialect_parser(sub)
 
+    from .proxycmd import add_proxy_parsers
+
+    add_proxy_parsers(sub)
+
     sandbox = sub.add_parser("sandbox", help="reference wallet + mock provider + a web lobby with playable games "
                              "and the wallet calls in view",
                              description="The reference wallet, the mock provider and a web lobby with playable "
@@ -278,14 +282,15 @@ def preflight(args: argparse.Namespace) -> str | None:
         if problem:
             return problem
     dialect = getattr(args, "dialect", None)
-    if args.command in ("run", "load", "check", "replay", "provider", "sandbox", "certify") and dialect:
+    if args.command in ("run", "load", "check", "replay", "provider", "sandbox", "certify", "proxy",
+                        "replay-traffic") and dialect:
         return dialect_problem(dialect)
     if args.command == "dialect" and getattr(args, "dialect_command", None) == "sample":
         return dialect_problem(args.dialect, "the dialect argument")
     return None
 
 
-INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect", "load", "certify")
+INTERRUPTIBLE = ("run", "check", "replay", "demo", "scenarios", "dialect", "load", "certify", "replay-traffic")
 """Commands whose SIGTERM is a Ctrl-C until they handle it themselves (run, check, demo and load do, and
 keep their work; load saves and restores the handler it finds); the servers keep their own SIGTERM handling."""
 
@@ -369,6 +374,14 @@ def _main(argv: Sequence[str] | None = None) -> int:
             print(f"croupier: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "proxy":
+        from .proxycmd import proxy_command
+
+        return proxy_command(args)
+    if args.command == "replay-traffic":
+        from .proxycmd import replay_traffic_command
+
+        return replay_traffic_command(args)
     if args.command == "dialect":
         from .dialectcmd import dialect_command
 

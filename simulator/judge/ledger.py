@@ -356,15 +356,17 @@ class Ledger:
         self.flag(Anomaly.WALLET_CHOICE, player_id, message, evidence, rule)
 
     # -- observation ------------------------------------------------------------------
-    def begin_batch(self, calls: Sequence[WalletCall]) -> list[int]:
+    def begin_batch(self, calls: Sequence[WalletCall],
+                    expects: Sequence[ErrorCode | Due | None] | None = None) -> list[int]:
         """Calls about to be sent in one request; the tokens to pass to :meth:`end`, one per call.
 
         The wallet applies them in order, one after the other: they do not overlap each other
         (each still overlaps whatever else of the player's is in flight).  End them in order:
-        only the last call's balance is on the wire (``end(..., inner=True)`` for the others)."""
+        only the last call's balance is on the wire (``end(..., inner=True)`` for the others).
+        ``expects``: the refusal due for each call, as :meth:`begin`'s ``expect`` (None: all valid)."""
         tokens: list[int] = []
-        for call in calls:
-            tokens.append(self.begin(call, batch=tokens[0] if tokens else None))
+        for i, call in enumerate(calls):
+            tokens.append(self.begin(call, expects[i] if expects else None, batch=tokens[0] if tokens else None))
             if call.player_id is not None:
                 book = self.books[call.player_id]
                 book.batch_of[tokens[-1]] = tokens[0]
@@ -381,6 +383,7 @@ class Ledger:
         latency_ms: float | None = None,
         status: int | None = None,
         response: bytes | None = None,
+        expects: Sequence[ErrorCode | Due | None] | None = None,
     ) -> Outcome:
         """What came back for a batch begun with :meth:`begin_batch`; returns the outcome that stands for
         the whole request (its first refusal, else its last answer), which drivers report.
@@ -393,8 +396,9 @@ class Ledger:
         undecodable = False
         for i, (token, call, outcome) in enumerate(zip(tokens, calls, outcomes, strict=True)):
             seen = visible and (read is None or i < read)
-            self.end(token, call, outcome, visible=seen, latency_ms=latency_ms, status=status,
-                     response=response, not_tried=refused, inner=i < last, judge_bytes=not undecodable)
+            self.end(token, call, outcome, expect=expects[i] if expects else None, visible=seen,
+                     latency_ms=latency_ms, status=status, response=response, not_tried=refused, inner=i < last,
+                     judge_bytes=not undecodable)
             undecodable = undecodable or (isinstance(outcome, Unknown) and outcome.status is not None
                                           and outcome.status < 500)
             refused = refused or isinstance(outcome, Rejected)
