@@ -293,7 +293,7 @@ def _certify(base: str, out: Path, *extra: str, timeout: float = 240) -> subproc
                           cwd=out.parent, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: a module fixture is rebuilt when xdist runs other modules between
 def certified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with planted_servers(["reference", "second_rollback_refunds", "crashes_on_quotes"]) as bases, \

@@ -138,6 +138,10 @@ def render_text(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
     for e in result.errors:
         out.append("")
         out.append(f"error: {e}")
+    if result.replays_lost:
+        out.append("")
+        out.append(f"note: {result.replays_lost} search run(s) could not replay an example the same way (the wallet "
+                   "answered it differently the second time); the search went on with a new run")
     if command == "check" and result.stopped_by != "error":
         out.append("")
         out.append(coverage_text(result))
@@ -206,6 +210,7 @@ def result_json(result: CheckResult, paths: dict[str, dict[str, str]] | None = N
                      for r in result.coverage()],
         "choices": dict(sorted(result.choices.items())),
         "skipped": result.skipped,
+        "replays_lost": result.replays_lost,
         "rules_selected": sorted(result.selected),
         "errors": result.errors,
         **({"interrupted": result.interrupted} if result.interrupted else {}),

@@ -248,6 +248,10 @@ class CheckResult:
     exercised: Counter[str] = field(default_factory=Counter)
     choices: Counter[str] = field(default_factory=Counter)
     skipped: list[str] = field(default_factory=list)
+    replays_lost: int = 0
+    """Hypothesis runs that ended because an example could not be replayed the same way: the wallet answered it
+    differently the second time (a wallet whose answers depend on chance), so after a rule broken in the first
+    run was reported the second ran other rules.  The search goes on with a new run; the findings stand."""
     """What the check could not try against this wallet, and why (human text)."""
     rule_skips: dict[str, str] = field(default_factory=dict)
     """rule id → why it cannot be judged against this wallet (missing endpoint, wire, --players)."""
@@ -565,7 +569,12 @@ def _run(ctx: RunContext, options: CheckOptions, seed: int, result: CheckResult)
         except SystemExit:
             raise
         except BaseException as exc:  # noqa: BLE001 - whatever Hypothesis raises is reported, never a traceback
-            _collect(exc, ctx, result)
+            # Examples ran, then one could not be replayed the same way: the wallet answered differently the
+            # second time (chance), not croupier drawing from the wallet's answers. Counted; the search goes on.
+            lost = ctx.examples > before and any(isinstance(leaf, FlakyStrategyDefinition) for leaf, _ in _flatten(exc))
+            if lost:
+                result.replays_lost += 1
+            _collect(exc, ctx, result, replay_lost=lost)
             if result.errors:
                 stop = "error"
         finally:
@@ -589,7 +598,7 @@ def _report_new(ctx: RunContext, result: CheckResult) -> None:
     result.failures = _ordered(result.failures)
 
 
-def _collect(exc: BaseException, ctx: RunContext, result: CheckResult) -> None:
+def _collect(exc: BaseException, ctx: RunContext, result: CheckResult, replay_lost: bool = False) -> None:
     best: dict[str, Failure] = {f.rule.id: f for f in result.failures}
     for leaf, flaky in _flatten(exc):
         if isinstance(leaf, Violation):
@@ -603,6 +612,8 @@ def _collect(exc: BaseException, ctx: RunContext, result: CheckResult) -> None:
             result.errors.append(str(leaf))
         elif isinstance(leaf, UnsatisfiedAssumption):
             continue
+        elif isinstance(leaf, FlakyStrategyDefinition) and replay_lost:
+            continue  # counted by the caller: the search goes on
         else:
             result.errors.append(error_text(leaf))
     for rule_id, v in ctx.best.items():
