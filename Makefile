@@ -3,7 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TEST_WORKERS ?= 2
-# pytest-xdist workers for `make test` (0: one process, as `pytest` alone runs)
+# pytest-xdist workers for `make test` (0: one process, as `pytest` alone runs); --dist loadfile keeps a
+# module's tests on one worker, so a module's costly fixture (certify's certifications) is built once
 
 .PHONY: demo test install install-test bench wallet clean
 
@@ -28,7 +29,7 @@ demo: install
 
 ## make test: set up with the test extras and run the whole suite
 test: install-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## make wallet: serve the reference wallet on 127.0.0.1:8080 (SQLite file croupier-wallet.db)
 wallet: install

@@ -293,7 +293,7 @@ def _certify(base: str, out: Path, *extra: str, timeout: float = 240) -> subproc
                           cwd=out.parent, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.fixture(scope="session")  # session: a module fixture is rebuilt when xdist runs other modules between
+@pytest.fixture(scope="session")
 def certified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with planted_servers(["reference", "second_rollback_refunds", "crashes_on_quotes"]) as bases, \
@@ -312,7 +312,6 @@ def certified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("certified")  # one worker runs the certifications, once
 def test_the_reference_wallet_passes_every_item_it_tests(certified: dict[str, Any]) -> None:
     got = certified["reference"]
     proc, report = got["proc"], got["report"]
@@ -333,7 +332,6 @@ def test_the_reference_wallet_passes_every_item_it_tests(certified: dict[str, An
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("certified")  # one worker runs the certifications, once
 def test_a_wallet_that_chose_differently_passes_too(certified: dict[str, Any]) -> None:
     """The lenient wallet (tests/lenient_wallet.py, written apart from the reference one) makes the other
     choice wherever PROTOCOL.md allows one: every item it is tested on passes, its export included."""
@@ -348,7 +346,6 @@ def test_a_wallet_that_chose_differently_passes_too(certified: dict[str, Any]) -
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("certified")  # one worker runs the certifications, once
 def test_a_planted_double_refund_fails_rollback_support_with_its_evidence(certified: dict[str, Any]) -> None:
     got = certified["second_rollback_refunds"]
     proc, report = got["proc"], got["report"]
@@ -366,7 +363,6 @@ def test_a_planted_double_refund_fails_rollback_support_with_its_evidence(certif
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("certified")  # one worker runs the certifications, once
 def test_a_wallet_that_breaks_on_quotes_fails_fraud_prevention_and_only_that(certified: dict[str, Any]) -> None:
     got = certified["crashes_on_quotes"]
     proc, report = got["proc"], got["report"]
@@ -400,7 +396,6 @@ def test_an_interrupted_certification_reports_what_it_did_and_exits_130(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("certified")  # one worker runs the certifications, once
 async def test_the_certification_page_renders_in_a_browser(certified: dict[str, Any]) -> None:
     chromium = chromium_or_skip()
     from playwright.async_api import async_playwright
