@@ -25,7 +25,7 @@ from simulator.check.report import curl_script
 from simulator.check.runner import Failure
 from simulator.check.target import Sent
 from simulator.protocol import signing
-from simulator.protocol.calls import Ok, Outcome, Rejected, WalletCall, WinReason
+from simulator.protocol.calls import Ok, Outcome, Rejected, WalletCall, WinReason, call_from_json, call_json
 from simulator.protocol.codes import ErrorCode
 from simulator.protocol.dialects import DialectError
 from simulator.protocol.dialects.canonical import CanonicalDialect, call_to_json
@@ -399,7 +399,7 @@ def test_a_call_survives_the_curl_scripts_json() -> None:
     w = dataclasses.replace(win("w1", bet_tx="b1", closed=True), session_ref="ref-1", currency_hint="EUR")
     rb = rollback("r1", "b1", amount=100)
     for call in (w, rb, WalletCall.balance("p1", "s1"), WalletCall.authenticate("L", "g1")):
-        back = request.call_from_json(orjson.loads(orjson.dumps(request.call_json(call))))
+        back = call_from_json(orjson.loads(orjson.dumps(call_json(call))))
         assert back == call and back.session_ref == call.session_ref
 
 

@@ -20,14 +20,13 @@ from urllib.parse import quote
 import orjson
 
 from ..drive.tls import ClientTLS
-from ..protocol.calls import Op, WalletCall
+from ..protocol.calls import Op, WalletCall, call_json
 from ..protocol.dialects.semantics import CANONICAL, Semantics
 from ..protocol.findings import SEVERITY_ORDER, Severity
 from ..protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
 from ..report.junit import interrupted_case, to_bytes
 from .checker import GAME
 from .protocol import RULES
-from .request import call_json
 from .runner import STOPPED, CheckResult, Failure
 
 REPLAY_VERSION = 1

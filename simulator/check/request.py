@@ -22,45 +22,14 @@ import os
 import shlex
 import sys
 import time
-from typing import Any
 
 import orjson
 
-from ..protocol.calls import Ok, Op, WalletCall, WinReason
+from ..protocol.calls import Ok, WalletCall, call_from_json
 from ..protocol.dialects import Dialect, DialectError, HttpRequest, HttpResponse, get
-from ..protocol.money import Money
 from .target import STALE_S
 from .variants import encode_variant
 from .wire import without_signature
-
-_FIELDS = ("player_id", "session_token", "token", "game_id", "tx_id", "round_id", "ref_tx_id", "bet_tx_id",
-           "session_ref", "currency_hint")
-
-
-def call_json(call: WalletCall) -> dict[str, Any]:
-    """Every field of ``call`` the dialects may send (None left out), amounts as [minor units, currency]."""
-    out: dict[str, Any] = {"op": str(call.op)}
-    for name in _FIELDS:
-        value = getattr(call, name)
-        if value is not None:
-            out[name] = value
-    if call.amount is not None:
-        out["amount"] = [call.amount.minor, call.amount.currency.code]
-    if call.reason is not None:
-        out["reason"] = str(call.reason)
-    if call.round_closed is not None:
-        out["round_closed"] = call.round_closed
-    return out
-
-
-def call_from_json(data: dict[str, Any]) -> WalletCall:
-    """The call :func:`call_json` wrote."""
-    fields = {name: data[name] for name in _FIELDS if data.get(name) is not None}
-    amount = data.get("amount")
-    return WalletCall(
-        Op(data["op"]), amount=Money.of(amount[0], amount[1]) if amount else None,
-        reason=WinReason(data["reason"]) if data.get("reason") else None, round_closed=data.get("round_closed"),
-        **fields)
 
 
 def request(dialect: Dialect, wrong: Dialect, call: WalletCall, mode: str = "ok", variant: str = "",

@@ -9,9 +9,10 @@ is written against them once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from .codes import ErrorCode
 from .money import Money
@@ -184,3 +185,34 @@ class Exchange:
     request_body: bytes = b""
     status: int | None = None
     response_body: bytes = b""
+
+
+CALL_FIELDS: Final = ("player_id", "session_token", "token", "game_id", "tx_id", "round_id", "ref_tx_id", "bet_tx_id",
+                      "session_ref", "currency_hint")
+"""The text fields of a call any dialect may send, in the order its JSON form lists them."""
+
+
+def call_json(call: WalletCall) -> dict[str, Any]:
+    """A call as plain JSON (a replay file, a recording): every field (None left out), amounts as
+    [minor units, currency]."""
+    out: dict[str, Any] = {"op": str(call.op)}
+    for name in CALL_FIELDS:
+        value = getattr(call, name)
+        if value is not None:
+            out[name] = value
+    if call.amount is not None:
+        out["amount"] = [call.amount.minor, call.amount.currency.code]
+    if call.reason is not None:
+        out["reason"] = str(call.reason)
+    if call.round_closed is not None:
+        out["round_closed"] = call.round_closed
+    return out
+
+
+def call_from_json(data: Mapping[str, Any]) -> WalletCall:
+    """The call :func:`call_json` wrote."""
+    fields = {name: str(data[name]) for name in CALL_FIELDS if data.get(name) is not None}
+    amount = data.get("amount")
+    return WalletCall(Op(data["op"]), amount=Money.of(int(amount[0]), str(amount[1])) if amount else None,
+                      reason=WinReason(data["reason"]) if data.get("reason") else None,
+                      round_closed=data.get("round_closed"), **fields)

@@ -23,41 +23,13 @@ from typing import Any, Final
 
 import orjson
 
-from ..protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall, WinReason
+from ..protocol.calls import Ok, Outcome, Rejected, Unknown, WalletCall, call_from_json, call_json
 from ..protocol.codes import ErrorCode
 from ..protocol.money import Money
 
 VERSION: Final = 1
-_FIELDS: Final = ("player_id", "session_token", "token", "game_id", "tx_id", "round_id", "ref_tx_id", "bet_tx_id",
-                  "session_ref", "currency_hint")
-
-
 class RecordingError(ValueError):
     """A recording that cannot be read, naming the line."""
-
-
-def call_json(call: WalletCall) -> dict[str, Any]:
-    """Every field of ``call`` (None left out), amounts as [minor units, currency]."""
-    out: dict[str, Any] = {"op": str(call.op)}
-    for name in _FIELDS:
-        value = getattr(call, name)
-        if value is not None:
-            out[name] = value
-    if call.amount is not None:
-        out["amount"] = [call.amount.minor, call.amount.currency.code]
-    if call.reason is not None:
-        out["reason"] = str(call.reason)
-    if call.round_closed is not None:
-        out["round_closed"] = call.round_closed
-    return out
-
-
-def call_from_json(data: Mapping[str, Any]) -> WalletCall:
-    fields = {name: str(data[name]) for name in _FIELDS if data.get(name) is not None}
-    amount = data.get("amount")
-    return WalletCall(Op(data["op"]), amount=Money.of(int(amount[0]), str(amount[1])) if amount else None,
-                      reason=WinReason(data["reason"]) if data.get("reason") else None,
-                      round_closed=data.get("round_closed"), **fields)
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
