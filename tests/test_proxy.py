@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import signal
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -643,7 +645,6 @@ def wallet_child(kind: str, tmp_path: Path) -> Any:
     """The reference wallet, tests/lenient_wallet.py (every free choice made the other way) or a planted-bug
     wallet of tests/planted_wallets.py, as a child process."""
     import os
-    import subprocess
     import sys
     import time
     import urllib.request
@@ -683,7 +684,6 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(k
     lets it: the proxy knows none of it in advance and flags nothing; on SIGTERM it reads every balance
     through the protocol and writes its report."""
     import os
-    import signal
     import subprocess
     import sys
     import time
@@ -722,12 +722,9 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(k
                                    f"127.0.0.1:{control}"], check=False, env=env, capture_output=True,
                                   text=True, timeout=60)
             assert live.returncode == 0 and "verdict: PASS" in live.stdout, live.stdout + live.stderr
-            proxy.send_signal(signal.SIGTERM)
-            out, err = proxy.communicate(timeout=60)
+            out, err = _terminate(proxy)
         finally:
-            if proxy.poll() is None:
-                proxy.kill()
-                proxy.communicate()
+            _reap(proxy)
     assert proxy.returncode == 0, out + err
     report = orjson.loads((tmp_path / "proxy.json").read_bytes())
     assert report["verdict"] == "pass", failing(report)
@@ -854,7 +851,6 @@ def test_croupier_run_chaos_through_croupier_proxy_catches_a_planted_bug(bug: st
     """The proxy is not told which calls croupier run made invalid on purpose, nor which rollbacks overtook
     their bets: it works both out from what it saw, and catches the wallet that gets them wrong."""
     import os
-    import signal
     import subprocess
     import sys
 
@@ -873,12 +869,9 @@ def test_croupier_run_chaos_through_croupier_proxy_catches_a_planted_bug(bug: st
                             "--quiet", "--wallet", f"http://127.0.0.1:{listen}", "--admin-url", base, "--secret",
                             SECRET, "--admin-token", ADMIN_TOKEN], check=False, env=env, capture_output=True,
                            timeout=120)
-            proxy.send_signal(signal.SIGTERM)
-            out, err = proxy.communicate(timeout=60)
+            out, err = _terminate(proxy)
         finally:
-            if proxy.poll() is None:
-                proxy.kill()
-                proxy.communicate()
+            _reap(proxy)
     assert proxy.returncode == 1, out + err
     report = orjson.loads((tmp_path / "proxy.json").read_bytes())
     assert report["verdict"] == "fail" and report["anomalies"][kind] >= 1, failing(report)
@@ -901,7 +894,6 @@ def _ready(url: str, proc: Any, timeout: float = 20) -> None:
 async def test_croupier_replay_traffic_on_the_command_line(tmp_path: Path) -> None:
     import asyncio
     import os
-    import subprocess
     import sys
 
     from tests.support import ROOT, WalletProcess
@@ -923,3 +915,16 @@ async def test_croupier_replay_traffic_on_the_command_line(tmp_path: Path) -> No
     assert again.returncode == 2 and "--prefix" in again.stderr, again.stdout + again.stderr
     doc = orjson.loads((tmp_path / "r.json").read_bytes())
     assert doc["verdict"] == "match" and doc["players"]["p-cli"]["opening"] == 100_00
+
+
+def _terminate(proxy: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM: the proxy writes its report and exits; what it printed."""
+    proxy.send_signal(signal.SIGTERM)
+    return proxy.communicate(timeout=60)
+
+
+def _reap(proxy: subprocess.Popen[str]) -> None:
+    """Whatever happened, no proxy outlives its test."""
+    if proxy.poll() is None:
+        proxy.kill()
+        proxy.communicate()
