@@ -205,6 +205,15 @@ def count(courier: Courier, board: Board, result: RoundOutcome) -> None:
         courier.on_fault("late_win")
 
 
+def retire(courier: Courier, seat: Seat) -> None:
+    """Between the player's rounds nothing of theirs is open: the ledger may let go of what no later
+    call names (:meth:`simulator.judge.ledger.Ledger.retire`) but the late duplicates still queued and
+    what is owed to the player, which go out again with the same ids."""
+    queued = courier.late.queues.get(seat.player_id) if courier.late is not None else None
+    keep = [q.call for q in queued] if queued else []
+    courier.ledger.retire(seat.player_id, [*keep, *seat.owed])
+
+
 def _both(a: Any, b: Any) -> Generator[Parallel, object, object]:
     results = yield Parallel((a, b))
     return results
@@ -258,6 +267,7 @@ def player(courier: Courier, floor: Floor, board: Board, profile: PlayerProfile,
         played += 1
         if courier.late is not None and (yield Think(0)):  # the provider's retry queue, between rounds
             yield from courier.late_duplicates(seated.player_id)
+        retire(courier, seated)
         if not (yield Think(floor.think(profile, rng))):
             return Left((seated,), Ending.STOPPED)
     return Left((seated,), Ending.DONE)
@@ -298,6 +308,8 @@ def table(courier: Courier, floor: Floor, board: Board, name: str, players: list
         if courier.late is not None and (yield Think(0)):
             for s in seats:
                 yield from courier.late_duplicates(s.player_id)
+        for s in seats:
+            retire(courier, s)
         if not (yield Think(live.window_ms / 1000)):
             return Left(seats, Ending.STOPPED)
     return Left(seats, Ending.DONE)

@@ -8,6 +8,7 @@ rejected call is not recorded"), and a call still in doubt proves nothing either
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +18,11 @@ from .ledger import Ledger
 
 def records(ledger: Ledger) -> Iterator[dict[str, Any]]:
     """One plain dict per money transaction of every book: ids, operation, amount, and its state as the
-    ledger judged it (``applied``, ``refused``, ``rolled_back``, ``tombstoned``, ``doubt``)."""
+    ledger judged it (``applied``, ``refused``, ``rolled_back``, ``tombstoned``, ``doubt``).  A ledger that
+    drops what it retires (``keep_all=False``) has only the transactions still held: a run that exports
+    them keeps them all."""
     for book in ledger.books.values():
-        for tx in book.txs.values():
+        for tx in itertools.chain(book.retired.values(), book.txs.values()):
             call = tx.call
             if call.op not in MONEY_OPS:
                 continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, TypeAlias
@@ -221,6 +221,29 @@ class Book:
     circumstances: set[ErrorCode] = field(default_factory=set)
     """Codes the player's valid bets were refused with that say something about the player (blocked,
     a limit): a bet due to be refused may be refused with them too."""
+    verified: bool = False
+    """The last answer of the player's was compared exactly with ``expected`` (solo, nothing in doubt):
+    every transaction's effect so far is in that balance, so none can explain a later difference."""
+    retired: dict[str, Tx] = field(default_factory=dict)
+    """Transactions of closed rounds no later call can name (:meth:`Ledger.retire`), when the ledger keeps
+    them (``keep_all``): read by the transactions export and the cross-player comparison only."""
+
+
+RETIRED_IDS: Final = 1_000_000
+"""How many retired (tx_id, wallet_tx_id) pairs a ledger that drops retired transactions remembers, where a
+tx_id is unique per player: a wallet that takes one player's transaction for another's replay is named so
+(rule ``tx_scope``) when the other's was among them (~100 MB at most; only such dialects keep any)."""
+
+
+def retired_record(book: Book, tx: Tx) -> dict[str, Any]:
+    """One line of the evidence file: a retired transaction as the transactions export shows it, with
+    every exchange of it as a finding would cite it."""
+    call = tx.call
+    return {"player_id": book.player_id, "tx_id": call.tx_id, "op": str(call.op), "round_id": call.round_id,
+            "ref_tx_id": call.ref_tx_id, "amount": call.amount.minor if call.amount is not None else None,
+            "currency": call.amount.currency.code if call.amount is not None else book.currency,
+            "state": str(tx.state), "wallet_tx_id": tx.wallet_tx_id, "delta": tx.delta, "sends": tx.sends,
+            "evidence": [dataclasses.asdict(render(e)) for e in tx.evidence]}
 
 
 def _call_json(call: WalletCall) -> dict[str, Any]:
@@ -288,8 +311,19 @@ class Ledger:
     """Expected balances, in-doubt transactions, findings and coverage for every player."""
 
     def __init__(self, max_evidence_per_kind: int = 20, max_notes_per_rule: int = 3,
-                 semantics: Semantics = CANONICAL) -> None:
+                 semantics: Semantics = CANONICAL, *, keep_all: bool = True,
+                 retired_to: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.semantics = semantics
+        self.keep_all = keep_all
+        """Keep every transaction in memory for the whole run (True: a retired one moves to ``Book.retired``);
+        False: a retired transaction leaves memory, its record and evidence to ``retired_to``."""
+        self.retired_to = retired_to
+        """Where a retired transaction's record goes (the run's evidence file, JSON lines): :func:`retired_record`."""
+        self.retired_n = 0
+        """Transactions retired so far."""
+        self._retired_ids: dict[tuple[str, str], None] = {}
+        """(tx_id, wallet_tx_id) of retired transactions where a tx_id is unique per player (the cross-player
+        comparison, :meth:`_shared`), the latest :data:`RETIRED_IDS` only."""
         """What the dialect's calls mean (docs/dialects.md): the ledger expects only what they imply."""
         self.money_sent = 0
         """Money calls sent: each is judged by the dialect's semantics (their rows in the coverage table)."""
@@ -528,9 +562,11 @@ class Ledger:
         if call.player_id is None:  # authenticate: the player is in the answer
             if isinstance(outcome, Ok) and outcome.player_id and "balance" not in outcome.missing:
                 book = self.book(outcome.player_id)
+                book.verified = False
                 self._check_reported(book, outcome, ev, solo=not book.in_flight and not book.doubt)
             return
         book = self.books.get(call.player_id) or self.book(call.player_id)
+        book.verified = False  # until this answer's balance is compared exactly (_check_reported)
         book.in_flight.pop(token, None)
         solo = token not in book.overlapped and not inner
         book.overlapped.discard(token)
@@ -578,11 +614,16 @@ class Ledger:
         self.exercise(R7_NEG)
         if reported < 0:
             self.flag(Anomaly.NEGATIVE_BALANCE, book.player_id, f"wallet reported a balance of {reported}", [ev])
+        exact = solo and not book.doubt
         if book.expected is None:
-            if solo and not book.doubt:
+            if exact:
                 book.expected = reported
+                book.verified = True
             return
-        if not solo or book.doubt or book.tainted or reported == book.expected:
+        if not exact or book.tainted:
+            return
+        book.verified = True
+        if reported == book.expected:
             return
         diff = reported - book.expected
         kind = hint if hint is not None and diff == hint_delta else Anomaly.BALANCE_MISMATCH
@@ -601,10 +642,10 @@ class Ledger:
             return False
         for other in self.books.values():
             if other is not book:
-                tx = other.txs.get(tx_id)
+                tx = other.txs.get(tx_id) or other.retired.get(tx_id)
                 if tx is not None and tx.wallet_tx_id == wallet_tx_id:
                     return True
-        return False
+        return (tx_id, wallet_tx_id) in self._retired_ids
 
     def _affordable(self, book: Book, call: WalletCall) -> bool:
         """Whether the balance certainly covers this bet (nothing else of the player's in doubt)."""
@@ -977,6 +1018,53 @@ class Ledger:
                 book.expected = reported
             elif tx is not None and call.op is Op.BET:
                 book.expected += tx.delta
+
+    # -- closed rounds ----------------------------------------------------------------
+    def retire(self, player_id: str, keep: Iterable[WalletCall] = ()) -> int:
+        """Between the player's rounds: its transactions no later call can name leave the books.
+
+        The driver calls it where none of the player's rounds is open and nothing is owed; ``keep``:
+        calls it will still send again (the late duplicates queued for the player), whose transactions
+        (and a rollback's bet) stay, since their replay is judged against the original.  Nothing is
+        retired while anything of the player's is in flight or in doubt, or before its balance was
+        compared exactly after the last answer (:attr:`Book.verified`): then every effect so far is in
+        that balance, and the final reconciliation can blame none of them for a later difference.
+        Kept whole (``keep_all``) or written to ``retired_to`` (:func:`retired_record`) and dropped;
+        either way a later call's lookups see the same books.  Returns how many were retired."""
+        book = self.books.get(player_id)
+        if book is None or book.in_flight or book.doubt or not book.verified or not book.txs:
+            return 0
+        pinned: set[str] = set()
+        for call in keep:
+            if call.player_id == player_id:
+                pinned.update(i for i in (call.tx_id, call.ref_tx_id) if i)
+        gone = [(k, t) for k, t in book.txs.items() if k not in pinned and t.state is not TxState.DOUBT]
+        if not gone:
+            return 0
+        txs = book.txs
+        for k, _ in gone:
+            del txs[k]
+        if pinned:  # a kept replay's round stays closed; the others' rounds are over
+            book.closed_rounds.intersection_update({t.call.round_id for t in txs.values()})
+        else:
+            book.closed_rounds.clear()
+        for index in (book.rollbacks_of, book.refunds):
+            for k in [k for k in index if k not in txs]:
+                del index[k]
+        book.rollbacks_sent.intersection_update(txs)
+        self.retired_n += len(gone)
+        if self.keep_all:
+            book.retired.update(gone)
+            return len(gone)
+        shared = self.semantics.tx_scope == "player"
+        for k, tx in gone:
+            if shared and tx.wallet_tx_id is not None:
+                self._retired_ids[(k, tx.wallet_tx_id)] = None
+                if len(self._retired_ids) > RETIRED_IDS:
+                    del self._retired_ids[next(iter(self._retired_ids))]
+            if self.retired_to is not None:
+                self.retired_to(retired_record(book, tx))
+        return len(gone)
 
     # -- the end of a run -------------------------------------------------------------
     def in_doubt(self) -> list[tuple[Book, Tx]]:

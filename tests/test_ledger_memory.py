@@ -1,0 +1,160 @@
+"""The ledger in constant memory: what a closed round leaves behind, and what it may not lose.
+
+1. For any seed, fault rates and broken wallet, a ledger that drops its players' closed rounds
+   (:meth:`simulator.judge.ledger.Ledger.retire`, their records to an evidence sink) reports the same
+   findings, counts and balances as one keeping every transaction (Hypothesis).
+2. A finding made after a round closed (a late duplicate answered other than its original) still
+   cites the original exchange, and the retired transactions' records carry their evidence.
+3. The memory the ledger holds after N closed rounds does not grow with N (tracemalloc).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import random
+import tracemalloc
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.drive import session
+from simulator.drive.inprocess import InProcessClient, InProcessWallet, SyncDriver
+from simulator.judge.ledger import Anomaly, Finding, Ledger
+from simulator.play.faults import LateDuplicates
+from simulator.play.players import make_players
+from simulator.protocol.calls import Ok, WalletCall
+from simulator.protocol.money import currency
+
+from .test_rounds_ledger import DoubleApplyReplay, IgnoresRoundClosed, NoTombstone, SecondRollbackRefunds
+from .test_session import SECRET, Table, _plan, _scenario
+
+WALLETS: list[type[InProcessWallet]] = [InProcessWallet, DoubleApplyReplay, NoTombstone, SecondRollbackRefunds,
+                                        IgnoresRoundClosed]
+
+
+@dataclasses.dataclass
+class ForgetsReplays(InProcessWallet):
+    """Answers a replay with a new wallet_tx_id: each duplicate, late ones too, contradicts its original."""
+
+    seen: set[str] = dataclasses.field(default_factory=set)
+
+    def execute(self, call: WalletCall, now: float) -> Any:
+        out = super().execute(call, now)
+        if isinstance(out, Ok) and call.tx_id in self.seen:
+            return dataclasses.replace(out, wallet_tx_id=f"again-{out.wallet_tx_id}")
+        if call.tx_id:
+            self.seen.add(call.tx_id)
+        return out
+
+
+def _play(wallet_cls: type[InProcessWallet], rates: dict[str, float], seed: int, ledger: Ledger,
+          rounds: int = 10) -> tuple[Table, SyncDriver]:
+    """Two players' sessions and the end of play (:mod:`tests.test_session`'s world) on ``ledger``."""
+    t = Table("canonical", _plan(rates=rates))
+    t.wallet = wallet_cls(SECRET, wire=t.wallet.wire)
+    t.ledger = ledger
+    driver = SyncDriver(InProcessClient(t.wallet, t.good), t.ledger, InProcessClient(t.wallet, t.bad), plan=t.plan,
+                        late=LateDuplicates(t.plan), provision=t.provision)
+    scenario = _scenario(t.plan, rounds=rounds)
+    for n, p in enumerate(make_players(seed, 2, currencies=("EUR",), id_prefix="s")):
+        driver.run(session.player(driver.courier, t.floor(scenario), t.board, p, random.Random(seed + n), t.ids,
+                                  scenario.rounds))
+    for flow in t.end(driver.courier, t.board.seats):
+        driver.run(flow)
+    return t, driver
+
+
+def _shown(f: Finding) -> tuple[Any, ...]:
+    """A finding as the report shows it, but for the timings (measured, never the same twice)."""
+    return (f.kind, f.player_id, f.message, f.rule,
+            [dataclasses.replace(e, latency_ms=None) for e in f.evidence])
+
+
+class KeepsAll(Ledger):
+    """The ledger as it was: nothing ever leaves it."""
+
+    def retire(self, player_id: str, keep: Any = ()) -> int:
+        return 0
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**16), wallet=st.sampled_from(WALLETS),
+       late=st.sampled_from([0.0, 0.3]), invalid=st.sampled_from([0.0, 0.6]), reorder=st.sampled_from([0.0, 0.3]))
+def test_dropping_closed_rounds_changes_no_finding(seed: int, wallet: type[InProcessWallet], late: float,
+                                                   invalid: float, reorder: float) -> None:
+    rates = {"late_duplicate": late, "invalid": invalid, "reorder": reorder}
+    records: list[dict[str, Any]] = []
+    kept = _play(wallet, rates, seed, KeepsAll())[0].ledger
+    dropped = _play(wallet, rates, seed, Ledger(keep_all=False, retired_to=records.append))[0].ledger
+    assert [_shown(f) for f in dropped.findings] == [_shown(f) for f in kept.findings]
+    assert dropped.counts == kept.counts
+    assert dropped.coverage_json() == kept.coverage_json()
+    assert {p: b.expected for p, b in dropped.books.items()} == {p: b.expected for p, b in kept.books.items()}
+    assert dropped.retired_n == len(records) > 0
+    held = sum(len(b.txs) for b in dropped.books.values())
+    assert held < sum(len(b.txs) for b in kept.books.values())
+
+
+def test_a_late_duplicate_after_its_round_closed_still_cites_the_original() -> None:
+    records: list[dict[str, Any]] = []
+    quiet = {k: 0.0 for k in ("duplicate", "concurrent_duplicate", "timeout", "lost_response", "retry_storm",
+                              "partial_batch", "reorder", "late_win", "invalid")}
+    t, driver = _play(ForgetsReplays, quiet | {"late_duplicate": 0.5}, 3,
+                      Ledger(keep_all=False, retired_to=records.append), rounds=12)
+    ledger = t.ledger
+    late = {s.call.tx_id for s, _ in driver.sent if s.purpose.startswith("late")}
+    found = [f for f in ledger.findings if f.kind is Anomaly.REPLAY_CONTRADICTS_ORIGINAL]
+    assert late and found, ledger.findings[:3]
+    assert {f.evidence[0].call["tx_id"] for f in found} <= late  # only late duplicates were replayed
+    for f in found:
+        original, replay = f.evidence
+        assert original.call["tx_id"] == replay.call["tx_id"]
+        assert original.outcome.startswith("ok") and "again-" not in original.outcome and "again-" in replay.outcome
+    assert records and all(r["evidence"] and r["evidence"][0]["call"]["tx_id"] == r["tx_id"] for r in records)
+    assert {r["state"] for r in records} >= {"applied"}
+
+
+def _held_after(rounds: int) -> int:
+    """Bytes the ledger holds after ``rounds`` closed rounds of one player (a bet and its win each)."""
+    eur = currency("EUR")
+    gc.collect()
+    tracemalloc.start()
+    ledger = Ledger(keep_all=False)
+    ledger.open("p", "EUR", 10**12)
+    balance = 10**12
+    for i in range(rounds):
+        for call in (WalletCall.bet(f"t{i}b", "p", "s", "g", f"r{i}", _money(100, eur)),
+                     WalletCall.win(f"t{i}w", "p", "s", "g", f"r{i}", _money(40, eur), round_closed=True)):
+            token = ledger.begin(call)
+            balance += -100 if call.tx_id and call.tx_id.endswith("b") else 40
+            ledger.end(token, call, Ok(_money(balance, eur), wallet_tx_id=f"w{call.tx_id}"), latency_ms=1.0,
+                       status=200, response=b'{"status":"ok"}')
+        ledger.retire("p")
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert ledger.retired_n == 2 * rounds and ledger.anomaly_count == 0
+    return held
+
+
+def _money(minor: int, cur: Any) -> Any:
+    from simulator.protocol.money import Money
+    return Money(minor, cur)
+
+
+def test_memory_held_does_not_grow_with_closed_rounds() -> None:
+    small, large = _held_after(2_000), _held_after(4_000)
+    # Kept whole, 2,000 more rounds would hold ~1.2 MB more (~314 bytes per call); allow a few KB of noise.
+    assert large - small < 16_384, (small, large)
+
+
+def test_a_ledger_keeping_all_still_moves_closed_rounds_aside() -> None:
+    ledger = Ledger()
+    ledger.open("p", "EUR", 1_000)
+    eur = currency("EUR")
+    bet = WalletCall.bet("t1", "p", "s", "g", "r1", _money(100, eur))
+    ledger.end(ledger.begin(bet), bet, Ok(_money(900, eur), wallet_tx_id="w1"))
+    assert ledger.retire("p") == 1
+    assert not ledger.books["p"].txs and set(ledger.books["p"].retired) == {"t1"}
