@@ -14,7 +14,10 @@ import dataclasses
 import gc
 import random
 import tracemalloc
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,8 +29,12 @@ from simulator.play.faults import LateDuplicates
 from simulator.play.players import make_players
 from simulator.protocol.calls import Ok, WalletCall
 from simulator.protocol.money import currency
+from simulator.run.result import result_json
+from simulator.run.runner import run
 
+from .broken_wallets import make_broken_app, serve_app
 from .test_rounds_ledger import DoubleApplyReplay, IgnoresRoundClosed, NoTombstone, SecondRollbackRefunds
+from .test_runner import _broken_scenario, explain, options
 from .test_session import SECRET, Table, _plan, _scenario
 
 WALLETS: list[type[InProcessWallet]] = [InProcessWallet, DoubleApplyReplay, NoTombstone, SecondRollbackRefunds,
@@ -158,3 +165,27 @@ def test_a_ledger_keeping_all_still_moves_closed_rounds_aside() -> None:
     ledger.end(ledger.begin(bet), bet, Ok(_money(900, eur), wallet_tx_id="w1"))
     assert ledger.retire("p") == 1
     assert not ledger.books["p"].txs and set(ledger.books["p"].retired) == {"t1"}
+
+
+async def test_a_run_writes_its_evidence_file_and_its_findings_still_cite_closed_rounds(tmp_path: Path) -> None:
+    """``croupier run`` against a wallet that forgets its tx_ids, late duplicates on: the late replays are
+    judged (applied again, or refused: a replay is answered as the original) after the rest of their
+    rounds left memory for the evidence file, and each finding still shows the original exchange."""
+    sc = _broken_scenario("late-duplicates", rounds=8, players=3, late_duplicate=0.5, timeout=0.0,
+                          late_duplicate_min_delay_s=0.0)
+    sc = dataclasses.replace(sc, faults=dataclasses.replace(sc.faults, late_duplicate_min_calls=4))
+    path = tmp_path / "report.evidence.jsonl"
+    async with serve_app(make_broken_app("forgets_tx_ids")) as base:
+        result = await run(dataclasses.replace(options(sc, base, run_id="ev"), evidence_path=str(path)))
+    assert result_json(result)["evidence"] == [str(path)]
+    records = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert records and len(records) == result.ledger.retired_n
+    retired_rounds = {r["round_id"] for r in records}
+    replays = [f for f in result.ledger.findings
+               if f.kind in (Anomaly.DOUBLE_APPLY, Anomaly.REPLAY_CONTRADICTS_ORIGINAL)]
+    assert replays, explain(result)
+    closed = [f for f in replays if f.evidence[0].call.get("round_id") in retired_rounds]
+    assert closed, [f.message for f in replays]  # a round gone from memory, its replay still judged
+    for f in closed:
+        original, replay = f.evidence[:2]
+        assert original.call == replay.call and original.outcome.startswith("ok") and original.outcome != replay.outcome

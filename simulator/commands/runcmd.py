@@ -36,6 +36,7 @@ from ..protocol.findings import Severity
 from ..report import model, series
 from ..report.html import render
 from ..report.summary import print_summary
+from ..run import evidence
 from ..run.accounts import RunError, read_accounts
 from ..run.interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S
 from ..run.result import RunOptions, RunResult, result_json
@@ -79,6 +80,13 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--transactions", dest="transactions_path", metavar="PATH",
                    help="write every money transaction croupier sent, with what the wallet made of it, as JSON "
                         "lines (to compare with the wallet's own export)")
+    p.add_argument("--evidence", dest="evidence_path", metavar="PATH",
+                   help="write the transactions of closed rounds, with every exchange of theirs, as JSON lines to "
+                        "PATH once they leave memory (default: beside the --json, --html or --junit report, "
+                        "NAME.evidence.jsonl; without a report they are not written)")
+    p.add_argument("--keep-all-evidence", action="store_true",
+                   help="keep every transaction in memory for the whole run, as before (memory grows with the "
+                        "calls; implied by --transactions)")
     p.add_argument("--quiet", action="store_true", help="no progress line and no summary")
     p.add_argument("--shard", help=argparse.SUPPRESS)
     p.add_argument("--partial", help=argparse.SUPPRESS)
@@ -149,7 +157,16 @@ def _options(args: argparse.Namespace) -> RunOptions:
         accounts=accounts, seed=args.seed, run_id=args.run_id or secrets.token_hex(3), shard=shard,
         concurrency=args.concurrency, fail_on=Severity(args.fail_on), players_file=args.players_file,
         tls=flags.client_tls(args, warn=not args.partial),  # workers: their parent said it
+        evidence_path=_evidence_path(args), keep_all_evidence=args.keep_all_evidence or bool(args.transactions_path),
     )
+
+
+def _evidence_path(args: argparse.Namespace) -> str | None:
+    """``--evidence``, else beside the first report asked for (a worker is given its own by its parent)."""
+    if args.evidence_path:
+        return str(args.evidence_path)
+    report = args.json_path or args.html_path or args.junit_path
+    return evidence.beside(report) if report else None
 
 
 def _progress(console: Console, duration: float | None, enabled: bool) -> tuple[LiveProgress, Any]:
@@ -321,6 +338,10 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
                         "--workers", "1"]
                 if args.transactions_path:
                     argv += ["--transactions", str(Path(tmp) / f"{k}.tx.jsonl")]
+                if args.keep_all_evidence:
+                    argv.append("--keep-all-evidence")
+                if options.evidence_path and not options.keep_all_evidence:
+                    argv += ["--evidence", evidence.shard_path(options.evidence_path, (k, n))]
                 procs.append(subprocess.Popen(argv, process_group=0))
             codes = _wait_workers(procs, interrupts)
         finally:
@@ -423,6 +444,9 @@ def merge_reports(reports: list[dict[str, Any]], stats: RunStats, fail_on: Sever
         unseated=sum(r.get("unseated", 0) for r in reports),
         skipped=sorted({s for r in reports for s in r.get("skipped", [])}), series=series.build(stats),
     )
+    files = [f for r in reports for f in r.get("evidence", [])]
+    if files:
+        merged["evidence"] = files
     merged["verdict"] = model.verdict(anomalies, fail_on, merged["error"])
     marks = [r["interrupted"] for r in reports if r.get("interrupted")]
     if marks:

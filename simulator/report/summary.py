@@ -146,6 +146,8 @@ def _print_summary(report: dict[str, Any], console: Console) -> None:
     print_coverage(report, console)
     for text in report.get("skipped", []):
         console.print(f"[yellow]skipped[/]: {escape(text)}", soft_wrap=True)
+    if report.get("evidence"):  # closed rounds left memory for this file: the calls no finding showed
+        console.print(f"evidence of closed rounds: {escape(', '.join(report['evidence']))}", soft_wrap=True)
     if report.get("unsettled"):
         after = "when the interrupted run ended" if mark else "after settlement"
         console.print(f"[yellow]{report['unsettled']} calls still in doubt {after}[/]", soft_wrap=True)

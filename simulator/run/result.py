@@ -37,6 +37,12 @@ class RunOptions:
     """Where ``accounts`` came from (named in messages)."""
     tls: ClientTLS = field(default_factory=ClientTLS)
     """How an ``https://`` wallet is verified and which client certificate is shown (``--ca-bundle``...)."""
+    evidence_path: str | None = None
+    """Where closed rounds' transactions go, with every exchange of theirs (``--evidence``, JSON lines);
+    None: they leave memory unwritten (no report was asked for)."""
+    keep_all_evidence: bool = False
+    """Keep every transaction in memory for the whole run (``--keep-all-evidence``, as before: memory
+    grows with the calls; needed by ``--transactions``)."""
 
 
 @dataclass
@@ -103,6 +109,8 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "croupier_version": __version__,
         "series": series.build(s),
         **({"interrupted": result.interruption.to_json()} if result.interruption is not None else {}),
+        **({"evidence": [result.options.evidence_path]}
+           if result.options.evidence_path and not result.options.keep_all_evidence else {}),
     }
 
 

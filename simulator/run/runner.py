@@ -48,6 +48,7 @@ from ..protocol import dialects
 from ..protocol.dialects.semantics import CANONICAL, Semantics
 from ..protocol.money import CURRENCIES, currency
 from .accounts import RunError, SetupError, TestAccount, TLSProblem, preflight, read_accounts
+from .evidence import EvidenceFile
 from .interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S, Interruption
 from .result import RunOptions, RunResult, result_json
 
@@ -65,7 +66,9 @@ class Runner:
         """What the dialect's calls mean: the rounds play it, the ledger judges by it."""
         self.signed = True
         """Whether the dialect signs its requests (set when the run starts)."""
-        self.ledger = Ledger(semantics=self.semantics)
+        self.evidence: EvidenceFile | None = None
+        """The evidence file closed rounds go to (opened when play starts)."""
+        self.ledger = Ledger(semantics=self.semantics, keep_all=options.keep_all_evidence, retired_to=self._retired)
         self.owed_unpaid = 0
         """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
         self.stop = StopSignal()
@@ -243,6 +246,8 @@ class Runner:
         gc.freeze()
         thresholds = gc.get_threshold()
         gc.set_threshold(50_000, 20, 100)
+        if self.o.evidence_path and not self.o.keep_all_evidence:
+            self.evidence = EvidenceFile(self.o.evidence_path)
         try:
             return await self._run(profiles)
         except SetupError as exc:
@@ -250,6 +255,13 @@ class Runner:
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+            if self.evidence is not None:
+                self.evidence.close()
+
+    def _retired(self, record: dict[str, Any]) -> None:
+        """A closed round's transaction left the ledger: to the evidence file, if there is one."""
+        if self.evidence is not None:
+            self.evidence.write(record)
 
     def _result(self, elapsed: float, unsettled: int, error: str | None = None) -> RunResult:
         if self.owed_unpaid:
