@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
