@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from simulator.drive import session
 from simulator.drive.inprocess import InProcessClient, InProcessWallet, SyncDriver
-from simulator.judge.ledger import Anomaly, Finding, Ledger
+from simulator.judge.ledger import Anomaly, Finding, Ledger, _seen_json, render
 from simulator.play.faults import LateDuplicates
 from simulator.play.players import make_players
 from simulator.protocol.calls import Ok, WalletCall
@@ -188,3 +188,10 @@ async def test_a_run_writes_its_evidence_file_and_its_findings_still_cite_closed
     for f in closed:
         original, replay = f.evidence[:2]
         assert original.call == replay.call and original.outcome.startswith("ok") and original.outcome != replay.outcome
+
+
+def test_an_evidence_line_shows_an_exchange_as_a_finding_does() -> None:
+    eur = currency("EUR")
+    bet = WalletCall.bet("t1", "p", "s", "g", "r1", _money(100, eur))
+    seen = (bet, Ok(_money(900, eur), wallet_tx_id="w1"), 1.23456, 200, b'{"status":"ok"}', True)
+    assert _seen_json(seen) == dataclasses.asdict(render(seen))

@@ -243,7 +243,18 @@ def retired_record(book: Book, tx: Tx) -> dict[str, Any]:
             "ref_tx_id": call.ref_tx_id, "amount": call.amount.minor if call.amount is not None else None,
             "currency": call.amount.currency.code if call.amount is not None else book.currency,
             "state": str(tx.state), "wallet_tx_id": tx.wallet_tx_id, "delta": tx.delta, "sends": tx.sends,
-            "evidence": [dataclasses.asdict(render(e)) for e in tx.evidence]}
+            "evidence": [_seen_json(e) for e in tx.evidence]}
+
+
+def _seen_json(seen: Evidence | Seen) -> dict[str, Any]:
+    """An exchange as :meth:`Finding.to_json` shows its evidence (``dataclasses.asdict`` of :func:`render`),
+    built directly: every retired exchange goes through here, and ``asdict`` deep-copies."""
+    if isinstance(seen, Evidence):
+        return dataclasses.asdict(seen)
+    call, outcome, latency_ms, status, response, visible = seen
+    return {"call": _call_json(call), "outcome": describe(outcome),
+            "latency_ms": None if latency_ms is None else round(latency_ms, 3), "status": status,
+            "response": None if response is None else response[:500].decode("utf-8", "replace"), "visible": visible}
 
 
 def _call_json(call: WalletCall) -> dict[str, Any]:
