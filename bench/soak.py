@@ -123,10 +123,6 @@ def soak(mode: str, base: str, minutes: float, players: int, every_s: float, tmp
     return out
 
 
-def play_s(s: Soak, minutes: float) -> float:
-    return min(minutes * 60, s.report.get("elapsed_s", minutes * 60))
-
-
 def table(runs: list[Soak], warmup_s: float, minutes: float, flat: float) -> dict[str, Any]:
     from rich.console import Console
     from rich.table import Table
