@@ -35,8 +35,9 @@ from typing import Any
 import psutil
 from harness import ROOT, StartError, busy_s, memory_wallet
 
-SECRET = "bench-secret"
-ADMIN_TOKEN = "bench-admin"
+SECRET = "bench-runner-secret"
+ADMIN_TOKEN = "bench-runner-admin"
+"""bench/runner.py's, whose idle-player measurement ``--idle`` reuses."""
 FLAT_MIB_PER_MIN = 2.0
 """The verdict's threshold: at ~2,000 calls/s a ledger keeping ~300 bytes per call grows ~35 MiB a
 minute; allocator noise and the per-second series stay well under 2."""

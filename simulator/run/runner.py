@@ -42,7 +42,7 @@ from ..judge.diagnosis import admin_cause
 from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
 from ..play import gameplay
-from ..play.players import PlayerProfile, make_players
+from ..play.players import PlayerProfile, PlayerRandom, make_players
 from ..play.rounds import Launch, Seat, TxIds, player_ids
 from ..protocol import dialects
 from ..protocol.dialects.semantics import CANONICAL, Semantics
@@ -214,7 +214,7 @@ class Runner:
         return player_ids(prefix, self.semantics, self.o.run_id)
 
     async def _player(self, driver: Driver, index: int, profile: PlayerProfile, max_rounds: int | None) -> None:
-        rng = random.Random(f"{self.o.seed}:{index}")
+        rng = PlayerRandom(f"{self.o.seed}:{index}")
         await driver.run(session.player(driver.courier, self.floor, self, profile, rng, self._ids, max_rounds, index))
 
     async def _table(self, driver: Driver, table: int, players: list[tuple[int, PlayerProfile]],
