@@ -28,6 +28,7 @@ from simulator.play.faults import LateDuplicates
 from simulator.play.players import make_players
 from simulator.protocol.calls import Ok, WalletCall
 from simulator.protocol.money import currency
+from simulator.report.html import render as render_html
 from simulator.run.result import result_json
 from simulator.run.runner import run
 
@@ -176,7 +177,8 @@ async def test_a_run_writes_its_evidence_file_and_its_findings_still_cite_closed
     path = tmp_path / "report.evidence.jsonl"
     async with serve_app(make_broken_app("forgets_tx_ids")) as base:
         result = await run(dataclasses.replace(options(sc, base, run_id="ev"), evidence_path=str(path)))
-    assert result_json(result)["evidence"] == [str(path)]
+    report = result_json(result)
+    assert report["evidence"] == [str(path)] and str(path) in render_html(report)
     records = [orjson.loads(line) for line in path.read_bytes().splitlines()]
     assert records and len(records) == result.ledger.retired_n
     retired_rounds = {r["round_id"] for r in records}

@@ -113,6 +113,13 @@ def _overview(report: Mapping[str, Any]) -> str:
                                            for k, v in items) + "</div>"
 
 
+def _evidence_files(report: Mapping[str, Any]) -> str:
+    """Where the transactions of closed rounds went, with every exchange of theirs (docs/reports.md)."""
+    files = report.get("evidence") or []
+    return f" Every closed round's calls and answers: {', '.join(f'<code>{esc(str(f))}</code>' for f in files)}." \
+        if files else ""
+
+
 def table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
     if not rows:
         return "<p>None.</p>"
@@ -409,7 +416,7 @@ def render(report: Mapping[str, Any]) -> str:
 <h2>Faults injected</h2>{table(["fault", "count"], faults)}
 {f"<h2>Skipped</h2><ul>{skipped}</ul>" if skipped else ""}
 {f"<h2>Errors</h2><ul>{''.join(f'<li>{esc(str(e))}</li>' for e in errors)}</ul>" if errors else ""}
-<p class="dim">The per-second series, every count and the findings' evidence are in the JSON report (<code>--json</code>).</p>
+<p class="dim">The per-second series, every count and the findings' evidence are in the JSON report (<code>--json</code>).{_evidence_files(report)}</p>
 </main>
 <script type="application/json" id="croupier-series">{data}</script>
 <script>{echarts_js()}</script>
