@@ -68,7 +68,8 @@ class Runner:
         """Whether the dialect signs its requests (set when the run starts)."""
         self.evidence: EvidenceFile | None = None
         """The evidence file closed rounds go to (opened when play starts)."""
-        self.ledger = Ledger(semantics=self.semantics, keep_all=options.keep_all_evidence, retired_to=self._retired)
+        self.ledger = Ledger(semantics=self.semantics, keep_all=options.keep_all_evidence,
+                             retired_to=self._retired if options.evidence_path else None)
         self.owed_unpaid = 0
         """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
         self.stop = StopSignal()
