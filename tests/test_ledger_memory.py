@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from simulator.drive import session
 from simulator.drive.inprocess import InProcessClient, InProcessWallet, SyncDriver
+from simulator.judge import journal
 from simulator.judge.ledger import Anomaly, Finding, Ledger, _seen_json, render
 from simulator.play.faults import LateDuplicates
 from simulator.play.players import make_players
@@ -86,7 +87,7 @@ class KeepsAll(Ledger):
         return 0
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**16), wallet=st.sampled_from(WALLETS),
        late=st.sampled_from([0.0, 0.3]), invalid=st.sampled_from([0.0, 0.6]), reorder=st.sampled_from([0.0, 0.3]))
 def test_dropping_closed_rounds_changes_no_finding(seed: int, wallet: type[InProcessWallet], late: float,
@@ -165,6 +166,7 @@ def test_a_ledger_keeping_all_still_moves_closed_rounds_aside() -> None:
     ledger.end(ledger.begin(bet), bet, Ok(_money(900, eur), wallet_tx_id="w1"))
     assert ledger.retire("p") == 1
     assert not ledger.books["p"].txs and set(ledger.books["p"].retired) == {"t1"}
+    assert [(r["tx_id"], r["state"]) for r in journal.records(ledger)] == [("t1", "applied")]  # --transactions
 
 
 async def test_a_run_writes_its_evidence_file_and_its_findings_still_cite_closed_rounds(tmp_path: Path) -> None:
@@ -197,3 +199,20 @@ def test_an_evidence_line_shows_an_exchange_as_a_finding_does() -> None:
     bet = WalletCall.bet("t1", "p", "s", "g", "r1", _money(100, eur))
     seen = (bet, Ok(_money(900, eur), wallet_tx_id="w1"), 1.23456, 200, b'{"status":"ok"}', True)
     assert _seen_json(seen) == dataclasses.asdict(render(seen))
+
+
+def test_the_evidence_file_goes_beside_the_first_report_and_one_per_worker() -> None:
+    from argparse import Namespace
+
+    from simulator.commands.runcmd import _evidence_path
+    from simulator.run.evidence import shard_path
+
+    def args(**kw: Any) -> Namespace:
+        return Namespace(**({"evidence_path": None, "json_path": None, "html_path": None, "junit_path": None} | kw))
+
+    assert _evidence_path(args(json_path="out/run.json", html_path="x/run.html")) == "out/run.evidence.jsonl"
+    assert _evidence_path(args(junit_path="run.xml")) == "run.evidence.jsonl"
+    assert _evidence_path(args(evidence_path="e.jsonl", json_path="r.json")) == "e.jsonl"
+    assert _evidence_path(args()) is None
+    assert shard_path("out/run.evidence.jsonl", (2, 4)) == "out/run.evidence.2.jsonl"
+    assert shard_path("e.jsonl", (0, 1)) == "e.jsonl"
