@@ -242,8 +242,9 @@ class Runner:
             return self._result(0.0, 0, str(exc))
         except RunError as exc:
             return self._result(0.0, 0, f"{exc}: is the wallet running, and is --wallet right?")
-        # The ledger keeps every call: move what exists to the permanent generation and collect
-        # less often, or collections cost a third of the runner's time per call (bench/runner.py).
+        # Players, profiles and books live for the whole run (every call too with --keep-all-evidence):
+        # move what exists to the permanent generation and collect less often, or collections cost a
+        # third of the runner's time per call (bench/runner.py).
         gc.freeze()
         thresholds = gc.get_threshold()
         gc.set_threshold(50_000, 20, 100)
