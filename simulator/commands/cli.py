@@ -14,6 +14,7 @@ import difflib
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,33 @@ def _access_log_args(p: argparse.ArgumentParser) -> None:
                         "--access-log says)")
 
 
-def parser() -> argparse.ArgumentParser:
+MODULE_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": (".runcmd", "add_run_parser"), "scenarios": (".runcmd", "add_run_parser"),
+    "check": (".checkcmd", "add_check_parsers"), "replay": (".checkcmd", "add_check_parsers"),
+    "load": (".loadcmd", "add_load_parser"), "certify": (".certifycmd", "add_certify_parser"),
+    "dialect": (".dialectcmd", "add_dialect_parser"),
+    "proxy": (".proxycmd", "add_proxy_parsers"), "replay-traffic": (".proxycmd", "add_proxy_parsers"),
+}
+"""The commands whose parsers live in their own module, which imports the command's engine (run's imports alone
+cost a third of a second of CPU)."""
+
+LOCAL_COMMANDS = ("wallet", "provider", "sandbox", "demo")
+"""The commands :func:`parser` defines itself."""
+
+
+def _command_modules(only: str | None) -> list[tuple[str, str]]:
+    """The parser modules to import: all of them, or only ``only``'s when it names a command (a server started by
+    ``croupier wallet serve`` should not pay for importing the load tester, the checker and the certifier)."""
+    if only in LOCAL_COMMANDS:
+        return []
+    if only in MODULE_COMMANDS:
+        return [MODULE_COMMANDS[only]]
+    return list(dict.fromkeys(MODULE_COMMANDS.values()))
+
+
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` a command's name just that command's part (what :func:`main` parses
+    with: the top-level help, a typo's "did you mean" and a bare ``croupier`` still see every command)."""
     p = Parser(prog="croupier", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"croupier {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -127,29 +154,8 @@ def parser() -> argparse.ArgumentParser:
     flags.client_tls_args(pserve)
     flags.server_tls_args(pserve, "the provider")
 
-    from .runcmd import add_run_parser
-
-    add_run_parser(sub)
-
-    from .checkcmd import add_check_parsers
-
-    add_check_parsers(sub)
-
-    from .loadcmd import add_load_parser
-
-    add_load_parser(sub)
-
-    from .certifycmd import add_certify_parser
-
-    add_certify_parser(sub)
-
-    from .dialectcmd import add_dialect_parser
-
-    add_dialect_parser(sub)
-
-    from .proxycmd import add_proxy_parsers
-
-    add_proxy_parsers(sub)
+    for module, adder in _command_modules(only):
+        getattr(import_module(module, __package__), adder)(sub)
 
     sandbox = sub.add_parser("sandbox", help="reference wallet + mock provider + a web lobby with playable games "
                              "and the wallet calls in view",
@@ -318,7 +324,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .interrupt import terminate_as_interrupt
 
         terminate_as_interrupt()
-    args = parser().parse_args(argv)
+    args = parser(command).parse_args(argv)
     problem = preflight(args)
     if problem:
         print(f"croupier: {problem}", file=sys.stderr)
