@@ -164,8 +164,8 @@ async def test_a_har_recording_reads_as_the_json_lines_and_replays_call_by_call(
     (b'{"log": {"entries": [{"request": {"method": "POST", "url": "http://w/bet"}}]}}', "entry 1: KeyError"),
     (b'{"log": {"entries": [{"startedDateTime": "yesterday", "request": {"method": "POST", "url": "http://w/b"}}]}}',
      "entry 1: ValueError"),
-    (b'{"log": {"entries": [{"startedDateTime": "2026-12-05T01:00:00Z", "request": {"method": "POST", '
-     b'"url": "http://w/bet", "headers": {"a": "b"}}}]}}', "headers must be a list"),
+    ((b'{"log": {"entries": [{"startedDateTime": "2026-12-05T01:00:00Z", "request": {"method": "POST", '
+      b'"url": "http://w/bet", "headers": {"a": "b"}}}]}}'), "headers must be a list"),
 ])
 def test_a_malformed_har_is_a_clear_error_and_exit_2(content: bytes, message: str, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
