@@ -246,7 +246,8 @@ def _anomalies(report: dict[str, Any]) -> set[str]:
 async def test_a_bet_taken_after_its_rollback_inside_a_batch_is_caught(kind: str, found: set[str]) -> None:
     """PROTOCOL.md rule 5: "`rollback` of a `ref_tx_id` the wallet has never seen returns 200, changes nothing,
     and leaves a tombstone: a later `bet` with that `tx_id` is `TX_ROLLED_BACK` and changes nothing" — a bet
-    inside a batch too: the batch's calls are "applied in order, each under the normal rules"."""
+    inside a batch too (docs/dialects.md, Batches: "The actions are applied in the order listed, each as its
+    own call under the normal rules (PROTOCOL.md)")."""
     async with serve_line(dialect=SIGNED, wallet=_wallet(kind)) as line:
         client = WalletClient(line.proxy_url, get(SIGNED, SECRET), line.api.http)
         token = await line.player("p-batch", 10_00)

@@ -159,7 +159,8 @@ class Watch:
     def _session_rule(self, call: WalletCall) -> str | None:
         """On a dialect whose wins need a live session, a win or rollback may come after its session ended
         (the proxy cannot know when a session ends): a ``SESSION_EXPIRED`` refusal is then allowed.  Inside a
-        batch too: its calls are "applied in order, each under the normal rules" (:class:`BatchDialect`)."""
+        batch too: "The actions are applied in the order listed, each as its own call under the normal rules
+        (PROTOCOL.md)" (docs/dialects.md, Batches)."""
         if self.ledger.semantics.wins_need_live_session and call.op in (Op.WIN, Op.ROLLBACK):
             return LIVE_SESSION
         return None
@@ -234,10 +235,10 @@ class Watch:
         wallet taken it before the proxy was there, this is a replay: no change (rule 1); had it not, it is
         tombstoned: refused, no change (rule 5).  Either way the balance must not fall by its amount.
 
-        In a batch only the last call's balance is on the wire; the calls are "applied in order, each under the
-        normal rules" (:class:`~simulator.protocol.dialects.BatchDialect`), so the bet is judged where every
-        other call of the batch was accepted and is a bet or a win sent for the first time (its amount moved,
-        whatever the world): the balance must then not be the one that the bet's debit gives."""
+        In a batch only the last call's balance is on the wire; "The actions are applied in the order listed,
+        each as its own call under the normal rules (PROTOCOL.md)" (docs/dialects.md, Batches), so the bet is
+        judged where every other call of the batch was accepted and is a bet or a win sent for the first time
+        (its amount moved, whatever the world): the balance must then not be the one the bet's debit gives."""
         rolled = [c for c in calls if c.op is Op.BET and c.amount is not None and c.amount.minor > 0
                   and c.tx_id in self.blind_rolled]
         if not rolled or "balance" in answer.missing or not all(isinstance(o, Ok) for o in outcomes):
