@@ -182,15 +182,16 @@ async def test_replay_traffic_of_a_har_on_a_players_file_on_the_command_line(tmp
     har = tmp_path / "devtools-export.json"
     har.write_bytes(orjson.dumps(recording.to_har(record.read_bytes().splitlines(), "https://staging.example/wallet")))
     async with serve_wallet(MemoryStore()) as staging:
-        await _accounts(staging.admin, tmp_path / "players.csv", [("acc-cli", 20_00)])
+        await _accounts(staging.admin, tmp_path / "players.csv", [("acc-cli", 25_00)])
         argv = [sys.executable, "-m", "simulator", "replay-traffic", str(har), "--wallet", f"{staging.base}/wallet",
                 "--secret", SECRET, "--players", str(tmp_path / "players.csv"), "--json", str(tmp_path / "r.json")]
         done = await asyncio.to_thread(subprocess.run, argv, check=False, capture_output=True, text=True, timeout=120,
                                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "verdict: MATCH" in done.stdout and "replayed on account acc-cli" in done.stdout, done.stdout
+    assert "verdict: MATCH" in done.stdout and "replayed on account acc-cli (balance 2500" in done.stdout, done.stdout
+    assert "comparisons shifted by 500: the players file's account holds another balance" in done.stdout
     doc = orjson.loads((tmp_path / "r.json").read_bytes())
-    assert doc["players"]["p-cli"]["account"] == "acc-cli" and doc["players"]["p-cli"]["shifted_by"] == 0
+    assert doc["players"]["p-cli"]["account"] == "acc-cli" and doc["players"]["p-cli"]["shifted_by"] == 500
 
 
 # -- batches: the live-session allowance and the post-rollback bet check ----------------------------------------
@@ -313,3 +314,19 @@ def test_a_batch_sent_again_whose_amounts_cancel_is_no_finding() -> None:
     send(batch, [Ok(Money.of(1100, "EUR"), "w1"), Ok(Money.of(1100, "EUR"), "w2")])  # a replay of t1: fine
     send(batch, [Ok(Money.of(1100, "EUR"), "w1"), Ok(Money.of(1100, "EUR"), "w2")])
     assert not {k for k, n in watch.summary()["anomalies"].items() if n}
+
+
+def test_a_withdrawal_the_admin_api_cannot_repeat_says_why_its_comparisons_are_shifted() -> None:
+    from simulator.proxy.matching import WITHDRAWN, Cashier, Comparison, compare
+    from simulator.proxy.recording import Recorded
+
+    cashier = Cashier(current={"p": 1000})
+    bet = WalletCall.bet("t1", "p", "s", "g", "r1", Money.of(100, "EUR"))
+    recorded = Ok(Money.of(600, "EUR"), "w")  # the recording held 700 before the bet: 300 left outside the traffic
+    assert cashier.deposit(bet, "p", recorded) == 0 and cashier.why["p"] == WITHDRAWN
+    rec = Recorded(7, 1.0, "bet", (bet,), (recorded,), True, None, 200)
+    [got] = compare(rec, [Ok(Money.of(900, "EUR"), "w9")], cashier.offset["p"], cashier.why["p"])
+    assert got == Comparison(7, "bet", "t1", "ok 600 EUR", "ok 900 EUR", True, 300, WITHDRAWN)
+    assert "admin API can only deposit" in got.why
+    [off] = compare(rec, [Ok(Money.of(800, "EUR"), "w9")], 300, WITHDRAWN)  # 100 more went: a difference
+    assert off.same is False

@@ -83,6 +83,7 @@ WITHDRAWN = ("money left the recorded player's account outside the traffic (a ca
              "provider's game) and the reference wallet's admin API can only deposit")
 ACCOUNT = "the players file's account holds another balance than the recorded player did (no admin API to set it)"
 MOVED = "money moved outside the traffic and there is no admin API to repeat it (a players file)"
+APART = "; then a bet only one side could afford moved the balances further apart"
 
 
 @dataclass(slots=True)
@@ -168,7 +169,8 @@ class Cashier:
         """After a call the shift explains, the shift is whatever the two balances now differ by."""
         now, before = self.current.get(player), self.recorded.get(player)
         if now is not None and before is not None:
-            self._shift(player, now - before, self.why.get(player, MOVED))
+            why = self.why.get(player, MOVED).removesuffix(APART)
+            self._shift(player, now - before, why + APART)
 
 
 def _funds(outcome: Outcome) -> bool:
@@ -229,7 +231,7 @@ def compare(rec: Recorded, outcomes: Sequence[Outcome], offset: int = 0, why: st
     the shift (:meth:`Cashier.explains`, :data:`EXPLAINED`, :data:`IN_ROUND`): its calls are not comparable."""
     last = len(rec.calls) - 1
     if explained:
-        note = f"{explained} (shifted by {offset}: {why})"
+        note = f"{explained}; shifted by {offset}: {why}"
         return [Comparison(rec.seq, str(call.op), call.tx_id, show(old), show(new), None, offset, note)
                 for call, old, new in zip(rec.calls, rec.outcomes, outcomes, strict=True)]
     return [Comparison(rec.seq, str(call.op), call.tx_id, show(old), show(new), same(old, new, i == last, offset),

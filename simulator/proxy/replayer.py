@@ -217,9 +217,10 @@ async def _send(client: WalletClient, dialect: Dialect, watch: Watch, calls: lis
 
 def summary_lines(result: ReplayResult) -> list[str]:
     doc = result.to_json()
+    explained = sum(1 for c in result.comparisons if c.same is None and c.why)
     lines = [f"croupier replay-traffic: {doc['calls']} calls replayed with prefix {result.prefix!r}: {doc['same']} "
              f"answered as recorded, {doc['different']} differently, {doc['not_comparable']} not comparable "
-             f"(recorded outcome unknown)" + (f"; skipped {sum(result.skipped.values())} "
+             f"({doc['not_comparable'] - explained} recorded outcome unknown, {explained} the shift explains)" + (f"; skipped {sum(result.skipped.values())} "
                                                 f"({', '.join(f'{k}: {v}' for k, v in result.skipped.items())})"
                                                 if result.skipped else ""),
              f"verdict: {doc['verdict'].upper()} — {doc['anomaly_count']} anomalies judged on the new wallet's answers"]
