@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
@@ -150,10 +150,13 @@ def _headers(rows: Any, secret: str | None) -> dict[str, str]:
 
 
 def _text(part: Mapping[str, Any], secret: str | None) -> bytes:
-    """A body as HAR keeps it: ``text``, base64 when ``encoding`` says so."""
+    """A body as HAR keeps it: ``text``, base64 when ``encoding`` says so; a form posted may come as
+    ``params`` only (HAR 1.2: "text and params fields are mutually exclusive")."""
     text = part.get("text") or ""
     if not isinstance(text, str):
         raise TypeError("a body's text must be a string")
+    if not text and isinstance(part.get("params"), list):
+        text = urlencode([(str(p["name"]), str(p.get("value", ""))) for p in part["params"]])
     if part.get("encoding") == "base64":
         return base64.b64decode(text, validate=True)
     return _unredact(text, secret).encode("utf-8")
