@@ -135,10 +135,8 @@ class Proxy:
     # -- decoding --------------------------------------------------------------------------
     def decode(self, req: HttpRequest) -> list[WalletCall]:
         """The calls the request carries ([] when the dialect cannot read it: forwarded, not judged)."""
-        batching = dialects.batching(self.dialect)
         try:
-            got = batching.decode_batch(req, time.time()) if batching is not None else \
-                self.dialect.decode_request(req, time.time())
+            got = recording.decode_calls(self.dialect, req, time.time())
         except Exception:
             log.debug("undecodable request to %s", req.path, exc_info=True)
             return []
@@ -148,19 +146,12 @@ class Proxy:
                 log.warning("cannot check a request's signature (%s): forwarded, not judged; if every request says "
                             "so, check --secret and --dialect", got.message)
             return []
-        return got if isinstance(got, list) else [got]
+        return got
 
     def outcomes(self, calls: Sequence[WalletCall], resp: HttpResponse | str) -> list[Outcome]:
         if isinstance(resp, str):
             return [Unknown(resp) for _ in calls]
-        try:
-            if len(calls) > 1:
-                batching = dialects.batching(self.dialect)
-                assert batching is not None
-                return list(batching.decode_batch_response(calls, resp))
-            return [self.dialect.decode_response(calls[0], resp)]
-        except Exception as exc:  # noqa: BLE001 - judged as what it is: an answer that cannot be read
-            return [Unknown(f"undecodable answer: {exc}", resp.status) for _ in calls]
+        return recording.decode_outcomes(self.dialect, calls, resp)
 
     # -- delivery --------------------------------------------------------------------------
     async def send(self, req: HttpRequest) -> HttpResponse | str:
