@@ -135,9 +135,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_check_parsers(sub)
 
-    from .loadcmd import add_load_parser
+    from .loadcmd import add_load_parser, add_load_worker_parser
 
     add_load_parser(sub)
+    add_load_worker_parser(sub)
 
     from .certifycmd import add_certify_parser
 
@@ -394,6 +395,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .loadcmd import load_command
 
         return load_command(args)
+    if args.command == "load-worker":
+        from .loadcmd import load_worker_command
+
+        return load_worker_command(args)
     if args.command == "certify":
         from .certifycmd import certify_command
         from .checkcmd import keep_hypothesis_out_of_cwd
