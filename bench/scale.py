@@ -223,11 +223,34 @@ def main(argv: list[str] | None = None) -> int:
     console.print("wallet, workers, master, others, machine: shares of a core over each point's steady window (psutil, per process tree); 'others' is the "
                   "rest of the machine's busy time (other work on a shared machine). Saturated: a process at "
                   f">= {SATURATED:.0%} of one core, or the machine at >= {SATURATED:.0%} of its cores.")
+    caps = ceilings(rows, cores or 1)
+    if caps:
+        console.print(f"CPU per call (medians over the points): wallet {caps['wallet_us_per_call']:.0f} µs, workers "
+                      f"{caps['workers_us_per_call']:.0f} µs. So, with nothing else running: the wallet's one core "
+                      f"caps it near {caps['wallet']:,.0f} calls/s; this machine's {cores} cores, shared by the "
+                      f"wallet and the workers, near {caps['machine']:,.0f} calls/s: "
+                      + ("the wallet saturates first." if caps["wallet"] <= caps["machine"] else
+                         "the machine's cores run out before the wallet does; more workers need more machines."))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({"machine": machine(), "store": args.store, "users": args.users,
                                                     "duration_s": args.duration, "runs": args.runs, "points": rows,
-                                                    "all_points": points}, indent=2), encoding="utf-8")
+                                                    "ceilings": caps, "all_points": points}, indent=2),
+                                        encoding="utf-8")
     return 0 if all(r["verdict"] == "pass" for r in rows) else 1
+
+
+def ceilings(rows: list[dict[str, Any]], cores: int) -> dict[str, float]:
+    """What the CPU per call says, free of the other work on a shared machine: the wallet's ceiling (one core)
+    and the machine's (every core shared by the wallet, the workers and the master)."""
+    usable = [r for r in rows if r["wallet_us_per_call"] and r["workers_us_per_call"]]
+    if not usable:
+        return {}
+    wallet = statistics.median(r["wallet_us_per_call"] for r in usable)
+    workers = statistics.median(r["workers_us_per_call"] for r in usable)
+    master = statistics.median(r["cpu"]["master"] / r["calls_per_s"] * 1e6 for r in usable)
+    return {"wallet_us_per_call": round(wallet, 1), "workers_us_per_call": round(workers, 1),
+            "master_us_per_call": round(master, 1),
+            "wallet": round(1e6 / wallet), "machine": round(cores * 1e6 / (wallet + workers + master))}
 
 
 def median_point(points: list[dict[str, Any]]) -> dict[str, Any]:
