@@ -220,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                   ", ".join(r["saturated"]) or "-",
                   r["verdict"] + (f" ({r['anomalies']} anomalies)" if r["anomalies"] else ""))
     console.print(t)
-    console.print("wallet, workers, master, others, machine: shares of a core over each point's steady window (psutil, per process tree); 'others' is the "
-                  "rest of the machine's busy time (other work on a shared machine). Saturated: a process at "
+    console.print("wallet, workers, master, others, machine: shares of a core over each point's steady window "
+                  "(psutil, per process tree); 'others' is the rest of the machine's busy time (other work on a "
+                  "shared machine). Saturated: a process at "
                   f">= {SATURATED:.0%} of one core, or the machine at >= {SATURATED:.0%} of its cores.")
     caps = ceilings(rows, cores or 1)
     if caps:
