@@ -191,3 +191,18 @@ def test_the_compose_commands_run_one_verdict_over_workers_started_apart(tmp_pat
     junit = valid_junit((report / "junit.xml").read_bytes())
     assert not list(junit.iter("failure"))
 
+
+
+def test_a_worker_is_locusts_own_worker_on_croupiers_locustfile(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.commands.loadcmd import LOCUSTFILE, load_worker_argv
+
+    monkeypatch.setenv("CROUPIER_MASTER_HOST", "master.internal")
+    monkeypatch.delenv("CROUPIER_MASTER_PORT", raising=False)
+    argv = load_worker_argv(cli.parser().parse_args(["load-worker"]))
+    assert argv[1:] == ["-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", "master.internal",
+                        "--master-port", "5557", "--loglevel", "WARNING"] and LOCUSTFILE.is_file()
+    flags = cli.parser().parse_args(["load-worker", "--master-host", "10.0.0.7", "--master-port", "6000", "--verbose"])
+    assert load_worker_argv(flags)[6:] == ["--master-host", "10.0.0.7", "--master-port", "6000", "--loglevel", "INFO"]
+    bad = subprocess.run([sys.executable, "-m", "simulator", "load-worker", "--master-port", "70000"], check=False,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert bad.returncode == 2 and "TCP port" in bad.stderr
