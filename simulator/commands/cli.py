@@ -70,7 +70,8 @@ def _access_log_args(p: argparse.ArgumentParser) -> None:
 MODULE_COMMANDS: dict[str, tuple[str, str]] = {
     "run": (".runcmd", "add_run_parser"), "scenarios": (".runcmd", "add_run_parser"),
     "check": (".checkcmd", "add_check_parsers"), "replay": (".checkcmd", "add_check_parsers"),
-    "load": (".loadcmd", "add_load_parser"), "certify": (".certifycmd", "add_certify_parser"),
+    "load": (".loadcmd", "add_load_parser"), "load-worker": (".loadcmd", "add_load_worker_parser"),
+    "certify": (".certifycmd", "add_certify_parser"),
     "dialect": (".dialectcmd", "add_dialect_parser"),
     "proxy": (".proxycmd", "add_proxy_parsers"), "replay-traffic": (".proxycmd", "add_proxy_parsers"),
 }
@@ -400,6 +401,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .loadcmd import load_command
 
         return load_command(args)
+    if args.command == "load-worker":
+        from .loadcmd import load_worker_command
+
+        return load_worker_command(args)
     if args.command == "certify":
         from .certifycmd import certify_command
         from .checkcmd import keep_hypothesis_out_of_cwd
