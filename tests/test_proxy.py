@@ -82,7 +82,7 @@ def wallet_path(dialect: str) -> str:
 @contextlib.asynccontextmanager
 async def serve_line(*, dialect: str = "canonical", store: Any = None, faults: ProxyFaults | None = None,
                      record: Path | None = None, provider_timeout_s: float = 5.0,
-                     wallet: web.Application | None = None) -> AsyncIterator[Line]:
+                     wallet: web.Application | None = None, provider_metrics: Any = None) -> AsyncIterator[Line]:
     async with serve_wallet(store or MemoryStore()) if wallet is None else _served(wallet) as served:
         config = ProxyConfig(upstream=f"{served.base}{wallet_path(dialect)}", secret=SECRET, dialect=dialect,
                              faults=faults or ProxyFaults(), record=record)
@@ -94,7 +94,7 @@ async def serve_line(*, dialect: str = "canonical", store: Any = None, faults: P
         pconfig = ProviderConfig(wallet_url=f"http://127.0.0.1:{tserver.port}", secret=SECRET, api_key=API_KEY,
                                  seed=7, public_url=f"http://127.0.0.1:{port}", dialect=dialect,
                                  timeout_s=provider_timeout_s)
-        pserver = TestServer(provider_app(pconfig), host="127.0.0.1", port=port)
+        pserver = TestServer(provider_app(pconfig, provider_metrics), host="127.0.0.1", port=port)
         await pserver.start_server()
         try:
             async with aiohttp.ClientSession() as http:
