@@ -160,6 +160,26 @@ def test_refusals_count_as_errors_by_code() -> None:
     assert got.value("croupier_calls_total", op="authenticate", outcome="ok") == 1
 
 
+def test_a_batching_dialect_is_counted_call_by_call_on_both_sides() -> None:
+    """actions-hmac sends an instant round's bet and win in one request: the wallet counts each call it
+    applied under the dialect's name, as many as the provider counts having sent."""
+
+    async def go() -> tuple[Scrape, Scrape]:
+        wallet = wallet_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN), metrics=Metrics("wallet"))
+        async with serve_line(dialect="actions-hmac", wallet=wallet, provider_metrics=Metrics("provider")) as line:
+            await line.rounds("p-batch", 4)
+            http = line.api.http
+            return (await ascrape(http, f"{line.wallet_base}/metrics"),
+                    await ascrape(http, f"{line.api.base}/metrics"))
+
+    wallet, provider = asyncio.run(go())
+    for op in ("bet", "win"):
+        sent = provider.value("croupier_calls_total", component="provider", dialect="actions-hmac", op=op)
+        assert sent >= 4
+        assert wallet.value("croupier_calls_total", component="wallet", dialect="actions-hmac", op=op,
+                            outcome="ok") == sent
+
+
 # -- croupier wallet serve --metrics and croupier run --metrics-listen --workers 2, as commands ---------------
 @dataclass(frozen=True)
 class Run:

@@ -37,8 +37,8 @@ def protocol_handler(op: Op | None, other: Dialect | None = None,
     ``bet.html``, ``debit?authToken=…``): the path below the prefix, query included,
     goes to the dialect, which says what call it is.  With ``metrics`` (``--metrics``) each call
     is counted with its handling time; without, what it costs is a test of ``None``."""
+    # The ``op`` label of a request its dialect could not read (a canonical route names its operation).
     unread = str(op) if op is not None else "undecoded"
-    """The ``op`` label of a request its dialect could not read (a canonical route names its operation)."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter() if metrics is not None else 0.0
