@@ -229,6 +229,39 @@ def test_a_run_with_two_workers_is_scraped_live_and_the_wallet_counts_what_it_se
     assert run.wallet.value("croupier_calls_total", component="wallet", op="win") == run.report["calls"]["win"]
 
 
+def test_a_run_in_one_process_ends_with_its_metrics_equal_to_its_report() -> None:
+    """One process: the run's own registry, served from prometheus_client's thread while the loop plays; the
+    last update after the settlement leaves the scrape equal to the run's statistics."""
+    import dataclasses
+
+    from simulator.metrics.exposition import listen
+    from simulator.play import scenario as scenarios
+    from simulator.run.runner import RunOptions, run
+
+    async def go() -> tuple[Any, Scrape]:
+        metrics = Metrics("run")
+        port = free_port()
+        stop = listen("127.0.0.1", port, metrics.registry)
+        try:
+            async with serve_wallet(MemoryStore()) as served:
+                smoke = dataclasses.replace(scenarios.load("smoke"), duration_s=1.0, players=3)
+                result = await run(RunOptions(smoke, f"{served.base}/wallet", SECRET, admin_url=served.base,
+                                              admin_token=ADMIN_TOKEN, metrics=metrics))
+            return result, await asyncio.to_thread(scrape, f"http://127.0.0.1:{port}/metrics")
+        finally:
+            stop()
+
+    result, got = asyncio.run(go())
+    stats = result.stats
+    assert stats.calls["bet"] > 0
+    for op, n in stats.calls.items():
+        assert got.value("croupier_calls_total", component="run", op=op) == n, op
+    assert got.value("croupier_errors_total") == sum(n for k, n in stats.results.items() if not k.endswith(":ok"))
+    assert got.value("croupier_rounds_total") == sum(stats.rounds.values())
+    assert got.value("croupier_players") == 3
+    assert got.value("croupier_sessions_playing") == 0 and got.value("croupier_in_doubt") == 0
+
+
 def test_a_metrics_address_that_cannot_be_had_is_one_sentence_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     import socket
 
