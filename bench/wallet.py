@@ -19,7 +19,9 @@ Per run, on 127.0.0.1 only, one target after the other (the order reverses on ev
 * **pg1, pg2** — ``croupier wallet serve --dsn … --workers N`` (default flags) on a scratch schema;
 * **pgraw** — no HTTP: an asyncpg loop in this process doing the durable work of one bet per
   transaction (lock the player row, insert the transaction, update the balance, commit) with
-  ``--concurrency`` tasks over a pool as large as the wallet's, on a scratch schema.
+  ``--concurrency`` tasks over a pool as large as the wallet's, on a scratch schema;
+* **memory, memory-metrics** (only when named) — ``--memory --no-access-log``, without and with
+  ``--metrics``: the wallet's Python path before storage, and what counting each call adds to it.
 
 For each HTTP target, players are provisioned through the admin API and authenticated, then
 canonical ``bet`` bodies (unique tx_id and round_id) are built and HMAC-signed before anything
