@@ -127,6 +127,9 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--pg-schema", default="public", help="PostgreSQL schema to use")
     serve.add_argument("--workers", type=flags.positive_int, default=1,
                        help="wallet processes on one port (PostgreSQL only)")
+    serve.add_argument("--metrics", action="store_true",
+                       help="Prometheus metrics at GET /metrics on the wallet's port: calls, latency and errors by "
+                            "operation and dialect, every worker's added up (docs/metrics.md)")
     flags.server_tls_args(serve, "the wallet (protocol and admin API)")
     serve.add_argument("--worker-of-pool", action="store_true", help=argparse.SUPPRESS)
 
@@ -152,6 +155,9 @@ def parser(only: str | None = None) -> argparse.ArgumentParser:
                         help="the least severe of the provider's own log lines to print")
     pserve.add_argument("--shutdown-timeout", type=float, default=30.0,
                         help="seconds to let in-flight rounds finish on SIGTERM")
+    pserve.add_argument("--metrics", action="store_true",
+                        help="Prometheus metrics at GET /metrics on the provider's port: the wallet calls it makes, "
+                             "rounds played, the anomalies its ledger sees (docs/metrics.md)")
     flags.client_tls_args(pserve)
     flags.server_tls_args(pserve, "the provider")
 
@@ -345,7 +351,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             access_log=args.access_log, access_log_file=args.access_log_file, log_level=args.log_level,
             shutdown_timeout=args.shutdown_timeout, dsn=args.dsn or os.environ.get("CROUPIER_DSN"), pg_schema=args.pg_schema,
             workers=1 if args.worker_of_pool else args.workers, reuse_port=args.worker_of_pool,
-            ssl_context=server_ssl,
+            ssl_context=server_ssl, metrics=args.metrics,
         )
         try:
             if args.workers > 1 and not args.worker_of_pool:
@@ -370,7 +376,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             wallet=args.wallet, dialect=args.dialect, secret=args.secret, host=args.host, port=args.port,
             seed=args.seed, api_key=args.api_key, access_log=args.access_log, access_log_file=args.access_log_file,
             log_level=args.log_level, shutdown_timeout=args.shutdown_timeout,
-            wallet_tls=wallet_tls, ssl_context=provider_ssl,
+            wallet_tls=wallet_tls, ssl_context=provider_ssl, metrics=args.metrics,
         )
         try:
             serve_provider(popts)

@@ -10,6 +10,7 @@ from .. import __version__
 from ..drive.tls import ClientTLS
 from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
+from ..metrics.families import Metrics
 from ..play.scenario import Scenario
 from ..protocol.findings import Severity
 from ..report import model, series
@@ -37,6 +38,8 @@ class RunOptions:
     """Where ``accounts`` came from (named in messages)."""
     tls: ClientTLS = field(default_factory=ClientTLS)
     """How an ``https://`` wallet is verified and which client certificate is shown (``--ca-bundle``...)."""
+    metrics: Metrics | None = None
+    """Count calls, faults, findings, rounds and players here while playing (``--metrics-listen``)."""
 
 
 @dataclass
