@@ -413,11 +413,17 @@ class Master:
         s = self.settings
         runner = self.env.runner
         workers = len(self.workers_seen) if isinstance(runner, MasterRunner) else 0
+        lost: list[str] = []
+        if isinstance(runner, MasterRunner):  # a worker that joined but died before its first report counts too
+            for cid in set(runner.clients) | set(self.snapshots):
+                snap = self.snapshots.get(cid, {})
+                if not snap.get("final"):
+                    lost.append(str(snap.get("node") or cid))
         result = report.build(
             self.stats(), merged, s.thresholds, scenario=s.scenario.name,
             target=s.provider_url or s.wallet_url, seed=s.seed, run_id=s.run_id, workers=workers,
             topology="provider" if s.provider_url else "wallet", exceptions=len(runner.exceptions),
-            fail_on=s.severity, series=sampler.series(), dialect=s.dialect)
+            fail_on=s.severity, series=sampler.series(), dialect=s.dialect, lost=lost)
         result["provisioning"] = provisioning.summary(provisioning.merge(snap.get("provisioning") for snap in snaps))
         result["left_in_doubt"] = sum(int(snap.get("left_in_doubt", 0)) for snap in snaps)
         result["settlement_skipped"] = any(bool(snap.get("settlement_skipped")) for snap in snaps)

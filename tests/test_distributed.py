@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -147,13 +148,14 @@ def _croupier(argv: list[str], env: Mapping[str, str], cwd: Path, log: Path) -> 
                                 cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.slow
-def test_the_compose_commands_run_one_verdict_over_workers_started_apart(tmp_path: Path) -> None:
+def _distributed_run(tmp_path: Path, run_time: str, kill_after_s: float | None = None) -> tuple[int, list[int | None]]:
+    """The compose file's master and two workers, run apart; with ``kill_after_s`` the second worker is killed
+    (SIGKILL) that long after it started, as a host lost mid-run. The master's and workers' exit codes."""
     with WalletProcess(tmp_path / "unused.db", "--memory") as wallet:
         port = str(free_port())
         settings = {"CROUPIER_SECRET": SECRET, "CROUPIER_ADMIN_TOKEN": ADMIN_TOKEN,
                     "CROUPIER_WALLET_URL": f"{wallet.base}/wallet", "CROUPIER_SCENARIO": "smoke",
-                    "CROUPIER_USERS": "4", "CROUPIER_SPAWN_RATE": "4", "CROUPIER_RUN_TIME": "4s",
+                    "CROUPIER_USERS": "4", "CROUPIER_SPAWN_RATE": "4", "CROUPIER_RUN_TIME": run_time,
                     "CROUPIER_WORKERS": "2", "CROUPIER_MASTER_PORT": port,
                     "CROUPIER_REPORT_DIR": str(tmp_path / "report")}
         base = {k: v for k, v in os.environ.items() if not k.startswith("CROUPIER_")}
@@ -166,13 +168,22 @@ def test_the_compose_commands_run_one_verdict_over_workers_started_apart(tmp_pat
         worker_argv = service_command("worker", {**settings, **worker_env})
         workers = [_croupier(worker_argv, worker_env, tmp_path, tmp_path / f"worker-{k}.log") for k in range(2)]
         try:
+            if kill_after_s is not None:
+                time.sleep(kill_after_s)
+                workers[1].kill()
             code = master.wait(90)
-            ends = [w.wait(20) for w in workers]
+            ends: list[int | None] = [w.wait(20) for w in workers]
         finally:
             for p in (master, *workers):
                 if p.poll() is None:
                     p.kill()
                     p.wait(10)
+    return code, ends
+
+
+@pytest.mark.slow
+def test_the_compose_commands_run_one_verdict_over_workers_started_apart(tmp_path: Path) -> None:
+    code, ends = _distributed_run(tmp_path, "4s")
     log = (tmp_path / "master.log").read_text(errors="replace")
     assert code == 0, log[-3000:] + "".join((tmp_path / f"worker-{k}.log").read_text()[-1500:] for k in range(2))
     assert ends == [0, 0]  # the master told them to quit: a worker never outlives its run
@@ -191,6 +202,18 @@ def test_the_compose_commands_run_one_verdict_over_workers_started_apart(tmp_pat
     junit = valid_junit((report / "junit.xml").read_bytes())
     assert not list(junit.iter("failure"))
 
+
+
+@pytest.mark.slow
+def test_a_worker_lost_mid_run_makes_the_verdict_an_error_naming_it(tmp_path: Path) -> None:
+    """Its players' last calls were never settled nor reconciled: the run cannot say pass."""
+    code, _ = _distributed_run(tmp_path, "8s", kill_after_s=4.0)
+    log = (tmp_path / "master.log").read_text(errors="replace")
+    rep = orjson.loads((tmp_path / "report" / "summary.json").read_bytes())
+    assert code == 2 and rep["verdict"] == "error", log[-3000:]
+    # Killed before or after its first statistics report: by its node name, or by Locust's id for it.
+    assert len(rep["lost_workers"]) == 1 and rep["lost_workers"][0] in rep["error"], rep
+    assert [name for name, node in rep["nodes"].items() if node["final"]] == ["w0"]
 
 
 def test_a_worker_is_locusts_own_worker_on_croupiers_locustfile(monkeypatch: pytest.MonkeyPatch) -> None:
