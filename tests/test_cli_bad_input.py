@@ -199,6 +199,7 @@ CASES = [
       fix=r"the following arguments are required: --wallet"),
     C("replay-traffic-unknown-dialect", "replay-traffic", "{tmp}/bad.json", "--wallet", CLOSED, "--dialect",
       "formmd5", fix=r"did you mean 'form-md5'"),
+    C("load-worker-bad-port", "load-worker", "--master-port", "70000", fix=r"master's port must be a TCP port"),
     C("unknown-command", "nosuchcommand", fix=r"invalid choice: 'nosuchcommand'"),
 ]
 

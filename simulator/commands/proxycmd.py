@@ -17,13 +17,6 @@ from . import flags
 RECORD_NOTE = "one JSON line per exchange, both ways' bytes and what the dialect decoded"
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError(f"must be HOST:PORT, got {text!r}")
-    return host.strip("[]"), flags.port(port)
-
-
 def add_proxy_parsers(sub: Any) -> None:
     p = sub.add_parser("proxy", help="stand between a real provider and a real wallet: judge their traffic live, "
                                      "inject faults, record it, expose metrics",
@@ -36,11 +29,11 @@ def add_proxy_parsers(sub: Any) -> None:
                                    "report` prints a running proxy's report.")
     p.add_argument("action", nargs="?", choices=("serve", "report"), default="serve",
                    help="serve the proxy, or print the report of one running at --control")
-    p.add_argument("--listen", type=_address, default="127.0.0.1:9000", metavar="HOST:PORT",
+    p.add_argument("--listen", type=flags.address, default="127.0.0.1:9000", metavar="HOST:PORT",
                    help="where the provider calls the proxy (give the provider http://HOST:PORT as its wallet URL)")
     p.add_argument("--upstream", help="the wallet's protocol base URL, as the provider would call it "
                                       "(required to serve)")
-    p.add_argument("--control", type=_address, default="127.0.0.1:9001", metavar="HOST:PORT",
+    p.add_argument("--control", type=flags.address, default="127.0.0.1:9001", metavar="HOST:PORT",
                    help="the control API: /faults, /metrics, /report, /healthz")
     p.add_argument("--control-token", help="bearer token that changing the fault plan needs; the control API beyond "
                                            "loopback needs one (default: env CROUPIER_PROXY_TOKEN, else none)")
