@@ -27,6 +27,7 @@ Exit codes: 0 measured, 2 something did not start.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         scenario = harness.scenario_file(tmp, args.players, SHORT_S + args.duration, "bench-load")
         try:
             with memory_wallet(SECRET, ADMIN_TOKEN, tmp / "wallet.log") as wallet:
-                players = harness.asyncio.run(harness.provision(
+                players = asyncio.run(harness.provision(
                     wallet.base, args.players, f"bare-{secrets.token_hex(3)}", secret=SECRET, admin_token=ADMIN_TOKEN,
                     currency=CURRENCY, balance=BALANCE, game_id=GAME_ID))
                 for n in range(args.runs):
