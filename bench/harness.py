@@ -234,12 +234,14 @@ class ChildRun:
 
 
 def run_child(argv: list[str], wallet_pid: int, log_path: Path, timeout: float,
-              env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``argv`` to its end; its stdout and stderr go to ``log_path`` (a pipe could fill and stall it)."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+              env: dict[str, str] | None = None, code: Path = ROOT) -> ChildRun:
+    """Run ``argv`` to its end; its stdout and stderr go to ``log_path`` (a pipe could fill and stall it).
+
+    ``code``: the checkout it runs in and imports ``simulator`` from (another one measures a before)."""
+    full_env = {**os.environ, "PYTHONPATH": str(code), **(env or {})}
     w0, b0, t0 = proc_cpu_s(wallet_pid), busy_s(), time.perf_counter()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, env=full_env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        proc = subprocess.Popen(argv, env=full_env, cwd=code, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + timeout
     while True:
         pid, status, ru = os.wait4(proc.pid, os.WNOHANG)

@@ -865,7 +865,8 @@ def _croupier_run_pair(wallet: Server, scenario: Path, args: argparse.Namespace,
              "--secret", SECRET, "--admin-token", ADMIN_TOKEN, "--duration", str(length),
              "--player-count", str(args.players), "--concurrency", str(args.players), "--run-id", f"cr-{tag}-{length:g}",
              "--quiet", "--json", str(out)],
-            wallet.pid, tmp / f"run-{tag}-{length:g}.log", timeout=length * 10 + 120)
+            wallet.pid, tmp / f"run-{tag}-{length:g}.log", timeout=length * 10 + 120,
+            code=Path(args.code).resolve() if args.code else ROOT)
         if not out.is_file():
             raise StartError(f"croupier run wrote no report (exit {child.rc}): {child.out[-1500:]}")
         rep = json.loads(out.read_text(encoding="utf-8"))
@@ -1259,6 +1260,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "(negative needs root): on a shared machine, other processes then take less of the two "
                         "cores during the measurement (default: 0)")
     p.add_argument("--json", dest="json_path", help="also write every figure as JSON to this file")
+    p.add_argument("--code", metavar="DIR",
+                   help="measure the `croupier run` of another checkout (e.g. `git archive COMMIT | tar -x -C DIR`: "
+                        "a before for an after); the wallet and the bare loop stay this checkout's")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--bare-client", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--pool", help=argparse.SUPPRESS)
