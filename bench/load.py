@@ -67,7 +67,7 @@ def croupier_argv(target: str, wallet: Server, scenario: Path, players: int, sec
 
 
 def one(target: str, wallet: Server, scenario: Path, players: list[tuple[str, str]], n_players: int, seconds: int,
-        n_pool: int, tmp: Path) -> tuple[ChildRun, int, float, dict[str, Any]]:
+        n_pool: int, tmp: Path, code: Path) -> tuple[ChildRun, int, float, dict[str, Any]]:
     """One run of ``target`` for ``seconds``: the child's accounting, calls, seconds played, notes."""
     tag = secrets.token_hex(4)
     log = tmp / f"{target}-{tag}.log"
@@ -91,7 +91,7 @@ def one(target: str, wallet: Server, scenario: Path, players: list[tuple[str, st
         return child, int(got["calls"]), float(got["play_s"]), {"failures": got["failures"]}
     out = tmp / f"{target}-{tag}"
     child = harness.run_child(croupier_argv(target, wallet, scenario, n_players, seconds, out), wallet.pid, log,
-                              timeout=seconds * 10 + 120)
+                              timeout=seconds * 10 + 120, code=code)
     path = out if target == "runner" else out / "summary.json"
     if not path.is_file():
         raise StartError(f"{target} wrote no report (exit {child.rc}): {child.out[-1500:]}")
@@ -107,7 +107,8 @@ def measure(target: str, wallet: Server, scenario: Path, players: list[tuple[str
             tmp: Path) -> tuple[PerCall, dict[str, Any]]:
     n_pool = POOL_RATE * (SHORT_S + int(args.duration))
     (cs, ns, ps, _), (cl, nl, pl, notes) = (
-        one(target, wallet, scenario, players, args.players, s, n_pool, tmp) for s in (SHORT_S, SHORT_S + int(args.duration)))
+        one(target, wallet, scenario, players, args.players, s, n_pool, tmp,
+            Path(args.code).resolve() if args.code else ROOT) for s in (SHORT_S, SHORT_S + int(args.duration)))
     return PerCall.of(cs, ns, ps, cl, nl, pl, os.cpu_count() or 1), notes
 
 
@@ -118,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--players", type=int, default=64, help="players = Locust users = runner concurrency")
     p.add_argument("--runs", type=int, default=1, help="with more than one, medians are reported")
     p.add_argument("--targets", default=",".join(TARGETS), help=f"from {','.join(TARGETS)} (locust-bare is always run)")
+    p.add_argument("--code", metavar="DIR",
+                   help="measure the croupier targets of another checkout (e.g. `git archive COMMIT | tar -x -C DIR`: "
+                        "a before for an after); the wallet and the bare Locust user stay this checkout's")
     p.add_argument("--json", dest="json_path")
     args = p.parse_args(argv)
     targets = ["locust-bare", *[t for t in args.targets.split(",") if t in TARGETS and t != "locust-bare"]]
