@@ -7,6 +7,12 @@
 Everything runs on 127.0.0.1 against ONE reference wallet with the in-memory store
 (``python -m simulator wallet serve --memory``, uvloop, no access log) in its own subprocess.
 
+Client CPU per call (first; ``--skip-client`` skips it): a bare aiohttp loop POSTing pre-signed bets
+(``harness.write_pool``) and ``croupier run`` itself, each a process of its own, each run for 3 s and
+for 3 s + ``--duration``: CPU per call is ΔCPU ÷ Δcalls (``harness.PerCall``), so every fixed cost
+(start-up, seating, the end of the run) cancels.  ``--code DIR`` measures another checkout's
+``croupier run`` (a before).  See bench/README.md, "Client CPU per call".
+
 Throughput (this process; per run, each target gets a 1 s warm-up, then ``--duration`` s timed):
 
 * *ceiling*: a bare aiohttp client loop on uvloop, a keep-alive pool of ``--players`` connections
@@ -267,6 +273,22 @@ def pct(values: list[float], q: float) -> float:
     return values[k]
 
 
+async def send_bet(post: Any, url: str, body: bytes, headers: dict[str, str], errors: Counter[str]) -> bool:
+    """One POST of a pre-signed bet and its answer read: True when answered 200, else the failure is
+    counted in ``errors`` by kind (an exception's type, or the HTTP status)."""
+    try:
+        async with post(url, data=body, headers=headers) as resp:
+            await resp.read()
+            status = resp.status
+    except Exception as exc:  # noqa: BLE001 - counted, never fatal
+        errors[type(exc).__name__] += 1
+        return False
+    if status != 200:
+        errors[f"HTTP {status}"] += 1
+        return False
+    return True
+
+
 async def ceiling_phase(base: str, wallet_pid: int, concurrency: int, duration: float, pool: BetPool,
                         profile_s: float = 0.0) -> tuple[Measured, pstats.Stats | None]:
     import aiohttp
@@ -284,18 +306,8 @@ async def ceiling_phase(base: str, wallet_pid: int, concurrency: int, duration: 
             while perf() < deadline:
                 body, headers = pool.take(next(counter))
                 t0 = perf()
-                try:
-                    async with post(url, data=body, headers=headers) as resp:
-                        await resp.read()
-                        status = resp.status
-                except Exception as exc:  # noqa: BLE001 - counted, never fatal
-                    errors[type(exc).__name__] += 1
-                    continue
-                if status == 200:
-                    if record:
-                        lat.append(perf() - t0)
-                else:
-                    errors[f"HTTP {status}"] += 1
+                if await send_bet(post, url, body, headers, errors) and record:
+                    lat.append(perf() - t0)
 
         warm_deadline = perf() + WARMUP_S
         await asyncio.gather(*(worker(warm_deadline, False) for _ in range(concurrency)))
@@ -802,18 +814,8 @@ async def bare_loop(url: str, pool_path: Path, concurrency: int, duration: float
                     dry = True
                     return
                 sig, body = pool[k]
-                try:
-                    async with post(url, data=body, headers={"Content-Type": "application/json",
-                                                             "X-Signature": sig}) as resp:
-                        await resp.read()
-                        status = resp.status
-                except Exception as exc:  # noqa: BLE001 - counted, never fatal
-                    errors[type(exc).__name__] += 1
-                    continue
-                if status == 200:
+                if await send_bet(post, url, body, {"Content-Type": "application/json", "X-Signature": sig}, errors):
                     ok += 1
-                else:
-                    errors[f"HTTP {status}"] += 1
 
         t0 = perf()
         deadline = t0 + duration
