@@ -420,39 +420,10 @@ async def provision(base: str, players: int, prefix: str) -> list[tuple[str, str
                                    currency=CURRENCY, balance=BALANCE, game_id=GAME_ID)
 
 
-def bet_body(tag: str, i: int, player: tuple[str, str]) -> bytes:
-    import orjson
-
-    # The canonical field order (dialects/canonical.py FIELDS[Op.BET]); checked against
-    # call_to_json once per pool in write_pool.
-    return orjson.dumps({
-        "tx_id": f"bench-{tag}-t{i}",
-        "player_id": player[0],
-        "session_token": player[1],
-        "game_id": GAME_ID,
-        "round_id": f"bench-{tag}-r{i}",
-        "currency": CURRENCY,
-        "amount": BET_AMOUNT,
-    })
-
-
 def write_pool(path: Path, tag: str, start: int, n: int, players: list[tuple[str, str]]) -> None:
     """``n`` signed bets (ids ``start`` … ``start+n-1`` under ``tag``), one ``signature TAB body`` per line."""
-    import orjson
-
-    from simulator.protocol import signing
-    from simulator.protocol.calls import Op, WalletCall
-    from simulator.protocol.dialects.canonical import call_from_json, call_to_json, parse_object
-
-    first = bet_body(tag, start, players[start % len(players)])
-    call = call_from_json(Op.BET, parse_object(first))  # what the wallet will decode
-    assert isinstance(call, WalletCall) and orjson.dumps(call_to_json(call)) == first
-    t = int(time.time())  # signed now: the wallet allows 300 s of clock difference
-    key = SECRET.encode()
-    with open(path, "wb") as f:
-        for i in range(start, start + n):
-            body = bet_body(tag, i, players[i % len(players)])
-            f.write(signing.sign(key, body, t).encode() + b"\t" + body + b"\n")
+    harness.write_pool(path, tag, start, n, players, secret=SECRET, game_id=GAME_ID, currency=CURRENCY,
+                       amount=BET_AMOUNT)
 
 
 async def bets_recorded(base: str) -> int:

@@ -143,6 +143,9 @@ class Croupier:
         self.inflight: set[gevent.Greenlet] = set()
         """Rounds in progress, each in its own greenlet (see :func:`loadtests.users.guarded`)."""
         self._published = {k: 0 for k in Anomaly}
+        self._counts_seen: tuple[int, ...] = ()
+        """The ledger's counts when :meth:`publish_anomalies` last looked (a call that found nothing
+        leaves them as they were: one tuple compared instead of a scan of every kind)."""
         self.late = LateDuplicates(self.scenario.faults) if self.scenario.faults.rates.late_duplicate > 0 else None
         """The provider's retry queue for ``late_duplicate`` (one per process: each player is one user's)."""
         self.sent = 0
@@ -203,6 +206,10 @@ class Croupier:
     def publish_anomalies(self) -> None:
         """A failure in the ``ANOMALY`` row of each money or contract kind, once per finding of the ledger
         (notes — choices the protocol allows — are counted in the summary, never as failures)."""
+        seen = tuple(self.ledger.counts.values())
+        if seen == self._counts_seen:
+            return
+        self._counts_seen = seen
         for kind, n in self.ledger.counts.items():
             if kind not in FAILING:
                 continue
