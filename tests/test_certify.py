@@ -32,7 +32,7 @@ from simulator.certify import checklist, export, probes
 from simulator.certify.checklist import Phase, Phases, Status
 from simulator.certify.report import junit_xml, render, summary_lines
 from simulator.protocol import dialects
-from simulator.protocol.findings import RULES
+from simulator.protocol.findings import RULES, Severity
 from simulator.wallet import openapi
 from tests.broken_wallets import serve_app
 from tests.lenient_wallet import lenient_servers
@@ -153,7 +153,7 @@ def test_the_error_budget_fails_a_ramp_with_too_many_failed_requests() -> None:
     assert ramp.report is not None
     for failures, expected in ((9, Status.PASS), (11, Status.FAIL)):
         phase = Phase(ramp.name, ramp.command, {**ramp.report, "locust": {"requests": 1000, "failures": failures}})
-        item = checklist.load_testing(phase, checklist.Severity.CONTRACT, error_budget_pct=1.0)
+        item = checklist.load_testing(phase, Severity.CONTRACT, error_budget_pct=1.0)
         assert item.status is expected, item
     assert "1.10 % of 1,000 requests failed" in item.why
 
