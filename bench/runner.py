@@ -7,6 +7,12 @@
 Everything runs on 127.0.0.1 against ONE reference wallet with the in-memory store
 (``python -m simulator wallet serve --memory``, uvloop, no access log) in its own subprocess.
 
+Client CPU per call (first; ``--skip-client`` skips it): a bare aiohttp loop POSTing pre-signed bets
+(``harness.write_pool``) and ``croupier run`` itself, each a process of its own, each run for 3 s and
+for 3 s + ``--duration``: CPU per call is ΔCPU ÷ Δcalls (``harness.PerCall``), so every fixed cost
+(start-up, seating, the end of the run) cancels.  ``--code DIR`` measures another checkout's
+``croupier run`` (a before).  See bench/README.md, "Client CPU per call".
+
 Throughput (this process; per run, each target gets a 1 s warm-up, then ``--duration`` s timed):
 
 * *ceiling*: a bare aiohttp client loop on uvloop, a keep-alive pool of ``--players`` connections
@@ -267,6 +273,22 @@ def pct(values: list[float], q: float) -> float:
     return values[k]
 
 
+async def send_bet(post: Any, url: str, body: bytes, headers: dict[str, str], errors: Counter[str]) -> bool:
+    """One POST of a pre-signed bet and its answer read: True when answered 200, else the failure is
+    counted in ``errors`` by kind (an exception's type, or the HTTP status)."""
+    try:
+        async with post(url, data=body, headers=headers) as resp:
+            await resp.read()
+            status = resp.status
+    except Exception as exc:  # noqa: BLE001 - counted, never fatal
+        errors[type(exc).__name__] += 1
+        return False
+    if status != 200:
+        errors[f"HTTP {status}"] += 1
+        return False
+    return True
+
+
 async def ceiling_phase(base: str, wallet_pid: int, concurrency: int, duration: float, pool: BetPool,
                         profile_s: float = 0.0) -> tuple[Measured, pstats.Stats | None]:
     import aiohttp
@@ -284,18 +306,8 @@ async def ceiling_phase(base: str, wallet_pid: int, concurrency: int, duration: 
             while perf() < deadline:
                 body, headers = pool.take(next(counter))
                 t0 = perf()
-                try:
-                    async with post(url, data=body, headers=headers) as resp:
-                        await resp.read()
-                        status = resp.status
-                except Exception as exc:  # noqa: BLE001 - counted, never fatal
-                    errors[type(exc).__name__] += 1
-                    continue
-                if status == 200:
-                    if record:
-                        lat.append(perf() - t0)
-                else:
-                    errors[f"HTTP {status}"] += 1
+                if await send_bet(post, url, body, headers, errors) and record:
+                    lat.append(perf() - t0)
 
         warm_deadline = perf() + WARMUP_S
         await asyncio.gather(*(worker(warm_deadline, False) for _ in range(concurrency)))
@@ -766,6 +778,168 @@ def one_run(index: int, args: argparse.Namespace, wallet: Server, console: Any) 
 
 
 # ---------------------------------------------------------------------------------------
+# client CPU per call: a bare aiohttp loop and `croupier run`, each a process of its own
+# ---------------------------------------------------------------------------------------
+
+BARE_JSON = "BARE-JSON "
+SHORT_S = 3.0  # the short run of each pair; the long one is SHORT_S + --duration
+BARE_POOL_RATE = 20_000  # pre-signed bets per second of the long run (a bare loop did up to ~9k/s here)
+CLIENT_TARGETS = ("bare", "croupier-run")
+AIM_CPU_RATIO = 1.3
+
+
+async def bare_loop(url: str, pool_path: Path, concurrency: int, duration: float) -> dict[str, Any]:
+    """The baseline client: ``concurrency`` workers on one keep-alive pool POSTing pre-signed bets, each once.
+
+    What any client must do per call and nothing more: send a body, read the answer, check its status."""
+    import aiohttp
+
+    pool = harness.read_pool(pool_path)
+    gc.collect()
+    gc.freeze()
+    counter = itertools.count()
+    errors: Counter[str] = Counter()
+    ok = 0
+    dry = False
+    perf = time.perf_counter
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        post = session.post
+
+        async def worker(deadline: float) -> None:
+            nonlocal ok, dry
+            while perf() < deadline:
+                k = next(counter)
+                if k >= len(pool):
+                    dry = True
+                    return
+                sig, body = pool[k]
+                if await send_bet(post, url, body, {"Content-Type": "application/json", "X-Signature": sig}, errors):
+                    ok += 1
+
+        t0 = perf()
+        deadline = t0 + duration
+        await asyncio.gather(*(worker(deadline) for _ in range(concurrency)))
+        elapsed = perf() - t0
+    return {"calls": ok + sum(errors.values()), "ok": ok, "errors": dict(errors), "play_s": elapsed, "ran_dry": dry}
+
+
+@dataclass
+class ClientRun:
+    index: int
+    order: list[str]
+    results: dict[str, harness.PerCall]
+    notes: dict[str, dict[str, Any]]
+
+
+def _bare_pair(wallet: Server, players: list[tuple[str, str]], args: argparse.Namespace, tmp: Path,
+               tag: str) -> tuple[harness.PerCall, dict[str, Any]]:
+    got = []
+    n_pool = int(BARE_POOL_RATE * (SHORT_S + args.duration))
+    for length in (SHORT_S, SHORT_S + args.duration):
+        pool_path = tmp / f"pool-{tag}-{length:g}.txt"
+        # The same number of bets for both runs, so reading them is a fixed cost that cancels.
+        harness.write_pool(pool_path, f"{tag}-{length:g}", 0, n_pool, players, secret=SECRET, game_id=GAME_ID,
+                           currency=CURRENCY, amount=BET_AMOUNT)
+        child = harness.run_child(
+            [sys.executable, str(Path(__file__).resolve()), "--bare-client", "--wallet-base", wallet.base,
+             "--pool", str(pool_path), "--players", str(args.players), "--duration", str(length)],
+            wallet.pid, tmp / f"bare-{tag}-{length:g}.log", timeout=length + 120)
+        pool_path.unlink()
+        if child.rc != 0:
+            raise StartError(f"the bare client exited {child.rc}: {child.out[-1500:]}")
+        out = harness.last_json_line(child.out, BARE_JSON)
+        if out["ran_dry"]:
+            raise StartError(f"the bare client ran out of pre-signed bets ({n_pool}): raise BARE_POOL_RATE")
+        got.append((child, out))
+    (cs, os_), (cl, ol) = got
+    per = harness.PerCall.of(cs, os_["calls"], os_["play_s"], cl, ol["calls"], ol["play_s"], os.cpu_count() or 1)
+    return per, {"errors": ol["errors"], "short": asdict(cs) | {"out": ""}, "long": asdict(cl) | {"out": ""}}
+
+
+def _croupier_run_pair(wallet: Server, scenario: Path, args: argparse.Namespace, tmp: Path,
+                       tag: str) -> tuple[harness.PerCall, dict[str, Any]]:
+    got = []
+    for length in (SHORT_S, SHORT_S + args.duration):
+        out = tmp / f"run-{tag}-{length:g}.json"
+        child = harness.run_child(
+            [sys.executable, "-m", "simulator", "run", str(scenario), "--wallet", f"{wallet.base}/wallet",
+             "--secret", SECRET, "--admin-token", ADMIN_TOKEN, "--duration", str(length),
+             "--player-count", str(args.players), "--concurrency", str(args.players), "--run-id", f"cr-{tag}-{length:g}",
+             "--quiet", "--json", str(out)],
+            wallet.pid, tmp / f"run-{tag}-{length:g}.log", timeout=length * 10 + 120,
+            code=Path(args.code).resolve() if args.code else ROOT)
+        if not out.is_file():
+            raise StartError(f"croupier run wrote no report (exit {child.rc}): {child.out[-1500:]}")
+        rep = json.loads(out.read_text(encoding="utf-8"))
+        if rep["verdict"] != "pass":
+            raise StartError(f"croupier run ended {rep['verdict']!r}, not pass: {out.read_text()[:1500]}")
+        got.append((child, rep))
+    (cs, rs), (cl, rl) = got
+    per = harness.PerCall.of(cs, sum(rs["calls"].values()), rs["elapsed_s"], cl, sum(rl["calls"].values()),
+                             rl["elapsed_s"], os.cpu_count() or 1)
+    return per, {"verdict": rl["verdict"], "calls": rl["calls"], "anomalies": rl.get("anomalies"),
+                 "bet_p50_ms": rl["latency_ms"].get("bet", {}).get("p50"),
+                 "bet_p99_ms": rl["latency_ms"].get("bet", {}).get("p99")}
+
+
+def client_runs(args: argparse.Namespace, wallet: Server, tmp: Path, console: Any) -> list[ClientRun]:
+    """Per run, the bare loop and ``croupier run`` (order alternating), each a short and a long run."""
+    scenario = harness.scenario_file(tmp, args.players, SHORT_S + args.duration, "bench-runner")
+    players = run_on("uvloop", provision(wallet.base, args.players, f"bare-{secrets.token_hex(3)}"))
+    runs = []
+    for index in range(1, args.runs + 1):
+        order = list(CLIENT_TARGETS) if index % 2 else list(reversed(CLIENT_TARGETS))
+        results: dict[str, harness.PerCall] = {}
+        notes: dict[str, dict[str, Any]] = {}
+        for name in order:
+            if not wallet.alive():
+                raise StartError(f"the wallet died: {wallet.tail()}")
+            run_on("uvloop", wait_quiet(args.quiet_wait, console, f"run {index} {name}"))
+            console.print(f"  client run {index}/{args.runs}: {name} ({SHORT_S:g} s and {SHORT_S + args.duration:g} s) …")
+            tag = secrets.token_hex(3)
+            if name == "bare":
+                results[name], notes[name] = _bare_pair(wallet, players, args, tmp, tag)
+            else:
+                results[name], notes[name] = _croupier_run_pair(wallet, scenario, args, tmp, tag)
+            r = results[name]
+            console.print(f"    {r.cpu_us_per_call:.0f} µs of client CPU per call, {r.calls_per_s:,.0f} calls/s, "
+                          f"client {r.client_pct:.0f}%, wallet {r.wallet_pct:.0f}%, other {r.other_pct:.0f}%")
+        runs.append(ClientRun(index, order, results, notes))
+    return runs
+
+
+def client_report(runs: list[ClientRun], args: argparse.Namespace, console: Any) -> dict[str, Any]:
+    from rich.table import Table
+
+    med = statistics.median
+    table = Table(title=f"client CPU per call, {args.players} players/connections, no think time, by difference of a "
+                        f"{SHORT_S:g} s and a {SHORT_S + args.duration:g} s run" + (" (medians)" if len(runs) > 1 else ""))
+    for col in ("client", "client CPU µs/call", "× bare", "calls/s", "client %", "wallet %", "wallet µs/call",
+                "other %", "saturated"):
+        table.add_column(col, justify="left" if col in ("client", "saturated") else "right")
+    labels = {"bare": "bare aiohttp loop, pre-signed bets (uvloop)",
+              "croupier-run": "`croupier run`, think 0, no faults (uvloop)"}
+    summary: dict[str, Any] = {}
+    for name in CLIENT_TARGETS:
+        rs = [r.results[name] for r in runs]
+        ratio = med(r.results[name].cpu_us_per_call / r.results["bare"].cpu_us_per_call for r in runs)
+        row = {k: med(getattr(x, k) for x in rs) for k in ("cpu_us_per_call", "calls_per_s", "client_pct",
+                                                           "wallet_pct", "wallet_us_per_call", "other_pct")}
+        row["ratio_to_bare"] = round(ratio, 3)
+        row["saturated"] = sorted({x.saturated for x in rs})
+        summary[name] = row
+        table.add_row(labels[name], f"{row['cpu_us_per_call']:.0f}", f"{ratio:.2f}", f"{row['calls_per_s']:,.0f}",
+                      f"{row['client_pct']:.0f}", f"{row['wallet_pct']:.0f}", f"{row['wallet_us_per_call']:.0f}",
+                      f"{row['other_pct']:.0f}", ", ".join(row["saturated"]))
+    console.print(table)
+    r = summary["croupier-run"]["ratio_to_bare"]
+    console.print(f"aim (issue 17): `croupier run` ≤ {AIM_CPU_RATIO} × the bare client's CPU per call — "
+                  + ("[green]met[/]" if r <= AIM_CPU_RATIO else "[red]not met[/]") + f" ({r:.2f}×)")
+    return {"summary": summary, "runs": [asdict(r) for r in runs], "aim_ratio": AIM_CPU_RATIO}
+
+
+# ---------------------------------------------------------------------------------------
 # reporting
 # ---------------------------------------------------------------------------------------
 
@@ -1075,7 +1249,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    help="the scenario's timeout_s in the memory measurement (default: %(default)s; the smoke "
                         "scenario's 5 s cannot seat 10,000 players: see bench/README.md)")
     p.add_argument("--skip-memory", action="store_true", help="no memory measurement")
-    p.add_argument("--skip-throughput", action="store_true", help="no throughput measurement")
+    p.add_argument("--skip-throughput", action="store_true",
+                   help="no in-process throughput measurement (the ceiling and the Runner in this process, the profile)")
+    p.add_argument("--skip-client", action="store_true",
+                   help="no client-CPU comparison (a bare aiohttp loop and `croupier run`, each a process of its own)")
     p.add_argument("--tracemalloc", action="store_true",
                    help="always repeat the memory run under tracemalloc (default: only when the aim is missed)")
     p.add_argument("--quiet-wait", type=float, default=60.0, metavar="S",
@@ -1085,11 +1262,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "(negative needs root): on a shared machine, other processes then take less of the two "
                         "cores during the measurement (default: 0)")
     p.add_argument("--json", dest="json_path", help="also write every figure as JSON to this file")
+    p.add_argument("--code", metavar="DIR",
+                   help="measure the `croupier run` of another checkout (e.g. `git archive COMMIT | tar -x -C DIR`: "
+                        "a before for an after); the wallet and the bare loop stay this checkout's")
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--bare-client", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--pool", help=argparse.SUPPRESS)
     p.add_argument("--wallet-base", help=argparse.SUPPRESS)
     p.add_argument("--child-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if not args.memory_child:
+    if not (args.memory_child or args.bare_client):
         if not 0.5 <= args.duration <= 240:
             p.error("--duration must be between 0.5 and 240 s (bodies are signed up front; the wallet allows 300 s)")
         if args.players < 1 or args.runs < 1 or args.memory_players < 1 or args.memory_concurrency < 1:
@@ -1103,6 +1285,10 @@ def main(argv: list[str] | None = None) -> int:
         out = run_on(args.memory_loop, memory_child(args.wallet_base, args.memory_players, args.think, args.hold,
                                                     args.memory_concurrency, args.tracemalloc, args.memory_timeout))
         Path(args.child_out).write_text(json.dumps(out))
+        return 0
+    if args.bare_client:
+        got = run_on("uvloop", bare_loop(f"{args.wallet_base}/wallet/bet", Path(args.pool), args.players, args.duration))
+        print(BARE_JSON + json.dumps(got), flush=True)
         return 0
     from rich.console import Console
 
@@ -1126,6 +1312,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
     machine = machine_info()
     runs: list[Run] = []
+    client: list[ClientRun] = []
     prof = prof_m = mem = mem_trace = None
     with tempfile.TemporaryDirectory(prefix="croupier-bench-runner-") as tmp_s:
         tmp = Path(tmp_s)
@@ -1133,6 +1320,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wallet.start()
             console.print(f"wallet (memory store) on {wallet.base}, pid {wallet.pid}")
+            if not args.skip_client:
+                client = client_runs(args, wallet, tmp, console)
             if not args.skip_throughput:
                 for i in range(1, args.runs + 1):
                     runs.append(one_run(i, args, wallet, console))
@@ -1166,11 +1355,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         finally:
             wallet.stop()
-    if not runs and mem is None:
-        return 0
-    if not runs:
-        args.runs = 0
-    summary = report(runs, prof, prof_m, mem, mem_trace, args, machine)
+    summary: dict[str, Any] = {}
+    if client:
+        from rich.console import Console as Out
+
+        summary["client_cpu"] = client_report(client, args, Out(width=max(150, Out().width)))
+    if runs or mem is not None:
+        n_runs = args.runs
+        if not runs:
+            args.runs = 0
+        summary |= report(runs, prof, prof_m, mem, mem_trace, args, machine)
+        args.runs = n_runs
+    summary.setdefault("machine", machine)
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0

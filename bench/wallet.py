@@ -19,7 +19,9 @@ Per run, on 127.0.0.1 only, one target after the other (the order reverses on ev
 * **pg1, pg2** — ``croupier wallet serve --dsn … --workers N`` (default flags) on a scratch schema;
 * **pgraw** — no HTTP: an asyncpg loop in this process doing the durable work of one bet per
   transaction (lock the player row, insert the transaction, update the balance, commit) with
-  ``--concurrency`` tasks over a pool as large as the wallet's, on a scratch schema.
+  ``--concurrency`` tasks over a pool as large as the wallet's, on a scratch schema;
+* **memory, memory-metrics** (only when named) — ``--memory --no-access-log``, without and with
+  ``--metrics``: the wallet's Python path before storage, and what counting each call adds to it.
 
 For each HTTP target, players are provisioned through the admin API and authenticated, then
 canonical ``bet`` bodies (unique tx_id and round_id) are built and HMAC-signed before anything
@@ -80,9 +82,10 @@ QUIET_CORES = 0.15  # busy cores below which the machine counts as quiet before 
 SATURATED_PCT = 90.0  # a process at or above this % of one core is called saturated
 WRK_JSON = "WRK-JSON "
 ALL_TARGETS = ("bare", "sqlite", "sqlite-nolog", "pg1", "pg2", "pgraw")
-EXTRA_TARGETS = ("memory",)
+EXTRA_TARGETS = ("memory", "memory-metrics")
 """Measured only when named in --targets: the wallet on its in-memory store, access log off — what the
-HTTP handler, the canonical dialect and the rules cost before any storage (no durability check)."""
+HTTP handler, the canonical dialect and the rules cost before any storage (no durability check); and the
+same with ``--metrics``, so the two rows' server µs/call differ by what counting a call costs."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -142,11 +145,13 @@ def wallet_server(db: Path, tmp: Path, sync: str, access_log: bool, name: str) -
     return Server(name, argv, tmp / f"{name}.log")
 
 
-def memory_wallet_server(tmp: Path) -> Server:
-    """``croupier wallet serve --memory --no-access-log``: the wallet's Python path without storage."""
+def memory_wallet_server(tmp: Path, metrics: bool = False) -> Server:
+    """``croupier wallet serve --memory --no-access-log``: the wallet's Python path without storage; ``metrics``:
+    with ``--metrics`` (Prometheus counters and a latency histogram per call)."""
     argv = [sys.executable, "-m", "simulator", "wallet", "serve", "--port", "{port}", "--memory", "--no-access-log",
-            "--secret", SECRET, "--admin-token", ADMIN_TOKEN]
-    return Server("memory", argv, tmp / "memory.log")
+            "--secret", SECRET, "--admin-token", ADMIN_TOKEN, *(["--metrics"] if metrics else [])]
+    name = "memory-metrics" if metrics else "memory"
+    return Server(name, argv, tmp / f"{name}.log")
 
 
 def pg_wallet_server(dsn: str, schema: str, workers: int, tmp: Path) -> Server:
@@ -415,39 +420,10 @@ async def provision(base: str, players: int, prefix: str) -> list[tuple[str, str
                                    currency=CURRENCY, balance=BALANCE, game_id=GAME_ID)
 
 
-def bet_body(tag: str, i: int, player: tuple[str, str]) -> bytes:
-    import orjson
-
-    # The canonical field order (dialects/canonical.py FIELDS[Op.BET]); checked against
-    # call_to_json once per pool in write_pool.
-    return orjson.dumps({
-        "tx_id": f"bench-{tag}-t{i}",
-        "player_id": player[0],
-        "session_token": player[1],
-        "game_id": GAME_ID,
-        "round_id": f"bench-{tag}-r{i}",
-        "currency": CURRENCY,
-        "amount": BET_AMOUNT,
-    })
-
-
 def write_pool(path: Path, tag: str, start: int, n: int, players: list[tuple[str, str]]) -> None:
     """``n`` signed bets (ids ``start`` … ``start+n-1`` under ``tag``), one ``signature TAB body`` per line."""
-    import orjson
-
-    from simulator.protocol import signing
-    from simulator.protocol.calls import Op, WalletCall
-    from simulator.protocol.dialects.canonical import call_from_json, call_to_json, parse_object
-
-    first = bet_body(tag, start, players[start % len(players)])
-    call = call_from_json(Op.BET, parse_object(first))  # what the wallet will decode
-    assert isinstance(call, WalletCall) and orjson.dumps(call_to_json(call)) == first
-    t = int(time.time())  # signed now: the wallet allows 300 s of clock difference
-    key = SECRET.encode()
-    with open(path, "wb") as f:
-        for i in range(start, start + n):
-            body = bet_body(tag, i, players[i % len(players)])
-            f.write(signing.sign(key, body, t).encode() + b"\t" + body + b"\n")
+    harness.write_pool(path, tag, start, n, players, secret=SECRET, game_id=GAME_ID, currency=CURRENCY,
+                       amount=BET_AMOUNT)
 
 
 async def bets_recorded(base: str) -> int:
@@ -722,6 +698,8 @@ def target_label(name: str, args: argparse.Namespace) -> str:
         return "wallet, SQLite, --no-access-log"
     if name == "memory":
         return "wallet, --memory, --no-access-log"
+    if name == "memory-metrics":
+        return "wallet, --memory, --no-access-log, --metrics"
     if name == "pgraw":
         return "raw asyncpg loop (PG baseline)"
     n = int(name[2:])
@@ -742,8 +720,8 @@ async def one_run(index: int, args: argparse.Namespace, progress: Any) -> Run:
         def make(name: str) -> Server:
             if name == "bare":
                 return bare_server(tmp)
-            if name == "memory":
-                return memory_wallet_server(tmp)
+            if name in ("memory", "memory-metrics"):
+                return memory_wallet_server(tmp, name == "memory-metrics")
             if name in ("sqlite", "sqlite-nolog"):
                 return wallet_server(tmp / f"{name}.db", tmp, args.sync, name == "sqlite", name)
             return pg_wallet_server(args.pg_dsn, schemas[name], int(name[2:]), tmp)
@@ -799,7 +777,7 @@ async def one_run(index: int, args: argparse.Namespace, progress: Any) -> Run:
                 timed_file.unlink()
                 res = result_of(name, warm, timed)
                 results[name] = res
-                if name in ("bare", "memory"):  # nothing to find again after a restart
+                if name in ("bare", "memory", "memory-metrics"):  # nothing to find again after a restart
                     srv.stop()
                     continue
                 # Acknowledged means durable: kill -9 (the whole pool), restart on the same data, count.

@@ -143,6 +143,9 @@ class Croupier:
         self.inflight: set[gevent.Greenlet] = set()
         """Rounds in progress, each in its own greenlet (see :func:`loadtests.users.guarded`)."""
         self._published = {k: 0 for k in Anomaly}
+        self._counts_seen: tuple[int, ...] = ()
+        """The ledger's counts when :meth:`publish_anomalies` last looked (a call that found nothing
+        leaves them as they were: one tuple compared instead of a scan of every kind)."""
         self.late = LateDuplicates(self.scenario.faults) if self.scenario.faults.rates.late_duplicate > 0 else None
         """The provider's retry queue for ``late_duplicate`` (one per process: each player is one user's)."""
         self.sent = 0
@@ -203,6 +206,10 @@ class Croupier:
     def publish_anomalies(self) -> None:
         """A failure in the ``ANOMALY`` row of each money or contract kind, once per finding of the ledger
         (notes — choices the protocol allows — are counted in the summary, never as failures)."""
+        seen = tuple(self.ledger.counts.values())
+        if seen == self._counts_seen:
+            return
+        self._counts_seen = seen
         for kind, n in self.ledger.counts.items():
             if kind not in FAILING:
                 continue
@@ -413,11 +420,17 @@ class Master:
         s = self.settings
         runner = self.env.runner
         workers = len(self.workers_seen) if isinstance(runner, MasterRunner) else 0
+        lost: list[str] = []
+        if isinstance(runner, MasterRunner):  # a worker that joined but died before its first report counts too
+            for cid in set(runner.clients) | set(self.snapshots):
+                snap = self.snapshots.get(cid, {})
+                if not snap.get("final"):
+                    lost.append(str(snap.get("node") or cid))
         result = report.build(
             self.stats(), merged, s.thresholds, scenario=s.scenario.name,
             target=s.provider_url or s.wallet_url, seed=s.seed, run_id=s.run_id, workers=workers,
             topology="provider" if s.provider_url else "wallet", exceptions=len(runner.exceptions),
-            fail_on=s.severity, series=sampler.series(), dialect=s.dialect)
+            fail_on=s.severity, series=sampler.series(), dialect=s.dialect, lost=lost)
         result["provisioning"] = provisioning.summary(provisioning.merge(snap.get("provisioning") for snap in snaps))
         result["left_in_doubt"] = sum(int(snap.get("left_in_doubt", 0)) for snap in snaps)
         result["settlement_skipped"] = any(bool(snap.get("settlement_skipped")) for snap in snaps)

@@ -13,7 +13,7 @@ serve both — plus the thresholds' results and the per-second series of
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import simulator
@@ -176,10 +176,14 @@ def spread_bursts(series: dict[str, Any], spread: int) -> dict[str, Any]:
 def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[verdict.Threshold], *,
           scenario: str, target: str, seed: int, run_id: str, workers: int, topology: str,
           exceptions: int = 0, fail_on: Severity = Severity.CONTRACT, series: Mapping[str, Any] | None = None,
-          dialect: str | None = None) -> dict[str, Any]:
+          dialect: str | None = None, lost: Sequence[str] = ()) -> dict[str, Any]:
     """The run's report: ``croupier run``'s keys, Locust's rows, the thresholds and the verdict
     (``error`` when nothing was tested, ``fail`` on a failing finding, a threshold or the load test's
-    own errors, else ``pass``)."""
+    own errors, else ``pass``).
+
+    ``lost`` names the workers that never sent their final report (killed, cut off from the master): their
+    players' last calls were never settled nor their balances reconciled, so the run cannot pass — what
+    they did check still fails it, and otherwise the verdict is ``error``: not everything was tested."""
     anomalies = {str(k): int(merged["anomalies"].get(str(k), 0)) for k in Anomaly}
     results = verdict.evaluate(thresholds, stats, anomalies, merged["unsettled"])
     call_type = "via-provider" if topology == "provider" else "wallet"
@@ -205,6 +209,11 @@ def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[
     if exceptions:
         reasons.append(f"{exceptions} errors in the load test's own code")
     error = _error(merged)
+    if lost and not error:
+        error = (f"{len(lost)} worker(s) sent no final report ({', '.join(sorted(lost))}): their players' last "
+                 "calls were not settled and their balances not reconciled")
+    if lost and error is not None and error not in reasons and (failing or merged["unsettled"] or failed or exceptions):
+        reasons.append(error)
     if error and not reasons:
         reasons.append(error)
     return {
@@ -212,6 +221,7 @@ def build(stats: Mapping[str, Any], merged: Mapping[str, Any], thresholds: list[
         "error": error,
         "fail_on": str(fail_on),
         "reasons": reasons,
+        "lost_workers": sorted(lost),
         "scenario": scenario,
         "wallet": target,
         "seed": seed,

@@ -153,7 +153,7 @@ class WalletProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> WalletProcess:
+    def start(self, timeout: float = 20.0) -> Self:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "simulator", "wallet", "serve", "--db", str(self.db), "--port", str(self.port),

@@ -32,7 +32,7 @@ from simulator.certify import checklist, export, probes
 from simulator.certify.checklist import Phase, Phases, Status
 from simulator.certify.report import junit_xml, render, summary_lines
 from simulator.protocol import dialects
-from simulator.protocol.findings import RULES
+from simulator.protocol.findings import RULES, Severity
 from simulator.wallet import openapi
 from tests.broken_wallets import serve_app
 from tests.lenient_wallet import lenient_servers
@@ -153,7 +153,7 @@ def test_the_error_budget_fails_a_ramp_with_too_many_failed_requests() -> None:
     assert ramp.report is not None
     for failures, expected in ((9, Status.PASS), (11, Status.FAIL)):
         phase = Phase(ramp.name, ramp.command, {**ramp.report, "locust": {"requests": 1000, "failures": failures}})
-        item = checklist.load_testing(phase, checklist.Severity.CONTRACT, error_budget_pct=1.0)
+        item = checklist.load_testing(phase, Severity.CONTRACT, error_budget_pct=1.0)
         assert item.status is expected, item
     assert "1.10 % of 1,000 requests failed" in item.why
 
@@ -284,13 +284,24 @@ async def test_a_plain_address_that_speaks_the_protocol_fails_and_one_that_redir
 
 
 # -- 3. the command -------------------------------------------------------------------------------------------------
-def _certify(base: str, out: Path, *extra: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _certify(base: str, out: Path, *extra: str) -> subprocess.Popen[str]:
+    """``croupier certify`` started (not awaited): the fixture runs its certifications side by side, as most of
+    a certification's time is its phases' fixed durations (a load ramp, timed scenarios), not CPU."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     for name in ("CROUPIER_SECRET", "CROUPIER_ADMIN_TOKEN"):
         env.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "simulator", "certify", "--wallet", f"{base}/wallet", "--secret",
-                           SECRET, "--admin-token", ADMIN_TOKEN, "--admin-url", base, "--out", str(out), *extra],
-                          cwd=out.parent, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.Popen([sys.executable, "-m", "simulator", "certify", "--wallet", f"{base}/wallet", "--secret",
+                             SECRET, "--admin-token", ADMIN_TOKEN, "--admin-url", base, "--out", str(out), *extra],
+                            cwd=out.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(proc: subprocess.Popen[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")
@@ -299,13 +310,16 @@ def certified(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with planted_servers(["reference", "second_rollback_refunds", "crashes_on_quotes"]) as bases, \
             lenient_servers(["lenient"]) as lenient:
         bases = {**bases, **lenient}
+        started: dict[str, tuple[subprocess.Popen[str], Path]] = {}
         for name, phases in (("reference", "all"), ("second_rollback_refunds", "docs,check,scenarios,encryption"),
                              ("crashes_on_quotes", "security"), ("lenient", "check,scenarios,security")):
             folder = tmp_path_factory.mktemp(name) / "report"
-            proc = _certify(bases[name], folder, "--budget", "30", "--users", "8", "--phases", phases,
-                            "--export", f"{bases[name]}/admin/transactions?format=jsonl",
-                            "--json", str(folder.parent / "c.json"), "--junit", str(folder.parent / "c.xml"),
-                            "--html", str(folder.parent / "c.html"))
+            started[name] = (_certify(bases[name], folder, "--budget", "30", "--users", "8", "--phases", phases,
+                                      "--export", f"{bases[name]}/admin/transactions?format=jsonl",
+                                      "--json", str(folder.parent / "c.json"), "--junit", str(folder.parent / "c.xml"),
+                                      "--html", str(folder.parent / "c.html")), folder)
+        for name, (popen, folder) in started.items():
+            proc = _finished(popen)
             out[name] = {"proc": proc, "folder": folder, "report": orjson.loads((folder.parent / "c.json").read_bytes())
                          if (folder.parent / "c.json").exists() else None}
     return out

@@ -199,6 +199,7 @@ CASES = [
       fix=r"the following arguments are required: --wallet"),
     C("replay-traffic-unknown-dialect", "replay-traffic", "{tmp}/bad.json", "--wallet", CLOSED, "--dialect",
       "formmd5", fix=r"did you mean 'form-md5'"),
+    C("load-worker-bad-port", "load-worker", "--master-port", "70000", fix=r"master's port must be a TCP port"),
     C("unknown-command", "nosuchcommand", fix=r"invalid choice: 'nosuchcommand'"),
 ]
 
@@ -217,10 +218,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def closed_port() -> int:
+def closed_port() -> Iterator[int]:
+    """A port bound but never listened on, held for the module: connecting is refused, and no server another test
+    starts meanwhile can take it (a port merely closed again was once taken by a wallet, which answered)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed again when the socket is: nothing listens there
+        yield int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

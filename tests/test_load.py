@@ -130,6 +130,21 @@ def test_snapshots_merge_and_the_report_names_its_reasons() -> None:
     assert ET.fromstring(loadcmd.junit(built)).find(".//error") is not None
 
 
+def test_a_worker_lost_before_its_final_report_never_lets_the_run_pass() -> None:
+    """Killed before it settled: its players' last calls were never judged, so a clean-looking run is an error,
+    and one with findings still fails, naming the lost worker among its reasons."""
+    done = {"node": "w0", "final": True, "players": 2, "calls": {"bet": 5}, "results": {"bet:ok": 5}, "anomalies": {}}
+    cut = {"node": "w1", "final": False, "players": 2, "calls": {"bet": 4}, "results": {"bet:ok": 4}, "anomalies": {}}
+    kw: dict[str, Any] = {"scenario": "s", "target": "t", "seed": 1, "run_id": "r", "workers": 2, "topology": "wallet"}
+    assert report.build(_stats(), report.merge_snapshots([done, cut]), [], **kw)["verdict"] == "pass"
+    built = report.build(_stats(), report.merge_snapshots([done, cut]), [], **kw, lost=["w1"])
+    assert built["verdict"] == "error" and "w1" in built["error"] and built["lost_workers"] == ["w1"]
+    assert ET.fromstring(loadcmd.junit(built)).find(".//error") is not None
+    bad = {**cut, "anomalies": {"double_apply": 1}}
+    built = report.build(_stats(), report.merge_snapshots([done, bad]), [], **kw, lost=["w1"])
+    assert built["verdict"] == "fail" and any("w1" in r for r in built["reasons"])
+
+
 def test_percentiles_never_exceed_the_slowest_call() -> None:
     """Locust rounds a latency to whole ms below 100 ms: 55.855 ms is kept as 56, whose nearest-rank p99
     would say 56.0 beside a max of 55.855 (seen in a real run); croupier clamps to the row's [min, max]."""

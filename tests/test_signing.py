@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +18,15 @@ NOW = 1_800_000_000
 def test_signed_bodies_verify_within_the_window(body: bytes, skew: int) -> None:
     header = sign("s3cret", body, NOW + skew)
     assert verify("s3cret", header, body, NOW) == NOW + skew
+
+
+@given(st.binary(max_size=150), st.binary(max_size=300), st.integers(min_value=0, max_value=10**12))
+def test_the_signature_is_hmac_sha256_of_t_dot_body(secret: bytes, body: bytes, t: int) -> None:
+    """Any HMAC library on the wallet's side computes the same value, for keys shorter and longer than
+    SHA-256's block. PROTOCOL.md: "header `X-Signature: t=<unix seconds>,v1=<hex>` where hex is
+    HMAC-SHA256 over the bytes `<t>.<raw body>` with the shared secret"."""
+    expected = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    assert sign(secret, body, t) == f"t={t},v1={expected}"
 
 
 @given(st.binary(max_size=256), st.binary(min_size=1, max_size=8))

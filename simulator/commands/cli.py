@@ -14,6 +14,7 @@ import difflib
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,34 @@ def _access_log_args(p: argparse.ArgumentParser) -> None:
                         "--access-log says)")
 
 
-def parser() -> argparse.ArgumentParser:
+MODULE_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": (".runcmd", "add_run_parser"), "scenarios": (".runcmd", "add_run_parser"),
+    "check": (".checkcmd", "add_check_parsers"), "replay": (".checkcmd", "add_check_parsers"),
+    "load": (".loadcmd", "add_load_parser"), "load-worker": (".loadcmd", "add_load_worker_parser"),
+    "certify": (".certifycmd", "add_certify_parser"),
+    "dialect": (".dialectcmd", "add_dialect_parser"),
+    "proxy": (".proxycmd", "add_proxy_parsers"), "replay-traffic": (".proxycmd", "add_proxy_parsers"),
+}
+"""The commands whose parsers live in their own module, which imports the command's engine (run's imports alone
+cost a third of a second of CPU)."""
+
+LOCAL_COMMANDS = ("wallet", "provider", "sandbox", "demo")
+"""The commands :func:`parser` defines itself."""
+
+
+def _command_modules(only: str | None) -> list[tuple[str, str]]:
+    """The parser modules to import: all of them, or only ``only``'s when it names a command (a server started by
+    ``croupier wallet serve`` should not pay for importing the load tester, the checker and the certifier)."""
+    if only in LOCAL_COMMANDS:
+        return []
+    if only in MODULE_COMMANDS:
+        return [MODULE_COMMANDS[only]]
+    return list(dict.fromkeys(MODULE_COMMANDS.values()))
+
+
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` a command's name just that command's part (what :func:`main` parses
+    with: the top-level help, a typo's "did you mean" and a bare ``croupier`` still see every command)."""
     p = Parser(prog="croupier", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"croupier {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -99,6 +127,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--pg-schema", default="public", help="PostgreSQL schema to use")
     serve.add_argument("--workers", type=flags.positive_int, default=1,
                        help="wallet processes on one port (PostgreSQL only)")
+    serve.add_argument("--metrics", action="store_true",
+                       help="Prometheus metrics at GET /metrics on the wallet's port: calls, latency and errors by "
+                            "operation and dialect, every worker's added up (docs/metrics.md)")
     flags.server_tls_args(serve, "the wallet (protocol and admin API)")
     serve.add_argument("--worker-of-pool", action="store_true", help=argparse.SUPPRESS)
 
@@ -124,32 +155,14 @@ def parser() -> argparse.ArgumentParser:
                         help="the least severe of the provider's own log lines to print")
     pserve.add_argument("--shutdown-timeout", type=float, default=30.0,
                         help="seconds to let in-flight rounds finish on SIGTERM")
+    pserve.add_argument("--metrics", action="store_true",
+                        help="Prometheus metrics at GET /metrics on the provider's port: the wallet calls it makes, "
+                             "rounds played, the anomalies its ledger sees (docs/metrics.md)")
     flags.client_tls_args(pserve)
     flags.server_tls_args(pserve, "the provider")
 
-    from .runcmd import add_run_parser
-
-    add_run_parser(sub)
-
-    from .checkcmd import add_check_parsers
-
-    add_check_parsers(sub)
-
-    from .loadcmd import add_load_parser
-
-    add_load_parser(sub)
-
-    from .certifycmd import add_certify_parser
-
-    add_certify_parser(sub)
-
-    from .dialectcmd import add_dialect_parser
-
-    add_dialect_parser(sub)
-
-    from .proxycmd import add_proxy_parsers
-
-    add_proxy_parsers(sub)
+    for module, adder in _command_modules(only):
+        getattr(import_module(module, __package__), adder)(sub)
 
     sandbox = sub.add_parser("sandbox", help="reference wallet + mock provider + a web lobby with playable games "
                              "and the wallet calls in view",
@@ -318,7 +331,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .interrupt import terminate_as_interrupt
 
         terminate_as_interrupt()
-    args = parser().parse_args(argv)
+    args = parser(command).parse_args(argv)
     problem = preflight(args)
     if problem:
         print(f"croupier: {problem}", file=sys.stderr)
@@ -338,7 +351,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             access_log=args.access_log, access_log_file=args.access_log_file, log_level=args.log_level,
             shutdown_timeout=args.shutdown_timeout, dsn=args.dsn or os.environ.get("CROUPIER_DSN"), pg_schema=args.pg_schema,
             workers=1 if args.worker_of_pool else args.workers, reuse_port=args.worker_of_pool,
-            ssl_context=server_ssl,
+            ssl_context=server_ssl, metrics=args.metrics,
         )
         try:
             if args.workers > 1 and not args.worker_of_pool:
@@ -363,7 +376,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             wallet=args.wallet, dialect=args.dialect, secret=args.secret, host=args.host, port=args.port,
             seed=args.seed, api_key=args.api_key, access_log=args.access_log, access_log_file=args.access_log_file,
             log_level=args.log_level, shutdown_timeout=args.shutdown_timeout,
-            wallet_tls=wallet_tls, ssl_context=provider_ssl,
+            wallet_tls=wallet_tls, ssl_context=provider_ssl, metrics=args.metrics,
         )
         try:
             serve_provider(popts)
@@ -394,6 +407,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from .loadcmd import load_command
 
         return load_command(args)
+    if args.command == "load-worker":
+        from .loadcmd import load_worker_command
+
+        return load_worker_command(args)
     if args.command == "certify":
         from .certifycmd import certify_command
         from .checkcmd import keep_hypothesis_out_of_cwd

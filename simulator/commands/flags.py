@@ -39,6 +39,14 @@ def port(text: str) -> int:
     return value
 
 
+def address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets)."""
+    host, sep, number = text.rpartition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT, got {text!r}")
+    return host.strip("[]"), port(number)
+
+
 def wire_and_credentials(p: argparse.ArgumentParser, admin_for: str = "to provision players") -> None:
     """``--dialect``, ``--secret``, ``--admin-url`` and ``--admin-token``: how a command reaches a wallet."""
     p.add_argument("--dialect", default="canonical",

@@ -133,6 +133,48 @@ def add_load_parser(sub: Any) -> None:
     p.add_argument("--verbose", action="store_true", help="Locust's INFO log lines (default: warnings only)")
 
 
+def add_load_worker_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "load-worker", help="a Locust worker for a `croupier load` master on another machine (or container)",
+        description="Run one Locust worker process that connects to the master started by `croupier load "
+                    "--expect-workers N --master-bind-host 0.0.0.0`. The master sends it every setting (scenario, "
+                    "wallet, dialect, secrets, seed, run id) with the first spawn message; the worker plays its share "
+                    "of the users, settles and reconciles its players, and sends its ledger's findings to the master, "
+                    "which writes the one verdict. Start one per core. See docs/distributed.md.")
+    p.add_argument("--master-host", help="the machine (or service name) where `croupier load` listens for workers "
+                                         "(default: env CROUPIER_MASTER_HOST, else 127.0.0.1)")
+    p.add_argument("--master-port", type=int, help="the master's --master-bind-port (default: env "
+                                                   "CROUPIER_MASTER_PORT, else 5557, Locust's usual)")
+    p.add_argument("--verbose", action="store_true", help="Locust's INFO log lines (default: warnings only)")
+
+
+def load_worker_argv(args: argparse.Namespace) -> list[str]:
+    """The Locust worker a ``croupier load-worker`` becomes: the same locustfile as the master's."""
+    host = args.master_host or os.environ.get("CROUPIER_MASTER_HOST") or "127.0.0.1"
+    port = args.master_port or os.environ.get("CROUPIER_MASTER_PORT") or 5557
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker", "--master-host", host,
+            "--master-port", str(port), "--loglevel", "INFO" if args.verbose else "WARNING"]
+
+
+def load_worker_command(args: argparse.Namespace) -> int:
+    """Become the Locust worker (``exec``): its signals, exit code and output are Locust's own, as in a container
+    where it is the main process; nothing of croupier's stays between Locust and the operator."""
+    console = Console(stderr=True)
+    if not LOCUSTFILE.is_file():
+        console.print(f"[red]croupier:[/] load-worker needs croupier's loadtests package (looked in {LOADTESTS})")
+        return 2
+    argv = load_worker_argv(args)
+    port = argv[argv.index("--master-port") + 1]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        console.print(f"[red]croupier:[/] the master's port must be a TCP port, got {port!r}")
+        return 2
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    env.pop("CROUPIER_PARENT_PID", None)  # a remote worker belongs to its master, not to a local croupier load
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, env)
+
+
 def describe_provisioning(prov: dict[str, Any]) -> str:
     """The provisioning line (see :func:`loadtests.provisioning.describe`), without importing loadtests."""
     if not prov.get("calls"):

@@ -17,13 +17,6 @@ from . import flags
 RECORD_NOTE = "one JSON line per exchange, both ways' bytes and what the dialect decoded"
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise argparse.ArgumentTypeError(f"must be HOST:PORT, got {text!r}")
-    return host.strip("[]"), flags.port(port)
-
-
 def add_proxy_parsers(sub: Any) -> None:
     p = sub.add_parser("proxy", help="stand between a real provider and a real wallet: judge their traffic live, "
                                      "inject faults, record it, expose metrics",
@@ -36,11 +29,11 @@ def add_proxy_parsers(sub: Any) -> None:
                                    "report` prints a running proxy's report.")
     p.add_argument("action", nargs="?", choices=("serve", "report"), default="serve",
                    help="serve the proxy, or print the report of one running at --control")
-    p.add_argument("--listen", type=_address, default="127.0.0.1:9000", metavar="HOST:PORT",
+    p.add_argument("--listen", type=flags.address, default="127.0.0.1:9000", metavar="HOST:PORT",
                    help="where the provider calls the proxy (give the provider http://HOST:PORT as its wallet URL)")
     p.add_argument("--upstream", help="the wallet's protocol base URL, as the provider would call it "
                                       "(required to serve)")
-    p.add_argument("--control", type=_address, default="127.0.0.1:9001", metavar="HOST:PORT",
+    p.add_argument("--control", type=flags.address, default="127.0.0.1:9001", metavar="HOST:PORT",
                    help="the control API: /faults, /metrics, /report, /healthz")
     p.add_argument("--control-token", help="bearer token that changing the fault plan needs; the control API beyond "
                                            "loopback needs one (default: env CROUPIER_PROXY_TOKEN, else none)")
@@ -73,15 +66,24 @@ def add_proxy_parsers(sub: Any) -> None:
 
     r = sub.add_parser("replay-traffic", help="re-send a proxy recording against another wallet and compare the "
                                               "answers call by call",
-                       description="Re-send the calls of a `croupier proxy --record` file to another wallet, ids "
-                                   "rewritten with a run prefix, players provisioned through the reference wallet's "
-                                   "admin API with the opening balances the recording implies; compare each answer "
-                                   "with the recorded one and judge the new answers with the ledger. Exit 1 when an "
-                                   "answer differs or a rule is broken.")
-    r.add_argument("recording", help="the JSON-lines file `croupier proxy --record` wrote")
+                       description="Re-send the calls of a `croupier proxy --record` file (or a HAR: `croupier proxy "
+                                   "--har`, a browser's devtools, mitmproxy) to another wallet, ids rewritten with a "
+                                   "run prefix, players provisioned through the reference wallet's admin API with the "
+                                   "opening balances the recording implies, or replayed on the test accounts of "
+                                   "--players FILE (a wallet with no admin API: balances compared shifted by what each "
+                                   "account holds); compare each answer with the recorded one and judge the new "
+                                   "answers with the ledger. Exit 1 when an answer differs or a rule is broken, 2 when "
+                                   "the replay cannot start (an unreadable file, too few accounts).")
+    r.add_argument("recording", help="the JSON-lines file `croupier proxy --record` wrote, or a HAR file (by its .har "
+                                     "extension or its content); a HAR entry that is no wallet call is skipped")
     r.add_argument("--wallet", required=True, help="the other wallet's protocol base URL (required)")
     flags.wire_and_credentials(r)
-    r.add_argument("--prefix", help="put before every player, transaction and round id (default: replay-<unix time>-)")
+    r.add_argument("--players", metavar="FILE",
+                   help="CSV of test accounts the wallet already has (player_id,token,currency[,session_token,"
+                        "session_ref], as `croupier run --players` reads): no admin API is called; each recorded "
+                        "player gets an account of its currency of its own, in order (default: the admin API)")
+    r.add_argument("--prefix", help="put before every transaction and round id, and every player id the admin API "
+                                    "provisions (default: replay-<unix time>-)")
     r.add_argument("--timeout", type=flags.positive_float, default=10.0, help="seconds to wait for each answer")
     r.add_argument("--json", dest="json_path", metavar="FILE", help="write the comparison as JSON to FILE "
                                                                     "(default: none)")
@@ -199,36 +201,60 @@ def replay_traffic_command(args: argparse.Namespace) -> int:
 
     import aiohttp
 
+    from ..drive.accounts import PlayersFileError, read_accounts
     from ..drive.client import AdminError
     from ..drive.tls import TLSError
     from ..protocol import dialects
+    from ..proxy.har import HarError, is_har, read_har
     from ..proxy.recording import RecordingError, read
-    from ..proxy.replayer import replay, summary_lines
+    from ..proxy.replayer import ReplayError, replay, summary_lines
 
+    if args.players and (args.admin_url or args.admin_token):
+        return _fail("--players replays on a players file's accounts, --admin-url/--admin-token provision players: "
+                     "give one or the other")
     try:
         raw = Path(args.recording).read_bytes()
     except OSError as exc:
         return _fail(f"cannot read the recording {args.recording}: {exc.strerror}")
     try:
-        records = read(raw.splitlines(), args.recording)
+        dialect = dialects.get(args.dialect, flags.secret(args))
+    except ValueError as exc:
+        return _fail(str(exc))
+    skipped: dict[str, int] = {}
+    try:
+        if is_har(raw, args.recording):
+            har = read_har(raw, dialect, flags.secret(args), args.recording)
+            records, skipped = har.records, dict(har.skipped)
+        else:
+            records = read(raw.splitlines(), args.recording)
+    except HarError as exc:
+        return _fail(f"{exc}: give a HAR 1.2 file (a browser's devtools, mitmproxy, `croupier proxy --har`)")
     except RecordingError as exc:
-        return _fail(f"{exc}: give a file `croupier proxy --record` wrote")
+        return _fail(f"{exc}: give a file `croupier proxy --record` (or --har) wrote")
+    try:
+        accounts = read_accounts(args.players) if args.players else None
+    except PlayersFileError as exc:
+        return _fail(str(exc))
     try:
         tls = flags.client_tls(args)
     except TLSError as exc:
         return _fail(str(exc))
-    dialect = dialects.get(args.dialect, flags.secret(args))
     parts = urlsplit(args.wallet)
     admin_url = args.admin_url or f"{parts.scheme}://{parts.netloc}"
     prefix = args.prefix or f"replay-{int(time.time())}-"
     try:
         result = asyncio.run(replay(records, args.wallet, dialect, admin_url, flags.admin_token(args), prefix,
-                                    args.timeout, tls.context() if args.wallet.lower().startswith("https:") else None))
+                                    args.timeout, tls.context() if args.wallet.lower().startswith("https:") else None,
+                                    accounts))
+    except ReplayError as exc:
+        return _fail(f"{exc}")
     except AdminError as exc:
         return _fail(f"the admin API at {admin_url} refused to provision players: {exc}: check --admin-url and "
                      "--admin-token (or --prefix, if these ids exist already)")
     except (OSError, aiohttp.ClientError) as exc:
-        return _fail(f"wallet unreachable at {admin_url}: {exc}: is the wallet running, and is --wallet right?")
+        return _fail(f"wallet unreachable at {args.wallet if accounts else admin_url}: {exc}: is the wallet running, "
+                     "and is --wallet right?")
+    result.skipped.update(skipped)
     for line in summary_lines(result):
         print(line)
     if args.json_path:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +31,8 @@ from rich.console import Console
 from ..judge import journal
 from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
+from ..metrics.exposition import WorkerPool, listen
+from ..metrics.families import Metrics
 from ..play import scenario as scenarios
 from ..protocol.findings import Severity
 from ..report import model, series
@@ -88,6 +90,11 @@ def add_run_parser(sub: Any) -> None:
                    help="keep every transaction in memory for the whole run, as before (memory grows with the "
                         "calls; implied by --transactions)")
     p.add_argument("--quiet", action="store_true", help="no progress line and no summary")
+    p.add_argument("--metrics-listen", type=flags.address, metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics while the run plays: calls, latency, "
+                        "errors, findings, faults injected, rounds, players, calls in doubt; every worker's added "
+                        "up (docs/metrics.md; default: off)")
+    p.add_argument("--metrics-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--shard", help=argparse.SUPPRESS)
     p.add_argument("--partial", help=argparse.SUPPRESS)
 
@@ -240,6 +247,18 @@ def run_command(args: argparse.Namespace) -> int:
         return _run_command(args, interrupts)
 
 
+def _serve_metrics(args: argparse.Namespace, options: RunOptions, pool: WorkerPool | None = None) -> Callable[[], None]:
+    """``--metrics-listen``: this process's metrics (or, with ``pool``, its workers') served until the returned
+    function is called; a ``--workers`` worker counts into its parent's directory (``--metrics-worker``) and
+    serves nothing.  ``OSError`` when the address cannot be had, before anything is sent."""
+    if args.metrics_worker or (args.metrics_listen and pool is None):
+        options.metrics = Metrics("run")
+    if not args.metrics_listen:
+        return lambda: None
+    host, port = args.metrics_listen
+    return listen(host, port, pool.registry() if pool is not None else options.metrics.registry)  # type: ignore[union-attr]
+
+
 def _run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
     console = Console(stderr=True)
     try:
@@ -254,11 +273,25 @@ def _run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
         console.print("[red]croupier:[/] --concurrency must be at least 1")
         return 2
     if args.workers > 1 and not args.shard:
-        return _run_workers(args, options, console, interrupts)
+        pool = WorkerPool() if args.metrics_listen else None
+        try:
+            stop = _serve_metrics(args, options, pool)
+        except OSError as exc:
+            return _no_listen(args, exc, console)
+        try:
+            return _run_workers(args, options, console, interrupts, pool)
+        finally:
+            stop()
+            if pool is not None:
+                pool.close()
     show = not args.quiet and not args.partial
     progress, tick = _progress(console, options.scenario.duration_s, show)
     if show:
         options.on_tick = tick
+    try:
+        stop = _serve_metrics(args, options)
+    except OSError as exc:
+        return _no_listen(args, exc, console)
     try:
         with progress:
             result = _event_loop_run(run_interruptible(options, interrupts, console if show else None,
@@ -266,6 +299,8 @@ def _run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
     except RunError as exc:
         console.print(f"[red]croupier:[/] {exc}")
         return 2
+    finally:
+        stop()
     report = result_json(result)
     if args.transactions_path:
         _write_transactions(Path(args.transactions_path), [journal.records(result.ledger)])
@@ -273,6 +308,13 @@ def _run_command(args: argparse.Namespace, interrupts: Interrupts) -> int:
         Path(args.partial).write_bytes(orjson.dumps({"report": report, "stats": result.stats.to_json()}))
         return EXIT_INTERRUPTED if result.interruption is not None else 0
     return _finish(args, report, result.stats, console)
+
+
+def _no_listen(args: argparse.Namespace, exc: OSError, console: Console) -> int:
+    host, port = args.metrics_listen
+    console.print(f"[red]croupier:[/] cannot serve metrics on {host}:{port} ({exc.strerror or exc}): check "
+                  "--metrics-listen")
+    return 2
 
 
 def _finish(args: argparse.Namespace, report: dict[str, Any], stats: RunStats, console: Console) -> int:
@@ -306,7 +348,8 @@ def _write_transactions(path: Path, parts: list[Any]) -> None:
                 f.write(orjson.dumps(record) + b"\n")
 
 
-def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console, interrupts: Interrupts) -> int:
+def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console, interrupts: Interrupts,
+                 pool: WorkerPool | None = None) -> int:
     """Shard players over processes (one seed, one run id), then merge their reports exactly.
 
     The workers are in a process group of their own, so a terminal's Ctrl-C reaches them once, from
@@ -342,8 +385,13 @@ def _run_workers(args: argparse.Namespace, options: RunOptions, console: Console
                     argv.append("--keep-all-evidence")
                 if options.evidence_path and not options.keep_all_evidence:
                     argv += ["--evidence", evidence.shard_path(options.evidence_path, (k, n))]
-                procs.append(subprocess.Popen(argv, process_group=0))
+                if pool is not None:
+                    argv.append("--metrics-worker")
+                procs.append(subprocess.Popen(argv, process_group=0, env=pool.env() if pool is not None else None))
             codes = _wait_workers(procs, interrupts)
+            if pool is not None:
+                for p in procs:
+                    pool.ended(p.pid)
         finally:
             stop_listening()
             for p in procs:  # whatever happened here, no worker is left behind

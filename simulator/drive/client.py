@@ -59,7 +59,8 @@ class WalletClient:
             async with self.session.request(
                 req.method, url, data=req.body, headers=headers, timeout=self._request_timeout(),
             ) as resp:
-                return HttpResponse(resp.status, dict(resp.headers), await resp.read())
+                headers = dict(resp.headers) if self.dialect.reads_response_headers else {}
+                return HttpResponse(resp.status, headers, await resp.read())
         except TimeoutError:  # asyncio.TimeoutError is TimeoutError since 3.11
             return "timeout"
         except aiohttp.ClientError as exc:

@@ -402,17 +402,19 @@ class Ledger:
         self.flag(Anomaly.WALLET_CHOICE, player_id, message, evidence, rule)
 
     # -- observation ------------------------------------------------------------------
-    def begin_batch(self, calls: Sequence[WalletCall],
-                    expects: Sequence[ErrorCode | Due | None] | None = None) -> list[int]:
+    def begin_batch(self, calls: Sequence[WalletCall], expects: Sequence[ErrorCode | Due | None] | None = None,
+                    rules: Sequence[str | None] | None = None) -> list[int]:
         """Calls about to be sent in one request; the tokens to pass to :meth:`end`, one per call.
 
         The wallet applies them in order, one after the other: they do not overlap each other
         (each still overlaps whatever else of the player's is in flight).  End them in order:
         only the last call's balance is on the wire (``end(..., inner=True)`` for the others).
-        ``expects``: the refusal due for each call, as :meth:`begin`'s ``expect`` (None: all valid)."""
+        ``expects``: the refusal due for each call, as :meth:`begin`'s ``expect`` (None: all valid);
+        ``rules``: each call's ``rule``, as :meth:`begin`'s (a batch's calls are judged one by one)."""
         tokens: list[int] = []
         for i, call in enumerate(calls):
-            tokens.append(self.begin(call, expects[i] if expects else None, batch=tokens[0] if tokens else None))
+            tokens.append(self.begin(call, expects[i] if expects else None, batch=tokens[0] if tokens else None,
+                                     rule=rules[i] if rules else None))
             if call.player_id is not None:
                 book = self.books[call.player_id]
                 book.batch_of[tokens[-1]] = tokens[0]

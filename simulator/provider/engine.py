@@ -21,6 +21,7 @@ from collections.abc import Callable
 import aiohttp
 
 from ..drive.driver import Driver
+from ..metrics.families import Metrics
 from ..play import gameplay
 from ..play.faults import FaultPlan
 from ..play.games.base import RoundResult
@@ -40,8 +41,10 @@ class Provider:
     """The mock provider's behaviour, over one aiohttp client session to the wallet."""
 
     def __init__(self, config: ProviderConfig, state: ProviderState, dialect: Dialect,
-                 http: aiohttp.ClientSession | None = None) -> None:
+                 http: aiohttp.ClientSession | None = None, metrics: Metrics | None = None) -> None:
         self.config = config
+        self.metrics = metrics
+        """The wallet calls made, the rounds played and the ledger's findings, counted (``--metrics``)."""
         self.state = state
         self.dialect = dialect
         self.http = http
@@ -57,7 +60,15 @@ class Provider:
         assert self.http is not None, "the provider application has not started"
         client = RecordingClient(self.config.wallet_url, self.dialect, self.http, timeout_s=self.config.timeout_s,
                                  sink=self.state.recorder(session_id, player_id, currency, calls))
-        return Driver(client, self.state.ledger, self.state.stats, self.faults, started=self.state.started)
+        driver = Driver(client, self.state.ledger, self.state.stats, self.faults, started=self.state.started)
+        if self.metrics is not None:  # the driver has just pointed the ledger's findings at the statistics
+            self.state.ledger.on_flag = self._flagged
+        return driver
+
+    def _flagged(self, kind: str) -> None:
+        self.state.stats.anomaly(kind)
+        if self.metrics is not None:
+            self.metrics.anomaly(kind)
 
     def _forget_balance(self, player_id: str) -> None:
         book = self.state.ledger.book(player_id)
@@ -130,6 +141,8 @@ class Provider:
             await driver.quiesce()
             assert isinstance(outcome, RoundOutcome)
             self.state.stats.rounds[outcome.status] += 1
+            if self.metrics is not None:
+                self.metrics.rounds(outcome.status)
             record = RoundRecord(
                 round_id=outcome.round_id, session_id=session.session_id, game_id=game.game_id, kind=game.kind,
                 stake=stake, status=outcome.status, staked=outcome.staked, paid=outcome.paid,

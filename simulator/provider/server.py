@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..drive.tls import ClientTLS, TLSError, handshake_problem
+from ..metrics.families import Metrics
 from ..protocol.signing import DEV_SECRET
 from ..wallet.accesslog import AccessLogger
 from ..wallet.server import ConfigError, access_log_note, configure_logs, is_loopback
@@ -54,6 +55,8 @@ class ProviderServeOptions:
     to its own certificate)."""
     ssl_context: ssl.SSLContext | None = None
     """Serve HTTPS with this context (``--tls-cert``/``--tls-key``); None: plain HTTP."""
+    metrics: bool = False
+    """Count the wallet calls, rounds and findings and serve them at ``GET /metrics`` (``--metrics``)."""
 
 
 def _public_url(host: str, port: int, https: bool = False) -> str | None:
@@ -96,7 +99,7 @@ def build(opts: ProviderServeOptions) -> web.Application:
     configure_logs(opts.log_level, opts.access_log, opts.access_log_file)
     config = config_from(opts)
     try:
-        return make_app(config)
+        return make_app(config, Metrics("provider") if opts.metrics else None)
     except ValueError as exc:  # an unknown dialect
         raise ConfigError(str(exc)) from None
 

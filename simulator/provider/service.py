@@ -22,8 +22,11 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from ..metrics.exposition import handler as metrics_handler
+from ..metrics.families import IN_DOUBT, PLAYERS, Metrics
 from ..play.players import GameKind
 from ..protocol import dialects
+from ..protocol.calls import Exchange
 from ..protocol.codes import ErrorCode, http_status
 from ..protocol.dialects.canonical import MAX_BODY, MAX_ID_LENGTH, _Bad
 from ..protocol.money import CURRENCIES, INT64_MAX
@@ -34,7 +37,7 @@ from . import lobby
 from .engine import Provider
 from .errors import GAME_NOT_FOUND, SESSION_NOT_FOUND, UNAUTHORIZED, ProviderError, json_response
 from .pages import game_page
-from .state import TX_LOG_COLUMNS, ProviderConfig, ProviderState, RoundRecord, Session
+from .state import TX_LOG_COLUMNS, CallRecord, ProviderConfig, ProviderState, RoundRecord, Session
 
 __all__ = ["PROVIDER", "make_app"]
 
@@ -301,12 +304,15 @@ async def anomalies(request: web.Request) -> web.Response:
     })
 
 
-def make_app(config: ProviderConfig) -> web.Application:
-    """The provider application (``ValueError`` for an unknown dialect)."""
+def make_app(config: ProviderConfig, metrics: Metrics | None = None) -> web.Application:
+    """The provider application (``ValueError`` for an unknown dialect); ``metrics``: count what it does and
+    serve it at ``GET /metrics`` (docs/metrics.md)."""
     dialect = dialects.get(config.dialect, config.secret)
     app = web.Application(middlewares=[json_errors, provider_errors], client_max_size=MAX_BODY)
-    provider = Provider(config, ProviderState(config.seed), dialect)
+    provider = Provider(config, ProviderState(config.seed), dialect, metrics=metrics)
     app[PROVIDER] = provider
+    if metrics is not None:
+        _meter(provider, metrics, app)
 
     async def wallet_session(_: web.Application) -> AsyncIterator[None]:
         connector = aiohttp.TCPConnector(limit=256, ssl=config.wallet_ssl if config.wallet_ssl is not None else True)
@@ -326,3 +332,16 @@ def make_app(config: ProviderConfig) -> web.Application:
     r.add_get("/reports/transactions", transactions)
     r.add_get("/reports/anomalies", anomalies)
     return app
+
+
+def _meter(provider: Provider, metrics: Metrics, app: web.Application) -> None:
+    """Every wallet call the provider makes (its transaction log's lines), and the gauges read when scraped."""
+    state, dialect = provider.state, provider.dialect.name
+
+    def called(record: CallRecord, ex: Exchange) -> None:
+        metrics.answer(record.op, dialect, ex.outcome, ex.latency_ms / 1000)
+
+    state.observers.append(called)
+    metrics.gauge_function(PLAYERS, lambda: len({s.player_id for s in state.sessions.values()}))
+    metrics.gauge_function(IN_DOUBT, lambda: len(state.ledger.in_doubt()))
+    app.router.add_get("/metrics", metrics_handler(metrics))

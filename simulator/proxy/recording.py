@@ -25,11 +25,35 @@ import orjson
 
 from ..protocol.calls import Ok, Outcome, Rejected, Unknown, WalletCall, call_from_json, call_json
 from ..protocol.codes import ErrorCode
+from ..protocol.dialects import Dialect, HttpRequest, HttpResponse, batching
 from ..protocol.money import Money
 
 VERSION: Final = 1
+
+
 class RecordingError(ValueError):
     """A recording that cannot be read, naming the line."""
+
+
+def decode_calls(dialect: Dialect, req: HttpRequest, now: float) -> list[WalletCall] | Rejected:
+    """The calls a request carries, as the dialect reads them at ``now`` (a signature's time is checked
+    against it), or the dialect's refusal; raises what the dialect raises on bytes it cannot read."""
+    batch = batching(dialect)
+    got = batch.decode_batch(req, now) if batch is not None else dialect.decode_request(req, now)
+    return got if isinstance(got, (list, Rejected)) else [got]
+
+
+def decode_outcomes(dialect: Dialect, calls: Sequence[WalletCall], resp: HttpResponse) -> list[Outcome]:
+    """What the wallet's answer means for each call; an answer the dialect cannot read is judged as what it
+    is (outcome unknown), never raised."""
+    try:
+        if len(calls) > 1:
+            batch = batching(dialect)
+            assert batch is not None
+            return list(batch.decode_batch_response(calls, resp))
+        return [dialect.decode_response(calls[0], resp)]
+    except Exception as exc:  # noqa: BLE001 - an answer that cannot be read
+        return [Unknown(f"undecodable answer: {exc}", resp.status) for _ in calls]
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:

@@ -30,14 +30,15 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from ..metrics.exposition import handler as metrics_handler
+from ..metrics.families import HELD, IN_DOUBT, PLAYERS, Metrics
 from ..protocol import dialects
-from ..protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
+from ..protocol.calls import Op, Outcome, Rejected, Unknown, WalletCall
 from ..protocol.codes import ErrorCode
 from ..protocol.dialects import Dialect, HttpRequest, HttpResponse
 from ..wallet.http import read_bounded
 from . import recording
 from .faults import FaultConfigError, ProxyFault, ProxyFaults, parse
-from .metrics import CONTENT_TYPE_LATEST, ProxyMetrics
 from .reconcile import report_json
 from .watch import Watch
 
@@ -90,7 +91,7 @@ class Proxy:
         self.upstream = config.upstream.rstrip("/")
         self.dialect: Dialect = dialects.get(config.dialect, config.secret)
         self.watch = Watch(self.dialect, config.shared_players)
-        self.metrics = ProxyMetrics(self.dialect.name)
+        self.metrics = Metrics("proxy")
         self.watch.ledger.on_flag = self.metrics.anomaly
         self.faults = config.faults
         self.rng = random.Random(config.faults.seed)
@@ -108,8 +109,9 @@ class Proxy:
                                     reverse=True)) if len(config.secret) >= 6 else ()
         """The shared secret as it may appear on the wire, redacted from the recording (a shorter one would
         garble it: said at start-up instead)."""
-        self.metrics.gauges(lambda: len(self.watch.ledger.in_doubt()),
-                            lambda: sum(len(w) for w in self._held.values()), lambda: len(self.watch.tallies))
+        self.metrics.gauge_function(IN_DOUBT, lambda: len(self.watch.ledger.in_doubt()))
+        self.metrics.gauge_function(HELD, lambda: sum(len(w) for w in self._held.values()))
+        self.metrics.gauge_function(PLAYERS, lambda: len(self.watch.tallies))
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -135,10 +137,8 @@ class Proxy:
     # -- decoding --------------------------------------------------------------------------
     def decode(self, req: HttpRequest) -> list[WalletCall]:
         """The calls the request carries ([] when the dialect cannot read it: forwarded, not judged)."""
-        batching = dialects.batching(self.dialect)
         try:
-            got = batching.decode_batch(req, time.time()) if batching is not None else \
-                self.dialect.decode_request(req, time.time())
+            got = recording.decode_calls(self.dialect, req, time.time())
         except Exception:
             log.debug("undecodable request to %s", req.path, exc_info=True)
             return []
@@ -148,19 +148,12 @@ class Proxy:
                 log.warning("cannot check a request's signature (%s): forwarded, not judged; if every request says "
                             "so, check --secret and --dialect", got.message)
             return []
-        return got if isinstance(got, list) else [got]
+        return got
 
     def outcomes(self, calls: Sequence[WalletCall], resp: HttpResponse | str) -> list[Outcome]:
         if isinstance(resp, str):
             return [Unknown(resp) for _ in calls]
-        try:
-            if len(calls) > 1:
-                batching = dialects.batching(self.dialect)
-                assert batching is not None
-                return list(batching.decode_batch_response(calls, resp))
-            return [self.dialect.decode_response(calls[0], resp)]
-        except Exception as exc:  # noqa: BLE001 - judged as what it is: an answer that cannot be read
-            return [Unknown(f"undecodable answer: {exc}", resp.status) for _ in calls]
+        return recording.decode_outcomes(self.dialect, calls, resp)
 
     # -- delivery --------------------------------------------------------------------------
     async def send(self, req: HttpRequest) -> HttpResponse | str:
@@ -199,17 +192,12 @@ class Proxy:
             self._release(calls[0], copy)
         else:
             self.undecoded += 1
-            self.metrics.call("undecoded", "undecoded", latency_s)
+            self.metrics.call("undecoded", self.dialect.name, "undecoded", latency_s)
         self._write(seq, at, req, resp, latency_s, fault, copy, True, visible, calls, outcomes)
         return resp
 
     def _count(self, op: Op, outcome: Outcome, latency_s: float) -> None:
-        if isinstance(outcome, Ok):
-            self.metrics.call(str(op), "ok", latency_s)
-        elif isinstance(outcome, Rejected):
-            self.metrics.call(str(op), "rejected", latency_s, str(outcome.code))
-        else:
-            self.metrics.call(str(op), "unknown", latency_s, "unknown")
+        self.metrics.answer(str(op), self.dialect.name, outcome, latency_s)
 
     def _write(self, seq: int, at: float, req: HttpRequest, resp: HttpResponse | str | None, latency_s: float | None,
                fault: ProxyFault | None, copy: int, forwarded: bool, visible: bool, calls: Sequence[WalletCall],
@@ -362,9 +350,6 @@ class Proxy:
                                   status=self.faults.status, seed=self.faults.seed)
         return web.json_response({"faults": self.faults.to_json(), "injected": dict(self.injected)})
 
-    async def get_metrics(self, _: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
     async def get_report(self, _: web.Request) -> web.Response:
         return web.json_response(self.report(), dumps=lambda d: orjson.dumps(d).decode())
 
@@ -397,7 +382,7 @@ def make_apps(config: ProxyConfig) -> tuple[web.Application, web.Application, Pr
     control.router.add_post("/faults", proxy.put_faults)
     control.router.add_patch("/faults", proxy.put_faults)
     control.router.add_delete("/faults", proxy.delete_faults)
-    control.router.add_get("/metrics", proxy.get_metrics)
+    control.router.add_get("/metrics", metrics_handler(proxy.metrics))
     control.router.add_get("/report", proxy.get_report)
     control.router.add_get("/healthz", proxy.healthz)
     return traffic, control, proxy

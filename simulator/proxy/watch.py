@@ -98,6 +98,10 @@ class Watch:
         """Players a call not judged moved money for, whose balance is to be taken afresh as soon as it can."""
         self._blind_start: dict[str, int | None] = {}
         """The balance the ledger expected when a call not judged began, if nothing else was going on."""
+        self._sent: set[str] = set()
+        """Every money call's tx_id sent to the wallet so far (a call sent again is no longer fresh)."""
+        self._fresh: set[str] = set()
+        """tx_ids of calls not judged, in flight, sent for the first time: each moves its amount or nothing."""
 
     def tally(self, player_id: str) -> Tally:
         t = self.tallies.get(player_id)
@@ -154,7 +158,9 @@ class Watch:
 
     def _session_rule(self, call: WalletCall) -> str | None:
         """On a dialect whose wins need a live session, a win or rollback may come after its session ended
-        (the proxy cannot know when a session ends): a ``SESSION_EXPIRED`` refusal is then allowed."""
+        (the proxy cannot know when a session ends): a ``SESSION_EXPIRED`` refusal is then allowed.  Inside a
+        batch too: "The actions are applied in the order listed, each as its own call under the normal rules
+        (PROTOCOL.md)" (docs/dialects.md, Batches)."""
         if self.ledger.semantics.wins_need_live_session and call.op in (Op.WIN, Op.ROLLBACK):
             return LIVE_SESSION
         return None
@@ -164,15 +170,19 @@ class Watch:
         for call in calls:
             self._before(call)
         blind = [self._blind(call) for call in calls]  # every call of a batch marked, not only up to the first
+        sent = [c.tx_id for c in calls if c.op in MONEY_OPS and c.tx_id]
         if any(blind):
+            self._fresh.update(t for t in sent if t not in self._sent)
+            self._sent.update(sent)
             for player in {c.player_id for c in calls if c.player_id}:
                 self._blind_flight[player] = self._blind_flight.get(player, 0) + 1
                 book = self.ledger.book(player)
                 solo = not book.in_flight and not book.doubt and self._blind_flight[player] == 1
                 self._blind_start[player] = book.expected if solo else None
             return []
+        self._sent.update(sent)
         dues = [due_of(self.ledger.books, call, self.ledger.semantics) for call in calls]
-        tokens = self.ledger.begin_batch(calls, dues) if len(calls) > 1 else \
+        tokens = self.ledger.begin_batch(calls, dues, [self._session_rule(c) for c in calls]) if len(calls) > 1 else \
             [self.ledger.begin(calls[0], expect=dues[0], rule=self._session_rule(calls[0]))]
         for token, due in zip(tokens, dues, strict=True):
             if due is not None:
@@ -203,8 +213,8 @@ class Watch:
             book = self.ledger.book(player)
             alone = not book.in_flight and not book.doubt and not self._blind_flight[player]
             last = outcomes[-1]
-            if len(calls) == 1 and alone and start is not None and isinstance(last, Ok):
-                self._blind_bet(calls[0], last, start, (calls[0], last, latency_ms, status, response, visible))
+            if alone and start is not None and isinstance(last, Ok):
+                self._blind_bet(calls, outcomes, last, start, (calls[-1], last, latency_ms, status, response, visible))
             if self.forget(player):
                 self._stale.discard(player)
                 if alone and isinstance(last, Ok) and "balance" not in last.missing and \
@@ -215,19 +225,39 @@ class Watch:
         for call, outcome in zip(calls, outcomes, strict=True):
             if call.op is Op.ROLLBACK and isinstance(outcome, Ok) and call.ref_tx_id and call.tx_id:
                 self.blind_rolled.setdefault(call.ref_tx_id, call.tx_id)
+        fresh = self._fresh
+        for call in calls:
+            fresh.discard(call.tx_id or "")
 
-    def _blind_bet(self, call: WalletCall, answer: Ok, start: int, seen: Seen) -> None:
+    def _blind_bet(self, calls: Sequence[WalletCall], outcomes: Sequence[Outcome], answer: Ok, start: int,
+                   seen: Seen) -> None:
         """A bet whose rollback the wallet acknowledged before the proxy ever saw the bet, now accepted.  Had the
         wallet taken it before the proxy was there, this is a replay: no change (rule 1); had it not, it is
-        tombstoned: refused, no change (rule 5).  Either way the balance must not fall by its amount."""
-        if call.op is not Op.BET or call.amount is None or call.tx_id not in self.blind_rolled:
+        tombstoned: refused, no change (rule 5).  Either way the balance must not fall by its amount.
+
+        In a batch only the last call's balance is on the wire; "The actions are applied in the order listed,
+        each as its own call under the normal rules (PROTOCOL.md)" (docs/dialects.md, Batches), so the bet is
+        judged where every other call of the batch was accepted and is a bet or a win sent for the first time
+        (its amount moved, whatever the world): the balance must then not be the one the bet's debit gives."""
+        rolled = [c for c in calls if c.op is Op.BET and c.amount is not None and c.amount.minor > 0
+                  and c.tx_id in self.blind_rolled]
+        if not rolled or "balance" in answer.missing or not all(isinstance(o, Ok) for o in outcomes):
             return
-        if answer.balance.minor != start - call.amount.minor or call.amount.minor == 0:
+        moved = 0
+        for call in calls:
+            if call.op not in (Op.BET, Op.WIN) or call.amount is None:
+                return
+            if call not in rolled and call.tx_id not in self._fresh:
+                return  # sent before: a replay may move nothing, what the balance should be is not known
+            moved += -call.amount.minor if call.op is Op.BET else call.amount.minor
+        if answer.balance.minor != start + moved:
             return
-        self.ledger.flag(Anomaly.ACCEPTED_AFTER_ROLLBACK, call.player_id or "",
-                         f"bet {call.tx_id} taken (balance {start} → {answer.balance.minor}) after the wallet "
-                         f"acknowledged its rollback {self.blind_rolled[call.tx_id]}: a tombstoned bet is refused "
-                         "and a replayed one changes nothing", [seen], R5)
+        for call in rolled:
+            self.ledger.flag(Anomaly.ACCEPTED_AFTER_ROLLBACK, call.player_id or "",
+                             f"bet {call.tx_id} taken (balance {start} → {answer.balance.minor}"
+                             f"{' after the rest of its batch' if len(calls) > 1 else ''}) after the wallet "
+                             f"acknowledged its rollback {self.blind_rolled[call.tx_id or '']}: a tombstoned bet is "
+                             "refused and a replayed one changes nothing", [seen], R5)
 
     def _after(self, call: WalletCall, outcome: Outcome, visible: bool) -> None:
         if not isinstance(outcome, Ok):

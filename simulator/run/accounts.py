@@ -7,13 +7,14 @@ but could not test anything, with a :class:`SetupError` (a report whose verdict 
 from __future__ import annotations
 
 import asyncio
-import csv
 import ssl
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..drive.accounts import PlayersFileError, TestAccount
+from ..drive.accounts import read_accounts as _read_accounts
 from ..drive.tls import ClientTLS, TLSError, handshake_problem
-from ..protocol.money import currency
+
+__all__ = ["RunError", "SetupError", "TLSProblem", "TestAccount", "preflight", "read_accounts"]
 
 
 class RunError(RuntimeError):
@@ -25,63 +26,12 @@ class SetupError(RunError):
     with the verdict ``error`` and this message as its cause."""
 
 
-@dataclass(frozen=True, slots=True)
-class TestAccount:
-    """One row of a players file: a player the wallet already has, and how croupier reaches it."""
-
-    player_id: str
-    token: str
-    """A launch token (for ``authenticate``); where the operator makes the sessions and the file gives
-    no ``session_token``, the session itself."""
-    currency: str
-    session_token: str | None = None
-    """The player's session, where the operator makes them (``sessions = "operator"``); also the session
-    when an ``authenticate`` answer carries none."""
-    session_ref: str | None = None
-    """A second session id some wires carry beside the session token."""
-
-    @property
-    def session(self) -> str:
-        """The session croupier plays on where no ``authenticate`` call makes one."""
-        return self.session_token or self.token
-
-
 def read_accounts(path: str) -> list[TestAccount]:
-    """A CSV of test accounts with a header: player_id,token,currency (a launch token each), and the
-    optional columns session_token and session_ref (where the operator makes the sessions, or a wire
-    carries a second session id).  A UTF-8 byte-order mark (Excel's "CSV UTF-8") is ignored, and so
-    are spaces around names and values; an empty optional value is no value."""
+    """:func:`simulator.drive.accounts.read_accounts`, its errors a :class:`RunError` (exit code 2)."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or []]
-            rows = list(reader)
-    except OSError as exc:
-        raise RunError(f"cannot read {path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise RunError(f"{path}: not a UTF-8 CSV file ({exc})") from None
-    accounts = []
-    for n, row in enumerate(rows, start=2):
-        try:
-            acc = TestAccount(row["player_id"].strip(), row["token"].strip(), row["currency"].strip(),
-                              _optional(row.get("session_token")), _optional(row.get("session_ref")))
-            currency(acc.currency)
-        except (KeyError, AttributeError):
-            raise RunError(f"{path}:{n}: needs columns player_id,token,currency "
-                           "(and optionally session_token,session_ref)") from None
-        except ValueError as exc:
-            raise RunError(f"{path}:{n}: {exc}") from None
-        if not acc.player_id or not (acc.token or acc.session_token):
-            raise RunError(f"{path}:{n}: a player_id and a token (or a session_token) are needed")
-        accounts.append(acc)
-    if not accounts:
-        raise RunError(f"{path}: no accounts")
-    return accounts
-
-
-def _optional(value: str | None) -> str | None:
-    value = value.strip() if isinstance(value, str) else None
-    return value or None
+        return _read_accounts(path)
+    except PlayersFileError as exc:
+        raise RunError(str(exc)) from None
 
 
 class TLSProblem(RunError):

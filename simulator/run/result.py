@@ -10,6 +10,7 @@ from .. import __version__
 from ..drive.tls import ClientTLS
 from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
+from ..metrics.families import Metrics
 from ..play.scenario import Scenario
 from ..protocol.findings import Severity
 from ..report import model, series
@@ -43,6 +44,8 @@ class RunOptions:
     keep_all_evidence: bool = False
     """Keep every transaction in memory for the whole run (``--keep-all-evidence``, as before: memory
     grows with the calls; needed by ``--transactions``)."""
+    metrics: Metrics | None = None
+    """Count calls, faults, findings, rounds and players here while playing (``--metrics-listen``)."""
 
 
 @dataclass

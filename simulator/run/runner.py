@@ -50,6 +50,7 @@ from ..protocol.money import CURRENCIES, currency
 from .accounts import RunError, SetupError, TestAccount, TLSProblem, preflight, read_accounts
 from .evidence import EvidenceFile
 from .interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S, Interruption
+from .metrics import SYNC_S, MeteredStats
 from .result import RunOptions, RunResult, result_json
 
 __all__ = ["RunError", "RunOptions", "RunResult", "Runner", "SetupError", "TestAccount", "read_accounts",
@@ -61,7 +62,7 @@ class Runner:
     def __init__(self, options: RunOptions) -> None:
         self.o = options
         self.s = options.scenario
-        self.stats = RunStats()
+        self.stats = RunStats() if options.metrics is None else MeteredStats(options.metrics, _dialect_name(options))
         self.semantics = _semantics(options)
         """What the dialect's calls mean: the rounds play it, the ledger judges by it."""
         self.signed = True
@@ -338,6 +339,7 @@ class Runner:
                 if mine:
                     tasks.append(asyncio.create_task(self._table(driver, t, mine, self.s.rounds)))
             ticker = asyncio.create_task(self._tick(started))
+            metering = asyncio.create_task(self._meter(tasks)) if isinstance(self.stats, MeteredStats) else None
             await self._until_done(tasks, started)
             # Interrupted, each step of the end is bounded from the signal, and a second signal skips them.
             await self._bounded(driver.quiesce(), self.s.timeout_s * 2 + 1, self._rounds_left())
@@ -347,6 +349,9 @@ class Runner:
             unsettled = await self._settle(driver)
             await self._bounded(self._reconcile(driver), self.s.timeout_s * 3 + 5, INTERRUPT_RECONCILE_S)
             ticker.cancel()
+            if metering is not None:
+                metering.cancel()
+                self._sync(tasks)  # the last word: what a scrape after the end reads
             unheard = list(driver.background)  # answers nobody waits for any more (a cut-short end): not leaked
             for task in unheard:
                 task.cancel()
@@ -474,6 +479,18 @@ class Runner:
             self.o.on_tick(self.stats, self.ledger, time.monotonic() - started)
             await asyncio.sleep(0.25)
 
+    async def _meter(self, tasks: list[asyncio.Task[None]]) -> None:
+        while True:
+            self._sync(tasks)
+            await asyncio.sleep(SYNC_S)
+
+    def _sync(self, tasks: list[asyncio.Task[None]]) -> None:
+        if isinstance(self.stats, MeteredStats):
+            playing = sum(1 for t in tasks if not t.done())
+            if self.s.model == "open" and tasks and not tasks[0].done():
+                playing -= 1  # the arrivals, not a session
+            self.stats.sync(len(self.seats), playing, len(self.ledger.in_doubt()))
+
     async def _settle(self, driver: Driver) -> int:
         """Settle every call still in doubt as a provider must (:mod:`simulator.drive.endgame`), within
         ``settle_timeout_s``; what is still in doubt then is a ``no_definitive_answer`` finding each.
@@ -511,6 +528,14 @@ class Runner:
     async def _reconcile(self, driver: Driver) -> None:
         """Read every balance once more, alone, and compare with what the wallet must hold."""
         self.errors.extend(await driver.run(endgame.reconcile(driver.courier, self.seats.values())))
+
+
+def _dialect_name(options: RunOptions) -> str:
+    """The dialect's name for the metrics' ``dialect`` label (a dialect file's own name, not its path)."""
+    try:
+        return dialects.get(options.dialect, options.secret).name
+    except ValueError:
+        return options.dialect
 
 
 def _semantics(options: RunOptions) -> Semantics:

@@ -61,6 +61,8 @@ class ServeOptions:
     reuse_port: bool = False
     ssl_context: ssl.SSLContext | None = None
     """Serve HTTPS with this context (``--tls-cert``/``--tls-key``, built by the command); None: plain HTTP."""
+    metrics: bool = False
+    """Count the protocol's calls and serve them at ``GET /metrics`` (``--metrics``; docs/metrics.md)."""
 
 
 class ConfigError(ValueError):
@@ -186,21 +188,35 @@ def build(opts: ServeOptions) -> web.Application:
     secret, admin = resolve_secrets(opts)
     if opts.session_ttl < 1:
         raise ConfigError("--session-ttl must be at least 1 second")
-    return make_app(make_store(opts), WalletConfig(secret=secret, admin_token=admin, session_ttl=opts.session_ttl))
+    metrics = None
+    if opts.metrics:
+        from ..metrics.families import Metrics
+
+        metrics = Metrics("wallet")
+    return make_app(make_store(opts), WalletConfig(secret=secret, admin_token=admin, session_ttl=opts.session_ttl),
+                    metrics=metrics)
 
 
 def serve_workers(opts: ServeOptions, argv: list[str]) -> int:
     """``--workers N``: N wallet processes on one port (SO_REUSEPORT) sharing one PostgreSQL.
 
     The kernel spreads connections over the processes; the database serializes each
-    player.  SIGTERM/SIGINT are passed on, and each worker shuts down gracefully.
+    player.  SIGTERM/SIGINT are passed on, and each worker shuts down gracefully.  With
+    ``--metrics`` the workers count into one directory, and whichever answers ``/metrics``
+    answers for all of them (:mod:`simulator.metrics.exposition`).
     """
     if not opts.dsn:
         raise ConfigError("--workers needs PostgreSQL (--dsn): SQLite and memory have one writer")
     configure_logs(opts.log_level, opts.access_log, opts.access_log_file)
     resolve_secrets(opts)
     make_store(opts)  # a wrong --dsn is one sentence here, not one traceback per worker
-    children = [subprocess.Popen([sys.executable, "-m", "simulator", *argv, "--worker-of-pool"])
+    pool = None
+    if opts.metrics:
+        from ..metrics.exposition import WorkerPool
+
+        pool = WorkerPool()
+    children = [subprocess.Popen([sys.executable, "-m", "simulator", *argv, "--worker-of-pool"],
+                                 env=pool.env() if pool is not None else None)
                 for _ in range(opts.workers)]
 
     def forward(signum: int, _frame: object) -> None:
@@ -211,6 +227,8 @@ def serve_workers(opts: ServeOptions, argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     codes = [child.wait() for child in children]
+    if pool is not None:
+        pool.close()
     return max(codes) if any(codes) else 0
 
 

@@ -8,10 +8,13 @@ decides and commits.  A handler answers after the store returns, so every
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ..metrics.exposition import handler as metrics_handler
+from ..metrics.families import Metrics
 from ..protocol import dialects
 from ..protocol.calls import Ok, Op, Outcome, Rejected, Unknown, WalletCall
 from ..protocol.codes import ErrorCode
@@ -26,14 +29,19 @@ __all__ = ["WalletConfig", "make_app"]
 log = logging.getLogger("croupier.wallet")
 
 
-def protocol_handler(op: Op | None, other: Dialect | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def protocol_handler(op: Op | None, other: Dialect | None = None,
+                     metrics: Metrics | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The canonical handler of ``op``, or (``op`` None) the catch-all of another dialect's prefix.
 
     A real-world dialect names its operations its own way (``transaction/bet``,
     ``bet.html``, ``debit?authToken=…``): the path below the prefix, query included,
-    goes to the dialect, which says what call it is."""
+    goes to the dialect, which says what call it is.  With ``metrics`` (``--metrics``) each call
+    is counted with its handling time; without, what it costs is a test of ``None``."""
+    # The ``op`` label of a request its dialect could not read (a canonical route names its operation).
+    unread = str(op) if op is not None else "undecoded"
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter() if metrics is not None else 0.0
         app = request.app
         config = app[CONFIG]
         dialect = other or app[DIALECT]
@@ -53,7 +61,7 @@ def protocol_handler(op: Op | None, other: Dialect | None = None) -> Callable[[w
             decoded = batching.decode_batch(req, now) if batching is not None else dialect.decode_request(req, now)
             if isinstance(decoded, list):
                 assert batching is not None
-                return await _batch(app, batching, decoded, now, info)
+                return await _batch(app, batching, decoded, now, info, metrics, started)
             if isinstance(decoded, Rejected):
                 outcome, call = decoded, None
             else:
@@ -66,6 +74,8 @@ def protocol_handler(op: Op | None, other: Dialect | None = None) -> Callable[[w
                 except StoreUnavailable as exc:
                     log.warning("store unavailable on %s: %s", op, exc)
                     info["code"] = "UNAVAILABLE"
+                    if metrics is not None:
+                        metrics.call(str(call.op), dialect.name, "unknown", time.perf_counter() - started, "unknown")
                     return error_response(ErrorCode.UNAVAILABLE, "storage unavailable: outcome unknown, retry")
                 except Exception:
                     log.exception("store failed on %s", op)
@@ -75,15 +85,19 @@ def protocol_handler(op: Op | None, other: Dialect | None = None) -> Callable[[w
         elif getattr(outcome, "replay", False):
             info["replay"] = True
         resp = dialect.encode_response(call, outcome)  # type: ignore[arg-type]
+        if metrics is not None:
+            metrics.answer(str(call.op) if call is not None else unread, dialect.name, outcome,  # type: ignore[arg-type]
+                           time.perf_counter() - started)
         return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
 
     return handle
 
 
 async def _batch(app: web.Application, dialect: dialects.BatchDialect, calls: list[WalletCall], now: float,
-                 info: dict[str, object]) -> web.StreamResponse:
+                 info: dict[str, object], metrics: Metrics | None, started: float) -> web.StreamResponse:
     """Several calls in one request: applied in order, each under the normal rules (its own
-    transaction, idempotent by its own tx_id); the first that is not a success stops the rest."""
+    transaction, idempotent by its own tx_id); the first that is not a success stops the rest.
+    Counted as the calls it applied, each with the request's handling time."""
     info["op"] = "batch:" + ",".join(str(c.op) for c in calls)
     info["tx_id"] = ",".join(c.tx_id or "" for c in calls)
     info["player_id"] = calls[0].player_id
@@ -94,6 +108,8 @@ async def _batch(app: web.Application, dialect: dialects.BatchDialect, calls: li
         except StoreUnavailable as exc:
             log.warning("store unavailable in a batch: %s", exc)
             info["code"] = "UNAVAILABLE"
+            outcomes.append(Unknown("store unavailable"))
+            _count_batch(metrics, dialect.name, calls, outcomes, started)
             return error_response(ErrorCode.UNAVAILABLE, "storage unavailable: outcome unknown, retry")
         except Exception:
             log.exception("store failed in a batch")
@@ -106,7 +122,16 @@ async def _batch(app: web.Application, dialect: dialects.BatchDialect, calls: li
     if all(getattr(o, "replay", False) for o in outcomes):
         info["replay"] = True
     resp = dialect.encode_batch_response(calls, outcomes)
+    _count_batch(metrics, dialect.name, calls, outcomes, started)
     return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
+
+
+def _count_batch(metrics: Metrics | None, dialect: str, calls: list[WalletCall], outcomes: list[Outcome],
+                 started: float) -> None:
+    if metrics is not None:
+        latency_s = time.perf_counter() - started
+        for call, outcome in zip(calls, outcomes, strict=False):  # the calls after a failure were not applied
+            metrics.answer(str(call.op), dialect, outcome, latency_s)
 
 
 @web.middleware
@@ -154,21 +179,25 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.json_response(openapi.document())
 
 
-def make_app(store: Store, config: WalletConfig, dialect: Dialect | None = None) -> web.Application:
-    """The wallet application; the store is opened on startup and closed on cleanup."""
+def make_app(store: Store, config: WalletConfig, dialect: Dialect | None = None,
+             metrics: Metrics | None = None) -> web.Application:
+    """The wallet application; the store is opened on startup and closed on cleanup.  ``metrics``: count the
+    protocol's calls and serve them at ``GET /metrics`` (docs/metrics.md)."""
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
     app[STORE] = store
     app[CONFIG] = config
     app[DIALECT] = dialect or CanonicalDialect(config.secret)
     for op in Op:
-        app.router.add_post(f"/wallet/{op}", protocol_handler(op))
+        app.router.add_post(f"/wallet/{op}", protocol_handler(op, metrics=metrics))
     # Every built-in real-world dialect on its own prefix, over the same store.
     for name in dialects.names():
         if name != "canonical":
-            app.router.add_route("*", f"/wallet/{name}/{{tail:.+}}", protocol_handler(None, dialects.get(name, config.secret)))
+            app.router.add_route("*", f"/wallet/{name}/{{tail:.+}}", protocol_handler(None, dialects.get(name, config.secret), metrics))
     admin.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi_json)
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics_handler(metrics))
 
     async def open_store(_: web.Application) -> None:
         await store.open()

@@ -75,6 +75,12 @@ class Dialect(Protocol):
         ...
 
     @property
+    def reads_response_headers(self) -> bool:
+        """``decode_response`` may look at the answer's headers (a signed answer's, say); when it never
+        does, the drivers skip copying them out of their HTTP client's response on every call."""
+        ...
+
+    @property
     def max_exponent(self) -> int | None:
         """The most decimals an amount of the wire carries exactly (None: any currency's)."""
         ...
@@ -163,6 +169,7 @@ class DialectBase:
     supports_batches: bool = False
     supports_variants: bool = False
     signature_has_time: bool = False
+    reads_response_headers: bool = True
     max_exponent: int | None = None
 
     def warm(self) -> None:

@@ -252,6 +252,8 @@ class CanonicalDialect(DialectBase):
     """``X-Signature`` binds ``t=``: a request an hour old is INVALID_SIGNATURE."""
     supports_variants = True
     """:meth:`encode_variant` sends every malformed-input variant of ``croupier check``."""
+    reads_response_headers = False
+    """An answer is its status and JSON body: PROTOCOL.md signs requests ("Every request is signed"), not answers."""
 
     def __init__(self, secret: str | bytes) -> None:
         self.secret = secret
