@@ -3,10 +3,14 @@
 Latencies go into log-spaced buckets (2% wide), so p50/p95/p99 of a run sharded
 over several processes are computed from the merged buckets, not averaged.
 
-The same holds second by second: each operation's calls, latencies and refusals, the faults
-injected and the findings made are kept per second since the run's start (the report's
-per-second series, :mod:`simulator.report.series`), and shards' seconds are aligned on their
-wall-clock starts when they merge.
+The same holds over time: each operation's calls, latencies and refusals, the faults injected and
+the findings made are kept per bucket of :attr:`RunStats.width` seconds since the run's start (the
+report's series, :mod:`simulator.report.series`), and shards' buckets are aligned on their
+wall-clock starts when they merge.  A bucket is 1 s until the run has :data:`MAX_POINTS` of them;
+then adjacent buckets are merged pairwise and the width doubles (as a round-robin database does),
+so a soak of any length keeps at most that many: histograms and counts add exactly, only the
+resolution is lost (an 8-hour run is drawn in 8-second buckets).  The whole-run totals are kept
+apart and never coarsened.
 """
 
 from __future__ import annotations
@@ -14,12 +18,17 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 _GROWTH = 1.02
 _LOG = math.log(_GROWTH)
 _MIN_MS = 0.01
+
+MAX_POINTS = 3600
+"""Buckets kept per series before they are coarsened: an hour at 1 s each (a full-rate run's second
+of histograms is some 20 KB, so ~80 MB at most instead of ~0.5 GB over 8 hours)."""
 
 
 def _bucket(ms: float) -> int:
@@ -96,24 +105,40 @@ class Histogram:
         return h
 
 
-def _count_at(table: dict[str, Counter[int]], key: str, second: int) -> None:
-    by_second = table.get(key)
-    if by_second is None:
-        by_second = table[key] = Counter()
-    by_second[second] += 1
+def _count_at(table: dict[str, Counter[int]], key: str, at: int, n: int = 1) -> None:
+    by_bucket = table.get(key)
+    if by_bucket is None:
+        by_bucket = table[key] = Counter()
+    by_bucket[at] += n
 
 
-def _shifted(table: dict[str, Counter[int]], by: int) -> dict[str, Counter[int]]:
-    return {k: Counter({s + by: n for s, n in c.items()}) for k, c in table.items()}
+def _moved(b: int, width: int, to: int, by: int) -> int:
+    """Bucket ``b`` of ``width`` seconds, ``by`` seconds later, as a bucket of ``to`` seconds (exact when
+    ``to`` is a multiple of ``width`` and of ``by``: the bucket's seconds all land in the new one)."""
+    return (b * width + by) // to
 
 
-def _merge_at(mine: dict[str, Counter[int]], other: dict[str, Counter[int]], by: int = 0) -> None:
+def _merge_at(mine: dict[str, Counter[int]], other: dict[str, Counter[int]], width: int, to: int, by: int) -> None:
     for key, c in other.items():
         into = mine.get(key)
         if into is None:
             into = mine[key] = Counter()
-        for s, n in c.items():
-            into[s + by] += n
+        for b, n in c.items():
+            into[_moved(b, width, to, by)] += n
+
+
+def _rebucketed(table: dict[str, Counter[int]], width: int, to: int, by: int) -> dict[str, Counter[int]]:
+    out: dict[str, Counter[int]] = {}
+    _merge_at(out, table, width, to, by)
+    return out
+
+
+def _merge_hists(mine: dict[str, dict[int, Histogram]], other: dict[str, dict[int, Histogram]], width: int, to: int,
+                 by: int) -> None:
+    for op, buckets in other.items():
+        into = mine.setdefault(op, {})
+        for b, h in buckets.items():
+            into.setdefault(_moved(b, width, to, by), Histogram()).merge(h)
 
 
 def _at_json(table: dict[str, Counter[int]]) -> dict[str, dict[str, int]]:
@@ -126,7 +151,7 @@ def _at_from_json(data: dict[str, dict[str, int]]) -> dict[str, Counter[int]]:
 
 @dataclass(slots=True)
 class RunStats:
-    """What a run did: calls by op and result, faults injected, latency by op, and all of it per second."""
+    """What a run did: calls by op and result, faults injected, latency by op, and all of it over time."""
 
     calls: Counter[str] = field(default_factory=Counter)
     results: Counter[str] = field(default_factory=Counter)
@@ -134,21 +159,26 @@ class RunStats:
     rounds: Counter[str] = field(default_factory=Counter)
     latency: dict[str, Histogram] = field(default_factory=dict)
     by_second: dict[str, dict[int, Histogram]] = field(default_factory=dict)
-    """Operation → second since start → latencies of that operation's calls that ended in it."""
+    """Operation → bucket (seconds since start // ``width``) → latencies of that operation's calls that ended in it."""
     refusals_at: dict[str, Counter[int]] = field(default_factory=dict)
-    """Protocol error code → second → calls refused with it."""
+    """Protocol error code → bucket → calls refused with it."""
     faults_at: dict[str, Counter[int]] = field(default_factory=dict)
-    """Fault kind → second → faults injected (``faults`` is their total)."""
+    """Fault kind → bucket → faults injected (``faults`` is their total)."""
     anomalies_at: dict[str, Counter[int]] = field(default_factory=dict)
-    """Finding kind → second → findings made (notes included)."""
+    """Finding kind → bucket → findings made (notes included)."""
     t0: float | None = None
     """Wall-clock time (epoch seconds) of second 0: set by :meth:`start`, the earliest shard's after a merge."""
     settling_from: int | None = None
-    """The second the end-of-run settlement began (None: it has not)."""
+    """The second (not bucket) the end-of-run settlement began (None: it has not)."""
     origin: float = 0.0
     """``time.monotonic()`` at second 0 (this process only; not saved)."""
     phase: str = ""
     """What the run is doing now, for a progress line ("" while playing, "settling…" after); not saved."""
+    width: int = 1
+    """Seconds per bucket of the ``*_at`` tables and ``by_second``: doubles each time they would need more
+    than ``max_points`` buckets."""
+    max_points: int = MAX_POINTS
+    """The most buckets kept (not saved: the process that merges shards keeps its own)."""
 
     def start(self, origin: float) -> None:
         """Second 0 is ``origin`` (a ``time.monotonic()`` reading): the driver's start."""
@@ -159,6 +189,15 @@ class RunStats:
         """The second since start now."""
         return int(time.monotonic() - self.origin)
 
+    def _at(self, second: int) -> int:
+        """The bucket of ``second``, coarsening first if it is beyond the last one kept."""
+        at = second // self.width
+        if at >= self.max_points:
+            while second // self.width >= self.max_points:
+                self._rebucket(self.width * 2)
+            at = second // self.width
+        return at
+
     def record(self, op: str, result: str, ms: float, second: int) -> None:
         """One call's end: per call, a few dictionary lookups and one bucket computation (a hot path)."""
         self.calls[op] += 1
@@ -168,80 +207,98 @@ class RunStats:
         if by_op is None:
             by_op = self.latency[op] = Histogram()
         by_op.add_bucket(bucket, ms)
-        op_seconds = self.by_second.get(op)
-        if op_seconds is None:
-            op_seconds = self.by_second[op] = {}
-        in_second = op_seconds.get(second)
-        if in_second is None:
-            in_second = op_seconds[second] = Histogram()
-        in_second.add_bucket(bucket, ms)
+        at = second // self.width
+        if at >= self.max_points:
+            at = self._at(second)
+        op_buckets = self.by_second.get(op)
+        if op_buckets is None:
+            op_buckets = self.by_second[op] = {}
+        in_bucket = op_buckets.get(at)
+        if in_bucket is None:
+            in_bucket = op_buckets[at] = Histogram()
+        in_bucket.add_bucket(bucket, ms)
         if result != "ok" and result != "unknown":
-            _count_at(self.refusals_at, result, second)
+            _count_at(self.refusals_at, result, at)
 
     def fault(self, kind: str, n: int = 1, second: int | None = None) -> None:
         """``n`` faults of ``kind`` injected now (or in ``second``)."""
         self.faults[kind] += n
-        by_second = self.faults_at.get(kind)
-        if by_second is None:
-            by_second = self.faults_at[kind] = Counter()
-        by_second[self.second() if second is None else second] += n
+        at = self._at(self.second() if second is None else second)  # first: coarsening replaces the tables
+        _count_at(self.faults_at, kind, at, n)
 
     def anomaly(self, kind: str, second: int | None = None) -> None:
         """A finding of ``kind`` made now (or in ``second``): the ledger's hook."""
-        _count_at(self.anomalies_at, kind, self.second() if second is None else second)
+        at = self._at(self.second() if second is None else second)
+        _count_at(self.anomalies_at, kind, at)
 
     def settling(self) -> None:
         """The end-of-run settlement begins now (the report shades the seconds from here)."""
         if self.settling_from is None:
             self.settling_from = self.second()
+            self._at(self.settling_from)  # the series reaches it: it must fit too
 
     @property
     def timeline(self) -> dict[int, Histogram]:
-        """Second → latencies of every call that ended in it (all operations together)."""
+        """Bucket → latencies of every call that ended in it (all operations together)."""
         out: dict[int, Histogram] = {}
-        for seconds in self.by_second.values():
-            for s, h in seconds.items():
-                out.setdefault(s, Histogram()).merge(h)
+        for buckets in self.by_second.values():
+            for b, h in buckets.items():
+                out.setdefault(b, Histogram()).merge(h)
         return out
 
-    def _shift(self, by: int) -> None:
-        """Move every per-second count ``by`` seconds later (aligning on an earlier shard's start)."""
-        if not by:
-            return
-        self.by_second = {op: {s + by: h for s, h in sec.items()} for op, sec in self.by_second.items()}
-        self.refusals_at = _shifted(self.refusals_at, by)
-        self.faults_at = _shifted(self.faults_at, by)
-        self.anomalies_at = _shifted(self.anomalies_at, by)
+    def buckets(self) -> int:
+        """How many buckets the series spans (0 … the last one anything happened in, and the settlement's)."""
+        tables: list[Mapping[int, object]] = [*self.by_second.values(), *self.refusals_at.values(),
+                                              *self.faults_at.values(), *self.anomalies_at.values()]
+        last = max((max(t, default=-1) for t in tables), default=-1)
         if self.settling_from is not None:
+            last = max(last, self.settling_from // self.width)
+        return last + 1
+
+    def _rebucket(self, to: int, by: int = 0) -> None:
+        """Buckets of ``to`` seconds instead of ``width``, every count ``by`` seconds later (aligning on an
+        earlier shard's start): histograms and counts of the buckets that fall together add up."""
+        if to == self.width and not by:
+            return
+        hists: dict[str, dict[int, Histogram]] = {}
+        _merge_hists(hists, self.by_second, self.width, to, by)
+        self.by_second = hists
+        self.refusals_at = _rebucketed(self.refusals_at, self.width, to, by)
+        self.faults_at = _rebucketed(self.faults_at, self.width, to, by)
+        self.anomalies_at = _rebucketed(self.anomalies_at, self.width, to, by)
+        self.width = to
+        if by and self.settling_from is not None:
             self.settling_from += by
 
     def merge(self, other: RunStats) -> None:
-        """Add ``other`` (another shard's stats): totals add up, seconds line up on the wall clock."""
+        """Add ``other`` (another shard's stats): totals add up, buckets line up on the wall clock at the
+        coarser shard's width (to the second when the shards' starts are a whole number of buckets apart)."""
+        to = math.lcm(self.width, other.width)
         by = 0
         if self.t0 is not None and other.t0 is not None:
             if other.t0 < self.t0:
-                self._shift(round(self.t0 - other.t0))
+                self._rebucket(to, round(self.t0 - other.t0))
                 self.t0 = other.t0
             else:
                 by = round(other.t0 - self.t0)
         elif other.t0 is not None:
             self.t0 = other.t0
+        self._rebucket(to)
         self.calls.update(other.calls)
         self.results.update(other.results)
         self.faults.update(other.faults)
         self.rounds.update(other.rounds)
         for k, h in other.latency.items():
             self.latency.setdefault(k, Histogram()).merge(h)
-        for op, seconds in other.by_second.items():
-            mine = self.by_second.setdefault(op, {})
-            for s, h in seconds.items():
-                mine.setdefault(s + by, Histogram()).merge(h)
-        _merge_at(self.refusals_at, other.refusals_at, by)
-        _merge_at(self.faults_at, other.faults_at, by)
-        _merge_at(self.anomalies_at, other.anomalies_at, by)
+        _merge_hists(self.by_second, other.by_second, other.width, to, by)
+        _merge_at(self.refusals_at, other.refusals_at, other.width, to, by)
+        _merge_at(self.faults_at, other.faults_at, other.width, to, by)
+        _merge_at(self.anomalies_at, other.anomalies_at, other.width, to, by)
         if other.settling_from is not None:
             theirs = other.settling_from + by
             self.settling_from = theirs if self.settling_from is None else min(self.settling_from, theirs)
+        while self.buckets() > self.max_points:
+            self._rebucket(self.width * 2)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -251,6 +308,7 @@ class RunStats:
             "by_second": {op: {str(s): h.to_json() for s, h in sec.items()} for op, sec in self.by_second.items()},
             "refusals_at": _at_json(self.refusals_at), "faults_at": _at_json(self.faults_at),
             "anomalies_at": _at_json(self.anomalies_at), "t0": self.t0, "settling_from": self.settling_from,
+            "width": self.width,
         }
 
     @classmethod
@@ -260,4 +318,5 @@ class RunStats:
                    {op: {int(s): Histogram.from_json(h) for s, h in sec.items()}
                     for op, sec in data.get("by_second", {}).items()},
                    _at_from_json(data.get("refusals_at", {})), _at_from_json(data.get("faults_at", {})),
-                   _at_from_json(data.get("anomalies_at", {})), data.get("t0"), data.get("settling_from"))
+                   _at_from_json(data.get("anomalies_at", {})), data.get("t0"), data.get("settling_from"),
+                   width=int(data.get("width", 1)))
