@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,8 +28,9 @@ _LOG = math.log(_GROWTH)
 _MIN_MS = 0.01
 
 MAX_POINTS = 3600
-"""Buckets kept per series before they are coarsened: an hour at 1 s each (a full-rate run's second
-of histograms is some 20 KB, so ~80 MB at most instead of ~0.5 GB over 8 hours)."""
+"""Buckets kept per series before they are coarsened: an hour at 1 s each.  A bucket's latencies are
+:class:`Strip` arrays, 7–10 KiB for five operations at 3,000 calls/s (a coarsened bucket's are wider),
+so the series holds ~25–36 MiB at most, however long the run (bench/soak.py ``--stats-hours``)."""
 
 
 def _bucket(ms: float) -> int:
@@ -105,6 +107,100 @@ class Histogram:
         return h
 
 
+class Strip:
+    """One operation's latencies in one bucket of the series: :class:`Histogram`'s 2 % buckets, as one
+    array of counts from the lowest bucket seen to the highest.  A Counter of 170–270 buckets (a busy
+    second's, a coarsened bucket's) holds 10–16 KiB; this ~1–2 KiB, so the series' 3,600 buckets of
+    four or five operations stay within a few tens of MiB.  Percentiles are :class:`Histogram`'s,
+    exactly (no mean: the series shows none)."""
+
+    __slots__ = ("count", "counts", "lo", "max_ms", "min_ms")
+
+    def __init__(self) -> None:
+        self.counts = array("I")
+        self.lo = 0
+        """The bucket of ``counts[0]``."""
+        self.count = 0
+        self.max_ms = 0.0
+        self.min_ms = math.inf
+
+    def _cover(self, low: int, high: int) -> None:
+        """Grow ``counts`` to hold buckets ``low`` … ``high`` (zeros where nothing was seen)."""
+        if not self.counts:
+            self.lo = low
+            self.counts = array(self.counts.typecode, bytes(self.counts.itemsize * (high - low + 1)))
+            return
+        if low < self.lo:
+            self.counts[0:0] = array(self.counts.typecode, bytes(self.counts.itemsize * (self.lo - low)))
+            self.lo = low
+        top = self.lo + len(self.counts) - 1
+        if high > top:
+            self.counts.extend(array(self.counts.typecode, bytes(self.counts.itemsize * (high - top))))
+
+    def _add(self, bucket: int, n: int) -> None:
+        i = bucket - self.lo
+        if i < 0 or i >= len(self.counts):
+            self._cover(bucket, bucket)
+            i = bucket - self.lo
+        try:
+            self.counts[i] += n
+        except OverflowError:  # 2**32 calls in one latency bucket of one series bucket: 64-bit counts
+            self.counts = array("Q", self.counts)
+            self.counts[i] += n
+
+    def add_bucket(self, bucket: int, ms: float) -> None:
+        """Per call (a hot path): the common case, a bucket already in range, without a method call."""
+        i = bucket - self.lo
+        if 0 <= i < len(self.counts):
+            try:
+                self.counts[i] += 1
+            except OverflowError:
+                self._add(bucket, 1)
+        else:
+            self._add(bucket, 1)
+        self.count += 1
+        if ms > self.max_ms:  # noqa: PLR1730 - per call
+            self.max_ms = ms
+        if ms < self.min_ms:  # noqa: PLR1730
+            self.min_ms = ms
+
+    def merge(self, other: Strip) -> None:
+        if not other.count:
+            return
+        self._cover(other.lo, other.lo + len(other.counts) - 1)
+        for i, n in enumerate(other.counts):
+            if n:
+                self._add(other.lo + i, n)
+        self.count += other.count
+        self.max_ms = max(self.max_ms, other.max_ms)
+        self.min_ms = min(self.min_ms, other.min_ms)
+
+    def percentile(self, p: float) -> float:
+        """As :meth:`Histogram.percentile`: the upper edge of the bucket holding it, within [min, max]."""
+        if not self.count:
+            return 0.0
+        rank = max(1, math.ceil(p / 100 * self.count))
+        seen = 0
+        for i, n in enumerate(self.counts):
+            seen += n
+            if seen >= rank:
+                return max(min(_upper(self.lo + i), self.max_ms), min(self.min_ms, self.max_ms))
+        return self.max_ms  # pragma: no cover
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lo": self.lo, "counts": self.counts.tolist(), "count": self.count, "max_ms": self.max_ms,
+                "min_ms": self.min_ms if self.count else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Strip:
+        out = cls()
+        counts = [int(n) for n in data["counts"]]
+        out.counts = array("I" if max(counts, default=0) < 2**32 else "Q", counts)
+        out.lo, out.count, out.max_ms = int(data["lo"]), int(data["count"]), float(data["max_ms"])
+        out.min_ms = math.inf if data.get("min_ms") is None else float(data["min_ms"])
+        return out
+
+
 def _count_at(table: dict[str, Counter[int]], key: str, at: int, n: int = 1) -> None:
     by_bucket = table.get(key)
     if by_bucket is None:
@@ -133,12 +229,12 @@ def _rebucketed(table: dict[str, Counter[int]], width: int, to: int, by: int) ->
     return out
 
 
-def _merge_hists(mine: dict[str, dict[int, Histogram]], other: dict[str, dict[int, Histogram]], width: int, to: int,
-                 by: int) -> None:
+def _merge_strips(mine: dict[str, dict[int, Strip]], other: dict[str, dict[int, Strip]], width: int, to: int,
+                  by: int) -> None:
     for op, buckets in other.items():
         into = mine.setdefault(op, {})
         for b, h in buckets.items():
-            into.setdefault(_moved(b, width, to, by), Histogram()).merge(h)
+            into.setdefault(_moved(b, width, to, by), Strip()).merge(h)
 
 
 def _at_json(table: dict[str, Counter[int]]) -> dict[str, dict[str, int]]:
@@ -158,7 +254,7 @@ class RunStats:
     faults: Counter[str] = field(default_factory=Counter)
     rounds: Counter[str] = field(default_factory=Counter)
     latency: dict[str, Histogram] = field(default_factory=dict)
-    by_second: dict[str, dict[int, Histogram]] = field(default_factory=dict)
+    by_second: dict[str, dict[int, Strip]] = field(default_factory=dict)
     """Operation → bucket (seconds since start // ``width``) → latencies of that operation's calls that ended in it."""
     refusals_at: dict[str, Counter[int]] = field(default_factory=dict)
     """Protocol error code → bucket → calls refused with it."""
@@ -177,8 +273,9 @@ class RunStats:
     width: int = 1
     """Seconds per bucket of the ``*_at`` tables and ``by_second``: doubles each time they would need more
     than ``max_points`` buckets."""
-    max_points: int = MAX_POINTS
-    """The most buckets kept (not saved: the process that merges shards keeps its own)."""
+    max_points: int = field(default_factory=lambda: MAX_POINTS)
+    """The most buckets kept (not saved: the process that merges shards keeps its own); the module's
+    :data:`MAX_POINTS` when made (bench/soak.py lowers it so a short soak shows the bound)."""
 
     def start(self, origin: float) -> None:
         """Second 0 is ``origin`` (a ``time.monotonic()`` reading): the driver's start."""
@@ -215,7 +312,7 @@ class RunStats:
             op_buckets = self.by_second[op] = {}
         in_bucket = op_buckets.get(at)
         if in_bucket is None:
-            in_bucket = op_buckets[at] = Histogram()
+            in_bucket = op_buckets[at] = Strip()
         in_bucket.add_bucket(bucket, ms)
         if result != "ok" and result != "unknown":
             _count_at(self.refusals_at, result, at)
@@ -238,12 +335,12 @@ class RunStats:
             self._at(self.settling_from)  # the series reaches it: it must fit too
 
     @property
-    def timeline(self) -> dict[int, Histogram]:
+    def timeline(self) -> dict[int, Strip]:
         """Bucket → latencies of every call that ended in it (all operations together)."""
-        out: dict[int, Histogram] = {}
+        out: dict[int, Strip] = {}
         for buckets in self.by_second.values():
             for b, h in buckets.items():
-                out.setdefault(b, Histogram()).merge(h)
+                out.setdefault(b, Strip()).merge(h)
         return out
 
     def buckets(self) -> int:
@@ -260,8 +357,8 @@ class RunStats:
         earlier shard's start): histograms and counts of the buckets that fall together add up."""
         if to == self.width and not by:
             return
-        hists: dict[str, dict[int, Histogram]] = {}
-        _merge_hists(hists, self.by_second, self.width, to, by)
+        hists: dict[str, dict[int, Strip]] = {}
+        _merge_strips(hists, self.by_second, self.width, to, by)
         self.by_second = hists
         self.refusals_at = _rebucketed(self.refusals_at, self.width, to, by)
         self.faults_at = _rebucketed(self.faults_at, self.width, to, by)
@@ -290,7 +387,7 @@ class RunStats:
         self.rounds.update(other.rounds)
         for k, h in other.latency.items():
             self.latency.setdefault(k, Histogram()).merge(h)
-        _merge_hists(self.by_second, other.by_second, other.width, to, by)
+        _merge_strips(self.by_second, other.by_second, other.width, to, by)
         _merge_at(self.refusals_at, other.refusals_at, other.width, to, by)
         _merge_at(self.faults_at, other.faults_at, other.width, to, by)
         _merge_at(self.anomalies_at, other.anomalies_at, other.width, to, by)
@@ -315,7 +412,7 @@ class RunStats:
     def from_json(cls, data: dict[str, Any]) -> RunStats:
         return cls(Counter(data["calls"]), Counter(data["results"]), Counter(data["faults"]), Counter(data["rounds"]),
                    {k: Histogram.from_json(v) for k, v in data["latency"].items()},
-                   {op: {int(s): Histogram.from_json(h) for s, h in sec.items()}
+                   {op: {int(s): Strip.from_json(h) for s, h in sec.items()}
                     for op, sec in data.get("by_second", {}).items()},
                    _at_from_json(data.get("refusals_at", {})), _at_from_json(data.get("faults_at", {})),
                    _at_from_json(data.get("anomalies_at", {})), data.get("t0"), data.get("settling_from"),

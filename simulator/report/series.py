@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-from ..judge.stats import Histogram, RunStats
+from ..judge.stats import RunStats, Strip
 
 Series: TypeAlias = dict[str, Any]
 
@@ -46,7 +46,7 @@ def _counts(table: Mapping[str, Mapping[int, int]], buckets: range) -> dict[str,
     return {k: [int(c.get(b, 0)) for b in buckets] for k, c in sorted(table.items()) if any(c.values())}
 
 
-def _pct(h: Histogram | None, p: float) -> float | None:
+def _pct(h: Strip | None, p: float) -> float | None:
     return None if h is None or not h.count else round(h.percentile(p), 3)
 
 
