@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from loadtests import report as load_report
 from simulator.judge.stats import MAX_POINTS, Histogram, RunStats, Strip, _bucket
 from simulator.report import html, series
 
@@ -142,3 +143,30 @@ def test_a_series_strip_gives_the_histograms_percentiles(parts: list[list[float]
         strip.merge(Strip.from_json(s.to_json()))
     assert strip.count == hist.count and strip.percentile(p) == hist.percentile(p)
     assert (strip.max_ms, strip.min_ms) == (hist.max_ms, hist.min_ms)
+
+
+# -- croupier load: the master's readings, kept per bucket the same way ------------------------------
+load_steps = st.lists(st.tuples(st.integers(0, 3), st.dictionaries(st.sampled_from(("bet", "win")), st.integers(0, 50)),
+                                st.one_of(st.none(), st.floats(0.5, 900.0)), st.integers(0, 2)), max_size=60)
+
+
+@given(load_steps, st.integers(1, 10))
+def test_a_long_load_tests_readings_are_kept_per_bucket_and_add_up(rows: list[tuple[int, dict[str, int], float | None,
+                                                                                  int]], bound: int) -> None:
+    kept: list[tuple[int, dict[str, Any]]] = []
+    every: list[tuple[int, dict[str, Any]]] = []
+    width, second = 1, 0
+    for gap, calls, p99, timeouts in rows:
+        second += gap
+        step = {"calls": calls, "p50": {op: p99 for op in calls}, "p99": {op: p99 for op in calls},
+                "refusals": {}, "faults": {"timeout": timeouts} if timeouts else {}, "anomalies": {}}
+        every.append((second, step))
+        width = load_report.add_step(kept, second, step, width, bound)
+    assert len(kept) <= bound and width & (width - 1) == 0
+    got = series.rebucket(load_report.series_of(kept, None, None), width)
+    want = series.rebucket(load_report.series_of(every, None, None), width)
+    assert series.valid(got) and got["width"] == width and len(got["seconds"]) <= bound
+    assert {k: got[k] for k in ("seconds", "calls", "faults")} == {k: want[k] for k in ("seconds", "calls", "faults")}
+    for op, lat in want["latency_ms"].items():  # the worst of a bucket is never lost (nor invented)
+        for mine, theirs in zip(got["latency_ms"][op]["p99"], lat["p99"], strict=True):
+            assert (mine is None) == (theirs is None) and (mine is None or theirs is None or mine >= theirs)

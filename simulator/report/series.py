@@ -85,6 +85,20 @@ def width(series: Mapping[str, Any]) -> int:
     return w if isinstance(w, int) and not isinstance(w, bool) and w >= 1 else 0
 
 
+def _latencies(lat: Mapping[str, Mapping[str, list[float | None]]], starts: range | list[int],
+               size: int) -> dict[str, dict[str, list[float | None]]]:
+    """Each run of ``size`` entries from ``starts`` as one: p50 the mean of its p50s, p99 the worst of its
+    p99s (a slow second is never averaged away); None where it has none."""
+    def pick(values: list[float | None], worst: bool) -> list[float | None]:
+        out: list[float | None] = []
+        for i in starts:
+            seen = [v for v in values[i:i + size] if v is not None]
+            out.append(None if not seen else (max(seen) if worst else round(sum(seen) / len(seen), 3)))
+        return out
+
+    return {op: {"p50": pick(v["p50"], False), "p99": pick(v["p99"], True)} for op, v in lat.items()}
+
+
 def downsample(series: Mapping[str, Any], max_points: int) -> tuple[dict[str, Any], int]:
     """The series with at most ``max_points`` points per line, for drawing: each point is a run of
     ``step`` seconds (returned), counts as their mean per second, p50 as the mean of the buckets' p50s and
@@ -101,21 +115,30 @@ def downsample(series: Mapping[str, Any], max_points: int) -> tuple[dict[str, An
     def mean(values: list[int]) -> list[float]:
         return [round(sum(values[i:i + points]) / (len(values[i:i + points]) * w), 2) for i in starts]
 
-    def pick(values: list[float | None], worst: bool) -> list[float | None]:
-        out: list[float | None] = []
-        for i in starts:
-            seen = [v for v in values[i:i + points] if v is not None]
-            out.append(None if not seen else (max(seen) if worst else round(sum(seen) / len(seen), 3)))
-        return out
-
     out = dict(series)
     out["seconds"] = [series["seconds"][i] for i in starts]
     out["width"] = points * w
     for key in ("calls", "refusals", "anomalies", "faults"):
         out[key] = {k: mean(v) for k, v in series[key].items()}
-    out["latency_ms"] = {op: {"p50": pick(v["p50"], False), "p99": pick(v["p99"], True)}
-                         for op, v in series["latency_ms"].items()}
+    out["latency_ms"] = _latencies(series["latency_ms"], starts, points)
     return out, points * w
+
+
+def rebucket(series: Mapping[str, Any], width: int) -> dict[str, Any]:
+    """A 1-second series as buckets of ``width`` seconds: counts add up (exactly), p50 is the mean and p99
+    the worst of the seconds' (``croupier load``'s long tests, whose readings are kept per bucket)."""
+    if width == 1:
+        return dict(series)
+    n = len(series["seconds"])
+    starts = range(0, n, width)
+
+    out = dict(series)
+    out["seconds"] = list(starts)
+    out["width"] = width
+    for key in ("calls", "refusals", "anomalies", "faults"):
+        out[key] = {k: [sum(v[i:i + width]) for i in starts] for k, v in series[key].items()}
+    out["latency_ms"] = _latencies(series["latency_ms"], starts, width)
+    return out
 
 
 def valid(series: object) -> bool:
