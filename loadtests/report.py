@@ -130,7 +130,7 @@ def add_step(steps: list[tuple[int, dict[str, Any]]], second: int, st: dict[str,
     """Keep ``st``, the step of ``second``, in ``steps`` with at most ``max_points`` buckets of ``width``
     seconds (returned: doubled, and every step folded into its bucket's first second, when ``second``
     would need more), so the master of a soak of any length keeps a bounded series, as ``RunStats`` does.
-    At width 1 steps are kept as they come (two in one second add up in :func:`series_of`)."""
+    Two steps of one bucket (at width 1: of one second, the last reading's and the loop's) are folded."""
     if second // width >= max_points:
         while second // width >= max_points:
             width *= 2
@@ -142,9 +142,6 @@ def add_step(steps: list[tuple[int, dict[str, Any]]], second: int, st: dict[str,
             else:
                 folded.append((label, dict(old)))
         steps[:] = folded
-    if width == 1:
-        steps.append((second, st))
-        return width
     label = second // width * width
     if steps and steps[-1][0] == label:
         steps[-1] = (label, fold(steps[-1][1], st))
