@@ -15,6 +15,13 @@ think pause (RSS and tracemalloc per player, and where the live bytes are), with
     .venv/bin/python bench/soak.py                   # 10 minutes each (the issue's row), then the table
     .venv/bin/python bench/soak.py --minutes 1       # quick mode
     .venv/bin/python bench/soak.py --players 10000 --idle
+    .venv/bin/python bench/soak.py --minutes 2 --series-points 30   # a short soak that shows the series' bound
+    .venv/bin/python bench/soak.py --stats-hours 8   # the statistics alone, 8 simulated hours: bounded vs not
+
+``--series-points N`` runs ``croupier run`` with :data:`simulator.judge.stats.MAX_POINTS` lowered to N
+(3,600 by default: a run shorter than an hour never coarsens, so a quick soak would not show it).
+``--stats-hours H`` needs no wallet: it feeds :class:`~simulator.judge.stats.RunStats` H simulated
+hours of calls in this process and prints its live bytes (tracemalloc) hour by hour, bounded and not.
 """
 
 from __future__ import annotations
@@ -85,12 +92,20 @@ class Soak:
         return fit.slope * 60
 
 
-def soak(mode: str, base: str, minutes: float, players: int, every_s: float, tmp: Path) -> Soak:
+WITH_POINTS = ("import runpy, sys; import simulator.judge.stats as s; s.MAX_POINTS = int(sys.argv.pop(1)); "
+               "runpy.run_module('simulator', run_name='__main__')")
+"""``python -m simulator`` with the series' bound lowered (``--series-points``)."""
+
+
+def soak(mode: str, base: str, minutes: float, players: int, every_s: float, tmp: Path,
+         series_points: int | None = None) -> Soak:
     duration = minutes * 60
     scenario = tmp / "soak-full-rate.toml"
     scenario.write_text(SCENARIO.format(duration=duration, players=players))
     report = tmp / f"{mode}.json"
-    argv = [sys.executable, "-m", "simulator", "run", str(scenario), "--wallet", f"{base}/wallet", "--secret", SECRET,
+    python = [sys.executable, "-m", "simulator"] if series_points is None else \
+        [sys.executable, "-c", WITH_POINTS, str(series_points)]
+    argv = [*python, "run", str(scenario), "--wallet", f"{base}/wallet", "--secret", SECRET,
             "--admin-token", ADMIN_TOKEN, "--json", str(report), "--quiet", "--concurrency", str(players)]
     if mode == "keep-all":
         argv.append("--keep-all-evidence")
@@ -166,6 +181,40 @@ def table(runs: list[Soak], warmup_s: float, minutes: float, flat: float) -> dic
     return verdicts
 
 
+def stats_memory(hours: float, calls_per_s: int) -> dict[str, Any]:
+    """Live bytes of a RunStats fed ``hours`` simulated hours of ``calls_per_s`` calls a second (five
+    operations, log-normal latencies around 2 ms, a refusal in 50), at each hour: bounded (the default
+    :data:`~simulator.judge.stats.MAX_POINTS`) and unbounded (every second kept, as before)."""
+    import random
+    import tracemalloc
+
+    from simulator.judge.stats import RunStats
+
+    ops = ("bet", "win", "balance", "rollback", "authenticate")
+    out: dict[str, Any] = {}
+    for mode, points in (("bounded", None), ("unbounded", 10**12)):
+        rng = random.Random(17)
+        draws = [(ops[rng.randrange(5)], "ok" if rng.random() > 0.02 else "INSUFFICIENT_FUNDS",
+                  rng.lognormvariate(0.7, 0.8)) for _ in range(65_536)]
+        tracemalloc.start()
+        stats = RunStats() if points is None else RunStats(max_points=points)
+        base = tracemalloc.get_traced_memory()[0]
+        rows, i, cpu0 = [], 0, time.process_time()
+        for second in range(int(hours * 3600)):
+            for _ in range(calls_per_s):
+                op, result, ms = draws[i & 0xFFFF]
+                stats.record(op, result, ms, second)
+                i += 1
+            if (second + 1) % 3600 == 0:
+                rows.append({"hour": (second + 1) // 3600, "mib": (tracemalloc.get_traced_memory()[0] - base) / 2**20,
+                             "buckets": stats.buckets(), "width_s": stats.width})
+        tracemalloc.stop()
+        out[mode] = {"rows": rows, "cpu_us_per_call": 1e6 * (time.process_time() - cpu0) / max(1, i)}
+        print(f"{mode}: " + ", ".join(f"{r['hour']} h {r['mib']:.1f} MiB ({r['buckets']} × {r['width_s']} s)"
+                                      for r in rows) + f"; {out[mode]['cpu_us_per_call']:.2f} µs CPU per call (traced)")
+    return out
+
+
 def idle(players: int, think_s: float, hold_s: float, timeout_s: float, trace: bool, base: str) -> dict[str, Any]:
     """What one seated, idle player costs in this process (bench/runner.py's measurement)."""
     import runner as bench_runner
@@ -185,8 +234,18 @@ def main() -> int:
     ap.add_argument("--no-baseline", action="store_true", help="skip the --keep-all-evidence run")
     ap.add_argument("--idle", action="store_true", help="measure KiB per idle player instead of a soak")
     ap.add_argument("--tracemalloc", action="store_true", help="--idle: also the live bytes and where they are")
+    ap.add_argument("--series-points", type=int, default=None, metavar="N",
+                    help="run croupier with the series' bound lowered to N buckets (default: its own, 3,600)")
+    ap.add_argument("--stats-hours", type=float, default=None, metavar="H",
+                    help="measure the statistics alone over H simulated hours, bounded and not (no wallet)")
+    ap.add_argument("--stats-calls-per-s", type=int, default=300, help="--stats-hours: calls a second (default 300)")
     ap.add_argument("--json", dest="json_path", help="write every figure as JSON to PATH")
     args = ap.parse_args()
+    if args.stats_hours is not None:
+        stats_out = stats_memory(args.stats_hours, args.stats_calls_per_s)
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps(stats_out, indent=2))
+        return 0
     with tempfile.TemporaryDirectory(prefix="croupier-soak-") as tmpdir:
         tmp = Path(tmpdir)
         wallet = memory_wallet(SECRET, ADMIN_TOKEN, tmp / "wallet.log")
@@ -199,9 +258,10 @@ def main() -> int:
                     print(f"  {line['bytes_per_player']:8.0f} B/player  {line['where']}")
             else:
                 players = args.players or 64
-                runs = [soak("evict", wallet.base, args.minutes, players, args.every, tmp)]
+                runs = [soak("evict", wallet.base, args.minutes, players, args.every, tmp, args.series_points)]
                 if not args.no_baseline:
-                    runs.append(soak("keep-all", wallet.base, args.minutes, players, args.every, tmp))
+                    runs.append(soak("keep-all", wallet.base, args.minutes, players, args.every, tmp,
+                                     args.series_points))
                 warmup = args.warmup if args.warmup is not None else args.minutes * 60 / 5
                 out = table(runs, warmup, args.minutes, args.flat_mib_per_min)
     if args.json_path:

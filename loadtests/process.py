@@ -59,7 +59,8 @@ from locust.runners import (
 )
 from locust.stats import CSV_STATS_INTERVAL_SEC, StatsError
 
-from simulator.drive import endgame
+from simulator.drive import endgame, evidence
+from simulator.drive.evidence import EvidenceFile
 from simulator.drive.session import Floor
 from simulator.drive.tls import ClientTLS
 from simulator.judge.ledger import FAILING, Anomaly, Ledger
@@ -121,7 +122,14 @@ class Croupier:
             d.warm()
         self.semantics = dialects.semantics_of(self.dialect)
         """What the dialect's calls mean: the rounds play it and the ledger judges by it (as in ``croupier run``)."""
-        self.ledger = Ledger(max_evidence_per_kind=report.MAX_FINDINGS_PER_KIND, semantics=self.semantics)
+        runner = environment.runner
+        self.node = f"w{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
+        self.evidence = self._open_evidence(settings.summary_path)
+        """Where closed rounds' transactions go (None: dropped, their findings kept in the ledger)."""
+        self.ledger = Ledger(max_evidence_per_kind=report.MAX_FINDINGS_PER_KIND, semantics=self.semantics,
+                             keep_all=False, retired_to=self.evidence.write if self.evidence is not None else None)
+        """Closed rounds leave it between a player's rounds (as in ``croupier run``): a soak of any length
+        stays in constant memory."""
         self.owed_unpaid = 0
         """Wins and rollbacks refused SESSION_EXPIRED (allowed by the dialect) that could not be sent again."""
         self.floor = Floor(self.scenario, self.semantics, gameplay.signs(self.dialect, self.bad_dialect),
@@ -155,8 +163,20 @@ class Croupier:
         self.settlement_skipped = False
         """A second interrupt cut this process's settlement short (players left unsettled, unreconciled)."""
         """The admin API's calls, kept out of Locust's statistics (see :mod:`loadtests.provisioning`)."""
-        runner = environment.runner
-        self.node = f"w{runner.worker_index}" if isinstance(runner, WorkerRunner) else "local"
+
+    def _open_evidence(self, summary_path: str | None) -> EvidenceFile | None:
+        """This process's evidence file beside the report (:func:`simulator.drive.evidence.of_node`); none
+        without a report, or where the path cannot be written (a worker on another machine): then closed
+        rounds are dropped and only the findings keep their calls."""
+        if not summary_path:
+            return None
+        path = evidence.of_node(summary_path, self.node)
+        try:
+            return EvidenceFile(path)
+        except OSError as exc:
+            log.error("croupier: no evidence file %s (%s): closed rounds are dropped, findings keep their calls",
+                      path, exc)
+            return None
 
     # -- players ----------------------------------------------------------------------------
     def new_profile(self) -> tuple[PlayerProfile, random.Random]:
@@ -228,6 +248,7 @@ class Croupier:
             # A second interrupt skipped the settlement: the calls still in doubt (less those flagged before).
             "left_in_doubt": max(0, len(self.ledger.in_doubt()) - self.unsettled) if hurried() else 0,
             "settlement_skipped": self.settlement_skipped,
+            "evidence": str(self.evidence.path) if self.evidence is not None else None,
         }
 
     # -- what the sessions count (simulator.drive.session.Board) --------------------------
@@ -289,6 +310,7 @@ class Croupier:
         self.retired.add(player_id)
         book = self.ledger.books.get(player_id)
         if book is not None and not book.doubt:  # what stayed in doubt is counted as unsettled, and kept
+            self.ledger.retire(player_id)  # its last rounds to the evidence file, as every earlier one
             del self.ledger.books[player_id]
             self._settle_ids.pop(player_id, None)
 
@@ -308,6 +330,8 @@ class Croupier:
                                    network_timeout=self.scenario.timeout_s, connection_timeout=self.scenario.timeout_s,
                                    **cfg.fast_http_tls(self.settings.tls))
             self.close(GeventDriver(self, http), left)
+        if self.evidence is not None:
+            self.evidence.close()  # flushed before the final snapshot names it
         self.final = True
         self.finished.set()
 
@@ -434,6 +458,12 @@ class Master:
         result["provisioning"] = provisioning.summary(provisioning.merge(snap.get("provisioning") for snap in snaps))
         result["left_in_doubt"] = sum(int(snap.get("left_in_doubt", 0)) for snap in snaps)
         result["settlement_skipped"] = any(bool(snap.get("settlement_skipped")) for snap in snaps)
+        # each process's closed rounds, in its own file (as ``croupier run --workers``'s report names its workers')
+        result["evidence"] = sorted(str(snap["evidence"]) for snap in snaps if snap.get("evidence"))
+        for snap in snaps:
+            node = result["nodes"].get(snap.get("node", "?"))
+            if node is not None:
+                node["evidence"] = snap.get("evidence")
         result["tests_started"] = self.tests
         result["quit_while_running"] = self.quit_while_running
         if not self.tests and result["verdict"] == "error":  # the web UI, closed before anyone pressed Start

@@ -109,6 +109,47 @@ def step(before: Mapping[str, Any] | None, now: Mapping[str, Any]) -> dict[str, 
     return out
 
 
+def fold(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """Two consecutive steps as one (a coarser bucket of a long test's series): counts add up, p99 is the
+    worse of the two, p50 the later's (as two steps in one second are read by :func:`series_of`)."""
+    out: dict[str, Any] = {}
+    for key in ("calls", "refusals", "faults", "anomalies"):
+        total = dict(before[key])
+        for k, n in after[key].items():
+            total[k] = total.get(k, 0) + n
+        out[key] = total
+    ops = set(before["p50"]) | set(after["p50"])
+    out["p50"] = {op: after["p50"].get(op) if after["p50"].get(op) is not None else before["p50"].get(op) for op in ops}
+    out["p99"] = {op: max((v for v in (before["p99"].get(op), after["p99"].get(op)) if v is not None), default=None)
+                  for op in ops}
+    return out
+
+
+def add_step(steps: list[tuple[int, dict[str, Any]]], second: int, st: dict[str, Any], width: int,
+             max_points: int) -> int:
+    """Keep ``st``, the step of ``second``, in ``steps`` with at most ``max_points`` buckets of ``width``
+    seconds (returned: doubled, and every step folded into its bucket's first second, when ``second``
+    would need more), so the master of a soak of any length keeps a bounded series, as ``RunStats`` does.
+    Two steps of one bucket (at width 1: of one second, the last reading's and the loop's) are folded."""
+    if second // width >= max_points:
+        while second // width >= max_points:
+            width *= 2
+        folded: list[tuple[int, dict[str, Any]]] = []
+        for s, old in steps:
+            label = s // width * width
+            if folded and folded[-1][0] == label:
+                folded[-1] = (label, fold(folded[-1][1], old))
+            else:
+                folded.append((label, dict(old)))
+        steps[:] = folded
+    label = second // width * width
+    if steps and steps[-1][0] == label:
+        steps[-1] = (label, fold(steps[-1][1], st))
+    else:
+        steps.append((label, st))
+    return width
+
+
 def series_of(steps: Iterable[tuple[int, Mapping[str, Any]]], t0: str | None,
               settling_from: int | None, spread: int = 1) -> dict[str, Any]:
     """The run's series (:mod:`simulator.report.series`) from its steps, each at the second it covers;

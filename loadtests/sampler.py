@@ -4,7 +4,9 @@ Once a second a greenlet reads Locust's cumulative statistics of the protocol ro
 failures, latency histograms) and croupier's counters (refusals by code, faults, findings: the
 local process's own, or the sum of the workers' latest snapshots) and keeps only the difference
 from the previous reading (:func:`loadtests.report.step`), so a long soak keeps a few numbers per
-second, not histograms.  A last reading at the end (after the settlement) makes the series add up
+second, not histograms — and at most :data:`~simulator.judge.stats.MAX_POINTS` of them: past an hour
+they are folded pairwise into buckets twice as wide (:func:`loadtests.report.add_step`, as
+``croupier run``'s statistics are), and the series says its ``width``.  A last reading at the end (after the settlement) makes the series add up
 to the report's totals.  With workers, statistics reach the master every few seconds (Locust's
 worker report interval): what arrives after empty seconds is spread evenly over them
 (:func:`loadtests.report.spread_bursts`), so a distributed run's charts are smooth at the price of
@@ -24,6 +26,7 @@ from typing import Any
 import gevent
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner
 
+from simulator.judge.stats import MAX_POINTS
 from simulator.report import series as series_shape
 
 from . import report
@@ -44,6 +47,9 @@ class Sampler:
         self.origin = 0.0
         self.settling_from: int | None = None
         self.steps: list[tuple[int, dict[str, Any]]] = []
+        self.width = 1
+        """Seconds per kept step: doubles when a long test would need more than ``max_points`` (as RunStats)."""
+        self.max_points = MAX_POINTS
         self._last: dict[str, Any] | None = None
         self._loop: gevent.Greenlet | None = None
 
@@ -51,7 +57,7 @@ class Sampler:
         """A test starts: second 0 is now (a test started again in the web UI starts a new series)."""
         self.stop_loop()
         self.t0, self.origin = time.time(), time.monotonic()
-        self.settling_from, self.steps, self._last = None, [], None
+        self.settling_from, self.steps, self._last, self.width = None, [], None, 1
         self._loop = gevent.spawn(self._every_second)
 
     def stopping(self, **_: Any) -> None:
@@ -76,7 +82,7 @@ class Sampler:
         entries = [(e.name, e.num_requests, e.num_failures, dict(e.response_times))
                    for e in list(self.env.runner.stats.entries.values()) if e.method == call_type]
         now = report.sample(entries, *self._counters())
-        self.steps.append((second, report.step(self._last, now)))
+        self.width = report.add_step(self.steps, second, report.step(self._last, now), self.width, self.max_points)
         self._last = now
 
     def series(self) -> dict[str, Any]:
@@ -86,6 +92,9 @@ class Sampler:
         self.stop_loop()
         self.read(int(time.monotonic() - self.origin))
         spread = math.ceil(WORKER_REPORT_INTERVAL) if isinstance(self.env.runner, MasterRunner) else 1
+        if self.width > 1:  # a long test: its steps are per bucket (the workers' bursts land in theirs)
+            per_second = report.series_of(self.steps, series_shape.iso_utc(self.t0), self.settling_from)
+            return series_shape.rebucket(per_second, self.width)
         return report.series_of(self.steps, series_shape.iso_utc(self.t0), self.settling_from, spread)
 
 

@@ -205,7 +205,7 @@ def test_the_evidence_file_goes_beside_the_first_report_and_one_per_worker() -> 
     from argparse import Namespace
 
     from simulator.commands.runcmd import _evidence_path
-    from simulator.run.evidence import shard_path
+    from simulator.drive.evidence import shard_path
 
     def args(**kw: Any) -> Namespace:
         return Namespace(**({"evidence_path": None, "json_path": None, "html_path": None, "junit_path": None} | kw))

@@ -311,6 +311,10 @@ def test_two_workers_each_play_and_the_master_counts_the_calls_of_both(wallet: W
         assert int(rows[("wallet", op)]["Request Count"]) == sum(n["calls"].get(op, 0) for n in nodes.values()), op
     assert rep["players"] == sum(n["players"] for n in nodes.values()) >= 6
     assert not any(rep["anomalies"].values()) and rep["unsettled"] == 0
+    # closed rounds left each worker's ledger for its own evidence file beside the report, named in it
+    files = {n: tmp_path / "report" / f"summary.evidence.{n}.jsonl" for n in ("w0", "w1")}
+    assert rep["evidence"] == sorted(str(f) for f in files.values())
+    assert all(nodes[n]["evidence"] == str(f) and f.stat().st_size > 0 for n, f in files.items())
 
 
 @pytest.mark.slow
@@ -337,6 +341,14 @@ def test_a_wallet_that_double_applies_replays_fails_the_run(tmp_path: Path) -> N
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert rep["verdict"] == "fail" and rep["anomalies"]["double_apply"] > 0
     assert any(f["kind"] == "double_apply" and f["evidence"] for f in rep["findings"])
+    # The ledger let go of closed rounds (to the evidence file the report names), and every finding still
+    # cites its calls: the original exchange and the replay the wallet applied again.
+    (path,) = rep["evidence"]
+    assert path == str(tmp_path / "report" / "summary.evidence.local.jsonl")
+    records = [orjson.loads(line) for line in Path(path).read_bytes().splitlines()]
+    assert records and all(r["evidence"] and r["evidence"][0]["call"]["tx_id"] == r["tx_id"] for r in records)
+    for f in (f for f in rep["findings"] if f["kind"] == "double_apply"):
+        assert len(f["evidence"]) >= 2 and len({e["call"]["tx_id"] for e in f["evidence"][:2]}) == 1, f
     rows = _rows(tmp_path)
     assert int(rows[("ANOMALY", "double_apply")]["Failure Count"]) == rep["anomalies"]["double_apply"]
     # A finding is not a request: the Aggregated row counts the protocol's calls (and their failures) only.

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import orjson
 from rich.console import Console
 
+from ..drive import evidence
 from ..judge import journal
 from ..judge.ledger import Ledger
 from ..judge.stats import RunStats
@@ -38,7 +39,6 @@ from ..protocol.findings import Severity
 from ..report import model, series
 from ..report.html import render
 from ..report.summary import print_summary
-from ..run import evidence
 from ..run.accounts import RunError, read_accounts
 from ..run.interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S
 from ..run.result import RunOptions, RunResult, result_json

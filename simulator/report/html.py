@@ -28,7 +28,7 @@ from . import model, series
 
 MAX_POINTS = 900
 """Points per line at most: a longer run is drawn in runs of seconds (the page stays small; the JSON has
-every second)."""
+every bucket)."""
 
 SHOWN_PER_KIND = 10
 """Findings of one kind shown with their evidence (the count of those left out is said)."""
@@ -377,7 +377,8 @@ def render(report: Mapping[str, Any]) -> str:
     if not series.valid(s):
         s = series.empty()
     assert isinstance(s, Mapping)
-    full_seconds = len(s["seconds"])
+    kept = series.width(s)
+    full_seconds = len(s["seconds"]) * kept
     s, step = series.downsample(s, MAX_POINTS)
     verdict = str(report.get("verdict", "error"))
     load = report.get("engine") == "locust"
@@ -388,7 +389,8 @@ def render(report: Mapping[str, Any]) -> str:
     figures = "".join(figure(cid, title, cap, names[cid]) for cid, title, cap in _CHARTS)
     resolution = "" if step == 1 else (
         f"<p>{_n(full_seconds)} seconds are drawn as {_n(len(s['seconds']))} points of {step} s each: counts are "
-        "their mean per second, p50 the mean and p99 the worst of the seconds' (the JSON has every second).</p>")
+        f"their mean per second, p50 the mean and p99 the worst of the {'seconds' if kept == 1 else 'buckets'}' "
+        f"(the JSON has {'every second' if kept == 1 else f'them in {kept}-second buckets'}).</p>")
     settling = resolution + ("" if s.get("settling_from") is None else (
         f"<p>The shaded band from second {s['settling_from']} is the end-of-run settlement: croupier stops playing, "
         "settles what is still in doubt and reads every balance once more, so throughput drops there by design.</p>"))

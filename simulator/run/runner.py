@@ -36,6 +36,7 @@ from ..drive import endgame, session
 from ..drive.client import AdminClient, AdminError, WalletClient
 from ..drive.delivery import ROUND, SEAT, Provision, Provisioned, Unseated
 from ..drive.driver import Driver, StopSignal
+from ..drive.evidence import EvidenceFile
 from ..drive.session import Floor
 from ..drive.tls import TLSError
 from ..judge.diagnosis import admin_cause
@@ -48,7 +49,6 @@ from ..protocol import dialects
 from ..protocol.dialects.semantics import CANONICAL, Semantics
 from ..protocol.money import CURRENCIES, currency
 from .accounts import RunError, SetupError, TestAccount, TLSProblem, preflight, read_accounts
-from .evidence import EvidenceFile
 from .interruption import INTERRUPT_RECONCILE_S, INTERRUPT_ROUNDS_S, INTERRUPT_SETTLE_S, Interruption
 from .metrics import SYNC_S, MeteredStats
 from .result import RunOptions, RunResult, result_json

@@ -4,6 +4,8 @@ The ledger lets go of a player's closed rounds (:meth:`simulator.judge.ledger.Le
 soak of any length runs in constant memory; what a later look may want of them (each call, its
 answers, timings and the state the ledger judged) is written here instead, one line per transaction
 (:func:`simulator.judge.ledger.retired_record`).  Findings keep their own evidence in the report.
+``croupier run`` (:mod:`simulator.run`) and ``croupier load`` (:mod:`loadtests.process`, a file per
+Locust process) both write it, hence its place among the drivers.
 """
 
 from __future__ import annotations
@@ -46,3 +48,10 @@ def beside(report: str) -> str:
     """The default evidence file beside a report file (``out/run.json`` → ``out/run.evidence.jsonl``)."""
     p = Path(report)
     return str(p.with_name(f"{p.stem}.evidence.jsonl"))
+
+
+def of_node(report: str, node: str) -> str:
+    """A Locust process's own file beside the load report (``out/summary.json`` → ``out/summary.evidence.w0.jsonl``):
+    each process has its own players, hence its own ledger and file."""
+    p = Path(beside(report))
+    return str(p.with_name(f"{p.stem}.{node}{p.suffix}"))
