@@ -143,6 +143,18 @@ def test_the_sla_breaks_at_the_first_of_three_seconds_in_a_row_over_it(p99s: lis
     assert spikes == {i for i, v in measured if v > sla and (broke is None or i < broke)}
 
 
+def test_a_long_ramps_wider_buckets_are_rates_and_in_a_row_spans_three_seconds() -> None:
+    """Past an hour the series coarsens (buckets of 2, 4 … s): a bucket's calls are over its width, and two
+    2-second buckets over the SLA already span the three seconds that make a break."""
+    ramp = _ramp([100.0, 900.0, 100.0, 900.0, 900.0, 100.0], [1, 2, 3, 4, 5, 6])
+    assert ramp.report is not None
+    ramp.report["series"] = {**ramp.report["series"], "width": 2, "seconds": [0, 2, 4, 6, 8, 10]}
+    cap = checklist.capacity(ramp.report, 500.0)
+    assert [p["calls_per_s"] for p in cap["points"]] == [50, 100, 150, 200, 250, 300]
+    assert cap["broke_at"]["second"] == 6 and cap["best"]["second"] == 4
+    assert [p["second"] for p in cap["spikes"]] == [2]
+
+
 def test_one_slow_second_is_said_not_judged() -> None:
     item = _items(Phases(load=_ramp([5.0, 900.0, 6.0, 7.0], [1, 2, 3, 4])))["scalability"]
     assert item.status is Status.PASS and "1 single second(s) over it" in item.why

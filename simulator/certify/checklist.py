@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol.findings import RULES, Severity, fails
+from ..report.series import width as series_width
 
 
 class Status(enum.StrEnum):
@@ -354,8 +355,11 @@ def capacity(report: Mapping[str, Any], sla_p99_ms: float) -> dict[str, Any]:
     """Throughput against users, second by second; where the SLA broke (the first of :data:`SUSTAINED_S`
     measured seconds in a row over it) and the most calls per second served within it before that.
 
-    ``report["series"]`` is the load report's; ``report["users_by_second"]`` the users per second (the ramp's)."""
+    ``report["series"]`` is the load report's; ``report["users_by_second"]`` the users per second (the ramp's).
+    A ramp longer than the series' resolution keeps has buckets of ``width`` seconds: a bucket's calls are a rate
+    over its width, and "in a row" spans :data:`SUSTAINED_S` seconds, so fewer, wider buckets."""
     s = report.get("series") or {}
+    width = max(1, series_width(s))
     seconds = list(s.get("seconds", []))
     users = list(report.get("users_by_second", []))
     calls = dict(s.get("calls", {}))
@@ -365,13 +369,14 @@ def capacity(report: Mapping[str, Any], sla_p99_ms: float) -> dict[str, Any]:
     for i, sec in enumerate(seconds):
         if settling is not None and sec >= settling:
             break
-        per_s = sum(int(v[i]) for v in calls.values() if i < len(v) and v[i])
+        per_s = round(sum(int(v[i]) for v in calls.values() if i < len(v) and v[i]) / width)
         worst = max((float(v[i]) for v in p99.values() if i < len(v) and v[i] is not None), default=None)
         points.append({"second": sec, "users": users[i] if i < len(users) else None, "calls_per_s": per_s,
                        "p99_ms": worst})
     measured = [p for p in points if p["p99_ms"] is not None]
     over = [p["p99_ms"] > sla_p99_ms for p in measured]
-    broke = next((measured[i] for i in range(len(measured) - SUSTAINED_S + 1) if all(over[i:i + SUSTAINED_S])), None)
+    run = -(-SUSTAINED_S // width)  # buckets that span SUSTAINED_S seconds
+    broke = next((measured[i] for i in range(len(measured) - run + 1) if all(over[i:i + run])), None)
     before = [p for p in measured if broke is None or p["second"] < broke["second"]]
     within = [p for p in before if p["p99_ms"] <= sla_p99_ms and p["calls_per_s"]]
     best = max(within, key=lambda p: p["calls_per_s"], default=None)
