@@ -148,8 +148,8 @@ def test_a_long_ramps_wider_buckets_are_rates_and_in_a_row_spans_three_seconds()
     2-second buckets over the SLA already span the three seconds that make a break."""
     ramp = _ramp([100.0, 900.0, 100.0, 900.0, 900.0, 100.0], [1, 2, 3, 4, 5, 6])
     assert ramp.report is not None
-    ramp.report["series"] = {**ramp.report["series"], "width": 2, "seconds": [0, 2, 4, 6, 8, 10]}
-    cap = checklist.capacity(ramp.report, 500.0)
+    report = {**ramp.report, "series": {**ramp.report["series"], "width": 2, "seconds": [0, 2, 4, 6, 8, 10]}}
+    cap = checklist.capacity(report, 500.0)
     assert [p["calls_per_s"] for p in cap["points"]] == [50, 100, 150, 200, 250, 300]
     assert cap["broke_at"]["second"] == 6 and cap["best"]["second"] == 4
     assert [p["second"] for p in cap["spikes"]] == [2]
