@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -36,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import ROOT, Server, StartError, busy_s, memory_wallet
-from load import ADMIN_TOKEN, SECRET, machine, scenario_file
+from harness import ROOT, Server, StartError, busy_s, memory_wallet, scenario_file
+from load import ADMIN_TOKEN, SECRET
 
 SATURATED = 0.9
 """A process at this share of one core, or the machine at this share of all its cores, is saturated."""
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     points: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="croupier-bench-scale-") as tmp_name:
         tmp = Path(tmp_name)
-        scenario = scenario_file(tmp, args.users, float(args.duration))
+        scenario = scenario_file(tmp, args.users, float(args.duration), "bench-scale")
         wallet = (memory_wallet(SECRET, ADMIN_TOKEN, tmp / "wallet.log") if args.store == "memory"
                   else sqlite_wallet(tmp / "wallet.db", tmp / "wallet.log"))
         try:
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                       + ("the wallet saturates first." if caps["wallet"] <= caps["machine"] else
                          "the machine's cores run out before the wallet does; more workers need more machines."))
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps({"machine": machine(), "store": args.store, "users": args.users,
+        Path(args.json_path).write_text(json.dumps({"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}, "store": args.store, "users": args.users,
                                                     "duration_s": args.duration, "runs": args.runs, "points": rows,
                                                     "ceilings": caps, "all_points": points}, indent=2),
                                         encoding="utf-8")
