@@ -44,10 +44,12 @@ from ..play.players import PlayerProfile
 from ..play.rounds import Batch, Launch, Parallel, Seat, Send, Sleep, Step, balance_call
 from ..protocol.calls import MONEY_OPS, Ok, Outcome, Rejected, Unknown, WalletCall
 from ..protocol.codes import ErrorCode
+from ..protocol.frozen import quick_init
 
 T = TypeVar("T")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Transmit:
     """Send one request — ``calls[0]`` alone, or ``calls`` as the dialect's batch — and reply with
@@ -61,6 +63,7 @@ class Transmit:
     """The statistics row: the operation, or ``batch``."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What came back for a :class:`Transmit`: one outcome per call, and the raw evidence."""
@@ -71,6 +74,7 @@ class Answer:
     body: bytes = b""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Record:
     """The exchange just transmitted, judged by the ledger: report it (reply None)."""
