@@ -39,15 +39,17 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeAlias, TypeVar, cast
 
 from ..judge.ledger import FAILING, Anomaly, Evidence, Ledger, describe
-from ..play.faults import Decision, Due, FaultPlan, LateDuplicates, Read, answered, as_due
+from ..play.faults import PLAIN, Decision, Due, FaultPlan, LateDuplicates, Read, answered, as_due
 from ..play.players import PlayerProfile
 from ..play.rounds import Batch, Launch, Parallel, Seat, Send, Sleep, Step, balance_call
 from ..protocol.calls import MONEY_OPS, Ok, Outcome, Rejected, Unknown, WalletCall
 from ..protocol.codes import ErrorCode
+from ..protocol.frozen import quick_init
 
 T = TypeVar("T")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Transmit:
     """Send one request — ``calls[0]`` alone, or ``calls`` as the dialect's batch — and reply with
@@ -61,6 +63,7 @@ class Transmit:
     """The statistics row: the operation, or ``batch``."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What came back for a :class:`Transmit`: one outcome per call, and the raw evidence."""
@@ -71,6 +74,7 @@ class Answer:
     body: bytes = b""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Record:
     """The exchange just transmitted, judged by the ledger: report it (reply None)."""
@@ -271,7 +275,17 @@ class Courier:
             except StopIteration as stop:
                 return stop.value
             if isinstance(step, Send):
-                reply = (yield from self.deliver(step))[0]
+                d = self.decide(step)
+                if d is PLAIN:
+                    # Almost every call: exchange()'s three steps here, not two generators deeper (each
+                    # primitive would pass up through deliver's and exchange's frames, and back down).
+                    token, transmit = self._send(step, d)
+                    answer = yield transmit
+                    assert isinstance(answer, Answer)
+                    yield self._judged(step, d, token, answer)
+                    reply = answer.outcomes[0]
+                else:
+                    reply = (yield from self._deliver(step, d))[0]
             elif isinstance(step, Batch):
                 reply = yield from self.deliver(step)
             elif isinstance(step, Sleep):
@@ -285,7 +299,9 @@ class Courier:
 
     def deliver(self, step: Send | Batch) -> Flow[tuple[Outcome, ...]]:
         """Deliver one call or batch as the fault plan decides; the outcomes the provider reads."""
-        d = self.decide(step)
+        return (yield from self._deliver(step, self.decide(step)))
+
+    def _deliver(self, step: Send | Batch, d: Decision) -> Flow[tuple[Outcome, ...]]:
         if d.fault is not None:
             self.on_fault(d.fault)
         if d.deadline_s is not None:
@@ -320,35 +336,44 @@ class Courier:
         """One request: the ledger told what is sent and what came back (even an answer the
         provider does not read), the exchange recorded, an acknowledged call offered to the
         late-duplicate queue."""
-        ledger = self.ledger
         if isinstance(step, Send):
-            call = step.call
-            token = ledger.begin(call, step.expect, rule=step.rule)
-            self.tally.sent += 1
-            name = str(call.op)
-            answer = yield Transmit((call,), False, d.bad_signature, name)
+            token, transmit = self._send(step, d)
+            answer = yield transmit
             assert isinstance(answer, Answer)
-            before = tuple(ledger.counts.values())
-            shown = answer.outcomes[0]
-            ledger.end(token, call, shown, expect=step.expect, visible=d.visible, latency_ms=answer.latency_ms,
-                       status=answer.status, response=answer.body)
-            expect = step.expect
-        else:
-            tokens = ledger.begin_batch(step.calls)
-            name = "batch"
-            answer = yield Transmit(step.calls, True, False, name)
-            assert isinstance(answer, Answer)
-            before = tuple(ledger.counts.values())
-            shown = ledger.end_batch(tokens, step.calls, answer.outcomes, visible=d.visible, read=d.actions_read,
-                                     latency_ms=answer.latency_ms, status=answer.status, response=answer.body)
-            expect = None
+            yield self._judged(step, d, token, answer)
+            return answer.outcomes
+        ledger = self.ledger
+        tokens = ledger.begin_batch(step.calls)
+        answer = yield Transmit(step.calls, True, False, "batch")
+        assert isinstance(answer, Answer)
+        before = tuple(ledger.counts.values())
+        shown = ledger.end_batch(tokens, step.calls, answer.outcomes, visible=d.visible, read=d.actions_read,
+                                 latency_ms=answer.latency_ms, status=answer.status, response=answer.body)
         flagged = _newly_flagged(ledger.counts, before)
-        yield Record(name, label(shown), answer.latency_ms, judge(shown, expect, flagged), step, answer)
-        if isinstance(step, Send) and self.late is not None and d.visible and isinstance(shown, Ok) \
-                and step.expect is None and step.call.op in MONEY_OPS \
-                and not step.purpose.startswith(("late", "settle")):
-            self.late.offer(step.call, self.clock(), self.tally.sent)
+        yield Record("batch", label(shown), answer.latency_ms, judge(shown, None, flagged), step, answer)
         return answer.outcomes
+
+    def _send(self, step: Send, d: Decision) -> tuple[int, Transmit]:
+        """A call's request, the ledger told it is sent (:meth:`exchange`'s first step)."""
+        call = step.call
+        token = self.ledger.begin(call, step.expect, rule=step.rule)
+        self.tally.sent += 1
+        return token, Transmit((call,), False, d.bad_signature, str(call.op))
+
+    def _judged(self, step: Send, d: Decision, token: int, answer: Answer) -> Record:
+        """The ledger told what came back for a call (:meth:`exchange`'s second step), the exchange
+        judged for the statistics, an acknowledged call offered to the late-duplicate queue."""
+        ledger, call = self.ledger, step.call
+        before = tuple(ledger.counts.values())
+        shown = answer.outcomes[0]
+        ledger.end(token, call, shown, expect=step.expect, visible=d.visible, latency_ms=answer.latency_ms,
+                   status=answer.status, response=answer.body)
+        record = Record(str(call.op), label(shown), answer.latency_ms,
+                        judge(shown, step.expect, _newly_flagged(ledger.counts, before)), step, answer)
+        if self.late is not None and d.visible and isinstance(shown, Ok) and step.expect is None \
+                and call.op in MONEY_OPS and not step.purpose.startswith(("late", "settle")):
+            self.late.offer(call, self.clock(), self.tally.sent)
+        return record
 
     def late_duplicates(self, player_id: str, *, drain: bool = False) -> Flow[int]:
         """Send the player's due late duplicates (``drain``: every one still queued), one after the other."""

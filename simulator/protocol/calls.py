@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from .codes import ErrorCode
+from .frozen import quick_init
 from .money import Money
 
 
@@ -40,6 +41,7 @@ MONEY_OPS: Final = frozenset({Op.BET, Op.WIN, Op.ROLLBACK})
 """Operations that carry a ``tx_id`` and may move money."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class WalletCall:
     """One provider → wallet request, independent of any wire format.
@@ -137,6 +139,7 @@ class WalletCall:
         return (self.op, self.player_id, self.round_id, *amount, self.ref_tx_id)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Ok:
     """A success.  ``balance`` is the balance after the call (current, for a replay)."""
@@ -156,6 +159,7 @@ class Ok:
     inside the reference wallet, for dialects that answer it with a code of its own."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A definitive refusal: nothing changed."""
@@ -164,6 +168,7 @@ class Rejected:
     message: str = ""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Unknown:
     """No definitive answer: timeout, reset, 5xx or an answer we cannot read."""
@@ -175,6 +180,7 @@ class Unknown:
 Outcome = Ok | Rejected | Unknown
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """One call and what came back, with timing: the evidence a report shows."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Final
 
+from .frozen import quick_init
+
 INT64_MAX: Final = 2**63 - 1
 """The largest balance or amount a wallet must hold (a signed 64-bit column)."""
 
@@ -69,6 +71,7 @@ def currency(code: str) -> Currency:
 _DECIMAL_RE: Final = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, order=False)
 class Money:
     """An exact amount: ``minor`` units of ``currency``."""

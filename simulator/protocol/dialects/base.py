@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from ..calls import Outcome, Rejected, WalletCall
+from ..frozen import quick_init
 from ..money import Currency
 from .semantics import CANONICAL, Semantics
 
@@ -34,6 +35,7 @@ def header(headers: Mapping[str, str], name: str | None) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == lname), None)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """A request relative to the wallet's base URL (``path`` has no leading slash)."""
@@ -44,6 +46,7 @@ class HttpRequest:
     body: bytes = b""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     status: int
