@@ -216,3 +216,24 @@ def test_the_evidence_file_goes_beside_the_first_report_and_one_per_worker() -> 
     assert _evidence_path(args()) is None
     assert shard_path("out/run.evidence.jsonl", (2, 4)) == "out/run.evidence.2.jsonl"
     assert shard_path("e.jsonl", (0, 1)) == "e.jsonl"
+
+
+def test_an_evidence_file_named_gz_is_compressed_as_written_and_reads_back(tmp_path: Path) -> None:
+    """A soak's evidence in gzip: the same lines, a fraction of the bytes; tags go before both suffixes."""
+    import gzip
+
+    from simulator.drive.evidence import EvidenceFile, of_node, shard_path
+
+    record = {"tx_id": "t", "player_id": "p", "exchanges": [{"call": {"op": "bet", "amount": 100}, "answer": "ok"}]}
+    plain, packed = EvidenceFile(tmp_path / "e.jsonl"), EvidenceFile(tmp_path / "e.jsonl.gz")
+    for i in range(2000):
+        for f in (plain, packed):
+            f.write({**record, "tx_id": f"t{i}"})
+    plain.close()
+    packed.close()
+    with gzip.open(tmp_path / "e.jsonl.gz", "rb") as z:
+        assert z.read() == (tmp_path / "e.jsonl").read_bytes()
+    assert (tmp_path / "e.jsonl.gz").stat().st_size * 5 < (tmp_path / "e.jsonl").stat().st_size
+    assert shard_path("o/r.evidence.jsonl.gz", (2, 3)) == "o/r.evidence.2.jsonl.gz"
+    assert shard_path("o/r.evidence.jsonl", (2, 3)) == "o/r.evidence.2.jsonl"
+    assert of_node("o/summary.json", "w0") == "o/summary.evidence.w0.jsonl"

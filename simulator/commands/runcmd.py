@@ -85,7 +85,8 @@ def add_run_parser(sub: Any) -> None:
     p.add_argument("--evidence", dest="evidence_path", metavar="PATH",
                    help="write the transactions of closed rounds, with every exchange of theirs, as JSON lines to "
                         "PATH once they leave memory (default: beside the --json, --html or --junit report, "
-                        "NAME.evidence.jsonl; without a report they are not written)")
+                        "NAME.evidence.jsonl; without a report they are not written; a PATH ending in .gz is "
+                        "gzip-compressed as it is written)")
     p.add_argument("--keep-all-evidence", action="store_true",
                    help="keep every transaction in memory for the whole run, as before (memory grows with the "
                         "calls; implied by --transactions)")
