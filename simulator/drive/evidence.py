@@ -32,7 +32,7 @@ class EvidenceFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.lines = 0
-        self._f: IO[bytes] = (gzip.open(self.path, "wb", compresslevel=GZIP_LEVEL)  # noqa: SIM115 - open until close()
+        self._f: IO[bytes] | gzip.GzipFile = (gzip.open(self.path, "wb", compresslevel=GZIP_LEVEL)  # noqa: SIM115 - open until close()
                               if self.path.suffix == ".gz"
                               else self.path.open("wb", buffering=BUFFER))
 
