@@ -257,27 +257,12 @@ def sqlite_problem(db: str) -> str | None:
     return None
 
 
-def url_problem(flag: str, url: str) -> str | None:
-    """Why ``url`` (given as ``flag``) is not an http(s) base URL; ``None`` if it is."""
-    from urllib.parse import urlsplit
-
-    example = "http://127.0.0.1:8080" + ("/wallet" if flag == "--wallet" else "")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        return f"{flag} must be an http(s) URL such as {example}, got {url!r} ({exc})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{flag} must be an http(s) URL such as {example}, got {url!r}"
-    return None
-
-
 def preflight(args: argparse.Namespace) -> str | None:
     """Check the arguments every command shares before anything starts (a wallet, a server, Locust)."""
     for flag in ("--wallet", "--provider", "--admin-url"):
         value = getattr(args, flag[2:].replace("-", "_"), None)
         if isinstance(value, str) and args.command != "wallet":
-            problem = url_problem(flag, value)
+            problem = flags.url_problem(flag, value)
             if problem:
                 return problem
     if args.command in ("run", "load"):

@@ -106,3 +106,18 @@ def server_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     if key and not cert:
         raise TLSError("--tls-key needs --tls-cert (the certificate the key belongs to)")
     return server_context(cert, key) if cert else None
+
+
+def url_problem(flag: str, url: str) -> str | None:
+    """Why ``url`` (given as ``flag``) is not an http(s) base URL; ``None`` if it is."""
+    from urllib.parse import urlsplit
+
+    example = "http://127.0.0.1:8080" + ("/wallet" if flag in ("--wallet", "--upstream") else "")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as exc:
+        return f"{flag} must be an http(s) URL such as {example}, got {url!r} ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{flag} must be an http(s) URL such as {example}, got {url!r}"
+    return None

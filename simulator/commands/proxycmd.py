@@ -95,25 +95,12 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _url_problem(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as exc:
-        return f"--upstream must be an http(s) URL such as http://127.0.0.1:8080/wallet, got {url!r} ({exc})"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"--upstream must be an http(s) URL such as http://127.0.0.1:8080/wallet, got {url!r}"
-    return None
-
-
 def proxy_command(args: argparse.Namespace) -> int:
     if args.action == "report":
         return _print_report(args)
     if not args.upstream:
         return _fail("croupier proxy needs --upstream: the wallet's protocol base URL")
-    problem = _url_problem(args.upstream)
+    problem = flags.url_problem("--upstream", args.upstream)
     if problem:
         return _fail(problem)
     from ..drive.tls import TLSError
