@@ -129,8 +129,13 @@ def test_protocol_operations_are_signed_and_admin_ones_need_the_bearer_token() -
             assert "UNAUTHORIZED" in response_codes(op["responses"]["401"])
 
 
-def test_documented_paths_are_the_served_routes() -> None:
-    app = make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN))
+@pytest.mark.parametrize("metered", [False, True], ids=["plain", "with-metrics"])
+def test_documented_paths_are_the_served_routes(metered: bool) -> None:
+    """Every documented path is routed, and only those; ``/metrics`` only with ``--metrics`` (and marked so)."""
+    from simulator.metrics.families import Metrics
+    from simulator.wallet.openapi import OPTIONAL_PATHS
+
+    app = make_app(MemoryStore(), WalletConfig(SECRET, ADMIN_TOKEN), metrics=Metrics("wallet") if metered else None)
     served = {
         (route.resource.canonical, route.method.lower())
         for route in app.router.routes()
@@ -141,7 +146,11 @@ def test_documented_paths_are_the_served_routes() -> None:
     assert set(prefixes) == set(dialects.names()) - {"canonical"}
     dialect_routes = {(f"{prefix}{{tail}}", "*") for prefix in prefixes.values()}
     assert dialect_routes <= served
-    assert served - dialect_routes == {(path, method) for path, method, _ in operations()}
+    documented = {(path, method) for path, method, _ in operations()}
+    optional = {(path, method) for path, method in documented if path in OPTIONAL_PATHS}
+    assert optional == {("/metrics", "get")}
+    assert all(document()["paths"][p]["x-croupier-only-with"] == OPTIONAL_PATHS[p] for p, _ in optional)
+    assert served - dialect_routes == (documented if metered else documented - optional)
 
 
 # -- the schemas accept what the wallet speaks and refuse what it refuses ----------------
@@ -300,7 +309,11 @@ async def test_served_wallet_conforms() -> None:
         async with served.session.get(f"{served.base}/admin/reports/ggr") as resp:
             c.check("/admin/reports/ggr", "get", resp.status, await resp.json())
 
-        assert {path for path, _, _ in c.seen} == {path for path, _, _ in operations()} - {"/openapi.json"}
+        # /metrics is routed only with --metrics (test_documented_paths_are_the_served_routes; its answers:
+        # tests/test_metrics.py): here it is not, as documented.
+        async with served.session.get(f"{served.base}/metrics") as resp:
+            assert resp.status == 404
+        assert {path for path, _, _ in c.seen} == {path for path, _, _ in operations()} - {"/openapi.json", "/metrics"}
 
 
 def test_every_ref_resolves() -> None:

@@ -675,7 +675,25 @@ def _service_paths() -> dict[str, Any]:
                 "responses": {"200": {"description": "OpenAPI 3.1 document.", "content": _json({"type": "object"})}},
             }
         },
+        "/metrics": {
+            "x-croupier-only-with": "--metrics",
+            "get": {
+                "tags": ["service"],
+                "operationId": "metrics",
+                "summary": "Prometheus metrics (served only with `--metrics`)",
+                "description": "Calls, latency and errors by operation and dialect, in Prometheus' text format "
+                               "(docs/metrics.md). Served only when the wallet runs with `--metrics`; without it the "
+                               "path is not routed (404).",
+                "security": [],
+                "responses": {"200": {"description": "Prometheus text exposition format.",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }
+        },
     }
+
+
+OPTIONAL_PATHS: dict[str, str] = {"/metrics": "--metrics"}
+"""Documented paths the wallet routes only when started with a flag (the flag, by path)."""
 
 
 def _health(status: str) -> Schema:
