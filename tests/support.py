@@ -253,6 +253,20 @@ def until(what: str, ready: Callable[[], bool], proc: subprocess.Popen[Any] | No
     raise AssertionError(f"no {what} within {timeout} s")
 
 
+def answers_healthz(base: str) -> bool:
+    """Whether the server at ``base`` answers ``GET /healthz`` with 200 (not listening yet, or not ready: no)."""
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def wait_serving(base: str, proc: subprocess.Popen[Any], what: str = "the server", timeout: float = 20.0) -> None:
+    """Wait until a child server answers ``/healthz``; fails at once, saying so, if it exits first."""
+    until(f"{what} answering {base}/healthz", lambda: answers_healthz(base), proc, timeout)
+
+
 def child_processes(pid: int, recursive: bool = False) -> list[psutil.Process]:
     """A command's child processes (its workers, Locust's master and workers), to check none outlives it."""
     try:

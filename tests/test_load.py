@@ -13,8 +13,6 @@ import csv
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from loadtests import curves, report, settings, verdict
 from simulator.commands import loadcmd
 from simulator.play.scenario import ScenarioError
 from simulator.protocol.findings import KINDS, Severity
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port, wait_serving
 
 
 # -- pure parts -------------------------------------------------------------------------
@@ -325,14 +323,7 @@ def test_a_wallet_that_double_applies_replays_fails_the_run(tmp_path: Path) -> N
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and broken.poll() is None, "broken wallet did not start"
-                time.sleep(0.05)
+        wait_serving(base, broken, "the broken wallet")
         proc, rep = _load(base, tmp_path, "duplicates", "--users", "5", "--run-time", "4s",
                           "--junit", str(tmp_path / "junit.xml"))
     finally:

@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +31,7 @@ import pytest
 
 from simulator.wallet import accesslog
 
-from .support import ROOT, free_port
+from .support import ROOT, free_port, wait_serving
 
 SERVE = [sys.executable, "-m", "simulator", "wallet", "serve", "--memory", "--secret", "s", "--admin-token", "t"]
 
@@ -40,19 +39,6 @@ SERVE = [sys.executable, "-m", "simulator", "wallet", "serve", "--memory", "--se
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROUPIER_")}
     return {**env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
-
-
-def _ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(base)
 
 
 @contextlib.contextmanager
@@ -80,7 +66,7 @@ def wallet_on_a_terminal(*flags: str) -> Iterator[tuple[str, list[bytes]]]:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-        _ready(f"http://127.0.0.1:{port}", proc)
+        wait_serving(f"http://127.0.0.1:{port}", proc)
         yield f"http://127.0.0.1:{port}", out
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
@@ -135,7 +121,7 @@ def test_in_a_pipe_the_access_log_is_json_lines_and_no_access_log_silences_it() 
         proc = subprocess.Popen([*SERVE, "--port", str(port), *flags], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, env=_env())
         try:
-            _ready(f"http://127.0.0.1:{port}", proc)
+            wait_serving(f"http://127.0.0.1:{port}", proc)
             _get(f"http://127.0.0.1:{port}", "/healthz", 2)
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=20)
@@ -228,7 +214,7 @@ def reference_wallet(*flags: str) -> Iterator[str]:
     proc = subprocess.Popen([*SERVE, "--port", str(port), "--no-access-log", *flags], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=_env())
     try:
-        _ready(f"http://127.0.0.1:{port}", proc)
+        wait_serving(f"http://127.0.0.1:{port}", proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

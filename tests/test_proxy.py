@@ -35,7 +35,7 @@ from simulator.proxy.service import Proxy, ProxyConfig, make_apps
 from simulator.wallet.http import WalletConfig
 from simulator.wallet.memory import MemoryStore
 from simulator.wallet.service import make_app as wallet_app
-from tests.support import ADMIN_TOKEN, SECRET, free_port, serve_wallet
+from tests.support import ADMIN_TOKEN, SECRET, free_port, serve_wallet, wait_serving
 from tests.test_provider import API_KEY, Api
 
 SIGNED = "actions-hmac"  # a signed (HMAC) non-canonical dialect that batches a bet and its win
@@ -646,8 +646,6 @@ def wallet_child(kind: str, tmp_path: Path) -> Any:
     wallet of tests/planted_wallets.py, as a child process."""
     import os
     import sys
-    import time
-    import urllib.request
 
     from tests.support import ROOT, WalletProcess
 
@@ -662,14 +660,7 @@ def wallet_child(kind: str, tmp_path: Path) -> Any:
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, f"the {kind} wallet did not start"
-                time.sleep(0.05)
+        wait_serving(f"http://127.0.0.1:{port}", proc, f"the {kind} wallet")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.kill()
@@ -686,8 +677,6 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(k
     import os
     import subprocess
     import sys
-    import time
-    import urllib.request
 
     from tests.support import ROOT
 
@@ -704,14 +693,7 @@ def test_croupier_run_chaos_through_croupier_proxy_with_faults_is_judged_clean(k
              str(tmp_path / "proxy.json"), "--report-junit", str(tmp_path / "proxy.xml"), "--report-html",
              str(tmp_path / "proxy.html"), "--har", str(tmp_path / "traffic.har")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{control}/healthz", timeout=1):
-                        break
-                except OSError:
-                    assert time.monotonic() < deadline and proxy.poll() is None, proxy.communicate()
-                    time.sleep(0.05)
+            wait_serving(f"http://127.0.0.1:{control}", proxy, "the proxy")
             run = subprocess.run(
                 [sys.executable, "-m", "simulator", "run", "chaos", "--duration", "3", "--seed", "5", "--quiet",
                  "--wallet", f"http://127.0.0.1:{listen}", "--admin-url", base, "--secret", SECRET,
@@ -843,7 +825,7 @@ def test_croupier_run_chaos_through_croupier_proxy_catches_a_planted_bug(bug: st
              "--listen", f"127.0.0.1:{listen}", "--control", f"127.0.0.1:{control}", "--report-json",
              str(tmp_path / "proxy.json")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _ready(f"http://127.0.0.1:{control}/healthz", proxy)
+            wait_serving(f"http://127.0.0.1:{control}", proxy, "the proxy")
             subprocess.run([sys.executable, "-m", "simulator", "run", "chaos", "--duration", "3", "--seed", "5",
                             "--quiet", "--wallet", f"http://127.0.0.1:{listen}", "--admin-url", base, "--secret",
                             SECRET, "--admin-token", ADMIN_TOKEN], check=False, env=env, capture_output=True,
@@ -854,20 +836,6 @@ def test_croupier_run_chaos_through_croupier_proxy_catches_a_planted_bug(bug: st
     assert proxy.returncode == 1, out + err
     report = orjson.loads((tmp_path / "proxy.json").read_bytes())
     assert report["verdict"] == "fail" and report["anomalies"][kind] >= 1, failing(report)
-
-
-def _ready(url: str, proc: Any, timeout: float = 20) -> None:
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-            time.sleep(0.05)
 
 
 async def test_croupier_replay_traffic_on_the_command_line(tmp_path: Path) -> None:

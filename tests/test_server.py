@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,7 +36,7 @@ from simulator.protocol.dialects.canonical import CanonicalDialect
 from simulator.protocol.money import Money
 from simulator.protocol.signing import DEV_ADMIN_TOKEN, DEV_SECRET
 from simulator.wallet.sqlite import SQLiteStore
-from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port, serve_wallet
+from tests.support import ADMIN_TOKEN, ROOT, SECRET, WalletProcess, free_port, serve_wallet, wait_serving
 from tests.test_crash import TASKS, Book, check_log, client, player_task, provision, snapshot
 
 SERVE = [sys.executable, "-m", "simulator", "wallet", "serve"]
@@ -49,21 +48,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(ROOT), **extra}
 
 
-def wait_ready(proc: subprocess.Popen[bytes], base: str, timeout: float = 20.0) -> None:
-    """Poll ``/healthz`` until it answers 200 (one logged request), or fail with the child's exit code."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"wallet exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("wallet did not become ready")
-
-
 @contextlib.contextmanager
 def spawn(args: list[str], env: dict[str, str], stderr: BinaryIO | None = None,
           connect_host: str = "127.0.0.1") -> Iterator[tuple[subprocess.Popen[bytes], str]]:
@@ -73,7 +57,7 @@ def spawn(args: list[str], env: dict[str, str], stderr: BinaryIO | None = None,
                             stderr=stderr if stderr is not None else subprocess.DEVNULL)
     base = f"http://{connect_host}:{port}"
     try:
-        wait_ready(proc, base)
+        wait_serving(base, proc, "the wallet")
         yield proc, base
     finally:
         if proc.poll() is None:
