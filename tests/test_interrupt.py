@@ -381,3 +381,32 @@ def test_a_stop_python_swallowed_in_a_gc_callback_still_stops_the_search_and_pri
         sys.stderr = before
     assert stop.signal == "SIGINT" and "Traceback" not in err.getvalue(), err.getvalue()
     assert ctx.stop_reason() == "interrupted"  # the machine raises StopSearch before the next example
+
+
+def test_a_check_call_given_up_on_is_cancelled_before_the_bridge_closes(caplog: pytest.LogCaptureFixture) -> None:
+    """Ctrl-C lands in the wait for an admin or wallet call, not in the call: the call must end (cancelled) before
+    its session closes, never fail later on a closed connector and print a traceback (seen: an interrupted check's
+    balance read, 'Task exception was never retrieved ... Connector is closed')."""
+    import asyncio
+    import concurrent.futures
+    import gc
+
+    from simulator.check.target import Bridge
+
+    ended: list[str] = []
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(0.5)
+            raise RuntimeError("the connector is closed")
+        except asyncio.CancelledError:
+            ended.append("cancelled")
+            raise
+
+    bridge = Bridge()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        bridge.run(slow(), timeout=0.05)  # the caller stops waiting, as on Ctrl-C
+    bridge.close()
+    gc.collect()
+    assert ended == ["cancelled"]
+    assert "never retrieved" not in caplog.text and "destroyed but it is pending" not in caplog.text

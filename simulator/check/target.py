@@ -51,15 +51,40 @@ class Bridge:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.thread = threading.Thread(target=self.loop.run_forever, name="croupier-check-bridge", daemon=True)
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(self._tracked(coro), self.loop).result(timeout)
+
+    async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            return await coro
+        finally:
+            self._tasks.discard(task)
+
+    def cancel_pending(self, timeout: float = 5.0) -> None:
+        """Cancel what a caller stopped waiting for (Ctrl-C lands in :meth:`run`'s wait, not in the coroutine) and
+        let it end, before the session under it closes: otherwise it fails later on a closed connector, and asyncio
+        prints that failure with a traceback on the way out."""
+        async def drain() -> None:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self._tasks and not self.loop.is_closed():
+            with contextlib.suppress(Exception):  # best effort, on the way out
+                asyncio.run_coroutine_threadsafe(drain(), self.loop).result(timeout)
 
     def close(self) -> None:
         if self.loop.is_closed():
             return
+        self.cancel_pending()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
@@ -271,6 +296,7 @@ class Connection:
     def close(self) -> None:
         if self.bridge is None:
             return
+        self.bridge.cancel_pending()
         if self.session is not None:
             with contextlib.suppress(Exception):  # closing is best effort
                 self.bridge.run(self.session.close(), 10)
